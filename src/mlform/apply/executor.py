@@ -1,0 +1,170 @@
+"""Carry out a plan: each change in its own transaction, independent ones in parallel.
+
+Workers do the slow part (copying data, building environments) on a thread pool; only
+the main thread touches the state, writing each change and its records in one
+transaction the moment it finishes. A failed change stops only the changes that depend
+on it; everything else goes on, and the state says exactly what happened to each.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from enum import StrEnum
+
+from mlform.errors import MlformError
+from mlform.plan.diff import DELETED
+from mlform.plan.model import Action, Change, Plan
+from mlform.resources import KINDS, Context, Outcome
+from mlform.state.records import Event, Record, ResourceRow
+from mlform.state.store import Store
+
+
+class Status(StrEnum):
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    change: Change
+    status: Status
+    message: str
+    seconds: float = 0.0
+
+
+Report = Callable[[Result], None]
+
+
+def execute(
+    plan: Plan,
+    ctx: Context,
+    store: Store,
+    apply_id: str,
+    *,
+    parallelism: int = 4,
+    report: Report = lambda result: None,
+) -> list[Result]:
+    results: dict[str, Result] = {}
+    pending = list(plan.changes)
+    running: dict[Future[Outcome], tuple[Change, float]] = {}
+    stopping = False
+
+    def finish(result: Result) -> None:
+        results[result.change.address] = result
+        report(result)
+
+    with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
+        try:
+            while pending or running:
+                if not stopping:
+                    for change in list(pending):
+                        blocked = [d for d in change.deps if results.get(d) is None]
+                        failed = [
+                            d for d in change.deps
+                            if d in results and results[d].status is not Status.SUCCEEDED
+                        ]
+                        if failed:
+                            pending.remove(change)
+                            _skip(store, apply_id, change, f"{failed[0]} did not succeed", finish)
+                        elif not blocked and len(running) < parallelism:
+                            pending.remove(change)
+                            running[pool.submit(_run, change, ctx)] = (change, time.monotonic())
+                if not running:
+                    if stopping or not pending:
+                        break
+                    continue
+                done, _ = wait(running, timeout=0.2, return_when=FIRST_COMPLETED)
+                for future in done:
+                    change, started = running.pop(future)
+                    finish(_record(store, apply_id, change, future, time.monotonic() - started))
+        except KeyboardInterrupt:
+            stopping = True
+            for future, (change, started) in list(running.items()):
+                try:
+                    future.result()  # a second Ctrl-C here leaves at once
+                except BaseException:  # noqa: S110 - recorded just below either way
+                    pass
+                finish(_record(store, apply_id, change, future, time.monotonic() - started))
+            for change in pending:
+                _skip(store, apply_id, change, "interrupted", finish)
+            raise
+    for change in pending:
+        _skip(store, apply_id, change, "not started", finish)
+    return [results[c.address] for c in plan.changes if c.address in results]
+
+
+def _run(change: Change, ctx: Context) -> Outcome:
+    kind = KINDS[change.kind]
+    if change.action is Action.DELETE:
+        return kind.destroy(change, ctx)
+    if change.action is Action.REPLACE:
+        kind.destroy(change, ctx)
+    return kind.apply(change, ctx)
+
+
+def _record(
+    store: Store, apply_id: str, change: Change, future: Future[Outcome], seconds: float
+) -> Result:
+    error = future.exception()
+    if error is None:
+        outcome = future.result()
+        records: list[Record] = [
+            *outcome.records,
+            _row(change, outcome),
+            Event(change.address, change.action, Status.SUCCEEDED, outcome.message),
+        ]
+        store.write(apply_id, records)
+        return Result(change, Status.SUCCEEDED, outcome.message, seconds)
+    if isinstance(error, MlformError):
+        message = str(error)
+    elif isinstance(error, KeyboardInterrupt):
+        message = "interrupted"
+    else:
+        message = "".join(traceback.format_exception(error)).strip()
+    store.write(
+        apply_id,
+        [_failed_row(change, message), Event(change.address, change.action, Status.FAILED, message)],
+    )
+    return Result(change, Status.FAILED, message, seconds)
+
+
+def _skip(store: Store, apply_id: str, change: Change, why: str, finish: Callable[[Result], None]) -> None:
+    store.event(apply_id, change.address, change.action, Status.SKIPPED, why)
+    finish(Result(change, Status.SKIPPED, why))
+
+
+def _row(change: Change, outcome: Outcome) -> ResourceRow:
+    if change.action is Action.DELETE:
+        before = change.before
+        assert before is not None
+        return ResourceRow(
+            before.address, before.kind, before.name, None, before.components, before.spec,
+            outcome.outputs, DELETED, None, False, before.source,
+        )
+    after = change.after
+    assert after is not None
+    return ResourceRow(
+        after.address, after.kind, after.name, after.digest, after.components, after.spec,
+        outcome.outputs, "applied", None, after.protect, after.source,
+    )
+
+
+def _failed_row(change: Change, message: str) -> ResourceRow:
+    """Keep the last good digest and outputs, so the next plan retries with the reason."""
+    before, after = change.before, change.after
+    if before is not None and before.status != DELETED:
+        return ResourceRow(
+            before.address, before.kind, before.name, before.digest, before.components,
+            before.spec, before.outputs, "failed", message, before.protect, before.source,
+        )
+    assert after is not None
+    outputs = before.outputs if before is not None else {}
+    return ResourceRow(
+        after.address, after.kind, after.name, None, after.components, after.spec,
+        outputs, "failed", message, after.protect, after.source,
+    )

@@ -1,0 +1,65 @@
+"""Writing to the terminal: colours only on a terminal, errors on stderr, thread-safe."""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from collections.abc import Iterable
+
+from mlform.errors import Problem
+
+_RED, _YELLOW, _GREEN, _DIM, _RESET = "\x1b[31m", "\x1b[33m", "\x1b[32m", "\x1b[2m", "\x1b[0m"
+
+
+class Output:
+    def __init__(self, *, color: bool = True) -> None:
+        self.color = color and sys.stdout.isatty() and "NO_COLOR" not in os.environ
+        self._lock = threading.Lock()
+
+    def line(self, text: str = "") -> None:
+        with self._lock:
+            sys.stdout.write(text + "\n")
+            sys.stdout.flush()
+
+    def write(self, text: str) -> None:
+        with self._lock:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+
+    def paint(self, text: str, color: str) -> str:
+        return f"{color}{text}{_RESET}" if self.color else text
+
+    def ok(self, text: str) -> str:
+        return self.paint(text, _GREEN)
+
+    def bad(self, text: str) -> str:
+        return self.paint(text, _RED)
+
+    def dim(self, text: str) -> str:
+        return self.paint(text, _DIM)
+
+    def error(self, message: str) -> None:
+        with self._lock:
+            sys.stderr.write(f"{self.bad('error:')} {message}\n")
+            sys.stderr.flush()
+
+    def warn(self, message: str) -> None:
+        with self._lock:
+            sys.stderr.write(f"{self.paint('warning:', _YELLOW)} {message}\n")
+
+    def problems(self, problems: Iterable[Problem]) -> None:
+        problems = list(problems)
+        errors = sum(1 for p in problems if p.severity == "error")
+        with self._lock:
+            for p in problems:
+                tag = self.bad("error") if p.severity == "error" else self.paint("warning", _YELLOW)
+                sys.stderr.write(f"{p.path}:{p.line}:{p.col}: {tag}: {p.message}\n")
+            if errors:
+                noun = "error" if errors == 1 else "errors"
+                sys.stderr.write(f"validation failed: {errors} {noun}\n")
+            sys.stderr.flush()
+
+    @property
+    def interactive(self) -> bool:
+        return sys.stdin.isatty() and sys.stdout.isatty()

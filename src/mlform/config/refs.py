@@ -1,0 +1,73 @@
+"""How YAML files point at things: asset references and data locations.
+
+Asset references follow Azure ML: `name`, `name:version`, `name@latest`, each optionally
+prefixed `azureml:`. Locations are local paths (relative to the YAML file),
+`datastore://<name>/<path>`, Azure's `azureml://datastores/<name>/paths/<path>`, or an
+fsspec URL.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+_NAME = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
+_ASSET = re.compile(rf"^(?:azureml:)?(?P<name>{_NAME}?)(?::(?P<version>{_NAME})|@(?P<label>\w+))?$")
+_AZUREML_DATASTORE = re.compile(r"^azureml://datastores/(?P<store>[^/]+)/paths/(?P<path>.*)$")
+_DATASTORE = re.compile(r"^datastore://(?P<store>[^/]+)/?(?P<path>.*)$")
+_URL = re.compile(r"^(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]+)://")
+
+
+@dataclass(frozen=True, slots=True)
+class AssetRef:
+    name: str
+    version: str | None = None  # None means latest
+
+    def __str__(self) -> str:
+        return f"{self.name}:{self.version}" if self.version else f"{self.name}@latest"
+
+
+def parse_asset_ref(text: str) -> AssetRef | None:
+    """`azureml:iris:2` → AssetRef('iris', '2'); None when `text` is not a reference."""
+    match = _ASSET.match(text.strip())
+    if not match or not match["name"]:
+        return None
+    if match["label"] and match["label"] != "latest":
+        return None
+    return AssetRef(match["name"], match["version"])
+
+
+@dataclass(frozen=True, slots=True)
+class LocalPath:
+    path: Path
+
+
+@dataclass(frozen=True, slots=True)
+class DatastorePath:
+    datastore: str
+    path: str
+
+
+@dataclass(frozen=True, slots=True)
+class Url:
+    url: str
+    scheme: str
+
+
+Location = LocalPath | DatastorePath | Url
+
+
+def parse_location(text: str, base: Path) -> Location:
+    """Where a `path:` points, with relative local paths resolved against `base`."""
+    for pattern in (_DATASTORE, _AZUREML_DATASTORE):
+        match = pattern.match(text)
+        if match:
+            return DatastorePath(match["store"], match["path"].strip("/"))
+    match = _URL.match(text)
+    if match:
+        scheme = match["scheme"].lower()
+        if scheme == "file":
+            return LocalPath(Path(text[len("file://") :]))
+        return Url(text, scheme)
+    return LocalPath(Path(base, text).resolve())

@@ -1,0 +1,161 @@
+"""Typed, immutable specs built from validated YAML, one class per kind.
+
+A spec knows what the user declared and where; it does no I/O beyond resolving paths.
+What a spec costs to digest and how it is applied lives in `mlform.resources`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from mlform.config.refs import DatastorePath, LocalPath, Location, Url, parse_location
+from mlform.config.yamlfile import Document, JsonPath
+from mlform.errors import Problem
+
+# Keys that describe a resource without changing what it is: editing them updates the
+# record in place and never registers a new version.
+METADATA_KEYS = frozenset({"description", "tags", "display_name", "protect", "depends_on"})
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """Where a spec was declared: a document and the path of the spec inside it."""
+
+    doc: Document
+    where: tuple[str | int, ...] = ()
+
+    def problem(
+        self, sub: JsonPath = (), message: str = "", *, key: bool = False, severity: str = "error"
+    ) -> Problem:
+        return self.doc.problem([*self.where, *sub], message, key=key, severity=severity)
+
+    @property
+    def file(self) -> str:
+        return self.doc.display
+
+    def __str__(self) -> str:
+        line, _ = self.doc.locate(self.where)
+        return f"{self.doc.display}:{line}"
+
+
+@dataclass(frozen=True, slots=True)
+class Spec:
+    kind: ClassVar[str]
+    name: str
+    source: Source = field(compare=False)
+    body: Mapping[str, Any]  # the mapping as written, without $schema
+    protect: bool = False
+    depends_on: tuple[str, ...] = ()
+
+    @property
+    def address(self) -> str:
+        return f"{self.kind}/{self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class DatastoreSpec(Spec):
+    kind: ClassVar[str] = "datastore"
+    location: LocalPath | Url = LocalPath(Path())
+    storage_options: Mapping[str, Any] = field(default_factory=dict)
+    default: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class DataSpec(Spec):
+    kind: ClassVar[str] = "data"
+    type: str = "uri_folder"
+    location: Location = LocalPath(Path())
+    version: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EnvironmentSpec(Spec):
+    kind: ClassVar[str] = "environment"
+    version: str | None = None
+    pip: tuple[str, ...] = ()
+    requirements: Path | None = None
+    conda_file: Path | Mapping[str, Any] | None = None
+    variables: Mapping[str, str] = field(default_factory=dict)
+    image: str | None = None
+
+
+IMPLICIT_DATASTORE = "workspaceblobstore"  # Azure ML's name, so azureml:// paths keep working
+IMPLICIT_DATASTORE_PATH = ".mlform/datastore"
+
+
+def _common(body: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "name": str(body["name"]),
+        "body": {k: v for k, v in body.items() if k != "$schema"},
+        "protect": bool(body.get("protect", False)),
+        "depends_on": tuple(body.get("depends_on", ())),
+    }
+
+
+def _version(body: Mapping[str, Any]) -> str | None:
+    value = body.get("version")
+    return None if value is None else str(value)
+
+
+def datastore(body: Mapping[str, Any], source: Source, root: Path) -> DatastoreSpec:
+    options = dict(body.get("storage_options") or {})
+    if body.get("type") == "azure_blob":
+        location: LocalPath | Url = Url(f"az://{body.get('container_name', '')}", "az")
+        options.setdefault("account_name", body.get("account_name"))
+    else:
+        parsed = parse_location(str(body.get("path", IMPLICIT_DATASTORE_PATH)), root)
+        location = parsed if isinstance(parsed, LocalPath | Url) else LocalPath(root)
+    return DatastoreSpec(
+        **_common(body),
+        source=source,
+        location=location,
+        storage_options=options,
+        default=bool(body.get("default", False)),
+    )
+
+
+def data(body: Mapping[str, Any], source: Source) -> DataSpec:
+    return DataSpec(
+        **_common(body),
+        source=source,
+        type=str(body.get("type", "uri_folder")),
+        location=parse_location(str(body["path"]), source.doc.path.parent),
+        version=_version(body),
+    )
+
+
+def environment(body: Mapping[str, Any], source: Source) -> EnvironmentSpec:
+    base = source.doc.path.parent
+    conda = body.get("conda_file")
+    requirements = body.get("requirements")
+    return EnvironmentSpec(
+        **_common(body),
+        source=source,
+        version=_version(body),
+        pip=tuple(str(line) for line in body.get("pip", ())),
+        requirements=(base / requirements).resolve() if requirements else None,
+        conda_file=(base / conda).resolve() if isinstance(conda, str) else conda,
+        variables={str(k): _text(v) for k, v in (body.get("environment_variables") or {}).items()},
+        image=body.get("image"),
+    )
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+__all__ = [
+    "DataSpec",
+    "DatastorePath",
+    "DatastoreSpec",
+    "EnvironmentSpec",
+    "LocalPath",
+    "Source",
+    "Spec",
+    "Url",
+]

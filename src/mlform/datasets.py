@@ -1,0 +1,187 @@
+"""Reading registered data: versions, their files, and a look at the rows through DuckDB."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import yaml
+
+from mlform.config.refs import LocalPath, parse_asset_ref
+from mlform.config.workspace import Config
+from mlform.hashing import Hasher
+from mlform.resources.base import Context
+from mlform.errors import MlformError, NotFound
+from mlform.state.store import Store
+
+_READERS = {
+    ".csv": "read_csv",
+    ".tsv": "read_csv",
+    ".txt": "read_csv",
+    ".parquet": "read_parquet",
+    ".pq": "read_parquet",
+    ".json": "read_json",
+    ".jsonl": "read_json",
+    ".ndjson": "read_json",
+}
+_MLTABLE_READERS = {
+    "read_delimited": "read_csv",
+    "read_parquet": "read_parquet",
+    "read_json_lines": "read_json",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class DataVersion:
+    name: str
+    version: str
+    content_digest: str
+    spec: dict[str, Any]
+    manifest: list[dict[str, Any]]
+    location: str
+    size: int
+    created_at: str
+    archived: bool
+
+    @property
+    def type(self) -> str:
+        return str(self.spec.get("type", "uri_folder"))
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    columns: list[tuple[str, str]]  # name, DuckDB type
+    rows: list[tuple[Any, ...]]
+
+
+_COLUMNS = "name, version, content_digest, spec, manifest, location, size, created_at, archived"
+
+
+def versions(store: Store, name: str | None = None, *, archived: bool = False) -> list[DataVersion]:
+    sql = f"select {_COLUMNS} from asset_versions where kind = 'data'"
+    params: list[Any] = []
+    if name is not None:
+        sql += " and name = ?"
+        params.append(name)
+    if not archived:
+        sql += " and not archived"
+    rows = store.query(sql + " order by name, created_at", params)
+    return [_version(row) for row in rows]
+
+
+def latest(store: Store) -> list[DataVersion]:
+    by_name: dict[str, DataVersion] = {}
+    for item in versions(store):
+        by_name[item.name] = item  # ordered by creation: the last one is the latest
+    return list(by_name.values())
+
+
+def resolve(store: Store, ref: str) -> DataVersion:
+    """`iris`, `iris:2`, `iris@latest`, `azureml:iris:2` → that version."""
+    parsed = parse_asset_ref(ref)
+    if parsed is None:
+        raise MlformError(f"'{ref}' is not a data reference; write NAME, NAME:VERSION or NAME@latest")
+    found = versions(store, parsed.name, archived=True)
+    if not found:
+        known = sorted({v.name for v in versions(store)})
+        hint = f"; registered: {', '.join(known)}" if known else "; run `mlform apply` first"
+        raise NotFound(f"no data asset named '{parsed.name}'{hint}")
+    if parsed.version is None:
+        live = [v for v in found if not v.archived] or found
+        return live[-1]
+    for item in found:
+        if item.version == parsed.version:
+            return item
+    have = ", ".join(v.version for v in found)
+    raise NotFound(f"data asset '{parsed.name}' has no version {parsed.version} (versions: {have})")
+
+
+def head(store: Store, config: Config, ref: str, rows: int = 10) -> Table:
+    item = resolve(store, ref)
+    with _local_files(config, item) as files:
+        reader, paths = _reader(item, files)
+        con = duckdb.connect()
+        try:
+            relation = con.sql(f"select * from {reader}(?) limit {int(rows)}", params=[paths])
+            columns = list(zip(relation.columns, [str(t) for t in relation.types], strict=True))
+            return Table(columns, relation.fetchall())
+        except duckdb.Error as err:
+            raise MlformError(f"cannot read {item.name}:{item.version} as a table: {err}") from err
+        finally:
+            con.close()
+
+
+def _reader(item: DataVersion, files: dict[str, Path]) -> tuple[str, list[str]]:
+    if item.type == "mltable" and "MLTable" in files:
+        spec = yaml.safe_load(files["MLTable"].read_text(encoding="utf-8")) or {}
+        for step in spec.get("transformations") or []:
+            name = next(iter(step)) if isinstance(step, dict) else str(step)
+            if name in _MLTABLE_READERS:
+                paths = [str(p) for rel, p in sorted(files.items()) if rel != "MLTable"]
+                return _MLTABLE_READERS[name], paths
+    by_reader: dict[str, list[str]] = {}
+    for rel, path in sorted(files.items()):
+        reader = _READERS.get(Path(rel).suffix.lower())
+        if reader:
+            by_reader.setdefault(reader, []).append(str(path))
+    if not by_reader:
+        raise MlformError(
+            f"{item.name}:{item.version} has no CSV, Parquet or JSON files to read as a table"
+        )
+    reader = max(by_reader, key=lambda r: len(by_reader[r]))
+    return reader, by_reader[reader]
+
+
+@contextmanager
+def _local_files(config: Config, item: DataVersion) -> Iterator[dict[str, Path]]:
+    """Each file of the version as a local path DuckDB can read, fetched if remote."""
+    if not item.location.startswith(("datastore://", "/")):
+        raise MlformError(f"reading {item.location} directly is not supported yet")
+    ctx = Context(config, Hasher(None))
+    files: dict[str, Path] = {}
+    with tempfile.TemporaryDirectory(prefix="mlform-head-") as tmp:
+        for entry in item.manifest:
+            files[entry["path"]] = _fetch(ctx, item, entry, Path(tmp))
+        yield files
+
+
+def _fetch(ctx: Context, item: DataVersion, entry: dict[str, Any], tmp: Path) -> Path:
+    if "key" in entry:
+        store_name = item.location.removeprefix("datastore://").split("/", 1)[0]
+        storage = ctx.storage(store_name)
+        local = storage.local_path(entry["key"])
+        if local is not None:
+            return Path(local)
+        target = tmp / entry["path"]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with storage.open(entry["key"]) as src:
+            target.write_bytes(src.read())
+        return target
+    base = item.location
+    if base.startswith("datastore://"):
+        store_name, _, sub = base.removeprefix("datastore://").partition("/")
+        location = ctx.config.datastore(store_name).location
+        assert isinstance(location, LocalPath)
+        base = str(location.path / sub)
+    path = Path(base)
+    return path if path.is_file() and len(item.manifest) == 1 else path / entry["path"]
+
+
+def _version(row: Sequence[Any]) -> DataVersion:
+    return DataVersion(
+        name=row[0],
+        version=row[1],
+        content_digest=row[2],
+        spec=json.loads(row[3]),
+        manifest=json.loads(row[4]),
+        location=row[5],
+        size=int(row[6]),
+        created_at=str(row[7])[:19],
+        archived=bool(row[8]),
+    )

@@ -1,0 +1,89 @@
+"""Every error mlform raises on purpose derives from `MlformError`.
+
+    MlformError                  a user error: printed as one message, never a traceback
+    ├── WorkspaceNotFound        no workspace.yml here or above
+    ├── ConfigInvalid            one or more `path:line:col: message` problems
+    ├── PlanError                the desired state cannot be planned (protected delete, …)
+    ├── StalePlan                a saved plan no longer matches the state or the files
+    ├── StateError               the state file cannot be used
+    │   ├── StateLocked          another process holds the lock
+    │   └── StateIncompatible    written by a newer mlform, corrupted, or not a state file
+    ├── ApplyError               a change failed while applying
+    │   └── BuildFailed          an environment build failed (carries pip's own output)
+    ├── DatastoreError           a datastore cannot be reached or written
+    └── NotFound                 a named resource, version or run does not exist
+
+The CLI maps these to exit codes in one place (`mlform.cli.main`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class MlformError(Exception):
+    """A problem the user can fix; `str(err)` says what and how."""
+
+
+class WorkspaceNotFound(MlformError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One configuration problem, located in a file."""
+
+    path: str
+    line: int
+    col: int
+    message: str
+    severity: str = "error"
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}:{self.col}: {self.severity}: {self.message}"
+
+
+class ConfigInvalid(MlformError):
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        errors = [p for p in problems if p.severity == "error"]
+        noun = "error" if len(errors) == 1 else "errors"
+        lines = [str(p) for p in problems]
+        lines.append(f"validation failed: {len(errors)} {noun}")
+        super().__init__("\n".join(lines))
+
+
+class PlanError(MlformError):
+    pass
+
+
+class StalePlan(MlformError):
+    pass
+
+
+class StateError(MlformError):
+    pass
+
+
+class StateLocked(StateError):
+    pass
+
+
+class StateIncompatible(StateError):
+    pass
+
+
+class ApplyError(MlformError):
+    pass
+
+
+class BuildFailed(ApplyError):
+    pass
+
+
+class DatastoreError(MlformError):
+    pass
+
+
+class NotFound(MlformError):
+    pass

@@ -1,0 +1,110 @@
+"""Content digests of files and folders, with a stat cache so unchanged files are not read.
+
+The cache maps a path to (size, mtime_ns, inode, sha256). An entry is trusted only while
+all three stat fields match, and never for a file modified within the last two seconds
+before it was hashed (git's "racily clean" rule): such a file could change again within
+the same timestamp tick.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+_RACY_NS = 2_000_000_000
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_text(*parts: str) -> str:
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class FileEntry:
+    """One file of a folder: its path inside the folder, size and digest."""
+
+    relpath: str
+    size: int
+    sha256: str
+
+
+class Hasher:
+    """sha256 of files, remembered across runs by stat signature in one JSON file."""
+
+    def __init__(self, cache_path: Path | None) -> None:
+        self.cache_path = cache_path
+        self._entries: dict[str, list[int | str]] = {}
+        self._dirty = False
+        if cache_path is not None:
+            with contextlib.suppress(OSError, ValueError):
+                self._entries = json.loads(cache_path.read_text(encoding="utf-8"))
+
+    def file(self, path: Path, stat: os.stat_result | None = None) -> str:
+        st = stat or path.stat()
+        key = str(path)
+        cached = self._entries.get(key)
+        if (
+            cached is not None
+            and cached[0] == st.st_size
+            and cached[1] == st.st_mtime_ns
+            and cached[2] == st.st_ino
+        ):
+            return str(cached[3])
+        digest = sha256_file(path)
+        if time.time_ns() - st.st_mtime_ns > _RACY_NS:
+            self._entries[key] = [st.st_size, st.st_mtime_ns, st.st_ino, digest]
+            self._dirty = True
+        return digest
+
+    def folder(self, root: Path) -> list[FileEntry]:
+        """Every file under `root` (symlinks followed), sorted by relative path."""
+        entries: list[FileEntry] = []
+        for path, stat in _walk(root):
+            rel = path.relative_to(root).as_posix()
+            entries.append(FileEntry(rel, stat.st_size, self.file(path, stat)))
+        entries.sort(key=lambda e: e.relpath)
+        return entries
+
+    def save(self) -> None:
+        if not self._dirty or self.cache_path is None:
+            return
+        self.cache_path.parent.mkdir(parents=True, exist_ok=True)
+        partial = self.cache_path.with_name(f".{self.cache_path.name}.{os.getpid()}")
+        partial.write_text(json.dumps(self._entries, separators=(",", ":")), encoding="utf-8")
+        os.replace(partial, self.cache_path)
+        self._dirty = False
+
+
+def tree_digest(entries: Iterable[FileEntry]) -> str:
+    """One digest for a folder: its files' paths and contents, order-independent."""
+    return sha256_text(*(f"{e.relpath}\0{e.sha256}" for e in sorted(entries, key=_by_path)))
+
+
+def _by_path(entry: FileEntry) -> str:
+    return entry.relpath
+
+
+def _walk(root: Path) -> Iterable[tuple[Path, os.stat_result]]:
+    stack = [root]
+    while stack:
+        folder = stack.pop()
+        with os.scandir(folder) as it:
+            for entry in it:
+                if entry.is_dir():
+                    stack.append(Path(entry.path))
+                elif entry.is_file():
+                    yield Path(entry.path), entry.stat()

@@ -1,0 +1,194 @@
+"""The planner: `diff(desired, recorded) -> Plan`, pure, with a reason for every change."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from mlform.graph import topological
+from mlform.plan.model import Action, Change, Desired, Plan
+from mlform.state.records import Recorded
+from mlform.state.store import Identity
+
+DELETED = "deleted"  # a tombstone: the resource is gone, its version numbering is kept
+_SHOWN_FILES = 3
+_SHORT_VALUE = 40
+
+
+def diff(
+    desired: Mapping[str, Desired],
+    recorded: Mapping[str, Recorded],
+    identity: Identity = Identity(None, 0),
+) -> Plan:
+    changes: dict[str, Change] = {}
+    refusals: list[str] = []
+    unchanged = 0
+    for address, want in desired.items():
+        have = recorded.get(address)
+        change = _compare(want, have, refusals)
+        if change is None:
+            unchanged += 1
+        else:
+            changes[address] = change
+    removed = [a for a, r in recorded.items() if a not in desired and r.status != DELETED]
+    for address in removed:
+        have = recorded[address]
+        if have.protect:
+            refusals.append(
+                f"{address} is protected (protect: true) and can't be deleted: it is no longer "
+                f"declared (was {have.source}). Restore its file, or set protect: false and "
+                "apply before removing it"
+            )
+            continue
+        changes[address] = Change(
+            Action.DELETE,
+            address,
+            have.kind,
+            have.name,
+            (f"no longer declared (was {have.source})",),
+            have,
+            None,
+        )
+    return Plan(_ordered(changes, recorded), unchanged, identity, tuple(refusals))
+
+
+def _compare(want: Desired, have: Recorded | None, refusals: list[str]) -> Change | None:
+    def change(action: Action, reasons: list[str], version: str | None = None) -> Change:
+        return Change(action, want.address, want.kind, want.name, tuple(reasons), have, want,
+                      version=version)
+
+    if have is None or have.digest is None or have.status == DELETED:
+        version = None
+        if want.version_key is not None:  # a tombstone keeps numbering where it stopped
+            version = want.version or _next(have.outputs.get("latest_version", 0) if have else 0)
+        new = f"new: version {version}" if version else "new"
+        if want.summary:
+            new += f" ({want.summary})" if version else f": {want.summary}"
+        failed = have is not None and have.status == "failed"
+        return change(Action.CREATE, [f"last apply failed: {have.error}"] if failed and have
+                      else [new], version)
+
+    reasons: list[str] = []
+    if have.status == "failed":
+        reasons.append(f"last apply failed: {have.error}")
+    if have.drift:
+        reasons.append(have.drift)
+    changed_keys: list[str] = []
+    if have.digest != want.digest:
+        changed_keys = _changed_keys(have.spec, want.spec)
+        reasons.extend(_explain(have, want, changed_keys))
+    if not reasons:
+        return None
+
+    version = None
+    if want.version_key is not None:
+        current = have.outputs.get("version")
+        if have.outputs.get("version_key") != want.version_key:
+            if want.version is not None and want.version == current:
+                refusals.append(
+                    f"{want.address} ({want.source}): version {current} is already registered "
+                    "with other content; change `version:` or remove it to number versions "
+                    "automatically"
+                )
+                return None
+            version = want.version or _next(have.outputs.get("latest_version", current))
+            reasons.append(f"version {current} → {version}")
+        elif have.digest != want.digest:
+            reasons.append(f"content unchanged, stays version {current}")
+    top_keys = {key.split(".", 1)[0].split("[", 1)[0] for key in changed_keys}
+    if top_keys & want.replace_keys:
+        forced = ", ".join(sorted(top_keys & want.replace_keys))
+        return change(Action.REPLACE, [*reasons, f"{forced} cannot change in place"], version)
+    return change(Action.UPDATE, reasons, version)
+
+
+def _explain(have: Recorded, want: Desired, changed_keys: list[str]) -> list[str]:
+    reasons: list[str] = []
+    old, new = have.components, want.components
+    files = {
+        "modified": [k[5:] for k in new if k.startswith("file:") and k in old and old[k] != new[k]],
+        "added": [k[5:] for k in new if k.startswith("file:") and k not in old],
+        "removed": [k[5:] for k in old if k.startswith("file:") and k not in new],
+    }
+    parts = [_files(names, how) for how, names in files.items() if names]
+    if parts:
+        reasons.append("content changed: " + ", ".join(parts))
+    elif old.get("content") != new.get("content"):
+        reasons.append("content changed")
+    for key, digest in new.items():
+        if key.startswith("dep:") and old.get(key) not in (None, digest):
+            reasons.append(f"{key[4:]} changed")
+    for key in changed_keys:
+        reasons.append(_spec_reason(key, have.spec, want.spec))
+    if not reasons:
+        reasons.append("changed")
+    return reasons
+
+
+def _files(names: list[str], how: str) -> str:
+    names = sorted(names)
+    shown = ", ".join(names[:_SHOWN_FILES])
+    if len(names) > _SHOWN_FILES:
+        shown += f" and {len(names) - _SHOWN_FILES} more"
+    return f"{shown} {how}"
+
+
+def _changed_keys(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    flat_old, flat_new = _flatten(old), _flatten(new)
+    keys = sorted(set(flat_old) | set(flat_new))
+    return [k for k in keys if flat_old.get(k, _MISSING) != flat_new.get(k, _MISSING)]
+
+
+_MISSING = object()
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, Mapping) and value:
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            out.update(_flatten(item, f"{prefix}.{key}" if prefix else str(key)))
+        return out
+    return {prefix: value}
+
+
+def _spec_reason(key: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
+    before, after = _flatten(old).get(key, _MISSING), _flatten(new).get(key, _MISSING)
+    if before is _MISSING:
+        return f"{key} added"
+    if after is _MISSING:
+        return f"{key} removed"
+    if len(repr(before)) + len(repr(after)) <= _SHORT_VALUE:
+        return f"{key}: {before!r} → {after!r}"
+    return f"{key} changed"
+
+
+def _next(version: Any) -> str:
+    try:
+        return str(int(str(version)) + 1)
+    except ValueError:
+        return "1"
+
+
+def _ordered(changes: dict[str, Change], recorded: Mapping[str, Recorded]) -> tuple[Change, ...]:
+    """Creates and updates after what they depend on; deletes before what they depended on."""
+    edges: dict[str, list[str]] = {}
+    for address, change in changes.items():
+        if change.after is not None:
+            edges[address] = [d for d in change.after.deps if d in changes]
+    for address, change in changes.items():
+        if change.action is Action.DELETE and change.before is not None:
+            for key in change.before.components:
+                dep = key[4:]
+                if key.startswith("dep:") and dep in changes:
+                    edges.setdefault(dep, []).append(address)  # delete users first
+    order = topological(changes, edges)
+    return tuple(
+        _with_deps(changes[a], tuple(d for d in edges.get(a, ()) if d in changes)) for a in order
+    )
+
+
+def _with_deps(change: Change, deps: tuple[str, ...]) -> Change:
+    return Change(
+        change.action, change.address, change.kind, change.name, change.reasons,
+        change.before, change.after, deps, change.version,
+    )

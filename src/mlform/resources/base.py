@@ -1,0 +1,94 @@
+"""What a resource kind is: how it is digested, refreshed, applied and destroyed."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from mlform.config.specs import METADATA_KEYS, Spec
+from mlform.config.workspace import Config
+from mlform.hashing import Hasher, sha256_text
+from mlform.plan.model import Change, Desired
+from mlform.state.records import Record, Recorded
+from mlform.storage import Storage, open_storage
+
+
+def canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def digest_of(components: Mapping[str, str]) -> str:
+    return sha256_text(*(f"{k}={v}" for k, v in sorted(components.items())))
+
+
+def content_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """The spec without the keys that only describe it (description, tags, …)."""
+    return {k: v for k, v in spec.items() if k not in METADATA_KEYS}
+
+
+def cache_dir() -> Path:
+    """Where built environments live, shared by every workspace of this user."""
+    explicit = os.environ.get("MLFORM_CACHE_DIR")
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "mlform"
+
+
+@dataclass
+class Context:
+    """What kinds need from the outside world, in one place."""
+
+    config: Config
+    hasher: Hasher
+    cache: Path = field(default_factory=cache_dir)
+    log: Callable[[str, str], None] = lambda address, message: None
+    _storages: dict[str, Storage] = field(default_factory=dict)
+
+    def storage(self, datastore: str) -> Storage:
+        if datastore not in self._storages:
+            self._storages[datastore] = open_storage(self.config.datastore(datastore))
+        return self._storages[datastore]
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What applying a change produced, recorded in the change's own transaction."""
+
+    outputs: Mapping[str, Any]
+    records: Sequence[Record] = ()
+    message: str = ""
+
+
+class Kind(Protocol):
+    def desire(self, spec: Spec, ctx: Context, upstream: Mapping[str, Desired]) -> Desired:
+        """The resource as declared, digested with its files and upstream digests."""
+
+    def refresh(self, recorded: Recorded, ctx: Context) -> str | None:
+        """How the real world differs from the record (the drift reason), or None."""
+
+    def apply(self, change: Change, ctx: Context) -> Outcome:
+        """Create, update or replace: make the real world match `change.after`."""
+
+    def destroy(self, change: Change, ctx: Context) -> Outcome:
+        """Remove what `change.before` created; history (versions) is archived, not erased."""
+
+
+def base_components(spec: Spec, upstream: Mapping[str, Desired], deps: Sequence[str]) -> dict[str, str]:
+    components = {"spec": sha256_text(canonical(spec.body))}
+    for dep in deps:
+        if dep in upstream:
+            components[f"dep:{dep}"] = upstream[dep].digest
+    return components
+
+
+def latest_version(previous: Any, version: str) -> str:
+    """The highest numbered version so far, so automatic numbering never reuses one."""
+    try:
+        return str(max(int(str(previous or 0)), int(version)))
+    except ValueError:
+        return str(previous or version)

@@ -1,0 +1,257 @@
+"""Environments: Python packages, variables and a base image, versioned by content.
+
+Applying one builds a virtual environment in the user's cache, keyed by the digest of
+what gets installed (interpreter and package lines), so every environment that names
+the same packages shares one build, whatever its name or variables. A build is made in
+place and marked complete last; anything unmarked is removed before building, so a
+failed or killed build never leaves an environment that looks usable.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import importlib.util
+import json
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mlform.config.specs import EnvironmentSpec, Spec
+from mlform.errors import BuildFailed, PlanError
+from mlform.hashing import sha256_text
+from mlform.plan.model import Change, Desired
+from mlform.resources.base import (
+    Context,
+    Outcome,
+    base_components,
+    canonical,
+    content_spec,
+    digest_of,
+    latest_version,
+)
+from mlform.state.records import AssetMetadata, AssetVersion, EnvironmentBuild, Recorded
+
+COMPLETE = ".mlform-complete"
+PYTHON = f"{sys.implementation.name}-{sys.version_info.major}.{sys.version_info.minor}"
+_PIP_TAIL = 40
+
+
+@dataclass(frozen=True, slots=True)
+class Packages:
+    lines: tuple[str, ...]  # pip requirement lines, in order
+    notes: tuple[str, ...]  # what was translated or ignored from a conda file
+
+
+def build_digest(packages: Packages) -> str:
+    return sha256_text(PYTHON, *packages.lines)
+
+
+def env_path(cache: Path, digest: str) -> Path:
+    return cache / "envs" / digest[:20]
+
+
+class EnvironmentKind:
+    def desire(self, spec: Spec, ctx: Context, upstream: Mapping[str, Desired]) -> Desired:
+        assert isinstance(spec, EnvironmentSpec)
+        packages = resolve_packages(spec)
+        deps = ctx.config.deps.get(spec.address, ())
+        components = base_components(spec, upstream, deps)
+        for path in (spec.requirements, spec.conda_file):
+            if isinstance(path, Path):
+                components[f"file:{path.name}"] = ctx.hasher.file(path)
+        build = build_digest(packages)
+        components["build"] = build
+        key = sha256_text(build, canonical(content_spec(spec.body)))
+        count = len(packages.lines)
+        return Desired(
+            address=spec.address,
+            kind=spec.kind,
+            name=spec.name,
+            digest=digest_of(components),
+            components=components,
+            spec=dict(spec.body),
+            deps=deps,
+            source=str(spec.source),
+            protect=spec.protect,
+            version_key=key,
+            version=spec.version,
+            summary=f"{count} package{'s' if count != 1 else ''}, {PYTHON}",
+            payload=(spec, packages, build),
+        )
+
+    def refresh(self, recorded: Recorded, ctx: Context) -> str | None:
+        path = recorded.outputs.get("path")
+        if path and not (Path(path) / COMPLETE).is_file():
+            return f"virtual environment missing at {path}"
+        return None
+
+    def apply(self, change: Change, ctx: Context) -> Outcome:
+        assert change.after is not None
+        spec, packages, build = change.after.payload
+        path = env_path(ctx.cache, build)
+        records: list[Any] = []
+        reused = (path / COMPLETE).is_file()
+        if not reused:
+            ctx.log(change.address, f"building virtual environment ({change.after.summary})")
+            records.append(_build(change.address, path, packages, build))
+        before = dict(change.before.outputs) if change.before else {}
+        version = change.version or str(before.get("version", "1"))
+        if change.version is None:
+            records.append(AssetMetadata("environment", spec.name, version, change.after.spec))
+        else:
+            records.append(
+                AssetVersion(
+                    "environment", spec.name, version, build, change.after.spec,
+                    [{"requirement": line} for line in packages.lines], str(path), 0,
+                )
+            )
+        outputs = {
+            "version": version,
+            "latest_version": latest_version(before.get("latest_version"), version),
+            "version_key": change.after.version_key,
+            "build_digest": build,
+            "path": str(path),
+            "python": str(path / "bin" / "python"),
+            "variables": dict(spec.variables),
+            "image": spec.image,
+        }
+        message = "reused an existing build" if reused else "built"
+        return Outcome(outputs, records, message)
+
+    def destroy(self, change: Change, ctx: Context) -> Outcome:
+        from mlform.state.records import Archive
+
+        assert change.before is not None
+        return Outcome(
+            change.before.outputs,
+            [Archive("environment", change.before.name)],
+            "versions archived; the build stays cached for other environments",
+        )
+
+
+def resolve_packages(spec: EnvironmentSpec) -> Packages:
+    lines: list[str] = list(spec.pip)
+    notes: list[str] = []
+    if spec.requirements is not None and spec.requirements.is_file():
+        lines.extend(_requirement_lines(spec.requirements.read_text(encoding="utf-8")))
+    if spec.conda_file is not None:
+        conda = _read_conda(spec)
+        for item in conda.get("dependencies") or []:
+            if isinstance(item, dict):
+                lines.extend(str(line) for line in item.get("pip") or [])
+            elif isinstance(item, str):
+                name = item.split("::")[-1].strip()
+                base = name.split("=")[0].split(">")[0].split("<")[0].strip()
+                if base in ("python", "pip"):
+                    if base == "python":
+                        notes.append(f"conda asks for {name}; mlform uses {PYTHON}")
+                    continue
+                translated = _conda_to_pip(name)
+                notes.append(f"conda package {name} installed with pip as {translated}")
+                lines.append(translated)
+    return Packages(tuple(dict.fromkeys(lines)), tuple(notes))
+
+
+def _read_conda(spec: EnvironmentSpec) -> Mapping[str, Any]:
+    if isinstance(spec.conda_file, Mapping):
+        return spec.conda_file
+    assert isinstance(spec.conda_file, Path)
+    try:
+        data = yaml.safe_load(spec.conda_file.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as err:
+        raise PlanError(f"{spec.address} ({spec.source}): cannot read conda_file: {err}") from err
+    if not isinstance(data, dict):
+        raise PlanError(
+            f"{spec.address} ({spec.source}): conda_file {spec.conda_file} is not a mapping "
+            "with a dependencies: list"
+        )
+    return data
+
+
+def _requirement_lines(text: str) -> list[str]:
+    out = []
+    for raw in text.splitlines():
+        line = raw.split(" #", 1)[0].strip()
+        if line and not line.startswith("#"):
+            out.append(line)
+    return out
+
+
+def _conda_to_pip(spec: str) -> str:
+    """`numpy=1.26` (conda: 1.26.*) → `numpy==1.26.*`; `numpy>=1.2` stays as it is."""
+    if "=" in spec and not any(op in spec for op in ("==", ">=", "<=", "!=")):
+        name, _, version = spec.partition("=")
+        version = version.split("=")[0]  # drop a build string
+        return f"{name}=={version}" if "*" in version or version.count(".") >= 2 else f"{name}=={version}.*"
+    return spec
+
+
+@contextlib.contextmanager
+def _build_lock(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with (path.parent / f".{path.name}.lock").open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # another workspace may be building the same one
+        yield
+
+
+def _build(address: str, path: Path, packages: Packages, build: str) -> EnvironmentBuild:
+    started = time.monotonic()
+    with _build_lock(path):
+        if (path / COMPLETE).is_file():
+            return _describe(path, build, started)
+        if path.exists():
+            shutil.rmtree(path)  # the remains of a failed or killed build
+        try:
+            _create(address, path, packages)
+        except BaseException:
+            shutil.rmtree(path, ignore_errors=True)
+            raise
+        (path / COMPLETE).write_text(json.dumps({"build": build, "packages": packages.lines}))
+    return _describe(path, build, started)
+
+
+def _create(address: str, path: Path, packages: Packages) -> None:
+    host_pip = importlib.util.find_spec("pip") is not None
+    venv = [sys.executable, "-m", "venv", str(path)]
+    if host_pip:
+        venv.insert(3, "--without-pip")  # install with this interpreter's pip: much faster
+    _run(address, venv, "could not create the virtual environment")
+    if not packages.lines:
+        return
+    requirements = path / "mlform-requirements.txt"
+    requirements.write_text("\n".join(packages.lines) + "\n", encoding="utf-8")
+    python = str(path / "bin" / "python")
+    pip = [sys.executable, "-m", "pip", "--python", python] if host_pip else [python, "-m", "pip"]
+    _run(
+        address,
+        [*pip, "install", "--disable-pip-version-check", "--no-input", "-r", str(requirements)],
+        "pip could not install the packages",
+    )
+
+
+def _run(address: str, command: list[str], what: str) -> None:
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        output = (result.stderr.strip() or result.stdout.strip()).splitlines()
+        tail = "\n".join(f"  | {line}" for line in output[-_PIP_TAIL:])
+        raise BuildFailed(f"{address}: {what} (exit {result.returncode}):\n{tail}")
+
+
+def _describe(path: Path, build: str, started: float) -> EnvironmentBuild:
+    probe = (
+        "import importlib.metadata as m, json; "
+        "print(json.dumps(sorted(f'{d.metadata[\"Name\"]}=={d.version}' for d in m.distributions())))"
+    )
+    result = subprocess.run(
+        [str(path / "bin" / "python"), "-c", probe], capture_output=True, text=True, check=False
+    )
+    frozen = json.loads(result.stdout) if result.returncode == 0 else []
+    return EnvironmentBuild(build, str(path), PYTHON, frozen, time.monotonic() - started)

@@ -1,0 +1,141 @@
+"""One writer at a time: an flock on `<state>.lock`, with the holder written inside.
+
+The kernel drops an flock when its process dies, however it dies, so a killed apply
+never leaves the state locked on this machine; the next one notes the interruption and
+continues. The file's content names the holder (lock ID, pid, host, since, operation)
+for the message a refused process prints, and for `mlform force-unlock ID`, which
+removes the file when a lock is truly stuck (a hung process, a network filesystem).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import socket
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from mlform.errors import StateError, StateLocked
+
+
+@dataclass(frozen=True, slots=True)
+class LockInfo:
+    id: str
+    pid: int
+    host: str
+    since: str
+    operation: str
+
+    def describe(self) -> str:
+        return (
+            f"`mlform {self.operation}` (lock ID {self.id}, pid {self.pid} on {self.host}, "
+            f"since {self.since})"
+        )
+
+
+class StateLock:
+    def __init__(self, state_path: Path) -> None:
+        self.path = state_path.with_name(state_path.name + ".lock")
+        self._fd: int | None = None
+        self.info: LockInfo | None = None
+        self.interrupted: LockInfo | None = None  # a holder that died without releasing
+
+    def acquire(self, operation: str, *, exclusive: bool = True, wait: float = 0.0) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        deadline = time.monotonic() + wait
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                if time.monotonic() < deadline:
+                    time.sleep(0.1)
+                    continue
+                raise StateLocked(self._refusal()) from None
+            if _same_file(fd, self.path):
+                break
+            os.close(fd)  # force-unlock removed the file between open and flock: retry
+        self._fd = fd
+        if exclusive:
+            self.interrupted = _read(self.path)
+            self.info = LockInfo(
+                id=uuid.uuid4().hex[:8],
+                pid=os.getpid(),
+                host=socket.gethostname(),
+                since=datetime.now(UTC).isoformat(timespec="seconds"),
+                operation=operation,
+            )
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps(asdict(self.info)).encode(), 0)
+            os.fsync(fd)
+
+    def release(self) -> None:
+        if self._fd is None:
+            return
+        with contextlib.suppress(OSError):
+            if self.info is not None and _same_file(self._fd, self.path):
+                os.ftruncate(self._fd, 0)
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        os.close(self._fd)
+        self._fd = None
+        self.info = None
+
+    def _refusal(self) -> str:
+        holder = _read(self.path)
+        if holder is None or not _alive(holder):
+            return (
+                f"the state {self.path.with_suffix('')} is in use by another mlform process "
+                "that is reading it; try again in a moment"
+            )
+        return (
+            f"the state is locked by {holder.describe()}. Wait for it to finish, or, if no "
+            f"mlform process is running, run `mlform force-unlock {holder.id}`"
+        )
+
+
+def force_unlock(state_path: Path, lock_id: str) -> LockInfo:
+    """Remove the lock with ID `lock_id`; the caller vouches nothing uses the state."""
+    path = state_path.with_name(state_path.name + ".lock")
+    holder = _read(path)
+    if holder is None:
+        raise StateError(f"the state {state_path} is not locked; nothing to unlock")
+    if holder.id != lock_id:
+        raise StateError(
+            f"lock ID {lock_id} does not match the current lock {holder.id} held by "
+            f"{holder.describe()}; pass that ID if you mean to remove it"
+        )
+    path.unlink()
+    return holder
+
+
+def _read(path: Path) -> LockInfo | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8") or "null")
+        return LockInfo(**data) if isinstance(data, dict) else None
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def _alive(info: LockInfo) -> bool:
+    if info.host != socket.gethostname():
+        return True  # cannot tell from here: assume it is
+    try:
+        os.kill(info.pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        return os.fstat(fd).st_ino == path.stat().st_ino
+    except FileNotFoundError:
+        return False

@@ -1,0 +1,84 @@
+"""The state schema, as an ordered list of named migrations.
+
+The schema changes only by appending a migration here. Each runs in its own
+transaction and is recorded in `migrations`; a state that records a migration this
+list does not know was written by a newer mlform and is refused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    name: str
+    sql: str
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        "0001_initial",
+        """
+        create table meta (
+            lineage varchar not null,
+            serial bigint not null,
+            created_at timestamptz not null,
+            written_by varchar not null
+        );
+        create table resources (
+            address varchar not null,
+            kind varchar not null,
+            name varchar not null,
+            digest varchar,              -- of the last successful apply; null if none yet
+            components varchar not null, -- json: what the digest is made of
+            spec varchar not null,       -- json: the canonical spec as applied
+            outputs varchar not null,    -- json: what applying produced (version, paths…)
+            status varchar not null,     -- applied | failed
+            error varchar,
+            protect boolean not null,
+            source varchar not null,
+            applied_at timestamptz not null,
+            apply_id varchar not null
+        );
+        create table asset_versions (
+            kind varchar not null,
+            name varchar not null,
+            version varchar not null,
+            content_digest varchar not null,
+            spec varchar not null,
+            manifest varchar not null,  -- json: files with sizes and digests
+            location varchar not null,  -- where the content is kept
+            size bigint not null,
+            created_at timestamptz not null,
+            apply_id varchar not null,
+            archived boolean not null default false
+        );
+        create table environment_builds (
+            build_digest varchar not null,
+            path varchar not null,
+            python varchar not null,
+            packages varchar not null,  -- json: pip freeze of the built environment
+            built_at timestamptz not null,
+            seconds double not null
+        );
+        create table applies (
+            id varchar not null,
+            started_at timestamptz not null,
+            ended_at timestamptz,
+            status varchar not null,     -- running | succeeded | failed | interrupted
+            pid integer not null,
+            host varchar not null,
+            summary varchar
+        );
+        create table events (
+            occurred_at timestamptz not null,
+            apply_id varchar not null,
+            address varchar not null,
+            action varchar not null,
+            status varchar not null,     -- succeeded | failed | skipped
+            message varchar
+        );
+        """,
+    ),
+)

@@ -1,0 +1,237 @@
+"""The DuckDB state file: opening it safely, migrating it, and writing in transactions.
+
+Opening refuses, and never overwrites, a file that is not an mlform state, is damaged,
+or was written by a newer mlform. Each `transaction()` is one change: it commits with
+the serial bumped, or not at all, so a killed apply leaves a state the next continues.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from mlform import __version__
+from mlform.errors import StateError, StateIncompatible, StateLocked
+from mlform.state.lock import LockInfo, StateLock
+from mlform.state.migrations import MIGRATIONS
+from mlform.state.records import Record, Recorded
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Which state, and how far along: a saved plan is only valid for the same pair."""
+
+    lineage: str | None
+    serial: int
+
+
+class Store:
+    def __init__(
+        self, path: Path, con: duckdb.DuckDBPyConnection | None, lock: StateLock | None
+    ) -> None:
+        self.path = path
+        self._con = con
+        self.lock = lock
+
+    # -- opening -------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: Path, operation: str, *, write: bool, wait: float = 0.0) -> Store:
+        """Lock and open the state. Reading a state that does not exist yet gives an empty
+        store; writing creates it."""
+        if not write and not path.exists():
+            return cls(path, None, None)
+        lock = StateLock(path)
+        lock.acquire(operation, exclusive=write, wait=wait if write else max(wait, 10.0))
+        try:
+            con = _connect(path, read_only=not write)
+            store = cls(path, con, lock)
+            pending = store._pending_migrations()
+            if pending and not write:
+                store.close()  # upgrading needs the writer's lock, briefly
+                cls.open(path, operation, write=True, wait=wait).close()
+                return cls.open(path, operation, write=False, wait=wait)
+            if pending:
+                store._migrate(pending)
+            return store
+        except BaseException:
+            lock.release()
+            raise
+
+    @property
+    def interrupted(self) -> LockInfo | None:
+        """The holder of the previous lock, if it died without releasing it."""
+        return self.lock.interrupted if self.lock else None
+
+    def close(self) -> None:
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+        if self.lock is not None:
+            self.lock.release()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def con(self) -> duckdb.DuckDBPyConnection:
+        if self._con is None:
+            raise StateError(f"no state at {self.path} yet: run `mlform apply` first")
+        return self._con
+
+    @property
+    def exists(self) -> bool:
+        return self._con is not None
+
+    def _pending_migrations(self) -> list[str]:
+        con = self.con
+        tables = {row[0] for row in con.execute("select table_name from duckdb_tables()").fetchall()}
+        if not tables:
+            return [m.name for m in MIGRATIONS]
+        if "migrations" not in tables or "meta" not in tables:
+            raise StateIncompatible(
+                f"{self.path} is a DuckDB database but not an mlform state; point `state:` in "
+                "workspace.yml at another file. mlform will not modify it"
+            )
+        applied = [row[0] for row in con.execute("select name from migrations").fetchall()]
+        known = [m.name for m in MIGRATIONS]
+        newer = [name for name in applied if name not in known]
+        if newer:
+            writer = con.execute("select written_by from meta").fetchone()
+            raise StateIncompatible(
+                f"{self.path} was written by a newer mlform ({writer[0] if writer else '?'}; "
+                f"schema {newer[-1]}); this is mlform {__version__}. Upgrade mlform to use it"
+            )
+        return [name for name in known if name not in applied]
+
+    def _migrate(self, pending: Sequence[str]) -> None:
+        con = self.con
+        con.execute(
+            "create table if not exists migrations "
+            "(name varchar not null, applied_at timestamptz not null, mlform_version varchar)"
+        )
+        for migration in MIGRATIONS:
+            if migration.name not in pending:
+                continue
+            con.execute("begin")
+            try:
+                con.execute(migration.sql)
+                if migration.name == MIGRATIONS[0].name:
+                    con.execute(
+                        "insert into meta values (?, 0, now(), ?)",
+                        [str(uuid.uuid4()), f"mlform {__version__}"],
+                    )
+                con.execute(
+                    "insert into migrations values (?, now(), ?)", [migration.name, __version__]
+                )
+                con.execute("commit")
+            except BaseException:
+                con.execute("rollback")
+                raise
+
+    # -- reading -------------------------------------------------------------------------
+
+    def identity(self) -> Identity:
+        if self._con is None:
+            return Identity(None, 0)
+        row = self.con.execute("select lineage, serial from meta").fetchone()
+        assert row is not None
+        return Identity(str(row[0]), int(row[1]))
+
+    def recorded(self) -> dict[str, Recorded]:
+        if self._con is None:
+            return {}
+        rows = self.con.execute(
+            "select address, kind, name, digest, components, spec, outputs, status, error, "
+            "protect, source from resources"
+        ).fetchall()
+        loads = json.loads
+        return {
+            row[0]: Recorded(
+                row[0], row[1], row[2], row[3], loads(row[4]), loads(row[5]), loads(row[6]),
+                row[7], row[8], row[9], row[10],
+            )
+            for row in rows
+        }
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        if self._con is None:
+            return []
+        return self.con.execute(sql, list(params)).fetchall()
+
+    # -- writing -------------------------------------------------------------------------
+
+    @contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        con = self.con
+        con.execute("begin")
+        try:
+            yield con
+            con.execute("update meta set serial = serial + 1, written_by = ?", [f"mlform {__version__}"])
+            con.execute("commit")
+        except BaseException:
+            con.execute("rollback")
+            raise
+
+    def write(self, apply_id: str, records: Sequence[Record]) -> None:
+        with self.transaction() as con:
+            for record in records:
+                record.write(con, apply_id)
+
+    def start_apply(self, apply_id: str) -> None:
+        con = self.con
+        con.execute(
+            "update applies set status = 'interrupted', ended_at = now() where status = 'running'"
+        )
+        con.execute(
+            "insert into applies values (?, now(), null, 'running', ?, ?, null)",
+            [apply_id, os.getpid(), socket.gethostname()],
+        )
+
+    def finish_apply(self, apply_id: str, status: str, summary: str) -> None:
+        self.con.execute(
+            "update applies set status = ?, ended_at = now(), summary = ? where id = ?",
+            [status, summary, apply_id],
+        )
+
+    def event(self, apply_id: str, address: str, action: str, status: str, message: str) -> None:
+        self.con.execute(
+            "insert into events values (now(), ?, ?, ?, ?, ?)",
+            [apply_id, address, action, status, message],
+        )
+
+
+def _connect(path: Path, *, read_only: bool) -> duckdb.DuckDBPyConnection:
+    if not read_only:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        return duckdb.connect(str(path), read_only=read_only)
+    except duckdb.IOException as err:
+        text = str(err)
+        if "lock" in text.lower():
+            raise StateLocked(
+                f"the state {path} is open in another process ({text.splitlines()[0]}); "
+                "wait for it to finish"
+            ) from err
+        raise StateIncompatible(_unreadable(path, text)) from err
+    except duckdb.Error as err:
+        raise StateIncompatible(_unreadable(path, str(err))) from err
+
+
+def _unreadable(path: Path, why: str) -> str:
+    return (
+        f"{path} is not a readable mlform state ({why.splitlines()[0]}). mlform will not "
+        "overwrite it: restore it from a backup, or move it aside to start a new state"
+    )

@@ -1,0 +1,146 @@
+"""The library's front door: a workspace you can validate, plan and apply.
+
+    >>> ws = Workspace("examples/iris")
+    >>> plan = ws.plan()
+    >>> ws.apply(auto_approve=True)
+
+The CLI is a thin layer over this class, and so is anything a user scripts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from mlform.apply.executor import Report, Result, Status, execute
+from mlform.config import workspace as config_loader
+from mlform.config.workspace import Config
+from mlform.errors import PlanError, StalePlan
+from mlform.hashing import Hasher
+from mlform.plan.diff import diff
+from mlform.plan.model import Plan
+from mlform.resources import Context, desire_all, refresh_all
+from mlform.state.lock import LockInfo
+from mlform.state.store import Store
+
+Log = Callable[[str, str], None]
+
+
+@dataclass
+class ApplyReport:
+    plan: Plan
+    results: list[Result] = field(default_factory=list)
+    apply_id: str | None = None
+    resumed: LockInfo | None = None  # an earlier apply that died holding the lock
+    confirmed: bool = True
+
+    @property
+    def failed(self) -> list[Result]:
+        return [r for r in self.results if r.status is not Status.SUCCEEDED]
+
+    @property
+    def ok(self) -> bool:
+        return self.confirmed and not self.failed
+
+
+class Workspace:
+    def __init__(self, path: Path | str = ".") -> None:
+        self.root = config_loader.find_root(Path(path))
+
+    @cached_property
+    def config(self) -> Config:
+        return config_loader.load(self.root)
+
+    @property
+    def state_path(self) -> Path:
+        return self.config.state_path
+
+    def validate(self) -> Config:
+        return self.config
+
+    def store(self, operation: str, *, write: bool = False, wait: float = 0.0) -> Store:
+        return Store.open(self.state_path, operation, write=write, wait=wait)
+
+    def plan(self, *, lock_wait: float = 0.0) -> Plan:
+        with self.store("plan", wait=lock_wait) as store:
+            plan, _ = self._plan(store)
+        return plan
+
+    def apply(
+        self,
+        *,
+        saved: Mapping[str, Any] | None = None,
+        confirm: Callable[[Plan], bool] = lambda plan: True,
+        parallelism: int = 4,
+        report: Report = lambda result: None,
+        log: Log = lambda address, message: None,
+        lock_wait: float = 0.0,
+    ) -> ApplyReport:
+        with self.store("apply", write=True, wait=lock_wait) as store:
+            plan, ctx = self._plan(store, log)
+            if saved is not None:
+                _check_saved(saved, plan)
+            if plan.refusals:
+                raise PlanError("\n".join(plan.refusals))
+            outcome = ApplyReport(plan, resumed=store.interrupted)
+            if not plan.changes:
+                return outcome
+            if saved is None and not confirm(plan):
+                outcome.confirmed = False
+                return outcome
+            assert store.lock is not None and store.lock.info is not None
+            outcome.apply_id = apply_id = store.lock.info.id
+            store.start_apply(apply_id)
+            status = "interrupted"
+            try:
+                outcome.results = execute(
+                    plan, ctx, store, apply_id, parallelism=parallelism, report=report
+                )
+                status = "failed" if outcome.failed else "succeeded"
+            finally:
+                ctx.hasher.save()
+                store.finish_apply(apply_id, status, _summary(outcome.results))
+            return outcome
+
+    def _plan(self, store: Store, log: Log | None = None) -> tuple[Plan, Context]:
+        config = self.config
+        hasher = Hasher(config.state_path.parent / "cache" / "hashes.json")
+        ctx = Context(config, hasher) if log is None else Context(config, hasher, log=log)
+        desired = desire_all(config, ctx)
+        recorded = refresh_all(store.recorded(), ctx)
+        plan = diff(desired, recorded, store.identity())
+        hasher.save()
+        return plan, ctx
+
+
+def _check_saved(saved: Mapping[str, Any], plan: Plan) -> None:
+    identity = plan.identity
+    if saved.get("lineage") != identity.lineage or saved.get("serial") != identity.serial:
+        raise StalePlan(
+            f"the saved plan was made at state serial {saved.get('serial')}, and the state is "
+            f"now at serial {identity.serial}: it has changed since. Run `mlform plan -o FILE` "
+            "again and apply the new plan"
+        )
+    promised = [
+        (c["address"], c["action"], c["after_digest"], c["version"]) for c in saved["changes"]
+    ]
+    if promised != plan.signature():
+        now = {s[0]: s for s in plan.signature()}
+        then = {p[0]: p for p in promised}
+        moved = sorted(a for a in set(now) | set(then) if now.get(a) != then.get(a))
+        raise StalePlan(
+            "the workspace files changed since the plan was saved ("
+            + ", ".join(moved[:5])
+            + (f" and {len(moved) - 5} more" if len(moved) > 5 else "")
+            + "). Run `mlform plan -o FILE` again and apply the new plan"
+        )
+
+
+def _summary(results: list[Result]) -> str:
+    counts = {status: 0 for status in Status}
+    for result in results:
+        counts[result.status] += 1
+    return ", ".join(f"{n} {status}" for status, n in counts.items())
