@@ -15,9 +15,9 @@ import yaml
 
 from mlform.config.refs import LocalPath, parse_asset_ref
 from mlform.config.workspace import Config
+from mlform.errors import MlformError, NotFound
 from mlform.hashing import Hasher
 from mlform.resources.base import Context
-from mlform.errors import MlformError, NotFound
 from mlform.state.store import Store
 
 _READERS = {
@@ -86,7 +86,9 @@ def resolve(store: Store, ref: str) -> DataVersion:
     """`iris`, `iris:2`, `iris@latest`, `azureml:iris:2` → that version."""
     parsed = parse_asset_ref(ref)
     if parsed is None:
-        raise MlformError(f"'{ref}' is not a data reference; write NAME, NAME:VERSION or NAME@latest")
+        raise MlformError(
+            f"'{ref}' is not a data reference; write NAME, NAME:VERSION or NAME@latest"
+        )
     found = versions(store, parsed.name, archived=True)
     if not found:
         known = sorted({v.name for v in versions(store)})
@@ -157,8 +159,8 @@ def _fetch(ctx: Context, item: DataVersion, entry: dict[str, Any], tmp: Path) ->
         storage = ctx.storage(store_name)
         local = storage.local_path(entry["key"])
         if local is not None:
-            return Path(local)
-        target = tmp / entry["path"]
+            return local
+        target = tmp / str(entry["path"])
         target.parent.mkdir(parents=True, exist_ok=True)
         with storage.open(entry["key"]) as src:
             target.write_bytes(src.read())

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import heapq
-
 from collections.abc import Iterable, Mapping
 
 

@@ -8,6 +8,7 @@ on it; everything else goes on, and the state says exactly what happened to each
 
 from __future__ import annotations
 
+import contextlib
 import time
 import traceback
 from collections.abc import Callable
@@ -65,7 +66,8 @@ def execute(
                     for change in list(pending):
                         blocked = [d for d in change.deps if results.get(d) is None]
                         failed = [
-                            d for d in change.deps
+                            d
+                            for d in change.deps
                             if d in results and results[d].status is not Status.SUCCEEDED
                         ]
                         if failed:
@@ -75,9 +77,7 @@ def execute(
                             pending.remove(change)
                             running[pool.submit(_run, change, ctx)] = (change, time.monotonic())
                 if not running:
-                    if stopping or not pending:
-                        break
-                    continue
+                    break  # nothing left that can start
                 done, _ = wait(running, timeout=0.2, return_when=FIRST_COMPLETED)
                 for future in done:
                     change, started = running.pop(future)
@@ -85,10 +85,8 @@ def execute(
         except KeyboardInterrupt:
             stopping = True
             for future, (change, started) in list(running.items()):
-                try:
+                with contextlib.suppress(BaseException):
                     future.result()  # a second Ctrl-C here leaves at once
-                except BaseException:  # noqa: S110 - recorded just below either way
-                    pass
                 finish(_record(store, apply_id, change, future, time.monotonic() - started))
             for change in pending:
                 _skip(store, apply_id, change, "interrupted", finish)
@@ -128,12 +126,17 @@ def _record(
         message = "".join(traceback.format_exception(error)).strip()
     store.write(
         apply_id,
-        [_failed_row(change, message), Event(change.address, change.action, Status.FAILED, message)],
+        [
+            _failed_row(change, message),
+            Event(change.address, change.action, Status.FAILED, message),
+        ],
     )
     return Result(change, Status.FAILED, message, seconds)
 
 
-def _skip(store: Store, apply_id: str, change: Change, why: str, finish: Callable[[Result], None]) -> None:
+def _skip(
+    store: Store, apply_id: str, change: Change, why: str, finish: Callable[[Result], None]
+) -> None:
     store.event(apply_id, change.address, change.action, Status.SKIPPED, why)
     finish(Result(change, Status.SKIPPED, why))
 
@@ -143,14 +146,32 @@ def _row(change: Change, outcome: Outcome) -> ResourceRow:
         before = change.before
         assert before is not None
         return ResourceRow(
-            before.address, before.kind, before.name, None, before.components, before.spec,
-            outcome.outputs, DELETED, None, False, before.source,
+            before.address,
+            before.kind,
+            before.name,
+            None,
+            before.components,
+            before.spec,
+            outcome.outputs,
+            DELETED,
+            None,
+            False,
+            before.source,
         )
     after = change.after
     assert after is not None
     return ResourceRow(
-        after.address, after.kind, after.name, after.digest, after.components, after.spec,
-        outcome.outputs, "applied", None, after.protect, after.source,
+        after.address,
+        after.kind,
+        after.name,
+        after.digest,
+        after.components,
+        after.spec,
+        outcome.outputs,
+        "applied",
+        None,
+        after.protect,
+        after.source,
     )
 
 
@@ -159,12 +180,30 @@ def _failed_row(change: Change, message: str) -> ResourceRow:
     before, after = change.before, change.after
     if before is not None and before.status != DELETED:
         return ResourceRow(
-            before.address, before.kind, before.name, before.digest, before.components,
-            before.spec, before.outputs, "failed", message, before.protect, before.source,
+            before.address,
+            before.kind,
+            before.name,
+            before.digest,
+            before.components,
+            before.spec,
+            before.outputs,
+            "failed",
+            message,
+            before.protect,
+            before.source,
         )
     assert after is not None
     outputs = before.outputs if before is not None else {}
     return ResourceRow(
-        after.address, after.kind, after.name, None, after.components, after.spec,
-        outputs, "failed", message, after.protect, after.source,
+        after.address,
+        after.kind,
+        after.name,
+        None,
+        after.components,
+        after.spec,
+        outputs,
+        "failed",
+        message,
+        after.protect,
+        after.source,
     )

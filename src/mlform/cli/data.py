@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 
 from mlform import datasets
 from mlform.cli.output import Output
@@ -33,8 +34,15 @@ def list_(args: argparse.Namespace, out: Output) -> int:
         out.line("No data registered yet. Declare data in data/*.yml and run `mlform apply`.")
         return 0
     rows = [
-        (i.name, i.version, i.type, str(len(i.manifest)), human_size(i.size), i.created_at,
-         "archived" if i.archived else "")
+        (
+            i.name,
+            i.version,
+            i.type,
+            str(len(i.manifest)),
+            human_size(i.size),
+            i.created_at,
+            "archived" if i.archived else "",
+        )
         for i in items
     ]
     _table(out, ("NAME", "VERSION", "TYPE", "FILES", "SIZE", "REGISTERED", ""), rows)
@@ -75,7 +83,7 @@ def head(args: argparse.Namespace, out: Output) -> int:
     return 0
 
 
-def _table(out: Output, header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+def _table(out: Output, header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
     widths = [max(len(str(c)) for c in col) for col in zip(header, *rows, strict=True)]
     for row in (header, *rows):
         out.line("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())

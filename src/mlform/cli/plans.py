@@ -76,7 +76,9 @@ def plan(args: argparse.Namespace, out: Output) -> int:
         saved["workspace"] = str(ws.root)
         Path(args.out).write_text(json.dumps(saved, indent=2) + "\n", encoding="utf-8")
         if not (args.json or args.markdown):
-            out.line(f"\nSaved the plan to {args.out}. Apply exactly it with: mlform apply {args.out}")
+            out.line(
+                f"\nSaved the plan to {args.out}. Apply exactly it with: mlform apply {args.out}"
+            )
     if result.refusals:
         return 1
     if args.detailed_exitcode and result.changes:
@@ -168,7 +170,9 @@ def _load_plan(path: str) -> dict[str, Any]:
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise MlformError(f"no saved plan at {path}; make one with `mlform plan -o {path}`") from None
+        raise MlformError(
+            f"no saved plan at {path}; make one with `mlform plan -o {path}`"
+        ) from None
     except (OSError, ValueError) as err:
         raise StalePlan(f"{path} is not a plan saved by `mlform plan -o`: {err}") from err
     if not isinstance(data, dict) or data.get("format_version") != 1 or "changes" not in data:

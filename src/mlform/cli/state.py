@@ -44,7 +44,9 @@ def list_(args: argparse.Namespace, out: Output) -> int:
         if record.status != "deleted":
             flag = "" if record.status == "applied" else f"  ({record.status})"
             out.line(f"{address}{flag}")
-    out.line(out.dim(f"state {ws.state_path}, lineage {identity.lineage}, serial {identity.serial}"))
+    out.line(
+        out.dim(f"state {ws.state_path}, lineage {identity.lineage}, serial {identity.serial}")
+    )
     return 0
 
 

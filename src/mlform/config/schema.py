@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import difflib
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -33,7 +33,8 @@ def load_schema(kind: str) -> dict[str, Any]:
     """
     path = resource_dir("schema") / f"{kind}.schema.json"
     schema: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    return _inline(schema)
+    inlined: dict[str, Any] = _inline(schema)
+    return inlined
 
 
 def _inline(node: Any) -> Any:
@@ -53,7 +54,8 @@ def _inline(node: Any) -> Any:
 
 @cache
 def _fast(kind: str) -> Callable[[Any], Any]:
-    return fastjsonschema.compile(load_schema(kind))  # type: ignore[no-any-return]
+    validate: Callable[[Any], Any] = fastjsonschema.compile(load_schema(kind))
+    return validate
 
 
 @cache
@@ -82,11 +84,12 @@ def check(doc: Document, kind: str) -> list[Problem]:
 def _explain(doc: Document, error: jsonschema.ValidationError) -> Iterable[Problem]:
     where = list(error.absolute_path)
     field = _dotted(where) or "the file"
-    hint = error.schema.get("x-hint") if isinstance(error.schema, dict) else None
+    rules: Mapping[str, Any] = error.schema if isinstance(error.schema, Mapping) else {}
+    hint = rules.get("x-hint")
     validator = error.validator
 
     if validator == "additionalProperties" and isinstance(error.instance, dict):
-        allowed = sorted(error.schema.get("properties", {}))
+        allowed = sorted(rules.get("properties", {}))
         for key in sorted(set(error.instance) - set(allowed), key=str):
             message = f"unknown key '{key}'"
             if where:
@@ -108,11 +111,11 @@ def _explain(doc: Document, error: jsonschema.ValidationError) -> Iterable[Probl
         if best.validator not in ("type", "oneOf", "anyOf"):
             yield from _explain(doc, best)
             return
-        message = f"{field} must be {_describe(error.schema)}, not {_json_type(error.instance)}"
+        message = f"{field} must be {_describe(rules)}, not {_json_type(error.instance)}"
     elif validator == "type":
-        message = f"{field} must be {_describe(error.schema)}, not {_json_type(error.instance)}"
+        message = f"{field} must be {_describe(rules)}, not {_json_type(error.instance)}"
     elif validator == "enum":
-        choices = [str(c) for c in error.validator_value]
+        choices = [str(c) for c in rules.get("enum", [])]
         message = f"{field} must be one of {', '.join(choices)}, not {error.instance!r}"
         message += did_you_mean(str(error.instance), choices)
     elif validator == "const":
@@ -132,7 +135,7 @@ def _explain(doc: Document, error: jsonschema.ValidationError) -> Iterable[Probl
     yield doc.problem(where, message)
 
 
-def _describe(schema: dict[str, Any]) -> str:
+def _describe(schema: Mapping[str, Any]) -> str:
     if "x-expects" in schema:
         return str(schema["x-expects"])
     kinds = schema.get("type")
@@ -177,5 +180,3 @@ def _dotted(where: list[Any]) -> str:
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f" (did you mean '{close[0]}'?)" if close else ""
-
-

@@ -20,6 +20,9 @@ from mlform.errors import Problem
 METADATA_KEYS = frozenset({"description", "tags", "display_name", "protect", "depends_on"})
 
 
+_HERE = LocalPath(Path())
+
+
 @dataclass(frozen=True, slots=True)
 class Source:
     """Where a spec was declared: a document and the path of the spec inside it."""
@@ -58,7 +61,7 @@ class Spec:
 @dataclass(frozen=True, slots=True)
 class DatastoreSpec(Spec):
     kind: ClassVar[str] = "datastore"
-    location: LocalPath | Url = LocalPath(Path())
+    location: LocalPath | Url = _HERE
     storage_options: Mapping[str, Any] = field(default_factory=dict)
     default: bool = False
 
@@ -67,7 +70,7 @@ class DatastoreSpec(Spec):
 class DataSpec(Spec):
     kind: ClassVar[str] = "data"
     type: str = "uri_folder"
-    location: Location = LocalPath(Path())
+    location: Location = _HERE
     version: str | None = None
 
 

@@ -6,6 +6,7 @@ unknown references, cycles), each as `path:line:col: message`, or returns a `Con
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -271,7 +272,7 @@ class _Loader:
     def _check_cycles(self, deps: dict[str, tuple[str, ...]]) -> None:
         for cycle in find_cycles(deps):
             text = " → ".join(cycle)
-            for address, nxt in zip(cycle, cycle[1:], strict=False):
+            for address, nxt in itertools.pairwise(cycle):
                 spec = self.specs[address]
                 where: list[str | int] = ["depends_on"]
                 if nxt in spec.depends_on:

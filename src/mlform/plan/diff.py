@@ -11,6 +11,7 @@ from mlform.state.records import Recorded
 from mlform.state.store import Identity
 
 DELETED = "deleted"  # a tombstone: the resource is gone, its version numbering is kept
+NO_STATE = Identity(None, 0)
 _SHOWN_FILES = 3
 _SHORT_VALUE = 40
 
@@ -18,7 +19,7 @@ _SHORT_VALUE = 40
 def diff(
     desired: Mapping[str, Desired],
     recorded: Mapping[str, Recorded],
-    identity: Identity = Identity(None, 0),
+    identity: Identity = NO_STATE,
 ) -> Plan:
     changes: dict[str, Change] = {}
     refusals: list[str] = []
@@ -54,8 +55,9 @@ def diff(
 
 def _compare(want: Desired, have: Recorded | None, refusals: list[str]) -> Change | None:
     def change(action: Action, reasons: list[str], version: str | None = None) -> Change:
-        return Change(action, want.address, want.kind, want.name, tuple(reasons), have, want,
-                      version=version)
+        return Change(
+            action, want.address, want.kind, want.name, tuple(reasons), have, want, version=version
+        )
 
     if have is None or have.digest is None or have.status == DELETED:
         version = None
@@ -65,8 +67,11 @@ def _compare(want: Desired, have: Recorded | None, refusals: list[str]) -> Chang
         if want.summary:
             new += f" ({want.summary})" if version else f": {want.summary}"
         failed = have is not None and have.status == "failed"
-        return change(Action.CREATE, [f"last apply failed: {have.error}"] if failed and have
-                      else [new], version)
+        return change(
+            Action.CREATE,
+            [f"last apply failed: {have.error}"] if failed and have else [new],
+            version,
+        )
 
     reasons: list[str] = []
     if have.status == "failed":
@@ -189,6 +194,13 @@ def _ordered(changes: dict[str, Change], recorded: Mapping[str, Recorded]) -> tu
 
 def _with_deps(change: Change, deps: tuple[str, ...]) -> Change:
     return Change(
-        change.action, change.address, change.kind, change.name, change.reasons,
-        change.before, change.after, deps, change.version,
+        change.action,
+        change.address,
+        change.kind,
+        change.name,
+        change.reasons,
+        change.before,
+        change.after,
+        deps,
+        change.version,
     )

@@ -20,7 +20,6 @@ KINDS: dict[str, Kind] = {
 }
 
 
-
 def desire_all(config: Config, ctx: Context) -> dict[str, Desired]:
     """Every declared resource with its digest, upstream before downstream."""
     desired: dict[str, Desired] = {}

@@ -78,7 +78,9 @@ class Kind(Protocol):
         """Remove what `change.before` created; history (versions) is archived, not erased."""
 
 
-def base_components(spec: Spec, upstream: Mapping[str, Desired], deps: Sequence[str]) -> dict[str, str]:
+def base_components(
+    spec: Spec, upstream: Mapping[str, Desired], deps: Sequence[str]
+) -> dict[str, str]:
     components = {"spec": sha256_text(canonical(spec.body))}
     for dep in deps:
         if dep in upstream:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from mlform.config.refs import DatastorePath, LocalPath, Url
-from mlform.config.specs import DatastoreSpec, DataSpec, Spec
+from mlform.config.specs import DataSpec, Spec
 from mlform.errors import ApplyError, PlanError
 from mlform.hashing import FileEntry, sha256_file, sha256_text, tree_digest
 from mlform.plan.model import Change, Desired
@@ -23,7 +23,6 @@ from mlform.resources.base import (
     Outcome,
     base_components,
     canonical,
-    content_spec,
     digest_of,
     latest_version,
 )
@@ -87,7 +86,11 @@ class DataKind:
         store = ctx.config.default_datastore
         manifest: list[dict[str, Any]] = []
         for entry in scan.files:
-            item: dict[str, Any] = {"path": entry.relpath, "size": entry.size, "sha256": entry.sha256}
+            item: dict[str, Any] = {
+                "path": entry.relpath,
+                "size": entry.size,
+                "sha256": entry.sha256,
+            }
             if scan.upload:
                 assert scan.root is not None
                 _upload(ctx, store, scan.root / entry.relpath, entry)
@@ -128,9 +131,7 @@ def _upload(ctx: Context, store: str, source: Path, entry: FileEntry) -> None:
     local = storage.local_path(key)
     if local is not None and sha256_file(local) != entry.sha256:
         local.unlink()
-        raise ApplyError(
-            f"{source} changed while it was being registered; run `mlform plan` again"
-        )
+        raise ApplyError(f"{source} changed while it was being registered; run `mlform plan` again")
 
 
 def _scan(spec: DataSpec, ctx: Context) -> Scan:

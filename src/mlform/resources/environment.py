@@ -109,8 +109,14 @@ class EnvironmentKind:
         else:
             records.append(
                 AssetVersion(
-                    "environment", spec.name, version, build, change.after.spec,
-                    [{"requirement": line} for line in packages.lines], str(path), 0,
+                    "environment",
+                    spec.name,
+                    version,
+                    build,
+                    change.after.spec,
+                    [{"requirement": line} for line in packages.lines],
+                    str(path),
+                    0,
                 )
             )
         outputs = {
@@ -190,7 +196,11 @@ def _conda_to_pip(spec: str) -> str:
     if "=" in spec and not any(op in spec for op in ("==", ">=", "<=", "!=")):
         name, _, version = spec.partition("=")
         version = version.split("=")[0]  # drop a build string
-        return f"{name}=={version}" if "*" in version or version.count(".") >= 2 else f"{name}=={version}.*"
+        return (
+            f"{name}=={version}"
+            if "*" in version or version.count(".") >= 2
+            else f"{name}=={version}.*"
+        )
     return spec
 
 
@@ -247,8 +257,8 @@ def _run(address: str, command: list[str], what: str) -> None:
 
 def _describe(path: Path, build: str, started: float) -> EnvironmentBuild:
     probe = (
-        "import importlib.metadata as m, json; "
-        "print(json.dumps(sorted(f'{d.metadata[\"Name\"]}=={d.version}' for d in m.distributions())))"
+        "import importlib.metadata as m, json; print(json.dumps(sorted("
+        "f'{d.metadata[\"Name\"]}=={d.version}' for d in m.distributions())))"
     )
     result = subprocess.run(
         [str(path / "bin" / "python"), "-c", probe], capture_output=True, text=True, check=False

@@ -97,7 +97,9 @@ class Store:
 
     def _pending_migrations(self) -> list[str]:
         con = self.con
-        tables = {row[0] for row in con.execute("select table_name from duckdb_tables()").fetchall()}
+        tables = {
+            row[0] for row in con.execute("select table_name from duckdb_tables()").fetchall()
+        }
         if not tables:
             return [m.name for m in MIGRATIONS]
         if "migrations" not in tables or "meta" not in tables:
@@ -160,8 +162,17 @@ class Store:
         loads = json.loads
         return {
             row[0]: Recorded(
-                row[0], row[1], row[2], row[3], loads(row[4]), loads(row[5]), loads(row[6]),
-                row[7], row[8], row[9], row[10],
+                row[0],
+                row[1],
+                row[2],
+                row[3],
+                loads(row[4]),
+                loads(row[5]),
+                loads(row[6]),
+                row[7],
+                row[8],
+                row[9],
+                row[10],
             )
             for row in rows
         }
@@ -179,7 +190,9 @@ class Store:
         con.execute("begin")
         try:
             yield con
-            con.execute("update meta set serial = serial + 1, written_by = ?", [f"mlform {__version__}"])
+            con.execute(
+                "update meta set serial = serial + 1, written_by = ?", [f"mlform {__version__}"]
+            )
             con.execute("commit")
         except BaseException:
             con.execute("rollback")

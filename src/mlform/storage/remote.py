@@ -29,7 +29,9 @@ class FsspecStorage:
         try:
             self.fs.makedirs(self.root, exist_ok=True)
         except Exception as err:  # drivers raise their own types for auth and network
-            raise DatastoreError(f"datastore '{self.name}' ({self.url}) is not reachable: {err}") from err
+            raise DatastoreError(
+                f"datastore '{self.name}' ({self.url}) is not reachable: {err}"
+            ) from err
 
     def exists(self, key: str) -> bool:
         return bool(self.fs.exists(self._path(key)))
