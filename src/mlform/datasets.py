@@ -60,7 +60,10 @@ class Table:
     rows: list[tuple[Any, ...]]
 
 
-_COLUMNS = "name, version, content_digest, spec, manifest, location, size, created_at, archived"
+_COLUMNS = (
+    "name, version, content_digest, spec, manifest, location, size, "
+    "strftime(created_at, '%Y-%m-%d %H:%M:%S'), archived"
+)
 
 
 def versions(store: Store, name: str | None = None, *, archived: bool = False) -> list[DataVersion]:

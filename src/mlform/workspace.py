@@ -118,7 +118,10 @@ class Workspace:
 
 def _check_saved(saved: Mapping[str, Any], plan: Plan) -> None:
     identity = plan.identity
-    if saved.get("lineage") != identity.lineage or saved.get("serial") != identity.serial:
+    fresh = saved.get("lineage") is None and identity.serial == 0  # planned before any state
+    if not fresh and (
+        saved.get("lineage") != identity.lineage or saved.get("serial") != identity.serial
+    ):
         raise StalePlan(
             f"the saved plan was made at state serial {saved.get('serial')}, and the state is "
             f"now at serial {identity.serial}: it has changed since. Run `mlform plan -o FILE` "

@@ -112,7 +112,8 @@ def apply(args: argparse.Namespace, out: Output) -> int:
                 + out.dim(f"[{result.seconds:.1f}s]")
             )
         elif result.status is Status.FAILED:
-            out.line(f"{change.symbol:>3} {change.address} {out.bad('failed')}: {result.message}")
+            message = result.message.removeprefix(f"{change.address}: ")
+            out.line(f"{change.symbol:>3} {change.address} {out.bad('failed')}: {message}")
         else:
             out.line(f"{change.symbol:>3} {change.address} skipped: {result.message}")
 

@@ -69,13 +69,13 @@ def _compare(want: Desired, have: Recorded | None, refusals: list[str]) -> Chang
         failed = have is not None and have.status == "failed"
         return change(
             Action.CREATE,
-            [f"last apply failed: {have.error}"] if failed and have else [new],
+            [_failure(have)] if failed and have else [new],
             version,
         )
 
     reasons: list[str] = []
     if have.status == "failed":
-        reasons.append(f"last apply failed: {have.error}")
+        reasons.append(_failure(have))
     if have.drift:
         reasons.append(have.drift)
     changed_keys: list[str] = []
@@ -128,6 +128,11 @@ def _explain(have: Recorded, want: Desired, changed_keys: list[str]) -> list[str
     if not reasons:
         reasons.append("changed")
     return reasons
+
+
+def _failure(have: Recorded) -> str:
+    first = (have.error or "").strip().splitlines()
+    return f"last apply failed: {first[0] if first else 'unknown error'}"
 
 
 def _files(names: list[str], how: str) -> str:
