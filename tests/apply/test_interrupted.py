@@ -23,7 +23,14 @@ BACKEND = """
 import base64, hashlib, os, time, zipfile
 
 def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    log = os.environ.get("SLOW_LOG")
+    if log:
+        with open(log, "a") as f:
+            f.write(f"start {time.time()}\\n")
     time.sleep(float(os.environ.get("SLOW_SECONDS", "0")))
+    if log:
+        with open(log, "a") as f:
+            f.write(f"end {time.time()}\\n")
     name = "slowpkg-1.0-py3-none-any.whl"
     files = {
         "slowpkg.py": b"VALUE = 1\\n",

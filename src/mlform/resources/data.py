@@ -188,7 +188,11 @@ def _fingerprint(info: Mapping[str, Any]) -> str:
     for key in ("sha256", "md5", "ETag", "etag", "checksum", "crc32c", "content_md5"):
         if info.get(key):
             return f"{key}:{info[key]}"
-    return f"size:{info.get('size')}:mtime:{info.get('mtime') or info.get('LastModified')}"
+    changed = next(
+        (info[k] for k in ("mtime", "LastModified", "last_modified", "updated", "created") if info.get(k)),
+        None,
+    )
+    return f"size:{info.get('size')}:changed:{changed}"
 
 
 def human_size(size: float) -> str:

@@ -1,0 +1,157 @@
+"""Data assets of every shape: files, folders, tables, on paths, datastores and URLs."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+
+import fsspec
+import pytest
+
+from tests.conftest import Ran
+
+Cli = Callable[..., Ran]
+Make = Callable[[Mapping[str, str]], Path]
+
+
+def changes(out: str) -> list[str]:
+    return [line.strip() for line in out.splitlines() if line.startswith(("  +", "  ~", "  -"))]
+
+
+def test_folder_versions_name_the_changed_files(cli: Cli, make_workspace: Make) -> None:
+    root = make_workspace({
+        "workspace.yml": "name: folders\n",
+        "data/images.yml": "name: images\ntype: uri_folder\npath: images\n",
+        "data/images/a.txt": "a\n",
+        "data/images/sub/b.txt": "b\n",
+    })
+    assert cli("apply", "--yes", cwd=root).code == 0
+    (root / "data/images/sub/b.txt").write_text("B\n")
+    (root / "data/images/c.txt").write_text("c\n")
+    (root / "data/images/a.txt").unlink()
+    plan = cli("plan", cwd=root)
+    assert changes(plan.out) == [
+        "~ data/images  (content changed: sub/b.txt modified, c.txt added, a.txt removed; "
+        "version 1 → 2)"
+    ]
+    assert cli("apply", "--yes", cwd=root).code == 0
+    shown = cli("data", "show", "images:2", cwd=root).out
+    assert "size:        4 B in 2 file(s)" in shown
+    assert "    c.txt  2 B" in shown and "    sub/b.txt  2 B" in shown
+    old = cli("data", "show", "images:1", cwd=root).out
+    assert "    a.txt  2 B" in old  # the old version's files are still there
+
+
+def test_identical_content_is_stored_once(cli: Cli, make_workspace: Make) -> None:
+    root = make_workspace({
+        "workspace.yml": "name: dedup\n",
+        "data/one.yml": "name: one\ntype: uri_file\npath: same.csv\n",
+        "data/two.yml": "name: two\ntype: uri_file\npath: copy.csv\n",
+        "data/same.csv": "x\n1\n",
+        "data/copy.csv": "x\n1\n",
+    })
+    assert cli("apply", "--yes", cwd=root).code == 0
+    blobs = [p for p in (root / ".mlform/datastore/blobs").rglob("*") if p.is_file()]
+    assert len(blobs) == 1
+
+
+def test_data_on_a_datastore_is_referenced_in_place(cli: Cli, make_workspace: Make) -> None:
+    root = make_workspace({
+        "workspace.yml": """
+            name: refs
+            datastores:
+              - name: main
+                path: store
+                default: true
+              - name: raw
+                path: file://{raw}
+        """,
+        "data/a.yml": "name: a\ntype: uri_file\npath: datastore://raw/table.csv\n",
+        "data/b.yml": "name: b\ntype: uri_file\npath: azureml://datastores/raw/paths/table.csv\n",
+    })
+    raw = root / "rawfiles"
+    raw.mkdir()
+    (raw / "table.csv").write_text("k,v\n1,one\n2,two\n")
+    ws = root / "workspace.yml"
+    ws.write_text(ws.read_text().replace("{raw}", str(raw)))
+    assert cli("validate", cwd=root).code == 0
+    applied = cli("apply", "--yes", cwd=root)
+    assert applied.code == 0, applied.out + applied.err
+    shown = cli("data", "show", "b", cwd=root).out
+    assert "stored at:   datastore://raw/table.csv" in shown
+    assert not (root / "store" / "blobs").exists()  # nothing was copied
+    head = cli("data", "head", "a", cwd=root)
+    assert head.out.splitlines()[0] == "schema: k BIGINT, v VARCHAR"
+    (raw / "table.csv").write_text("k,v\n1,one\n")
+    plan = cli("plan", cwd=root)
+    assert "~ data/a  (content changed: table.csv modified; version 1 → 2)" in changes(plan.out)
+
+
+def test_mltable_is_read_as_a_table(cli: Cli, make_workspace: Make) -> None:
+    root = make_workspace({
+        "workspace.yml": "name: tables\n",
+        "data/t.yml": "name: t\ntype: mltable\npath: t\n",
+        "data/t/MLTable": "paths:\n  - pattern: ./*.txt\ntransformations:\n  - read_delimited:\n      delimiter: ','\n",
+        "data/t/part1.txt": "n\n1\n",
+    })
+    assert cli("apply", "--yes", cwd=root).code == 0
+    head = cli("data", "head", "t", cwd=root)
+    assert head.code == 0, head.err
+    assert head.out.splitlines()[0] == "schema: n BIGINT"
+
+
+@pytest.fixture
+def memory_bucket() -> Iterator[str]:
+    bucket = f"bucket-{uuid.uuid4().hex[:8]}"
+    yield bucket
+    fsspec.filesystem("memory").rm(f"/{bucket}", recursive=True)
+
+
+def test_fsspec_url_data_is_fingerprinted(cli: Cli, make_workspace: Make, memory_bucket: str) -> None:
+    fs = fsspec.filesystem("memory")
+    fs.pipe(f"/{memory_bucket}/in.csv", b"a\n1\n")
+    root = make_workspace({
+        "workspace.yml": "name: remote\n",
+        "data/r.yml": f"name: r\ntype: uri_file\npath: memory://{memory_bucket}/in.csv\n",
+    })
+    assert cli("apply", "--yes", cwd=root).code == 0
+    assert cli("plan", "--detailed-exitcode", cwd=root).code == 0
+    fs.pipe(f"/{memory_bucket}/in.csv", b"a\n2\n")
+    plan = cli("plan", cwd=root)
+    assert "~ data/r  (content changed: in.csv modified; version 1 → 2)" in changes(plan.out)
+
+
+def test_fsspec_default_datastore_receives_uploads(
+    cli: Cli, make_workspace: Make, memory_bucket: str
+) -> None:
+    root = make_workspace({
+        "workspace.yml": f"name: up\ndatastores:\n  - name: cloud\n    path: memory://{memory_bucket}/store\n",
+        "data/x.yml": "name: x\ntype: uri_file\npath: x.csv\n",
+        "data/x.csv": "c\n3\n",
+    })
+    applied = cli("apply", "--yes", cwd=root)
+    assert applied.code == 0, applied.out + applied.err
+    stored = fsspec.filesystem("memory").find(f"/{memory_bucket}/store")
+    assert len(stored) == 1 and "/blobs/sha256/" in stored[0]
+    assert cli("data", "head", "x", cwd=root).out.splitlines()[0] == "schema: c BIGINT"
+
+
+def test_missing_fsspec_driver_is_a_validation_error(cli: Cli, make_workspace: Make) -> None:
+    pytest.importorskip("fsspec")
+    try:
+        import s3fs  # noqa: F401
+    except ImportError:
+        pass
+    else:  # pragma: no cover - only where s3fs is installed
+        pytest.skip("s3fs is installed here")
+    root = make_workspace({
+        "workspace.yml": "name: s3\n",
+        "data/x.yml": "name: x\ntype: uri_file\npath: s3://bucket/x.csv\n",
+    })
+    ran = cli("validate", cwd=root)
+    assert ran.code == 1
+    assert ran.err.splitlines() == [
+        "data/x.yml:3:7: error: 's3://' URLs need an extra package: pip install 'mlform[s3]'",
+        "validation failed: 1 error",
+    ]
