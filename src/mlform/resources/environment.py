@@ -83,7 +83,9 @@ class EnvironmentKind:
             protect=spec.protect,
             version_key=key,
             version=spec.version,
-            summary=f"{count} package{'s' if count != 1 else ''}, {PYTHON}",
+            summary="; ".join(
+                [f"{count} package{'s' if count != 1 else ''}, {PYTHON}", *packages.notes]
+            ),
             payload=(spec, packages, build),
         )
 
