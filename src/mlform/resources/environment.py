@@ -41,6 +41,7 @@ from mlform.state.records import AssetMetadata, AssetVersion, EnvironmentBuild, 
 
 COMPLETE = ".mlform-complete"
 PYTHON = f"{sys.implementation.name}-{sys.version_info.major}.{sys.version_info.minor}"
+_THIS_PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}.{sys.version_info.micro}"
 _PIP_TAIL = 40
 
 
@@ -159,7 +160,9 @@ def resolve_packages(spec: EnvironmentSpec) -> Packages:
                 name = item.split("::")[-1].strip()
                 base = name.split("=")[0].split(">")[0].split("<")[0].strip()
                 if base in ("python", "pip"):
-                    if base == "python":
+                    wanted = name[len(base) :].lstrip("=<>! ")
+                    same = not wanted or f"{_THIS_PYTHON}.".startswith(f"{wanted.rstrip('.*')}.")
+                    if base == "python" and not same:
                         notes.append(f"conda asks for {name}; mlform uses {PYTHON}")
                     continue
                 translated = _conda_to_pip(name)
