@@ -34,8 +34,13 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
     name = "slowpkg-1.0-py3-none-any.whl"
     files = {
         "slowpkg.py": b"VALUE = 1\\n",
-        "slowpkg-1.0.dist-info/METADATA": b"Metadata-Version: 2.1\\nName: slowpkg\\nVersion: 1.0\\n",
-        "slowpkg-1.0.dist-info/WHEEL": b"Wheel-Version: 1.0\\nGenerator: test\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n",
+        "slowpkg-1.0.dist-info/METADATA": (
+            b"Metadata-Version: 2.1\\nName: slowpkg\\nVersion: 1.0\\n"
+        ),
+        "slowpkg-1.0.dist-info/WHEEL": (
+            b"Wheel-Version: 1.0\\nGenerator: test\\nRoot-Is-Purelib: true\\n"
+            b"Tag: py3-none-any\\n"
+        ),
     }
     record = []
     with zipfile.ZipFile(os.path.join(wheel_directory, name), "w") as whl:

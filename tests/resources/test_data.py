@@ -20,12 +20,14 @@ def changes(out: str) -> list[str]:
 
 
 def test_folder_versions_name_the_changed_files(cli: Cli, make_workspace: Make) -> None:
-    root = make_workspace({
-        "workspace.yml": "name: folders\n",
-        "data/images.yml": "name: images\ntype: uri_folder\npath: images\n",
-        "data/images/a.txt": "a\n",
-        "data/images/sub/b.txt": "b\n",
-    })
+    root = make_workspace(
+        {
+            "workspace.yml": "name: folders\n",
+            "data/images.yml": "name: images\ntype: uri_folder\npath: images\n",
+            "data/images/a.txt": "a\n",
+            "data/images/sub/b.txt": "b\n",
+        }
+    )
     assert cli("apply", "--yes", cwd=root).code == 0
     (root / "data/images/sub/b.txt").write_text("B\n")
     (root / "data/images/c.txt").write_text("c\n")
@@ -44,21 +46,24 @@ def test_folder_versions_name_the_changed_files(cli: Cli, make_workspace: Make) 
 
 
 def test_identical_content_is_stored_once(cli: Cli, make_workspace: Make) -> None:
-    root = make_workspace({
-        "workspace.yml": "name: dedup\n",
-        "data/one.yml": "name: one\ntype: uri_file\npath: same.csv\n",
-        "data/two.yml": "name: two\ntype: uri_file\npath: copy.csv\n",
-        "data/same.csv": "x\n1\n",
-        "data/copy.csv": "x\n1\n",
-    })
+    root = make_workspace(
+        {
+            "workspace.yml": "name: dedup\n",
+            "data/one.yml": "name: one\ntype: uri_file\npath: same.csv\n",
+            "data/two.yml": "name: two\ntype: uri_file\npath: copy.csv\n",
+            "data/same.csv": "x\n1\n",
+            "data/copy.csv": "x\n1\n",
+        }
+    )
     assert cli("apply", "--yes", cwd=root).code == 0
     blobs = [p for p in (root / ".mlform/datastore/blobs").rglob("*") if p.is_file()]
     assert len(blobs) == 1
 
 
 def test_data_on_a_datastore_is_referenced_in_place(cli: Cli, make_workspace: Make) -> None:
-    root = make_workspace({
-        "workspace.yml": """
+    root = make_workspace(
+        {
+            "workspace.yml": """
             name: refs
             datastores:
               - name: main
@@ -67,9 +72,10 @@ def test_data_on_a_datastore_is_referenced_in_place(cli: Cli, make_workspace: Ma
               - name: raw
                 path: file://{raw}
         """,
-        "data/a.yml": "name: a\ntype: uri_file\npath: datastore://raw/table.csv\n",
-        "data/b.yml": "name: b\ntype: uri_file\npath: azureml://datastores/raw/paths/table.csv\n",
-    })
+            "data/a.yml": "name: a\ntype: uri_file\npath: datastore://raw/table.csv\n",
+            "data/b.yml": "name: b\ntype: uri_file\npath: azureml://datastores/raw/paths/table.csv\n",
+        }
+    )
     raw = root / "rawfiles"
     raw.mkdir()
     (raw / "table.csv").write_text("k,v\n1,one\n2,two\n")
@@ -89,12 +95,17 @@ def test_data_on_a_datastore_is_referenced_in_place(cli: Cli, make_workspace: Ma
 
 
 def test_mltable_is_read_as_a_table(cli: Cli, make_workspace: Make) -> None:
-    root = make_workspace({
-        "workspace.yml": "name: tables\n",
-        "data/t.yml": "name: t\ntype: mltable\npath: t\n",
-        "data/t/MLTable": "paths:\n  - pattern: ./*.txt\ntransformations:\n  - read_delimited:\n      delimiter: ','\n",
-        "data/t/part1.txt": "n\n1\n",
-    })
+    root = make_workspace(
+        {
+            "workspace.yml": "name: tables\n",
+            "data/t.yml": "name: t\ntype: mltable\npath: t\n",
+            "data/t/MLTable": (
+                "paths:\n  - pattern: ./*.txt\n"
+                "transformations:\n  - read_delimited:\n      delimiter: ','\n"
+            ),
+            "data/t/part1.txt": "n\n1\n",
+        }
+    )
     assert cli("apply", "--yes", cwd=root).code == 0
     head = cli("data", "head", "t", cwd=root)
     assert head.code == 0, head.err
@@ -108,13 +119,17 @@ def memory_bucket() -> Iterator[str]:
     fsspec.filesystem("memory").rm(f"/{bucket}", recursive=True)
 
 
-def test_fsspec_url_data_is_fingerprinted(cli: Cli, make_workspace: Make, memory_bucket: str) -> None:
+def test_fsspec_url_data_is_fingerprinted(
+    cli: Cli, make_workspace: Make, memory_bucket: str
+) -> None:
     fs = fsspec.filesystem("memory")
     fs.pipe(f"/{memory_bucket}/in.csv", b"a\n1\n")
-    root = make_workspace({
-        "workspace.yml": "name: remote\n",
-        "data/r.yml": f"name: r\ntype: uri_file\npath: memory://{memory_bucket}/in.csv\n",
-    })
+    root = make_workspace(
+        {
+            "workspace.yml": "name: remote\n",
+            "data/r.yml": f"name: r\ntype: uri_file\npath: memory://{memory_bucket}/in.csv\n",
+        }
+    )
     assert cli("apply", "--yes", cwd=root).code == 0
     assert cli("plan", "--detailed-exitcode", cwd=root).code == 0
     fs.pipe(f"/{memory_bucket}/in.csv", b"a\n2\n")
@@ -125,11 +140,13 @@ def test_fsspec_url_data_is_fingerprinted(cli: Cli, make_workspace: Make, memory
 def test_fsspec_default_datastore_receives_uploads(
     cli: Cli, make_workspace: Make, memory_bucket: str
 ) -> None:
-    root = make_workspace({
-        "workspace.yml": f"name: up\ndatastores:\n  - name: cloud\n    path: memory://{memory_bucket}/store\n",
-        "data/x.yml": "name: x\ntype: uri_file\npath: x.csv\n",
-        "data/x.csv": "c\n3\n",
-    })
+    root = make_workspace(
+        {
+            "workspace.yml": f"name: up\ndatastores:\n  - name: cloud\n    path: memory://{memory_bucket}/store\n",
+            "data/x.yml": "name: x\ntype: uri_file\npath: x.csv\n",
+            "data/x.csv": "c\n3\n",
+        }
+    )
     applied = cli("apply", "--yes", cwd=root)
     assert applied.code == 0, applied.out + applied.err
     stored = fsspec.filesystem("memory").find(f"/{memory_bucket}/store")
@@ -145,10 +162,12 @@ def test_missing_fsspec_driver_is_a_validation_error(cli: Cli, make_workspace: M
         pass
     else:  # pragma: no cover - only where s3fs is installed
         pytest.skip("s3fs is installed here")
-    root = make_workspace({
-        "workspace.yml": "name: s3\n",
-        "data/x.yml": "name: x\ntype: uri_file\npath: s3://bucket/x.csv\n",
-    })
+    root = make_workspace(
+        {
+            "workspace.yml": "name: s3\n",
+            "data/x.yml": "name: x\ntype: uri_file\npath: s3://bucket/x.csv\n",
+        }
+    )
     ran = cli("validate", cwd=root)
     assert ran.code == 1
     assert ran.err.splitlines() == [

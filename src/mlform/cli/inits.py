@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import shlex
+from pathlib import Path
 
 from mlform.cli.output import Output
 
@@ -11,15 +13,29 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p = commands.add_parser("init", help="create a new workspace here (or in PATH)")
     p.add_argument("path", nargs="?", default=".")
     p.add_argument("--name", help="workspace name (default: the folder's name)")
-    p.add_argument("--force", action="store_true", help="write into a non-empty folder")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="write into a non-empty folder; files already there are kept, never overwritten",
+    )
     p.set_defaults(run=init)
 
 
 def init(args: argparse.Namespace, out: Output) -> int:
     from mlform.scaffold import scaffold
 
-    written = scaffold(args.path, name=args.name, force=args.force)
-    for path in written:
+    target = Path(args.directory) / args.path  # -C moves the start, as for every command
+    result = scaffold(target, name=args.name, force=args.force)
+    for path in result.created:
         out.line(f"  created {path}")
-    out.line(f"\nNew workspace in {args.path}. Next: cd {args.path} && mlform plan")
+    for path in result.kept:
+        out.line(f"  kept    {path}  (already there, left untouched)")
+    out.line(f"\nNew workspace '{result.name}' in {target}.")
+    if result.kept:
+        noun = "file was" if len(result.kept) == 1 else "files were"
+        out.line(f"{len(result.kept)} existing {noun} kept as they are; check they fit.")
+    if target.resolve() == Path.cwd():
+        out.line("Next: mlform plan")
+    else:
+        out.line(f"Next: cd {shlex.quote(str(target))} && mlform plan")
     return 0

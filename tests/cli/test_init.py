@@ -1,0 +1,219 @@
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from mlform import __version__
+from tests.conftest import REPO, Ran
+
+FILES = [
+    ".github/workflows/mlform.yml",
+    ".gitignore",
+    ".schema/data.schema.json",
+    ".schema/environment.schema.json",
+    ".schema/workspace.schema.json",
+    ".vscode/extensions.json",
+    ".vscode/settings.json",
+    "README.md",
+    "data/sample.csv",
+    "data/sample.yml",
+    "environments/python-env.yml",
+    "workspace.yml",
+]
+SCHEMAS = ["data.schema.json", "environment.schema.json", "workspace.schema.json"]
+
+
+@pytest.fixture
+def new(cli: Callable[..., Ran], tmp_path: Path) -> Path:
+    """A workspace just made by `mlform init demo`."""
+    ran = cli("init", str(tmp_path / "demo"))
+    assert ran.code == 0, ran.err
+    return tmp_path / "demo"
+
+
+def files_in(root: Path) -> list[str]:
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+
+
+def test_init_writes_a_workspace(cli: Callable[..., Ran], tmp_path: Path) -> None:
+    target = tmp_path / "demo"
+    ran = cli("init", str(target))
+    assert ran.code == 0, ran.err
+    assert ran.err == ""
+    assert ran.out.splitlines() == [
+        *(f"  created {f}" for f in FILES),
+        "",
+        f"New workspace 'demo' in {target}.",
+        f"Next: cd {target} && mlform plan",
+    ]
+    assert files_in(target) == FILES
+    assert yaml.safe_load((target / "workspace.yml").read_text()) == {
+        "name": "demo",
+        "state": ".mlform/state.duckdb",
+        "datastores": [
+            {
+                "name": "workspaceblobstore",
+                "path": ".mlform/datastore",
+                "default": True,
+                "description": "Where data versions and run artifacts are kept.",
+            }
+        ],
+    }
+    assert (target / ".gitignore").read_text().splitlines()[-1] == ".mlform/"
+    assert (target / "data/sample.csv").read_text().splitlines()[:2] == [
+        "sepal_length,sepal_width,petal_length,petal_width,species",
+        "5.1,3.5,1.4,0.2,setosa",
+    ]
+
+
+def test_new_workspace_validates_and_plans_its_resources(
+    cli: Callable[..., Ran], new: Path
+) -> None:
+    ran = cli("validate", cwd=new)
+    assert (ran.code, ran.err) == (0, "")
+    assert ran.out == f"Valid: 3 resources in {new.resolve()}\n"
+
+    ran = cli("plan", cwd=new)
+    assert (ran.code, ran.err) == (0, "")
+    size = (new / "data/sample.csv").stat().st_size
+    python = f"{sys.implementation.name}-{sys.version_info.major}.{sys.version_info.minor}"
+    assert ran.out.splitlines() == [
+        "mlform will perform these actions:",
+        "",
+        f"  + datastore/workspaceblobstore  (new: local folder {new.resolve()}/.mlform/datastore)",
+        f"  + data/sample                   (new: version 1 (1 file, {size} B))",
+        f"  + environment/python-env        (new: version 1 (1 package, {python}))",
+        "",
+        "Plan: 3 to add, 0 to change, 0 to destroy, 0 to run.",
+    ]
+
+
+def test_init_refuses_a_folder_with_files(cli: Callable[..., Ran], tmp_path: Path) -> None:
+    target = tmp_path / "busy"
+    target.mkdir()
+    (target / "notes.txt").write_text("mine\n")
+    ran = cli("init", str(target))
+    assert ran.code == 1
+    assert ran.out == ""
+    assert ran.err == (
+        f"error: {target} is not empty; pass --force to add the workspace files to it "
+        "(files already there are kept, never overwritten)\n"
+    )
+    assert files_in(target) == ["notes.txt"]
+
+
+def test_init_force_keeps_what_is_there(cli: Callable[..., Ran], tmp_path: Path) -> None:
+    target = tmp_path / "busy"
+    (target / "data").mkdir(parents=True)
+    (target / "workspace.yml").write_text("name: mine\n")
+    (target / "data/sample.yml").write_text("name: other\npath: elsewhere.csv\n")
+    ran = cli("init", "--force", str(target))
+    assert ran.code == 0, ran.err
+    kept = ["data/sample.yml", "workspace.yml"]
+    assert ran.out.splitlines() == [
+        *(f"  created {f}" for f in FILES if f not in kept),
+        *(f"  kept    {f}  (already there, left untouched)" for f in kept),
+        "",
+        f"New workspace 'busy' in {target}.",
+        "2 existing files were kept as they are; check they fit.",
+        f"Next: cd {target} && mlform plan",
+    ]
+    assert (target / "workspace.yml").read_text() == "name: mine\n"
+    assert (target / "data/sample.yml").read_text() == "name: other\npath: elsewhere.csv\n"
+    assert files_in(target) == FILES
+
+
+def test_init_names_the_workspace(cli: Callable[..., Ran], tmp_path: Path) -> None:
+    ran = cli("init", str(tmp_path / "My Project!"))
+    assert ran.code == 0, ran.err
+    text = (tmp_path / "My Project!" / "workspace.yml").read_text()
+    assert yaml.safe_load(text)["name"] == "My-Project"
+
+    ran = cli("init", "--name", "2024.1", str(tmp_path / "x"))
+    assert ran.code == 0, ran.err
+    assert yaml.safe_load((tmp_path / "x" / "workspace.yml").read_text())["name"] == "2024.1"
+
+    ran = cli("init", "--name", "no spaces", str(tmp_path / "y"))
+    assert ran.code == 1
+    assert ran.err == (
+        "error: --name 'no spaces' is not a valid workspace name: start with a letter or "
+        "digit, then use only letters, digits, '-', '_' and '.' (at most 255 characters)\n"
+    )
+    assert not (tmp_path / "y").exists()
+
+
+def test_init_honours_dash_c(cli: Callable[..., Ran], tmp_path: Path) -> None:
+    ran = cli("init", "inner", cwd=tmp_path)
+    assert ran.code == 0, ran.err
+    assert (tmp_path / "inner" / "workspace.yml").is_file()
+
+
+def steps_run(job: dict[str, Any]) -> list[str]:
+    return [step["run"] for step in job["steps"] if "run" in step]
+
+
+def test_workflow_plans_pull_requests_and_applies_main(new: Path) -> None:
+    workflow = yaml.safe_load((new / ".github/workflows/mlform.yml").read_text())
+    triggers = workflow[True]  # YAML 1.1 reads the key `on` as true
+    assert triggers == {"pull_request": None, "push": {"branches": ["main"]}}
+
+    plan, apply = workflow["jobs"]["plan"], workflow["jobs"]["apply"]
+    assert plan["if"] == "github.event_name == 'pull_request'"
+    assert plan["permissions"]["pull-requests"] == "write"
+    runs = steps_run(plan)
+    assert "mlform validate" in runs
+    assert any("mlform plan --markdown > plan.md" in run for run in runs)
+    comment = next(
+        s for s in plan["steps"] if s.get("uses", "").startswith("actions/github-script")
+    )
+    assert "createComment" in comment["with"]["script"]
+    assert plan["concurrency"]["group"] == "mlform-plan-${{ github.event.pull_request.number }}"
+
+    assert apply["if"] == "github.event_name == 'push'"
+    assert "mlform apply --yes" in steps_run(apply)
+    assert apply["concurrency"] == {"group": "mlform-apply", "cancel-in-progress": False}
+    assert workflow["env"] == {"MLFORM_VERSION": __version__}
+
+
+def test_editor_settings_map_the_copied_schemas(new: Path) -> None:
+    settings = json.loads((new / ".vscode/settings.json").read_text())
+    assert settings == {
+        "yaml.schemas": {
+            "./.schema/data.schema.json": ["data/*.yml", "data/*.yaml"],
+            "./.schema/environment.schema.json": ["environments/*.yml", "environments/*.yaml"],
+            "./.schema/workspace.schema.json": ["workspace.yml", "workspace.yaml"],
+        }
+    }
+    for name in SCHEMAS:
+        assert (new / ".schema" / name).read_bytes() == (REPO / "schema" / name).read_bytes()
+
+
+def test_schema_prints_one_kind(cli: Callable[..., Ran]) -> None:
+    ran = cli("schema", "data")
+    assert (ran.code, ran.err) == (0, "")
+    assert json.loads(ran.out)["title"] == "mlform data asset"
+    assert ran.out == (REPO / "schema" / "data.schema.json").read_text()
+
+
+def test_schema_refuses_an_unknown_kind(cli: Callable[..., Ran]) -> None:
+    ran = cli("schema", "model")
+    assert (ran.code, ran.out) == (1, "")
+    assert ran.err == (
+        "error: no schema for kind 'model'; the kinds are: data, environment, workspace\n"
+    )
+
+
+def test_schema_export_writes_every_schema(cli: Callable[..., Ran], tmp_path: Path) -> None:
+    dest = tmp_path / "out"
+    ran = cli("schema", "--export", str(dest))
+    assert (ran.code, ran.err) == (0, "")
+    assert ran.out.splitlines() == [f"  wrote {dest / name}" for name in SCHEMAS]
+    assert files_in(dest) == SCHEMAS
+    for name in SCHEMAS:
+        assert (dest / name).read_bytes() == (REPO / "schema" / name).read_bytes()
