@@ -1,45 +1,57 @@
-"""Dependency graphs: ordering and cycles, used by validation and by the planner."""
+"""Dependency graphs: ordering and cycles, used by validation and by the planner.
+
+Both walks are iterative: a chain of thousands of resources must not hit Python's
+recursion limit, and both are linear in nodes plus edges.
+"""
 
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 
 
 def find_cycles(edges: Mapping[str, Iterable[str]]) -> list[list[str]]:
-    """Each cycle once, as the nodes along it with the first repeated at the end."""
+    """The cycles in `edges`, each as the nodes along it with the first repeated at the end.
+
+    A depth-first walk in name order reports one cycle for each edge that closes one, so
+    two nodes that depend on each other give one cycle, not two. Edges to nodes that are
+    not keys of `edges` are ignored.
+    """
     cycles: list[list[str]] = []
-    state: dict[str, int] = {}  # 1 visiting, 2 done
+    visiting, done = 1, 2
+    state: dict[str, int] = {}
     for start in sorted(edges):
         if state.get(start):
             continue
-        stack: list[tuple[str, list[str]]] = [(start, sorted(edges.get(start, ())))]
         path = [start]
-        state[start] = 1
+        where = {start: 0}  # position of each node on `path`, to cut a cycle out of it
+        stack: list[Iterator[str]] = [iter(sorted(edges[start]))]
+        state[start] = visiting
         while stack:
-            node, todo = stack[-1]
-            if not todo:
+            nxt = next(stack[-1], None)
+            if nxt is None:
                 stack.pop()
-                path.pop()
-                state[node] = 2
+                node = path.pop()
+                del where[node]
+                state[node] = done
+            elif nxt not in edges:
                 continue
-            nxt = todo.pop(0)
-            if nxt not in edges:
-                continue
-            if state.get(nxt) == 1:
-                cycles.append([*path[path.index(nxt) :], nxt])
+            elif state.get(nxt) == visiting:
+                cycles.append([*path[where[nxt] :], nxt])
             elif not state.get(nxt):
-                state[nxt] = 1
+                state[nxt] = visiting
+                where[nxt] = len(path)
                 path.append(nxt)
-                stack.append((nxt, sorted(edges.get(nxt, ()))))
+                stack.append(iter(sorted(edges[nxt])))
     return cycles
 
 
 def topological(nodes: Iterable[str], edges: Mapping[str, Iterable[str]]) -> list[str]:
     """`nodes` with every node after the nodes it depends on; ties in name order.
 
-    Kahn's algorithm over a heap: linear in the graph, deterministic in its output.
-    Nodes caught in a cycle (validation refuses those) come last, in name order.
+    Kahn's algorithm over a heap: linear in the graph (plus a log for the heap),
+    deterministic in its output. Nodes caught in a cycle (validation refuses those) come
+    last, in name order.
     """
     wanted = set(nodes)
     waiting = dict.fromkeys(wanted, 0)

@@ -50,7 +50,9 @@ def test_nothing_to_do() -> None:
     plan = diff({"data/a": want("data/a")}, {"data/a": have("data/a")})
     assert plan.changes == ()
     assert plan.unchanged == 1
-    assert render.text(plan) == "No changes. The workspace matches its files (1 resources up to date)."
+    assert (
+        render.text(plan) == "No changes. The workspace matches its files (1 resources up to date)."
+    )
 
 
 def test_create_update_delete_in_dependency_order() -> None:
@@ -135,9 +137,9 @@ def test_failed_and_drifted_resources_are_retried_with_the_reason() -> None:
 
 def test_tombstone_keeps_version_numbering() -> None:
     tomb = have("data/a", None, status="deleted", outputs={"latest_version": "4"})
-    (change,) = diff({"data/a": want("data/a", version_key="k", summary="1 file")}, {
-        "data/a": tomb
-    }).changes
+    (change,) = diff(
+        {"data/a": want("data/a", version_key="k", summary="1 file")}, {"data/a": tomb}
+    ).changes
     assert change.action is Action.CREATE
     assert change.version == "5"
     assert change.reasons == ("new: version 5 (1 file)",)

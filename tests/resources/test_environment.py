@@ -25,12 +25,13 @@ def test_requirements_and_conda_pip_sections_are_installed(
     cli: Cli, make_workspace: Make, tmp_path: Path
 ) -> None:
     one = slow_package(tmp_path / "one")
-    root = make_workspace({
-        "workspace.yml": "name: envs\n",
-        "environments/req.yml": "name: req\nrequirements: requirements.txt\n",
-        "environments/requirements.txt": f"# a comment\n{one}  # inline comment\n",
-        "environments/conda.yml": "name: conda\nconda_file: conda-env.yml\n",
-        "environments/conda-env.yml": f"""
+    root = make_workspace(
+        {
+            "workspace.yml": "name: envs\n",
+            "environments/req.yml": "name: req\nrequirements: requirements.txt\n",
+            "environments/requirements.txt": f"# a comment\n{one}  # inline comment\n",
+            "environments/conda.yml": "name: conda\nconda_file: conda-env.yml\n",
+            "environments/conda-env.yml": f"""
             name: train
             channels: [conda-forge]
             dependencies:
@@ -39,7 +40,8 @@ def test_requirements_and_conda_pip_sections_are_installed(
               - pip:
                   - {one}
         """,
-    })
+        }
+    )
     applied = cli("apply", "--yes", cwd=root)
     assert applied.code == 0, applied.out + applied.err
     req, conda = outputs(cli, root, "environment/req"), outputs(cli, root, "environment/conda")
@@ -47,7 +49,9 @@ def test_requirements_and_conda_pip_sections_are_installed(
     assert applied.out.count("building virtual environment") == 1
     check = subprocess.run(
         [str(req["python"]), "-c", "import slowpkg; print(slowpkg.VALUE)"],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert check.stdout.strip() == "1"
 
@@ -55,19 +59,25 @@ def test_requirements_and_conda_pip_sections_are_installed(
     assert cli("plan", "--detailed-exitcode", cwd=root).code == 0  # comments don't count
     (root / "environments/requirements.txt").write_text("")
     plan = cli("plan", cwd=root)
-    assert "~ environment/req  (content changed: requirements.txt modified; version 1 → 2)" in plan.out
+    assert (
+        "~ environment/req  (content changed: requirements.txt modified; version 1 → 2)" in plan.out
+    )
 
 
 def test_variables_change_the_version_but_share_the_build(cli: Cli, make_workspace: Make) -> None:
-    root = make_workspace({
-        "workspace.yml": "name: vars\n",
-        "environments/a.yml": "name: a\nenvironment_variables:\n  MODE: fast\n",
-    })
+    root = make_workspace(
+        {
+            "workspace.yml": "name: vars\n",
+            "environments/a.yml": "name: a\nenvironment_variables:\n  MODE: fast\n",
+        }
+    )
     assert cli("apply", "--yes", cwd=root).code == 0
     first = outputs(cli, root, "environment/a")
     (root / "environments/a.yml").write_text("name: a\nenvironment_variables:\n  MODE: slow\n")
     plan = cli("plan", cwd=root)
-    assert "~ environment/a  (environment_variables.MODE: 'fast' → 'slow'; version 1 → 2)" in plan.out
+    assert (
+        "~ environment/a  (environment_variables.MODE: 'fast' → 'slow'; version 1 → 2)" in plan.out
+    )
     applied = cli("apply", "--yes", cwd=root)
     assert "~ environment/a updated: reused an existing build" in applied.out
     second = outputs(cli, root, "environment/a")
@@ -99,11 +109,13 @@ def test_independent_changes_run_in_parallel(
     monkeypatch.setenv("SLOW_LOG", str(log))
     monkeypatch.setenv("MLFORM_CACHE_DIR", str(tmp_path / "own-cache"))
     a, b = slow_package(tmp_path / "a"), slow_package(tmp_path / "b")
-    root = make_workspace({
-        "workspace.yml": "name: parallel\n",
-        "environments/a.yml": f"name: a\npip: ['{a}']\n",
-        "environments/b.yml": f"name: b\npip: ['{b}']\n",
-    })
+    root = make_workspace(
+        {
+            "workspace.yml": "name: parallel\n",
+            "environments/a.yml": f"name: a\npip: ['{a}']\n",
+            "environments/b.yml": f"name: b\npip: ['{b}']\n",
+        }
+    )
     assert cli("apply", "--yes", "--parallelism", "2", cwd=root).code == 0
     events = [line.split() for line in log.read_text().splitlines()]
     assert [kind for kind, _ in sorted(events, key=lambda e: float(e[1]))][:2] == [

@@ -2,19 +2,25 @@
 
 Asset references follow Azure ML: `name`, `name:version`, `name@latest`, each optionally
 prefixed `azureml:`. Locations are local paths (relative to the YAML file),
-`datastore://<name>/<path>`, Azure's `azureml://datastores/<name>/paths/<path>`, or an
-fsspec URL.
+`datastore://<name>/<path>`, Azure's `azureml://datastores/<name>/paths/<path>` (also in
+its long form, with subscription, resource group and workspace in front), or an fsspec
+URL.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 _NAME = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
-_ASSET = re.compile(rf"^(?:azureml:)?(?P<name>{_NAME}?)(?::(?P<version>{_NAME})|@(?P<label>\w+))?$")
-_AZUREML_DATASTORE = re.compile(r"^azureml://datastores/(?P<store>[^/]+)/paths/(?P<path>.*)$")
+_ASSET = re.compile(rf"^(?:azureml:)?(?P<name>{_NAME})(?::(?P<version>{_NAME})|@(?P<label>\w+))?$")
+_AZUREML_DATASTORE = re.compile(
+    r"^azureml://(?:subscriptions/[^/]+/resource[gG]roups/[^/]+/"
+    r"(?:providers/Microsoft\.MachineLearningServices/)?workspaces/[^/]+/)?"
+    r"datastores/(?P<store>[^/]+)/paths/(?P<path>.*)$"
+)
 _DATASTORE = re.compile(r"^datastore://(?P<store>[^/]+)/?(?P<path>.*)$")
 _URL = re.compile(r"^(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]+)://")
 
@@ -31,7 +37,7 @@ class AssetRef:
 def parse_asset_ref(text: str) -> AssetRef | None:
     """`azureml:iris:2` → AssetRef('iris', '2'); None when `text` is not a reference."""
     match = _ASSET.match(text.strip())
-    if not match or not match["name"]:
+    if not match:
         return None
     if match["label"] and match["label"] != "latest":
         return None
@@ -59,7 +65,11 @@ Location = LocalPath | DatastorePath | Url
 
 
 def parse_location(text: str, base: Path) -> Location:
-    """Where a `path:` points, with relative local paths resolved against `base`."""
+    """Where a `path:` points, with relative local paths resolved against `base`.
+
+    Local paths are normalised, not resolved: resolving follows symlinks with a system
+    call per path component, which a workspace of thousands of files would feel.
+    """
     for pattern in (_DATASTORE, _AZUREML_DATASTORE):
         match = pattern.match(text)
         if match:
@@ -68,6 +78,11 @@ def parse_location(text: str, base: Path) -> Location:
     if match:
         scheme = match["scheme"].lower()
         if scheme == "file":
-            return LocalPath(Path(text[len("file://") :]))
+            return LocalPath(local_path(base, text[len("file://") :]))
         return Url(text, scheme)
-    return LocalPath(Path(base, text).resolve())
+    return LocalPath(local_path(base, text))
+
+
+def local_path(base: Path, text: str) -> Path:
+    """`text` as a normalised path, relative to `base` unless it is absolute."""
+    return Path(os.path.normpath(os.path.join(base, text)))

@@ -8,9 +8,11 @@ message that says what to do and located with the document's marks.
 
 from __future__ import annotations
 
+import datetime
 import difflib
 import json
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +24,21 @@ from mlform.errors import Problem
 
 if TYPE_CHECKING:
     import jsonschema
+
+Where = tuple[str | int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Findings:
+    """What is wrong with one document, and where its values cannot be trusted."""
+
+    problems: list[Problem] = field(default_factory=list)
+    # Paths of values that are wrong and of required keys that are missing: the loader
+    # leaves these out and still checks the rest, so one typo does not hide other errors.
+    bad: frozenset[Where] = frozenset()
+
+
+CLEAN = Findings()
 
 
 @cache
@@ -54,7 +71,9 @@ def _inline(node: Any) -> Any:
 
 @cache
 def _fast(kind: str) -> Callable[[Any], Any]:
-    validate: Callable[[Any], Any] = fastjsonschema.compile(load_schema(kind))
+    # use_default fills in the schema's `default` values, so a valid document comes back
+    # with them (data `type: uri_folder`): writing out a default does not change a digest.
+    validate: Callable[[Any], Any] = fastjsonschema.compile(load_schema(kind), use_default=True)
     return validate
 
 
@@ -66,54 +85,132 @@ def _thorough(kind: str) -> jsonschema.protocols.Validator:
     return jsonschema.Draft7Validator(schema)
 
 
-def check(doc: Document, kind: str) -> list[Problem]:
-    """Every schema problem in `doc`, located; empty when it is valid."""
+def check(doc: Document, kind: str) -> Findings:
+    """Every schema problem in `doc`, located; `CLEAN` when it is valid."""
+    if not isinstance(doc.data, dict):
+        return Findings([_shape(doc, kind)], frozenset({()}))
     try:
         _fast(kind)(doc.data)
-    except fastjsonschema.JsonSchemaException:
+    except Exception:  # any failure, even a crash on odd data, means "look closer"
         pass
     else:
-        return []
+        return CLEAN
+    errors = list(_thorough(kind).iter_errors(doc.data))
+    typos = _typos(errors)
     problems: list[Problem] = []
-    for error in _thorough(kind).iter_errors(doc.data):
-        problems.extend(_explain(doc, error))
+    bad: set[Where] = set()
+    for error in errors:
+        where = tuple(error.absolute_path)
+        if error.validator == "required":
+            missing = _missing_key(error)
+            bad.add((*where, missing))
+            if (where, missing) in typos.values():
+                continue  # reported once, as the misspelt key that was meant to be it
+        elif error.validator == "additionalProperties" and isinstance(error.instance, dict):
+            bad.update((*where, key) for key in _unknown_keys(error))
+        else:
+            bad.add(where)
+        problems.extend(_explain(doc, error, typos))
     problems.sort(key=lambda p: (p.line, p.col))
-    return problems
+    return Findings(problems, frozenset(bad))
 
 
-def _explain(doc: Document, error: jsonschema.ValidationError) -> Iterable[Problem]:
+@cache
+def required(kind: str) -> tuple[str, ...]:
+    """The keys every document of `kind` must have."""
+    return tuple(load_schema(kind).get("required", ()))
+
+
+def _shape(doc: Document, kind: str) -> Problem:
+    keys = " and ".join(f"'{key}'" for key in required(kind))
+    needs = f" (it needs at least {keys})" if keys else ""
+    if doc.data is None:
+        what = str(load_schema(kind).get("title", kind)).removeprefix("mlform ")
+        return doc.problem(
+            [], f"file is empty: declare {with_article(what)} here{needs}, or delete the file"
+        )
+    text = doc.text([])
+    found = _json_type(doc.data, text)
+    return doc.problem([], f"expected a mapping of keys such as 'name: …', found {found}")
+
+
+def _typos(errors: list[jsonschema.ValidationError]) -> dict[tuple[Where, str], tuple[Where, str]]:
+    """Unknown keys that look like a missing required key: (where, unknown) → (where, meant)."""
+    missing = {
+        (tuple(e.absolute_path), _missing_key(e)) for e in errors if e.validator == "required"
+    }
+    typos: dict[tuple[Where, str], tuple[Where, str]] = {}
+    for error in errors:
+        if error.validator != "additionalProperties" or not isinstance(error.instance, dict):
+            continue
+        where = tuple(error.absolute_path)
+        wanted = [key for at, key in missing if at == where]
+        for key in _unknown_keys(error):
+            close = difflib.get_close_matches(str(key), wanted, n=1, cutoff=0.6)
+            if close:
+                typos[(where, str(key))] = (where, close[0])
+    return typos
+
+
+def _unknown_keys(error: jsonschema.ValidationError) -> list[Any]:
+    schema = error.schema if isinstance(error.schema, Mapping) else {}
+    known = schema.get("properties", {})
+    instance: Any = error.instance
+    return sorted((key for key in instance if key not in known), key=str)
+
+
+def _missing_key(error: jsonschema.ValidationError) -> str:
+    # jsonschema words it "'path' is a required property"; the name is the first quoted part.
+    message = str(error.message)
+    return message.split("'")[1] if message.count("'") >= 2 else message
+
+
+def _explain(
+    doc: Document,
+    error: jsonschema.ValidationError,
+    typos: Mapping[tuple[Where, str], tuple[Where, str]],
+) -> Iterable[Problem]:
     where = list(error.absolute_path)
     field = _dotted(where) or "the file"
     rules: Mapping[str, Any] = error.schema if isinstance(error.schema, Mapping) else {}
     hint = rules.get("x-hint")
     validator = error.validator
+    inside = f" in {field}" if where else ""
 
     if validator == "additionalProperties" and isinstance(error.instance, dict):
-        allowed = sorted(rules.get("properties", {}))
-        for key in sorted(set(error.instance) - set(allowed), key=str):
-            message = f"unknown key '{key}'"
-            if where:
-                message += f" in {field}"
-            message += did_you_mean(str(key), allowed)
+        allowed = list(rules.get("properties", {}))
+        for key in _unknown_keys(error):
+            typo = typos.get((tuple(where), str(key)))
+            message = f"unknown key '{key}'{inside}"
+            if typo:
+                message += f" (did you mean '{typo[1]}'?)"
+            else:
+                suggestion = did_you_mean(str(key), allowed)
+                message += suggestion or f"; expected one of: {', '.join(allowed)}"
             yield doc.problem([*where, key], message, key=True)
         return
     if validator == "required":
-        missing = str(error.message).split("'")[1] if "'" in error.message else error.message
-        message = f"missing required key '{missing}'"
-        if where:
-            message += f" in {field}"
-        yield doc.problem(where, message + (f": {hint}" if hint else ""), key=bool(where))
+        missing = _missing_key(error)
+        spec = rules.get("properties", {}).get(missing, {})
+        how = spec.get("x-missing") if isinstance(spec, Mapping) else None
+        message = f"missing required key '{missing}'{inside}"
+        message += f": {how}" if how else f"; add '{missing}: …'"
+        yield doc.problem(where, message, key=bool(where))
         return
     if validator in ("oneOf", "anyOf") and error.context:
         import jsonschema
 
-        best = jsonschema.exceptions.best_match(error.context)
-        if best.validator not in ("type", "oneOf", "anyOf"):
-            yield from _explain(doc, best)
+        # A branch that failed on something other than its type is the one the value was
+        # meant for ("" for a path: must not be empty); otherwise say which types fit.
+        meant = [e for e in error.context if e.validator not in ("type", "oneOf", "anyOf")]
+        if meant:
+            yield from _explain(doc, jsonschema.exceptions.best_match(meant), typos)
             return
-        message = f"{field} must be {_describe(rules)}, not {_json_type(error.instance)}"
-    elif validator == "type":
-        message = f"{field} must be {_describe(rules)}, not {_json_type(error.instance)}"
+    if validator in ("type", "oneOf", "anyOf"):
+        text = doc.text(where) if _is_scalar(error.instance) else None
+        message = f"{field} must be {_describe(rules)}, not {_json_type(error.instance, text)}"
+        fix = _type_fix(doc, where, rules, error.instance)
+        message, hint = (f"{message}; {fix}", None) if fix else (message, hint)
     elif validator == "enum":
         choices = [str(c) for c in rules.get("enum", [])]
         message = f"{field} must be one of {', '.join(choices)}, not {error.instance!r}"
@@ -135,14 +232,38 @@ def _explain(doc: Document, error: jsonschema.ValidationError) -> Iterable[Probl
     yield doc.problem(where, message)
 
 
-def _describe(schema: Mapping[str, Any]) -> str:
-    if "x-expects" in schema:
-        return str(schema["x-expects"])
+def _type_fix(doc: Document, where: list[Any], rules: Mapping[str, Any], value: Any) -> str:
+    """How to write a value of the wrong type so it means what was meant, if we can tell."""
+    types = _types(rules)
+    text = doc.text(where) if _is_scalar(value) else None
+    # YAML reads 1.10 as the number 1.1 and `yes` as true: quoting keeps what was typed.
+    if text is not None and "string" in types:
+        return f"put it in quotes to keep it as text: '{text}'"
+    if value is None and "string" in types:
+        return "write '' for an empty text"
+    if isinstance(value, str) and "array" in types:
+        return f"write a list, with one '- item' per line or as [{value}]"
+    if isinstance(value, list) and "object" in types and where and isinstance(where[-1], str):
+        return f"write one 'key: value' per line, indented under {where[-1]}:"
+    return ""
+
+
+def _is_scalar(value: Any) -> bool:
+    return isinstance(value, bool | int | float | datetime.date)
+
+
+def _types(schema: Mapping[str, Any]) -> list[str]:
     kinds = schema.get("type")
     if kinds is None and ("oneOf" in schema or "anyOf" in schema):
         kinds = [s.get("type") for s in schema.get("oneOf", schema.get("anyOf", []))]
     if isinstance(kinds, str):
         kinds = [kinds]
+    return [str(k) for k in kinds or [] if k]
+
+
+def _describe(schema: Mapping[str, Any]) -> str:
+    if "x-expects" in schema:
+        return str(schema["x-expects"])
     names = {
         "object": "a mapping",
         "array": "a list",
@@ -152,17 +273,21 @@ def _describe(schema: Mapping[str, Any]) -> str:
         "boolean": "true or false",
         "null": "empty",
     }
-    words = [names.get(str(k), str(k)) for k in kinds or [] if k]
-    return " or ".join(dict.fromkeys(words)) or "valid"
+    words = list(dict.fromkeys(names.get(k, k) for k in _types(schema)))
+    if len(words) > 2:
+        words = [", ".join(words[:-1]), words[-1]]
+    return " or ".join(words) or "valid"
 
 
-def _json_type(value: Any) -> str:
+def _json_type(value: Any, text: str | None = None) -> str:
     if value is None:
         return "empty"
     if isinstance(value, bool):
-        return f"a boolean ({str(value).lower()})"
+        return f"a boolean ({text or str(value).lower()})"
     if isinstance(value, int | float):
-        return f"a number ({value})"
+        return f"a number ({text or value})"
+    if isinstance(value, datetime.date):
+        return f"a date ({text or value.isoformat()})"
     if isinstance(value, str):
         return f"a string ({value!r})"
     if isinstance(value, list):
@@ -177,6 +302,15 @@ def _dotted(where: list[Any]) -> str:
     return out
 
 
-def did_you_mean(word: str, choices: Iterable[str]) -> str:
+def with_article(noun: str) -> str:
+    return f"{'an' if noun[:1] in 'aeiou' else 'a'} {noun}"
+
+
+def closest(word: str, choices: Iterable[str]) -> str | None:
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
+    return close[0] if close else None
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    close = closest(word, choices)
+    return f" (did you mean '{close}'?)" if close else ""

@@ -11,7 +11,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from mlform.config.refs import DatastorePath, LocalPath, Location, Url, parse_location
+from mlform.config.refs import (
+    DatastorePath,
+    LocalPath,
+    Location,
+    Url,
+    local_path,
+    parse_location,
+)
 from mlform.config.yamlfile import Document, JsonPath
 from mlform.errors import Problem
 
@@ -139,14 +146,17 @@ def environment(body: Mapping[str, Any], source: Source) -> EnvironmentSpec:
         source=source,
         version=_version(body),
         pip=tuple(str(line) for line in body.get("pip", ())),
-        requirements=(base / requirements).resolve() if requirements else None,
-        conda_file=(base / conda).resolve() if isinstance(conda, str) else conda,
-        variables={str(k): _text(v) for k, v in (body.get("environment_variables") or {}).items()},
+        requirements=local_path(base, requirements) if requirements else None,
+        conda_file=local_path(base, conda) if isinstance(conda, str) else conda,
+        variables={
+            str(k): env_text(v) for k, v in (body.get("environment_variables") or {}).items()
+        },
         image=body.get("image"),
     )
 
 
-def _text(value: Any) -> str:
+def env_text(value: Any) -> str:
+    """An environment variable's value as the process sees it."""
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)

@@ -2,27 +2,29 @@
 
 `load` reports every problem at once (schema errors, missing files, duplicate names,
 unknown references, cycles), each as `path:line:col: message`, or returns a `Config`.
+
+A file with schema errors is still read for what it gets right: its wrong values are
+left out, and the rest is built into a spec and checked like any other. So a user who
+fixes every reported error does not meet a new batch on the next run. A reference to
+something whose own file is broken is not reported: that file's errors say it already.
 """
 
 from __future__ import annotations
 
+import difflib
 import itertools
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mlform.config import schema, specs
-from mlform.config.refs import DatastorePath, LocalPath, Url
-from mlform.config.specs import (
-    IMPLICIT_DATASTORE,
-    DataSpec,
-    DatastoreSpec,
-    EnvironmentSpec,
-    Source,
-    Spec,
-)
+from mlform.config.checks import check_spec
+from mlform.config.refs import DatastorePath, local_path
+from mlform.config.schema import Where
+from mlform.config.specs import IMPLICIT_DATASTORE, DataSpec, DatastoreSpec, Source, Spec
 from mlform.config.yamlfile import Document, read_document
 from mlform.errors import ConfigInvalid, Problem, WorkspaceNotFound
 from mlform.graph import find_cycles
@@ -37,6 +39,11 @@ FOLDERS: dict[str, tuple[str, Parser]] = {
     "data": ("data", specs.data),
     "environments": ("environment", specs.environment),
 }
+
+_UNUSABLE: frozenset[Where] = frozenset({()})
+_CONDA_KEYS = {"name", "channels", "dependencies", "prefix", "variables"}
+_SCHEMA_NAME = re.compile(r"(?:^|/)(?P<kind>[A-Za-z]+)\.schema\.json$")
+_NAME_LINE = re.compile(r"^name:[ \t]*[\"']?(?P<name>[A-Za-z0-9][A-Za-z0-9_.-]*)", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -79,24 +86,27 @@ class _Loader:
         self.root = root
         self.problems: list[Problem] = []
         self.specs: dict[str, Spec] = {}
-        self.invalid: set[str] = set()  # addresses declared in files that failed validation
+        self.broken: set[str] = set()  # addresses declared in files too broken to build
+        self.stores_known = True  # False when some datastore entry could not be read
 
     def run(self) -> Config:
-        ws = self._read(self._workspace_file(), "workspace")
+        path = self._workspace_file()
+        ws, bad = self._read(path, path.name, "workspace")
         body = ws.data if isinstance(ws.data, dict) else {}
-        name = str(body.get("name", self.root.name))
-        state_path = (self.root / str(body.get("state", DEFAULT_STATE))).resolve()
-        default = self._datastores(ws, body)
+        name = body.get("name") if isinstance(body.get("name"), str) else self.root.name
+        state = body.get("state") if isinstance(body.get("state"), str) else DEFAULT_STATE
+        default = self._datastores(ws, bad)
         for folder, (kind, parse) in FOLDERS.items():
-            for doc in self._documents(folder, kind):
-                self._add(parse(doc.data, Source(doc)))
+            for doc, doc_bad in self._documents(folder, kind):
+                self._build(doc, kind, parse, doc_bad)
+        self._stray_folders()
         deps = {address: self._dependencies(spec, default) for address, spec in self.specs.items()}
         self._check_cycles(deps)
-        errors = [p for p in self.problems if p.severity == "error"]
-        if errors:
-            raise ConfigInvalid(sorted(self.problems, key=_order))
-        warnings = [p for p in self.problems if p.severity != "error"]
-        return Config(self.root, name, state_path, default, self.specs, deps, warnings)
+        problems = sorted(self.problems, key=_order)
+        if any(p.severity == "error" for p in problems):
+            raise ConfigInvalid(problems)
+        state_path = (self.root / str(state)).resolve()
+        return Config(self.root, str(name), state_path, default, self.specs, deps, problems)
 
     # -- reading -------------------------------------------------------------------------
 
@@ -106,35 +116,68 @@ class _Loader:
                 return self.root / candidate
         raise WorkspaceNotFound(f"no workspace.yml in {self.root}")
 
-    def _read(self, path: Path, kind: str) -> Document:
-        doc = read_document(path, os.path.relpath(path, self.root))
-        self.problems.extend(doc.problems)
-        if isinstance(doc.data, dict):
-            self.problems.extend(schema.check(doc, kind))
-        return doc
+    def _read(self, path: Path, display: str, kind: str) -> tuple[Document, frozenset[Where]]:
+        doc = read_document(path, display)
+        return doc, self._check(doc, kind)
 
-    def _documents(self, folder: str, kind: str) -> list[Document]:
+    def _check(self, doc: Document, kind: str) -> frozenset[Where]:
+        """Record the document's problems; return the paths in it that must not be used."""
+        self.problems.extend(doc.problems)
+        if not doc.parsed:
+            return _UNUSABLE
+        data = doc.data if isinstance(doc.data, dict) else {}
+        misplaced = _misplaced(data.get("$schema"), kind)
+        if misplaced:
+            self.problems.append(doc.problem(["$schema"], misplaced))
+            return _UNUSABLE
+        if kind == "environment" and "dependencies" in data and data.keys() <= _CONDA_KEYS:
+            self.problems.append(
+                doc.problem(
+                    [],
+                    "this looks like a conda file (it has dependencies:), but no environment "
+                    "names it; point one at it with conda_file: "
+                    f"{doc.path.name}, or move it out of environments/",
+                )
+            )
+            return _UNUSABLE
+        found = schema.check(doc, kind)
+        self.problems.extend(found.problems)
+        return found.bad
+
+    def _documents(self, folder: str, kind: str) -> list[tuple[Document, frozenset[Where]]]:
         base = self.root / folder
         if not base.is_dir():
             return []
-        paths = sorted(
-            entry.path
+        names = sorted(
+            entry.name
             for entry in os.scandir(base)
             if entry.name.endswith((".yml", ".yaml")) and entry.is_file()
         )
-        docs = []
-        for path in paths:
-            before = len(self.problems)
-            doc = self._read(Path(path), kind)
-            if len(self.problems) == before:
-                docs.append(doc)
-            elif isinstance(doc.data, dict) and isinstance(doc.data.get("name"), str):
-                self.invalid.add(f"{kind}/{doc.data['name']}")
-        return docs
+        docs = [read_document(base / name, f"{folder}/{name}") for name in names]
+        # A conda file or a YAML data file next to the file that names it is not a
+        # declaration of its own.
+        named = _named_files(docs)
+        return [(doc, self._check(doc, kind)) for doc in docs if doc.path not in named]
 
-    def _add(self, spec: Spec) -> None:
+    def _build(self, doc: Document, kind: str, parse: Parser, bad: frozenset[Where]) -> None:
+        body = _usable(doc.data, (), bad)
+        needed = [key for key in schema.required(kind) if key != "name"]
+        if body is None or any(key not in body for key in needed):
+            self.broken.add(f"{kind}/{_guess_name(doc)}")
+            return
+        named = "name" in body
+        if not named:
+            # Still check its paths, under the name as written, but keep it out of the
+            # workspace: references to it are judged by its own file's errors.
+            body = {**body, "name": str(doc.data.get("name", ""))}
+            self.broken.add(f"{kind}/{body['name']}")
+        spec = parse(body, Source(doc))
+        skip = {str(where[0]) for where in bad if where}
+        self._add(spec, skip, register=named)
+
+    def _add(self, spec: Spec, skip: set[str], *, register: bool = True) -> None:
         other = self.specs.get(spec.address)
-        if other is not None:
+        if register and other is not None:
             self.problems.append(
                 spec.source.problem(
                     ["name"],
@@ -142,32 +185,34 @@ class _Loader:
                     f"{other.source}; rename one of them",
                 )
             )
-            return
-        self.specs[spec.address] = spec
-        self._check_files(spec)
+        elif register:
+            self.specs[spec.address] = spec
+        self.problems.extend(check_spec(spec, self.root, skip))
 
-    def _datastores(self, ws: Document, body: Mapping[str, Any]) -> str:
-        declared = body.get("datastores") or []
-        if not isinstance(declared, list):
-            return IMPLICIT_DATASTORE
+    def _datastores(self, ws: Document, bad: frozenset[Where]) -> str:
+        declared = ws.data.get("datastores") if isinstance(ws.data, dict) else None
+        if not ws.parsed or (declared is not None and not isinstance(declared, list)):
+            self.stores_known = False
         defaults: list[DatastoreSpec] = []
-        for index, item in enumerate(declared):
-            if not isinstance(item, dict) or "name" not in item:
+        for index, item in enumerate(declared if isinstance(declared, list) else []):
+            where: Where = ("datastores", index)
+            body = _usable(item, where, bad)
+            if body is None or "name" not in body:
+                self.stores_known = False
                 continue
-            store = specs.datastore(item, Source(ws, ("datastores", index)), self.root)
+            store = specs.datastore(body, Source(ws, where), self.root)
             if store.default:
                 defaults.append(store)
-            self._add(store)
-        stores = [s for s in self.specs.values() if isinstance(s, DatastoreSpec)]
-        if len(defaults) > 1:
-            for extra in defaults[1:]:
-                self.problems.append(
-                    extra.source.problem(
-                        ["default"],
-                        f"datastores '{defaults[0].name}' and '{extra.name}' are both "
-                        "default; mark only one with default: true",
-                    )
+            self._add(store, {str(w[2]) for w in bad if w[:2] == where and len(w) > 2})
+        for extra in defaults[1:]:
+            self.problems.append(
+                extra.source.problem(
+                    ["default"],
+                    f"datastores '{defaults[0].name}' and '{extra.name}' are both "
+                    "default; mark only one with default: true",
                 )
+            )
+        stores = [s for s in self.specs.values() if isinstance(s, DatastoreSpec)]
         if defaults:
             return defaults[0].name
         if len(stores) == 1:
@@ -177,62 +222,33 @@ class _Loader:
             self.specs[implicit.address] = implicit
         return IMPLICIT_DATASTORE
 
-    # -- checks --------------------------------------------------------------------------
-
-    def _check_files(self, spec: Spec) -> None:
-        if isinstance(spec, DataSpec):
-            self._check_data_location(spec)
-        elif isinstance(spec, EnvironmentSpec):
-            for key, path in (("requirements", spec.requirements), ("conda_file", spec.conda_file)):
-                if isinstance(path, Path) and not path.is_file():
-                    self.problems.append(
-                        spec.source.problem(
-                            [key], f"{key} file '{spec.body[key]}' does not exist ({path})"
-                        )
+    def _stray_folders(self) -> None:
+        """Warn about YAML files in a folder whose name is a near miss of a kind folder."""
+        for entry in os.scandir(self.root):
+            if entry.name in FOLDERS or entry.name.startswith(".") or not entry.is_dir():
+                continue
+            close = difflib.get_close_matches(entry.name, list(FOLDERS), n=1, cutoff=0.8)
+            if not close:
+                continue
+            try:
+                files = sorted(
+                    e.name for e in os.scandir(entry.path) if e.name.endswith((".yml", ".yaml"))
+                )
+            except OSError:
+                continue
+            if files:
+                self.problems.append(
+                    Problem(
+                        f"{entry.name}/{files[0]}",
+                        1,
+                        1,
+                        f"mlform does not read {entry.name}/ (did you mean {close[0]}/?); "
+                        f"move its files to {close[0]}/ to declare them",
+                        "warning",
                     )
-        elif isinstance(spec, DatastoreSpec) and isinstance(spec.location, Url):
-            self._check_protocol(spec, spec.location, ["path"])
-
-    def _check_data_location(self, spec: DataSpec) -> None:
-        location = spec.location
-        if isinstance(location, Url):
-            self._check_protocol(spec, location, ["path"])
-            return
-        if isinstance(location, DatastorePath):
-            return  # checked with the other references, once every datastore is known
-        assert isinstance(location, LocalPath)
-        path = location.path
-        written = spec.body["path"]
-        if not path.exists():
-            self.problems.append(
-                spec.source.problem(["path"], f"path '{written}' does not exist ({path})")
-            )
-        elif spec.type == "uri_file" and not path.is_file():
-            self.problems.append(
-                spec.source.problem(
-                    ["path"], f"'{written}' is a folder but type is uri_file; use type: uri_folder"
                 )
-            )
-        elif spec.type in ("uri_folder", "mltable") and not path.is_dir():
-            self.problems.append(
-                spec.source.problem(
-                    ["path"],
-                    f"'{written}' is a file but type is {spec.type}; use type: uri_file",
-                )
-            )
-        elif spec.type == "mltable" and not (path / "MLTable").is_file():
-            self.problems.append(
-                spec.source.problem(
-                    ["path"], f"'{written}' has no MLTable file; add one or use type: uri_folder"
-                )
-            )
 
-    def _check_protocol(self, spec: Spec, url: Url, where: list[str | int]) -> None:
-        from mlform.storage import protocol_problem
-
-        message = protocol_problem(url.scheme)
-        if message:
-            self.problems.append(spec.source.problem(where, message))
+    # -- references ----------------------------------------------------------------------
 
     def _dependencies(self, spec: Spec, default: str) -> tuple[str, ...]:
         deps: list[str] = []
@@ -240,48 +256,124 @@ class _Loader:
             store = default
             if isinstance(spec.location, DatastorePath):
                 store = spec.location.datastore
-                if f"datastore/{store}" not in self.specs:
-                    known = [s.name for s in self.specs.values() if isinstance(s, DatastoreSpec)]
-                    self.problems.append(
-                        spec.source.problem(
-                            ["path"],
-                            f"unknown datastore '{store}'{schema.did_you_mean(store, known)}; "
-                            "declare it under datastores: in workspace.yml",
-                        )
-                    )
+                if f"datastore/{store}" not in self.specs and self.stores_known:
+                    self.problems.append(spec.source.problem(["path"], self._no_store(store)))
             deps.append(f"datastore/{store}")
         for index, address in enumerate(spec.depends_on):
-            if address in self.invalid:
+            if address in self.broken:
                 continue  # its own file's problems are already reported
             if address not in self.specs:
+                hint = self._similar(address, spec.address)
                 self.problems.append(
                     spec.source.problem(
                         ["depends_on", index],
-                        f"depends_on '{address}' is not declared"
-                        + schema.did_you_mean(address, list(self.specs)),
+                        f"depends_on '{address}' is not declared in this workspace"
+                        + (hint or "; correct it or remove the entry"),
                     )
                 )
             elif address == spec.address:
                 self.problems.append(
-                    spec.source.problem(["depends_on", index], "a resource cannot depend on itself")
+                    spec.source.problem(
+                        ["depends_on", index],
+                        "a resource cannot depend on itself; remove this entry",
+                    )
                 )
             else:
                 deps.append(address)
         return tuple(dict.fromkeys(d for d in deps if d in self.specs))
 
+    def _similar(self, address: str, own: str) -> str:
+        """A did-you-mean for an unknown address: a close name of the same kind, else
+        the same name under a close kind (`dataset/iris` → `data/iris`)."""
+        kind, _, name = address.partition("/")
+        names = [s.name for a, s in self.specs.items() if s.kind == kind and a != own]
+        close = schema.closest(name, names)
+        if close is not None:
+            return f" (did you mean '{kind}/{close}'?)"
+        same = [a for a, s in self.specs.items() if s.name == name and a != own]
+        return schema.did_you_mean(address, same)
+
+    def _no_store(self, store: str) -> str:
+        known = sorted(s.name for s in self.specs.values() if isinstance(s, DatastoreSpec))
+        hint = schema.did_you_mean(store, known) or f" (declared: {', '.join(known)})"
+        return f"unknown datastore '{store}'{hint}; declare it under datastores: in workspace.yml"
+
     def _check_cycles(self, deps: dict[str, tuple[str, ...]]) -> None:
         for cycle in find_cycles(deps):
             text = " → ".join(cycle)
+            entries = []
             for address, nxt in itertools.pairwise(cycle):
                 spec = self.specs[address]
                 where: list[str | int] = ["depends_on"]
                 if nxt in spec.depends_on:
                     where.append(spec.depends_on.index(nxt))
-                self.problems.append(
-                    spec.source.problem(
-                        where, f"dependency cycle: {text}; remove one of these depends_on entries"
-                    )
+                entries.append((spec, where))
+            (first, where), others = entries[0], entries[1:]
+            elsewhere = ", ".join(_at(spec, at) for spec, at in others)
+            self.problems.append(
+                first.source.problem(
+                    where,
+                    f"dependency cycle: {text}; remove this depends_on entry"
+                    + (f" or the one at {elsewhere}" if elsewhere else ""),
                 )
+            )
+
+
+def _usable(value: Any, where: Where, bad: frozenset[Where]) -> dict[str, Any] | None:
+    """The mapping at `where` without its wrong keys; None if the mapping itself is wrong."""
+    if not isinstance(value, dict):
+        return None
+    if not bad:
+        return value
+    if any(where[:depth] in bad for depth in range(len(where) + 1)):
+        return None
+    depth = len(where)
+    drop = {b[depth] for b in bad if len(b) > depth and b[:depth] == where}
+    return {key: item for key, item in value.items() if key not in drop}
+
+
+def _named_files(docs: list[Document]) -> set[Path]:
+    """The YAML files that these documents point at with path, conda_file or requirements."""
+    named = set()
+    for doc in docs:
+        if isinstance(doc.data, dict):
+            for key in ("path", "conda_file", "requirements"):
+                value = doc.data.get(key)
+                if isinstance(value, str) and value.endswith((".yml", ".yaml")):
+                    named.add(local_path(doc.path.parent, value))
+    return named
+
+
+def _misplaced(declared: Any, kind: str) -> str | None:
+    """Why a file whose `$schema` names another kind is in the wrong place, if it is."""
+    match = _SCHEMA_NAME.search(declared) if isinstance(declared, str) else None
+    other = match["kind"] if match else kind
+    if other == kind:
+        return None
+    places = {"workspace": "workspace.yml"} | {k: f"{f}/" for f, (k, _) in FOLDERS.items()}
+    if other not in places:
+        return None  # a kind mlform does not read: the schema check says what is wrong
+    here = places.get(kind, kind)
+    return (
+        f"$schema says this is {schema.with_article(other)} file, but {here} holds "
+        f"{kind} declarations; move it to {places[other]} or correct $schema"
+    )
+
+
+def _guess_name(doc: Document) -> str:
+    """The name a broken file declares, read from its text; else the file's stem."""
+    if isinstance(doc.data, dict) and isinstance(doc.data.get("name"), str):
+        return str(doc.data["name"])
+    try:
+        match = _NAME_LINE.search(doc.path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError):
+        match = None
+    return match["name"] if match else doc.path.stem
+
+
+def _at(spec: Spec, where: list[str | int]) -> str:
+    line, col = spec.source.doc.locate([*spec.source.where, *where])
+    return f"{spec.source.file}:{line}:{col}"
 
 
 def _order(problem: Problem) -> tuple[str, int, int]:

@@ -49,6 +49,7 @@ _PIP_TAIL = 40
 class Packages:
     lines: tuple[str, ...]  # pip requirement lines, in order
     notes: tuple[str, ...]  # what was translated or ignored from a conda file
+    by_file: Mapping[str, tuple[str, ...]]  # what each named file contributed
 
 
 def build_digest(packages: Packages) -> str:
@@ -65,9 +66,9 @@ class EnvironmentKind:
         packages = resolve_packages(spec)
         deps = ctx.config.deps.get(spec.address, ())
         components = base_components(spec, upstream, deps)
-        for path in (spec.requirements, spec.conda_file):
-            if isinstance(path, Path):
-                components[f"file:{path.name}"] = ctx.hasher.file(path)
+        # a file counts by what it installs, so editing a comment in it changes nothing
+        for name, lines in packages.by_file.items():
+            components[f"file:{name}"] = sha256_text(*lines)
         build = build_digest(packages)
         components["build"] = build
         key = sha256_text(build, canonical(content_spec(spec.body)))
@@ -101,10 +102,10 @@ class EnvironmentKind:
         spec, packages, build = change.after.payload
         path = env_path(ctx.cache, build)
         records: list[Any] = []
-        reused = (path / COMPLETE).is_file()
-        if not reused:
-            ctx.log(change.address, f"building virtual environment ({change.after.summary})")
-            records.append(_build(change.address, path, packages, build))
+        built = _build(change.address, path, packages, build, ctx, change.after.summary)
+        reused = built is None
+        if built is not None:
+            records.append(built)
         before = dict(change.before.outputs) if change.before else {}
         version = change.version or str(before.get("version", "1"))
         if change.version is None:
@@ -149,9 +150,13 @@ class EnvironmentKind:
 def resolve_packages(spec: EnvironmentSpec) -> Packages:
     lines: list[str] = list(spec.pip)
     notes: list[str] = []
+    by_file: dict[str, tuple[str, ...]] = {}
     if spec.requirements is not None and spec.requirements.is_file():
-        lines.extend(_requirement_lines(spec.requirements.read_text(encoding="utf-8")))
+        found = _requirement_lines(spec.requirements.read_text(encoding="utf-8"))
+        by_file[spec.requirements.name] = tuple(found)
+        lines.extend(found)
     if spec.conda_file is not None:
+        start = len(lines)
         conda = _read_conda(spec)
         for item in conda.get("dependencies") or []:
             if isinstance(item, dict):
@@ -168,7 +173,9 @@ def resolve_packages(spec: EnvironmentSpec) -> Packages:
                 translated = _conda_to_pip(name)
                 notes.append(f"conda package {name} installed with pip as {translated}")
                 lines.append(translated)
-    return Packages(tuple(dict.fromkeys(lines)), tuple(notes))
+        if isinstance(spec.conda_file, Path):
+            by_file[spec.conda_file.name] = tuple(lines[start:])
+    return Packages(tuple(dict.fromkeys(lines)), tuple(notes), by_file)
 
 
 def _read_conda(spec: EnvironmentSpec) -> Mapping[str, Any]:
@@ -176,7 +183,7 @@ def _read_conda(spec: EnvironmentSpec) -> Mapping[str, Any]:
         return spec.conda_file
     assert isinstance(spec.conda_file, Path)
     try:
-        data = yaml.safe_load(spec.conda_file.read_text(encoding="utf-8"))
+        data = _load_yaml(spec.conda_file.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as err:
         raise PlanError(f"{spec.address} ({spec.source}): cannot read conda_file: {err}") from err
     if not isinstance(data, dict):
@@ -185,6 +192,18 @@ def _read_conda(spec: EnvironmentSpec) -> Mapping[str, Any]:
             "with a dependencies: list"
         )
     return data
+
+
+def _load_yaml(text: str) -> Any:
+    """`yaml.safe_load`, through libyaml when it is there: planning reads every conda
+    file each time, and the pure-Python parser is ten times slower."""
+    fast = getattr(yaml, "CSafeLoader", None)
+    if fast is not None:
+        try:
+            return yaml.load(text, Loader=fast)
+        except yaml.YAMLError:
+            pass  # say what is wrong as before: pure Python's message quotes the line
+    return yaml.safe_load(text)
 
 
 def _requirement_lines(text: str) -> list[str]:
@@ -217,11 +236,21 @@ def _build_lock(path: Path) -> Iterator[None]:
         yield
 
 
-def _build(address: str, path: Path, packages: Packages, build: str) -> EnvironmentBuild:
+def _build(
+    address: str, path: Path, packages: Packages, build: str, ctx: Context, summary: str
+) -> EnvironmentBuild | None:
+    """Build the environment at `path`, or None when a complete one is already there.
+
+    The check happens under the build lock, so environments with the same packages
+    applied in parallel (or from two workspaces) build once and share the result.
+    """
+    if (path / COMPLETE).is_file():
+        return None
     started = time.monotonic()
     with _build_lock(path):
         if (path / COMPLETE).is_file():
-            return _describe(path, build, started)
+            return None
+        ctx.log(address, f"building virtual environment ({summary})")
         if path.exists():
             shutil.rmtree(path)  # the remains of a failed or killed build
         try:

@@ -1,0 +1,123 @@
+"""Checks of one spec against the filesystem: do the files it names exist and fit it.
+
+Each check returns the problems it finds; none raises. A key the schema already
+rejected is passed in `skip` so its check is not run on a guess (a misspelt `type`
+would otherwise also report "a file but type is uri_folder").
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Collection, Mapping
+from pathlib import Path
+
+from mlform.config.refs import DatastorePath, LocalPath, Url, local_path
+from mlform.config.specs import DataSpec, DatastoreSpec, EnvironmentSpec, Spec, env_text
+from mlform.errors import Problem
+
+
+def check_spec(spec: Spec, root: Path, skip: Collection[str] = ()) -> list[Problem]:
+    if isinstance(spec, DataSpec):
+        return _data(spec, root, skip)
+    if isinstance(spec, EnvironmentSpec):
+        return _environment(spec, root)
+    if isinstance(spec, DatastoreSpec) and isinstance(spec.location, Url):
+        return _url(spec, spec.location)
+    return []
+
+
+def _data(spec: DataSpec, root: Path, skip: Collection[str]) -> list[Problem]:
+    location = spec.location
+    if isinstance(location, Url):
+        return _url(spec, location)
+    if isinstance(location, DatastorePath):
+        return []  # a reference: checked once every datastore is known
+    assert isinstance(location, LocalPath)
+    path = location.path
+    written = str(spec.body["path"])
+    if not path.exists():
+        return [spec.source.problem(["path"], _missing(spec, "path", written, path, root))]
+    if "type" in skip:
+        return []
+    if spec.type == "uri_file" and not path.is_file():
+        message = f"'{written}' is a folder but type is uri_file; use type: uri_folder"
+    elif spec.type in ("uri_folder", "mltable") and not path.is_dir():
+        # The body has the schema's default type filled in; the text says what was written.
+        if spec.source.doc.text([*spec.source.where, "type"]) is not None:
+            message = f"'{written}' is a file but type is {spec.type}; use type: uri_file"
+        else:
+            message = (
+                f"'{written}' is a file, but data without a type is a folder; add type: uri_file"
+            )
+    elif spec.type == "mltable" and not (path / "MLTable").is_file():
+        message = f"'{written}' has no MLTable file; add one or use type: uri_folder"
+    else:
+        return []
+    return [spec.source.problem(["path"], message)]
+
+
+def _environment(spec: EnvironmentSpec, root: Path) -> list[Problem]:
+    problems = []
+    files = (
+        ("requirements", "requirements", spec.requirements),
+        ("conda_file", "conda", spec.conda_file),
+    )
+    for key, what, path in files:
+        if isinstance(path, Path) and not path.is_file():
+            written = str(spec.body[key])
+            message = _missing(spec, f"{what} file", written, path, root)
+            problems.append(spec.source.problem([key], message))
+    build = spec.body.get("build")
+    if isinstance(build, Mapping) and isinstance(build.get("path"), str):
+        context = local_path(spec.source.doc.path.parent, build["path"])
+        if not context.is_dir():
+            message = _missing(spec, "build context folder", build["path"], context, root)
+            problems.append(spec.source.problem(["build", "path"], message))
+    for name, value in spec.body.get("environment_variables", {}).items():
+        # YAML reads `yes` as true and 1.10 as 1.1; the process would see "true" and "1.1".
+        # Only such values need the text as written, so most files are read just once.
+        if isinstance(value, bool | float):
+            where = ["environment_variables", name]
+            typed = spec.source.doc.text([*spec.source.where, *where])
+            if typed is not None and typed != env_text(value):
+                problems.append(
+                    spec.source.problem(
+                        where,
+                        f"YAML reads {typed} as {value!r}, so {name} would be "
+                        f"'{env_text(value)}'; put it in quotes to keep it as written: "
+                        f"'{typed}'",
+                        severity="warning",
+                    )
+                )
+    return problems
+
+
+def _missing(spec: Spec, what: str, written: str, path: Path, root: Path) -> str:
+    message = f"{what} '{written}' does not exist"
+    if os.path.isabs(written):
+        return message
+    message += f" (looked for {_shown(path, root)})"
+    # A path written from the workspace root instead of from the file is a common slip.
+    from_root = root / written
+    if from_root.exists():
+        relative = os.path.relpath(from_root, spec.source.doc.path.parent)
+        return f"{message}; paths are relative to this file: write '{relative}'"
+    return f"{message}; create it, or correct the path (it is relative to this file)"
+
+
+def _shown(path: Path, root: Path) -> str:
+    relative = os.path.relpath(path, root)
+    return path.as_posix() if relative.startswith("..") else Path(relative).as_posix()
+
+
+def _url(spec: Spec, url: Url) -> list[Problem]:
+    if url.scheme in ("datastore", "azureml"):
+        message = (
+            f"'{url.url}' is not a datastore path; write datastore://<datastore>/<path> "
+            "or azureml://datastores/<datastore>/paths/<path>"
+        )
+        return [spec.source.problem(["path"], message)]
+    from mlform.storage import protocol_problem
+
+    problem = protocol_problem(url.scheme)
+    return [spec.source.problem(["path"], problem)] if problem else []
