@@ -54,8 +54,9 @@ class Hasher:
                 self._entries = json.loads(cache_path.read_text(encoding="utf-8"))
 
     def file(self, path: Path, stat: os.stat_result | None = None) -> str:
-        st = stat or path.stat()
-        key = str(path)
+        return self._digest(str(path), stat or path.stat())
+
+    def _digest(self, key: str, st: os.stat_result) -> str:
         cached = self._entries.get(key)
         if (
             cached is not None
@@ -64,7 +65,7 @@ class Hasher:
             and cached[2] == st.st_ino
         ):
             return str(cached[3])
-        digest = sha256_file(path)
+        digest = sha256_file(Path(key))
         if time.time_ns() - st.st_mtime_ns > _RACY_NS:
             self._entries[key] = [st.st_size, st.st_mtime_ns, st.st_ino, digest]
             self._dirty = True
@@ -73,9 +74,8 @@ class Hasher:
     def folder(self, root: Path) -> list[FileEntry]:
         """Every file under `root` (symlinks followed), sorted by relative path."""
         entries: list[FileEntry] = []
-        for path, stat in _walk(root):
-            rel = path.relative_to(root).as_posix()
-            entries.append(FileEntry(rel, stat.st_size, self.file(path, stat)))
+        for path, rel, stat in _walk(str(root)):
+            entries.append(FileEntry(rel, stat.st_size, self._digest(path, stat)))
         entries.sort(key=lambda e: e.relpath)
         return entries
 
@@ -98,13 +98,15 @@ def _by_path(entry: FileEntry) -> str:
     return entry.relpath
 
 
-def _walk(root: Path) -> Iterable[tuple[Path, os.stat_result]]:
-    stack = [root]
+def _walk(root: str) -> Iterable[tuple[str, str, os.stat_result]]:
+    """(path, path relative to `root` with '/', stat) of each file: plain strings, since a
+    data folder can hold many thousands of files and a `Path` per file adds up."""
+    stack = [(root, "")]
     while stack:
-        folder = stack.pop()
+        folder, prefix = stack.pop()
         with os.scandir(folder) as it:
             for entry in it:
                 if entry.is_dir():
-                    stack.append(Path(entry.path))
+                    stack.append((entry.path, f"{prefix}{entry.name}/"))
                 elif entry.is_file():
-                    yield Path(entry.path), entry.stat()
+                    yield entry.path, prefix + entry.name, entry.stat()

@@ -9,7 +9,9 @@ The CLI is a thin layer over this class, and so is anything a user scripts.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import gc
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -52,7 +54,8 @@ class Workspace:
 
     @cached_property
     def config(self) -> Config:
-        return config_loader.load(self.root)
+        with _gc_paused():
+            return config_loader.load(self.root)
 
     @property
     def state_path(self) -> Path:
@@ -107,13 +110,33 @@ class Workspace:
 
     def _plan(self, store: Store, log: Log | None = None) -> tuple[Plan, Context]:
         config = self.config
-        hasher = Hasher(config.state_path.parent / "cache" / "hashes.json")
-        ctx = Context(config, hasher) if log is None else Context(config, hasher, log=log)
-        desired = desire_all(config, ctx)
-        recorded = refresh_all(store.recorded(), ctx)
-        plan = diff(desired, recorded, store.identity())
+        with _gc_paused():
+            hasher = Hasher(config.state_path.parent / "cache" / "hashes.json")
+            ctx = Context(config, hasher) if log is None else Context(config, hasher, log=log)
+            desired = desire_all(config, ctx)
+            recorded = refresh_all(store.recorded(), ctx)
+            plan = diff(desired, recorded, store.identity())
         hasher.save()
         return plan, ctx
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Loading and planning make hundreds of thousands of objects that all live until the
+    plan is made. CPython's cyclic collector would walk them again and again to free
+    nothing: about a tenth of `mlform plan` at 5,000 resources."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        # Hand what was made to the oldest generation (two list splices), rather than let
+        # the next young collection walk all of it once more.
+        gc.freeze()
+        gc.unfreeze()
+        gc.enable()
 
 
 def _check_saved(saved: Mapping[str, Any], plan: Plan) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import time
 import traceback
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -51,49 +52,66 @@ def execute(
     report: Report = lambda result: None,
 ) -> list[Result]:
     results: dict[str, Result] = {}
-    pending = list(plan.changes)
+    waiting = {c.address: len(set(c.deps)) for c in plan.changes}
+    users: dict[str, list[Change]] = {}
+    for change in plan.changes:
+        for dep in set(change.deps):
+            users.setdefault(dep, []).append(change)
+    ready = deque(c for c in plan.changes if waiting[c.address] == 0)
     running: dict[Future[Outcome], tuple[Change, float]] = {}
-    stopping = False
 
-    def finish(result: Result) -> None:
-        results[result.change.address] = result
-        report(result)
+    def settle(result: Result) -> None:
+        """Record an outcome, then release its users, or skip them (and theirs) if it
+        did not succeed. Each finished change looks only at its own users."""
+        stack = [result]
+        while stack:
+            done = stack.pop()
+            results[done.change.address] = done
+            report(done)
+            for user in users.get(done.change.address, ()):
+                if user.address in results:
+                    continue
+                if done.status is not Status.SUCCEEDED:
+                    why = f"{done.change.address} did not succeed"
+                    _skip_event(store, apply_id, user, why)
+                    stack.append(Result(user, Status.SKIPPED, why))
+                else:
+                    waiting[user.address] -= 1
+                    if waiting[user.address] == 0:
+                        ready.append(user)
 
     with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
         try:
-            while pending or running:
-                if not stopping:
-                    for change in list(pending):
-                        blocked = [d for d in change.deps if results.get(d) is None]
-                        failed = [
-                            d
-                            for d in change.deps
-                            if d in results and results[d].status is not Status.SUCCEEDED
-                        ]
-                        if failed:
-                            pending.remove(change)
-                            _skip(store, apply_id, change, f"{failed[0]} did not succeed", finish)
-                        elif not blocked and len(running) < parallelism:
-                            pending.remove(change)
-                            running[pool.submit(_run, change, ctx)] = (change, time.monotonic())
+            while ready or running:
+                while ready and len(running) < parallelism:
+                    change = ready.popleft()
+                    if change.address not in results:
+                        running[pool.submit(_run, change, ctx)] = (change, time.monotonic())
                 if not running:
-                    break  # nothing left that can start
-                done, _ = wait(running, timeout=0.2, return_when=FIRST_COMPLETED)
-                for future in done:
+                    break
+                finished, _ = wait(running, timeout=0.2, return_when=FIRST_COMPLETED)
+                for future in finished:
                     change, started = running.pop(future)
-                    finish(_record(store, apply_id, change, future, time.monotonic() - started))
+                    settle(_record(store, apply_id, change, future, time.monotonic() - started))
         except KeyboardInterrupt:
-            stopping = True
             for future, (change, started) in list(running.items()):
                 with contextlib.suppress(BaseException):
                     future.result()  # a second Ctrl-C here leaves at once
-                finish(_record(store, apply_id, change, future, time.monotonic() - started))
-            for change in pending:
-                _skip(store, apply_id, change, "interrupted", finish)
+                settle(_record(store, apply_id, change, future, time.monotonic() - started))
+            _skip_rest(plan, results, store, apply_id, "interrupted", report)
             raise
-    for change in pending:
-        _skip(store, apply_id, change, "not started", finish)
+    _skip_rest(plan, results, store, apply_id, "not started", report)
     return [results[c.address] for c in plan.changes if c.address in results]
+
+
+def _skip_rest(
+    plan: Plan, results: dict[str, Result], store: Store, apply_id: str, why: str, report: Report
+) -> None:
+    for change in plan.changes:
+        if change.address not in results:
+            _skip_event(store, apply_id, change, why)
+            results[change.address] = result = Result(change, Status.SKIPPED, why)
+            report(result)
 
 
 def _run(change: Change, ctx: Context) -> Outcome:
@@ -134,11 +152,8 @@ def _record(
     return Result(change, Status.FAILED, message, seconds)
 
 
-def _skip(
-    store: Store, apply_id: str, change: Change, why: str, finish: Callable[[Result], None]
-) -> None:
+def _skip_event(store: Store, apply_id: str, change: Change, why: str) -> None:
     store.event(apply_id, change.address, change.action, Status.SKIPPED, why)
-    finish(Result(change, Status.SKIPPED, why))
 
 
 def _row(change: Change, outcome: Outcome) -> ResourceRow:

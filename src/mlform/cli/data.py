@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from mlform import datasets
 from mlform.cli.output import Output
 from mlform.resources.data import human_size
 from mlform.workspace import Workspace
@@ -27,6 +26,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def list_(args: argparse.Namespace, out: Output) -> int:
+    from mlform import datasets  # imports the whole duckdb package: only here
+
     ws = Workspace(args.directory)
     with ws.store("data list") as store:
         items = datasets.versions(store, archived=True) if args.archived else datasets.latest(store)
@@ -50,6 +51,8 @@ def list_(args: argparse.Namespace, out: Output) -> int:
 
 
 def show(args: argparse.Namespace, out: Output) -> int:
+    from mlform import datasets  # imports the whole duckdb package: only here
+
     ws = Workspace(args.directory)
     with ws.store("data show") as store:
         item = datasets.resolve(store, args.ref)
@@ -74,6 +77,8 @@ def show(args: argparse.Namespace, out: Output) -> int:
 
 
 def head(args: argparse.Namespace, out: Output) -> int:
+    from mlform import datasets  # imports the whole duckdb package: only here
+
     ws = Workspace(args.directory)
     with ws.store("data head") as store:
         table = datasets.head(store, ws.config, args.ref, args.rows)

@@ -8,6 +8,8 @@ and fingerprinted.
 
 from __future__ import annotations
 
+import errno
+import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +31,7 @@ from mlform.resources.base import (
 from mlform.state.records import AssetMetadata, AssetVersion, Recorded
 
 _LISTED_FILES = 1000  # past this many files, a folder is one "content" component
+_MISSING = (errno.ENOENT, errno.ENOTDIR, errno.EBADF, errno.ELOOP)  # as Path.is_file
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,11 +154,17 @@ def _scan(spec: DataSpec, ctx: Context) -> Scan:
 
 
 def _scan_local(spec: DataSpec, path: Path, where: str, *, upload: bool, ctx: Context) -> Scan:
-    if path.is_file():
-        entry = FileEntry(path.name, path.stat().st_size, ctx.hasher.file(path))
-        return Scan([entry], path.parent, where, upload)
-    if path.is_dir():
-        return Scan(ctx.hasher.folder(path), path, where, upload)
+    try:
+        st = path.stat()  # once: plan stats every data file of the workspace
+    except OSError as err:
+        if err.errno not in _MISSING:
+            raise
+    else:
+        if stat.S_ISREG(st.st_mode):
+            entry = FileEntry(path.name, st.st_size, ctx.hasher.file(path, st))
+            return Scan([entry], path.parent, where, upload)
+        if stat.S_ISDIR(st.st_mode):
+            return Scan(ctx.hasher.folder(path), path, where, upload)
     raise PlanError(f"{spec.address} ({spec.source}): path {where} does not exist")
 
 
@@ -189,7 +198,11 @@ def _fingerprint(info: Mapping[str, Any]) -> str:
         if info.get(key):
             return f"{key}:{info[key]}"
     changed = next(
-        (info[k] for k in ("mtime", "LastModified", "last_modified", "updated", "created") if info.get(k)),
+        (
+            info[k]
+            for k in ("mtime", "LastModified", "last_modified", "updated", "created")
+            if info.get(k)
+        ),
         None,
     )
     return f"size:{info.get('size')}:changed:{changed}"
