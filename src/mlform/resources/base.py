@@ -94,3 +94,30 @@ def latest_version(previous: Any, version: str) -> str:
         return str(max(int(str(previous or 0)), int(version)))
     except ValueError:
         return str(previous or version)
+
+
+def declared(
+    spec: Spec,
+    ctx: Context,
+    components: Mapping[str, str],
+    *,
+    body: Mapping[str, Any] | None = None,
+    **extra: Any,
+) -> Desired:
+    """The `Desired` for `spec`: the fields every kind fills the same way, plus `extra`."""
+    return Desired(
+        address=spec.address,
+        kind=spec.kind,
+        name=spec.name,
+        digest=digest_of(components),
+        components=components,
+        spec=dict(spec.body if body is None else body),
+        deps=ctx.config.deps.get(spec.address, ()),
+        source=str(spec.source),
+        protect=spec.protect,
+        **extra,
+    )
+
+
+def plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"

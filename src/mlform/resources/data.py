@@ -25,8 +25,9 @@ from mlform.resources.base import (
     Outcome,
     base_components,
     canonical,
-    digest_of,
+    declared,
     latest_version,
+    plural,
 )
 from mlform.state.records import AssetMetadata, AssetVersion, Recorded
 
@@ -58,20 +59,13 @@ class DataKind:
         else:
             components["content"] = content
         size = sum(f.size for f in scan.files)
-        count = len(scan.files)
-        return Desired(
-            address=spec.address,
-            kind=spec.kind,
-            name=spec.name,
-            digest=digest_of(components),
-            components=components,
-            spec=dict(spec.body),
-            deps=deps,
-            source=str(spec.source),
-            protect=spec.protect,
+        return declared(
+            spec,
+            ctx,
+            components,
             version_key=sha256_text(spec.type, content, canonical(spec.version)),
             version=spec.version,
-            summary=f"{count} file{'s' if count != 1 else ''}, {human_size(size)}",
+            summary=f"{plural(len(scan.files), 'file')}, {human_size(size)}",
             payload=(spec, scan, content),
         )
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 
 from mlform.config.refs import LocalPath
 from mlform.config.specs import DatastoreSpec, Spec
 from mlform.plan.model import Change, Desired
-from mlform.resources.base import Context, Outcome, base_components, digest_of
+from mlform.resources.base import Context, Outcome, base_components, declared
 from mlform.state.records import Recorded
 
 
@@ -18,18 +19,13 @@ class DatastoreKind:
         where = str(location.path) if isinstance(location, LocalPath) else location.url
         body = dict(spec.body)
         body.setdefault("path", where)
-        components = base_components(spec, upstream, ())
+        components = base_components(spec, upstream, ctx.config.deps.get(spec.address, ()))
         kind = "local folder" if isinstance(location, LocalPath) else "fsspec URL"
-        return Desired(
-            address=spec.address,
-            kind=spec.kind,
-            name=spec.name,
-            digest=digest_of(components),
-            components=components,
-            spec=body,
-            deps=ctx.config.deps.get(spec.address, ()),
-            source=str(spec.source),
-            protect=spec.protect,
+        return declared(
+            spec,
+            ctx,
+            components,
+            body=body,
             replace_keys=frozenset({"path", "type", "account_name", "container_name"}),
             summary=f"{kind} {where}",
             payload=spec,
@@ -37,7 +33,7 @@ class DatastoreKind:
 
     def refresh(self, recorded: Recorded, ctx: Context) -> str | None:
         folder = recorded.outputs.get("folder")
-        if folder and not _exists(folder):
+        if folder and not Path(folder).is_dir():
             return f"folder {folder} is missing"
         return None
 
@@ -55,9 +51,3 @@ class DatastoreKind:
     def destroy(self, change: Change, ctx: Context) -> Outcome:
         where = change.before.outputs.get("url", "") if change.before else ""
         return Outcome({}, message=f"unregistered; the files at {where} are left in place")
-
-
-def _exists(folder: str) -> bool:
-    from pathlib import Path
-
-    return Path(folder).is_dir()

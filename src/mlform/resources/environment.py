@@ -34,8 +34,9 @@ from mlform.resources.base import (
     base_components,
     canonical,
     content_spec,
-    digest_of,
+    declared,
     latest_version,
+    plural,
 )
 from mlform.state.records import AssetMetadata, AssetVersion, EnvironmentBuild, Recorded
 
@@ -72,21 +73,14 @@ class EnvironmentKind:
         build = build_digest(packages)
         components["build"] = build
         key = sha256_text(build, canonical(content_spec(spec.body)))
-        count = len(packages.lines)
-        return Desired(
-            address=spec.address,
-            kind=spec.kind,
-            name=spec.name,
-            digest=digest_of(components),
-            components=components,
-            spec=dict(spec.body),
-            deps=deps,
-            source=str(spec.source),
-            protect=spec.protect,
+        return declared(
+            spec,
+            ctx,
+            components,
             version_key=key,
             version=spec.version,
             summary="; ".join(
-                [f"{count} package{'s' if count != 1 else ''}, {PYTHON}", *packages.notes]
+                [f"{plural(len(packages.lines), 'package')}, {PYTHON}", *packages.notes]
             ),
             payload=(spec, packages, build),
         )
