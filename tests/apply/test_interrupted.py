@@ -201,7 +201,7 @@ def test_pip_failure_reports_pips_error_and_leaves_no_environment(
     ]
     plan = cli("plan", cwd=root)
     assert (
-        "+ environment/bad  (last apply failed: environment/bad: pip could not install the "
+        "+ environment/bad  (last apply failed: pip could not install the "
         "packages (exit 1):)\n" in plan.out
     )
     assert "Plan: 1 to add, 0 to change, 0 to destroy, 0 to run." in plan.out
@@ -230,3 +230,37 @@ def test_failed_change_stops_only_its_dependents(
     assert "+ data/free created: version 1" in ran.out
     assert "Apply failed: 2 succeeded, 1 failed, 1 skipped." in ran.out
     assert "  skipped: data/after (environment/bad did not succeed)" in ran.out
+
+
+def test_ctrl_c_stops_the_apply_and_keeps_the_state_consistent(
+    cli: Cli, make_workspace: Callable[[Mapping[str, str]], Path], tmp_path: Path
+) -> None:
+    root = workspace(make_workspace, 3, tmp_path)
+    cache = str(tmp_path / "cache")
+    proc = mlform_process(
+        "apply",
+        "--yes",
+        cwd=root,
+        env={"SLOW_SECONDS": "60", "MLFORM_CACHE_DIR": cache},
+        start_new_session=True,
+    )
+    wait_for_line(proc, "building virtual environment")
+    time.sleep(1.0)
+    os.killpg(proc.pid, signal.SIGINT)  # what a terminal sends its foreground group
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out + err
+    assert "error: interrupted" in err
+    assert "Traceback" not in err
+
+    plan = cli("plan", cwd=root)
+    assert plan.code == 0
+    assert (
+        "+ environment/slow  (last apply failed: interrupted while building; the partial "
+        "build is removed)" in plan.out
+    )
+    assert "Plan: 1 to add, 0 to change, 0 to destroy, 0 to run. 4 unchanged." in plan.out
+    assert not any(
+        p.is_dir() and not (p / ".mlform-complete").exists()
+        for p in (tmp_path / "cache" / "envs").iterdir()
+        if not p.name.startswith(".")
+    )

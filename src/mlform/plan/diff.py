@@ -132,7 +132,8 @@ def _explain(have: Recorded, want: Desired, changed_keys: list[str]) -> list[str
 
 def _failure(have: Recorded) -> str:
     first = (have.error or "").strip().splitlines()
-    return f"last apply failed: {first[0] if first else 'unknown error'}"
+    why = first[0].removeprefix(f"{have.address}: ") if first else "unknown error"
+    return f"last apply failed: {why}"
 
 
 def _files(names: list[str], how: str) -> str:

@@ -14,6 +14,7 @@ import fcntl
 import importlib.util
 import json
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -25,7 +26,7 @@ from typing import Any
 import yaml
 
 from mlform.config.specs import EnvironmentSpec, Spec
-from mlform.errors import BuildFailed, PlanError
+from mlform.errors import ApplyError, BuildFailed, PlanError
 from mlform.hashing import sha256_text
 from mlform.plan.model import Change, Desired
 from mlform.resources.base import (
@@ -277,6 +278,8 @@ def _create(address: str, path: Path, packages: Packages) -> None:
 
 def _run(address: str, command: list[str], what: str) -> None:
     result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode in (-signal.SIGINT, -signal.SIGTERM):
+        raise ApplyError(f"{address}: interrupted while building; the partial build is removed")
     if result.returncode != 0:
         output = (result.stderr.strip() or result.stdout.strip()).splitlines()
         tail = "\n".join(f"  | {line}" for line in output[-_PIP_TAIL:])
