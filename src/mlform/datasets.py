@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +19,8 @@ from mlform.errors import MlformError, NotFound
 from mlform.hashing import Hasher
 from mlform.resources.base import Context
 from mlform.state.store import Store
+
+Reader = Callable[[str, Sequence[Any]], list[tuple[Any, ...]]]
 
 _READERS = {
     ".csv": "read_csv",
@@ -176,6 +178,28 @@ def _fetch(ctx: Context, item: DataVersion, entry: dict[str, Any], tmp: Path) ->
         base = str(location.path / sub)
     path = Path(base)
     return path if path.is_file() and len(item.manifest) == 1 else path / entry["path"]
+
+
+def find(read: Reader, name: str, version: str) -> DataVersion | None:
+    """One version, read from any thread (`Context.read`, `Store.read`)."""
+    rows = read(
+        f"select {_COLUMNS} from asset_versions where kind = 'data' and name = ? and version = ?",
+        [name, version],
+    )
+    return _version(rows[0]) if rows else None
+
+
+def materialize(ctx: Context, item: DataVersion, target: Path) -> None:
+    """Copy a version's files into `target` (a reflink where the filesystem can), so a run
+    reads exactly the registered content however the working copy changes."""
+    from mlform.storage.local import copy_file
+
+    with tempfile.TemporaryDirectory(prefix="mlform-fetch-") as tmp:
+        for entry in item.manifest:
+            source = _fetch(ctx, item, entry, Path(tmp))
+            dest = target / str(entry["path"])
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            copy_file(source, dest)
 
 
 def _version(row: Sequence[Any]) -> DataVersion:

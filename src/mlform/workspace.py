@@ -10,12 +10,12 @@ The CLI is a thin layer over this class, and so is anything a user scripts.
 from __future__ import annotations
 
 import gc
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlform.apply.executor import Report, Result, Status, execute
 from mlform.config import workspace as config_loader
@@ -26,6 +26,9 @@ from mlform.plan.diff import diff
 from mlform.plan.model import Plan
 from mlform.resources import Context, desire_all, refresh_all
 from mlform.state.lock import LockInfo
+
+if TYPE_CHECKING:
+    from mlform.runs import Run
 from mlform.state.store import Store
 
 Log = Callable[[str, str], None]
@@ -67,9 +70,9 @@ class Workspace:
     def store(self, operation: str, *, write: bool = False, wait: float = 0.0) -> Store:
         return Store.open(self.state_path, operation, write=write, wait=wait)
 
-    def plan(self, *, lock_wait: float = 0.0) -> Plan:
+    def plan(self, *, rerun: Collection[str] = (), lock_wait: float = 0.0) -> Plan:
         with self.store("plan", wait=lock_wait) as store:
-            plan, _ = self._plan(store)
+            plan, _ = self._plan(store, rerun=rerun)
         return plan
 
     def apply(
@@ -81,9 +84,10 @@ class Workspace:
         report: Report = lambda result: None,
         log: Log = lambda address, message: None,
         lock_wait: float = 0.0,
+        rerun: Collection[str] = (),
     ) -> ApplyReport:
         with self.store("apply", write=True, wait=lock_wait) as store:
-            plan, ctx = self._plan(store, log)
+            plan, ctx = self._plan(store, log, rerun)
             if saved is not None:
                 _check_saved(saved, plan)
             if plan.refusals:
@@ -108,14 +112,38 @@ class Workspace:
                 store.finish_apply(apply_id, status, _summary(outcome.results))
             return outcome
 
-    def _plan(self, store: Store, log: Log | None = None) -> tuple[Plan, Context]:
+    def runs(self, **filters: Any) -> list[Run]:
+        """Recorded runs, newest first: `experiment=`, `status=`, `tags={…}`, `runconfig=`,
+        `limit=`."""
+        from mlform import runs
+
+        with self.store("runs") as store:
+            return runs.list_runs(store, **filters)
+
+    def run(self, ref: str) -> Run:
+        """One run by id, id prefix, or runconfig name (its latest run)."""
+        from mlform import runs
+
+        with self.store("runs") as store:
+            return runs.find(store, ref)
+
+    def metrics(self, ref: str, key: str | None = None) -> list[tuple[str, int, int, float]]:
+        """A run's metric history as (key, step, timestamp ms, value)."""
+        from mlform import runs
+
+        with self.store("runs") as store:
+            return runs.metric_history(store, runs.find(store, ref).id, key)
+
+    def _plan(
+        self, store: Store, log: Log | None = None, rerun: Collection[str] = ()
+    ) -> tuple[Plan, Context]:
         config = self.config
         with _gc_paused():
             hasher = Hasher(config.state_path.parent / "cache" / "hashes.json")
             ctx = Context(config, hasher) if log is None else Context(config, hasher, log=log)
             desired = desire_all(config, ctx)
             recorded = refresh_all(store.recorded(), ctx)
-            plan = diff(desired, recorded, store.identity())
+            plan = diff(desired, recorded, store.identity(), rerun)
         hasher.save()
         return plan, ctx
 

@@ -17,6 +17,7 @@ FILES = [
     ".gitignore",
     ".schema/data.schema.json",
     ".schema/environment.schema.json",
+    ".schema/runconfig.schema.json",
     ".schema/workspace.schema.json",
     ".vscode/extensions.json",
     ".vscode/settings.json",
@@ -26,7 +27,12 @@ FILES = [
     "environments/python-env.yml",
     "workspace.yml",
 ]
-SCHEMAS = ["data.schema.json", "environment.schema.json", "workspace.schema.json"]
+SCHEMAS = [
+    "data.schema.json",
+    "environment.schema.json",
+    "runconfig.schema.json",
+    "workspace.schema.json",
+]
 
 
 @pytest.fixture
@@ -187,6 +193,7 @@ def test_editor_settings_map_the_copied_schemas(new: Path) -> None:
         "yaml.schemas": {
             "./.schema/data.schema.json": ["data/*.yml", "data/*.yaml"],
             "./.schema/environment.schema.json": ["environments/*.yml", "environments/*.yaml"],
+            "./.schema/runconfig.schema.json": ["runconfigs/*.yml", "runconfigs/*.yaml"],
             "./.schema/workspace.schema.json": ["workspace.yml", "workspace.yaml"],
         }
     }
@@ -205,7 +212,8 @@ def test_schema_refuses_an_unknown_kind(cli: Callable[..., Ran]) -> None:
     ran = cli("schema", "model")
     assert (ran.code, ran.out) == (1, "")
     assert ran.err == (
-        "error: no schema for kind 'model'; the kinds are: data, environment, workspace\n"
+        "error: no schema for kind 'model'; the kinds are: "
+        "data, environment, runconfig, workspace\n"
     )
 
 

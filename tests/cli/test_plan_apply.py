@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,18 +25,20 @@ def test_plan_apply_plan_on_the_example(cli: Cli, example: Path) -> None:
         "+ datastore/workspaceblobstore",
         "+ data/iris",
         "+ environment/sklearn-env",
+        "> runconfig/train",
     ]
     assert "+ data/iris                     (new: version 1 (1 file, 3.8 KiB))" in first.out
-    assert first.out.rstrip().endswith("Plan: 3 to add, 0 to change, 0 to destroy, 0 to run.")
+    assert "  > runconfig/train               (no run yet)" in first.out
+    assert first.out.rstrip().endswith("Plan: 3 to add, 0 to change, 0 to destroy, 1 to run.")
 
     applied = cli("apply", "--yes", cwd=example)
     assert applied.code == 0, applied.out + applied.err
-    assert "Apply complete: 3 added, 0 changed, 0 destroyed, 0 ran." in applied.out
+    assert "Apply complete: 3 added, 0 changed, 0 destroyed, 1 ran." in applied.out
 
     again = cli("plan", "--detailed-exitcode", cwd=example)
     assert again.code == 0, again.out + again.err
     assert again.out.strip() == (
-        "No changes. The workspace matches its files (3 resources up to date)."
+        "No changes. The workspace matches its files (4 resources up to date)."
     )
 
     noop = cli("apply", "--yes", cwd=example)
@@ -51,7 +54,8 @@ def test_editing_data_plans_a_new_version_with_the_reason(cli: Cli, example: Pat
     plan = cli("plan", "--detailed-exitcode", cwd=example)
     assert plan.code == 2
     assert _changes(plan.out) == [
-        "~ data/iris  (content changed: iris.csv modified; version 1 → 2)"
+        "~ data/iris        (content changed: iris.csv modified; version 1 → 2)",
+        "> runconfig/train  (data: iris 1 → 2)",
     ]
     assert cli("apply", "--yes", cwd=example).code == 0
     listed = cli("data", "show", "iris", cwd=example)
@@ -77,19 +81,29 @@ def test_editing_only_metadata_updates_without_a_new_version(cli: Cli, example: 
 def test_deleting_an_environment_file_plans_its_deletion(cli: Cli, example: Path) -> None:
     assert cli("apply", "--yes", cwd=example).code == 0
     (example / "environments" / "sklearn.yml").unlink()
+    still_used = cli("plan", cwd=example)
+    assert still_used.code == 1
+    assert still_used.err.splitlines() == [
+        "runconfigs/train.yml:23:14: error: unknown environment 'sklearn-env'; declare it in "
+        "environments/",
+        "validation failed: 1 error",
+    ]
+    (example / "runconfigs" / "train.yml").unlink()
     plan = cli("plan", "--detailed-exitcode", cwd=example)
     assert plan.code == 2
     assert _changes(plan.out) == [
-        "- environment/sklearn-env  (no longer declared (was environments/sklearn.yml:3))"
+        "- runconfig/train          (no longer declared (was runconfigs/train.yml:3))",
+        "- environment/sklearn-env  (no longer declared (was environments/sklearn.yml:3))",
     ]
-    assert "Plan: 0 to add, 0 to change, 1 to destroy, 0 to run." in plan.out
+    assert "Plan: 0 to add, 0 to change, 2 to destroy, 0 to run." in plan.out
     applied = cli("apply", "--yes", cwd=example)
     assert applied.code == 0, applied.out
-    assert "1 destroyed" in applied.out
+    assert "2 destroyed" in applied.out
     assert cli("plan", "--detailed-exitcode", cwd=example).code == 0
 
 
 def test_protected_resource_refuses_deletion(cli: Cli, example: Path) -> None:
+    shutil.rmtree(example / "runconfigs")  # nothing else may name the data
     spec = example / "data" / "iris.yml"
     spec.write_text(spec.read_text() + "protect: true\n")
     assert cli("apply", "--yes", cwd=example).code == 0
@@ -105,6 +119,7 @@ def test_protected_resource_refuses_deletion(cli: Cli, example: Path) -> None:
 
 
 def test_recreating_a_deleted_asset_keeps_numbering(cli: Cli, example: Path) -> None:
+    shutil.rmtree(example / "runconfigs")
     assert cli("apply", "--yes", cwd=example).code == 0
     spec = example / "data" / "iris.yml"
     text = spec.read_text()
@@ -145,7 +160,9 @@ def test_saved_plan_is_stale_when_files_changed(cli: Cli, example: Path, tmp_pat
     csv.write_text(csv.read_text() + "5.0,3.3,1.4,0.2,setosa\n")
     refused = cli("apply", str(saved), cwd=example)
     assert refused.code == 1
-    assert "the workspace files changed since the plan was saved (data/iris)" in refused.err
+    assert (
+        "the workspace files changed since the plan was saved (data/iris, runconfig/train)"
+    ) in refused.err
     assert not (example / ".mlform" / "state.duckdb").exists() or cli(
         "data", "list", cwd=example
     ).out.startswith("No data registered yet")
@@ -171,15 +188,16 @@ def test_apply_needs_yes_without_a_terminal(cli: Cli, example: Path) -> None:
 def test_markdown_and_json_renderings(cli: Cli, example: Path) -> None:
     md = cli("plan", "--markdown", cwd=example)
     assert md.out.startswith(
-        "### mlform plan: Plan: 3 to add, 0 to change, 0 to destroy, 0 to run\n"
+        "### mlform plan: Plan: 3 to add, 0 to change, 0 to destroy, 1 to run\n"
     )
     assert "```diff\n+ + datastore/workspaceblobstore" in md.out
     data = json.loads(cli("plan", "--json", cwd=example).out)
-    assert data["summary"] == {"add": 3, "change": 0, "destroy": 0, "run": 0, "unchanged": 0}
+    assert data["summary"] == {"add": 3, "change": 0, "destroy": 0, "run": 1, "unchanged": 0}
     assert [c["address"] for c in data["changes"]] == [
         "datastore/workspaceblobstore",
         "data/iris",
         "environment/sklearn-env",
+        "runconfig/train",
     ]
     assert data["changes"][1]["depends_on"] == ["datastore/workspaceblobstore"]
 

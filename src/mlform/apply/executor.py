@@ -9,10 +9,11 @@ on it; everything else goes on, and the state says exactly what happened to each
 from __future__ import annotations
 
 import contextlib
+import queue
 import time
 import traceback
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from enum import StrEnum
@@ -59,6 +60,13 @@ def execute(
             users.setdefault(dep, []).append(change)
     ready = deque(c for c in plan.changes if waiting[c.address] == 0)
     running: dict[Future[Outcome], tuple[Change, float]] = {}
+    emitted: queue.SimpleQueue[Sequence[Record]] = queue.SimpleQueue()
+    ctx.emit = emitted.put
+    ctx.read = store.read
+
+    def drain() -> None:
+        while not emitted.empty():
+            store.write(apply_id, emitted.get())
 
     def settle(result: Result) -> None:
         """Record an outcome, then release its users, or skip them (and theirs) if it
@@ -90,13 +98,16 @@ def execute(
                 if not running:
                     break
                 finished, _ = wait(running, timeout=0.2, return_when=FIRST_COMPLETED)
+                drain()
                 for future in finished:
                     change, started = running.pop(future)
                     settle(_record(store, apply_id, change, future, time.monotonic() - started))
         except KeyboardInterrupt:
+            ctx.cancelled.set()
             for future, (change, started) in list(running.items()):
                 with contextlib.suppress(BaseException):
-                    future.result()  # a second Ctrl-C here leaves at once
+                    future.exception()  # a second Ctrl-C here leaves at once
+                drain()
                 settle(_record(store, apply_id, change, future, time.monotonic() - started))
             _skip_rest(plan, results, store, apply_id, "interrupted", report)
             raise

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
 
 from mlform.cli.output import Output
 from mlform.resources.data import human_size
@@ -46,7 +45,7 @@ def list_(args: argparse.Namespace, out: Output) -> int:
         )
         for i in items
     ]
-    _table(out, ("NAME", "VERSION", "TYPE", "FILES", "SIZE", "REGISTERED", ""), rows)
+    out.table(("NAME", "VERSION", "TYPE", "FILES", "SIZE", "REGISTERED", ""), rows)
     return 0
 
 
@@ -84,11 +83,5 @@ def head(args: argparse.Namespace, out: Output) -> int:
         table = datasets.head(store, ws.config, args.ref, args.rows)
     out.line("schema: " + ", ".join(f"{name} {kind}" for name, kind in table.columns))
     out.line()
-    _table(out, tuple(name for name, _ in table.columns), [tuple(map(str, r)) for r in table.rows])
+    out.table(tuple(name for name, _ in table.columns), [tuple(map(str, r)) for r in table.rows])
     return 0
-
-
-def _table(out: Output, header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
-    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows, strict=True)]
-    for row in (header, *rows):
-        out.line("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())

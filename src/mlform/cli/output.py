@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from mlform.errors import Problem
 
@@ -59,6 +59,11 @@ class Output:
                 noun = "error" if errors == 1 else "errors"
                 sys.stderr.write(f"validation failed: {errors} {noun}\n")
             sys.stderr.flush()
+
+    def table(self, header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+        widths = [max(len(str(c)) for c in col) for col in zip(header, *rows, strict=True)]
+        for row in (header, *rows):
+            self.line("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
 
     @property
     def interactive(self) -> bool:

@@ -24,6 +24,9 @@ _PAST = {
 }
 
 
+RERUN = "run this runconfig even if nothing changed (repeatable)"
+
+
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = commands.add_parser("validate", help="check every file; report all problems at once")
     p.set_defaults(run=validate)
@@ -38,12 +41,14 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     shape.add_argument("--json", action="store_true", help="print the plan as JSON")
     shape.add_argument("--markdown", action="store_true", help="print a pull-request comment")
     p.add_argument("-o", "--out", metavar="FILE", help="save the plan for `mlform apply FILE`")
+    p.add_argument("--rerun", action="append", default=[], metavar="NAME", help=RERUN)
     p.add_argument("--lock-timeout", type=float, default=0.0, metavar="SECONDS")
     p.set_defaults(run=plan)
 
     p = commands.add_parser("apply", help="make the workspace match its files")
     p.add_argument("planfile", nargs="?", help="a plan saved by `mlform plan -o FILE`")
     p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    p.add_argument("--rerun", action="append", default=[], metavar="NAME", help=RERUN)
     p.add_argument(
         "--parallelism", type=int, default=4, metavar="N", help="changes applied at once (4)"
     )
@@ -64,7 +69,7 @@ def plan(args: argparse.Namespace, out: Output) -> int:
     ws = Workspace(args.directory)
     if ws.config.warnings:
         out.problems(ws.config.warnings)
-    result = ws.plan(lock_wait=args.lock_timeout)
+    result = ws.plan(rerun=args.rerun, lock_wait=args.lock_timeout)
     if args.json:
         out.write(render.as_json(result))
     elif args.markdown:
@@ -127,6 +132,7 @@ def apply(args: argparse.Namespace, out: Output) -> int:
         report=report,
         log=log,
         lock_wait=args.lock_timeout,
+        rerun=args.rerun,
     )
     if outcome.resumed is not None:
         out.warn(

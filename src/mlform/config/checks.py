@@ -12,7 +12,15 @@ from collections.abc import Collection, Mapping
 from pathlib import Path
 
 from mlform.config.refs import DatastorePath, LocalPath, Url, local_path
-from mlform.config.specs import DataSpec, DatastoreSpec, EnvironmentSpec, Spec, env_text
+from mlform.config.specs import (
+    DataInput,
+    DataSpec,
+    DatastoreSpec,
+    EnvironmentSpec,
+    RunconfigSpec,
+    Spec,
+    env_text,
+)
 from mlform.errors import Problem
 
 
@@ -23,7 +31,29 @@ def check_spec(spec: Spec, root: Path, skip: Collection[str] = ()) -> list[Probl
         return _environment(spec, root)
     if isinstance(spec, DatastoreSpec) and isinstance(spec.location, Url):
         return _url(spec, spec.location)
+    if isinstance(spec, RunconfigSpec):
+        return _runconfig(spec, root)
     return []
+
+
+def _runconfig(spec: RunconfigSpec, root: Path) -> list[Problem]:
+    problems = []
+    if spec.code is not None and not spec.code.is_dir():
+        written = str(spec.body["code"])
+        if spec.code.exists():
+            message = f"code '{written}' is a file; point code: at the folder that holds it"
+        else:
+            message = _missing(spec, "code folder", written, spec.code, root)
+        problems.append(spec.source.problem(["code"], message))
+    for key, value in spec.inputs.items():
+        if isinstance(value, DataInput) and isinstance(value.location, LocalPath):
+            if not value.location.path.exists():
+                written = str(spec.body["inputs"][key]["path"])
+                message = _missing(spec, "input path", written, value.location.path, root)
+                problems.append(spec.source.problem(["inputs", key, "path"], message))
+        elif isinstance(value, DataInput) and isinstance(value.location, Url):
+            problems.extend(_url(spec, value.location))
+    return problems
 
 
 def _data(spec: DataSpec, root: Path, skip: Collection[str]) -> list[Problem]:

@@ -12,11 +12,13 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from mlform.config.refs import (
+    AssetRef,
     DatastorePath,
     LocalPath,
     Location,
     Url,
     local_path,
+    parse_asset_ref,
     parse_location,
 )
 from mlform.config.yamlfile import Document, JsonPath
@@ -92,6 +94,31 @@ class EnvironmentSpec(Spec):
     image: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class DataInput:
+    """A runconfig input that is data: a registered asset or a path."""
+
+    type: str
+    asset: AssetRef | None = None  # azureml:iris:2, iris@latest
+    location: Location | None = None  # a path, resolved like a data asset's
+
+
+@dataclass(frozen=True, slots=True)
+class RunconfigSpec(Spec):
+    kind: ClassVar[str] = "runconfig"
+    command: str = ""
+    code: Path | None = None
+    environment: AssetRef | None = None
+    compute: str = "local"
+    inputs: Mapping[str, DataInput | str] = field(default_factory=dict)  # literals as text
+    outputs: Mapping[str, str] = field(default_factory=dict)  # name → type
+    experiment: str = ""
+    display_name: str | None = None
+    variables: Mapping[str, str] = field(default_factory=dict)
+    timeout: float | None = None
+    trigger: str = "on_change"
+
+
 IMPLICIT_DATASTORE = "workspaceblobstore"  # Azure ML's name, so azureml:// paths keep working
 IMPLICIT_DATASTORE_PATH = ".mlform/datastore"
 
@@ -155,6 +182,62 @@ def environment(body: Mapping[str, Any], source: Source) -> EnvironmentSpec:
     )
 
 
+def runconfig(body: Mapping[str, Any], source: Source) -> RunconfigSpec:
+    base = source.doc.path.parent
+    common = _common(body)
+    inputs: dict[str, DataInput | str] = {}
+    for key, value in (body.get("inputs") or {}).items():
+        if isinstance(value, dict) and "path" in value:
+            path = str(value["path"])
+            kind = str(value.get("type", "uri_folder"))
+            ref = _data_ref(path)
+            inputs[str(key)] = (
+                DataInput(kind, asset=ref)
+                if ref
+                else DataInput(kind, location=parse_location(path, base))
+            )
+        elif isinstance(value, dict):
+            inputs[str(key)] = env_text(value.get("value"))
+        elif isinstance(value, str) and value.startswith("azureml:") and _data_ref(value):
+            inputs[str(key)] = DataInput("uri_folder", asset=_data_ref(value))
+        else:
+            inputs[str(key)] = env_text(value)
+    outputs = {
+        str(k): str((v or {}).get("type", "uri_folder"))
+        for k, v in (body.get("outputs") or {}).items()
+    }
+    env = body.get("environment")
+    code = body.get("code")
+    limits = body.get("limits") or {}
+    return RunconfigSpec(
+        **common,
+        source=source,
+        command=str(body["command"]),
+        code=local_path(base, code) if code else None,
+        environment=parse_asset_ref(env) if isinstance(env, str) else None,
+        compute=str(body.get("compute", "local")).removeprefix("azureml:"),
+        inputs=inputs,
+        outputs=outputs,
+        experiment=str(body.get("experiment_name") or common["name"]),
+        display_name=body.get("display_name"),
+        variables={
+            str(k): env_text(v) for k, v in (body.get("environment_variables") or {}).items()
+        },
+        timeout=float(limits["timeout"]) if limits.get("timeout") else None,
+        trigger=str(body.get("trigger", "on_change")),
+    )
+
+
+def _data_ref(path: str) -> AssetRef | None:
+    """`azureml:iris:2`, `iris@latest` or `iris:2` in an input's path; a path without a
+    prefix or version (`data/iris.csv`, `./x`) stays a path."""
+    if "/" in path:
+        return None
+    if path.startswith("azureml:") or "@" in path or ":" in path:
+        return parse_asset_ref(path)
+    return None
+
+
 def env_text(value: Any) -> str:
     """An environment variable's value as the process sees it."""
     if isinstance(value, bool):
@@ -168,6 +251,7 @@ __all__ = [
     "DatastoreSpec",
     "EnvironmentSpec",
     "LocalPath",
+    "RunconfigSpec",
     "Source",
     "Spec",
     "Url",

@@ -24,11 +24,20 @@ from mlform.config import schema, specs
 from mlform.config.checks import check_spec
 from mlform.config.refs import DatastorePath, local_path
 from mlform.config.schema import Where
-from mlform.config.specs import IMPLICIT_DATASTORE, DataSpec, DatastoreSpec, Source, Spec
+from mlform.config.specs import (
+    IMPLICIT_DATASTORE,
+    DataInput,
+    DataSpec,
+    DatastoreSpec,
+    RunconfigSpec,
+    Source,
+    Spec,
+)
 from mlform.config.yamlfile import Document, read_document
 from mlform.errors import ConfigInvalid, Problem, WorkspaceNotFound
 from mlform.graph import find_cycles
 
+COMPUTE_TARGETS = ("local",)
 WORKSPACE_FILES = ("workspace.yml", "workspace.yaml")
 DEFAULT_STATE = ".mlform/state.duckdb"
 
@@ -38,11 +47,13 @@ Parser = Callable[[Mapping[str, Any], Source], Spec]
 FOLDERS: dict[str, tuple[str, Parser]] = {
     "data": ("data", specs.data),
     "environments": ("environment", specs.environment),
+    "runconfigs": ("runconfig", specs.runconfig),
 }
 
 _UNUSABLE: frozenset[Where] = frozenset({()})
 _CONDA_KEYS = {"name", "channels", "dependencies", "prefix", "variables"}
 _SCHEMA_NAME = re.compile(r"(?:^|/)(?P<kind>[A-Za-z]+)\.schema\.json$")
+_AZURE_KINDS = {"commandJob": "runconfig"}  # Azure ML's schema file names for mlform kinds
 _NAME_LINE = re.compile(r"^name:[ \t]*[\"']?(?P<name>[A-Za-z0-9][A-Za-z0-9_.-]*)", re.MULTILINE)
 
 
@@ -165,6 +176,8 @@ class _Loader:
         if body is None or any(key not in body for key in needed):
             self.broken.add(f"{kind}/{_guess_name(doc)}")
             return
+        if kind == "runconfig" and "name" not in body:
+            body = {**body, "name": doc.path.stem}  # Azure ML job files may leave it out
         named = "name" in body
         if not named:
             # Still check its paths, under the name as written, but keep it out of the
@@ -259,6 +272,8 @@ class _Loader:
                 if f"datastore/{store}" not in self.specs and self.stores_known:
                     self.problems.append(spec.source.problem(["path"], self._no_store(store)))
             deps.append(f"datastore/{store}")
+        if isinstance(spec, RunconfigSpec):
+            deps.extend(self._run_references(spec))
         for index, address in enumerate(spec.depends_on):
             if address in self.broken:
                 continue  # its own file's problems are already reported
@@ -281,6 +296,40 @@ class _Loader:
             else:
                 deps.append(address)
         return tuple(dict.fromkeys(d for d in deps if d in self.specs))
+
+    def _run_references(self, spec: RunconfigSpec) -> list[str]:
+        """The environment and data a runconfig names, each declared here."""
+        refs: list[tuple[str, str, list[str | int]]] = []
+        if spec.environment is not None:
+            refs.append(("environment", spec.environment.name, ["environment"]))
+        for key, value in spec.inputs.items():
+            if isinstance(value, DataInput) and value.asset is not None:
+                refs.append(("data", value.asset.name, ["inputs", key, "path"]))
+        found: list[str] = []
+        for kind, name, where in refs:
+            address = f"{kind}/{name}"
+            if address in self.specs:
+                found.append(address)
+            elif address not in self.broken:
+                known = sorted(s.name for s in self.specs.values() if s.kind == kind)
+                hint = schema.did_you_mean(name, known) or (
+                    f" (declared: {', '.join(known)})" if known else ""
+                )
+                folder = "environments" if kind == "environment" else "data"
+                self.problems.append(
+                    spec.source.problem(
+                        where, f"unknown {kind} '{name}'{hint}; declare it in {folder}/"
+                    )
+                )
+        if spec.compute not in COMPUTE_TARGETS:
+            self.problems.append(
+                spec.source.problem(
+                    ["compute"],
+                    f"unknown compute target '{spec.compute}'; runs can use: "
+                    + ", ".join(COMPUTE_TARGETS),
+                )
+            )
+        return found
 
     def _similar(self, address: str, own: str) -> str:
         """A did-you-mean for an unknown address: a close name of the same kind, else
@@ -347,7 +396,7 @@ def _named_files(docs: list[Document]) -> set[Path]:
 def _misplaced(declared: Any, kind: str) -> str | None:
     """Why a file whose `$schema` names another kind is in the wrong place, if it is."""
     match = _SCHEMA_NAME.search(declared) if isinstance(declared, str) else None
-    other = match["kind"] if match else kind
+    other = _AZURE_KINDS.get(match["kind"], match["kind"]) if match else kind
     if other == kind:
         return None
     places = {"workspace": "workspace.yml"} | {k: f"{f}/" for f, (k, _) in FOLDERS.items()}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from mlform.graph import topological
@@ -20,13 +20,27 @@ def diff(
     desired: Mapping[str, Desired],
     recorded: Mapping[str, Recorded],
     identity: Identity = NO_STATE,
+    rerun: Collection[str] = (),
 ) -> Plan:
+    """The plan from what the files declare to what the state records.
+
+    Jobs (runconfigs) are compared last, so their reasons can name the versions the
+    other changes in this plan are about to register ("data: iris 2 → 3").
+    `rerun` names jobs to run whatever changed (`mlform apply --rerun NAME`).
+    """
     changes: dict[str, Change] = {}
     refusals: list[str] = []
+    notes: list[str] = []
     unchanged = 0
-    for address, want in desired.items():
+    order = sorted(desired, key=lambda a: desired[a].trigger is not None)
+    for address in order:
+        want = desired[address]
         have = recorded.get(address)
-        change = _compare(want, have, refusals)
+        if want.trigger is None:
+            change = _compare(want, have, refusals)
+        else:
+            forced = want.name in rerun or address in rerun
+            change = _job(want, have, forced, notes, changes, recorded)
         if change is None:
             unchanged += 1
         else:
@@ -50,7 +64,88 @@ def diff(
             have,
             None,
         )
-    return Plan(_ordered(changes, recorded), unchanged, identity, tuple(refusals))
+    unknown = sorted(
+        name
+        for name in rerun
+        if not any(d.name == name or a == name for a, d in desired.items() if d.trigger)
+    )
+    for name in unknown:
+        jobs = sorted(d.name for d in desired.values() if d.trigger)
+        refusals.append(
+            f"--rerun {name}: no runconfig named '{name}'"
+            + (f" (runconfigs: {', '.join(jobs)})" if jobs else " (none are declared)")
+        )
+    return Plan(_ordered(changes, recorded), unchanged, identity, tuple(refusals), tuple(notes))
+
+
+def _job(
+    want: Desired,
+    have: Recorded | None,
+    forced: bool,
+    notes: list[str],
+    changes: Mapping[str, Change],
+    recorded: Mapping[str, Recorded],
+) -> Change | None:
+    """A runconfig runs when no completed run matches its digest, or when forced."""
+    reasons: list[str] = ["--rerun"] if forced else []
+    if have is None or have.status == DELETED or have.digest is None:
+        reasons.append(_failure(have) if have and have.status == "failed" else "no run yet")
+    else:
+        if have.status == "failed":
+            reasons.append(_failure(have))
+        if have.digest != want.digest:
+            reasons.extend(_job_reasons(have, want, changes, recorded))
+    if not reasons and want.trigger == "always":
+        reasons.append("trigger: always")
+    if not reasons:
+        return None
+    if want.trigger == "manual" and not forced:
+        notes.append(
+            f"{want.address} would run ({'; '.join(reasons)}) but its trigger is manual: "
+            f"run it with `mlform apply --rerun {want.name}`"
+        )
+        return None
+    return Change(Action.RUN, want.address, want.kind, want.name, tuple(reasons), have, want)
+
+
+def _job_reasons(
+    have: Recorded, want: Desired, changes: Mapping[str, Change], recorded: Mapping[str, Recorded]
+) -> list[str]:
+    old, new = have.components, want.components
+    reasons: list[str] = []
+    files = {
+        "modified": [k[5:] for k in new if k.startswith("code:") and k in old and old[k] != new[k]],
+        "added": [k[5:] for k in new if k.startswith("code:") and k not in old],
+        "removed": [k[5:] for k in old if k.startswith("code:") and k not in new],
+    }
+    parts = [_files(names, how) for how, names in files.items() if names]
+    if parts:
+        reasons.append("code: " + ", ".join(parts))
+    elif old.get("code") != new.get("code"):
+        reasons.append("code changed")
+    versions = have.outputs.get("versions") or {}
+    for key in sorted(new):
+        if key.startswith(("code", "spec", "dep:")) or old.get(key) == new[key]:
+            continue
+        label = "environment" if key == "environment" else f"data ({key.partition(':')[2]})"
+        upstream = want.refs.get(key)
+        if upstream is None:  # pinned: the component is the reference itself
+            reasons.append(f"{label}: {old.get(key, 'none')} → {new[key]}")
+            continue
+        name = upstream.partition("/")[2]
+        before = versions.get(upstream)
+        change = changes.get(upstream)
+        after = change.version if change is not None and change.version else None
+        if after is None and upstream in recorded:
+            after = recorded[upstream].outputs.get("version")
+        label = "environment" if key == "environment" else "data"
+        if before and after and before != after:
+            reasons.append(f"{label}: {name} {before} → {after}")
+        else:
+            reasons.append(f"{label}: {name} changed")
+    for key in _changed_keys(have.spec, want.spec):
+        reasons.append(_spec_reason(key, have.spec, want.spec))
+    return reasons or ["changed"]
 
 
 def _compare(want: Desired, have: Recorded | None, refusals: list[str]) -> Change | None:

@@ -46,6 +46,8 @@ class Desired:
     version: str | None = None  # a version fixed in the file
     replace_keys: frozenset[str] = frozenset()  # spec keys whose change forces -/+
     summary: str = ""  # shown when the resource is created
+    trigger: str | None = None  # a job (on_change, always, manual); None for other kinds
+    refs: Mapping[str, str] = field(default_factory=dict)  # component key → upstream address
     payload: Any = field(default=None, compare=False, repr=False)  # for apply only
 
 
@@ -72,6 +74,7 @@ class Plan:
     unchanged: int
     identity: Identity
     refusals: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
 
     @property
     def counts(self) -> Counter[Action]:

@@ -26,6 +26,8 @@ def text(plan: Plan, *, color: bool = False) -> str:
     lines: list[str] = []
     for refusal in plan.refusals:
         lines.append(f"error: {refusal}")
+    for note in plan.notes:
+        lines.append(f"note: {note}")
     if not plan.changes:
         if lines:
             lines.append("")
@@ -59,6 +61,9 @@ def markdown(plan: Plan) -> str:
     for refusal in plan.refusals:
         lines.append(f"> **Error:** {refusal}")
         lines.append("")
+    for note in plan.notes:
+        lines.append(f"> **Note:** {note}")
+        lines.append("")
     if plan.changes:
         lines.append("```diff")
         for change in plan.changes:
@@ -85,6 +90,7 @@ def as_dict(plan: Plan) -> dict[str, Any]:
             "unchanged": plan.unchanged,
         },
         "refusals": list(plan.refusals),
+        "notes": list(plan.notes),
         "changes": [
             {
                 "address": c.address,

@@ -11,12 +11,14 @@ from mlform.resources.base import Context, Kind, Outcome
 from mlform.resources.data import DataKind
 from mlform.resources.datastore import DatastoreKind
 from mlform.resources.environment import EnvironmentKind
+from mlform.resources.runconfig import RunconfigKind
 from mlform.state.records import Recorded
 
 KINDS: dict[str, Kind] = {
     "datastore": DatastoreKind(),
     "data": DataKind(),
     "environment": EnvironmentKind(),
+    "runconfig": RunconfigKind(),
 }
 
 

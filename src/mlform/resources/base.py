@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,7 +48,17 @@ class Context:
     hasher: Hasher
     cache: Path = field(default_factory=cache_dir)
     log: Callable[[str, str], None] = lambda address, message: None
+    # Records a change writes before it ends (a run's status as it goes), each batch in a
+    # transaction of its own, written by the thread that owns the state.
+    emit: Callable[[Sequence[Record]], None] = lambda records: None
+    # Reads the state from any thread (a cursor of its own per call).
+    read: Callable[[str, Sequence[Any]], list[tuple[Any, ...]]] = lambda sql, params: []
+    cancelled: threading.Event = field(default_factory=threading.Event)  # set on Ctrl-C
     _storages: dict[str, Storage] = field(default_factory=dict)
+
+    @property
+    def state_dir(self) -> Path:
+        return self.config.state_path.parent
 
     def storage(self, datastore: str) -> Storage:
         if datastore not in self._storages:

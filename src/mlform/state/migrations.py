@@ -81,4 +81,63 @@ MIGRATIONS: tuple[Migration, ...] = (
         );
         """,
     ),
+    Migration(
+        "0002_runs",
+        """
+        create table experiments (
+            name varchar not null,
+            created_at timestamptz not null
+        );
+        create table runs (
+            id varchar not null,
+            experiment varchar not null,
+            runconfig varchar,           -- the address it ran for; null for offline runs
+            parent_id varchar,
+            name varchar not null,       -- a child run's name; the runconfig's otherwise
+            display_name varchar,
+            status varchar not null,     -- see mlform.state.runs.STATUSES
+            created_at timestamptz not null,
+            started_at timestamptz,
+            ended_at timestamptz,
+            duration double,
+            git_commit varchar,
+            branch varchar,
+            remote varchar,
+            dirty boolean,
+            snapshot_id varchar,
+            inputs varchar not null,     -- json: name → literal, or data asset name:version
+            environment varchar,         -- name:version
+            env_digest varchar,
+            compute varchar not null,
+            command varchar,
+            exit_code integer,
+            error varchar,
+            log_tail varchar,
+            digest varchar,              -- the runconfig digest this run satisfies
+            run_dir varchar not null,
+            apply_id varchar
+        );
+        create table params (run_id varchar not null, key varchar not null, value varchar);
+        create table tags (run_id varchar not null, key varchar not null, value varchar);
+        create table metrics (
+            run_id varchar not null,
+            key varchar not null,
+            step bigint not null,
+            ts bigint not null,          -- milliseconds since the epoch
+            value double
+        );
+        create table artifacts (
+            run_id varchar not null,
+            path varchar not null,
+            size bigint not null
+        );
+        create table snapshots (
+            id varchar not null,         -- the content digest
+            key varchar not null,        -- where the zip is kept in the default datastore
+            files integer not null,
+            size bigint not null,
+            created_at timestamptz not null
+        );
+        """,
+    ),
 )

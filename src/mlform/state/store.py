@@ -179,6 +179,16 @@ class Store:
             for row, (components, spec, outputs) in zip(rows, parsed, strict=True)
         }
 
+    def read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """A query safe from any thread: DuckDB cursors are connections of their own."""
+        if self._con is None:
+            return []
+        cursor = self.con.cursor()
+        try:
+            return cursor.execute(sql, list(params)).fetchall()
+        finally:
+            cursor.close()
+
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         if self._con is None:
             return []

@@ -1,0 +1,302 @@
+"""`mlform runs …` and `mlform experiments list`: what ran, how it went, what it logged."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import shutil
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from mlform import runs
+from mlform.cli.output import Output
+from mlform.errors import MlformError, NotFound, StateLocked
+from mlform.workspace import Workspace
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = commands.add_parser("runs", help="recorded runs: list, show, metrics, logs, …")
+    sub = p.add_subparsers(dest="runs_command", metavar="ACTION", required=True)
+    q = sub.add_parser("list", help="runs, newest first")
+    q.add_argument("--experiment", "-e")
+    q.add_argument(
+        "--status",
+        choices=["queued", "preparing", "running", "completed", "failed", "canceled", "timed_out"],
+    )
+    q.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE")
+    q.add_argument("--runconfig")
+    q.add_argument("--limit", type=int, default=50)
+    q.set_defaults(run=list_)
+    q = sub.add_parser("show", help="one run: status, git, inputs, params, metrics, files")
+    q.add_argument("ref", metavar="RUN", help="a run id, an id prefix, or a runconfig name")
+    q.set_defaults(run=show)
+    q = sub.add_parser("metrics", help="a run's metric history")
+    q.add_argument("ref", metavar="RUN")
+    q.add_argument("--key", "-k")
+    shape = q.add_mutually_exclusive_group()
+    shape.add_argument("--json", action="store_true")
+    shape.add_argument("--csv", action="store_true")
+    q.set_defaults(run=metrics)
+    q = sub.add_parser("compare", help="params and final metrics of runs side by side")
+    q.add_argument("refs", metavar="RUN", nargs="+")
+    q.set_defaults(run=compare)
+    q = sub.add_parser("logs", help="a run's output; --follow while it runs")
+    q.add_argument("ref", metavar="RUN")
+    q.add_argument("--follow", "-f", action="store_true")
+    q.set_defaults(run=logs)
+    q = sub.add_parser("snapshot", help="the code a run ran; --explain what was left out")
+    q.add_argument("ref", metavar="RUN")
+    q.add_argument("--explain", action="store_true")
+    q.set_defaults(run=snapshot)
+    q = sub.add_parser("download", help="restore a run's snapshot and outputs into a folder")
+    q.add_argument("ref", metavar="RUN")
+    q.add_argument("dest", nargs="?", metavar="DIR")
+    q.set_defaults(run=download)
+
+    p = commands.add_parser("experiments", help="experiments and their runs")
+    sub = p.add_subparsers(dest="experiments_command", metavar="ACTION", required=True)
+    q = sub.add_parser("list", help="each experiment with its run count and latest run")
+    q.set_defaults(run=experiments)
+
+
+def list_(args: argparse.Namespace, out: Output) -> int:
+    tags = dict(_pair(t) for t in args.tag)
+    found = Workspace(args.directory).runs(
+        experiment=args.experiment,
+        status=args.status,
+        tags=tags,
+        runconfig=args.runconfig,
+        limit=args.limit,
+    )
+    if not found:
+        out.line("No runs recorded yet. Declare one in runconfigs/*.yml and run `mlform apply`.")
+        return 0
+    rows = [
+        (
+            r.id,
+            r.experiment,
+            r.status,
+            _when(r.started_at),
+            _seconds(r.duration),
+            (r.commit or "")[:8] + ("+" if r.dirty else ""),
+            _finals(r.metrics),
+        )
+        for r in found
+    ]
+    out.table(("RUN", "EXPERIMENT", "STATUS", "STARTED", "DURATION", "COMMIT", "METRICS"), rows)
+    return 0
+
+
+def show(args: argparse.Namespace, out: Output) -> int:
+    ws = Workspace(args.directory)
+    with ws.store("runs show") as store:
+        run = runs.find(store, args.ref)
+        kids = runs.children(store, run.id)
+        files = runs.artifacts(store, run.id)
+    out.line(f"{run.id}  ({run.status})")
+    fields = [
+        ("experiment", run.experiment),
+        ("runconfig", run.runconfig),
+        ("parent", run.parent_id),
+        ("display name", run.display_name),
+        ("started", _when(run.started_at)),
+        ("duration", _seconds(run.duration)),
+        ("commit", (run.commit or "") + (" (with uncommitted changes)" if run.dirty else "")),
+        ("branch", run.branch),
+        ("remote", run.remote),
+        ("snapshot", run.snapshot_id and f"sha256:{run.snapshot_id[:16]}"),
+        ("environment", run.environment),
+        ("compute", run.compute),
+        ("command", run.command),
+        ("exit code", None if run.exit_code is None else str(run.exit_code)),
+        ("run folder", run.run_dir),
+    ]
+    for label, value in fields:
+        if value:
+            out.line(f"  {label + ':':<13} {value}")
+    for title, items in (("inputs", run.inputs), ("params", run.params), ("tags", run.tags)):
+        if items:
+            out.line(f"  {title}:")
+            for key, value in sorted(items.items()):
+                out.line(f"    {key} = {value}")
+    if run.metrics:
+        out.line("  metrics (last value):")
+        for metric, number in sorted(run.metrics.items()):
+            out.line(f"    {metric} = {number:g}")
+    if files:
+        out.line("  artifacts:")
+        for path, size in files:
+            out.line(f"    {path}  ({size} B)")
+    if kids:
+        out.line("  child runs:")
+        for kid in kids:
+            out.line(f"    {kid.id}  {kid.name}  {kid.status}  {_finals(kid.metrics)}")
+    if run.log_tail and run.status != "completed":
+        out.line("  last lines of its log:")
+        for line in run.log_tail.splitlines():
+            out.line(f"    | {line}")
+    return 0
+
+
+def metrics(args: argparse.Namespace, out: Output) -> int:
+    ws = Workspace(args.directory)
+    with ws.store("runs metrics") as store:
+        run = runs.find(store, args.ref)
+        history = runs.metric_history(store, run.id, args.key)
+    if args.key and not history:
+        raise NotFound(f"run {run.id} logged no metric '{args.key}'")
+    if args.json:
+        points = [{"key": k, "step": s, "timestamp": t, "value": v} for k, s, t, v in history]
+        out.write(json.dumps({"run": run.id, "metrics": points}, indent=2) + "\n")
+    elif args.csv:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(["key", "step", "timestamp", "value"])
+        writer.writerows(history)
+        out.write(buffer.getvalue())
+    else:
+        out.table(("KEY", "STEP", "VALUE"), [(k, str(s), f"{v:g}") for k, s, _, v in history])
+    return 0
+
+
+def compare(args: argparse.Namespace, out: Output) -> int:
+    ws = Workspace(args.directory)
+    with ws.store("runs compare") as store:
+        found = [runs.find(store, ref) for ref in args.refs]
+    params = sorted({k for r in found for k in r.params})
+    keys = sorted({k for r in found for k in r.metrics})
+    header = ("", *(r.id for r in found))
+    rows: list[tuple[str, ...]] = [("status", *(r.status for r in found))]
+    rows += [(f"param {k}", *(r.params.get(k, "") for r in found)) for k in params]
+    rows += [
+        (f"metric {k}", *(f"{r.metrics[k]:g}" if k in r.metrics else "" for r in found))
+        for k in keys
+    ]
+    out.table(header, rows)
+    return 0
+
+
+def logs(args: argparse.Namespace, out: Output) -> int:
+    """Read from the run folder itself, so it works while an apply holds the state."""
+    ws = Workspace(args.directory)
+    run_dir = _run_dir(ws, args.ref)
+    log = run_dir / "logs" / "std_log.txt"
+    offset = 0
+    while True:
+        if log.exists():
+            with log.open("rb") as handle:
+                handle.seek(offset)
+                data = handle.read()
+            offset += len(data)
+            out.write(data.decode(errors="replace"))
+        if not args.follow or _finished(ws, run_dir.name):
+            return 0
+        time.sleep(0.5)
+
+
+def snapshot(args: argparse.Namespace, out: Output) -> int:
+    ws = Workspace(args.directory)
+    run_dir = _run_dir(ws, args.ref)
+    manifest = run_dir / "logs" / "snapshot.json"
+    if not manifest.exists():
+        raise NotFound(f"run {run_dir.name} has no code snapshot (its runconfig has no code:)")
+    data = json.loads(manifest.read_text(encoding="utf-8"))
+    if args.explain:
+        out.line(f"Left out of {run_dir.name}'s snapshot ({len(data['excluded'])} entries):")
+        for item in data["excluded"]:
+            where = item["rule_file"] + (f":{item['line']}" if item["line"] else "")
+            out.line(f"  {item['relpath']:<40} {item['pattern']:<20} {where}")
+        return 0
+    out.line(f"sha256:{data['digest']}  {len(data['files'])} files")
+    for entry in data["files"]:
+        out.line(f"  {entry['path']}  {entry['size']} B")
+    return 0
+
+
+def download(args: argparse.Namespace, out: Output) -> int:
+    from mlform import snapshot as snapshots
+    from mlform.resources.base import Context
+
+    ws = Workspace(args.directory)
+    with ws.store("runs download") as store:
+        run = runs.find(store, args.ref)
+        key = store.query("select key from snapshots where id = ?", [run.snapshot_id or ""])
+    dest = Path(args.dest or run.id)
+    if dest.exists() and any(dest.iterdir()):
+        raise MlformError(f"{dest} is not empty; choose an empty or new folder")
+    if key:
+        from mlform.hashing import Hasher
+
+        ctx = Context(ws.config, Hasher(None))
+        snapshots.extract(ctx.storage(ws.config.default_datastore), key[0][0], dest / "snapshot")
+    outputs = Path(run.run_dir) / "outputs"
+    if outputs.is_dir():
+        shutil.copytree(outputs, dest / "outputs", dirs_exist_ok=True)
+    out.line(f"Restored run {run.id} into {dest}/ (snapshot/ and outputs/).")
+    return 0
+
+
+def experiments(args: argparse.Namespace, out: Output) -> int:
+    ws = Workspace(args.directory)
+    with ws.store("experiments list") as store:
+        found = runs.experiments(store)
+    if not found:
+        out.line("No experiments yet: they are created by the first run that names one.")
+        return 0
+    out.table(
+        ("EXPERIMENT", "RUNS", "LATEST RUN", "STATUS"),
+        [(e.name, str(e.runs), e.last_run or "", e.last_status or "") for e in found],
+    )
+    return 0
+
+
+def _run_dir(ws: Workspace, ref: str) -> Path:
+    base = ws.state_path.parent / "runs"
+    exact = base / ref
+    if exact.is_dir():
+        return exact
+    try:
+        with ws.store("runs") as store:
+            return Path(runs.find(store, ref).run_dir)
+    except StateLocked:
+        pass  # an apply is running: look in the folders, newest first
+    found = sorted((p for p in base.glob(f"{ref}*") if p.is_dir()), key=lambda p: p.stat().st_mtime)
+    if not found:
+        raise NotFound(f"no run '{ref}' in {base}")
+    return found[-1]
+
+
+def _finished(ws: Workspace, run_id: str) -> bool:
+    try:
+        with ws.store("runs logs") as store:
+            rows = store.query("select status from runs where id = ?", [run_id])
+    except StateLocked:
+        return False
+    from mlform.state.runs import FINISHED
+
+    return bool(rows) and rows[0][0] in FINISHED
+
+
+def _pair(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep:
+        raise MlformError(f"--tag {text}: write it as KEY=VALUE")
+    return key, value
+
+
+def _when(epoch: float | None) -> str:
+    if epoch is None:
+        return ""
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _seconds(value: float | None) -> str:
+    return "" if value is None else f"{value:.1f}s"
+
+
+def _finals(metrics: dict[str, float] | object) -> str:
+    assert isinstance(metrics, dict)
+    return " ".join(f"{k}={v:.4g}" for k, v in sorted(metrics.items())[:3])

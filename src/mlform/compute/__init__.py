@@ -1,0 +1,37 @@
+"""Compute targets: where a run's command executes. One module each, one line in `TARGETS`.
+
+A target starts a `Launch` and hands back a `Handle` the caller polls and can stop; the run
+protocol (files in the run folder) is the same on every target.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from mlform.compute.local import LocalTarget
+
+
+@dataclass(frozen=True, slots=True)
+class Launch:
+    command: str  # a shell command line, inputs and outputs already substituted
+    cwd: Path  # the extracted code snapshot
+    env: Mapping[str, str]
+    log: Path  # stdout and stderr, interleaved as the user would see them
+
+
+class Handle(Protocol):
+    def poll(self) -> int | None:
+        """The exit code once the command has ended, else None."""
+
+    def stop(self) -> int:
+        """End the command and everything it started; return its exit code."""
+
+
+class Target(Protocol):
+    def start(self, launch: Launch) -> Handle: ...
+
+
+TARGETS: dict[str, Target] = {"local": LocalTarget()}

@@ -1,0 +1,89 @@
+"""Where a run's code came from in git: commit, branch, remote and whether it was dirty.
+
+The only module that imports gitpython, and only when asked: the import costs a fraction of
+a second and fails outright when git itself is not installed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit, urlunsplit
+
+if TYPE_CHECKING:
+    import git
+
+
+@dataclass(frozen=True, slots=True)
+class GitInfo:
+    commit: str | None
+    branch: str | None  # None when HEAD is detached
+    remote: str | None  # origin's URL (else the first remote's), without credentials
+    dirty: bool | None  # tracked files changed, or untracked files that are not ignored
+    root: str | None  # the repository's working tree
+
+
+NOT_IN_GIT = GitInfo(commit=None, branch=None, remote=None, dirty=None, root=None)
+
+
+def describe(path: Path) -> GitInfo:
+    """The git state of the repository holding `path`; all None outside git or without git."""
+    try:
+        import git
+    except ImportError:  # gitpython refuses to import when no git executable is found
+        return NOT_IN_GIT
+    folder = path if path.is_dir() else path.parent
+    try:
+        repo = git.Repo(folder, search_parent_directories=True)
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+        return NOT_IN_GIT
+    with repo:
+        if repo.bare or repo.working_tree_dir is None:
+            return NOT_IN_GIT
+        try:
+            commit: str | None = repo.head.commit.hexsha
+        except ValueError:  # no commit yet
+            commit = None
+        except git.GitError:  # git went missing after the import
+            return NOT_IN_GIT
+        branch = None if repo.head.is_detached else repo.head.reference.name
+        try:
+            # One `git status` covers index, working tree and untracked files; no index
+            # refresh, so that a concurrent git command never meets our lock.
+            status = repo.git(no_optional_locks=True).status(
+                "--porcelain", "--untracked-files=normal"
+            )
+            dirty: bool | None = bool(status.strip())
+        except git.GitError:
+            dirty = None
+        return GitInfo(
+            commit=commit,
+            branch=branch,
+            remote=_remote(repo),
+            dirty=dirty,
+            root=str(repo.working_tree_dir),
+        )
+
+
+def _remote(repo: git.Repo) -> str | None:
+    remotes = list(repo.remotes)
+    if not remotes:
+        return None
+    chosen = next((r for r in remotes if r.name == "origin"), remotes[0])
+    try:
+        url = chosen.url  # read from the config: no git process
+    except AttributeError:  # a remote section without a url
+        return None
+    return without_credentials(url)
+
+
+def without_credentials(url: str) -> str:
+    """`url` minus a user:token part, which must not end up in the state or a plan."""
+    parts = urlsplit(url)
+    if not parts.scheme or parts.hostname is None or "@" not in parts.netloc:
+        return url  # scp-like (git@host:org/repo) or a local path: nothing secret
+    if parts.scheme not in ("http", "https") and parts.password is None:
+        return url  # ssh://git@host/…: the user name is part of the address
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=host))

@@ -1,0 +1,393 @@
+"""Runconfigs: a command run on a compute target and recorded as a run.
+
+A runconfig is applied when a completed run exists for its digest: the spec, every file
+of its code snapshot, and the content of the environment and data it names. So a
+commit that changes training code, data or environment plans a run, and one that
+changes none of them plans nothing. Description and tags are not part of the digest:
+editing them never retrains.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shlex
+import time
+from collections.abc import Mapping
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import mlform
+from mlform import snapshot as snapshots
+from mlform.compute import TARGETS, Launch
+from mlform.config.refs import LocalPath, Url
+from mlform.config.specs import DataInput, RunconfigSpec, Spec, env_text
+from mlform.errors import ApplyError
+from mlform.hashing import sha256_text, tree_digest
+from mlform.plan.model import Change, Desired
+from mlform.resources.base import Context, Outcome, canonical, content_spec, declared
+from mlform.state.records import Record, Recorded
+from mlform.state.runs import Experiment, RunRow, SnapshotRow
+
+_LISTED_FILES = 1000
+_NOT_DIGESTED = frozenset({"trigger"})  # how a run is triggered is not what it computes
+_SUBSTITUTION = re.compile(r"\$\{\{\s*(inputs|outputs)\.([A-Za-z0-9_.-]+)\s*\}\}")
+_LOG_TAIL = 30
+_METRICS_EVERY = 2.0
+
+
+class RunconfigKind:
+    def desire(self, spec: Spec, ctx: Context, upstream: Mapping[str, Desired]) -> Desired:
+        assert isinstance(spec, RunconfigSpec)
+        body = {k: v for k, v in content_spec(spec.body).items() if k not in _NOT_DIGESTED}
+        components = {"spec": sha256_text(canonical(body))}
+        refs: dict[str, str] = {}
+        snap = None
+        if spec.code is not None:
+            snap = snapshots.scan(spec.code, ctx.hasher)
+            if len(snap.files) <= _LISTED_FILES:
+                # named from the workspace root, as the user sees them: code: src/train.py
+                prefix = _relative(spec.code, ctx.config.root)
+                components.update({f"code:{prefix}{f.relpath}": f.sha256 for f in snap.files})
+            else:
+                components["code"] = snap.digest
+        if spec.environment is not None:
+            address = f"environment/{spec.environment.name}"
+            _reference(components, refs, "environment", address, spec.environment.version, upstream)
+        for name, value in spec.inputs.items():
+            if not isinstance(value, DataInput):
+                continue
+            key = f"input:{name}"
+            if value.asset is not None:
+                address = f"data/{value.asset.name}"
+                _reference(components, refs, key, address, value.asset.version, upstream)
+            elif isinstance(value.location, LocalPath):
+                components[key] = _local_digest(value.location.path, ctx)
+        files = len(snap.files) if snap else 0
+        return declared(
+            spec,
+            ctx,
+            components,
+            trigger=spec.trigger,
+            refs=refs,
+            summary=f"{files} code files" if snap else "",
+            payload=(spec, snap),
+        )
+
+    def refresh(self, recorded: Recorded, ctx: Context) -> str | None:
+        return None
+
+    def apply(self, change: Change, ctx: Context) -> Outcome:
+        return _Run(change, ctx).execute()
+
+    def destroy(self, change: Change, ctx: Context) -> Outcome:
+        assert change.before is not None
+        return Outcome(change.before.outputs, message="its runs stay in the history")
+
+
+def _reference(
+    components: dict[str, str],
+    refs: dict[str, str],
+    key: str,
+    address: str,
+    version: str | None,
+    upstream: Mapping[str, Desired],
+) -> None:
+    """A pinned version is immutable: the reference itself is its digest. `@latest` is
+    the content the upstream resource declares now."""
+    name = address.partition("/")[2]
+    components[f"dep:{address}"] = "named"  # orders deletes; the digest ignores its content
+    if version is not None:
+        components[key] = f"{name}:{version}"
+    elif address in upstream:
+        components[key] = str(upstream[address].version_key)
+        refs[key] = address
+
+
+def _relative(folder: Path, root: Path) -> str:
+    relative = os.path.relpath(folder, root)
+    if relative == ".":
+        return ""
+    return (relative if not relative.startswith("..") else str(folder)) + "/"
+
+
+def _local_digest(path: Path, ctx: Context) -> str:
+    if path.is_file():
+        return ctx.hasher.file(path)
+    return tree_digest(ctx.hasher.folder(path))
+
+
+class _Run:
+    """One run of a runconfig, from preparing its folder to recording what it did."""
+
+    def __init__(self, change: Change, ctx: Context) -> None:
+        assert change.after is not None
+        self.change = change
+        self.ctx = ctx
+        self.spec: RunconfigSpec = change.after.payload[0]
+        self.snap: snapshots.Snapshot | None = change.after.payload[1]
+        self.id = f"{self.spec.name}_{time.strftime('%Y%m%d_%H%M%S')}_{secrets.token_hex(2)}"
+        self.dir = ctx.state_dir / "runs" / self.id
+        self.row = RunRow(
+            id=self.id,
+            experiment=self.spec.experiment,
+            name=self.spec.name,
+            status="queued",
+            compute=self.spec.compute,
+            run_dir=str(self.dir),
+            runconfig=change.address,
+            display_name=self.spec.display_name,
+            created_at=time.time(),
+            digest=change.after.digest,
+        )
+
+    def update(self, **fields: Any) -> None:
+        self.row = replace(self.row, **fields)
+        self.ctx.emit([self.row])
+
+    def execute(self) -> Outcome:
+        self.ctx.emit([Experiment(self.spec.experiment), self.row])
+        self.update(status="preparing")
+        try:
+            launch, versions, inputs = self.prepare()
+        except ApplyError as err:
+            self.update(status="failed", error=str(err), ended_at=time.time())
+            raise
+        self.update(status="running", started_at=time.time(), inputs=inputs)
+        self.ctx.log(self.change.address, f"run {self.id} started: {launch.command}")
+        status, code = self.watch(launch)
+        tail = _tail(launch.log) if status != "completed" else None
+        final = replace(
+            self.row, status=status, exit_code=code, ended_at=time.time(), log_tail=tail
+        )
+        from mlform.tracking.record import TrackingRecord
+
+        records: list[Record] = [final, TrackingRecord(self.id, self.dir)]
+        if status != "completed":
+            self.ctx.emit(records)
+            how = {"failed": f"failed (exit code {code})", "timed_out": "timed out"}.get(
+                status, status
+            )
+            shown = "\n".join(f"  | {line}" for line in (tail or "").splitlines())
+            raise ApplyError(
+                f"{self.change.address}: run {self.id} {how}"
+                + (f"; the last lines of its log:\n{shown}" if shown else "")
+            )
+        seconds = (final.ended_at or 0) - (final.started_at or 0)
+        outputs = {
+            "run_id": self.id,
+            "status": status,
+            "experiment": self.spec.experiment,
+            "run_dir": str(self.dir),
+            "versions": versions,
+            "inputs": inputs,
+        }
+        return Outcome(outputs, records, f"run {self.id} completed in {seconds:.1f}s")
+
+    # -- preparing -----------------------------------------------------------------------
+
+    def prepare(self) -> tuple[Launch, dict[str, str], dict[str, str]]:
+        spec, ctx = self.spec, self.ctx
+        for sub in ("outputs", "logs", "snapshot"):
+            (self.dir / sub).mkdir(parents=True, exist_ok=True)
+        if self.snap is not None:
+            storage = ctx.storage(ctx.config.default_datastore)
+            key = snapshots.store(self.snap, storage)
+            snapshots.extract(storage, key, self.dir / "snapshot")
+            ctx.emit([SnapshotRow(self.snap.digest, key, len(self.snap.files), self.snap.size)])
+            _write_manifest(self.dir / "logs" / "snapshot.json", self.snap, ctx)
+            self.row = replace(self.row, snapshot_id=self.snap.digest)
+        from mlform import gitinfo
+
+        git = gitinfo.describe(spec.code or ctx.config.root)
+        self.row = replace(
+            self.row, git_commit=git.commit, branch=git.branch, remote=git.remote, dirty=git.dirty
+        )
+        env = dict(os.environ)
+        versions: dict[str, str] = {}
+        path_prefix = ""
+        if spec.environment is not None:
+            version, venv, variables = self.environment()
+            versions[f"environment/{spec.environment.name}"] = version
+            env.update(variables)
+            env["VIRTUAL_ENV"] = str(venv)
+            path_prefix = f"{venv / 'bin'}{os.pathsep}"
+            self.row = replace(
+                self.row, environment=f"{spec.environment.name}:{version}", env_digest=str(venv)
+            )
+        env.update(spec.variables)
+        values: dict[str, str] = {}
+        inputs: dict[str, str] = {}
+        for name, value in spec.inputs.items():
+            if not isinstance(value, DataInput):
+                values[f"inputs.{name}"] = inputs[name] = value
+                continue
+            path, label = self.data_input(name, value, versions)
+            values[f"inputs.{name}"] = path
+            inputs[name] = label
+            env[f"MLFORM_INPUT_{_env_name(name)}"] = path
+        for name, kind in spec.outputs.items():
+            target = self.dir / "outputs" / name
+            if kind != "uri_file":
+                target.mkdir(parents=True, exist_ok=True)
+            values[f"outputs.{name}"] = str(target)
+            env[f"MLFORM_OUTPUT_{_env_name(name)}"] = str(target)
+        command = _SUBSTITUTION.sub(lambda m: shlex.quote(values[f"{m[1]}.{m[2]}"]), spec.command)
+        from mlform.tracking import protocol
+
+        env.update(
+            {
+                "MLFORM_RUN_ID": self.id,
+                "MLFORM_RUN_DIR": str(self.dir),
+                "MLFORM_OUTPUTS": str(self.dir / "outputs"),
+                "MLFORM_EXPERIMENT": spec.experiment,
+                "MLFLOW_TRACKING_URI": protocol.mlflow_tracking_uri(self.dir),
+                "MLFLOW_EXPERIMENT_NAME": spec.experiment,
+                "PYTHONUNBUFFERED": "1",
+                "PATH": path_prefix + env.get("PATH", os.defpath),
+                "PYTHONPATH": os.pathsep.join(
+                    p for p in (str(self.sdk()), env.get("PYTHONPATH", "")) if p
+                ),
+            }
+        )
+        self.row = replace(self.row, command=command)
+        launch = Launch(command, self.dir / "snapshot", env, self.dir / "logs" / "std_log.txt")
+        return launch, versions, inputs
+
+    def sdk(self) -> Path:
+        """A folder holding only the `mlform` package, so a script in any environment can
+        `import mlform` for the SDK without mlform's own dependencies leaking in."""
+        shim = self.dir / ".sdk"
+        shim.mkdir(exist_ok=True)
+        link = shim / "mlform"
+        if not link.exists():
+            link.symlink_to(Path(mlform.__file__).resolve().parent, target_is_directory=True)
+        return shim
+
+    def environment(self) -> tuple[str, Path, dict[str, str]]:
+        ref = self.spec.environment
+        assert ref is not None
+        address = f"environment/{ref.name}"
+        version = ref.version or self._current_version(address)
+        rows = self.ctx.read(
+            "select location, spec from asset_versions "
+            "where kind = 'environment' and name = ? and version = ?",
+            [ref.name, version],
+        )
+        if not rows:
+            raise ApplyError(
+                f"{self.change.address}: environment {ref.name}:{version} does not exist"
+            )
+        venv = Path(rows[0][0])
+        if not (venv / "bin" / "python").exists():
+            raise ApplyError(
+                f"{self.change.address}: the build of environment {ref.name}:{version} is "
+                f"missing ({venv}); run `mlform apply` to rebuild it"
+            )
+        spec = json.loads(rows[0][1])
+        variables = {
+            str(k): env_text(v) for k, v in (spec.get("environment_variables") or {}).items()
+        }
+        return version, venv, variables
+
+    def data_input(self, name: str, value: DataInput, versions: dict[str, str]) -> tuple[str, str]:
+        """The local path the command sees for a data input, and how the run records it."""
+        if value.asset is None:
+            location = value.location
+            if isinstance(location, LocalPath):
+                return str(location.path), str(location.path)
+            assert isinstance(location, Url)
+            return location.url, location.url
+        from mlform import datasets
+
+        asset = value.asset
+        address = f"data/{asset.name}"
+        version = asset.version or self._current_version(address)
+        item = datasets.find(self.ctx.read, asset.name, version)
+        if item is None:
+            raise ApplyError(f"{self.change.address}: data {asset.name}:{version} does not exist")
+        versions[address] = version
+        target = self.dir / "inputs" / name
+        datasets.materialize(self.ctx, item, target)
+        if item.type == "uri_file" and len(item.manifest) == 1:
+            return str(target / item.manifest[0]["path"]), f"{asset.name}:{version}"
+        return str(target), f"{asset.name}:{version}"
+
+    def _current_version(self, address: str) -> str:
+        rows = self.ctx.read("select outputs from resources where address = ?", [address])
+        version = json.loads(rows[0][0]).get("version") if rows else None
+        if version is None:
+            raise ApplyError(f"{self.change.address}: {address} has no version yet")
+        return str(version)
+
+    # -- running -------------------------------------------------------------------------
+
+    def watch(self, launch: Launch) -> tuple[str, int]:
+        handle = TARGETS[self.spec.compute].start(launch)
+        from mlform.tracking.tail import Tail
+
+        started = time.monotonic()
+        shown = 0
+        metrics = Tail(self.dir)
+        last_metrics = started
+        latest: dict[str, float] = {}
+        status = ""
+        while (code := handle.poll()) is None:
+            if self.ctx.cancelled.is_set():
+                code, status = handle.stop(), "canceled"
+                break
+            if self.spec.timeout is not None and time.monotonic() - started > self.spec.timeout:
+                code, status = handle.stop(), "timed_out"
+                break
+            shown = self._show_log(launch.log, shown)
+            if time.monotonic() - last_metrics >= _METRICS_EVERY:
+                last_metrics = time.monotonic()
+                latest.update(metrics.latest())
+                if latest:
+                    text = ", ".join(f"{k}={v:.4g}" for k, v in sorted(latest.items())[:6])
+                    self.ctx.log(self.change.address, f"metrics: {text}")
+            time.sleep(0.1)
+        self._show_log(launch.log, shown)
+        return status or ("completed" if code == 0 else "failed"), code
+
+    def _show_log(self, log: Path, offset: int) -> int:
+        try:
+            with log.open("rb") as handle:
+                handle.seek(offset)
+                data = handle.read()
+        except FileNotFoundError:
+            return offset
+        end = data.rfind(b"\n") + 1
+        for line in data[:end].decode(errors="replace").splitlines():
+            self.ctx.log(self.change.address, line)
+        return offset + end
+
+
+def _write_manifest(path: Path, snap: snapshots.Snapshot, ctx: Context) -> None:
+    """What went into the snapshot and what was left out, by which rule, for
+    `mlform runs snapshot RUN [--explain]`."""
+    explained = snapshots.scan(snap.root, ctx.hasher, explain=True)
+    data = {
+        "digest": snap.digest,
+        "files": [{"path": f.relpath, "size": f.size, "sha256": f.sha256} for f in snap.files],
+        "excluded": [
+            {"relpath": e.relpath, "rule_file": e.rule_file, "line": e.line, "pattern": e.pattern}
+            for e in explained.excluded
+        ],
+    }
+    path.write_text(json.dumps(data, indent=1), encoding="utf-8")
+
+
+def _tail(log: Path) -> str:
+    try:
+        lines = log.read_text(errors="replace").splitlines()
+    except FileNotFoundError:
+        return ""
+    return "\n".join(lines[-_LOG_TAIL:])
+
+
+def _env_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]", "_", name).upper()
