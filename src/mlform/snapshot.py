@@ -124,23 +124,27 @@ def extract(storage: Storage, key: str, dest: Path) -> None:
             _check_member(info, key)
         dest.mkdir(parents=True, exist_ok=True)
         top = os.path.realpath(dest)
+        checked = {top}  # folders made and known to lie inside dest
         for info in members:
-            target = os.path.join(top, *info.filename.split("/"))
+            target = os.path.join(top, *info.filename.rstrip("/").split("/"))
+            folder = target if info.is_dir() else os.path.dirname(target)
+            if folder not in checked:
+                os.makedirs(folder, exist_ok=True)
+                if os.path.commonpath([os.path.realpath(folder), top]) != top:
+                    raise MlformError(
+                        f"snapshot {key}: {info.filename} would be written outside {dest} "
+                        "through a symbolic link there; extract into an empty folder"
+                    )
+                checked.add(folder)
             if info.is_dir():
-                os.makedirs(target, exist_ok=True)
                 continue
-            parent = os.path.dirname(target)
-            os.makedirs(parent, exist_ok=True)
-            if os.path.commonpath([os.path.realpath(parent), top]) != top:
-                raise MlformError(
-                    f"snapshot {key}: {info.filename} would be written outside {dest} "
-                    "through a symbolic link there; extract into an empty folder"
-                )
-            if os.path.islink(target):
-                os.unlink(target)
+            mode = 0o755 if (info.external_attr >> 16) & 0o111 else 0o644
+            with contextlib.suppress(FileNotFoundError):
+                if stat.S_ISLNK(os.lstat(target).st_mode):
+                    os.unlink(target)
             with archive.open(info) as src, open(target, "wb") as dst:
                 shutil.copyfileobj(src, dst, _CHUNK)
-            os.chmod(target, 0o755 if (info.external_attr >> 16) & 0o111 else 0o644)
+                os.fchmod(dst.fileno(), mode)
 
 
 # --- ignore rules -----------------------------------------------------------------------
@@ -263,7 +267,7 @@ def _body(line: str) -> str:
 
 
 def _by_name(line: str) -> bool:
-    """A pattern with no slash but a trailing one matches a name at any depth."""
+    """Whether the pattern tests a name at any depth: it has no slash but a trailing one."""
     body = _body(line).rstrip("/")
     while body.startswith("**/"):
         body = body[3:]
@@ -286,7 +290,7 @@ def _compile(source: str | None) -> re.Pattern[str] | None:
         return None
     try:
         return re.compile(source)
-    except re.error:  # never expected; then every path goes to pathspec, only slower
+    except re.error:  # never expected; then every path gets the exact test, only slower
         return re.compile("")
 
 
@@ -298,11 +302,14 @@ def _read_rules(folder: str, names: set[str] | None, shown_as: str) -> _Rules | 
     for name in IGNORE_FILES:
         if names is not None and name not in names:
             continue
+        path = os.path.join(folder, name)
         try:
-            with open(os.path.join(folder, name), encoding="utf-8-sig", errors="replace") as f:
+            with open(path, encoding="utf-8-sig", errors="replace") as f:
                 text = f.read()
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             continue
+        except OSError as err:
+            raise MlformError(f"cannot read {path}: {err}; fix its permissions") from err
         return _Rules(f"{shown_as}{name}", text)
     return None
 
@@ -404,8 +411,11 @@ def _walk(
                         excluded.append(Excluded(prefix + tail, rules.name, index + 1, line))
                     continue
             if is_file:
-                st = entry.stat()
-                files.append(FileEntry(prefix + name, st.st_size, digest(entry.path, st)))
+                try:
+                    st = entry.stat()
+                    files.append(FileEntry(prefix + name, st.st_size, digest(entry.path, st)))
+                except OSError as err:
+                    raise MlformError(f"cannot read {entry.path} for a snapshot: {err}") from err
             else:
                 inner = tuple((r, rel + tail) for r, rel in active)
                 stack.append((entry.path, prefix + tail, inner, above))
@@ -437,7 +447,7 @@ def _write_zip(snapshot: Snapshot, archive: Path) -> None:
                             sha.update(chunk)
                             dst.write(chunk)
             except OSError as err:
-                raise MlformError(f"cannot read {path} for the snapshot: {err}") from err
+                raise MlformError(f"cannot add {path} to the snapshot: {err}") from err
             if sha.hexdigest() != entry.sha256:
                 raise MlformError(
                     f"{path} changed while its snapshot was being stored; run the command again"

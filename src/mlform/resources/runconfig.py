@@ -14,6 +14,7 @@ import os
 import re
 import secrets
 import shlex
+import sys
 import time
 from collections.abc import Mapping
 from dataclasses import replace
@@ -208,7 +209,8 @@ class _Run:
         )
         env = dict(os.environ)
         versions: dict[str, str] = {}
-        path_prefix = ""
+        # Without an environment, `python` is the interpreter running mlform.
+        path_prefix = f"{Path(sys.executable).parent}{os.pathsep}"
         if spec.environment is not None:
             version, venv, variables = self.environment()
             versions[f"environment/{spec.environment.name}"] = version

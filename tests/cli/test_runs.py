@@ -1,0 +1,296 @@
+"""Runconfigs become recorded runs: retraining on commits, failures, timeouts, Ctrl-C,
+MLflow scripts, child runs and the queries over them — through the real CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import textwrap
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from tests.apply.test_interrupted import wait_for_line
+from tests.conftest import Ran, mlform_process
+
+Cli = Callable[..., Ran]
+Make = Callable[[Mapping[str, str]], Path]
+
+
+def git(repo: Path, *args: str) -> str:
+    result = subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return result.stdout.strip()
+
+
+def changes(out: str) -> list[str]:
+    """The plan's change lines, with the column padding collapsed."""
+    return [
+        " ".join(line.split())
+        for line in out.splitlines()
+        if line.startswith(("  >", "  +", "  ~", "  -"))
+    ]
+
+
+def test_commit_triggered_retraining(cli: Cli, example: Path) -> None:
+    git(example, "init", "-q", "-b", "main")
+    git(example, "add", "-A")
+    git(example, "commit", "-qm", "one")
+    first = cli("apply", "--yes", cwd=example)
+    assert first.code == 0, first.out + first.err
+    assert "> runconfig/train ran: run train_" in first.out
+    assert "accuracy " in first.out  # the script's own output, shown live
+
+    (example / "README.md").write_text("Only the README changes here.\n")
+    git(example, "commit", "-qam", "two")
+    assert cli("plan", "--detailed-exitcode", cwd=example).code == 0
+
+    train = example / "src" / "train.py"
+    train.write_text(train.read_text().replace("max_iter", "max_iter", 1) + "\n# tuned\n")
+    git(example, "commit", "-qam", "three")
+    third = git(example, "rev-parse", "HEAD")
+    plan = cli("plan", "--detailed-exitcode", cwd=example)
+    assert plan.code == 2
+    assert changes(plan.out) == ["> runconfig/train (code: src/train.py modified)"]
+    assert cli("apply", "--yes", cwd=example).code == 0
+
+    shown = cli("runs", "show", "train", cwd=example).out
+    assert f"commit:       {third}\n" in shown
+    assert "branch:       main" in shown
+    assert "training_data = iris:1" in shown
+    assert "accuracy = " in shown
+    listed = cli("runs", "list", "--experiment", "iris-classifier", cwd=example).out
+    assert len(listed.splitlines()) == 3  # the header and two runs
+    assert cli("plan", "--detailed-exitcode", cwd=example).code == 0
+
+
+def workspace(make: Make, runconfigs: Mapping[str, str], extra: Mapping[str, str] = {}) -> Path:
+    files = {"workspace.yml": "name: runs\n", "src/.keep": ""}
+    files.update({f"runconfigs/{n}.yml": textwrap.dedent(t) for n, t in runconfigs.items()})
+    files.update(extra)
+    return make(files)
+
+
+def test_failing_script_is_recorded_and_stops_its_dependents(
+    cli: Cli, make_workspace: Make
+) -> None:
+    root = workspace(
+        make_workspace,
+        {
+            "fail": """
+            command: echo preparing; echo 'something broke' >&2; exit 3
+            code: ../src
+        """,
+            "after": """
+            command: echo never
+            depends_on: [runconfig/fail]
+        """,
+        },
+    )
+    ran = cli("apply", "--yes", cwd=root)
+    assert ran.code == 1
+    assert "> runconfig/fail failed: run fail_" in ran.out
+    assert (
+        "failed (exit code 3); the last lines of its log:\n  | preparing\n  | something broke"
+        in ran.out
+    )
+    assert "> runconfig/after skipped: runconfig/fail did not succeed" in ran.out
+    shown = cli("runs", "show", "fail", cwd=root).out
+    assert "(failed)" in shown.splitlines()[0]
+    assert "exit code:    3" in shown
+    assert "    | something broke" in shown
+    assert cli("runs", "list", "--runconfig", "after", cwd=root).out.startswith("No runs")
+    plan = cli("plan", cwd=root)
+    assert "> runconfig/fail   (last apply failed: run fail_" in plan.out
+
+
+def test_timeout_marks_the_run_timed_out(cli: Cli, make_workspace: Make) -> None:
+    root = workspace(
+        make_workspace,
+        {
+            "slow": """
+            command: echo starting; sleep 30
+            limits:
+              timeout: 1
+        """,
+        },
+    )
+    started = time.monotonic()
+    ran = cli("apply", "--yes", cwd=root)
+    assert time.monotonic() - started < 20
+    assert ran.code == 1
+    assert "timed out; the last lines of its log:\n  | starting" in ran.out
+    assert cli("runs", "list", "--status", "timed_out", cwd=root).out.count("slow_") == 1
+
+
+def test_ctrl_c_cancels_the_run_and_kills_its_process_tree(
+    cli: Cli, make_workspace: Make, tmp_path: Path
+) -> None:
+    pidfile = tmp_path / "child.pid"
+    root = workspace(
+        make_workspace,
+        {
+            "long": f"""
+            command: sleep 60 & echo $! > {pidfile}; echo waiting; wait
+        """,
+        },
+    )
+    proc = mlform_process("apply", "--yes", cwd=root, start_new_session=True)
+    wait_for_line(proc, "runconfig/long: waiting\n")
+    os.killpg(proc.pid, signal.SIGINT)  # the terminal's Ctrl-C reaches mlform's group only
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out + err
+    child = int(pidfile.read_text())
+    time.sleep(0.2)
+    assert not _alive(child), "the run's own child process survived"
+    listed = cli("runs", "list", "--status", "canceled", cwd=root)
+    assert listed.out.count("long_") == 1
+    assert "> runconfig/long  (last apply failed: run long_" in cli("plan", cwd=root).out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.exists() and stat.read_text().split()[2] == "Z")
+
+
+MLFLOW_SCRIPT = """
+import mlflow
+from sklearn.datasets import load_iris
+from sklearn.linear_model import LogisticRegression
+
+mlflow.autolog(log_models=False)
+x, y = load_iris(return_X_y=True)
+with mlflow.start_run():
+    LogisticRegression(C=0.5, max_iter=300).fit(x, y)
+    mlflow.log_metric("custom", 42.0)
+"""
+
+
+def test_mlflow_autolog_script_runs_unchanged(cli: Cli, make_workspace: Make) -> None:
+    root = workspace(
+        make_workspace,
+        {"autolog": "command: python fit.py\ncode: ../src\nexperiment_name: mlflow-compat\n"},
+        {"src/fit.py": MLFLOW_SCRIPT},
+    )
+    ran = cli("apply", "--yes", cwd=root)
+    assert ran.code == 0, ran.out + ran.err
+    points = json.loads(cli("runs", "metrics", "autolog", "--json", cwd=root).out)["metrics"]
+    keys = {p["key"] for p in points}
+    assert {"custom", "training_accuracy_score"} <= keys
+    shown = cli("runs", "show", "autolog", cwd=root).out
+    assert "    C = 0.5" in shown and "    max_iter = 300" in shown
+    custom = cli("runs", "metrics", "autolog", "--key", "custom", "--csv", cwd=root).out
+    assert custom.splitlines()[0] == "key,step,timestamp,value"
+    assert custom.splitlines()[1].startswith("custom,0,") and custom.endswith(",42.0\n")
+
+
+SDK_SCRIPT = """
+import sys
+import mlform
+
+run = mlform.get_run()
+run.log_params({"folds": 2, "lr": sys.argv[1]})
+run.set_tags({"kind": "cv"})
+for fold in range(2):
+    with run.child(f"fold-{fold}") as child:
+        for step in range(3):
+            child.log("loss", 1.0 / (step + 1 + fold))
+run.log("score", 0.5 + float(sys.argv[1]))
+"""
+
+
+def test_sdk_child_runs_compare_and_triggers(cli: Cli, make_workspace: Make) -> None:
+    root = workspace(
+        make_workspace,
+        {
+            "cv": """
+                command: python cv.py ${{inputs.lr}}
+                code: ../src
+                inputs:
+                  lr: 0.1
+                trigger: always
+            """,
+            "once": """
+                command: python cv.py 0.3
+                code: ../src
+                trigger: manual
+            """,
+        },
+        {"src/cv.py": SDK_SCRIPT},
+    )
+    plan = cli("plan", cwd=root)
+    assert changes(plan.out)[1:] == ["> runconfig/cv (no run yet)"]
+    assert (
+        "note: runconfig/once would run (no run yet) but its trigger is manual: run it with "
+        "`mlform apply --rerun once`" in plan.out
+    )
+    assert cli("apply", "--yes", cwd=root).code == 0
+    assert changes(cli("plan", cwd=root).out) == ["> runconfig/cv (trigger: always)"]
+    ran = cli("apply", "--yes", "--rerun", "once", cwd=root)
+    assert ran.code == 0, ran.out
+    assert "> runconfig/once ran" in ran.out
+
+    shown = cli("runs", "show", "cv", cwd=root).out
+    assert "    folds = 2" in shown and "    kind = cv" in shown
+    assert "  child runs:" in shown
+    assert shown.count("completed  loss=") == 2
+    first, second = (
+        line.split()[0]
+        for line in cli("runs", "list", "--tag", "kind=cv", cwd=root).out.splitlines()[1:3]
+    )
+    compared = cli("runs", "compare", first, second, cwd=root).out.splitlines()
+    assert compared[0].split() == [first, second]
+    assert [line.split() for line in compared if line.startswith("param lr")] == [
+        ["param", "lr", "0.3", "0.1"]
+    ]
+    experiments = cli("experiments", "list", cwd=root).out
+    assert "cv    " in experiments and "once  " in experiments
+    missing = cli("apply", "--yes", "--rerun", "nope", cwd=root)
+    assert missing.code == 1
+    assert "--rerun nope: no runconfig named 'nope' (runconfigs: cv, once)" in missing.err
+
+
+def test_snapshot_explain_and_download(cli: Cli, make_workspace: Make, tmp_path: Path) -> None:
+    root = workspace(
+        make_workspace,
+        {"snap": "command: cat data.txt > $MLFORM_OUTPUTS/copy.txt\ncode: ../src\n"},
+        {
+            "src/data.txt": "hello\n",
+            "src/.gitignore": "*.log\n",
+            "src/debug.log": "noise\n",
+        },
+    )
+    assert cli("apply", "--yes", cwd=root).code == 0
+    explained = cli("runs", "snapshot", "snap", "--explain", cwd=root).out
+    assert "debug.log" in explained and "*.log" in explained and ".gitignore:1" in explained
+    listed = cli("runs", "snapshot", "snap", cwd=root).out
+    assert "  data.txt  6 B" in listed and "debug.log" not in listed
+    dest = tmp_path / "restored"
+    ran = cli("runs", "download", "snap", str(dest), cwd=root)
+    assert ran.code == 0, ran.err
+    assert (dest / "snapshot" / "data.txt").read_text() == "hello\n"
+    assert (dest / "outputs" / "copy.txt").read_text() == "hello\n"
+    assert not (dest / "snapshot" / "debug.log").exists()
+
+
+def test_runs_logs_and_python_api(cli: Cli, make_workspace: Make) -> None:
+    root = workspace(make_workspace, {"hello": "command: echo hello from the run\n"})
+    assert cli("apply", "--yes", cwd=root).code == 0
+    assert cli("runs", "logs", "hello", cwd=root).out == "hello from the run\n"
+    assert cli("runs", "logs", "hello", "--follow", cwd=root).out == "hello from the run\n"
+    from mlform import Workspace
+
+    runs = Workspace(root).runs(status="completed")
+    assert [r.name for r in runs] == ["hello"]
+    assert runs[0].exit_code == 0
