@@ -85,9 +85,11 @@ class Workspace:
         log: Log = lambda address, message: None,
         lock_wait: float = 0.0,
         rerun: Collection[str] = (),
+        progress: Callable[[str, str | None], None] | None = None,
     ) -> ApplyReport:
         with self.store("apply", write=True, wait=lock_wait) as store:
             plan, ctx = self._plan(store, log, rerun)
+            ctx.progress = progress
             if saved is not None:
                 _check_saved(saved, plan)
             if plan.refusals:

@@ -294,3 +294,35 @@ def test_runs_logs_and_python_api(cli: Cli, make_workspace: Make) -> None:
     runs = Workspace(root).runs(status="completed")
     assert [r.name for r in runs] == ["hello"]
     assert runs[0].exit_code == 0
+
+
+PROGRESS_SCRIPT = """
+import time
+import mlform
+
+run = mlform.get_run()
+for step in range(5):
+    run.log("loss", 1.0 / (step + 1))
+    run.flush()
+    time.sleep(0.5)
+print("done training")
+"""
+
+
+def test_apply_shows_live_progress_on_a_terminal(cli: Cli, make_workspace: Make) -> None:
+    from tests.cli.test_confirm import apply_on_a_terminal
+
+    root = workspace(
+        make_workspace,
+        {"live": "command: python fit.py\ncode: ../src\n"},
+        {"src/fit.py": PROGRESS_SCRIPT},
+    )
+    code, screen = apply_on_a_terminal(root, "yes")
+    assert code == 0, screen
+    assert "\r\x1b[K" in screen  # the status line is redrawn in place
+    assert "runconfig/live: running " in screen
+    assert "loss=" in screen
+    assert "    runconfig/live: done training" in screen
+    plain = cli("apply", "--yes", "--rerun", "live", cwd=root)  # not a terminal: plain lines
+    assert "\x1b[K" not in plain.out
+    assert "    runconfig/live: metrics: loss=" in plain.out

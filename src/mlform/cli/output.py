@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import threading
 from collections.abc import Iterable, Sequence
@@ -16,11 +17,33 @@ class Output:
     def __init__(self, *, color: bool = True) -> None:
         self.color = color and sys.stdout.isatty() and "NO_COLOR" not in os.environ
         self._lock = threading.Lock()
+        self._status: dict[str, str] = {}
+        self.live = sys.stdout.isatty()  # a terminal: status lines are redrawn in place
 
     def line(self, text: str = "") -> None:
         with self._lock:
-            sys.stdout.write(text + "\n")
+            sys.stdout.write(self._clear() + text + "\n" + self._bottom())
             sys.stdout.flush()
+
+    def status(self, key: str, text: str | None) -> None:
+        """Show `text` as `key`'s line at the bottom of a terminal; None removes it."""
+        with self._lock:
+            if text is None:
+                self._status.pop(key, None)
+            else:
+                self._status[key] = text
+            sys.stdout.write(self._clear() + self._bottom())
+            sys.stdout.flush()
+
+    def _clear(self) -> str:
+        return "\r\x1b[K" if self._status or self.live else ""
+
+    def _bottom(self) -> str:
+        if not self._status:
+            return ""
+        width = shutil.get_terminal_size((100, 20)).columns - 1
+        text = " | ".join(f"{key}: {value}" for key, value in self._status.items())
+        return self.paint(text[:width], _DIM)
 
     def write(self, text: str) -> None:
         with self._lock:

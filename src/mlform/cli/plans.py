@@ -133,6 +133,7 @@ def apply(args: argparse.Namespace, out: Output) -> int:
         log=log,
         lock_wait=args.lock_timeout,
         rerun=args.rerun,
+        progress=out.status if out.live else None,
     )
     if outcome.resumed is not None:
         out.warn(

@@ -54,6 +54,8 @@ class Context:
     # Reads the state from any thread (a cursor of its own per call).
     read: Callable[[str, Sequence[Any]], list[tuple[Any, ...]]] = lambda sql, params: []
     cancelled: threading.Event = field(default_factory=threading.Event)  # set on Ctrl-C
+    # A status line per running change on a terminal (None clears it); None off a terminal.
+    progress: Callable[[str, str | None], None] | None = None
     _storages: dict[str, Storage] = field(default_factory=dict)
 
     @property

@@ -38,6 +38,7 @@ _NOT_DIGESTED = frozenset({"trigger"})  # how a run is triggered is not what it 
 _SUBSTITUTION = re.compile(r"\$\{\{\s*(inputs|outputs)\.([A-Za-z0-9_.-]+)\s*\}\}")
 _LOG_TAIL = 30
 _METRICS_EVERY = 2.0
+_STATUS_EVERY = 0.5
 
 
 class RunconfigKind:
@@ -48,7 +49,8 @@ class RunconfigKind:
         refs: dict[str, str] = {}
         snap = None
         if spec.code is not None:
-            snap = snapshots.scan(spec.code, ctx.hasher)
+            # explaining costs nothing extra, and `runs snapshot --explain` reads it later
+            snap = snapshots.scan(spec.code, ctx.hasher, explain=True)
             if len(snap.files) <= _LISTED_FILES:
                 # named from the workspace root, as the user sees them: code: src/train.py
                 prefix = _relative(spec.code, ctx.config.root)
@@ -199,7 +201,7 @@ class _Run:
             key = snapshots.store(self.snap, storage)
             snapshots.extract(storage, key, self.dir / "snapshot")
             ctx.emit([SnapshotRow(self.snap.digest, key, len(self.snap.files), self.snap.size)])
-            _write_manifest(self.dir / "logs" / "snapshot.json", self.snap, ctx)
+            _write_manifest(self.dir / "logs" / "snapshot.json", self.snap)
             self.row = replace(self.row, snapshot_id=self.snap.digest)
         from mlform import gitinfo
 
@@ -337,6 +339,8 @@ class _Run:
         last_metrics = started
         latest: dict[str, float] = {}
         status = ""
+        address = self.change.address
+        progress = self.ctx.progress
         while (code := handle.poll()) is None:
             if self.ctx.cancelled.is_set():
                 code, status = handle.stop(), "canceled"
@@ -345,13 +349,19 @@ class _Run:
                 code, status = handle.stop(), "timed_out"
                 break
             shown = self._show_log(launch.log, shown)
-            if time.monotonic() - last_metrics >= _METRICS_EVERY:
-                last_metrics = time.monotonic()
-                latest.update(metrics.latest())
-                if latest:
-                    text = ", ".join(f"{k}={v:.4g}" for k, v in sorted(latest.items())[:6])
-                    self.ctx.log(self.change.address, f"metrics: {text}")
+            now = time.monotonic()
+            if now - last_metrics >= (_STATUS_EVERY if progress else _METRICS_EVERY):
+                last_metrics = now
+                new = metrics.latest()
+                latest.update(new)
+                text = ", ".join(f"{k}={v:.4g}" for k, v in sorted(latest.items())[:6])
+                if progress is not None:  # a terminal: one status line, redrawn in place
+                    progress(address, f"running {now - started:.0f}s  {text}".rstrip())
+                elif new:  # plain output: a line whenever the metrics moved
+                    self.ctx.log(address, f"metrics: {text}")
             time.sleep(0.1)
+        if progress is not None:
+            progress(address, None)
         self._show_log(launch.log, shown)
         return status or ("completed" if code == 0 else "failed"), code
 
@@ -368,16 +378,15 @@ class _Run:
         return offset + end
 
 
-def _write_manifest(path: Path, snap: snapshots.Snapshot, ctx: Context) -> None:
+def _write_manifest(path: Path, snap: snapshots.Snapshot) -> None:
     """What went into the snapshot and what was left out, by which rule, for
     `mlform runs snapshot RUN [--explain]`."""
-    explained = snapshots.scan(snap.root, ctx.hasher, explain=True)
     data = {
         "digest": snap.digest,
         "files": [{"path": f.relpath, "size": f.size, "sha256": f.sha256} for f in snap.files],
         "excluded": [
             {"relpath": e.relpath, "rule_file": e.rule_file, "line": e.line, "pattern": e.pattern}
-            for e in explained.excluded
+            for e in snap.excluded
         ],
     }
     path.write_text(json.dumps(data, indent=1), encoding="utf-8")
