@@ -40,6 +40,7 @@ class ApplyReport:
     results: list[Result] = field(default_factory=list)
     apply_id: str | None = None
     resumed: LockInfo | None = None  # an earlier apply that died holding the lock
+    abandoned: list[str] = field(default_factory=list)  # runs it left unfinished
     confirmed: bool = True
 
     @property
@@ -103,6 +104,9 @@ class Workspace:
             assert store.lock is not None and store.lock.info is not None
             outcome.apply_id = apply_id = store.lock.info.id
             store.start_apply(apply_id)
+            from mlform.resources.runconfig import abandon_stale_runs
+
+            outcome.abandoned = abandon_stale_runs(store, apply_id)
             status = "interrupted"
             try:
                 outcome.results = execute(

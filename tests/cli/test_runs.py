@@ -326,3 +326,33 @@ def test_apply_shows_live_progress_on_a_terminal(cli: Cli, make_workspace: Make)
     plain = cli("apply", "--yes", "--rerun", "live", cwd=root)  # not a terminal: plain lines
     assert "\x1b[K" not in plain.out
     assert "    runconfig/live: metrics: loss=" in plain.out
+
+
+def test_run_left_by_a_killed_apply_is_stopped_and_recorded(
+    cli: Cli, make_workspace: Make, tmp_path: Path
+) -> None:
+    pidfile, marker = tmp_path / "child.pid", tmp_path / "first-time"
+    root = workspace(
+        make_workspace,
+        {
+            "orphan": f"""
+            command: >-
+              if [ ! -e {marker} ]; then touch {marker}; sleep 60 & echo $! > {pidfile};
+              echo waiting; wait; fi
+        """,
+        },
+    )
+    proc = mlform_process("apply", "--yes", cwd=root, start_new_session=True)
+    wait_for_line(proc, "runconfig/orphan: waiting\n")
+    os.killpg(proc.pid, signal.SIGKILL)  # mlform dies; the run, in its own session, does not
+    proc.communicate()
+    child = int(pidfile.read_text())
+    assert _alive(child)
+
+    again = cli("apply", "--yes", cwd=root)
+    assert again.code == 0, again.out + again.err
+    assert "was left unfinished by that apply: stopped and marked failed" in again.err
+    time.sleep(0.2)
+    assert not _alive(child)
+    listed = cli("runs", "list", "--runconfig", "orphan", cwd=root).out.splitlines()[1:]
+    assert sorted(line.split()[2] for line in listed) == ["completed", "failed"]

@@ -140,6 +140,8 @@ def apply(args: argparse.Namespace, out: Output) -> int:
             f"the previous apply (lock ID {outcome.resumed.id}, pid {outcome.resumed.pid}) "
             "ended without finishing; this apply continues from what it recorded"
         )
+    for run_id in outcome.abandoned:
+        out.warn(f"run {run_id} was left unfinished by that apply: stopped and marked failed")
     if not outcome.plan.changes:
         out.line(render.text(outcome.plan, color=out.color))
         return 0

@@ -23,6 +23,8 @@ class Launch:
 
 
 class Handle(Protocol):
+    ident: str  # enough for the target to find the command again (`stop_orphan`)
+
     def poll(self) -> int | None:
         """The exit code once the command has ended, else None."""
 
@@ -32,6 +34,9 @@ class Handle(Protocol):
 
 class Target(Protocol):
     def start(self, launch: Launch) -> Handle: ...
+
+    def stop_orphan(self, ident: str) -> bool:
+        """Stop a command a killed mlform left running; True if one was still running."""
 
 
 TARGETS: dict[str, Target] = {"local": LocalTarget()}

@@ -22,6 +22,7 @@ _GRACE_SECONDS = 5.0
 class LocalHandle:
     def __init__(self, process: subprocess.Popen[bytes]) -> None:
         self.process = process
+        self.ident = str(process.pid)  # also its process group: it leads its own session
 
     def poll(self) -> int | None:
         return self.process.poll()
@@ -53,3 +54,10 @@ class LocalTarget:
                 start_new_session=True,
             )
         return LocalHandle(process)
+
+    def stop_orphan(self, ident: str) -> bool:
+        try:
+            os.killpg(int(ident), signal.SIGKILL)
+        except (ProcessLookupError, PermissionError, ValueError):
+            return False
+        return True

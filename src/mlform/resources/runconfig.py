@@ -32,6 +32,7 @@ from mlform.plan.model import Change, Desired
 from mlform.resources.base import Context, Outcome, canonical, content_spec, declared
 from mlform.state.records import Record, Recorded
 from mlform.state.runs import Experiment, RunRow, SnapshotRow
+from mlform.state.store import Store
 
 _LISTED_FILES = 1000
 _NOT_DIGESTED = frozenset({"trigger"})  # how a run is triggered is not what it computes
@@ -331,6 +332,9 @@ class _Run:
 
     def watch(self, launch: Launch) -> tuple[str, int]:
         handle = TARGETS[self.spec.compute].start(launch)
+        (self.dir / "compute.json").write_text(
+            json.dumps({"target": self.spec.compute, "ident": handle.ident}), encoding="utf-8"
+        )
         from mlform.tracking.tail import Tail
 
         started = time.monotonic()
@@ -402,3 +406,27 @@ def _tail(log: Path) -> str:
 
 def _env_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9]", "_", name).upper()
+
+
+def abandon_stale_runs(store: Store, apply_id: str) -> list[str]:
+    """Runs an interrupted apply left unfinished: stop what still runs, keep what they
+    logged, and record them as failed. Called as a new apply starts."""
+    from mlform.state.runs import Abandoned
+    from mlform.tracking.record import TrackingRecord
+
+    stale = store.query(
+        "select id, run_dir from runs where status in ('queued', 'preparing', 'running')"
+    )
+    for run_id, run_dir in stale:
+        where = Path(run_dir)
+        try:
+            launched = json.loads((where / "compute.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            launched = None
+        if launched and launched.get("target") in TARGETS:
+            TARGETS[launched["target"]].stop_orphan(str(launched["ident"]))
+        records: list[Record] = [Abandoned(run_id, "the apply running it was interrupted")]
+        if where.is_dir():
+            records.append(TrackingRecord(run_id, where))
+        store.write(apply_id, records)
+    return [run_id for run_id, _ in stale]

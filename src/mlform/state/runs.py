@@ -114,3 +114,17 @@ class SnapshotRow:
                 "insert into snapshots values (?, ?, ?, ?, now())",
                 [self.id, self.key, self.files, self.size],
             )
+
+
+@dataclass(frozen=True, slots=True)
+class Abandoned:
+    """A run whose apply died before recording its end."""
+
+    run_id: str
+    reason: str
+
+    def write(self, con: duckdb.DuckDBPyConnection, apply_id: str) -> None:
+        con.execute(
+            "update runs set status = 'failed', error = ?, ended_at = now() where id = ?",
+            [self.reason, self.run_id],
+        )
