@@ -124,3 +124,23 @@ def test_force_unlock_removes_a_stuck_lock(cli: Cli, make_workspace: Make) -> No
     finally:
         holder.kill()
         holder.communicate()
+
+
+def test_a_state_from_an_older_mlform_upgrades_itself(cli: Cli, make_workspace: Make) -> None:
+    root = make_workspace(SMALL)
+    assert cli("apply", "--yes", cwd=root).code == 0
+    state = root / "custom" / "place" / "state.duckdb"
+    with duckdb.connect(str(state)) as con:  # make it what the first release wrote
+        for table in ("experiments", "runs", "params", "tags", "metrics", "artifacts", "snapshots"):
+            con.execute(f"drop table {table}")
+        con.execute("delete from migrations where name <> '0001_initial'")
+
+    plan = cli("plan", "--detailed-exitcode", cwd=root)  # a reader: upgrades, then reads
+    assert plan.code == 0, plan.out + plan.err
+    with duckdb.connect(str(state), read_only=True) as con:
+        names = [
+            row[0] for row in con.execute("select name from migrations order by name").fetchall()
+        ]
+        assert names == [m.name for m in MIGRATIONS]
+        assert con.execute("select count(*) from runs").fetchone() == (0,)
+    assert cli("data", "show", "x", cwd=root).code == 0  # nothing lost on the way
