@@ -356,3 +356,45 @@ def test_run_left_by_a_killed_apply_is_stopped_and_recorded(
     assert not _alive(child)
     listed = cli("runs", "list", "--runconfig", "orphan", cwd=root).out.splitlines()[1:]
     assert sorted(line.split()[2] for line in listed) == ["completed", "failed"]
+
+
+def test_runconfig_mistakes_are_reported_with_their_place(cli: Cli, make_workspace: Make) -> None:
+    root = workspace(
+        make_workspace,
+        {
+            "bad": """
+            command: python t.py ${{inputs.lr}} ${{outputs.modle}} ${{parent.inputs.x}}
+            code: ../srcs
+            compute: gpu-cluster
+            environment: azureml:sklearn@latest
+            inputs:
+              data: {type: uri_file, path: azureml:irsi:1}
+            outputs:
+              model: {type: uri_folder}
+            trigger: sometimes
+        """,
+        },
+    )
+    (root / "data").mkdir()
+    (root / "data" / "iris.yml").write_text("name: iris\ntype: uri_file\npath: iris.csv\n")
+    (root / "data" / "iris.csv").write_text("a\n1\n")
+    ran = cli("validate", cwd=root)
+    assert ran.code == 1
+    assert ran.err.splitlines() == [
+        "runconfigs/bad.yml:1:10: error: command uses ${{inputs.lr}}, but no input 'lr' is "
+        "declared (inputs: data); declare it under inputs:",
+        "runconfigs/bad.yml:1:10: error: command uses ${{outputs.modle}}, but no output "
+        "'modle' is declared (outputs: model); declare it under outputs:",
+        "runconfigs/bad.yml:1:10: error: command uses ${{parent.inputs.x}}, but only "
+        "${{inputs.NAME}} and ${{outputs.NAME}} are replaced in a command",
+        "runconfigs/bad.yml:2:7: error: code folder '../srcs' does not exist (looked for srcs); "
+        "create it, or correct the path (it is relative to this file)",
+        "runconfigs/bad.yml:3:10: error: unknown compute target 'gpu-cluster'; runs can use: local",
+        "runconfigs/bad.yml:4:14: error: unknown environment 'sklearn'; declare it in "
+        "environments/",
+        "runconfigs/bad.yml:6:32: error: unknown data 'irsi' (did you mean 'iris'?); declare "
+        "it in data/",
+        "runconfigs/bad.yml:9:10: error: trigger must be one of on_change, always, manual, not "
+        "'sometimes'",
+        "validation failed: 8 errors",
+    ]

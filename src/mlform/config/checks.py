@@ -8,6 +8,7 @@ would otherwise also report "a file but type is uri_folder").
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Collection, Mapping
 from pathlib import Path
 
@@ -36,8 +37,28 @@ def check_spec(spec: Spec, root: Path, skip: Collection[str] = ()) -> list[Probl
     return []
 
 
+_BINDING = re.compile(r"\$\{\{\s*([A-Za-z_]+)\.([A-Za-z0-9_.-]+)\s*\}\}")
+
+
 def _runconfig(spec: RunconfigSpec, root: Path) -> list[Problem]:
     problems = []
+    for match in _BINDING.finditer(spec.command):
+        group, name = match[1], match[2]
+        declared = {"inputs": spec.inputs, "outputs": spec.outputs}.get(group)
+        if declared is None:
+            message = (
+                f"command uses {match[0]}, but only ${{{{inputs.NAME}}}} and "
+                "${{outputs.NAME}} are replaced in a command"
+            )
+        elif name not in declared:
+            known = ", ".join(sorted(declared)) or "none"
+            message = (
+                f"command uses {match[0]}, but no {group[:-1]} '{name}' is declared "
+                f"({group}: {known}); declare it under {group}:"
+            )
+        else:
+            continue
+        problems.append(spec.source.problem(["command"], message))
     if spec.code is not None and not spec.code.is_dir():
         written = str(spec.body["code"])
         if spec.code.exists():
