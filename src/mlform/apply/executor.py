@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import queue
+import threading
 import time
 import traceback
 from collections import deque
@@ -24,6 +25,8 @@ from mlform.plan.model import Action, Change, Plan
 from mlform.resources import KINDS, Context, Outcome
 from mlform.state.records import Event, Record, ResourceRow
 from mlform.state.store import Store
+
+_EMIT_WAIT = 30.0  # seconds a worker waits for its records to be committed
 
 
 class Status(StrEnum):
@@ -60,13 +63,24 @@ def execute(
             users.setdefault(dep, []).append(change)
     ready = deque(c for c in plan.changes if waiting[c.address] == 0)
     running: dict[Future[Outcome], tuple[Change, float]] = {}
-    emitted: queue.SimpleQueue[Sequence[Record]] = queue.SimpleQueue()
-    ctx.emit = emitted.put
+    emitted: queue.SimpleQueue[tuple[Sequence[Record], threading.Event | None]]
+    emitted = queue.SimpleQueue()
+
+    def emit(records: Sequence[Record], wait: bool = False) -> None:
+        done = threading.Event() if wait else None
+        emitted.put((records, done))
+        if done is not None:
+            done.wait(timeout=_EMIT_WAIT)
+
+    ctx.emit = emit
     ctx.read = store.read
 
     def drain() -> None:
         while not emitted.empty():
-            store.write(apply_id, emitted.get())
+            records, done = emitted.get()
+            store.write(apply_id, records)
+            if done is not None:
+                done.set()
 
     def settle(result: Result) -> None:
         """Record an outcome, then release its users, or skip them (and theirs) if it
@@ -97,7 +111,7 @@ def execute(
                         running[pool.submit(_run, change, ctx)] = (change, time.monotonic())
                 if not running:
                     break
-                finished, _ = wait(running, timeout=0.2, return_when=FIRST_COMPLETED)
+                finished, _ = wait(running, timeout=0.05, return_when=FIRST_COMPLETED)
                 drain()
                 for future in finished:
                     change, started = running.pop(future)

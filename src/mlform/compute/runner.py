@@ -60,9 +60,9 @@ class _Run:
             digest=change.after.digest,
         )
 
-    def update(self, **fields: Any) -> None:
+    def update(self, wait: bool = False, **fields: Any) -> None:
         self.row = replace(self.row, **fields)
-        self.ctx.emit([self.row])
+        self.ctx.emit([self.row], wait=wait)
 
     def execute(self) -> Outcome:
         self.ctx.emit([Experiment(self.spec.experiment), self.row])
@@ -72,7 +72,8 @@ class _Run:
         except ApplyError as err:
             self.update(status="failed", error=str(err), ended_at=time.time())
             raise
-        self.update(status="running", started_at=time.time(), inputs=inputs)
+        # committed before the process starts, so a later apply can find it if this dies
+        self.update(status="running", started_at=time.time(), inputs=inputs, wait=True)
         self.ctx.log(self.change.address, f"run {self.id} started: {launch.command}")
         status, code = self.watch(launch)
         tail = _tail(launch.log) if status != "completed" else None

@@ -40,6 +40,10 @@ def cache_dir() -> Path:
     return Path(base) / "mlform"
 
 
+class Emit(Protocol):
+    def __call__(self, records: Sequence[Record], wait: bool = False) -> None: ...
+
+
 @dataclass
 class Context:
     """What kinds need from the outside world, in one place."""
@@ -50,7 +54,8 @@ class Context:
     log: Callable[[str, str], None] = lambda address, message: None
     # Records a change writes before it ends (a run's status as it goes), each batch in a
     # transaction of its own, written by the thread that owns the state.
-    emit: Callable[[Sequence[Record]], None] = lambda records: None
+    # `wait=True` returns once they are committed (a run's row before its process starts).
+    emit: Emit = lambda records, wait=False: None
     # Reads the state from any thread (a cursor of its own per call).
     read: Callable[[str, Sequence[Any]], list[tuple[Any, ...]]] = lambda sql, params: []
     cancelled: threading.Event = field(default_factory=threading.Event)  # set on Ctrl-C
