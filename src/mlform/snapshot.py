@@ -14,18 +14,15 @@ are stored once; its zip is deterministic (sorted, fixed timestamps, normalised 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import re
-import shutil
 import stat
-import tempfile
-import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
+from mlform.archive import write_zip
 from mlform.errors import MlformError, NotFound
 from mlform.hashing import FileEntry, Hasher, tree_digest
 from mlform.ignore import (
@@ -40,12 +37,16 @@ from mlform.ignore import (
 )
 
 if TYPE_CHECKING:
+    import zipfile
+
     from mlform.storage import Storage
+
+# zipfile, tempfile, shutil and concurrent.futures are imported where they are used: a
+# no-change `mlform plan` only scans, and importing them would be a fifth of its check.
 
 BUILT_IN = (".git", ".mlform", "__pycache__")  # folders never snapshotted
 BUILT_IN_RULE = "(built in)"
 
-_EPOCH = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip can hold: same content, same bytes
 _CHUNK = 1 << 20
 
 
@@ -110,15 +111,19 @@ def store(snapshot: Snapshot, storage: Storage) -> str:
     name = key(snapshot.digest)
     if storage.exists(name):
         return name
+    import tempfile
+
     with tempfile.TemporaryDirectory(prefix="mlform-snapshot-") as tmp:
         archive = Path(tmp) / "snapshot.zip"
-        _write_zip(snapshot, archive)
+        write_zip(snapshot.root, snapshot.files, archive)
         storage.put(archive, name)
     return name
 
 
 def extract(storage: Storage, key: str, dest: Path) -> None:
     """Restore a stored snapshot into `dest`, executable bits included."""
+    import shutil
+
     if not storage.exists(key):
         raise NotFound(f"snapshot {key} is not in {storage.url}")
     local = storage.local_path(key)
@@ -237,37 +242,10 @@ def _by_path(item: FileEntry | Excluded) -> str:
     return item.relpath
 
 
-# --- zip --------------------------------------------------------------------------------
-
-
-def _write_zip(snapshot: Snapshot, archive: Path) -> None:
-    top = str(snapshot.root)
-    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        for entry in snapshot.files:
-            path = os.path.join(top, entry.relpath)
-            info = zipfile.ZipInfo(entry.relpath, date_time=_EPOCH)
-            info.create_system = 3  # unix, so that the mode below is read back
-            info.compress_type = zipfile.ZIP_DEFLATED
-            info.file_size = entry.size
-            try:
-                with open(path, "rb") as src:
-                    mode = 0o755 if os.fstat(src.fileno()).st_mode & 0o111 else 0o644
-                    info.external_attr = (stat.S_IFREG | mode) << 16
-                    sha = hashlib.sha256()
-                    with zf.open(info, "w") as dst:
-                        while chunk := src.read(_CHUNK):
-                            sha.update(chunk)
-                            dst.write(chunk)
-            except OSError as err:
-                raise MlformError(f"cannot add {path} to the snapshot: {err}") from err
-            if sha.hexdigest() != entry.sha256:
-                raise MlformError(
-                    f"{path} changed while its snapshot was being stored; run the command again"
-                )
-
-
 @contextlib.contextmanager
 def _open_zip(handle: BinaryIO, key: str) -> Iterator[zipfile.ZipFile]:
+    import zipfile
+
     try:
         archive = zipfile.ZipFile(handle)
     except zipfile.BadZipFile as err:
