@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from mlform.errors import MlformError, NotFound
 from mlform.state.store import Store
@@ -158,10 +158,9 @@ def metric_history(
     if key is not None:
         sql += " and key = ?"
         params.append(key)
-    return [
-        (r[0], int(r[1]), int(r[2]), float(r[3]))
-        for r in store.query(sql + " order by key, step, ts", params)
-    ]
+    # DuckDB hands back Python ints and floats already: no per-row conversion
+    rows = store.query(sql + " order by key, step, ts", params)
+    return cast("list[tuple[str, int, int, float]]", rows)
 
 
 def artifacts(store: Store, run_id: str) -> list[tuple[str, int]]:
