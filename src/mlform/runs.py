@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, cast
 
 from mlform.errors import MlformError, NotFound
@@ -109,16 +109,11 @@ def _with_details(store: Store, runs: list[Run]) -> list[Run]:
     ):
         finals.setdefault(run_id, {})[key] = value
     return [
-        _replace(r, params.get(r.id, {}), tags.get(r.id, {}), finals.get(r.id, {})) for r in runs
+        replace(
+            r, params=params.get(r.id, {}), tags=tags.get(r.id, {}), metrics=finals.get(r.id, {})
+        )
+        for r in runs
     ]
-
-
-def _replace(
-    run: Run, params: dict[str, str], tags: dict[str, str], metrics: dict[str, float]
-) -> Run:
-    from dataclasses import replace
-
-    return replace(run, params=params, tags=tags, metrics=metrics)
 
 
 def find(store: Store, ref: str) -> Run:

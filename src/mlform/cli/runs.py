@@ -8,6 +8,7 @@ import io
 import json
 import shutil
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -297,6 +298,5 @@ def _seconds(value: float | None) -> str:
     return "" if value is None else f"{value:.1f}s"
 
 
-def _finals(metrics: dict[str, float] | object) -> str:
-    assert isinstance(metrics, dict)
+def _finals(metrics: Mapping[str, float]) -> str:
     return " ".join(f"{k}={v:.4g}" for k, v in sorted(metrics.items())[:3])

@@ -25,6 +25,7 @@ from mlform.resources.base import Context, Outcome
 from mlform.state.records import Record
 from mlform.state.runs import Experiment, RunRow, SnapshotRow
 from mlform.state.store import Store
+from mlform.tracking import protocol
 
 _SUBSTITUTION = re.compile(r"\$\{\{\s*(inputs|outputs)\.([A-Za-z0-9_.-]+)\s*\}\}")
 _LOG_TAIL = 30
@@ -108,7 +109,7 @@ class _Run:
 
     def prepare(self) -> tuple[Launch, dict[str, str], dict[str, str]]:
         spec, ctx = self.spec, self.ctx
-        for sub in ("outputs", "logs", "snapshot"):
+        for sub in (protocol.OUTPUTS, "logs", "snapshot"):
             (self.dir / sub).mkdir(parents=True, exist_ok=True)
         if self.snap is not None:
             storage = ctx.storage(ctx.config.default_datastore)
@@ -148,21 +149,16 @@ class _Run:
             inputs[name] = label
             env[f"MLFORM_INPUT_{_env_name(name)}"] = path
         for name, kind in spec.outputs.items():
-            target = self.dir / "outputs" / name
+            target = self.dir / protocol.OUTPUTS / name
             if kind != "uri_file":
                 target.mkdir(parents=True, exist_ok=True)
             values[f"outputs.{name}"] = str(target)
             env[f"MLFORM_OUTPUT_{_env_name(name)}"] = str(target)
         command = _SUBSTITUTION.sub(lambda m: shlex.quote(values[f"{m[1]}.{m[2]}"]), spec.command)
-        from mlform.tracking import protocol
-
+        env.update(protocol.run_environment(self.id, self.dir))
         env.update(
             {
-                "MLFORM_RUN_ID": self.id,
-                "MLFORM_RUN_DIR": str(self.dir),
-                "MLFORM_OUTPUTS": str(self.dir / "outputs"),
                 "MLFORM_EXPERIMENT": spec.experiment,
-                "MLFLOW_TRACKING_URI": protocol.mlflow_tracking_uri(self.dir),
                 "MLFLOW_EXPERIMENT_NAME": spec.experiment,
                 "PYTHONUNBUFFERED": "1",
                 "PATH": path_prefix + env.get("PATH", os.defpath),
