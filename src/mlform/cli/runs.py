@@ -219,7 +219,8 @@ def snapshot(args: argparse.Namespace, out: Output) -> int:
 
 def download(args: argparse.Namespace, out: Output) -> int:
     from mlform import snapshot as snapshots
-    from mlform.resources.base import Context
+    from mlform.storage import open_storage
+    from mlform.tracking.protocol import OUTPUTS
 
     ws = Workspace(args.directory)
     with ws.store("runs download") as store:
@@ -229,13 +230,11 @@ def download(args: argparse.Namespace, out: Output) -> int:
     if dest.exists() and any(dest.iterdir()):
         raise MlformError(f"{dest} is not empty; choose an empty or new folder")
     if key:
-        from mlform.hashing import Hasher
-
-        ctx = Context(ws.config, Hasher(None))
-        snapshots.extract(ctx.storage(ws.config.default_datastore), key[0][0], dest / "snapshot")
-    outputs = Path(run.run_dir) / "outputs"
+        storage = open_storage(ws.config.datastore(ws.config.default_datastore))
+        snapshots.extract(storage, key[0][0], dest / "snapshot")
+    outputs = Path(run.run_dir) / OUTPUTS
     if outputs.is_dir():
-        shutil.copytree(outputs, dest / "outputs", dirs_exist_ok=True)
+        shutil.copytree(outputs, dest / OUTPUTS, dirs_exist_ok=True)
     out.line(f"Restored run {run.id} into {dest}/ (snapshot/ and outputs/).")
     return 0
 
