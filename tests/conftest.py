@@ -85,7 +85,16 @@ def make_workspace(tmp_path: Path) -> Callable[[Mapping[str, str]], Path]:
 
 @pytest.fixture
 def example(tmp_path: Path) -> Iterator[Path]:
-    """A fresh copy of examples/iris, with nothing applied yet."""
+    """A fresh copy of examples/iris, with nothing applied yet, without its image (which
+    needs a Docker engine and a minute to build): `example_with_image` has it."""
+    target = tmp_path / "iris"
+    shutil.copytree(EXAMPLE, target, ignore=shutil.ignore_patterns(".mlform", "images"))
+    yield target
+
+
+@pytest.fixture
+def example_with_image(tmp_path: Path) -> Iterator[Path]:
+    """A fresh copy of the whole of examples/iris, its image included."""
     target = tmp_path / "iris"
     shutil.copytree(EXAMPLE, target, ignore=shutil.ignore_patterns(".mlform"))
     yield target

@@ -11,6 +11,8 @@
     ├── ApplyError               a change failed while applying
     │   └── BuildFailed          an environment build failed (carries pip's own output)
     ├── DatastoreError           a datastore cannot be reached or written
+    ├── EngineUnavailable        the Docker engine cannot be reached
+    ├── InUse                    a model version serves a deployment and cannot go
     └── NotFound                 a named resource, version or run does not exist
 
 The CLI maps these to exit codes in one place (`mlform.cli.main`).
@@ -82,6 +84,14 @@ class BuildFailed(ApplyError):
 
 
 class DatastoreError(MlformError):
+    pass
+
+
+class EngineUnavailable(MlformError):
+    pass
+
+
+class InUse(MlformError):
     pass
 
 

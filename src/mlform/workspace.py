@@ -12,7 +12,7 @@ from __future__ import annotations
 import gc
 from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,7 +24,7 @@ from mlform.errors import PlanError, StalePlan
 from mlform.hashing import Hasher
 from mlform.plan.diff import diff
 from mlform.plan.model import Plan
-from mlform.resources import Context, desire_all, refresh_all
+from mlform.resources import Context, desire_all, refresh_all, refusals
 from mlform.state.lock import LockInfo
 
 if TYPE_CHECKING:
@@ -147,9 +147,13 @@ class Workspace:
         with _gc_paused():
             hasher = Hasher(config.state_path.parent / "cache" / "hashes.json")
             ctx = Context(config, hasher) if log is None else Context(config, hasher, log=log)
+            ctx.read = store.read  # kinds look up the registry (latest model versions)
             desired = desire_all(config, ctx)
             recorded = refresh_all(store.recorded(), ctx)
             plan = diff(desired, recorded, store.identity(), rerun)
+            refused = refusals(plan.changes, ctx)
+            if refused:
+                plan = replace(plan, refusals=(*plan.refusals, *refused))
         hasher.save()
         return plan, ctx
 

@@ -17,6 +17,8 @@ FILES = [
     ".gitignore",
     ".schema/data.schema.json",
     ".schema/environment.schema.json",
+    ".schema/image.schema.json",
+    ".schema/model.schema.json",
     ".schema/runconfig.schema.json",
     ".schema/workspace.schema.json",
     ".vscode/extensions.json",
@@ -30,6 +32,8 @@ FILES = [
 SCHEMAS = [
     "data.schema.json",
     "environment.schema.json",
+    "image.schema.json",
+    "model.schema.json",
     "runconfig.schema.json",
     "workspace.schema.json",
 ]
@@ -193,6 +197,8 @@ def test_editor_settings_map_the_copied_schemas(new: Path) -> None:
         "yaml.schemas": {
             "./.schema/data.schema.json": ["data/*.yml", "data/*.yaml"],
             "./.schema/environment.schema.json": ["environments/*.yml", "environments/*.yaml"],
+            "./.schema/image.schema.json": ["images/*.yml", "images/*.yaml"],
+            "./.schema/model.schema.json": ["models/*.yml", "models/*.yaml"],
             "./.schema/runconfig.schema.json": ["runconfigs/*.yml", "runconfigs/*.yaml"],
             "./.schema/workspace.schema.json": ["workspace.yml", "workspace.yaml"],
         }
@@ -209,11 +215,11 @@ def test_schema_prints_one_kind(cli: Callable[..., Ran]) -> None:
 
 
 def test_schema_refuses_an_unknown_kind(cli: Callable[..., Ran]) -> None:
-    ran = cli("schema", "model")
+    ran = cli("schema", "endpoint")
     assert (ran.code, ran.out) == (1, "")
     assert ran.err == (
-        "error: no schema for kind 'model'; the kinds are: "
-        "data, environment, runconfig, workspace\n"
+        "error: no schema for kind 'endpoint'; the kinds are: "
+        "data, environment, image, model, runconfig, workspace\n"
     )
 
 

@@ -131,7 +131,8 @@ def test_a_state_from_an_older_mlform_upgrades_itself(cli: Cli, make_workspace: 
     assert cli("apply", "--yes", cwd=root).code == 0
     state = root / "custom" / "place" / "state.duckdb"
     with duckdb.connect(str(state)) as con:  # make it what the first release wrote
-        for table in ("experiments", "runs", "params", "tags", "metrics", "artifacts", "snapshots"):
+        later = ("experiments", "runs", "params", "tags", "metrics", "artifacts", "snapshots")
+        for table in (*later, "models", "images", "deployments"):
             con.execute(f"drop table {table}")
         con.execute("delete from migrations where name <> '0001_initial'")
 

@@ -198,7 +198,7 @@ def _row(change: Change, outcome: Outcome) -> ResourceRow:
             False,
             before.source,
         )
-    after = change.after
+    after = outcome.applied or change.after
     assert after is not None
     return ResourceRow(
         after.address,

@@ -95,7 +95,7 @@ class _Run:
                 + (f"; the last lines of its log:\n{shown}" if shown else "")
             )
         seconds = (final.ended_at or 0) - (final.started_at or 0)
-        outputs = {
+        outputs: dict[str, Any] = {
             "run_id": self.id,
             "status": status,
             "experiment": self.spec.experiment,
@@ -103,7 +103,20 @@ class _Run:
             "versions": versions,
             "inputs": inputs,
         }
-        return Outcome(outputs, records, f"run {self.id} completed in {seconds:.1f}s")
+        message = f"run {self.id} completed in {seconds:.1f}s"
+        if self.spec.register_model is not None:
+            from mlform.registry import gated
+
+            try:
+                registered = gated.register_output(self.ctx, self.spec, self.id, self.dir)
+            except ApplyError:
+                self.ctx.emit(records)  # the run did complete: its record stays
+                raise
+            records.extend(registered.records)
+            outputs.update(registered.outputs)
+            message += f"; {registered.message}"
+            self.ctx.log(self.change.address, registered.message)
+        return Outcome(outputs, records, message)
 
     # -- preparing -----------------------------------------------------------------------
 

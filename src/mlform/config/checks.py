@@ -18,6 +18,8 @@ from mlform.config.specs import (
     DataSpec,
     DatastoreSpec,
     EnvironmentSpec,
+    ImageSpec,
+    ModelSpec,
     RunconfigSpec,
     Spec,
     env_text,
@@ -33,8 +35,89 @@ def check_spec(spec: Spec, root: Path, skip: Collection[str] = ()) -> list[Probl
     if isinstance(spec, DatastoreSpec) and isinstance(spec.location, Url):
         return _url(spec, spec.location)
     if isinstance(spec, RunconfigSpec):
-        return _runconfig(spec, root)
+        return _runconfig(spec, root) + _register_model(spec)
+    if isinstance(spec, ModelSpec):
+        return _model(spec, root)
+    if isinstance(spec, ImageSpec):
+        return _image(spec, root)
     return []
+
+
+def _register_model(spec: RunconfigSpec) -> list[Problem]:
+    from mlform.registry import gate
+
+    register = spec.register_model
+    if register is None:
+        return []
+    problems = []
+    parts = Path(register.path).parts
+    if Path(register.path).is_absolute() or ".." in parts:
+        problems.append(
+            spec.source.problem(
+                ["register_model", "path"],
+                f"path '{register.path}' must be inside the run's outputs: write it relative "
+                "to them, e.g. model for ${{outputs.model}}",
+            )
+        )
+    try:
+        gate.parse(register.when)
+    except ValueError as err:
+        problems.append(spec.source.problem(["register_model", "when"], str(err)))
+    return problems
+
+
+def _model(spec: ModelSpec, root: Path) -> list[Problem]:
+    location = spec.location
+    if isinstance(location, Url):
+        return _url(spec, location)
+    if not isinstance(location, LocalPath):
+        return []
+    written = str(spec.body["path"])
+    if not location.path.exists():
+        return [
+            spec.source.problem(
+                ["path"], _missing(spec, "model path", written, location.path, root)
+            )
+        ]
+    if spec.type == "mlflow_model" and not (location.path / "MLmodel").is_file():
+        return [
+            spec.source.problem(
+                ["type"],
+                f"'{written}' has no MLmodel file, so it is not an MLflow model; "
+                "use type: custom_model or point path: at the folder mlflow saved",
+            )
+        ]
+    return []
+
+
+def _image(spec: ImageSpec, root: Path) -> list[Problem]:
+    problems = []
+    for key, ref in (("model", spec.model), ("environment", spec.environment)):
+        if ref is None:
+            problems.append(
+                spec.source.problem(
+                    [key],
+                    f"'{spec.body[key]}' is not a {key} reference; write NAME:VERSION or "
+                    "NAME@latest",
+                )
+            )
+    written = str(spec.body["code_configuration"].get("code", "."))
+    if not spec.code.is_dir():
+        problems.append(
+            spec.source.problem(
+                ["code_configuration", "code"],
+                _missing(spec, "code folder", written, spec.code, root),
+            )
+        )
+    elif not (spec.code / spec.scoring_script).is_file():
+        problems.append(
+            spec.source.problem(
+                ["code_configuration", "scoring_script"],
+                f"scoring script '{spec.scoring_script}' is not in {written}; it is looked "
+                "for relative to code:",
+            )
+        )
+    return problems
 
 
 _BINDING = re.compile(r"\$\{\{\s*([A-Za-z_]+)\.([A-Za-z0-9_.-]+)\s*\}\}")

@@ -104,6 +104,18 @@ class DataInput:
 
 
 @dataclass(frozen=True, slots=True)
+class RegisterModel:
+    """A runconfig's `register_model:`: which output becomes a model version, and when."""
+
+    name: str
+    path: str  # inside the run's outputs folder
+    type: str | None = None  # None: detected from the files
+    description: str | None = None
+    tags: Mapping[str, str] = field(default_factory=dict)
+    when: tuple[str, ...] = ()  # conditions, all of which must hold
+
+
+@dataclass(frozen=True, slots=True)
 class RunconfigSpec(Spec):
     kind: ClassVar[str] = "runconfig"
     command: str = ""
@@ -117,6 +129,26 @@ class RunconfigSpec(Spec):
     variables: Mapping[str, str] = field(default_factory=dict)
     timeout: float | None = None
     trigger: str = "on_change"
+    register_model: RegisterModel | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSpec(Spec):
+    kind: ClassVar[str] = "model"
+    location: Location = _HERE
+    type: str = "custom_model"
+    version: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ImageSpec(Spec):
+    kind: ClassVar[str] = "image"
+    model: AssetRef | None = None  # None: not a reference (the check says so)
+    environment: AssetRef | None = None
+    code: Path = Path()
+    scoring_script: str = ""
+    base_image: str | None = None
+    variables: Mapping[str, str] = field(default_factory=dict)
 
 
 IMPLICIT_DATASTORE = "workspaceblobstore"  # Azure ML's name, so azureml:// paths keep working
@@ -225,6 +257,48 @@ def runconfig(body: Mapping[str, Any], source: Source) -> RunconfigSpec:
         },
         timeout=float(limits["timeout"]) if limits.get("timeout") else None,
         trigger=str(body.get("trigger", "on_change")),
+        register_model=_register(body.get("register_model")),
+    )
+
+
+def _register(body: Any) -> RegisterModel | None:
+    if not isinstance(body, Mapping) or "name" not in body or "path" not in body:
+        return None
+    when = body.get("when") or ()
+    return RegisterModel(
+        name=str(body["name"]),
+        path=str(body["path"]),
+        type=body.get("type"),
+        description=body.get("description"),
+        tags={str(k): env_text(v) for k, v in (body.get("tags") or {}).items()},
+        when=(when,) if isinstance(when, str) else tuple(str(w) for w in when),
+    )
+
+
+def model(body: Mapping[str, Any], source: Source) -> ModelSpec:
+    return ModelSpec(
+        **_common(body),
+        source=source,
+        location=parse_location(str(body["path"]), source.doc.path.parent),
+        type=str(body.get("type", "custom_model")),
+        version=_version(body),
+    )
+
+
+def image(body: Mapping[str, Any], source: Source) -> ImageSpec:
+    base = source.doc.path.parent
+    code = body.get("code_configuration") or {}
+    return ImageSpec(
+        **_common(body),
+        source=source,
+        model=parse_asset_ref(str(body["model"])),
+        environment=parse_asset_ref(str(body["environment"])),
+        code=local_path(base, str(code.get("code", "."))),
+        scoring_script=str(code.get("scoring_script", "")),
+        base_image=body.get("base_image"),
+        variables={
+            str(k): env_text(v) for k, v in (body.get("environment_variables") or {}).items()
+        },
     )
 
 
@@ -250,7 +324,10 @@ __all__ = [
     "DatastorePath",
     "DatastoreSpec",
     "EnvironmentSpec",
+    "ImageSpec",
     "LocalPath",
+    "ModelSpec",
+    "RegisterModel",
     "RunconfigSpec",
     "Source",
     "Spec",

@@ -29,6 +29,8 @@ from mlform.config.specs import (
     DataInput,
     DataSpec,
     DatastoreSpec,
+    ImageSpec,
+    ModelSpec,
     RunconfigSpec,
     Source,
     Spec,
@@ -48,6 +50,8 @@ FOLDERS: dict[str, tuple[str, Parser]] = {
     "data": ("data", specs.data),
     "environments": ("environment", specs.environment),
     "runconfigs": ("runconfig", specs.runconfig),
+    "models": ("model", specs.model),
+    "images": ("image", specs.image),
 }
 
 _UNUSABLE: frozenset[Where] = frozenset({()})
@@ -68,6 +72,7 @@ class Config:
     specs: dict[str, Spec]
     deps: dict[str, tuple[str, ...]]
     warnings: list[Problem] = field(default_factory=list)
+    container_registry: str | None = None  # where built images are pushed
 
     def datastore(self, name: str) -> DatastoreSpec:
         spec = self.specs[f"datastore/{name}"]
@@ -99,6 +104,7 @@ class _Loader:
         self.specs: dict[str, Spec] = {}
         self.broken: set[str] = set()  # addresses declared in files too broken to build
         self.stores_known = True  # False when some datastore entry could not be read
+        self.sources: dict[str, list[str]] | None = None  # model name → its producers
 
     def run(self) -> Config:
         path = self._workspace_file()
@@ -106,18 +112,29 @@ class _Loader:
         body = ws.data if isinstance(ws.data, dict) else {}
         name = body.get("name") if isinstance(body.get("name"), str) else self.root.name
         state = body.get("state") if isinstance(body.get("state"), str) else DEFAULT_STATE
+        registry = body.get("container_registry")
         default = self._datastores(ws, bad)
         for folder, (kind, parse) in FOLDERS.items():
             for doc, doc_bad in self._documents(folder, kind):
                 self._build(doc, kind, parse, doc_bad)
         self._stray_folders()
         deps = {address: self._dependencies(spec, default) for address, spec in self.specs.items()}
+        self._check_model_sources()
         self._check_cycles(deps)
         problems = sorted(self.problems, key=_order)
         if any(p.severity == "error" for p in problems):
             raise ConfigInvalid(problems)
         state_path = (self.root / str(state)).resolve()
-        return Config(self.root, str(name), state_path, default, self.specs, deps, problems)
+        return Config(
+            self.root,
+            str(name),
+            state_path,
+            default,
+            self.specs,
+            deps,
+            problems,
+            registry if isinstance(registry, str) else None,
+        )
 
     # -- reading -------------------------------------------------------------------------
 
@@ -265,7 +282,7 @@ class _Loader:
 
     def _dependencies(self, spec: Spec, default: str) -> tuple[str, ...]:
         deps: list[str] = []
-        if isinstance(spec, DataSpec):
+        if isinstance(spec, DataSpec | ModelSpec):
             store = default
             if isinstance(spec.location, DatastorePath):
                 store = spec.location.datastore
@@ -274,6 +291,8 @@ class _Loader:
             deps.append(f"datastore/{store}")
         if isinstance(spec, RunconfigSpec):
             deps.extend(self._run_references(spec))
+        if isinstance(spec, ImageSpec):
+            deps.extend(self._image_references(spec))
         for index, address in enumerate(spec.depends_on):
             if address in self.broken:
                 continue  # its own file's problems are already reported
@@ -330,6 +349,58 @@ class _Loader:
                 )
             )
         return found
+
+    def _image_references(self, spec: ImageSpec) -> list[str]:
+        """The environment an image installs, and what registers its model: a models/
+        file or a runconfig's register_model. A model registered only by hand
+        (`mlform models register`) has no producer here; the plan checks it exists."""
+        found: list[str] = []
+        if spec.environment is not None:
+            address = f"environment/{spec.environment.name}"
+            if address in self.specs:
+                found.append(address)
+            elif address not in self.broken:
+                known = sorted(s.name for s in self.specs.values() if s.kind == "environment")
+                hint = schema.did_you_mean(spec.environment.name, known) or (
+                    f" (declared: {', '.join(known)})" if known else ""
+                )
+                self.problems.append(
+                    spec.source.problem(
+                        ["environment"],
+                        f"unknown environment '{spec.environment.name}'{hint}; "
+                        "declare it in environments/",
+                    )
+                )
+        if spec.model is not None:
+            found.extend(self._model_sources().get(spec.model.name, ()))
+        return found
+
+    def _model_sources(self) -> dict[str, list[str]]:
+        """Model name → the addresses in this workspace that register versions of it."""
+        if self.sources is not None:
+            return self.sources
+        sources: dict[str, list[str]] = {}
+        self.sources = sources
+        for address, spec in self.specs.items():
+            if isinstance(spec, ModelSpec):
+                sources.setdefault(spec.name, []).append(address)
+            elif isinstance(spec, RunconfigSpec) and spec.register_model is not None:
+                sources.setdefault(spec.register_model.name, []).append(address)
+        return sources
+
+    def _check_model_sources(self) -> None:
+        """One source per model name, so versions are numbered in one place per apply."""
+        for name, addresses in self._model_sources().items():
+            first, *others = (self.specs[a] for a in addresses)
+            for other in others:
+                where = ["name"] if isinstance(other, ModelSpec) else ["register_model", "name"]
+                self.problems.append(
+                    other.source.problem(
+                        where,
+                        f"model '{name}' is also registered by {first.address} "
+                        f"({first.source}); give one of them another model name",
+                    )
+                )
 
     def _similar(self, address: str, own: str) -> str:
         """A did-you-mean for an unknown address: a close name of the same kind, else

@@ -45,6 +45,12 @@ def diff(
             unchanged += 1
         else:
             changes[address] = change
+    for address in order:
+        if address not in changes:
+            change = _after_jobs(desired[address], recorded.get(address), changes)
+            if change is not None:
+                changes[address] = change
+                unchanged -= 1
     removed = [a for a, r in recorded.items() if a not in desired and r.status != DELETED]
     for address in removed:
         have = recorded[address]
@@ -99,6 +105,8 @@ def _job(
         reasons.append("trigger: always")
     if not reasons:
         return None
+    if want.note and not (want.trigger == "manual" and not forced):
+        notes.append(want.note)
     if want.trigger == "manual" and not forced:
         notes.append(
             f"{want.address} would run ({'; '.join(reasons)}) but its trigger is manual: "
@@ -106,6 +114,21 @@ def _job(
         )
         return None
     return Change(Action.RUN, want.address, want.kind, want.name, tuple(reasons), have, want)
+
+
+def _after_jobs(
+    want: Desired, have: Recorded | None, changes: Mapping[str, Change]
+) -> Change | None:
+    """A resource built from what a job in this plan may register (an image of a model
+    that a run registers when it passes its gate): known only after the run, so it is
+    planned as an update that its apply re-checks, rebuilding nothing if nothing changed."""
+    if want.trigger is not None or have is None:
+        return None
+    jobs = [d for d in want.deps if d in changes and changes[d].action is Action.RUN]
+    if not jobs:
+        return None
+    reasons = tuple(f"{job} runs first and may register a new model version" for job in jobs)
+    return Change(Action.UPDATE, want.address, want.kind, want.name, reasons, have, want)
 
 
 def _job_reasons(
@@ -157,7 +180,8 @@ def _compare(want: Desired, have: Recorded | None, refusals: list[str]) -> Chang
     if have is None or have.digest is None or have.status == DELETED:
         version = None
         if want.version_key is not None:  # a tombstone keeps numbering where it stopped
-            version = want.version or _next(have.outputs.get("latest_version", 0) if have else 0)
+            last = have.outputs.get("latest_version", 0) if have else 0
+            version = want.version or _next(_highest(last, want.numbered_from))
         new = f"new: version {version}" if version else "new"
         if want.summary:
             new += f" ({want.summary})" if version else f": {want.summary}"
@@ -191,7 +215,8 @@ def _compare(want: Desired, have: Recorded | None, refusals: list[str]) -> Chang
                     "automatically"
                 )
                 return None
-            version = want.version or _next(have.outputs.get("latest_version", current))
+            last = have.outputs.get("latest_version", current)
+            version = want.version or _next(_highest(last, want.numbered_from))
             reasons.append(f"version {current} → {version}")
         elif have.digest != want.digest:
             reasons.append(f"content unchanged, stays version {current}")
@@ -266,6 +291,16 @@ def _spec_reason(key: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> st
     if len(repr(before)) + len(repr(after)) <= _SHORT_VALUE:
         return f"{key}: {before!r} → {after!r}"
     return f"{key} changed"
+
+
+def _highest(version: Any, other: str | None) -> Any:
+    """The higher of two version numbers (a name other things register versions of)."""
+    if other is None:
+        return version
+    try:
+        return max(int(str(version)), int(other))
+    except ValueError:
+        return version
 
 
 def _next(version: Any) -> str:

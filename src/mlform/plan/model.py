@@ -48,6 +48,8 @@ class Desired:
     summary: str = ""  # shown when the resource is created
     trigger: str | None = None  # a job (on_change, always, manual); None for other kinds
     refs: Mapping[str, str] = field(default_factory=dict)  # component key → upstream address
+    note: str = ""  # said under the plan when this resource changes (what a run registers)
+    numbered_from: str | None = None  # highest version registered by anything else
     payload: Any = field(default=None, compare=False, repr=False)  # for apply only
 
 

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 
 from mlform.config.workspace import Config
 from mlform.graph import topological
-from mlform.plan.model import Desired
+from mlform.plan.model import Change, Desired
 from mlform.resources.base import Context, Kind, Outcome
 from mlform.resources.data import DataKind
 from mlform.resources.datastore import DatastoreKind
 from mlform.resources.environment import EnvironmentKind
+from mlform.resources.image import ImageKind
+from mlform.resources.model import ModelKind
 from mlform.resources.runconfig import RunconfigKind
 from mlform.state.records import Recorded
 
@@ -19,6 +22,8 @@ KINDS: dict[str, Kind] = {
     "data": DataKind(),
     "environment": EnvironmentKind(),
     "runconfig": RunconfigKind(),
+    "model": ModelKind(),
+    "image": ImageKind(),
 }
 
 
@@ -29,6 +34,18 @@ def desire_all(config: Config, ctx: Context) -> dict[str, Desired]:
         spec = config.specs[address]
         desired[address] = KINDS[spec.kind].desire(spec, ctx, desired)
     return desired
+
+
+def refusals(changes: Sequence[Change], ctx: Context) -> list[str]:
+    """Why changes the planner allows cannot be made: a kind that knows of users the
+    state records elsewhere (a model serving a deployment) says so with `refuse`."""
+    found = []
+    for change in changes:
+        refuse = getattr(KINDS.get(change.kind), "refuse", None)
+        why = refuse(change, ctx) if refuse is not None else None
+        if why:
+            found.append(why)
+    return found
 
 
 def refresh_all(recorded: dict[str, Recorded], ctx: Context) -> dict[str, Recorded]:
@@ -42,4 +59,4 @@ def refresh_all(recorded: dict[str, Recorded], ctx: Context) -> dict[str, Record
     return out
 
 
-__all__ = ["KINDS", "Context", "Kind", "Outcome", "desire_all", "refresh_all"]
+__all__ = ["KINDS", "Context", "Kind", "Outcome", "desire_all", "refresh_all", "refusals"]

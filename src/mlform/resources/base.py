@@ -80,6 +80,9 @@ class Outcome:
     outputs: Mapping[str, Any]
     records: Sequence[Record] = ()
     message: str = ""
+    # What was really applied, when the apply resolved something the plan could not know
+    # yet (the model version a run registered in the same apply); None: `change.after`.
+    applied: Desired | None = None
 
 
 class Kind(Protocol):

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from mlform.config.refs import DatastorePath, LocalPath, Url
-from mlform.config.specs import DataSpec, Spec
+from mlform.config.specs import DataSpec, ModelSpec, Spec
 from mlform.errors import ApplyError, PlanError
 from mlform.hashing import FileEntry, sha256_file, sha256_text, tree_digest
 from mlform.plan.model import Change, Desired
@@ -30,6 +30,7 @@ from mlform.resources.base import (
     plural,
 )
 from mlform.state.records import AssetMetadata, AssetVersion, Recorded
+from mlform.storage.blobs import blob_key
 
 _LISTED_FILES = 1000  # past this many files, a folder is one "content" component
 _MISSING = (errno.ENOENT, errno.ENOTDIR, errno.EBADF, errno.ELOOP)  # as Path.is_file
@@ -43,14 +44,10 @@ class Scan:
     upload: bool
 
 
-def blob_key(sha256: str) -> str:
-    return f"blobs/sha256/{sha256[:2]}/{sha256}"
-
-
 class DataKind:
     def desire(self, spec: Spec, ctx: Context, upstream: Mapping[str, Desired]) -> Desired:
         assert isinstance(spec, DataSpec)
-        scan = _scan(spec, ctx)
+        scan = scan_location(spec, ctx)
         deps = ctx.config.deps.get(spec.address, ())
         components = base_components(spec, upstream, deps)
         content = tree_digest(scan.files)
@@ -131,7 +128,9 @@ def _upload(ctx: Context, store: str, source: Path, entry: FileEntry) -> None:
         raise ApplyError(f"{source} changed while it was being registered; run `mlform plan` again")
 
 
-def _scan(spec: DataSpec, ctx: Context) -> Scan:
+def scan_location(spec: DataSpec | ModelSpec, ctx: Context) -> Scan:
+    """The files at a data or model path: hashed locally (stat-cached), or fingerprinted
+    from what a remote store reports."""
     location = spec.location
     if isinstance(location, LocalPath):
         return _scan_local(spec, location.path, str(location.path), upload=True, ctx=ctx)
@@ -147,7 +146,9 @@ def _scan(spec: DataSpec, ctx: Context) -> Scan:
     return _scan_remote(spec, location.url, {})
 
 
-def _scan_local(spec: DataSpec, path: Path, where: str, *, upload: bool, ctx: Context) -> Scan:
+def _scan_local(
+    spec: DataSpec | ModelSpec, path: Path, where: str, *, upload: bool, ctx: Context
+) -> Scan:
     try:
         st = path.stat()  # once: plan stats every data file of the workspace
     except OSError as err:
@@ -162,7 +163,7 @@ def _scan_local(spec: DataSpec, path: Path, where: str, *, upload: bool, ctx: Co
     raise PlanError(f"{spec.address} ({spec.source}): path {where} does not exist")
 
 
-def _scan_remote(spec: DataSpec, url: str, options: dict[str, Any]) -> Scan:
+def _scan_remote(spec: DataSpec | ModelSpec, url: str, options: dict[str, Any]) -> Scan:
     """Fingerprint remote files by what the store reports (ETag, checksum, size, mtime)
     rather than downloading them on every plan, as DVC does for remote dependencies."""
     from fsspec.core import url_to_fs

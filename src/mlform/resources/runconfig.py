@@ -22,7 +22,9 @@ from mlform.resources.base import Context, Outcome, canonical, content_spec, dec
 from mlform.state.records import Recorded
 
 _LISTED_FILES = 1000
-_NOT_DIGESTED = frozenset({"trigger"})  # how a run is triggered is not what it computes
+# How a run is triggered, and what is done with its model afterwards, is not what it
+# computes: editing either never retrains (a new gate applies from the next run on).
+_NOT_DIGESTED = frozenset({"trigger", "register_model"})
 
 
 class RunconfigKind:
@@ -54,6 +56,11 @@ class RunconfigKind:
             elif isinstance(value.location, LocalPath):
                 components[key] = _local_digest(value.location.path, ctx)
         files = len(snap.files) if snap else 0
+        note = ""
+        if spec.register_model is not None:
+            from mlform.registry import gated
+
+            note = gated.plan_note(ctx, spec)
         return declared(
             spec,
             ctx,
@@ -61,6 +68,7 @@ class RunconfigKind:
             trigger=spec.trigger,
             refs=refs,
             summary=f"{files} code files" if snap else "",
+            note=note,
             payload=(spec, snap),
         )
 

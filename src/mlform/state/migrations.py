@@ -140,4 +140,56 @@ MIGRATIONS: tuple[Migration, ...] = (
         );
         """,
     ),
+    Migration(
+        "0003_registry",
+        """
+        create table models (
+            name varchar not null,
+            version varchar not null,
+            digest varchar not null,     -- tree digest of every file's path, size and sha256
+            type varchar not null,       -- custom_model | mlflow_model
+            framework varchar,           -- scikit-learn, onnx, or an MLflow model's flavors
+            files varchar not null,      -- json: [{path, size, sha256}], kept as blobs
+            size bigint not null,
+            tags varchar not null,       -- json
+            description varchar,
+            source varchar not null,     -- what registered it: a run, a models/ file, the CLI
+            run_id varchar,              -- lineage: the run that produced it
+            metrics varchar not null,    -- json: that run's final metrics (for `> latest`)
+            datastore varchar not null,  -- where its files are kept
+            created_at timestamptz not null,
+            apply_id varchar not null,
+            archived boolean not null default false,
+            deleted boolean not null default false
+        );
+        create table images (
+            name varchar not null,
+            version varchar not null,
+            reference varchar not null,  -- repository:tag as built
+            image_id varchar not null,
+            digest varchar not null,     -- of what went in (base, packages, model, code)
+            model varchar not null,      -- name:version
+            environment varchar not null, -- name:version
+            env_digest varchar not null,
+            script_digest varchar not null,
+            base_image varchar not null,
+            size bigint not null,
+            pushed varchar,              -- registry reference@sha256:… once pushed
+            seconds double not null,
+            created_at timestamptz not null,
+            apply_id varchar not null
+        );
+        -- Filled by endpoints; the registry reads it to refuse deleting a model in use.
+        create table deployments (
+            endpoint varchar not null,
+            name varchar not null,
+            model varchar,               -- name:version it serves
+            image varchar,
+            compute varchar not null,
+            status varchar not null,     -- creating | running | failed | stopped | deleted
+            created_at timestamptz not null,
+            updated_at timestamptz not null
+        );
+        """,
+    ),
 )

@@ -278,3 +278,24 @@ def _walk(prefix: str, folder: Path) -> list[Artifact]:
             named = f"{prefix}/{relative}" if prefix else relative
             found.append(Artifact(named, path, path.stat().st_size))
     return sorted(found, key=lambda artifact: artifact.name)
+
+
+def final_metrics(run_id: str, run_dir: Path) -> dict[str, float]:
+    """The last value of each metric the run itself logged (highest step, then latest
+    time), with the SDK and MLflow points read the same way ingest reads them."""
+    import duckdb
+
+    con = duckdb.connect()
+    try:
+        con.execute(
+            "create table points "
+            "(run_id varchar, key varchar, step bigint, ts bigint, value double)"
+        )
+        load_metrics(con, run_id, run_dir, "points")
+        rows = con.execute(
+            "select key, arg_max(value, (step, ts)) from points where run_id = ? group by key",
+            [run_id],
+        ).fetchall()
+    finally:
+        con.close()
+    return {str(key): float(value) for key, value in rows if value is not None}

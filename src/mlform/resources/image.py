@@ -1,0 +1,400 @@
+"""Images declared in images/*.yml: a model version, a scoring script and an environment,
+built into a Docker image that serves them (the image registry of the seeds).
+
+An image's digest covers everything that goes into it: the model version's content, the
+environment's packages, every file of the code folder, the base image, the serving
+runtime and the Dockerfile template. The same inputs never build twice. A model named
+`@latest` that a runconfig in the same apply registers is resolved when the image is
+built, after the run: if the run registered nothing, nothing is rebuilt.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import os
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import mlform
+from mlform import snapshot as snapshots
+from mlform._resources import resource_dir
+from mlform.config.specs import ImageSpec, Spec
+from mlform.errors import ApplyError, MlformError, PlanError
+from mlform.hashing import sha256_file, sha256_text
+from mlform.plan.model import Change, Desired
+from mlform.registry import models
+from mlform.registry.models import ModelVersion
+from mlform.resources.base import (
+    Context,
+    Outcome,
+    canonical,
+    content_spec,
+    declared,
+    digest_of,
+    latest_version,
+)
+from mlform.state.records import Recorded
+
+if TYPE_CHECKING:
+    import duckdb
+
+DEFAULT_BASE = "python:3.11-slim"
+PORT = 5001
+_IN_IMAGE = "/opt/mlform"  # where the build puts each folder (templates/image/Dockerfile.j2)
+_RUNTIME_PACKAGES = ("starlette", "uvicorn")
+
+
+@dataclass(frozen=True, slots=True)
+class ImageRow:
+    name: str
+    version: str
+    reference: str
+    image_id: str
+    digest: str
+    model: str
+    environment: str
+    env_digest: str
+    script_digest: str
+    base_image: str
+    size: int
+    pushed: str | None
+    seconds: float
+
+    def write(self, con: duckdb.DuckDBPyConnection, apply_id: str) -> None:
+        con.execute(
+            "insert into images values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now(), ?)",
+            [
+                self.name,
+                self.version,
+                self.reference,
+                self.image_id,
+                self.digest,
+                self.model,
+                self.environment,
+                self.env_digest,
+                self.script_digest,
+                self.base_image,
+                self.size,
+                self.pushed,
+                self.seconds,
+                apply_id,
+            ],
+        )
+
+
+class ImageKind:
+    def desire(self, spec: Spec, ctx: Context, upstream: Mapping[str, Desired]) -> Desired:
+        assert isinstance(spec, ImageSpec) and spec.model and spec.environment
+        snap = snapshots.scan(spec.code, ctx.hasher)
+        env = upstream.get(f"environment/{spec.environment.name}")
+        components = {
+            "spec": sha256_text(canonical(content_spec(spec.body))),
+            "environment": _environment_key(spec, env),
+            "code": snap.digest,
+            "base": base_image(spec, env),
+            "runtime": runtime_digest(),
+        }
+        producers = [
+            d
+            for d in ctx.config.deps.get(spec.address, ())
+            if d.startswith(("model/", "runconfig/"))
+        ]
+        model = _model(ctx, spec)
+        if model is None and not producers:
+            raise PlanError(
+                f"{spec.address} ({spec.source}): model {spec.model} has no registered version; "
+                "register one (mlform models register, models/*.yml, or a runconfig's "
+                "register_model) or correct model:"
+            )
+        components["model"] = _model_key(model)
+        for dep in producers:
+            components[f"dep:{dep}"] = "named"  # orders the build after what registers it
+        return declared(
+            spec,
+            ctx,
+            components,
+            summary=f"model {model.ref if model else spec.model}, {len(snap.files)} code files",
+            payload=(spec, snap),
+        )
+
+    def refresh(self, recorded: Recorded, ctx: Context) -> str | None:
+        image_id = recorded.outputs.get("image_id")
+        if not image_id:
+            return None
+        from mlform.containers import build, engine
+        from mlform.errors import EngineUnavailable
+
+        try:
+            client = engine.connect()
+        except EngineUnavailable:
+            return None  # not knowable now; apply says so if it needs the engine
+        try:
+            if build.exists(client, str(image_id)):
+                return None
+        finally:
+            client.close()
+        return f"image {recorded.outputs.get('reference')} is no longer in the Docker engine"
+
+    def apply(self, change: Change, ctx: Context) -> Outcome:
+        assert change.after is not None
+        spec: ImageSpec = change.after.payload[0]
+        snap: snapshots.Snapshot = change.after.payload[1]
+        model = _model(ctx, spec)
+        if model is None:
+            raise ApplyError(
+                f"{change.address}: model {spec.model} has no registered version (did the run "
+                "that registers it pass its gate?); register one and apply again"
+            )
+        after = _resolved(change.after, model)
+        before = change.before
+        if (
+            before is not None
+            and before.status == "applied"
+            and before.digest == after.digest
+            and not before.drift
+        ):
+            return Outcome(
+                before.outputs,
+                message=f"{model.ref} is what it was built with: nothing to rebuild",
+                applied=after,
+            )
+        from mlform.containers import build, engine
+
+        try:
+            client = engine.connect()
+            try:
+                return self._build(change, ctx, spec, snap, model, after, client, build)
+            finally:
+                client.close()
+        except MlformError as err:
+            if str(err).startswith(change.address):
+                raise
+            raise type(err)(f"{change.address}: {err}") from err
+
+    def _build(
+        self,
+        change: Change,
+        ctx: Context,
+        spec: ImageSpec,
+        snap: snapshots.Snapshot,
+        model: ModelVersion,
+        after: Desired,
+        client: Any,
+        build: Any,
+    ) -> Outcome:
+        before = dict(change.before.outputs) if change.before else {}
+        version = str(int(before.get("latest_version", 0)) + 1)
+        repository = f"{ctx.config.name}/{spec.name}".lower()
+        registry = ctx.config.container_registry
+        reference = (
+            f"{registry.rstrip('/')}/{repository}:{version}"
+            if registry
+            else f"{repository}:{version}"
+        )
+        env_ref, requirements = _environment(ctx, spec)
+        work = ctx.cache / "images" / after.digest[:20]
+        storage = ctx.storage(model.datastore)
+        model_dir = models.materialize(storage, model, ctx.cache / "models" / model.digest[:20])
+        code_dir = _code_folder(snap, work / "code")
+        runtime = _runtime_folder(ctx.cache)
+        script = spec.scoring_script
+        request = build.BuildRequest(
+            tag=reference,
+            base_image=after.components["base"],
+            requirements=(*requirements, *runtime_requirements()),
+            folders={
+                "runtime": runtime,
+                "code": code_dir,
+                "model": _without_marker(model_dir, work),
+            },
+            env={
+                **spec.variables,
+                "MLFORM_SCORING_SCRIPT": f"{_IN_IMAGE}/code/{script}",
+                "MLFORM_MODEL_DIR": f"{_IN_IMAGE}/model",
+                "MLFORM_DEPLOYMENT": spec.name,
+                "MLFORM_HOST": "0.0.0.0",
+                "MLFORM_PORT": str(PORT),
+            },
+            labels={
+                "mlform.image": spec.name,
+                "mlform.version": version,
+                "mlform.model": model.ref,
+                "mlform.model.digest": model.digest,
+                "mlform.environment": env_ref,
+                "mlform.digest": after.digest,
+            },
+            command=("python", "-m", "mlform.serving"),
+            port=PORT,
+        )
+        built = build.build(
+            request,
+            cache=ctx.cache / "wheels",
+            log=lambda line: ctx.log(change.address, line),
+            cancelled=ctx.cancelled,
+            client=client,
+        )
+        pushed = None
+        if registry:
+            digest = build.push(client, reference, lambda line: ctx.log(change.address, line))
+            pushed = f"{reference.rsplit(':', 1)[0]}@{digest}"
+        shutil.rmtree(work, ignore_errors=True)
+        row = ImageRow(
+            spec.name,
+            version,
+            reference,
+            built.image_id,
+            after.digest,
+            model.ref,
+            env_ref,
+            after.components["environment"],
+            sha256_file(spec.code / script),
+            after.components["base"],
+            built.size,
+            pushed,
+            built.seconds,
+        )
+        outputs = {
+            "version": version,
+            "latest_version": latest_version(before.get("latest_version"), version),
+            "reference": reference,
+            "image_id": built.image_id,
+            "model": model.ref,
+            "environment": env_ref,
+            "pushed": pushed,
+        }
+        where = f"; pushed {pushed}" if pushed else ""
+        message = f"built {reference} ({model.ref}, {built.seconds:.0f}s){where}"
+        return Outcome(outputs, [row], message, applied=after)
+
+    def destroy(self, change: Change, ctx: Context) -> Outcome:
+        assert change.before is not None
+        return Outcome(
+            change.before.outputs,
+            message="its builds stay in the image registry and the Docker engine",
+        )
+
+
+def base_image(spec: ImageSpec, env: Desired | None) -> str:
+    if spec.base_image:
+        return spec.base_image
+    declared_image = env.spec.get("image") if env is not None else None
+    return str(declared_image or DEFAULT_BASE)
+
+
+def runtime_requirements() -> tuple[str, ...]:
+    """The serving runtime's own packages, pinned to what this mlform runs with."""
+    return tuple(f"{name}=={importlib.metadata.version(name)}" for name in _RUNTIME_PACKAGES)
+
+
+def runtime_digest() -> str:
+    """Of the serving runtime's files, the Dockerfile template and the runtime's pins:
+    a new mlform that serves differently rebuilds the images."""
+    package = Path(mlform.__file__).parent
+    files = [*sorted((package / "serving").glob("*.py")), package / "__init__.py"]
+    template = resource_dir("templates") / "image" / "Dockerfile.j2"
+    return sha256_text(*(sha256_file(path) for path in [*files, template]), *runtime_requirements())
+
+
+def _model(ctx: Context, spec: ImageSpec) -> ModelVersion | None:
+    assert spec.model is not None
+    if spec.model.version is None:
+        return models.latest(ctx.read, spec.model.name)
+    try:
+        return models.resolve(ctx.read, str(spec.model))
+    except Exception:
+        return None
+
+
+def _model_key(model: ModelVersion | None) -> str:
+    return f"{model.ref}@{model.digest}" if model else "none yet"
+
+
+def _resolved(after: Desired, model: ModelVersion) -> Desired:
+    """The desired image with the model version the apply found (a run may just have
+    registered a new one), so the state records what was really built."""
+    components = {**after.components, "model": _model_key(model)}
+    return replace(after, components=components, digest=digest_of(components))
+
+
+def _environment_key(spec: ImageSpec, env: Desired | None) -> str:
+    assert spec.environment is not None
+    if spec.environment.version is not None:
+        return str(spec.environment)
+    return str(env.version_key) if env is not None else "none"
+
+
+def _environment(ctx: Context, spec: ImageSpec) -> tuple[str, list[str]]:
+    """The environment version the image installs, and its pip requirement lines."""
+    assert spec.environment is not None
+    name = spec.environment.name
+    version = spec.environment.version
+    if version is None:
+        rows = ctx.read("select outputs from resources where address = ?", [f"environment/{name}"])
+        version = json.loads(rows[0][0]).get("version") if rows else None
+    rows = ctx.read(
+        "select manifest from asset_versions where kind = 'environment' and name = ? "
+        "and version = ?",
+        [name, str(version)],
+    )
+    if not rows:
+        raise ApplyError(f"image/{spec.name}: environment {name}:{version} does not exist")
+    lines = [str(item["requirement"]) for item in json.loads(rows[0][0])]
+    return f"{name}:{version}", lines
+
+
+def _code_folder(snap: snapshots.Snapshot, target: Path) -> Path:
+    """The code folder as the snapshot sees it (ignore files applied), hard-linked."""
+    if target.exists():
+        shutil.rmtree(target)
+    for entry in snap.files:
+        path = target / entry.relpath
+        path.parent.mkdir(parents=True, exist_ok=True)
+        source = snap.root / entry.relpath
+        try:
+            os.link(source, path)
+        except OSError:
+            shutil.copy2(source, path)
+    target.mkdir(parents=True, exist_ok=True)
+    return target
+
+
+def _without_marker(model_dir: Path, work: Path) -> Path:
+    """The model's files without mlform's completion marker, linked into `work`."""
+    target = work / "model"
+    if target.exists():
+        shutil.rmtree(target)
+    for path in sorted(model_dir.rglob("*")):
+        if path.is_file() and path.name != ".mlform-complete":
+            dest = target / path.relative_to(model_dir)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(path, dest)
+            except OSError:
+                shutil.copy2(path, dest)
+    target.mkdir(parents=True, exist_ok=True)
+    return target
+
+
+def _runtime_folder(cache: Path) -> Path:
+    """A folder holding just the serving runtime (`mlform/__init__.py` and
+    `mlform/serving/`): it needs nothing but starlette and uvicorn."""
+    target = cache / "runtime" / runtime_digest()[:20]
+    if (target / "mlform" / "serving").is_dir():
+        return target
+    package = Path(mlform.__file__).parent
+    partial = target.with_name(target.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    (partial / "mlform").mkdir(parents=True)
+    shutil.copy2(package / "__init__.py", partial / "mlform" / "__init__.py")
+    shutil.copytree(
+        package / "serving",
+        partial / "mlform" / "serving",
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
+    shutil.rmtree(target, ignore_errors=True)
+    partial.rename(target)
+    return target

@@ -1,0 +1,281 @@
+"""The scoring script contract: `init()` once, then `run(data)` per request.
+
+A scoring script is a Python file, as Azure ML runs them: `init()` (optional) loads the
+model from the folder `MLFORM_MODEL_DIR` names, and `run(data)` scores one request's
+input and returns something JSON can hold. This module loads the script, turns a request
+body into `data` (`parse_payload`) and `run()`'s result into JSON (`to_json`).
+
+    ServingError             a problem this runtime reports on purpose
+    ├── ScriptNotFound       the script file does not exist
+    ├── ScriptFailed         importing the script failed, it has no run(), or init() raised
+    ├── NotReady             a request came before init() succeeded
+    ├── BadPayload           the request body is not JSON, or not a payload shape we accept
+    ├── RunFailed            run() raised (the message names only the exception's type)
+    └── BadResult            run() returned something JSON cannot hold
+
+(`mlform.serving.app` adds BodyTooLarge and ClientGone, about reading request bodies.)
+
+Messages of NotReady, BadPayload, RunFailed and BadResult are safe to send to clients:
+they never carry the script's exception messages or tracebacks, which go to the log.
+"""
+
+from __future__ import annotations
+
+import datetime
+import importlib
+import importlib.machinery
+import importlib.util
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+# One fixed name, not the file's stem: a script called `json.py` or `pandas.py` must not
+# replace (or be replaced by) a real module in sys.modules.
+SCRIPT_MODULE = "mlform_scoring_script"
+
+PAYLOAD_KEYS = ("data", "dataframe_split", "dataframe_records", "instances", "inputs")
+_SPLIT_KEYS = frozenset({"columns", "data", "index"})
+
+
+class ServingError(Exception):
+    """A problem the serving runtime reports on purpose; `str(err)` says what and how."""
+
+
+class ScriptNotFound(ServingError):
+    pass
+
+
+class ScriptFailed(ServingError):
+    pass
+
+
+class NotReady(ServingError):
+    pass
+
+
+class BadPayload(ServingError):
+    pass
+
+
+class RunFailed(ServingError):
+    pass
+
+
+class BadResult(ServingError):
+    pass
+
+
+class ScoringScript:
+    """A scoring script, imported; `ready` once its `init()` has succeeded."""
+
+    def __init__(self, path: Path, module: ModuleType) -> None:
+        run = getattr(module, "run", None)
+        if not callable(run):
+            raise ScriptFailed(
+                f"{path.name} defines no run(data) function; a scoring script needs one "
+                "(and may define init() to load the model)"
+            )
+        self.path = path
+        self.name = path.name
+        self.module = module
+        self.run: Callable[[Any], Any] = run
+        self.ready = False
+
+    def init(self) -> None:
+        """Call the script's `init()`, if it has one; `ScriptFailed` if it raises."""
+        init = getattr(self.module, "init", None)
+        if init is not None:
+            try:
+                init()
+            except Exception as err:
+                raise ScriptFailed(
+                    f"init() of {self.name} failed: {type(err).__name__}: {err}"
+                ) from err
+        self.ready = True
+
+    def score(self, body: bytes) -> bytes:
+        """One request: JSON body in, JSON of `run()`'s result out."""
+        if not self.ready:
+            raise NotReady(f"{self.name} is not ready: its init() has not completed")
+        try:
+            payload = json.loads(body)
+        except ValueError as err:
+            raise BadPayload(f"the request body is not valid JSON: {err}") from err
+        data = parse_payload(payload)
+        try:
+            result = self.run(data)
+        except Exception as err:
+            raise RunFailed(
+                f"the scoring script raised {type(err).__name__}; see the deployment's log"
+            ) from err
+        return to_json(result)
+
+
+def import_script(path: Path, model_dir: Path) -> ScoringScript:
+    """Import the script at `path` without calling its `init()`.
+
+    Both `MLFORM_MODEL_DIR` and `AZUREML_MODEL_DIR` name `model_dir` (so Azure scoring
+    scripts work unchanged), set before the import since scripts read them at top level.
+    The script's folder goes first on `sys.path`, so it imports its sibling modules.
+    """
+    if not path.is_file():
+        raise ScriptNotFound(f"scoring script {path} does not exist")
+    path = path.absolute()
+    os.environ["MLFORM_MODEL_DIR"] = os.environ["AZUREML_MODEL_DIR"] = str(model_dir.absolute())
+    sys.path.insert(0, str(path.parent))
+    loader = importlib.machinery.SourceFileLoader(SCRIPT_MODULE, str(path))
+    spec = importlib.util.spec_from_file_location(SCRIPT_MODULE, path, loader=loader)
+    if spec is None:  # pragma: no cover - a SourceFileLoader always gives a spec
+        raise ScriptFailed(f"{path.name} cannot be imported as a Python module")
+    module = importlib.util.module_from_spec(spec)
+    # Registered before running, as an import would: dataclasses and pickle look it up.
+    sys.modules[SCRIPT_MODULE] = module
+    try:
+        loader.exec_module(module)
+    except Exception as err:
+        del sys.modules[SCRIPT_MODULE]
+        raise ScriptFailed(f"importing {path.name} failed: {type(err).__name__}: {err}") from err
+    return ScoringScript(path, module)
+
+
+def load_script(path: Path, model_dir: Path) -> ScoringScript:
+    """Import the script at `path` and call its `init()`: a script ready to score."""
+    script = import_script(path, model_dir)
+    script.init()
+    return script
+
+
+def parse_payload(body: Any) -> Any:
+    """What `run()` receives for a parsed request body.
+
+    `{"data": x}`, `{"instances": x}` and `{"inputs": x}` give x as is. MLflow's
+    `{"dataframe_split": {"columns", "data", "index"?}}` and `{"dataframe_records": [...]}`
+    give a pandas DataFrame when pandas is installed, else a list of records (dicts).
+    """
+    if not isinstance(body, dict) or len(body) != 1:
+        raise BadPayload(_expected(body))
+    ((key, value),) = body.items()
+    if key in ("data", "instances", "inputs"):
+        return value
+    if key == "dataframe_split":
+        return _split_frame(value)
+    if key == "dataframe_records":
+        return _records_frame(value)
+    raise BadPayload(_expected(body))
+
+
+def _expected(body: Any) -> str:
+    keys = ", ".join(f'"{key}"' for key in PAYLOAD_KEYS)
+    got = _describe(body)
+    return f"the request body must be a JSON object with exactly one of the keys {keys}; got {got}"
+
+
+def _describe(body: Any) -> str:
+    if isinstance(body, dict):
+        if not body:
+            return "an empty object"
+        shown = [json.dumps(key) for key in list(body)[:5]]
+        more = f" and {len(body) - 5} more" if len(body) > 5 else ""
+        return f"keys {', '.join(shown)}{more}"
+    kinds = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
+    return kinds.get(type(body), "a number")
+
+
+def _split_frame(split: Any) -> Any:
+    if (
+        not isinstance(split, dict)
+        or not isinstance(split.get("columns"), list)
+        or not isinstance(split.get("data"), list)
+        or not split.keys() <= _SPLIT_KEYS
+    ):
+        raise BadPayload(
+            '"dataframe_split" must be an object with "columns" (an array of names), '
+            '"data" (an array of rows) and optionally "index" (an array, one per row)'
+        )
+    columns: list[Any] = split["columns"]
+    rows: list[Any] = split["data"]
+    for i, row in enumerate(rows):
+        if not isinstance(row, list) or len(row) != len(columns):
+            raise BadPayload(
+                f'"dataframe_split" row {i} must be an array of {len(columns)} values, '
+                "one per column"
+            )
+    index = split.get("index")
+    if index is not None and (not isinstance(index, list) or len(index) != len(rows)):
+        raise BadPayload(f'"dataframe_split" index must be an array of {len(rows)} labels')
+    pandas = _pandas()
+    if pandas is None:
+        return [dict(zip(columns, row, strict=True)) for row in rows]
+    return pandas.DataFrame(rows, columns=columns, index=index)
+
+
+def _records_frame(records: Any) -> Any:
+    if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+        raise BadPayload('"dataframe_records" must be an array of objects, one per row')
+    pandas = _pandas()
+    if pandas is None:
+        return records
+    return pandas.DataFrame(records)
+
+
+def _pandas() -> Any:
+    """pandas, if installed; imported on the first DataFrame payload, not at startup."""
+    try:
+        return importlib.import_module("pandas")
+    except ImportError:
+        return None
+
+
+def to_json(value: Any) -> bytes:
+    """`run()`'s result as a JSON document.
+
+    Lists, dicts, numbers, strings, booleans and None go straight to the C encoder;
+    numpy arrays and scalars, pandas DataFrames (as records) and Series, tuples, sets and
+    dates are converted on the way. A str result is sent as a JSON string, not parsed:
+    an Azure script that returns `json.dumps(x)` gives clients that string, so what a
+    client receives never depends on what a string happens to contain. Bytes are decoded
+    as UTF-8 and sent the same way. NaN and infinities are written as Python's json module
+    writes them (`NaN`, `Infinity`), as MLflow's server does.
+    """
+    if isinstance(value, bytes | bytearray):
+        try:
+            value = value.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise BadResult(_UNENCODABLE) from err
+    try:
+        return _ENCODER.encode(value).encode("ascii")
+    except (TypeError, ValueError) as err:
+        raise BadResult(_UNENCODABLE) from err
+
+
+_UNENCODABLE = (
+    "the scoring script's run() returned a value that cannot be encoded as JSON; return "
+    "lists, dicts, numbers, strings, numpy arrays or pandas DataFrames"
+)
+
+
+def _plain(value: Any) -> Any:
+    """json's fallback for what it cannot write itself; numpy and pandas by duck type."""
+    if isinstance(value, set | frozenset):
+        try:
+            return sorted(value)
+        except TypeError:
+            return list(value)
+    pandas = sys.modules.get("pandas")
+    if pandas is not None and isinstance(value, pandas.DataFrame):
+        return value.to_dict(orient="records")
+    tolist = getattr(value, "tolist", None)  # numpy arrays and scalars, pandas Series
+    if callable(tolist):
+        return tolist()
+    if isinstance(value, datetime.date | datetime.time):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON-serializable")
+
+
+# ensure_ascii keeps the output encodable whatever strings run() returns (even lone
+# surrogates), and lets us encode to bytes without a UTF-8 pass.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), default=_plain)

@@ -1,0 +1,157 @@
+"""`python -m mlform.serving`: options from flags or environment, exit codes, isolation."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.serving.conftest import (
+    call,
+    free_port,
+    server_env,
+    start_server,
+    stop,
+    wait_ready,
+    write_deployment,
+)
+
+FAILING_INIT = """
+    def init():
+        raise ValueError("no model.pkl in the model folder")
+
+    def run(data):
+        return data
+"""
+
+
+def run_server(*args: str) -> subprocess.CompletedProcess[str]:
+    """For runs that must end by themselves: an error before serving."""
+    return subprocess.run(
+        [sys.executable, "-m", "mlform.serving", *args],
+        env=server_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_options_default_to_the_deployments_environment(tmp_path: Path) -> None:
+    script, model = write_deployment(tmp_path)
+    port = free_port()
+    env = server_env(
+        MLFORM_SCORING_SCRIPT=str(script),
+        MLFORM_MODEL_DIR=str(model),
+        MLFORM_HOST="127.0.0.1",
+        MLFORM_PORT=str(port),
+        MLFORM_DEPLOYMENT="iris-green",
+    )
+    log_path = tmp_path / "server.log"
+    process = start_server(log=log_path, env=env)
+    try:
+        wait_ready(process, port, log_path)
+        name = call(port, "GET", "/").json()
+        scored = call(port, "POST", "/score", b'{"data": [5]}')
+    finally:
+        code = stop(process)
+    assert name == {
+        "name": "iris-green",
+        "links": {
+            "score": "/score",
+            "health": "/health",
+            "ready": "/ready",
+            "openapi": "/openapi.json",
+        },
+    }
+    assert (scored.status, scored.body) == (200, b"[10]")
+    # Shut down gracefully, then ended by the SIGTERM itself, as uvicorn does.
+    assert code == -signal.SIGTERM
+    log = log_path.read_text()
+    assert f"Uvicorn running on http://127.0.0.1:{port}" in log
+    assert "Finished server process" in log
+
+
+def test_init_failing_exits_3_with_the_message_and_traceback(tmp_path: Path) -> None:
+    script, model = write_deployment(tmp_path, FAILING_INIT)
+    # Port 1 cannot be bound: init() must fail before the server tries to listen.
+    ran = run_server("--script", str(script), "--model-dir", str(model), "--port", "1")
+    lines = ran.stderr.splitlines()
+    assert ran.returncode == 3
+    assert lines[0] == (
+        "mlform.serving: init() of score.py failed: ValueError: no model.pkl in the model folder"
+    )
+    assert lines[1] == "Traceback (most recent call last):"
+    assert f'File "{script}", line 2, in init' in ran.stderr
+    assert lines[-1] == "ValueError: no model.pkl in the model folder"
+    assert "Uvicorn running" not in ran.stderr
+
+
+def test_a_script_that_cannot_be_imported_exits_3(tmp_path: Path) -> None:
+    script, model = write_deployment(tmp_path, "def run(data)\n")
+    ran = run_server("--script", str(script), "--model-dir", str(model))
+    assert ran.returncode == 3
+    assert ran.stderr.splitlines()[0] == (
+        "mlform.serving: importing score.py failed: SyntaxError: expected ':' (score.py, line 1)"
+    )
+
+
+def test_a_missing_script_exits_2(tmp_path: Path) -> None:
+    ran = run_server("--script", str(tmp_path / "score.py"), "--model-dir", str(tmp_path))
+    assert (ran.returncode, ran.stdout, ran.stderr) == (
+        2,
+        "",
+        f"mlform.serving: scoring script {tmp_path / 'score.py'} does not exist\n",
+    )
+
+
+def test_no_script_at_all_exits_2(tmp_path: Path) -> None:
+    ran = run_server("--model-dir", str(tmp_path))
+    assert (ran.returncode, ran.stderr) == (
+        2,
+        "mlform.serving: no scoring script: pass --script PATH or set MLFORM_SCORING_SCRIPT\n",
+    )
+
+
+def test_a_missing_model_folder_exits_2(tmp_path: Path) -> None:
+    script, _ = write_deployment(tmp_path)
+    ran = run_server("--script", str(script), "--model-dir", str(tmp_path / "nope"))
+    assert (ran.returncode, ran.stderr) == (
+        2,
+        f"mlform.serving: model folder {tmp_path / 'nope'} does not exist\n",
+    )
+
+
+def test_no_model_folder_at_all_exits_2(tmp_path: Path) -> None:
+    script, _ = write_deployment(tmp_path)
+    ran = run_server("--script", str(script))
+    assert (ran.returncode, ran.stderr) == (
+        2,
+        "mlform.serving: no model folder: pass --model-dir DIR or set MLFORM_MODEL_DIR\n",
+    )
+
+
+def test_a_bad_port_exits_2(tmp_path: Path) -> None:
+    ran = run_server("--port", "http")
+    assert ran.returncode == 2
+    assert ran.stderr.splitlines()[-1] == (
+        "python -m mlform.serving: error: argument --port: 'http' is not a port number (1-65535)"
+    )
+
+
+def test_the_runtime_imports_none_of_mlforms_heavier_dependencies() -> None:
+    # Deployment images hold the user's packages plus starlette and uvicorn, nothing more.
+    code = (
+        "import sys\n"
+        "import mlform.serving.app, mlform.serving.scoring, mlform.serving.__main__\n"
+        "heavy = {'duckdb', 'yaml', 'jsonschema', 'pyarrow', 'fsspec', 'git', 'jinja2',\n"
+        "         'numpy', 'pandas'}\n"
+        "found = sorted({m.split('.')[0] for m in sys.modules} & heavy)\n"
+        "mlform = sorted(m for m in sys.modules if m.startswith('mlform.')\n"
+        "                and not m.startswith('mlform.serving'))\n"
+        "print(found, mlform)\n"
+    )
+    ran = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert ran.stdout == "[] []\n"

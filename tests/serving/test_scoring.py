@@ -1,0 +1,298 @@
+"""The init/run contract: loading a script, parsing payloads, encoding results."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import math
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from pandas.testing import assert_frame_equal
+
+from mlform.serving.scoring import (
+    BadPayload,
+    BadResult,
+    NotReady,
+    RunFailed,
+    ScriptFailed,
+    ScriptNotFound,
+    import_script,
+    load_script,
+    parse_payload,
+    to_json,
+)
+from tests.serving.conftest import write_deployment
+
+pytestmark = pytest.mark.usefixtures("isolated_import")
+
+KEYS = '"data", "dataframe_split", "dataframe_records", "instances", "inputs"'
+EXPECTED = f"the request body must be a JSON object with exactly one of the keys {KEYS}; got "
+SPLIT = (
+    '"dataframe_split" must be an object with "columns" (an array of names), "data" '
+    '(an array of rows) and optionally "index" (an array, one per row)'
+)
+
+
+# parse_payload
+
+
+@pytest.mark.parametrize("key", ["data", "instances", "inputs"])
+def test_plain_payloads_are_passed_as_they_are(key: str) -> None:
+    value = {"rows": [[1, 2]], "extra": None}
+    assert parse_payload({key: value}) is value
+
+
+def test_dataframe_split_gives_a_dataframe() -> None:
+    body = {"dataframe_split": {"columns": ["a", "b"], "data": [[1, 2.5], [3, 4.0]]}}
+    expected = pd.DataFrame({"a": [1, 3], "b": [2.5, 4.0]})
+    assert_frame_equal(parse_payload(body), expected)
+
+
+def test_dataframe_split_keeps_its_index() -> None:
+    body = {"dataframe_split": {"columns": ["a"], "data": [[1], [2]], "index": ["x", "y"]}}
+    expected = pd.DataFrame({"a": [1, 2]}, index=["x", "y"])
+    assert_frame_equal(parse_payload(body), expected)
+
+
+def test_dataframe_records_gives_a_dataframe() -> None:
+    body = {"dataframe_records": [{"a": 1, "b": "x"}, {"a": 2, "b": "y"}]}
+    expected = pd.DataFrame({"a": [1, 2], "b": ["x", "y"]})
+    assert_frame_equal(parse_payload(body), expected)
+
+
+def test_without_pandas_dataframe_payloads_are_records(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "pandas", None)  # makes `import pandas` fail
+    split = {"columns": ["a", "b"], "data": [[1, 2], [3, 4]], "index": [7, 8]}
+    records = [{"a": 1}, {"b": 2}]
+    assert parse_payload({"dataframe_split": split}) == [{"a": 1, "b": 2}, {"a": 3, "b": 4}]
+    assert parse_payload({"dataframe_records": records}) is records
+
+
+@pytest.mark.parametrize(
+    ("body", "got"),
+    [
+        ([1, 2], "an array"),
+        ("data", "a string"),
+        (3.5, "a number"),
+        (True, "a boolean"),
+        (None, "null"),
+        ({}, "an empty object"),
+        ({"rows": [1]}, 'keys "rows"'),
+        ({"data": [1], "inputs": [2]}, 'keys "data", "inputs"'),
+        ({"data": [1], "params": {}}, 'keys "data", "params"'),
+        ({k: 0 for k in "abcdefg"}, 'keys "a", "b", "c", "d", "e" and 2 more'),
+    ],
+)
+def test_other_bodies_are_refused_naming_the_accepted_keys(body: Any, got: str) -> None:
+    with pytest.raises(BadPayload) as caught:
+        parse_payload(body)
+    assert str(caught.value) == EXPECTED + got
+
+
+@pytest.mark.parametrize(
+    ("split", "message"),
+    [
+        ([[1, 2]], SPLIT),
+        ({"data": [[1]]}, SPLIT),
+        ({"columns": ["a"], "data": [[1]], "dtypes": ["int"]}, SPLIT),
+        (
+            {"columns": ["a", "b"], "data": [[1, 2], [3]]},
+            '"dataframe_split" row 1 must be an array of 2 values, one per column',
+        ),
+        (
+            {"columns": ["a"], "data": [[1], [2]], "index": [0]},
+            '"dataframe_split" index must be an array of 2 labels',
+        ),
+    ],
+)
+def test_malformed_dataframe_split_is_refused(split: Any, message: str) -> None:
+    with pytest.raises(BadPayload) as caught:
+        parse_payload({"dataframe_split": split})
+    assert str(caught.value) == message
+
+
+@pytest.mark.parametrize("records", [{"a": 1}, [{"a": 1}, [2]]])
+def test_malformed_dataframe_records_are_refused(records: Any) -> None:
+    with pytest.raises(BadPayload) as caught:
+        parse_payload({"dataframe_records": records})
+    assert str(caught.value) == '"dataframe_records" must be an array of objects, one per row'
+
+
+# to_json
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ([1, 2.5, "a", None, True], b'[1,2.5,"a",null,true]'),
+        ({"b": [1], "a": {"c": False}}, b'{"b":[1],"a":{"c":false}}'),
+        ((1, 2), b"[1,2]"),
+        ({3, 1, 2}, b"[1,2,3]"),
+        ("already json: [1]", b'"already json: [1]"'),
+        (b'{"a": 1}', b'"{\\"a\\": 1}"'),
+        ("é", b'"\\u00e9"'),
+        (math.nan, b"NaN"),
+        (datetime.date(2024, 5, 1), b'"2024-05-01"'),
+        (datetime.datetime(2024, 5, 1, 12, 30), b'"2024-05-01T12:30:00"'),
+    ],
+)
+def test_plain_values_encode_compactly(value: Any, expected: bytes) -> None:
+    assert to_json(value) == expected
+
+
+def test_unsortable_sets_encode_in_any_order() -> None:
+    assert sorted(json.loads(to_json({1, "a"})), key=str) == [1, "a"]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (np.array([[1, 2], [3, 4]]), b"[[1,2],[3,4]]"),
+        (np.array([0.5], dtype=np.float32), b"[0.5]"),
+        (np.int64(7), b"7"),
+        (np.float32(0.25), b"0.25"),
+        (np.float64(0.1), b"0.1"),
+        (np.bool_(True), b"true"),
+        ({"scores": np.array([1, 2])}, b'{"scores":[1,2]}'),
+        (pd.Series([1.5, 2.5]), b"[1.5,2.5]"),
+        (pd.DataFrame({"a": [1, 2], "b": ["x", "y"]}), b'[{"a":1,"b":"x"},{"a":2,"b":"y"}]'),
+        (pd.Timestamp("2024-05-01T00:00:00"), b'"2024-05-01T00:00:00"'),
+    ],
+)
+def test_numpy_and_pandas_values_encode_as_plain_json(value: Any, expected: bytes) -> None:
+    assert to_json(value) == expected
+
+
+@pytest.mark.parametrize("value", [object(), {"a": {1, 2}.__iter__()}, b"\xff"])
+def test_values_json_cannot_hold_are_a_bad_result(value: Any) -> None:
+    with pytest.raises(BadResult) as caught:
+        to_json(value)
+    assert str(caught.value) == (
+        "the scoring script's run() returned a value that cannot be encoded as JSON; return "
+        "lists, dicts, numbers, strings, numpy arrays or pandas DataFrames"
+    )
+
+
+# loading scripts
+
+
+def test_load_script_imports_then_calls_init(tmp_path: Path) -> None:
+    script_path, model = write_deployment(tmp_path)
+    script = load_script(script_path, model)
+    assert script.ready
+    assert script.name == "score.py"
+    assert script.run([1, 2]) == [2, 4]
+    assert script.score(b'{"data": [1, 2]}') == b"[2,4]"
+
+
+def test_model_dir_is_set_before_import_and_for_azure_scripts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code = """
+        import os
+        seen = (os.environ["MLFORM_MODEL_DIR"], os.environ["AZUREML_MODEL_DIR"])
+
+        def run(data):
+            return data
+    """
+    script_path, _ = write_deployment(tmp_path, code)
+    monkeypatch.chdir(tmp_path)  # a relative model folder is made absolute
+    script = load_script(Path("score.py"), Path("model"))
+    model = str(tmp_path / "model")
+    assert script.module.seen == (model, model)
+    assert os.environ["MLFORM_MODEL_DIR"] == os.environ["AZUREML_MODEL_DIR"] == model
+    assert script.path == script_path
+
+
+def test_the_scripts_folder_is_first_on_sys_path(tmp_path: Path) -> None:
+    code = """
+        from score_helper import triple
+
+        def run(data):
+            return triple(data)
+    """
+    script_path, model = write_deployment(tmp_path, code)
+    (tmp_path / "score_helper.py").write_text("def triple(x):\n    return 3 * x\n")
+    assert load_script(script_path, model).run(2) == 6
+    assert sys.path[0] == str(tmp_path)
+
+
+def test_a_script_without_init_is_ready_once_loaded(tmp_path: Path) -> None:
+    script_path, model = write_deployment(tmp_path, "def run(data):\n    return data\n")
+    assert load_script(script_path, model).ready
+
+
+def test_import_script_does_not_call_init(tmp_path: Path) -> None:
+    script = import_script(*write_deployment(tmp_path))
+    assert not script.ready
+    with pytest.raises(NotReady) as caught:
+        script.score(b'{"data": [1]}')
+    assert str(caught.value) == "score.py is not ready: its init() has not completed"
+
+
+def test_init_raising_is_script_failed_naming_script_and_exception(tmp_path: Path) -> None:
+    code = """
+        def init():
+            raise ValueError("no model in /models/x")
+
+        def run(data):
+            return data
+    """
+    with pytest.raises(ScriptFailed) as caught:
+        load_script(*write_deployment(tmp_path, code))
+    assert str(caught.value) == "init() of score.py failed: ValueError: no model in /models/x"
+    assert isinstance(caught.value.__cause__, ValueError)
+
+
+def test_a_script_that_fails_to_import_is_script_failed(tmp_path: Path) -> None:
+    code = "import score_no_such_package\n\ndef run(data):\n    return data\n"
+    with pytest.raises(ScriptFailed) as caught:
+        import_script(*write_deployment(tmp_path, code))
+    assert str(caught.value) == (
+        "importing score.py failed: ModuleNotFoundError: No module named 'score_no_such_package'"
+    )
+
+
+def test_a_script_without_run_is_script_failed(tmp_path: Path) -> None:
+    with pytest.raises(ScriptFailed) as caught:
+        import_script(*write_deployment(tmp_path, "def init():\n    pass\n"))
+    assert str(caught.value) == (
+        "score.py defines no run(data) function; a scoring script needs one "
+        "(and may define init() to load the model)"
+    )
+
+
+def test_a_missing_script_is_script_not_found(tmp_path: Path) -> None:
+    with pytest.raises(ScriptNotFound) as caught:
+        import_script(tmp_path / "nope.py", tmp_path)
+    assert str(caught.value) == f"scoring script {tmp_path / 'nope.py'} does not exist"
+
+
+def test_score_reports_run_raising_by_type_only(tmp_path: Path) -> None:
+    script = load_script(*write_deployment(tmp_path))
+    with pytest.raises(RunFailed) as caught:
+        script.score(b'{"data": "boom"}')
+    assert str(caught.value) == ("the scoring script raised ValueError; see the deployment's log")
+    assert str(caught.value.__cause__) == "secret detail: boom"
+
+
+def test_score_refuses_invalid_json(tmp_path: Path) -> None:
+    script = load_script(*write_deployment(tmp_path))
+    with pytest.raises(BadPayload) as caught:
+        script.score(b"{not json")
+    assert str(caught.value) == (
+        "the request body is not valid JSON: "
+        "Expecting property name enclosed in double quotes: line 1 column 2 (char 1)"
+    )
+
+
+def test_scripts_see_dataframes_from_mlflow_payloads(tmp_path: Path) -> None:
+    script = load_script(*write_deployment(tmp_path))
+    body = b'{"dataframe_split": {"columns": ["a"], "data": [[1], [2]]}}'
+    assert script.score(body) == b'[{"a":2},{"a":4}]'
