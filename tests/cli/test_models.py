@@ -218,6 +218,12 @@ def test_models_files_register_when_their_content_changes(cli: Cli, make_workspa
     assert "no new version: the files are those of clf:1" in back.out
     assert [r[1] for r in models_list(cli, root)] == ["1", "2"]
 
+    spec.unlink()  # versions are history: archived, not erased
+    gone = cli("apply", "--yes", cwd=root)
+    assert "- model/clf destroyed: versions archived" in gone.out
+    assert models_list(cli, root) == []
+    assert [r[1] for r in models_list(cli, root, "--archived")] == ["1", "2"]
+
 
 def test_registry_mistakes_are_reported_with_their_place(cli: Cli, make_workspace: Make) -> None:
     root = make_workspace(
