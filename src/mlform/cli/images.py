@@ -3,35 +3,11 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
-from typing import Any
 
 from mlform.cli.output import Output
 from mlform.errors import NotFound
+from mlform.registry.images import ImageBuild
 from mlform.workspace import Workspace
-
-_COLUMNS = (
-    "name, version, reference, image_id, digest, model, environment, env_digest, "
-    "script_digest, base_image, size, pushed, seconds, strftime(created_at, '%Y-%m-%d %H:%M:%S')"
-)
-
-
-@dataclass(frozen=True, slots=True)
-class Build:
-    name: str
-    version: str
-    reference: str
-    image_id: str
-    digest: str
-    model: str
-    environment: str
-    env_digest: str
-    script_digest: str
-    base_image: str
-    size: int
-    pushed: str | None
-    seconds: float
-    created_at: str
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -45,15 +21,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     q.set_defaults(run=show)
 
 
-def builds(ws: Workspace, name: str | None = None) -> list[Build]:
-    sql = f"select {_COLUMNS} from images"
-    params: list[Any] = []
-    if name is not None:
-        sql += " where name = ?"
-        params.append(name)
+def builds(ws: Workspace, name: str | None = None) -> list[ImageBuild]:
+    from mlform.registry import images
+
     with ws.store("images") as store:
-        rows = store.query(sql + " order by name, created_at", params)
-    return [Build(*row) for row in rows]
+        return images.builds(store.read, name)
 
 
 def list_(args: argparse.Namespace, out: Output) -> int:

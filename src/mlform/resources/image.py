@@ -14,10 +14,10 @@ import importlib.metadata
 import json
 import os
 import shutil
-from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import mlform
 from mlform import snapshot as snapshots
@@ -27,6 +27,7 @@ from mlform.errors import ApplyError, MlformError, PlanError
 from mlform.hashing import sha256_file, sha256_text
 from mlform.plan.model import Change, Desired
 from mlform.registry import models
+from mlform.registry.images import ImageBuild
 from mlform.registry.models import ModelVersion
 from mlform.resources.base import (
     Context,
@@ -39,51 +40,10 @@ from mlform.resources.base import (
 )
 from mlform.state.records import Recorded
 
-if TYPE_CHECKING:
-    import duckdb
-
 DEFAULT_BASE = "python:3.11-slim"
 PORT = 5001
 _IN_IMAGE = "/opt/mlform"  # where the build puts each folder (templates/image/Dockerfile.j2)
 _RUNTIME_PACKAGES = ("starlette", "uvicorn")
-
-
-@dataclass(frozen=True, slots=True)
-class ImageRow:
-    name: str
-    version: str
-    reference: str
-    image_id: str
-    digest: str
-    model: str
-    environment: str
-    env_digest: str
-    script_digest: str
-    base_image: str
-    size: int
-    pushed: str | None
-    seconds: float
-
-    def write(self, con: duckdb.DuckDBPyConnection, apply_id: str) -> None:
-        con.execute(
-            "insert into images values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now(), ?)",
-            [
-                self.name,
-                self.version,
-                self.reference,
-                self.image_id,
-                self.digest,
-                self.model,
-                self.environment,
-                self.env_digest,
-                self.script_digest,
-                self.base_image,
-                self.size,
-                self.pushed,
-                self.seconds,
-                apply_id,
-            ],
-        )
 
 
 class ImageKind:
@@ -242,7 +202,7 @@ class ImageKind:
             digest = build.push(client, reference, lambda line: ctx.log(change.address, line))
             pushed = f"{reference.rsplit(':', 1)[0]}@{digest}"
         shutil.rmtree(work, ignore_errors=True)
-        row = ImageRow(
+        row = ImageBuild(
             spec.name,
             version,
             reference,
@@ -347,35 +307,32 @@ def _environment(ctx: Context, spec: ImageSpec) -> tuple[str, list[str]]:
 
 
 def _code_folder(snap: snapshots.Snapshot, target: Path) -> Path:
-    """The code folder as the snapshot sees it (ignore files applied), hard-linked."""
+    """The code folder as the snapshot sees it (ignore files applied)."""
+    return _linked(((snap.root / e.relpath, e.relpath) for e in snap.files), target)
+
+
+def _without_marker(model_dir: Path, work: Path) -> Path:
+    """The model's files without mlform's completion marker."""
+    files = (
+        (path, path.relative_to(model_dir).as_posix())
+        for path in sorted(model_dir.rglob("*"))
+        if path.is_file() and path.name != ".mlform-complete"
+    )
+    return _linked(files, work / "model")
+
+
+def _linked(files: Iterable[tuple[Path, str]], target: Path) -> Path:
+    """A fresh folder `target` holding each (source, relpath): hard-linked, else copied."""
     if target.exists():
         shutil.rmtree(target)
-    for entry in snap.files:
-        path = target / entry.relpath
+    target.mkdir(parents=True)
+    for source, relpath in files:
+        path = target / relpath
         path.parent.mkdir(parents=True, exist_ok=True)
-        source = snap.root / entry.relpath
         try:
             os.link(source, path)
         except OSError:
             shutil.copy2(source, path)
-    target.mkdir(parents=True, exist_ok=True)
-    return target
-
-
-def _without_marker(model_dir: Path, work: Path) -> Path:
-    """The model's files without mlform's completion marker, linked into `work`."""
-    target = work / "model"
-    if target.exists():
-        shutil.rmtree(target)
-    for path in sorted(model_dir.rglob("*")):
-        if path.is_file() and path.name != ".mlform-complete":
-            dest = target / path.relative_to(model_dir)
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                os.link(path, dest)
-            except OSError:
-                shutil.copy2(path, dest)
-    target.mkdir(parents=True, exist_ok=True)
     return target
 
 
