@@ -85,16 +85,64 @@ def make_workspace(tmp_path: Path) -> Callable[[Mapping[str, str]], Path]:
 
 @pytest.fixture
 def example(tmp_path: Path) -> Iterator[Path]:
-    """A fresh copy of examples/iris, with nothing applied yet, without its image (which
-    needs a Docker engine and a minute to build): `example_with_image` has it."""
-    target = tmp_path / "iris"
-    shutil.copytree(EXAMPLE, target, ignore=shutil.ignore_patterns(".mlform", "images"))
-    yield target
+    """A fresh copy of examples/iris, with nothing applied yet, without its image and its
+    endpoint (a Docker build, and servers that outlive the apply): fixtures below add them."""
+    yield _copy_example(tmp_path, "images", "endpoints")
 
 
 @pytest.fixture
 def example_with_image(tmp_path: Path) -> Iterator[Path]:
-    """A fresh copy of the whole of examples/iris, its image included."""
+    """The example with its image (which needs a Docker engine), without its endpoint."""
+    yield _copy_example(tmp_path, "endpoints")
+
+
+@pytest.fixture
+def example_with_endpoint(tmp_path: Path) -> Iterator[Path]:
+    """The example with its endpoint on a free port; whatever it starts is stopped after."""
+    root = _copy_example(tmp_path, "images")
+    spec = root / "endpoints" / "iris.yml"
+    spec.write_text(spec.read_text().replace("port: 5080", f"port: {free_port()}"))
+    yield root
+    stop_endpoints(root)
+
+
+def _copy_example(tmp_path: Path, *left_out: str) -> Path:
     target = tmp_path / "iris"
-    shutil.copytree(EXAMPLE, target, ignore=shutil.ignore_patterns(".mlform"))
-    yield target
+    shutil.copytree(EXAMPLE, target, ignore=shutil.ignore_patterns(".mlform", *left_out))
+    return target
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def stop_endpoints(root: Path) -> None:
+    """Stop every router and local instance a test's workspace started."""
+    import json
+    import signal
+
+    for pidfile in (root / ".mlform" / "endpoints").glob("*/router.json"):
+        _kill(json.loads(pidfile.read_text())["pid"], signal.SIGKILL)
+    state = root / ".mlform" / "state.duckdb"
+    if not state.exists():
+        return
+    from mlform.state.store import Store
+
+    with Store.open(state, "test cleanup", write=False) as store:
+        rows = store.query("select compute, handle from deployments where status = 'running'")
+    for compute, handle in rows:
+        if compute == "local":
+            _kill(int(handle), signal.SIGKILL)
+
+
+def _kill(pid: int, sig: int) -> None:
+    import contextlib
+
+    with contextlib.suppress(OSError):
+        os.killpg(pid, sig)
+    with contextlib.suppress(OSError):
+        os.waitpid(pid, 0)

@@ -46,6 +46,21 @@ SCORE_PY = """
         return [x * factor for x in data]
 """
 
+# run() waits until the test sets `release`, having set `started`: a run as slow as a
+# test needs, without sleeping. Only for scripts imported into the test's process.
+SLOW_PY = """
+    import threading
+
+    started = threading.Event()
+    release = threading.Event()
+
+
+    def run(data):
+        started.set()
+        release.wait(10)
+        return data
+"""
+
 STARTUP_TIMEOUT = 30.0
 
 

@@ -14,7 +14,7 @@ from mlform.serving.scoring import import_script, load_script
 from tests.serving.conftest import Server, call, serving, serving_in_thread, write_deployment
 
 KEYS = '"data", "dataframe_split", "dataframe_records", "instances", "inputs"'
-ROUTES = "POST /score, GET /health, GET /ready, GET /openapi.json and GET /"
+ROUTES = "POST /score, GET /health, GET /ready, GET /metrics, GET /openapi.json and GET /"
 TOO_LARGE = (
     b'{"error":"the request body is larger than this deployment\'s limit of %d bytes; '
     b'send fewer rows per request","status":413}'
@@ -117,6 +117,7 @@ def test_root_names_the_deployment_and_links_the_routes(server: Server) -> None:
                 "score": "/score",
                 "health": "/health",
                 "ready": "/ready",
+                "metrics": "/metrics",
                 "openapi": "/openapi.json",
             },
         },
@@ -130,7 +131,14 @@ def test_openapi_document_describes_the_routes(server: Server) -> None:
     assert isinstance(document, dict)
     assert document["openapi"] == "3.1.0"
     assert document["info"] == {"title": "iris-blue scoring API", "version": "1"}
-    assert sorted(document["paths"]) == ["/", "/health", "/openapi.json", "/ready", "/score"]
+    assert sorted(document["paths"]) == [
+        "/",
+        "/health",
+        "/metrics",
+        "/openapi.json",
+        "/ready",
+        "/score",
+    ]
     post = document["paths"]["/score"]["post"]
     assert sorted(post["responses"]) == ["200", "400", "413", "500", "503"]
     shapes = post["requestBody"]["content"]["application/json"]["schema"]["oneOf"]
@@ -142,6 +150,9 @@ def test_openapi_document_describes_the_routes(server: Server) -> None:
         ["inputs"],
     ]
     assert document["components"]["schemas"]["Error"]["required"] == ["error", "status"]
+    # No keys, timeout or concurrency limit on this server: none of their answers.
+    assert "security" not in post
+    assert "securitySchemes" not in document["components"]
 
 
 def test_unknown_paths_are_404_as_json(server: Server) -> None:

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import signal
 import subprocess
 import sys
 from pathlib import Path
+from unittest.mock import ANY
+
+import pytest
 
 from tests.serving.conftest import (
     call,
     free_port,
     server_env,
+    serving,
     start_server,
     stop,
     wait_ready,
@@ -61,6 +67,7 @@ def test_options_default_to_the_deployments_environment(tmp_path: Path) -> None:
             "score": "/score",
             "health": "/health",
             "ready": "/ready",
+            "metrics": "/metrics",
             "openapi": "/openapi.json",
         },
     }
@@ -155,3 +162,107 @@ def test_the_runtime_imports_none_of_mlforms_heavier_dependencies() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert ran.stdout == "[] []\n"
+
+
+def test_keys_limits_and_the_access_log_come_from_the_environment(tmp_path: Path) -> None:
+    script, model = write_deployment(tmp_path)
+    key_hash = hashlib.sha256(b"s3cret").hexdigest()
+    env = server_env(
+        MLFORM_KEY_HASHES=f"{hashlib.sha256(b'old').hexdigest()},{key_hash}",
+        MLFORM_REQUEST_TIMEOUT="2.5",
+        MLFORM_MAX_CONCURRENT="4",
+        MLFORM_MAX_BODY="20",
+    )
+    key = {"Authorization": "Bearer s3cret"}
+    args = ("--script", str(script), "--model-dir", str(model))
+    with serving(*args, log=tmp_path / "server.log", env=env) as server:
+        scored = server.call("POST", "/score", b'{"data": [5]}', {**key, "X-Request-Id": "r1"})
+        keyless = server.call("POST", "/score", b'{"data": [5]}')
+        large = server.call("POST", "/score", b'{"data": [1, 2, 3, 4]}', key)
+        document = server.call("GET", "/openapi.json").json()
+    assert (scored.status, scored.body) == (200, b"[10]")
+    assert keyless.status == 401
+    assert (large.status, large.json()) == (
+        413,
+        {
+            "error": "the request body is larger than this deployment's limit of 20 bytes; "
+            "send fewer rows per request",
+            "status": 413,
+        },
+    )
+    assert isinstance(document, dict)
+    responses = document["paths"]["/score"]["post"]["responses"]
+    assert sorted(responses) == ["200", "400", "401", "403", "413", "429", "500", "503", "504"]
+    assert responses["504"]["description"] == "run() took longer than 2.5 s"
+    # Bare JSON lines on stderr, between uvicorn's own.
+    lines = [
+        json.loads(line) for line in server.log.read_text().splitlines() if line.startswith("{")
+    ]
+    assert [(line["status"], line["request_id"]) for line in lines[:2]] == [(200, "r1"), (401, ANY)]
+    assert len(lines) == 3
+
+
+def test_no_access_log_by_flag(tmp_path: Path) -> None:
+    script, model = write_deployment(tmp_path)
+    args = ("--script", str(script), "--model-dir", str(model), "--no-access-log")
+    env = server_env(MLFORM_ACCESS_LOG="on")  # the flag wins
+    with serving(*args, log=tmp_path / "server.log", env=env) as server:
+        assert server.call("POST", "/score", b'{"data": [5]}').status == 200
+    assert '{"ts"' not in server.log.read_text()
+
+
+@pytest.mark.parametrize(
+    ("env", "error"),
+    [
+        (
+            {"MLFORM_KEY_HASHES": "s3cret"},
+            "argument --key-hashes: 's3cret' is not a sha256 hex digest (64 hex digits); "
+            "give each key's digest, as `printf %s KEY | sha256sum` prints it",
+        ),
+        (
+            {"MLFORM_REQUEST_TIMEOUT": "0"},
+            "argument --request-timeout: '0' is not a positive float",
+        ),
+        (
+            {"MLFORM_MAX_CONCURRENT": "many"},
+            "argument --max-concurrent: 'many' is not a positive int",
+        ),
+        ({"MLFORM_MAX_BODY": "-1"}, "argument --max-body: '-1' is not a positive int"),
+    ],
+)
+def test_bad_option_values_in_the_environment_exit_2(
+    tmp_path: Path, env: dict[str, str], error: str
+) -> None:
+    ran = subprocess.run(
+        [sys.executable, "-m", "mlform.serving"],
+        env=server_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert ran.returncode == 2
+    assert ran.stderr.splitlines()[-1] == f"python -m mlform.serving: error: {error}"
+
+
+def test_a_bad_access_log_switch_exits_2(tmp_path: Path) -> None:
+    script, model = write_deployment(tmp_path)
+    env = server_env(MLFORM_ACCESS_LOG="maybe")
+    ran = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mlform.serving",
+            "--script",
+            str(script),
+            "--model-dir",
+            str(model),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (ran.returncode, ran.stderr) == (
+        2,
+        "mlform.serving: MLFORM_ACCESS_LOG is 'maybe'; set it to on or off\n",
+    )

@@ -17,6 +17,7 @@ from mlform.config.specs import (
     DataInput,
     DataSpec,
     DatastoreSpec,
+    DeploymentSpec,
     EnvironmentSpec,
     ImageSpec,
     ModelSpec,
@@ -38,7 +39,7 @@ def check_spec(spec: Spec, root: Path, skip: Collection[str] = ()) -> list[Probl
         return _runconfig(spec, root) + _register_model(spec)
     if isinstance(spec, ModelSpec):
         return _model(spec, root)
-    if isinstance(spec, ImageSpec):
+    if isinstance(spec, ImageSpec | DeploymentSpec):
         return _image(spec, root)
     return []
 
@@ -90,7 +91,7 @@ def _model(spec: ModelSpec, root: Path) -> list[Problem]:
     return []
 
 
-def _image(spec: ImageSpec, root: Path) -> list[Problem]:
+def _image(spec: ImageSpec | DeploymentSpec, root: Path) -> list[Problem]:
     problems = []
     for key, ref in (("model", spec.model), ("environment", spec.environment)):
         if ref is None:

@@ -151,6 +151,49 @@ class ImageSpec(Spec):
     variables: Mapping[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class Probe:
+    """Azure ML's probe settings, in seconds."""
+
+    initial_delay: float = 0.0
+    period: float = 1.0
+    timeout: float = 2.0
+    failure_threshold: int = 30
+    success_threshold: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class DeploymentSpec(Spec):
+    kind: ClassVar[str] = "deployment"
+    endpoint: str = ""
+    model: AssetRef | None = None
+    environment: AssetRef | None = None
+    code: Path = Path()
+    scoring_script: str = ""
+    compute: str = "local"
+    base_image: str | None = None
+    variables: Mapping[str, str] = field(default_factory=dict)
+    instance_count: int = 1
+    request_timeout: float | None = None  # seconds
+    max_concurrent: int | None = None
+    liveness: Probe = field(default_factory=Probe)
+    readiness: Probe = field(default_factory=Probe)
+    sampling_rate: float | None = None  # data capture; None: off
+
+    @property
+    def address(self) -> str:
+        return f"deployment/{self.endpoint}/{self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointSpec(Spec):
+    kind: ClassVar[str] = "endpoint"
+    auth_mode: str = "key"
+    port: int | None = None
+    traffic: Mapping[str, int] = field(default_factory=dict)
+    deployments: tuple[DeploymentSpec, ...] = ()
+
+
 IMPLICIT_DATASTORE = "workspaceblobstore"  # Azure ML's name, so azureml:// paths keep working
 IMPLICIT_DATASTORE_PATH = ".mlform/datastore"
 
@@ -302,6 +345,61 @@ def image(body: Mapping[str, Any], source: Source) -> ImageSpec:
     )
 
 
+def deployment(body: Mapping[str, Any], source: Source, endpoint: str = "") -> DeploymentSpec:
+    base = source.doc.path.parent
+    code = body.get("code_configuration") or {}
+    settings = body.get("request_settings") or {}
+    collector = body.get("data_collector")
+    timeout = settings.get("request_timeout_ms")
+    rate = None
+    if isinstance(collector, Mapping):
+        rate = float(collector.get("sampling_rate", 1.0))
+    return DeploymentSpec(
+        **_common(body),
+        source=source,
+        endpoint=str(body.get("endpoint_name") or endpoint),
+        model=parse_asset_ref(str(body["model"])),
+        environment=parse_asset_ref(str(body["environment"])),
+        code=local_path(base, str(code.get("code", "."))),
+        scoring_script=str(code.get("scoring_script", "")),
+        compute=str(body.get("compute", "local")),
+        base_image=body.get("base_image"),
+        variables={
+            str(k): env_text(v) for k, v in (body.get("environment_variables") or {}).items()
+        },
+        instance_count=int(body.get("instance_count", 1)),
+        request_timeout=float(timeout) / 1000 if timeout else None,
+        max_concurrent=settings.get("max_concurrent_requests_per_instance"),
+        liveness=_probe(body.get("liveness_probe")),
+        readiness=_probe(body.get("readiness_probe")),
+        sampling_rate=rate,
+    )
+
+
+def _probe(body: Any) -> Probe:
+    if not isinstance(body, Mapping):
+        return Probe()
+    known = {k: body[k] for k in Probe.__dataclass_fields__ if k in body}
+    return Probe(**known)
+
+
+def endpoint(body: Mapping[str, Any], source: Source) -> EndpointSpec:
+    name = str(body["name"])
+    inline = tuple(
+        deployment(item, Source(source.doc, (*source.where, "deployments", index)), name)
+        for index, item in enumerate(body.get("deployments") or [])
+        if isinstance(item, Mapping) and all(k in item for k in ("name", "model", "environment"))
+    )
+    return EndpointSpec(
+        **_common(body),
+        source=source,
+        auth_mode=str(body.get("auth_mode", "key")),
+        port=body.get("port"),
+        traffic={str(k): int(v) for k, v in (body.get("traffic") or {}).items()},
+        deployments=inline,
+    )
+
+
 def _data_ref(path: str) -> AssetRef | None:
     """`azureml:iris:2`, `iris@latest` or `iris:2` in an input's path; a path without a
     prefix or version (`data/iris.csv`, `./x`) stays a path."""
@@ -323,6 +421,8 @@ __all__ = [
     "DataSpec",
     "DatastorePath",
     "DatastoreSpec",
+    "DeploymentSpec",
+    "EndpointSpec",
     "EnvironmentSpec",
     "ImageSpec",
     "LocalPath",

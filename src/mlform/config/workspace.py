@@ -16,7 +16,7 @@ import itertools
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,8 @@ from mlform.config.specs import (
     DataInput,
     DataSpec,
     DatastoreSpec,
+    DeploymentSpec,
+    EndpointSpec,
     ImageSpec,
     ModelSpec,
     RunconfigSpec,
@@ -52,12 +54,24 @@ FOLDERS: dict[str, tuple[str, Parser]] = {
     "runconfigs": ("runconfig", specs.runconfig),
     "models": ("model", specs.model),
     "images": ("image", specs.image),
+    "endpoints": ("endpoint", specs.endpoint),
+}
+# A file in a kind folder that has this key declares another kind: a deployment in its
+# own file, as Azure ML keeps them, names its endpoint.
+SUBKINDS: dict[str, tuple[str, str, Parser]] = {
+    "endpoints": ("endpoint_name", "deployment", specs.deployment),
 }
 
 _UNUSABLE: frozenset[Where] = frozenset({()})
 _CONDA_KEYS = {"name", "channels", "dependencies", "prefix", "variables"}
 _SCHEMA_NAME = re.compile(r"(?:^|/)(?P<kind>[A-Za-z]+)\.schema\.json$")
-_AZURE_KINDS = {"commandJob": "runconfig"}  # Azure ML's schema file names for mlform kinds
+_AZURE_KINDS = {
+    "commandJob": "runconfig",
+    "managedOnlineEndpoint": "endpoint",
+    "kubernetesOnlineEndpoint": "endpoint",
+    "managedOnlineDeployment": "deployment",
+    "kubernetesOnlineDeployment": "deployment",
+}  # Azure ML's schema file names for mlform kinds
 _NAME_LINE = re.compile(r"^name:[ \t]*[\"']?(?P<name>[A-Za-z0-9][A-Za-z0-9_.-]*)", re.MULTILINE)
 
 
@@ -105,6 +119,7 @@ class _Loader:
         self.broken: set[str] = set()  # addresses declared in files too broken to build
         self.stores_known = True  # False when some datastore entry could not be read
         self.sources: dict[str, list[str]] | None = None  # model name → its producers
+        self.deployments: list[DeploymentSpec] = []  # from files of their own
 
     def run(self) -> Config:
         path = self._workspace_file()
@@ -115,8 +130,12 @@ class _Loader:
         registry = body.get("container_registry")
         default = self._datastores(ws, bad)
         for folder, (kind, parse) in FOLDERS.items():
-            for doc, doc_bad in self._documents(folder, kind):
-                self._build(doc, kind, parse, doc_bad)
+            for doc, doc_kind, doc_bad in self._documents(folder, kind):
+                if doc_kind == kind:
+                    self._build(doc, kind, parse, doc_bad)
+                else:
+                    self._build(doc, doc_kind, SUBKINDS[folder][2], doc_bad)
+        self._attach_deployments()
         self._stray_folders()
         deps = {address: self._dependencies(spec, default) for address, spec in self.specs.items()}
         self._check_model_sources()
@@ -172,7 +191,7 @@ class _Loader:
         self.problems.extend(found.problems)
         return found.bad
 
-    def _documents(self, folder: str, kind: str) -> list[tuple[Document, frozenset[Where]]]:
+    def _documents(self, folder: str, kind: str) -> list[tuple[Document, str, frozenset[Where]]]:
         base = self.root / folder
         if not base.is_dir():
             return []
@@ -185,7 +204,14 @@ class _Loader:
         # A conda file or a YAML data file next to the file that names it is not a
         # declaration of its own.
         named = _named_files(docs)
-        return [(doc, self._check(doc, kind)) for doc in docs if doc.path not in named]
+        key, other, _ = SUBKINDS.get(folder, ("", kind, None))
+        found = []
+        for doc in docs:
+            if doc.path in named:
+                continue
+            doc_kind = other if key and isinstance(doc.data, dict) and key in doc.data else kind
+            found.append((doc, doc_kind, self._check(doc, doc_kind)))
+        return found
 
     def _build(self, doc: Document, kind: str, parse: Parser, bad: frozenset[Where]) -> None:
         body = _usable(doc.data, (), bad)
@@ -206,6 +232,14 @@ class _Loader:
         self._add(spec, skip, register=named)
 
     def _add(self, spec: Spec, skip: set[str], *, register: bool = True) -> None:
+        if isinstance(spec, DeploymentSpec):
+            if register:
+                self.deployments.append(spec)
+            self.problems.extend(check_spec(spec, self.root, skip))
+            return
+        if isinstance(spec, EndpointSpec):
+            for inline in spec.deployments:
+                self.problems.extend(check_spec(inline, self.root, set()))
         other = self.specs.get(spec.address)
         if register and other is not None:
             self.problems.append(
@@ -293,6 +327,8 @@ class _Loader:
             deps.extend(self._run_references(spec))
         if isinstance(spec, ImageSpec):
             deps.extend(self._image_references(spec))
+        if isinstance(spec, EndpointSpec):
+            deps.extend(self._endpoint_references(spec))
         for index, address in enumerate(spec.depends_on):
             if address in self.broken:
                 continue  # its own file's problems are already reported
@@ -348,6 +384,51 @@ class _Loader:
                     + ", ".join(COMPUTE_TARGETS),
                 )
             )
+        return found
+
+    def _attach_deployments(self) -> None:
+        """Give each endpoint the deployments declared in files of their own, and check
+        names and traffic once an endpoint has all of them."""
+        for dep in self.deployments:
+            owner = self.specs.get(f"endpoint/{dep.endpoint}")
+            if isinstance(owner, EndpointSpec):
+                self.specs[owner.address] = replace(owner, deployments=(*owner.deployments, dep))
+            elif f"endpoint/{dep.endpoint}" not in self.broken:
+                known = sorted(s.name for s in self.specs.values() if isinstance(s, EndpointSpec))
+                hint = schema.did_you_mean(dep.endpoint, known) or (
+                    f" (declared: {', '.join(known)})" if known else ""
+                )
+                self.problems.append(
+                    dep.source.problem(
+                        ["endpoint_name"],
+                        f"unknown endpoint '{dep.endpoint}'{hint}; declare it in endpoints/",
+                    )
+                )
+        for spec in list(self.specs.values()):
+            if isinstance(spec, EndpointSpec):
+                self.problems.extend(_endpoint_problems(spec))
+
+    def _endpoint_references(self, spec: EndpointSpec) -> list[str]:
+        found: list[str] = []
+        for dep in spec.deployments:
+            if dep.environment is not None:
+                address = f"environment/{dep.environment.name}"
+                if address in self.specs:
+                    found.append(address)
+                elif address not in self.broken:
+                    known = sorted(s.name for s in self.specs.values() if s.kind == "environment")
+                    hint = schema.did_you_mean(dep.environment.name, known) or (
+                        f" (declared: {', '.join(known)})" if known else ""
+                    )
+                    self.problems.append(
+                        dep.source.problem(
+                            ["environment"],
+                            f"unknown environment '{dep.environment.name}'{hint}; "
+                            "declare it in environments/",
+                        )
+                    )
+            if dep.model is not None:
+                found.extend(self._model_sources().get(dep.model.name, ()))
         return found
 
     def _image_references(self, spec: ImageSpec) -> list[str]:
@@ -439,6 +520,41 @@ class _Loader:
             )
 
 
+def _endpoint_problems(spec: EndpointSpec) -> list[Problem]:
+    problems = []
+    seen: dict[str, DeploymentSpec] = {}
+    for dep in spec.deployments:
+        if dep.name in seen:
+            problems.append(
+                dep.source.problem(
+                    ["name"],
+                    f"endpoint {spec.name} already has a deployment '{dep.name}' "
+                    f"({seen[dep.name].source}); rename one of them",
+                )
+            )
+        seen[dep.name] = dep
+    for name in spec.traffic:
+        if name not in seen:
+            known = ", ".join(sorted(seen)) or "none"
+            problems.append(
+                spec.source.problem(
+                    ["traffic", name],
+                    f"traffic names deployment '{name}', which endpoint {spec.name} does not "
+                    f"have (deployments: {known})",
+                    key=True,
+                )
+            )
+    total = sum(spec.traffic.values())
+    if spec.traffic and total not in (0, 100):
+        problems.append(
+            spec.source.problem(
+                ["traffic"],
+                f"traffic adds up to {total}; the percentages must add up to 100 (or all be 0)",
+            )
+        )
+    return problems
+
+
 def _usable(value: Any, where: Where, bad: frozenset[Where]) -> dict[str, Any] | None:
     """The mapping at `where` without its wrong keys; None if the mapping itself is wrong."""
     if not isinstance(value, dict):
@@ -471,6 +587,7 @@ def _misplaced(declared: Any, kind: str) -> str | None:
     if other == kind:
         return None
     places = {"workspace": "workspace.yml"} | {k: f"{f}/" for f, (k, _) in FOLDERS.items()}
+    places |= {kind: f"{folder}/" for folder, (_, kind, _) in SUBKINDS.items()}
     if other not in places:
         return None  # a kind mlform does not read: the schema check says what is wrong
     here = places.get(kind, kind)

@@ -28,8 +28,10 @@ def start(
     env: Mapping[str, str],
     labels: Mapping[str, str],
     command: Sequence[str] | None = None,
+    volumes: Mapping[str, str] | None = None,
 ) -> Container:
-    """Start `image` detached as container `name`; `command` replaces the image's CMD."""
+    """Start `image` detached as container `name`; `command` replaces the image's CMD;
+    `volumes` mounts host folders (host path → path in the container), read-write."""
     import docker.errors
 
     with engine_errors(f"starting container {name} from {image}"):
@@ -43,6 +45,7 @@ def start(
                 network_mode="host",
                 init=True,
                 detach=True,
+                volumes={h: {"bind": c, "mode": "rw"} for h, c in (volumes or {}).items()},
             )
         except docker.errors.APIError as err:
             if err.status_code == 409:

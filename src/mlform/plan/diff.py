@@ -243,11 +243,25 @@ def _explain(have: Recorded, want: Desired, changed_keys: list[str]) -> list[str
     for key, digest in new.items():
         if key.startswith("dep:") and old.get(key) not in (None, digest):
             reasons.append(f"{key[4:]} changed")
+        elif key.startswith("part:") and old.get(key) != digest:
+            reasons.append(_part_reason(key[5:], old.get(key), digest))
+    for key in old:
+        if key.startswith("part:") and key not in new:
+            reasons.append(f"{key[5:]} removed")
     for key in changed_keys:
         reasons.append(_spec_reason(key, have.spec, want.spec))
     if not reasons:
         reasons.append("changed")
     return reasons
+
+
+def _part_reason(name: str, before: str | None, after: str) -> str:
+    """A named part of a resource (`deployment blue model`), its change shown when short."""
+    if before is None:
+        return f"{name} added"
+    if len(before) + len(after) <= _SHORT_VALUE and " " not in before + after:
+        return f"{name}: {before} → {after}"
+    return f"{name} changed"
 
 
 def _failure(have: Recorded) -> str:

@@ -11,6 +11,7 @@ from mlform.plan.model import Change, Desired
 from mlform.resources.base import Context, Kind, Outcome
 from mlform.resources.data import DataKind
 from mlform.resources.datastore import DatastoreKind
+from mlform.resources.endpoint import EndpointKind
 from mlform.resources.environment import EnvironmentKind
 from mlform.resources.image import ImageKind
 from mlform.resources.model import ModelKind
@@ -24,6 +25,7 @@ KINDS: dict[str, Kind] = {
     "runconfig": RunconfigKind(),
     "model": ModelKind(),
     "image": ImageKind(),
+    "endpoint": EndpointKind(),
 }
 
 

@@ -22,6 +22,7 @@ from typing import Any
 import mlform
 from mlform import snapshot as snapshots
 from mlform._resources import resource_dir
+from mlform.config.refs import AssetRef
 from mlform.config.specs import ImageSpec, Spec
 from mlform.errors import ApplyError, MlformError, PlanError
 from mlform.hashing import sha256_file, sha256_text
@@ -160,7 +161,7 @@ class ImageKind:
         storage = ctx.storage(model.datastore)
         model_dir = models.materialize(storage, model, ctx.cache / "models" / model.digest[:20])
         code_dir = _code_folder(snap, work / "code")
-        runtime = _runtime_folder(ctx.cache)
+        runtime = runtime_folder(ctx.cache)
         script = spec.scoring_script
         request = build.BuildRequest(
             tag=reference,
@@ -169,7 +170,7 @@ class ImageKind:
             folders={
                 "runtime": runtime,
                 "code": code_dir,
-                "model": _without_marker(model_dir, work),
+                "model": without_marker(model_dir, work),
             },
             env={
                 **spec.variables,
@@ -261,11 +262,16 @@ def runtime_digest() -> str:
 
 def _model(ctx: Context, spec: ImageSpec) -> ModelVersion | None:
     assert spec.model is not None
-    if spec.model.version is None:
-        return models.latest(ctx.read, spec.model.name)
+    return resolve_model(ctx, spec.model)
+
+
+def resolve_model(ctx: Context, ref: AssetRef) -> ModelVersion | None:
+    """The version `ref` names now (`@latest`: the highest not archived), or None."""
+    if ref.version is None:
+        return models.latest(ctx.read, ref.name)
     try:
-        return models.resolve(ctx.read, str(spec.model))
-    except Exception:
+        return models.resolve(ctx.read, str(ref))
+    except MlformError:
         return None
 
 
@@ -288,22 +294,31 @@ def _environment_key(spec: ImageSpec, env: Desired | None) -> str:
 
 
 def _environment(ctx: Context, spec: ImageSpec) -> tuple[str, list[str]]:
-    """The environment version the image installs, and its pip requirement lines."""
     assert spec.environment is not None
-    name = spec.environment.name
-    version = spec.environment.version
+    ref, lines, _ = environment_build(ctx, spec.environment, spec.address)
+    return ref, lines
+
+
+def environment_build(ctx: Context, env: AssetRef, owner: str) -> tuple[str, list[str], Path]:
+    """The environment version `env` names: name:version, its pip lines, its venv."""
+    name = env.name
+    version = env.version
     if version is None:
         rows = ctx.read("select outputs from resources where address = ?", [f"environment/{name}"])
         version = json.loads(rows[0][0]).get("version") if rows else None
     rows = ctx.read(
-        "select manifest from asset_versions where kind = 'environment' and name = ? "
-        "and version = ?",
+        "select manifest, location from asset_versions where kind = 'environment' "
+        "and name = ? and version = ?",
         [name, str(version)],
     )
     if not rows:
-        raise ApplyError(f"image/{spec.name}: environment {name}:{version} does not exist")
+        raise ApplyError(f"{owner}: environment {name}:{version} does not exist")
     lines = [str(item["requirement"]) for item in json.loads(rows[0][0])]
-    return f"{name}:{version}", lines
+    return f"{name}:{version}", lines, Path(rows[0][1])
+
+
+def copy_code(snap: snapshots.Snapshot, target: Path) -> Path:
+    return _code_folder(snap, target)
 
 
 def _code_folder(snap: snapshots.Snapshot, target: Path) -> Path:
@@ -311,7 +326,7 @@ def _code_folder(snap: snapshots.Snapshot, target: Path) -> Path:
     return _linked(((snap.root / e.relpath, e.relpath) for e in snap.files), target)
 
 
-def _without_marker(model_dir: Path, work: Path) -> Path:
+def without_marker(model_dir: Path, work: Path) -> Path:
     """The model's files without mlform's completion marker."""
     files = (
         (path, path.relative_to(model_dir).as_posix())
@@ -336,7 +351,7 @@ def _linked(files: Iterable[tuple[Path, str]], target: Path) -> Path:
     return target
 
 
-def _runtime_folder(cache: Path) -> Path:
+def runtime_folder(cache: Path) -> Path:
     """A folder holding just the serving runtime (`mlform/__init__.py` and
     `mlform/serving/`): it needs nothing but starlette and uvicorn."""
     target = cache / "runtime" / runtime_digest()[:20]

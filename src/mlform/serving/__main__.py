@@ -5,7 +5,11 @@ variables and runs the bare command. Exit codes: 2 a missing or wrong option (no
 file, no model folder), 3 the script failed to import or its init() raised. Stopped by
 SIGTERM or SIGINT, the server finishes its requests, then ends by that signal (uvicorn
 re-raises it, so a supervisor sees how it stopped). The log is the server's stderr: a
-failing init() prints its traceback there.
+failing init() prints its traceback there, and the access log (on unless
+`--no-access-log` or MLFORM_ACCESS_LOG=off) writes one bare JSON line per request.
+
+Keys come only as sha256 digests (`--key-hashes`, MLFORM_KEY_HASHES): a plain key in a
+container's environment would show in `docker inspect`.
 """
 
 from __future__ import annotations
@@ -15,14 +19,15 @@ import copy
 import os
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import uvicorn
 import uvicorn.config
 
-from mlform.serving.app import create_app, logger
+from mlform.serving.app import MAX_BODY, access_logger, create_app, logger
+from mlform.serving.auth import parse_key_hashes
 from mlform.serving.scoring import ScriptFailed, ScriptNotFound, load_script
 
 PROG = "mlform.serving"
@@ -63,7 +68,66 @@ def build_parser() -> argparse.ArgumentParser:
         default=env("MLFORM_DEPLOYMENT", "model"),
         help="the deployment's name, shown by GET / (default: $MLFORM_DEPLOYMENT or model)",
     )
+    parser.add_argument(
+        "--key-hashes",
+        type=_key_hashes,
+        default=env("MLFORM_KEY_HASHES", ""),
+        metavar="HEX,…",
+        help="sha256 hex digests of the keys POST /score accepts, comma-separated; "
+        "none: no key needed (default: $MLFORM_KEY_HASHES)",
+    )
+    parser.add_argument(
+        "--request-timeout",
+        type=_positive(float),
+        default=env("MLFORM_REQUEST_TIMEOUT"),
+        metavar="SECONDS",
+        help="answer 504 when run() takes longer (default: $MLFORM_REQUEST_TIMEOUT or none)",
+    )
+    parser.add_argument(
+        "--max-concurrent",
+        type=_positive(int),
+        default=env("MLFORM_MAX_CONCURRENT"),
+        metavar="N",
+        help="answer 429 beyond N requests in flight (default: $MLFORM_MAX_CONCURRENT or none)",
+    )
+    parser.add_argument(
+        "--max-body",
+        type=_positive(int),
+        default=env("MLFORM_MAX_BODY", str(MAX_BODY)),
+        metavar="BYTES",
+        help=f"answer 413 to larger request bodies (default: $MLFORM_MAX_BODY or {MAX_BODY})",
+    )
+    parser.add_argument(
+        "--access-log",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="one JSON line per POST /score on stderr (default: $MLFORM_ACCESS_LOG or on)",
+    )
     return parser
+
+
+def _key_hashes(text: str) -> tuple[str, ...]:
+    try:
+        return parse_key_hashes(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def _positive(kind: type[int] | type[float]) -> Callable[[str], Any]:
+    def parse(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except ValueError:
+            value = 0
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a positive {kind.__name__}")
+        return value
+
+    return parse
+
+
+_SWITCH = {"1": True, "true": True, "yes": True, "on": True}
+_SWITCH |= {"0": False, "false": False, "no": False, "off": False}
 
 
 def _port(text: str) -> int:
@@ -80,6 +144,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(2, "no model folder: pass --model-dir DIR or set MLFORM_MODEL_DIR")
     if not args.model_dir.is_dir():
         return _fail(2, f"model folder {args.model_dir} does not exist")
+    if args.access_log is None:
+        switch = os.environ.get("MLFORM_ACCESS_LOG", "on")
+        args.access_log = _SWITCH.get(switch.strip().lower())
+        if args.access_log is None:
+            return _fail(2, f"MLFORM_ACCESS_LOG is {switch!r}; set it to on or off")
     try:
         script = load_script(args.script, args.model_dir)
     except ScriptNotFound as err:
@@ -89,8 +158,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         if err.__cause__ is not None:
             traceback.print_exception(err.__cause__, file=sys.stderr)
         return code
+    capture_dir = os.environ.get("MLFORM_CAPTURE_DIR")
+    if capture_dir:
+        from mlform.serving.capture import Capture
+
+        rate = float(os.environ.get("MLFORM_CAPTURE_RATE", "1"))
+        endpoint = os.environ.get("MLFORM_ENDPOINT", args.name)
+        capture = Capture(Path(capture_dir), endpoint, args.name, sampling_rate=rate)
+        script.capture = capture.offer
     uvicorn.run(
-        create_app(script, name=args.name),
+        create_app(
+            script,
+            name=args.name,
+            key_hashes=args.key_hashes,
+            request_timeout=args.request_timeout,
+            max_concurrent=args.max_concurrent,
+            max_body=args.max_body,
+            access_log=args.access_log,
+        ),
         host=args.host,
         port=args.port,
         http="h11",
@@ -111,6 +196,18 @@ def _log_config() -> dict[str, Any]:
     # uvicorn's own config, with the scoring script's errors on the same stderr handler.
     config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
     config["loggers"][logger.name] = {"handlers": ["default"], "level": "INFO", "propagate": False}
+    # Bare JSON lines, without uvicorn's "INFO:" prefix, so log collectors parse them.
+    config["formatters"]["json_lines"] = {"format": "%(message)s"}
+    config["handlers"]["json_lines"] = {
+        "formatter": "json_lines",
+        "class": "logging.StreamHandler",
+        "stream": "ext://sys.stderr",
+    }
+    config["loggers"][access_logger.name] = {
+        "handlers": ["json_lines"],
+        "level": "INFO",
+        "propagate": False,
+    }
     return config
 
 

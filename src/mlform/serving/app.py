@@ -3,8 +3,23 @@
     POST /score          the script's run() on the request's payload
     GET  /health         liveness: the process answers
     GET  /ready          readiness: init() has succeeded
+    GET  /metrics        counters of POST /score, for Prometheus (see `metrics`)
     GET  /openapi.json   this API, described
     GET  /               the deployment's name and these links
+
+Options of `create_app`, all off by default:
+
+    keys, key_hashes     POST /score needs `Authorization: Bearer <key>` (see `auth`);
+                         the other routes stay open, /metrics too: it holds counts and
+                         timings, never payloads, and scrapers rarely carry keys
+    request_timeout      a run() that takes longer is answered 504. Python cannot stop a
+                         thread, so run() keeps going in its thread, outside the thread
+                         pool's limit, until it returns; its result or error is dropped
+    max_concurrent       requests beyond this many in flight get 429 at once, unread
+    access_log           one JSON line per POST /score to logger "mlform.serving.access"
+
+Every POST /score answer carries `x-request-id`: the client's, or one made here (a
+per-process prefix and a counter), which the access log line repeats.
 
 Every error is JSON, `{"error": message, "status": code}`, mapped from the runtime's
 errors in one place (`_STATUS`). A scoring script's exception messages and tracebacks go
@@ -18,11 +33,19 @@ serve`: fixed responses are encoded once, and a request makes one hop to the thr
 
 from __future__ import annotations
 
+import asyncio
+import datetime
+import inspect
+import itertools
 import json
 import logging
-from collections.abc import Mapping
+import os
+import sys
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from time import perf_counter
 from typing import Any
 
+import anyio.to_thread
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -30,6 +53,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from mlform.serving.auth import CHALLENGE, KeyCheck, KeyMissing, KeyRejected
+from mlform.serving.metrics import CONTENT_TYPE, Metrics
 from mlform.serving.scoring import (
     PAYLOAD_KEYS,
     BadPayload,
@@ -43,6 +68,7 @@ from mlform.serving.scoring import (
 MAX_BODY = 10 * 1024 * 1024
 JSON = "application/json"
 logger = logging.getLogger("mlform.serving")
+access_logger = logging.getLogger("mlform.serving.access")
 
 
 class BodyTooLarge(ServingError):
@@ -53,35 +79,111 @@ class ClientGone(ServingError):
     pass
 
 
+class Busy(ServingError):
+    pass
+
+
+class TimedOut(ServingError):
+    pass
+
+
 _STATUS: dict[type[ServingError], int] = {
     BadPayload: 400,
     ClientGone: 400,
+    KeyMissing: 401,
+    KeyRejected: 403,
     BodyTooLarge: 413,
+    Busy: 429,
     RunFailed: 500,
     BadResult: 500,
     NotReady: 503,
+    TimedOut: 504,
 }
 
-_ROUTES = "POST /score, GET /health, GET /ready, GET /openapi.json and GET /"
+_ROUTES = "POST /score, GET /health, GET /ready, GET /metrics, GET /openapi.json and GET /"
+# anyio (a Starlette dependency) renamed `cancellable` in 4.1; images may hold either.
+_ABANDON: dict[str, Any] = (
+    {"abandon_on_cancel": True}
+    if "abandon_on_cancel" in inspect.signature(anyio.to_thread.run_sync).parameters
+    else {"cancellable": True}
+)
+# Generated request ids: unique per process, and telling processes apart in merged logs.
+_ID_PREFIX = os.urandom(3).hex()
 
 
 def create_app(
-    script: ScoringScript, *, max_body: int = MAX_BODY, name: str = "model"
+    script: ScoringScript,
+    *,
+    max_body: int = MAX_BODY,
+    name: str = "model",
+    keys: Sequence[str] = (),
+    key_hashes: Sequence[str] = (),
+    request_timeout: float | None = None,
+    max_concurrent: int | None = None,
+    access_log: bool = False,
 ) -> Starlette:
-    """The ASGI app serving `script`; request bodies over `max_body` bytes get 413."""
+    """The ASGI app serving `script`; request bodies over `max_body` bytes get 413.
+
+    `keys` (plain) and `key_hashes` (sha256 hex) together are the keys POST /score
+    accepts; with neither, it is open. See the module's docstring for the others.
+    """
+    check = KeyCheck(keys, key_hashes) if keys or key_hashes else None
+    limit = sys.maxsize if max_concurrent is None else max_concurrent
+    busy = (
+        f"this deployment is already answering its limit of {max_concurrent} concurrent "
+        "requests; retry shortly, or raise the limit or add instances"
+    )
+    run = _runner(script, request_timeout)
+    metrics = Metrics()
+    ids = itertools.count(1)
     alive = _encode({"status": "alive"})
     ready = _encode({"status": "ready"})
     not_ready = _encode({"status": "not ready"})
-    links = {"score": "/score", "health": "/health", "ready": "/ready", "openapi": "/openapi.json"}
+    links = {
+        "score": "/score",
+        "health": "/health",
+        "ready": "/ready",
+        "metrics": "/metrics",
+        "openapi": "/openapi.json",
+    }
     index = _encode({"name": name, "links": links})
-    openapi = _encode(openapi_document(name, max_body))
+    openapi = _encode(
+        openapi_document(
+            name,
+            max_body,
+            secured=check is not None,
+            request_timeout=request_timeout,
+            max_concurrent=max_concurrent,
+        )
+    )
 
     async def score(request: Request) -> Response:
+        started = perf_counter()
+        request_id = request.headers.get("x-request-id") or f"{_ID_PREFIX}-{next(ids)}"
+        metrics.in_flight += 1
+        size = 0
         try:
-            body = await _read_body(request, max_body)
-            return Response(await run_in_threadpool(script.score, body), media_type=JSON)
-        except ServingError as err:
-            return _failure(err, script)
+            try:
+                if check is not None:
+                    check.verify(request.headers.get("authorization"))
+                if metrics.in_flight > limit:
+                    raise Busy(busy)
+                body = await _read_body(request, max_body)
+                size = len(body)
+                response = Response(await run(body, request_id), media_type=JSON)
+            except ServingError as err:
+                response = _failure(err, script)
+        except Exception:
+            metrics.observe(500, perf_counter() - started)  # what Starlette will answer
+            raise
+        finally:
+            metrics.in_flight -= 1
+        seconds = perf_counter() - started
+        metrics.observe(response.status_code, seconds)
+        response.raw_headers.append((b"x-request-id", request_id.encode("latin-1")))
+        if access_log:
+            _log_access(request, response, seconds, size, request_id)
+        return response
 
     async def health(request: Request) -> Response:
         return Response(alive, media_type=JSON)
@@ -90,6 +192,9 @@ def create_app(
         if script.ready:
             return Response(ready, media_type=JSON)
         return Response(not_ready, status_code=503, media_type=JSON)
+
+    async def report(request: Request) -> Response:
+        return Response(metrics.render(script.ready), media_type=CONTENT_TYPE)
 
     async def describe(request: Request) -> Response:
         return Response(openapi, media_type=JSON)
@@ -101,11 +206,54 @@ def create_app(
         Route("/score", score, methods=["POST"]),  # first: the router tries routes in order
         Route("/health", health, methods=["GET"]),
         Route("/ready", readiness, methods=["GET"]),
+        Route("/metrics", report, methods=["GET"]),
         Route("/openapi.json", describe, methods=["GET"]),
         Route("/", root, methods=["GET"]),
     ]
     handlers = {HTTPException: _http_error, Exception: _internal_error}
     return Starlette(routes=routes, exception_handlers=handlers)
+
+
+def _runner(
+    script: ScoringScript, timeout: float | None
+) -> Callable[[bytes, str], Awaitable[bytes]]:
+    """`script.score` in the thread pool, given up on after `timeout` seconds."""
+    if timeout is None:
+
+        async def run_untimed(body: bytes, request_id: str) -> bytes:
+            return await run_in_threadpool(script.score, body, request_id)
+
+        return run_untimed
+    message = (
+        f"the scoring script did not answer within this deployment's request timeout of "
+        f"{timeout:g} s; send fewer rows per request, or raise the timeout"
+    )
+
+    async def run(body: bytes, request_id: str) -> bytes:
+        # Abandoned, not cancelled, on timeout: cancelling would wait for the thread.
+        try:
+            async with asyncio.timeout(timeout):
+                return await anyio.to_thread.run_sync(script.score, body, request_id, **_ABANDON)
+        except TimeoutError:
+            raise TimedOut(message) from None
+
+    return run
+
+
+def _log_access(
+    request: Request, response: Response, seconds: float, size: int, request_id: str
+) -> None:
+    line = {
+        "ts": datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds"),
+        "method": request.method,
+        "path": request.scope["path"],
+        "status": response.status_code,
+        "duration_ms": round(seconds * 1000, 3),
+        "bytes_in": size,
+        "bytes_out": len(response.body),
+        "request_id": request_id,
+    }
+    access_logger.info(json.dumps(line, separators=(",", ":")))
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -142,7 +290,10 @@ def _failure(err: ServingError, script: ScoringScript) -> Response:
         logger.error("run() of %s raised %s", script.name, kind, exc_info=err.__cause__)
     elif isinstance(err, BadResult):
         logger.error("%s (%s)", err, script.name, exc_info=err.__cause__)
-    return _error(_STATUS[type(err)], str(err))
+    elif isinstance(err, TimedOut):
+        logger.warning("run() of %s passed the request timeout; it keeps running", script.name)
+    status = _STATUS[type(err)]
+    return _error(status, str(err), CHALLENGE if status == 401 else None)
 
 
 def _error(status: int, message: str, headers: Mapping[str, str] | None = None) -> Response:
@@ -173,8 +324,15 @@ def _encode(value: Any) -> bytes:
     return json.dumps(value, separators=(",", ":")).encode("ascii")
 
 
-def openapi_document(name: str, max_body: int = MAX_BODY) -> dict[str, Any]:
-    """The OpenAPI 3.1 description of this server's routes."""
+def openapi_document(
+    name: str,
+    max_body: int = MAX_BODY,
+    *,
+    secured: bool = False,
+    request_timeout: float | None = None,
+    max_concurrent: int | None = None,
+) -> dict[str, Any]:
+    """The OpenAPI 3.1 description of this server's routes, as `create_app` set them."""
     error = {"$ref": "#/components/schemas/Error"}
 
     def answer(description: str, schema: dict[str, Any]) -> dict[str, Any]:
@@ -219,6 +377,34 @@ def openapi_document(name: str, max_body: int = MAX_BODY) -> dict[str, Any]:
             for key in PAYLOAD_KEYS
         ]
     }
+    score_responses = {
+        "200": answer("the JSON of what run() returned", {}),
+        "400": answer("the body is not JSON, or not an accepted payload", error),
+        "413": answer("the body is larger than the limit", error),
+        "500": answer("run() raised; the traceback is in the log", error),
+        "503": answer("init() has not completed", error),
+    }
+    components: dict[str, Any] = {
+        "schemas": {
+            "Error": {
+                "type": "object",
+                "properties": {"error": {"type": "string"}, "status": {"type": "integer"}},
+                "required": ["error", "status"],
+            }
+        }
+    }
+    security: dict[str, Any] = {}
+    if secured:
+        score_responses["401"] = answer("no `Authorization: Bearer <key>` header", error)
+        score_responses["403"] = answer("the key is not one of the deployment's", error)
+        components["securitySchemes"] = {"key": {"type": "http", "scheme": "bearer"}}
+        security["security"] = [{"key": []}]
+    if max_concurrent is not None:
+        score_responses["429"] = answer(
+            f"{max_concurrent} requests are in flight already; retry shortly", error
+        )
+    if request_timeout is not None:
+        score_responses["504"] = answer(f"run() took longer than {request_timeout:g} s", error)
     return {
         "openapi": "3.1.0",
         "info": {"title": f"{name} scoring API", "version": "1"},
@@ -231,13 +417,8 @@ def openapi_document(name: str, max_body: int = MAX_BODY) -> dict[str, Any]:
                         "description": f"at most {max_body} bytes",
                         "content": {JSON: {"schema": request_schema}},
                     },
-                    "responses": {
-                        "200": answer("the JSON of what run() returned", {}),
-                        "400": answer("the body is not JSON, or not an accepted payload", error),
-                        "413": answer("the body is larger than the limit", error),
-                        "500": answer("run() raised; the traceback is in the log", error),
-                        "503": answer("init() has not completed", error),
-                    },
+                    "responses": score_responses,
+                    **security,
                 }
             },
             "/health": {
@@ -255,6 +436,17 @@ def openapi_document(name: str, max_body: int = MAX_BODY) -> dict[str, Any]:
                     },
                 }
             },
+            "/metrics": {
+                "get": {
+                    "summary": "Counters of POST /score, in Prometheus' text format",
+                    "responses": {
+                        "200": {
+                            "description": "the metrics",
+                            "content": {CONTENT_TYPE: {"schema": {"type": "string"}}},
+                        }
+                    },
+                }
+            },
             "/openapi.json": {
                 "get": {"summary": "This document", "responses": {"200": answer("OpenAPI", {})}}
             },
@@ -265,13 +457,5 @@ def openapi_document(name: str, max_body: int = MAX_BODY) -> dict[str, Any]:
                 }
             },
         },
-        "components": {
-            "schemas": {
-                "Error": {
-                    "type": "object",
-                    "properties": {"error": {"type": "string"}, "status": {"type": "integer"}},
-                    "required": ["error", "status"],
-                }
-            }
-        },
+        "components": components,
     }

@@ -84,6 +84,9 @@ class ScoringScript:
         self.module = module
         self.run: Callable[[Any], Any] = run
         self.ready = False
+        # Told of each request scored: its data, run()'s result and the request id (data
+        # capture). Called on the worker thread; it must return at once.
+        self.capture: Callable[[Any, Any, str], None] | None = None
 
     def init(self) -> None:
         """Call the script's `init()`, if it has one; `ScriptFailed` if it raises."""
@@ -97,7 +100,7 @@ class ScoringScript:
                 ) from err
         self.ready = True
 
-    def score(self, body: bytes) -> bytes:
+    def score(self, body: bytes, request_id: str = "") -> bytes:
         """One request: JSON body in, JSON of `run()`'s result out."""
         if not self.ready:
             raise NotReady(f"{self.name} is not ready: its init() has not completed")
@@ -112,7 +115,10 @@ class ScoringScript:
             raise RunFailed(
                 f"the scoring script raised {type(err).__name__}; see the deployment's log"
             ) from err
-        return to_json(result)
+        encoded = to_json(result)
+        if self.capture is not None:
+            self.capture(data, result, request_id)
+        return encoded
 
 
 def import_script(path: Path, model_dir: Path) -> ScoringScript:

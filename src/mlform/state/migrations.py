@@ -192,4 +192,16 @@ MIGRATIONS: tuple[Migration, ...] = (
         );
         """,
     ),
+    Migration(
+        "0004_endpoints",
+        """
+        alter table deployments add column digest varchar;    -- of what the instance serves
+        alter table deployments add column port integer;      -- on 127.0.0.1
+        alter table deployments add column handle varchar;    -- pid, or container id
+        alter table deployments add column instance varchar;  -- unique per start
+        alter table deployments add column weight integer;    -- its share of traffic
+        alter table deployments add column log varchar;       -- where its output goes
+        alter table deployments add column error varchar;
+        """,
+    ),
 )

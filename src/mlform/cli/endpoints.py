@@ -1,0 +1,119 @@
+"""`mlform endpoints list|show|logs|invoke|keys`: online endpoints as they run."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from mlform.cli.output import Output
+from mlform.errors import MlformError
+from mlform.workspace import Workspace
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = commands.add_parser("endpoints", help="online endpoints: addresses, deployments, keys")
+    sub = p.add_subparsers(dest="endpoints_command", metavar="ACTION", required=True)
+    q = sub.add_parser("list", help="each endpoint with its address and deployments")
+    q.set_defaults(run=list_)
+    q = sub.add_parser("show", help="an endpoint: address, traffic, each deployment's instance")
+    q.add_argument("name")
+    q.set_defaults(run=show)
+    q = sub.add_parser("logs", help="a deployment's server log")
+    q.add_argument("name")
+    q.add_argument("--deployment", "-d", help="which deployment (default: the only one)")
+    q.add_argument("--lines", "-n", type=int, default=50)
+    q.set_defaults(run=logs)
+    q = sub.add_parser("invoke", help="score a request through the endpoint (or one deployment)")
+    q.add_argument("name")
+    q.add_argument("--data", required=True, metavar="FILE", help="the JSON body, or - for stdin")
+    q.add_argument("--deployment", "-d", help="send it to this deployment whatever the traffic")
+    q.set_defaults(run=invoke)
+    q = sub.add_parser("keys", help="the endpoint's keys (Authorization: Bearer KEY)")
+    q.add_argument("name")
+    q.add_argument(
+        "--regenerate",
+        choices=("primary", "secondary"),
+        help="make a new key; `mlform apply` then rolls the deployments onto it",
+    )
+    q.set_defaults(run=keys_)
+
+
+def list_(args: argparse.Namespace, out: Output) -> int:
+    from mlform.endpoints import operations
+
+    found = operations.endpoints(Workspace(args.directory))
+    if not found:
+        out.line("No endpoints yet. Declare one in endpoints/*.yml and run `mlform apply`.")
+        return 0
+    rows = [
+        (
+            e.name,
+            e.url,
+            e.auth_mode,
+            ", ".join(
+                f"{d.deployment} {d.weight}% {'up' if d.up else 'DOWN'}" for d in e.deployments
+            )
+            or "none",
+            "up" if e.router_up else "DOWN",
+        )
+        for e in found
+    ]
+    out.table(("NAME", "URL", "AUTH", "DEPLOYMENTS", "ROUTER"), rows)
+    return 0
+
+
+def show(args: argparse.Namespace, out: Output) -> int:
+    from mlform.endpoints import operations
+
+    e = operations.endpoint(Workspace(args.directory), args.name)
+    out.line(e.name)
+    out.line(f"  scoring uri: {e.url}/score")
+    out.line(f"  openapi:     {e.url}/openapi.json")
+    out.line(f"  auth:        {e.auth_mode} (`mlform endpoints keys {e.name}`)")
+    out.line(f"  router:      {'running' if e.router_up else 'NOT RUNNING'}")
+    for d in e.deployments:
+        state = "running" if d.up else "NOT RUNNING"
+        out.line(f"  deployment {d.deployment}: {d.weight}% of traffic, {state}")
+        out.line(f"    model:     {d.model}")
+        out.line(
+            f"    compute:   {d.compute} ({'pid' if d.compute == 'local' else 'container'} "
+            f"{d.handle[:12]})"
+        )
+        out.line(f"    address:   {d.url}/score")
+        out.line(f"    log:       {d.log}")
+    return 0
+
+
+def logs(args: argparse.Namespace, out: Output) -> int:
+    from mlform.endpoints import operations
+
+    text = operations.logs(Workspace(args.directory), args.name, args.deployment, args.lines)
+    out.line(text)
+    return 0
+
+
+def invoke(args: argparse.Namespace, out: Output) -> int:
+    from mlform.endpoints import operations
+
+    if args.data == "-":
+        body = sys.stdin.buffer.read()
+    else:
+        try:
+            body = Path(args.data).read_bytes()
+        except OSError as err:
+            raise MlformError(f"--data {args.data}: cannot read it ({err.strerror})") from err
+    status, text = operations.invoke(Workspace(args.directory), args.name, body, args.deployment)
+    out.line(text)
+    return 0 if status < 400 else 1
+
+
+def keys_(args: argparse.Namespace, out: Output) -> int:
+    from mlform.endpoints import operations
+
+    found = operations.keys(Workspace(args.directory), args.name, args.regenerate)
+    for slot, key in found.items():
+        out.line(f"{slot}: {key}")
+    if args.regenerate:
+        out.line(f"the {args.regenerate} key is new: run `mlform apply` to roll it out")
+    return 0

@@ -1,0 +1,122 @@
+"""Instances as containers: the deployment's image (built as images/*.yml images are,
+from host-side wheels) run on the host network, bound to 127.0.0.1 and its own port."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from mlform.endpoints.instances import Instance, Launch
+
+_IN_IMAGE = "/opt/mlform"
+
+
+class DockerTarget:
+    def start(self, launch: Launch, port: int, log: Callable[[str], None]) -> Instance:
+        from mlform.containers import build, engine
+        from mlform.containers import run as containers
+        from mlform.endpoints import runtime
+        from mlform.resources.base import cache_dir
+        from mlform.resources.image import DEFAULT_BASE, runtime_folder, without_marker
+
+        cache = cache_dir()
+        capture = launch.variables.get("MLFORM_CAPTURE_DIR")
+        requirements = (*launch.requirements, *runtime.pins(capture=capture is not None))
+        tag = f"mlform-deployment/{launch.endpoint}-{launch.deployment}:{launch.digest[:12]}"
+        request = build.BuildRequest(
+            tag=tag,
+            base_image=launch.base_image or DEFAULT_BASE,
+            requirements=requirements,
+            folders={
+                "runtime": runtime_folder(cache),
+                "code": launch.code,
+                "model": without_marker(launch.model_dir, launch.folder),
+            },
+            env={
+                "MLFORM_SCORING_SCRIPT": f"{_IN_IMAGE}/code/{launch.script}",
+                "MLFORM_MODEL_DIR": f"{_IN_IMAGE}/model",
+                "MLFORM_DEPLOYMENT": launch.deployment,
+            },
+            labels={
+                "mlform.endpoint": launch.endpoint,
+                "mlform.deployment": launch.deployment,
+                "mlform.model": launch.model,
+                "mlform.environment": launch.environment,
+            },
+            command=("python", "-m", "mlform.serving"),
+        )
+        client = engine.connect()
+        try:
+            built = build.build(request, cache=cache / "wheels", log=log, client=client)
+            env = {
+                **launch.variables,
+                "MLFORM_INSTANCE": launch.instance,
+                "MLFORM_HOST": "127.0.0.1",
+                "MLFORM_PORT": str(port),
+            }
+            name = f"mlform-{launch.endpoint}-{launch.deployment}-{launch.instance}"
+            container = containers.start(
+                client,
+                built.image_id,
+                name=name,
+                env=env,
+                labels={"mlform.endpoint": launch.endpoint, "mlform.instance": launch.instance},
+                volumes={capture: capture} if capture else None,
+            )
+        finally:
+            client.close()
+        log(f"deployment {launch.deployment}: started container {name} on port {port}")
+        return Instance(
+            launch.endpoint,
+            launch.deployment,
+            launch.instance,
+            "docker",
+            launch.digest,
+            launch.model,
+            port,
+            str(container.id),
+            name,
+            image=tag,
+        )
+
+    def alive(self, instance: Instance) -> bool:
+        from mlform.containers import engine
+        from mlform.errors import EngineUnavailable
+
+        try:
+            client = engine.connect()
+        except EngineUnavailable:
+            return False
+        try:
+            import docker.errors
+
+            try:
+                container = client.containers.get(instance.handle)
+            except docker.errors.NotFound:
+                return False
+            return bool(container.status == "running")
+        finally:
+            client.close()
+
+    def stop(self, instance: Instance) -> None:
+        from mlform.containers import engine
+        from mlform.containers import run as containers
+
+        client = engine.connect()
+        try:
+            containers.stop(client, instance.handle)
+        finally:
+            client.close()
+
+    def tail(self, instance: Instance, lines: int) -> str:
+        from mlform.containers import engine
+        from mlform.containers import run as containers
+        from mlform.errors import MlformError
+
+        try:
+            client = engine.connect()
+            try:
+                return containers.logs(client, instance.handle, lines)
+            finally:
+                client.close()
+        except MlformError:
+            return ""

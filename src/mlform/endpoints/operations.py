@@ -1,0 +1,149 @@
+"""What `mlform endpoints …` does, as library calls over the state and what runs."""
+
+from __future__ import annotations
+
+import http.client
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from mlform.endpoints import instances, local, router
+from mlform.endpoints import keys as key_file
+from mlform.errors import MlformError, NotFound
+
+if TYPE_CHECKING:
+    from mlform.workspace import Workspace
+
+
+@dataclass(frozen=True, slots=True)
+class Deployed:
+    deployment: str
+    model: str
+    compute: str
+    weight: int
+    url: str
+    handle: str
+    log: str
+    up: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    name: str
+    url: str
+    auth_mode: str
+    router_up: bool
+    deployments: list[Deployed]
+
+
+def endpoints(ws: Workspace) -> list[Endpoint]:
+    with ws.store("endpoints") as store:
+        rows = store.query(
+            "select name, outputs from resources where kind = 'endpoint' and status <> 'deleted' "
+            "order by name"
+        )
+        serving = instances.serving(store.read)
+    state_dir = ws.state_path.parent
+    from mlform.resources.endpoint import targets
+
+    known = targets()
+    found = []
+    for name, outputs_text in rows:
+        outputs = json.loads(outputs_text)
+        if "port" not in outputs:
+            continue
+        running = router.current(state_dir, name)
+        deployed = [
+            Deployed(
+                i.deployment,
+                i.model,
+                i.compute,
+                i.weight,
+                i.url,
+                i.handle,
+                i.log,
+                known[i.compute].alive(i),
+            )
+            for i in serving
+            if i.endpoint == name
+        ]
+        found.append(
+            Endpoint(
+                name,
+                str(outputs.get("url")),
+                str(outputs.get("auth_mode", "key")),
+                running is not None and running.alive(),
+                deployed,
+            )
+        )
+    return found
+
+
+def endpoint(ws: Workspace, name: str) -> Endpoint:
+    for found in endpoints(ws):
+        if found.name == name:
+            return found
+    names = ", ".join(e.name for e in endpoints(ws)) or "none"
+    raise NotFound(f"no endpoint named '{name}' is deployed (endpoints: {names})")
+
+
+def logs(ws: Workspace, name: str, deployment: str | None, lines: int) -> str:
+    found = endpoint(ws, name)
+    chosen = _deployment(found, deployment)
+    if chosen.compute == "local":
+        from pathlib import Path
+
+        return local.tail(Path(chosen.log), lines)
+    from mlform.endpoints.docker import DockerTarget
+
+    with ws.store("endpoints logs") as store:
+        inst = next(
+            i for i in instances.serving(store.read, name) if i.deployment == chosen.deployment
+        )
+    return DockerTarget().tail(inst, lines)
+
+
+def invoke(ws: Workspace, name: str, body: bytes, deployment: str | None) -> tuple[int, str]:
+    """POST `body` to the endpoint's /score with its primary key; (status, response)."""
+    found = endpoint(ws, name)
+    port = int(found.url.rsplit(":", 1)[1])
+    headers = {"Content-Type": "application/json"}
+    secret = key_file.load(ws.state_path.parent, name)
+    if secret:
+        headers["Authorization"] = f"Bearer {secret['primary']}"
+    if deployment is not None:
+        _deployment(found, deployment)
+        headers["azureml-model-deployment"] = deployment
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        connection.request("POST", "/score", body=body, headers=headers)
+        response = connection.getresponse()
+        return response.status, response.read().decode(errors="replace")
+    except OSError as err:
+        raise MlformError(
+            f"endpoint {name} at {found.url} does not answer ({err}); `mlform plan` shows "
+            "what is not running, `mlform apply` starts it"
+        ) from err
+    finally:
+        connection.close()
+
+
+def keys(ws: Workspace, name: str, regenerate: str | None) -> dict[str, str]:
+    endpoint(ws, name)
+    state_dir = ws.state_path.parent
+    if regenerate:
+        return key_file.ensure(state_dir, name, (regenerate,))
+    return key_file.load(state_dir, name)
+
+
+def _deployment(found: Endpoint, name: str | None) -> Deployed:
+    if name is None:
+        if len(found.deployments) == 1:
+            return found.deployments[0]
+        names = ", ".join(d.deployment for d in found.deployments)
+        raise MlformError(f"endpoint {found.name} has several deployments ({names}); pick one")
+    for d in found.deployments:
+        if d.deployment == name:
+            return d
+    names = ", ".join(d.deployment for d in found.deployments) or "none"
+    raise NotFound(f"endpoint {found.name} has no deployment '{name}' (deployments: {names})")

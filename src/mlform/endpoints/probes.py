@@ -1,0 +1,59 @@
+"""Readiness and liveness over HTTP, as Azure ML's probes: a period, a timeout, and how
+many failures (or successes) decide."""
+
+from __future__ import annotations
+
+import http.client
+import threading
+import time
+from collections.abc import Callable
+
+from mlform.config.specs import Probe
+
+
+def status(port: int, path: str, timeout: float) -> int | None:
+    """The HTTP status of GET `path` on 127.0.0.1:`port`, or None if nothing answers."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        connection.request("GET", path)
+        return connection.getresponse().status
+    except OSError:
+        return None
+    finally:
+        connection.close()
+
+
+def wait_ready(
+    port: int,
+    probe: Probe,
+    alive: Callable[[], bool],
+    cancelled: threading.Event | None = None,
+) -> str | None:
+    """None once GET /ready has answered 200 `success_threshold` times in a row; else
+    why not (the process ended, or the probe failed `failure_threshold` times)."""
+    time.sleep(probe.initial_delay)
+    failures = successes = 0
+    while True:
+        if cancelled is not None and cancelled.is_set():
+            return "interrupted"
+        code = status(port, "/ready", probe.timeout)
+        if code == 200:
+            successes += 1
+            if successes >= probe.success_threshold:
+                return None
+        else:
+            successes = 0
+            failures += 1
+            if not alive():
+                return "it exited before it was ready"
+            if failures >= probe.failure_threshold:
+                seen = f"answered {code}" if code else "did not answer"
+                return (
+                    f"its readiness probe failed {failures} times (GET /ready {seen}; "
+                    f"every {probe.period:g}s)"
+                )
+        time.sleep(probe.period)
+
+
+def live(port: int, probe: Probe) -> bool:
+    return status(port, "/health", probe.timeout) == 200

@@ -1,0 +1,110 @@
+"""The endpoint's own process: `mlform.serving.router` on the endpoint's port, routing
+each request to a deployment by weight. Its table is a JSON file rewritten atomically
+(the router picks changes up at once), so traffic moves without a restart; the process
+itself is recorded in `router.json` beside it."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlform.endpoints import local, probes
+from mlform.errors import ApplyError
+
+
+@dataclass(frozen=True, slots=True)
+class Router:
+    pid: int
+    instance: str
+    port: int
+
+    def alive(self) -> bool:
+        return local.running(self.pid, self.instance)
+
+
+def folder(state_dir: Path, endpoint: str) -> Path:
+    return state_dir / "endpoints" / endpoint
+
+
+def current(state_dir: Path, endpoint: str) -> Router | None:
+    try:
+        data = json.loads((folder(state_dir, endpoint) / "router.json").read_text())
+        return Router(int(data["pid"]), str(data["instance"]), int(data["port"]))
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def write_routes(state_dir: Path, endpoint: str, routes: Mapping[str, tuple[str, int]]) -> Path:
+    """Deployment name → (url, weight), written so the router never reads half a file."""
+    path = folder(state_dir, endpoint) / "routes.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table = {
+        "endpoint": endpoint,
+        "deployments": {n: {"url": url, "weight": w} for n, (url, w) in routes.items()},
+    }
+    partial = path.with_suffix(".partial")
+    partial.write_text(json.dumps(table, indent=1), encoding="utf-8")
+    os.replace(partial, path)
+    return path
+
+
+def ensure(state_dir: Path, endpoint: str, port: int) -> Router:
+    """The endpoint's router, started on `port` unless it already runs there."""
+    running = current(state_dir, endpoint)
+    if running is not None and running.alive() and running.port == port:
+        return running
+    if running is not None:
+        local.terminate(running.pid, running.instance)
+    home = folder(state_dir, endpoint)
+    routes = home / "routes.json"
+    if not routes.exists():
+        write_routes(state_dir, endpoint, {})
+    instance = secrets.token_hex(6)
+    env = {
+        "PATH": os.environ.get("PATH", os.defpath),
+        "PYTHONUNBUFFERED": "1",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "MLFORM_INSTANCE": instance,
+    }
+    if os.environ.get("PYTHONPATH"):
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
+    argv = [
+        sys.executable,
+        "-m",
+        "mlform.serving.router",
+        "--routes",
+        str(routes),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
+    pid = local.spawn(argv, env, home / "router.log", cwd=home)
+    router = Router(pid, instance, port)
+    (home / "router.json").write_text(
+        json.dumps({"pid": pid, "instance": instance, "port": port}), encoding="utf-8"
+    )
+    for _ in range(200):
+        if probes.status(port, "/health", 1.0) == 200:
+            return router
+        if not router.alive():
+            break
+        time.sleep(0.05)
+    tail = local.tail(home / "router.log", 20)
+    raise ApplyError(
+        f"endpoint/{endpoint}: its router did not start on port {port}"
+        + (f"; its log:\n{tail}" if tail else "")
+    )
+
+
+def stop(state_dir: Path, endpoint: str) -> None:
+    running = current(state_dir, endpoint)
+    if running is not None:
+        local.terminate(running.pid, running.instance)
+    (folder(state_dir, endpoint) / "router.json").unlink(missing_ok=True)

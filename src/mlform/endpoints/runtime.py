@@ -1,0 +1,74 @@
+"""What a local instance adds to its environment to serve: the serving runtime (the
+`mlform.serving` package alone) and the packages it needs, installed once per set of
+pins into a folder of their own and put on PYTHONPATH, so the environment the model was
+trained in stays as it is."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import importlib.metadata
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+from mlform.errors import BuildFailed
+from mlform.hashing import sha256_text
+
+PACKAGES = ("starlette", "uvicorn")
+CAPTURE = ("pyarrow",)  # data capture writes Parquet
+_COMPLETE = ".mlform-complete"
+
+
+def pins(capture: bool = False) -> tuple[str, ...]:
+    """The runtime's packages, pinned to what this mlform runs with."""
+    names = PACKAGES + (CAPTURE if capture else ())
+    return tuple(f"{name}=={importlib.metadata.version(name)}" for name in names)
+
+
+def packages(cache: Path, capture: bool = False) -> Path:
+    """A folder holding the runtime's packages, installed with pip on first use."""
+    wanted = pins(capture)
+    python = f"{sys.version_info.major}.{sys.version_info.minor}"
+    target = cache / "serving-packages" / sha256_text(python, *wanted)[:20]
+    if (target / _COMPLETE).is_file():
+        return target
+    with _locked(target):
+        if (target / _COMPLETE).is_file():
+            return target
+        shutil.rmtree(target, ignore_errors=True)
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "--disable-pip-version-check",
+                "--no-input",
+                "--quiet",
+                "--target",
+                str(target),
+                *wanted,
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode != 0:
+            shutil.rmtree(target, ignore_errors=True)
+            tail = "\n".join(f"  | {line}" for line in done.stderr.strip().splitlines()[-20:])
+            raise BuildFailed(
+                f"pip could not install the serving packages ({', '.join(wanted)}):\n{tail}"
+            )
+        (target / _COMPLETE).write_text("\n".join(wanted), encoding="utf-8")
+    return target
+
+
+@contextlib.contextmanager
+def _locked(target: Path) -> Iterator[None]:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with (target.parent / f".{target.name}.lock").open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield

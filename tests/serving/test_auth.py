@@ -1,0 +1,101 @@
+"""Key auth on POST /score, over real HTTP: who gets 401, 403 and 200."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mlform.serving.app import create_app
+from mlform.serving.auth import parse_key_hashes
+from mlform.serving.scoring import load_script
+from tests.serving.conftest import Reply, call, serving_in_thread, write_deployment
+
+BETA_HASH = hashlib.sha256(b"beta").hexdigest()
+MISSING = (
+    b'{"error":"this deployment requires a key: send the header \\"Authorization: Bearer '
+    b'<key>\\" with one of the deployment\'s keys","status":401}'
+)
+REJECTED = (
+    b'{"error":"the key sent is not one of this deployment\'s keys; it may have been '
+    b'rotated: get the deployment\'s current keys","status":403}'
+)
+
+
+@pytest.fixture
+def port(tmp_path: Path, isolated_import: None) -> Iterator[int]:
+    """A server accepting key "alpha" (given plain) and "beta" (given as its sha256)."""
+    script = load_script(*write_deployment(tmp_path))
+    app = create_app(script, keys=["alpha"], key_hashes=[BETA_HASH.upper()])
+    with serving_in_thread(app) as running:
+        yield running
+
+
+def score(port: int, authorization: str | None) -> Reply:
+    headers = {} if authorization is None else {"Authorization": authorization}
+    return call(port, "POST", "/score", b'{"data": [1]}', headers)
+
+
+def test_no_key_is_401_with_a_bearer_challenge(port: int) -> None:
+    reply = score(port, None)
+    assert (reply.status, reply.body) == (401, MISSING)
+    assert reply.headers["www-authenticate"] == "Bearer"
+    assert reply.headers["content-type"] == "application/json"
+
+
+@pytest.mark.parametrize("authorization", ["alpha", "Basic YWxwaGE=", "Bearer", "Bearer   "])
+def test_a_malformed_header_is_401(port: int, authorization: str) -> None:
+    reply = score(port, authorization)
+    assert (reply.status, reply.body, reply.headers["www-authenticate"]) == (
+        401,
+        MISSING,
+        "Bearer",
+    )
+
+
+@pytest.mark.parametrize("key", ["gamma", "alph", "alphaa", "ALPHA", BETA_HASH])
+def test_a_wrong_key_is_403(port: int, key: str) -> None:
+    reply = score(port, f"Bearer {key}")
+    assert (reply.status, reply.body) == (403, REJECTED)
+    assert "www-authenticate" not in reply.headers
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    ["Bearer alpha", "Bearer beta", "bearer beta", "BEARER  alpha "],
+    ids=["plain", "hashed", "scheme-lowercase", "spaces"],
+)
+def test_a_key_given_plain_or_by_its_hash_is_let_in(port: int, authorization: str) -> None:
+    reply = score(port, authorization)
+    assert (reply.status, reply.body) == (200, b"[2]")
+
+
+@pytest.mark.parametrize("path", ["/health", "/ready", "/metrics", "/openapi.json", "/"])
+def test_the_other_routes_need_no_key(port: int, path: str) -> None:
+    assert call(port, "GET", path).status == 200
+
+
+def test_openapi_document_declares_the_bearer_scheme_on_score(port: int) -> None:
+    document = call(port, "GET", "/openapi.json").json()
+    assert isinstance(document, dict)
+    post = document["paths"]["/score"]["post"]
+    assert post["security"] == [{"key": []}]
+    assert document["components"]["securitySchemes"] == {
+        "key": {"type": "http", "scheme": "bearer"}
+    }
+    assert sorted(post["responses"]) == ["200", "400", "401", "403", "413", "500", "503"]
+    assert "security" not in document["paths"]["/metrics"]["get"]
+
+
+def test_key_hashes_are_comma_separated_sha256_digests() -> None:
+    upper = BETA_HASH.upper()
+    assert parse_key_hashes(f" {upper} ,, {BETA_HASH},") == (BETA_HASH, BETA_HASH)
+    assert parse_key_hashes("") == ()
+    with pytest.raises(ValueError) as raised:
+        parse_key_hashes(f"{BETA_HASH},beta")
+    assert str(raised.value) == (
+        "'beta' is not a sha256 hex digest (64 hex digits); give each key's digest, "
+        "as `printf %s KEY | sha256sum` prints it"
+    )

@@ -1,0 +1,471 @@
+"""`python -m mlform.serving.router`: a real router process in front of two real upstreams."""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+
+from mlform.serving.router import main
+
+STARTUP_TIMEOUT = 30.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class Upstream:
+    """A raw ASGI app standing in for a deployment: it echoes what it was sent, as JSON.
+
+    `/secret` answers 401 with a challenge; `/slow` answers after 1.5 s. Every answer
+    carries `x-upstream: NAME`; `clients` records the client port of each request.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.clients: list[int] = []
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        body = b""
+        more = True
+        while more:
+            message = await receive()
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+        self.clients.append(scope["client"][1])
+        headers = [(b"x-upstream", self.name.encode()), (b"content-type", b"application/json")]
+        status = 200
+        if scope["path"] == "/secret":
+            status = 401
+            headers.append((b"www-authenticate", b'Bearer realm="iris"'))
+        elif scope["path"] == "/slow":
+            await asyncio.sleep(1.5)
+        target = scope["raw_path"] + (
+            b"?" + scope["query_string"] if scope["query_string"] else b""
+        )
+        echo = {
+            "deployment": self.name,
+            "method": scope["method"],
+            "target": target.decode(),
+            "body": body.decode(),
+            "headers": {k.decode(): v.decode() for k, v in scope["headers"]},
+        }
+        content = json.dumps(echo).encode()
+        headers.append((b"content-length", str(len(content)).encode()))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": content})
+
+
+@dataclass
+class Running:
+    app: Upstream
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+@pytest.fixture(scope="module")
+def upstreams() -> Iterator[dict[str, Running]]:
+    """blue and green, each on a uvicorn server in a thread, with a 1 s keep-alive."""
+    servers = []
+    running = {}
+    try:
+        for name in ("blue", "green"):
+            port = free_port()
+            config = uvicorn.Config(
+                Upstream(name),
+                host="127.0.0.1",
+                port=port,
+                http="h11",
+                loop="asyncio",
+                lifespan="off",
+                log_config=None,
+                timeout_keep_alive=1,
+                proxy_headers=False,  # keep the router's own port in scope["client"]
+            )
+            server = uvicorn.Server(config)
+            thread = threading.Thread(target=server.run, daemon=True)
+            thread.start()
+            servers.append((server, thread))
+            deadline = time.monotonic() + STARTUP_TIMEOUT
+            while not server.started:
+                assert thread.is_alive() and time.monotonic() < deadline, "no upstream"
+                time.sleep(0.01)
+            running[name] = Running(config.app, port)  # type: ignore[arg-type]
+        yield running
+    finally:
+        for server, _ in servers:
+            server.should_exit = True
+        for _, thread in servers:
+            thread.join(timeout=10)
+
+
+def write_routes(path: Path, weights: dict[str, int], urls: dict[str, str]) -> None:
+    """As mlform does: the whole file written aside, then swapped in atomically."""
+    document = {
+        "endpoint": "iris",
+        "deployments": {name: {"url": urls[name], "weight": w} for name, w in weights.items()},
+    }
+    replace(path, json.dumps(document))
+
+
+def replace(path: Path, text: str) -> None:
+    aside = path.with_suffix(".tmp")
+    aside.write_text(text, encoding="utf-8")
+    os.replace(aside, path)
+
+
+@dataclass
+class Reply:
+    status: int
+    body: bytes
+    headers: dict[str, str]
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+    @property
+    def deployment(self) -> str | None:
+        return self.headers.get("x-mlform-deployment")
+
+
+class Router:
+    """A running router process and one keep-alive connection to it."""
+
+    def __init__(self, process: subprocess.Popen[bytes], port: int, routes: Path, log: Path):
+        self.process, self.port, self.routes, self.log = process, port, routes, log
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+
+    def call(
+        self,
+        method: str = "GET",
+        path: str = "/score",
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Reply:
+        self.conn.request(method, path, body=body, headers=headers or {})
+        response = self.conn.getresponse()
+        content = response.read()
+        found = {key.lower(): value for key, value in response.getheaders()}
+        return Reply(response.status, content, found)
+
+    def spread(self, n: int) -> Counter[str | None]:
+        return Counter(self.call().deployment for _ in range(n))
+
+    def wait_for(self, wanted: str, timeout: float = 10.0) -> None:
+        """Until a request lands on `wanted`: the router has taken up a new table."""
+        deadline = time.monotonic() + timeout
+        while self.call().deployment != wanted:
+            assert time.monotonic() < deadline, f"no request reached {wanted}"
+            time.sleep(0.02)
+
+    def log_text(self) -> str:
+        return self.log.read_text(encoding="utf-8", errors="replace")
+
+
+@pytest.fixture
+def start_router(tmp_path: Path) -> Iterator[Any]:
+    """start(weights, urls, *args): a router process, stopped when the test ends."""
+    started: list[Router] = []
+
+    def start(weights: dict[str, int], urls: dict[str, str], *args: str) -> Router:
+        routes = tmp_path / f"routes-{len(started)}.json"
+        write_routes(routes, weights, urls)
+        port = free_port()
+        log = tmp_path / f"router-{len(started)}.log"
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                [
+                    *(sys.executable, "-m", "mlform.serving.router", "--routes", str(routes)),
+                    *("--host", "127.0.0.1", "--port", str(port), *args),
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        router = Router(process, port, routes, log)
+        started.append(router)
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"the router exited with {process.returncode}:\n{router.log_text()}")
+            try:
+                if router.call("GET", "/health").status == 200:
+                    return router
+            except OSError:
+                router.conn.close()
+            if time.monotonic() > deadline:
+                pytest.fail(f"the router did not start:\n{router.log_text()}")
+            time.sleep(0.05)
+
+    yield start
+    for router in started:
+        router.conn.close()
+        if router.process.poll() is None:
+            router.process.terminate()
+            try:
+                router.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                router.process.kill()
+                router.process.wait()
+
+
+@pytest.fixture
+def urls(upstreams: dict[str, Running]) -> dict[str, str]:
+    return {name: running.url for name, running in upstreams.items()}
+
+
+def test_weights_80_20_split_1000_requests_exactly(start_router: Any, urls: dict[str, str]) -> None:
+    router = start_router({"blue": 80, "green": 20}, urls)
+
+    replies = [router.call() for _ in range(1000)]
+
+    assert Counter(r.deployment for r in replies) == {"blue": 800, "green": 200}
+    # The deployment named in the header is the one that answered.
+    assert all(r.json()["deployment"] == r.deployment for r in replies)
+    # Smooth: any 100 consecutive requests hold the same 80/20, not bursts of 80.
+    window = Counter(r.deployment for r in replies[37:137])
+    assert window == {"blue": 80, "green": 20}
+
+
+def test_the_header_picks_a_deployment_whatever_its_weight(
+    start_router: Any, urls: dict[str, str]
+) -> None:
+    router = start_router({"blue": 100, "green": 0}, urls)
+
+    assert router.spread(100) == {"blue": 100}
+    reply = router.call(headers={"azureml-model-deployment": "green"})
+
+    assert (reply.status, reply.deployment, reply.json()["deployment"]) == (200, "green", "green")
+
+
+def test_an_unknown_deployment_name_is_404_listing_the_known_ones(
+    start_router: Any, urls: dict[str, str]
+) -> None:
+    router = start_router({"blue": 80, "green": 20}, urls)
+
+    reply = router.call(headers={"azureml-model-deployment": "purple"})
+
+    assert reply.status == 404
+    assert reply.body == (
+        b'{"error":"endpoint iris has no deployment named \'purple\'; '
+        b'its deployments are: blue, green","status":404}'
+    )
+    assert reply.headers["content-type"] == "application/json"
+
+
+def test_no_deployment_taking_traffic_is_503(start_router: Any, urls: dict[str, str]) -> None:
+    router = start_router({"blue": 0, "green": 0}, urls)
+
+    reply = router.call("POST", "/score", b"{}")
+
+    assert reply.status == 503
+    assert reply.json() == {
+        "error": "endpoint iris has no deployment taking traffic",
+        "status": 503,
+    }
+    # …while each deployment stays reachable by name.
+    assert router.call(headers={"azureml-model-deployment": "blue"}).status == 200
+
+
+def test_rewriting_the_routes_file_shifts_traffic_without_a_restart(
+    start_router: Any, urls: dict[str, str]
+) -> None:
+    router = start_router({"blue": 100, "green": 0}, urls)
+    assert router.spread(10) == {"blue": 10}
+
+    write_routes(router.routes, {"blue": 0, "green": 100}, urls)
+    router.wait_for("green")
+
+    assert router.spread(20) == {"green": 20}
+    assert "routes for endpoint iris reloaded: blue=0, green=100" in router.log_text()
+
+
+def test_a_malformed_routes_file_keeps_the_previous_table(
+    start_router: Any, urls: dict[str, str]
+) -> None:
+    router = start_router({"blue": 100, "green": 0}, urls)
+
+    replace(router.routes, '{"endpoint": "iris", "deployments": {"green": {"weight": -1}}}')
+    deadline = time.monotonic() + 10
+    while "keeping the previous routes" not in router.log_text():
+        assert time.monotonic() < deadline, router.log_text()
+        router.call()
+        time.sleep(0.02)
+
+    assert router.spread(10) == {"blue": 10}
+    log = router.log_text()
+    assert "deployments.green.weight: must be a non-negative integer, got -1" in log
+    assert "deployments.green.url: must look like http://127.0.0.1:5101" in log
+    # A good file afterwards is taken up again.
+    write_routes(router.routes, {"blue": 0, "green": 1}, urls)
+    router.wait_for("green")
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="no SIGHUP on this platform")
+def test_sighup_rereads_a_file_whose_change_the_router_cannot_see(
+    start_router: Any, urls: dict[str, str]
+) -> None:
+    router = start_router({"blue": 100, "green": 0}, urls)
+    before = router.routes.stat()
+    # Same inode, size and modification time: invisible to the periodic check.
+    document = json.loads(router.routes.read_text())
+    document["deployments"]["blue"]["weight"] = 0
+    document["deployments"]["green"]["weight"] = 100
+    router.routes.write_text(json.dumps(document))
+    os.utime(router.routes, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert router.routes.stat().st_size == before.st_size
+    time.sleep(0.5)
+    assert router.spread(5) == {"blue": 5}
+
+    router.process.send_signal(signal.SIGHUP)
+    router.wait_for("green")
+
+    assert router.spread(5) == {"green": 5}
+
+
+def test_a_deployment_that_is_down_is_502(start_router: Any, urls: dict[str, str]) -> None:
+    down = f"http://127.0.0.1:{free_port()}"
+    router = start_router({"blue": 1, "green": 0}, {**urls, "blue": down})
+
+    reply = router.call("POST", "/score", b'{"data": [1]}')
+
+    assert reply.status == 502
+    assert reply.json() == {
+        "error": f"deployment blue of endpoint iris refused the connection at {down}",
+        "status": 502,
+    }
+    assert reply.deployment == "blue"
+    assert router.call(headers={"azureml-model-deployment": "green"}).status == 200
+
+
+def test_a_deployment_slower_than_the_timeout_is_504(
+    start_router: Any, urls: dict[str, str]
+) -> None:
+    router = start_router({"blue": 1}, urls, "--timeout", "0.3")
+
+    reply = router.call("POST", "/slow", b"{}")
+
+    assert reply.status == 504
+    assert reply.json() == {
+        "error": "deployment blue of endpoint iris did not answer within 0.3s",
+        "status": 504,
+    }
+    assert reply.deployment == "blue"
+    assert router.call().status == 200  # the pool is not left holding the broken connection
+
+
+def test_status_and_headers_come_back_as_the_deployment_gave_them(
+    start_router: Any, urls: dict[str, str]
+) -> None:
+    router = start_router({"blue": 1}, urls)
+
+    reply = router.call("POST", "/secret", b"{}", {"authorization": "Bearer wrong"})
+
+    assert reply.status == 401
+    assert reply.headers["www-authenticate"] == 'Bearer realm="iris"'
+    assert reply.headers["x-upstream"] == "blue"
+    assert reply.headers["content-type"] == "application/json"
+    assert reply.headers["content-length"] == str(len(reply.body))
+    assert reply.json()["headers"]["authorization"] == "Bearer wrong"
+
+
+def test_method_target_headers_and_body_go_through_as_sent(
+    start_router: Any, urls: dict[str, str]
+) -> None:
+    router = start_router({"blue": 1}, urls)
+    body = json.dumps({"data": [[5.1, 3.5, 1.4, 0.2]] * 200}).encode()
+
+    reply = router.call(
+        "POST",
+        "/score/v1?verbose=1&name=a%20b",
+        body,
+        {
+            "content-type": "application/json",
+            "x-request-id": "r-1",
+            "connection": "x-hop",
+            "x-hop": "dropped",
+        },
+    )
+
+    echo = reply.json()
+    assert (reply.status, echo["method"], echo["target"]) == (
+        200,
+        "POST",
+        "/score/v1?verbose=1&name=a%20b",
+    )
+    assert echo["body"] == body.decode()
+    sent = echo["headers"]
+    assert sent["content-type"] == "application/json"
+    assert sent["x-request-id"] == "r-1"
+    assert sent["content-length"] == str(len(body))
+    assert sent["x-forwarded-for"] == "127.0.0.1"
+    assert "x-hop" not in sent and "connection" not in sent
+    got = router.call("GET", "/openapi.json")
+    assert got.json()["method"] == "GET"
+    head = router.call("HEAD", "/openapi.json")
+    assert (head.status, head.body) == (200, b"")
+    # The length of the body the deployment would have sent: its echo says "HEAD".
+    assert head.headers["content-length"] == str(len(got.body.replace(b"GET", b"HEAD")))
+
+
+def test_connections_to_a_deployment_are_kept_alive_and_renewed(
+    start_router: Any, upstreams: dict[str, Running], urls: dict[str, str]
+) -> None:
+    router = start_router({"green": 1}, urls)
+    clients = upstreams["green"].app.clients
+    clients.clear()
+
+    assert router.spread(50) == {"green": 50}
+    assert len(set(clients)) == 1
+    # The upstream closes idle connections after 1 s; the next request still succeeds.
+    time.sleep(1.5)
+    assert router.spread(5) == {"green": 5}
+    assert len(set(clients)) == 2
+
+
+def test_health_is_the_routers_own(start_router: Any, urls: dict[str, str]) -> None:
+    router = start_router({"blue": 0, "green": 0}, urls)
+
+    reply = router.call("GET", "/health")
+
+    assert (reply.status, reply.body) == (200, b'{"status":"alive"}')
+    assert reply.deployment is None
+
+
+def test_a_missing_or_invalid_routes_file_stops_the_start(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "missing.json"
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"endpoint": "", "deployments": {"blue": {"url": "ftp://x", "weight": 1}}}')
+
+    assert main(["--routes", str(missing)]) == 2
+    assert main(["--routes", str(bad)]) == 2
+
+    err = capsys.readouterr().err
+    assert f"cannot read the routes file {missing}: No such file or directory" in err
+    assert f"{bad}: endpoint: must be the endpoint's name, a non-empty string" in err
+    assert f"{bad}: deployments.blue.url: must look like http://127.0.0.1:5101" in err
