@@ -52,6 +52,7 @@ class DockerTarget:
                 "MLFORM_INSTANCE": launch.instance,
                 "MLFORM_HOST": "127.0.0.1",
                 "MLFORM_PORT": str(port),
+                "MLFORM_WORKERS": str(launch.workers),
             }
             name = f"mlform-{launch.endpoint}-{launch.deployment}-{launch.instance}"
             container = containers.start(

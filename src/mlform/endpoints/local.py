@@ -40,6 +40,7 @@ class LocalTarget:
             "MLFORM_DEPLOYMENT": launch.deployment,
             "MLFORM_HOST": "127.0.0.1",
             "MLFORM_PORT": str(port),
+            "MLFORM_WORKERS": str(launch.workers),
         }
         logfile = launch.folder / "server.log"
         pid = spawn([str(launch.python), "-m", "mlform.serving"], env, logfile, cwd=launch.code)

@@ -25,10 +25,11 @@ from typing import Any
 
 import uvicorn
 import uvicorn.config
+from starlette.applications import Starlette
 
 from mlform.serving.app import MAX_BODY, access_logger, create_app, logger
 from mlform.serving.auth import parse_key_hashes
-from mlform.serving.scoring import ScriptFailed, ScriptNotFound, load_script
+from mlform.serving.scoring import ScoringScript, ScriptFailed, ScriptNotFound, load_script
 
 PROG = "mlform.serving"
 
@@ -103,6 +104,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="one JSON line per POST /score on stderr (default: $MLFORM_ACCESS_LOG or on)",
     )
+    parser.add_argument(
+        "--workers",
+        type=_positive(int),
+        default=env("MLFORM_WORKERS", "1"),
+        metavar="N",
+        help="server processes sharing the port, each with the script loaded "
+        "(a deployment's instance_count; default: $MLFORM_WORKERS or 1)",
+    )
     return parser
 
 
@@ -149,6 +158,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.access_log = _SWITCH.get(switch.strip().lower())
         if args.access_log is None:
             return _fail(2, f"MLFORM_ACCESS_LOG is {switch!r}; set it to on or off")
+    if args.workers > 1:
+        return _serve_workers(args)
     try:
         script = load_script(args.script, args.model_dir)
     except ScriptNotFound as err:
@@ -158,24 +169,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if err.__cause__ is not None:
             traceback.print_exception(err.__cause__, file=sys.stderr)
         return code
-    capture_dir = os.environ.get("MLFORM_CAPTURE_DIR")
-    if capture_dir:
-        from mlform.serving.capture import Capture
-
-        rate = float(os.environ.get("MLFORM_CAPTURE_RATE", "1"))
-        endpoint = os.environ.get("MLFORM_ENDPOINT", args.name)
-        capture = Capture(Path(capture_dir), endpoint, args.name, sampling_rate=rate)
-        script.capture = capture.offer
     uvicorn.run(
-        create_app(
-            script,
-            name=args.name,
-            key_hashes=args.key_hashes,
-            request_timeout=args.request_timeout,
-            max_concurrent=args.max_concurrent,
-            max_body=args.max_body,
-            access_log=args.access_log,
-        ),
+        _app(script, args),
         host=args.host,
         port=args.port,
         http="h11",
@@ -185,6 +180,68 @@ def main(argv: Sequence[str] | None = None) -> int:
         access_log=False,
     )
     return 0
+
+
+def _app(script: ScoringScript, args: argparse.Namespace) -> Starlette:
+    capture_dir = os.environ.get("MLFORM_CAPTURE_DIR")
+    if capture_dir:
+        from mlform.serving.capture import Capture
+
+        rate = float(os.environ.get("MLFORM_CAPTURE_RATE", "1"))
+        endpoint = os.environ.get("MLFORM_ENDPOINT", args.name)
+        capture = Capture(Path(capture_dir), endpoint, args.name, sampling_rate=rate)
+        script.capture = capture.offer
+    return create_app(
+        script,
+        name=args.name,
+        key_hashes=args.key_hashes,
+        request_timeout=args.request_timeout,
+        max_concurrent=args.max_concurrent,
+        max_body=args.max_body,
+        access_log=args.access_log,
+    )
+
+
+def _serve_workers(args: argparse.Namespace) -> int:
+    """Several processes on one port: uvicorn starts each, and each builds the app from
+    the environment (`worker_app`), so every option is passed on through it."""
+    os.environ.update(
+        {
+            "MLFORM_SCORING_SCRIPT": str(args.script.absolute()),
+            "MLFORM_MODEL_DIR": str(args.model_dir.absolute()),
+            "MLFORM_DEPLOYMENT": args.name,
+            "MLFORM_KEY_HASHES": ",".join(args.key_hashes),
+            "MLFORM_MAX_BODY": str(args.max_body),
+            "MLFORM_ACCESS_LOG": "on" if args.access_log else "off",
+        }
+    )
+    for key, value in (
+        ("MLFORM_REQUEST_TIMEOUT", args.request_timeout),
+        ("MLFORM_MAX_CONCURRENT", args.max_concurrent),
+    ):
+        if value is not None:
+            os.environ[key] = str(value)
+    uvicorn.run(
+        f"{PROG}.__main__:worker_app",
+        factory=True,
+        workers=args.workers,
+        host=args.host,
+        port=args.port,
+        http="h11",
+        loop="asyncio",
+        log_level="info",
+        log_config=_log_config(),
+        access_log=False,
+    )
+    return 0
+
+
+def worker_app() -> Starlette:
+    """One worker's app (uvicorn's factory), from the options `_serve_workers` passed on;
+    a failing init() ends the worker with its traceback in the log."""
+    args = build_parser().parse_args([])
+    args.access_log = os.environ.get("MLFORM_ACCESS_LOG") == "on"
+    return _app(load_script(args.script, args.model_dir), args)
 
 
 def _fail(code: int, message: str) -> int:
