@@ -16,6 +16,8 @@ FILES = [
     ".github/workflows/mlform.yml",
     ".gitignore",
     ".schema/data.schema.json",
+    ".schema/deployment.schema.json",
+    ".schema/endpoint.schema.json",
     ".schema/environment.schema.json",
     ".schema/image.schema.json",
     ".schema/model.schema.json",
@@ -31,6 +33,8 @@ FILES = [
 ]
 SCHEMAS = [
     "data.schema.json",
+    "deployment.schema.json",
+    "endpoint.schema.json",
     "environment.schema.json",
     "image.schema.json",
     "model.schema.json",
@@ -196,6 +200,7 @@ def test_editor_settings_map_the_copied_schemas(new: Path) -> None:
     assert settings == {
         "yaml.schemas": {
             "./.schema/data.schema.json": ["data/*.yml", "data/*.yaml"],
+            "./.schema/endpoint.schema.json": ["endpoints/*.yml", "endpoints/*.yaml"],
             "./.schema/environment.schema.json": ["environments/*.yml", "environments/*.yaml"],
             "./.schema/image.schema.json": ["images/*.yml", "images/*.yaml"],
             "./.schema/model.schema.json": ["models/*.yml", "models/*.yaml"],
@@ -215,11 +220,11 @@ def test_schema_prints_one_kind(cli: Callable[..., Ran]) -> None:
 
 
 def test_schema_refuses_an_unknown_kind(cli: Callable[..., Ran]) -> None:
-    ran = cli("schema", "endpoint")
+    ran = cli("schema", "pipeline")
     assert (ran.code, ran.out) == (1, "")
     assert ran.err == (
-        "error: no schema for kind 'endpoint'; the kinds are: "
-        "data, environment, image, model, runconfig, workspace\n"
+        "error: no schema for kind 'pipeline'; the kinds are: "
+        "data, deployment, endpoint, environment, image, model, runconfig, workspace\n"
     )
 
 

@@ -156,8 +156,8 @@ def test_a_model_serving_a_deployment_cannot_be_deleted(cli: Cli, make_workspace
     state = root / ".mlform" / "state.duckdb"
     with Store.open(state, "test", write=True) as store, store.transaction() as con:
         con.execute(
-            "insert into deployments values ('iris', 'blue', 'm:1', null, 'local', 'running', "
-            "now(), now())"
+            "insert into deployments (endpoint, name, model, compute, status, created_at, "
+            "updated_at) values ('iris', 'blue', 'm:1', 'local', 'running', now(), now())"
         )
     with Store.open(state, "test", write=False) as store:
         serial = store.identity().serial

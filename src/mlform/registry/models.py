@@ -34,7 +34,7 @@ _COLUMNS = (
     "name, version, digest, type, framework, files, size, tags, description, source, run_id, "
     "metrics, datastore, strftime(created_at, '%Y-%m-%d %H:%M:%S'), archived"
 )
-_ACTIVE = "status not in ('deleted', 'stopped')"
+_ACTIVE = "status in ('running', 'creating')"
 
 
 @dataclass(frozen=True, slots=True)
