@@ -224,7 +224,18 @@ def test_traffic_splits_by_weight_and_a_failed_update_keeps_the_old_one_serving(
     assert failures == [] and answered > 0
     assert request(port, body, auth)[0] == 200
 
+    # auth_mode cannot change in place: replaced, it takes tokens instead of keys.
+    score.write_text(score.read_text().replace("    raise RuntimeError('no model for you')\n", ""))
     spec.write_text(spec.read_text().replace("auth_mode: key", "auth_mode: token"))
     plan = cli("plan", cwd=root)
     assert "-/+ endpoint/iris" in plan.out
     assert "auth_mode: 'key' → 'token'; auth_mode cannot change in place" in plan.out
+    replaced = cli("apply", "--yes", cwd=root)
+    assert replaced.code == 0, replaced.out + replaced.err
+    token = cli("endpoints", "token", "iris", cwd=root).out.strip()
+    assert token.startswith("mlt1.")
+    assert request(port, body, {"Authorization": f"Bearer {token}"})[0] == 200
+    old_key = auth["Authorization"]
+    assert request(port, body, {"Authorization": old_key})[0] == 401
+    invoked = cli("endpoints", "invoke", "iris", "--data", str(root / "request.json"), cwd=root)
+    assert (invoked.code, invoked.out) == (0, '["setosa","virginica"]\n')  # with a token

@@ -99,3 +99,26 @@ def test_key_hashes_are_comma_separated_sha256_digests() -> None:
         "'beta' is not a sha256 hex digest (64 hex digits); give each key's digest, "
         "as `printf %s KEY | sha256sum` prints it"
     )
+
+
+def test_tokens_signed_with_a_key_pass_until_they_expire() -> None:
+    from mlform.serving.auth import KeyCheck, KeyMissing, KeyRejected, mint
+
+    digest = hashlib.sha256(b"the-key").hexdigest()
+    now = 1_000_000.0
+    check = KeyCheck(key_hashes=[digest], tokens=True, endpoint="iris", clock=lambda: now)
+    token, expires = mint("the-key", "iris", 60, now=now)
+    assert expires == now + 60
+    check.verify(f"Bearer {token}")
+    with pytest.raises(KeyMissing, match="that is not a token"):
+        check.verify("Bearer the-key")  # token mode takes no keys
+    with pytest.raises(KeyRejected, match="not made with one of this endpoint's keys"):
+        check.verify(f"Bearer {mint('another-key', 'iris', 60, now=now)[0]}")
+    with pytest.raises(KeyRejected, match="the token is for endpoint other, not iris"):
+        check.verify(f"Bearer {mint('the-key', 'other', 60, now=now)[0]}")
+    late = KeyCheck(key_hashes=[digest], tokens=True, endpoint="iris", clock=lambda: now + 61)
+    with pytest.raises(KeyMissing, match="the token expired at 1970-01-12T13:47:40Z"):
+        late.verify(f"Bearer {token}")
+    forged = token[:-2] + ("00" if token[-2:] != "00" else "11")
+    with pytest.raises(KeyRejected):
+        check.verify(f"Bearer {forged}")

@@ -37,6 +37,10 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="make a new key; `mlform apply` then rolls the deployments onto it",
     )
     q.set_defaults(run=keys_)
+    q = sub.add_parser("token", help="a token for an endpoint with auth_mode: token")
+    q.add_argument("name")
+    q.add_argument("--expires", type=float, default=3600, metavar="SECONDS")
+    q.set_defaults(run=token)
 
 
 def list_(args: argparse.Namespace, out: Output) -> int:
@@ -116,4 +120,16 @@ def keys_(args: argparse.Namespace, out: Output) -> int:
         out.line(f"{slot}: {key}")
     if args.regenerate:
         out.line(f"the {args.regenerate} key is new: run `mlform apply` to roll it out")
+    return 0
+
+
+def token(args: argparse.Namespace, out: Output) -> int:
+    import time
+
+    from mlform.endpoints import operations
+
+    made, expires = operations.token(Workspace(args.directory), args.name, args.expires)
+    out.line(made)
+    when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(expires))
+    print(f"expires {when}", file=sys.stderr)
     return 0

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from mlform.endpoints import instances, local, router
 from mlform.endpoints import keys as key_file
 from mlform.errors import MlformError, NotFound
+from mlform.serving.auth import mint
 
 if TYPE_CHECKING:
     from mlform.workspace import Workspace
@@ -109,7 +110,9 @@ def invoke(ws: Workspace, name: str, body: bytes, deployment: str | None) -> tup
     port = int(found.url.rsplit(":", 1)[1])
     headers = {"Content-Type": "application/json"}
     secret = key_file.load(ws.state_path.parent, name)
-    if secret:
+    if secret and found.auth_mode in ("token", "aml_token"):
+        headers["Authorization"] = f"Bearer {mint(secret['primary'], name, 60)[0]}"
+    elif secret:
         headers["Authorization"] = f"Bearer {secret['primary']}"
     if deployment is not None:
         _deployment(found, deployment)
@@ -126,6 +129,20 @@ def invoke(ws: Workspace, name: str, body: bytes, deployment: str | None) -> tup
         ) from err
     finally:
         connection.close()
+
+
+def token(ws: Workspace, name: str, seconds: float) -> tuple[str, float]:
+    """A token for an endpoint with `auth_mode: token`, signed with its primary key."""
+    found = endpoint(ws, name)
+    if found.auth_mode not in ("token", "aml_token"):
+        raise MlformError(
+            f"endpoint {name} takes keys (auth_mode: {found.auth_mode}), not tokens; "
+            f"`mlform endpoints keys {name}` shows them"
+        )
+    secret = key_file.load(ws.state_path.parent, name)
+    if not secret:
+        raise NotFound(f"endpoint {name} has no keys yet; run `mlform apply`")
+    return mint(secret["primary"], name, seconds)
 
 
 def keys(ws: Workspace, name: str, regenerate: str | None) -> dict[str, str]:

@@ -236,6 +236,7 @@ class _Rollout:
         variables = {**_env_variables(ctx, env_ref), **dep.variables}
         variables["MLFORM_KEY_HASHES"] = ",".join(hashes)
         variables["MLFORM_ENDPOINT"] = self.spec.name
+        variables["MLFORM_AUTH_MODE"] = self.spec.auth_mode
         if dep.request_timeout is not None:
             variables["MLFORM_REQUEST_TIMEOUT"] = f"{dep.request_timeout:g}"
         if dep.max_concurrent is not None:

@@ -199,6 +199,8 @@ def _app(script: ScoringScript, args: argparse.Namespace) -> Starlette:
         max_concurrent=args.max_concurrent,
         max_body=args.max_body,
         access_log=args.access_log,
+        tokens=os.environ.get("MLFORM_AUTH_MODE", "key") in ("token", "aml_token"),
+        endpoint=os.environ.get("MLFORM_ENDPOINT", ""),
     )
 
 

@@ -121,13 +121,17 @@ def create_app(
     request_timeout: float | None = None,
     max_concurrent: int | None = None,
     access_log: bool = False,
+    tokens: bool = False,
+    endpoint: str = "",
 ) -> Starlette:
     """The ASGI app serving `script`; request bodies over `max_body` bytes get 413.
 
     `keys` (plain) and `key_hashes` (sha256 hex) together are the keys POST /score
     accepts; with neither, it is open. See the module's docstring for the others.
     """
-    check = KeyCheck(keys, key_hashes) if keys or key_hashes else None
+    check = (
+        KeyCheck(keys, key_hashes, tokens=tokens, endpoint=endpoint) if keys or key_hashes else None
+    )
     limit = sys.maxsize if max_concurrent is None else max_concurrent
     busy = (
         f"this deployment is already answering its limit of {max_concurrent} concurrent "

@@ -7,14 +7,24 @@ whichever key it matches, or none.
 
     KeyMissing    no Authorization header, or not `Bearer <key>`   (401)
     KeyRejected   a well-formed key that is none of the keys       (403)
+
+With `auth_mode: token` the server takes tokens instead of keys, as Azure ML's
+`aml_token` endpoints do: `mlt1.<payload>.<signature>`, where the payload names the
+endpoint and an expiry time and the signature is HMAC-SHA256 of the payload under a
+key's digest. `mlform endpoints token NAME` makes one (an hour by default); the server
+checks it with the digests it already has, so no key ever reaches it. An expired or
+malformed token is a 401, a forged one a 403.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
+import json
 import string
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 
 from mlform.serving.scoring import ServingError
 
@@ -40,15 +50,35 @@ _REJECTED = (
 )
 
 
-class KeyCheck:
-    """The keys a request may present: plain `keys` and sha256 hex `key_hashes`."""
+_TOKEN_PREFIX = "mlt1."
+_TOKEN_MISSING = (
+    'this deployment requires a token: send the header "Authorization: Bearer <token>" '
+    "with a token from `mlform endpoints token ENDPOINT`"
+)
+_TOKEN_REJECTED = "the token sent was not made with one of this endpoint's keys"
 
-    def __init__(self, keys: Sequence[str] = (), key_hashes: Sequence[str] = ()) -> None:
+
+class KeyCheck:
+    """The keys a request may present: plain `keys` and sha256 hex `key_hashes`; with
+    `tokens`, tokens signed with them instead (for `endpoint`, checked at `clock()`)."""
+
+    def __init__(
+        self,
+        keys: Sequence[str] = (),
+        key_hashes: Sequence[str] = (),
+        *,
+        tokens: bool = False,
+        endpoint: str = "",
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         digests = [hashlib.sha256(key.encode("utf-8")).digest() for key in keys]
         digests += [bytes.fromhex(check_key_hash(digest)) for digest in key_hashes]
         if not digests:
             raise ValueError("a KeyCheck needs at least one key or key hash")
         self.digests = tuple(digests)
+        self.tokens = tokens
+        self.endpoint = endpoint
+        self.clock = clock
 
     def verify(self, authorization: str | None) -> None:
         """Pass if `authorization` (the header's value) holds a key; else raise why not."""
@@ -57,7 +87,10 @@ class KeyCheck:
         scheme, _, key = authorization.partition(" ")
         key = key.strip()
         if scheme.lower() != "bearer" or not key:
-            raise KeyMissing(_MISSING)
+            raise KeyMissing(_TOKEN_MISSING if self.tokens else _MISSING)
+        if self.tokens:
+            self._token(key)
+            return
         # Headers arrive as latin-1 text; hashing their bytes handles any key alike.
         presented = hashlib.sha256(key.encode("latin-1")).digest()
         matched = False
@@ -65,6 +98,43 @@ class KeyCheck:
             matched |= hmac.compare_digest(presented, digest)
         if not matched:
             raise KeyRejected(_REJECTED)
+
+    def _token(self, token: str) -> None:
+        parts = token.split(".")
+        if len(parts) != 3 or f"{parts[0]}." != _TOKEN_PREFIX:
+            raise KeyMissing(f"that is not a token; {_TOKEN_MISSING}")
+        payload = parts[1].encode("ascii", "replace")
+        try:
+            claims = json.loads(base64.urlsafe_b64decode(payload + b"=" * (-len(payload) % 4)))
+            expires = float(claims["exp"])
+            audience = str(claims["aud"])
+            signature = bytes.fromhex(parts[2])
+        except (ValueError, KeyError, TypeError):
+            raise KeyMissing(f"that token cannot be read; {_TOKEN_MISSING}") from None
+        matched = False
+        for digest in self.digests:
+            expected = hmac.new(digest, payload, hashlib.sha256).digest()
+            matched |= hmac.compare_digest(signature, expected)
+        if not matched:
+            raise KeyRejected(_TOKEN_REJECTED)
+        if self.endpoint and audience != self.endpoint:
+            raise KeyRejected(f"the token is for endpoint {audience}, not {self.endpoint}")
+        if expires < self.clock():
+            when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(expires))
+            raise KeyMissing(
+                f"the token expired at {when}; get a new one with "
+                f"`mlform endpoints token {audience}`"
+            )
+
+
+def mint(key: str, endpoint: str, seconds: float, now: float | None = None) -> tuple[str, float]:
+    """A token for `endpoint`, signed with `key`, valid for `seconds`; and its expiry."""
+    expires = (time.time() if now is None else now) + seconds
+    claims = json.dumps({"aud": endpoint, "exp": round(expires)}, separators=(",", ":"))
+    payload = base64.urlsafe_b64encode(claims.encode()).rstrip(b"=")
+    digest = hashlib.sha256(key.encode("utf-8")).digest()
+    signature = hmac.new(digest, payload, hashlib.sha256).hexdigest()
+    return f"{_TOKEN_PREFIX}{payload.decode()}.{signature}", float(round(expires))
 
 
 def check_key_hash(text: str) -> str:
