@@ -18,6 +18,9 @@ from mlform.endpoints import local, probes
 from mlform.errors import ApplyError
 
 
+_START_WITHIN = 60.0  # seconds; a loaded machine can take many to start Python and uvicorn
+
+
 @dataclass(frozen=True, slots=True)
 class Router:
     pid: int
@@ -90,7 +93,8 @@ def ensure(state_dir: Path, endpoint: str, port: int) -> Router:
     (home / "router.json").write_text(
         json.dumps({"pid": pid, "instance": instance, "port": port}), encoding="utf-8"
     )
-    for _ in range(200):
+    deadline = time.monotonic() + _START_WITHIN
+    while time.monotonic() < deadline:
         if probes.status(port, "/health", 1.0) == 200:
             return router
         if not router.alive():
@@ -98,7 +102,8 @@ def ensure(state_dir: Path, endpoint: str, port: int) -> Router:
         time.sleep(0.05)
     tail = local.tail(home / "router.log", 20)
     raise ApplyError(
-        f"endpoint/{endpoint}: its router did not start on port {port}"
+        f"endpoint/{endpoint}: its router did not start on port {port} within "
+        f"{_START_WITHIN:g}s"
         + (f"; its log:\n{tail}" if tail else "")
     )
 
