@@ -17,7 +17,6 @@ from pathlib import Path
 from mlform.endpoints import local, probes
 from mlform.errors import ApplyError
 
-
 _START_WITHIN = 60.0  # seconds; a loaded machine can take many to start Python and uvicorn
 
 
@@ -103,8 +102,7 @@ def ensure(state_dir: Path, endpoint: str, port: int) -> Router:
     tail = local.tail(home / "router.log", 20)
     raise ApplyError(
         f"endpoint/{endpoint}: its router did not start on port {port} within "
-        f"{_START_WITHIN:g}s"
-        + (f"; its log:\n{tail}" if tail else "")
+        f"{_START_WITHIN:g}s" + (f"; its log:\n{tail}" if tail else "")
     )
 
 
