@@ -87,19 +87,25 @@ def make_workspace(tmp_path: Path) -> Callable[[Mapping[str, str]], Path]:
 def example(tmp_path: Path) -> Iterator[Path]:
     """A fresh copy of examples/iris, with nothing applied yet, without its image and its
     endpoint (a Docker build, and servers that outlive the apply): fixtures below add them."""
-    yield _copy_example(tmp_path, "images", "endpoints")
+    yield _copy_example(tmp_path, "images", "endpoints", "pipelines")
 
 
 @pytest.fixture
 def example_with_image(tmp_path: Path) -> Iterator[Path]:
     """The example with its image (which needs a Docker engine), without its endpoint."""
-    yield _copy_example(tmp_path, "endpoints")
+    yield _copy_example(tmp_path, "endpoints", "pipelines")
+
+
+@pytest.fixture
+def example_with_pipeline(tmp_path: Path) -> Iterator[Path]:
+    """The example with its retraining pipeline (and without its image and endpoint)."""
+    yield _copy_example(tmp_path, "images", "endpoints")
 
 
 @pytest.fixture
 def example_with_endpoint(tmp_path: Path) -> Iterator[Path]:
     """The example with its endpoint on a free port; whatever it starts is stopped after."""
-    root = _copy_example(tmp_path, "images")
+    root = _copy_example(tmp_path, "images", "pipelines")
     spec = root / "endpoints" / "iris.yml"
     spec.write_text(spec.read_text().replace("port: 5080", f"port: {free_port()}"))
     yield root

@@ -33,14 +33,15 @@ _METRICS_EVERY = 2.0
 _STATUS_EVERY = 0.5
 
 
-def run(change: Change, ctx: Context) -> Outcome:
-    return _Run(change, ctx).execute()
+def run(change: Change, ctx: Context, parent_id: str | None = None) -> Outcome:
+    """Run `change`'s runconfig (or a pipeline step made into one, under `parent_id`)."""
+    return _Run(change, ctx, parent_id).execute()
 
 
 class _Run:
     """One run of a runconfig, from preparing its folder to recording what it did."""
 
-    def __init__(self, change: Change, ctx: Context) -> None:
+    def __init__(self, change: Change, ctx: Context, parent_id: str | None = None) -> None:
         assert change.after is not None
         self.change = change
         self.ctx = ctx
@@ -48,6 +49,7 @@ class _Run:
         self.snap: snapshots.Snapshot | None = change.after.payload[1]
         self.id = f"{self.spec.name}_{time.strftime('%Y%m%d_%H%M%S')}_{secrets.token_hex(2)}"
         self.dir = ctx.state_dir / "runs" / self.id
+        self.values: dict[str, str] = {}  # inputs.x / outputs.x → what the command saw
         self.row = RunRow(
             id=self.id,
             experiment=self.spec.experiment,
@@ -56,6 +58,7 @@ class _Run:
             compute=self.spec.compute,
             run_dir=str(self.dir),
             runconfig=change.address,
+            parent_id=parent_id,
             display_name=self.spec.display_name,
             created_at=time.time(),
             digest=change.after.digest,
@@ -108,7 +111,9 @@ class _Run:
             from mlform.registry import gated
 
             try:
-                registered = gated.register_output(self.ctx, self.spec, self.id, self.dir)
+                registered = gated.register_output(
+                    self.ctx, self.spec, self.id, self.dir, self.values
+                )
             except ApplyError:
                 self.ctx.emit(records)  # the run did complete: its record stays
                 raise
@@ -167,6 +172,7 @@ class _Run:
                 target.mkdir(parents=True, exist_ok=True)
             values[f"outputs.{name}"] = str(target)
             env[f"MLFORM_OUTPUT_{_env_name(name)}"] = str(target)
+        self.values = values
         command = _SUBSTITUTION.sub(lambda m: shlex.quote(values[f"{m[1]}.{m[2]}"]), spec.command)
         env.update(protocol.run_environment(self.id, self.dir))
         env.update(

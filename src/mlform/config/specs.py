@@ -6,6 +6,7 @@ What a spec costs to digest and how it is applied lives in `mlform.resources`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -152,6 +153,55 @@ class ImageSpec(Spec):
 
 
 @dataclass(frozen=True, slots=True)
+class Binding:
+    """A step input bound to the pipeline's input or to another step's output."""
+
+    step: str | None  # None: the pipeline's own input
+    name: str  # the input's or output's name
+
+    def __str__(self) -> str:
+        if self.step is None:
+            return f"${{{{parent.inputs.{self.name}}}}}"
+        return f"${{{{parent.jobs.{self.step}.outputs.{self.name}}}}}"
+
+
+@dataclass(frozen=True, slots=True)
+class StepSpec:
+    name: str
+    source: Source = field(compare=False)
+    body: Mapping[str, Any]
+    command: str = ""
+    code: Path | None = None
+    environment: AssetRef | None = None
+    compute: str = "local"
+    inputs: Mapping[str, Binding | DataInput | str] = field(default_factory=dict)
+    outputs: Mapping[str, str] = field(default_factory=dict)
+    variables: Mapping[str, str] = field(default_factory=dict)
+    deterministic: bool = True
+    timeout: float | None = None
+    register_model: RegisterModel | None = None
+    component: Path | None = None  # a runconfig file it runs
+
+    @property
+    def upstream(self) -> tuple[str, ...]:
+        return tuple(
+            dict.fromkeys(b.step for b in self.inputs.values() if isinstance(b, Binding) and b.step)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineSpec(Spec):
+    kind: ClassVar[str] = "pipeline"
+    experiment: str = ""
+    inputs: Mapping[str, DataInput | str] = field(default_factory=dict)
+    steps: tuple[StepSpec, ...] = ()
+    continue_on_failure: bool = False
+    force_rerun: bool = False
+    max_concurrency: int | None = None
+    trigger: str = "on_change"
+
+
+@dataclass(frozen=True, slots=True)
 class Probe:
     """Azure ML's probe settings, in seconds."""
 
@@ -260,23 +310,7 @@ def environment(body: Mapping[str, Any], source: Source) -> EnvironmentSpec:
 def runconfig(body: Mapping[str, Any], source: Source) -> RunconfigSpec:
     base = source.doc.path.parent
     common = _common(body)
-    inputs: dict[str, DataInput | str] = {}
-    for key, value in (body.get("inputs") or {}).items():
-        if isinstance(value, dict) and "path" in value:
-            path = str(value["path"])
-            kind = str(value.get("type", "uri_folder"))
-            ref = _data_ref(path)
-            inputs[str(key)] = (
-                DataInput(kind, asset=ref)
-                if ref
-                else DataInput(kind, location=parse_location(path, base))
-            )
-        elif isinstance(value, dict):
-            inputs[str(key)] = env_text(value.get("value"))
-        elif isinstance(value, str) and value.startswith("azureml:") and _data_ref(value):
-            inputs[str(key)] = DataInput("uri_folder", asset=_data_ref(value))
-        else:
-            inputs[str(key)] = env_text(value)
+    inputs = _inputs(body, base)
     outputs = {
         str(k): str((v or {}).get("type", "uri_folder"))
         for k, v in (body.get("outputs") or {}).items()
@@ -302,6 +336,105 @@ def runconfig(body: Mapping[str, Any], source: Source) -> RunconfigSpec:
         trigger=str(body.get("trigger", "on_change")),
         register_model=_register(body.get("register_model")),
     )
+
+
+_BINDING = re.compile(
+    r"^\$\{\{\s*parent\.(?:inputs\.(?P<input>[A-Za-z0-9_.-]+)|"
+    r"jobs\.(?P<step>[A-Za-z0-9_]+)\.outputs\.(?P<output>[A-Za-z0-9_.-]+))\s*\}\}$"
+)
+
+
+def binding(value: Any) -> Binding | None:
+    match = _BINDING.match(value.strip()) if isinstance(value, str) else None
+    if match is None:
+        return None
+    if match["input"]:
+        return Binding(None, match["input"])
+    return Binding(match["step"], match["output"])
+
+
+def pipeline(body: Mapping[str, Any], source: Source) -> PipelineSpec:
+    base = source.doc.path.parent
+    common = _common(body)
+    settings = body.get("settings") or {}
+    default_compute = str(settings.get("default_compute", "local")).removeprefix("azureml:")
+    default_env = settings.get("default_environment")
+    steps = []
+    for name, step in (body.get("jobs") or {}).items():
+        if isinstance(step, Mapping):
+            where = Source(source.doc, (*source.where, "jobs", str(name)))
+            steps.append(_step(str(name), step, where, default_compute, default_env))
+    return PipelineSpec(
+        **common,
+        source=source,
+        experiment=str(body.get("experiment_name") or common["name"]),
+        inputs=_inputs(body, base),
+        steps=tuple(steps),
+        continue_on_failure=bool(settings.get("continue_on_step_failure", False)),
+        force_rerun=bool(settings.get("force_rerun", False)),
+        max_concurrency=settings.get("max_concurrency"),
+        trigger=str(body.get("trigger", "on_change")),
+    )
+
+
+def _step(
+    name: str, body: Mapping[str, Any], source: Source, compute: str, environment: Any
+) -> StepSpec:
+    base = source.doc.path.parent
+    inputs: dict[str, Binding | DataInput | str] = {}
+    raw = dict(body.get("inputs") or {})
+    bound = {k: binding(v) for k, v in raw.items()}
+    literal = {k: v for k, v in raw.items() if bound[k] is None}
+    inputs.update(_inputs({"inputs": literal}, base))
+    inputs.update({k: b for k, b in bound.items() if b is not None})
+    env = body.get("environment", environment)
+    code = body.get("code")
+    limits = body.get("limits") or {}
+    component = body.get("component")
+    return StepSpec(
+        name=name,
+        source=source,
+        body=dict(body),
+        command=str(body.get("command", "")),
+        code=local_path(base, code) if code else None,
+        environment=parse_asset_ref(env) if isinstance(env, str) else None,
+        compute=str(body.get("compute", compute)).removeprefix("azureml:"),
+        inputs=inputs,
+        outputs={
+            str(k): str((v or {}).get("type", "uri_folder"))
+            for k, v in (body.get("outputs") or {}).items()
+        },
+        variables={
+            str(k): env_text(v) for k, v in (body.get("environment_variables") or {}).items()
+        },
+        deterministic=bool(body.get("is_deterministic", True)),
+        timeout=float(limits["timeout"]) if limits.get("timeout") else None,
+        register_model=_register(body.get("register_model")),
+        component=local_path(base, component.removeprefix("file:"))
+        if isinstance(component, str)
+        else None,
+    )
+
+
+def _inputs(body: Mapping[str, Any], base: Path) -> dict[str, DataInput | str]:
+    inputs: dict[str, DataInput | str] = {}
+    for key, value in (body.get("inputs") or {}).items():
+        if isinstance(value, dict) and "path" in value:
+            path = str(value["path"])
+            kind = str(value.get("type", "uri_folder"))
+            ref = _data_ref(path)
+            inputs[str(key)] = (
+                DataInput(kind, asset=ref)
+                if ref
+                else DataInput(kind, location=parse_location(path, base))
+            )
+        elif isinstance(value, dict):
+            inputs[str(key)] = env_text(value.get("value"))
+        elif isinstance(value, str) and value.startswith("azureml:") and _data_ref(value):
+            inputs[str(key)] = DataInput("uri_folder", asset=_data_ref(value))
+        else:
+            inputs[str(key)] = env_text(value)
+    return inputs
 
 
 def _register(body: Any) -> RegisterModel | None:
@@ -427,9 +560,11 @@ __all__ = [
     "ImageSpec",
     "LocalPath",
     "ModelSpec",
+    "PipelineSpec",
     "RegisterModel",
     "RunconfigSpec",
     "Source",
     "Spec",
+    "StepSpec",
     "Url",
 ]

@@ -26,6 +26,7 @@ from mlform.config.refs import DatastorePath, local_path
 from mlform.config.schema import Where
 from mlform.config.specs import (
     IMPLICIT_DATASTORE,
+    Binding,
     DataInput,
     DataSpec,
     DatastoreSpec,
@@ -33,9 +34,11 @@ from mlform.config.specs import (
     EndpointSpec,
     ImageSpec,
     ModelSpec,
+    PipelineSpec,
     RunconfigSpec,
     Source,
     Spec,
+    StepSpec,
 )
 from mlform.config.yamlfile import Document, read_document
 from mlform.errors import ConfigInvalid, Problem, WorkspaceNotFound
@@ -52,6 +55,7 @@ FOLDERS: dict[str, tuple[str, Parser]] = {
     "data": ("data", specs.data),
     "environments": ("environment", specs.environment),
     "runconfigs": ("runconfig", specs.runconfig),
+    "pipelines": ("pipeline", specs.pipeline),
     "models": ("model", specs.model),
     "images": ("image", specs.image),
     "endpoints": ("endpoint", specs.endpoint),
@@ -67,6 +71,7 @@ _CONDA_KEYS = {"name", "channels", "dependencies", "prefix", "variables"}
 _SCHEMA_NAME = re.compile(r"(?:^|/)(?P<kind>[A-Za-z]+)\.schema\.json$")
 _AZURE_KINDS = {
     "commandJob": "runconfig",
+    "pipelineJob": "pipeline",
     "managedOnlineEndpoint": "endpoint",
     "kubernetesOnlineEndpoint": "endpoint",
     "managedOnlineDeployment": "deployment",
@@ -136,6 +141,7 @@ class _Loader:
                 else:
                     self._build(doc, doc_kind, SUBKINDS[folder][2], doc_bad)
         self._attach_deployments()
+        self._resolve_components()
         self._stray_folders()
         deps = {address: self._dependencies(spec, default) for address, spec in self.specs.items()}
         self._check_model_sources()
@@ -219,7 +225,7 @@ class _Loader:
         if body is None or any(key not in body for key in needed):
             self.broken.add(f"{kind}/{_guess_name(doc)}")
             return
-        if kind == "runconfig" and "name" not in body:
+        if kind in ("runconfig", "pipeline") and "name" not in body:
             body = {**body, "name": doc.path.stem}  # Azure ML job files may leave it out
         named = "name" in body
         if not named:
@@ -329,6 +335,8 @@ class _Loader:
             deps.extend(self._image_references(spec))
         if isinstance(spec, EndpointSpec):
             deps.extend(self._endpoint_references(spec))
+        if isinstance(spec, PipelineSpec):
+            deps.extend(self._pipeline_references(spec))
         for index, address in enumerate(spec.depends_on):
             if address in self.broken:
                 continue  # its own file's problems are already reported
@@ -431,6 +439,72 @@ class _Loader:
                 found.extend(self._model_sources().get(dep.model.name, ()))
         return found
 
+    def _resolve_components(self) -> None:
+        """Steps that run a runconfig file take its command, code, environment, inputs and
+        outputs, with what the step says over them."""
+        by_file = {
+            s.source.doc.path: s for s in self.specs.values() if isinstance(s, RunconfigSpec)
+        }
+        for address, spec in list(self.specs.items()):
+            if not isinstance(spec, PipelineSpec):
+                continue
+            steps = []
+            for step in spec.steps:
+                if step.component is None:
+                    steps.append(step)
+                    continue
+                base = by_file.get(step.component)
+                if base is None:
+                    self.problems.append(
+                        step.source.problem(
+                            ["component"],
+                            f"component '{step.body['component']}' is not a runconfig of this "
+                            "workspace; point it at a file in runconfigs/",
+                        )
+                    )
+                    steps.append(step)
+                    continue
+                steps.append(_merged(step, base))
+            merged = replace(spec, steps=tuple(steps))
+            self.specs[address] = merged
+            self.problems.extend(_pipeline_problems(merged))
+
+    def _pipeline_references(self, spec: PipelineSpec) -> list[str]:
+        found: list[str] = []
+        inputs: list[Binding | DataInput | str] = list(spec.inputs.values())
+        for step in spec.steps:
+            inputs.extend(step.inputs.values())
+            if step.environment is not None:
+                address = f"environment/{step.environment.name}"
+                if address in self.specs:
+                    found.append(address)
+                elif address not in self.broken:
+                    known = sorted(s.name for s in self.specs.values() if s.kind == "environment")
+                    hint = schema.did_you_mean(step.environment.name, known) or (
+                        f" (declared: {', '.join(known)})" if known else ""
+                    )
+                    self.problems.append(
+                        step.source.problem(
+                            ["environment"],
+                            f"unknown environment '{step.environment.name}'{hint}; "
+                            "declare it in environments/",
+                        )
+                    )
+            if step.compute not in COMPUTE_TARGETS:
+                self.problems.append(
+                    step.source.problem(
+                        ["compute"],
+                        f"unknown compute target '{step.compute}'; steps can use: "
+                        + ", ".join(COMPUTE_TARGETS),
+                    )
+                )
+        for value in inputs:
+            if isinstance(value, DataInput) and value.asset is not None:
+                address = f"data/{value.asset.name}"
+                if address in self.specs:
+                    found.append(address)
+        return found
+
     def _image_references(self, spec: ImageSpec) -> list[str]:
         """The environment an image installs, and what registers its model: a models/
         file or a runconfig's register_model. A model registered only by hand
@@ -467,6 +541,10 @@ class _Loader:
                 sources.setdefault(spec.name, []).append(address)
             elif isinstance(spec, RunconfigSpec) and spec.register_model is not None:
                 sources.setdefault(spec.register_model.name, []).append(address)
+            elif isinstance(spec, PipelineSpec):
+                for step in spec.steps:
+                    if step.register_model is not None:
+                        sources.setdefault(step.register_model.name, []).append(address)
         return sources
 
     def _check_model_sources(self) -> None:
@@ -518,6 +596,97 @@ class _Loader:
                     + (f" or the one at {elsewhere}" if elsewhere else ""),
                 )
             )
+
+
+def _merged(step: StepSpec, base: RunconfigSpec) -> StepSpec:
+    """A step over the runconfig it names: the step's own keys win."""
+    body = step.body
+    return replace(
+        step,
+        command=step.command or base.command,
+        code=step.code if "code" in body else base.code,
+        environment=step.environment if "environment" in body else base.environment,
+        inputs={**base.inputs, **step.inputs},
+        outputs={**base.outputs, **step.outputs},
+        variables={**base.variables, **step.variables},
+        timeout=step.timeout if step.timeout is not None else base.timeout,
+        # what a runconfig registers when it runs as itself is not the step's to register
+        register_model=step.register_model,
+    )
+
+
+def _pipeline_problems(spec: PipelineSpec) -> list[Problem]:
+    """Bindings that name no step, output or input, commands that use undeclared inputs,
+    and cycles — each where it is written."""
+    problems: list[Problem] = []
+    steps = {s.name: s for s in spec.steps}
+    for step in spec.steps:
+        if not step.command:
+            problems.append(
+                step.source.problem([], "a step needs a command (or a component: runconfig)")
+            )
+        for key, value in step.inputs.items():
+            if not isinstance(value, Binding):
+                continue
+            where = ["inputs", key]
+            if value.step is None:
+                if value.name not in spec.inputs:
+                    known = ", ".join(sorted(spec.inputs)) or "none"
+                    problems.append(
+                        step.source.problem(
+                            where,
+                            f"{value} names no input of the pipeline (inputs: {known}); "
+                            "declare it under the pipeline's inputs:",
+                        )
+                    )
+                continue
+            upstream = steps.get(value.step)
+            if upstream is None:
+                hint = schema.did_you_mean(value.step, list(steps)) or (
+                    f" (steps: {', '.join(steps)})"
+                )
+                problems.append(
+                    step.source.problem(where, f"{value} names no step '{value.step}'{hint}")
+                )
+            elif value.name not in upstream.outputs:
+                known = ", ".join(sorted(upstream.outputs)) or "none"
+                problems.append(
+                    step.source.problem(
+                        where,
+                        f"{value}: step {value.step} has no output '{value.name}' "
+                        f"(outputs: {known}); declare it under its outputs:",
+                    )
+                )
+        for match in _COMMAND_BINDING.finditer(step.command):
+            group, name = match[1], match[2]
+            declared = {"inputs": step.inputs, "outputs": step.outputs}.get(group)
+            if declared is not None and name not in declared:
+                known = ", ".join(sorted(declared)) or "none"
+                problems.append(
+                    step.source.problem(
+                        ["command"],
+                        f"command uses {match[0]}, but step {step.name} declares no "
+                        f"{group[:-1]} '{name}' ({group}: {known})",
+                    )
+                )
+        if step.code is not None and not step.code.is_dir():
+            problems.append(
+                step.source.problem(
+                    ["code"], f"code folder '{step.body.get('code')}' does not exist"
+                )
+            )
+    graph = {s.name: tuple(u for u in s.upstream if u in steps) for s in spec.steps}
+    for cycle in find_cycles(graph):
+        first = steps[cycle[0]]
+        problems.append(
+            first.source.problem(
+                ["inputs"], f"steps bind each other's outputs in a cycle: {' → '.join(cycle)}"
+            )
+        )
+    return problems
+
+
+_COMMAND_BINDING = re.compile(r"\$\{\{\s*(inputs|outputs)\.([A-Za-z0-9_.-]+)\s*\}\}")
 
 
 def _endpoint_problems(spec: EndpointSpec) -> list[Problem]:

@@ -100,7 +100,7 @@ def _job(
         if have.status == "failed":
             reasons.append(_failure(have))
         if have.digest != want.digest:
-            reasons.extend(_job_reasons(have, want, changes, recorded))
+            reasons.extend(want.explain or _job_reasons(have, want, changes, recorded))
     if not reasons and want.trigger == "always":
         reasons.append("trigger: always")
     if not reasons:

@@ -49,6 +49,7 @@ class Desired:
     trigger: str | None = None  # a job (on_change, always, manual); None for other kinds
     refs: Mapping[str, str] = field(default_factory=dict)  # component key → upstream address
     note: str = ""  # said under the plan when this resource changes (what a run registers)
+    explain: tuple[str, ...] = ()  # a job's own reasons (a pipeline's, step by step)
     numbered_from: str | None = None  # highest version registered by anything else
     payload: Any = field(default=None, compare=False, repr=False)  # for apply only
 

@@ -23,10 +23,16 @@ class Outcome:
     outputs: Mapping[str, Any]
 
 
-def register_output(ctx: Context, spec: RunconfigSpec, run_id: str, run_dir: Path) -> Outcome:
+def register_output(
+    ctx: Context,
+    spec: RunconfigSpec,
+    run_id: str,
+    run_dir: Path,
+    values: Mapping[str, str] | None = None,
+) -> Outcome:
     register = spec.register_model
     assert register is not None
-    path = output_path(run_dir, register)
+    path = output_path(run_dir, register, values or {})
     if not path.exists():
         raise ApplyError(
             f"{spec.address}: run {run_id} completed, but its outputs have no {register.path} "
@@ -74,9 +80,18 @@ def register_output(ctx: Context, spec: RunconfigSpec, run_id: str, run_dir: Pat
     )
 
 
-def output_path(run_dir: Path, register: RegisterModel) -> Path:
-    """`model`, `model/model.pkl` or `${{outputs.model}}/model.pkl`, inside the outputs."""
+def output_path(
+    run_dir: Path, register: RegisterModel, values: Mapping[str, str] | None = None
+) -> Path:
+    """`model`, `model/model.pkl` or `${{outputs.model}}/model.pkl`, inside the outputs;
+    `${{inputs.model}}` for a model the run was given (a pipeline's gating step)."""
     relative = register.path
+    for prefix in ("${{inputs.", "${{ inputs."):
+        if relative.startswith(prefix) and values is not None:
+            name, _, rest = relative[len(prefix) :].partition("}}")
+            given = values.get(f"inputs.{name.strip()}")
+            if given is not None:
+                return Path(given + rest)
     for prefix in ("${{outputs.", "${{ outputs."):
         if relative.startswith(prefix):
             name, _, rest = relative[len(prefix) :].partition("}}")

@@ -15,6 +15,7 @@ from mlform.resources.endpoint import EndpointKind
 from mlform.resources.environment import EnvironmentKind
 from mlform.resources.image import ImageKind
 from mlform.resources.model import ModelKind
+from mlform.resources.pipeline import PipelineKind
 from mlform.resources.runconfig import RunconfigKind
 from mlform.state.records import Recorded
 
@@ -26,6 +27,7 @@ KINDS: dict[str, Kind] = {
     "model": ModelKind(),
     "image": ImageKind(),
     "endpoint": EndpointKind(),
+    "pipeline": PipelineKind(),
 }
 
 

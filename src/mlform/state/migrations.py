@@ -204,4 +204,21 @@ MIGRATIONS: tuple[Migration, ...] = (
         alter table deployments add column error varchar;
         """,
     ),
+    Migration(
+        "0005_pipelines",
+        """
+        create table step_runs (
+            pipeline varchar not null,
+            step varchar not null,
+            digest varchar not null,     -- command, code, environment, parameters, inputs
+            run_id varchar not null,     -- the child run that did it, or reused it
+            status varchar not null,     -- completed | failed | reused
+            outputs varchar not null,    -- json: output name → {path, digest}
+            components varchar not null, -- json: what the digest is made of, for reasons
+            reused_from varchar,         -- the run whose outputs were linked
+            created_at timestamptz not null
+        );
+        alter table runs add column reused_from varchar;
+        """,
+    ),
 )

@@ -54,6 +54,7 @@ class RunRow:
     error: str | None = None
     log_tail: str | None = None
     digest: str | None = None
+    reused_from: str | None = None  # a pipeline step that linked this earlier run's outputs
 
     @property
     def duration(self) -> float | None:
@@ -65,7 +66,8 @@ class RunRow:
         con.execute("delete from runs where id = ?", [self.id])
         con.execute(
             "insert into runs values (?, ?, ?, ?, ?, ?, ?, coalesce(to_timestamp(?), now()), "
-            "to_timestamp(?), to_timestamp(?), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "to_timestamp(?), to_timestamp(?), "
+            "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 self.id,
                 self.experiment,
@@ -94,6 +96,7 @@ class RunRow:
                 self.digest,
                 self.run_dir,
                 apply_id,
+                self.reused_from,
             ],
         )
 

@@ -1,0 +1,107 @@
+"""Pipelines: a job made of steps. The plan says, per step, `reuse` or why it must run:
+
+    > pipeline/retrain  (prepare: reuse; train: code changed (src/train.py);
+                         evaluate: after train; register: after evaluate)
+
+A pipeline is applied when its last run's step digests are what the files declare now;
+so editing nothing plans nothing, and editing the training script reruns training and
+what depends on it, reusing data preparation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+
+from mlform import snapshot as snapshots
+from mlform.config.specs import PipelineSpec, Spec
+from mlform.errors import ApplyError
+from mlform.graph import topological
+from mlform.pipelines import execute
+from mlform.pipelines import steps as stepdb
+from mlform.plan.model import Change, Desired
+from mlform.resources.base import Context, Outcome, declared, digest_of
+from mlform.state.records import Recorded
+
+
+class PipelineKind:
+    def desire(self, spec: Spec, ctx: Context, upstream: Mapping[str, Desired]) -> Desired:
+        assert isinstance(spec, PipelineSpec)
+        scans: dict[str, snapshots.Snapshot] = {}  # steps often share their code folder
+        snaps: dict[str, snapshots.Snapshot | None] = {}
+        statics: dict[str, dict[str, str]] = {}
+        for step in spec.steps:
+            snap = None
+            if step.code is not None:
+                key = str(step.code)
+                if key not in scans:
+                    scans[key] = snapshots.scan(step.code, ctx.hasher)
+                snap = scans[key]
+            snaps[step.name] = snap
+            statics[step.name] = stepdb.static_components(
+                step, spec, snap, upstream, ctx.hasher, ctx.config.root
+            )
+        past = stepdb.history(ctx.read, spec.name)
+        graph = {s.name: tuple(s.upstream) for s in spec.steps}
+        by_name = {s.name: s for s in spec.steps}
+        produced: dict[str, dict[str, str]] = {}
+        digests: dict[str, str] = {}
+        said: list[str] = []
+        for name in topological(graph, graph):
+            step = by_name[name]
+            full = stepdb.with_upstream(step, statics[name], produced)
+            if full is None:
+                waiting = [u for u in step.upstream if u not in produced]
+                said.append(f"{name}: after {', '.join(waiting)}")
+                continue
+            digest = stepdb.step_digest(full)
+            digests[name] = digest
+            earlier = past.reusable.get((name, digest))
+            if spec.force_rerun:
+                said.append(f"{name}: force_rerun")
+            elif not step.deterministic:
+                said.append(f"{name}: not deterministic")
+            elif earlier is None:
+                said.append(f"{name}: {stepdb.reasons(full, past.last.get(name))}")
+            else:
+                said.append(f"{name}: reuse")
+                produced[name] = {o: v["digest"] for o, v in earlier.outputs.items()}
+        settled = all(part.endswith(": reuse") for part in said) and not spec.force_rerun
+        components = {f"step:{s.name}": digests.get(s.name, "to run") for s in spec.steps}
+        if not settled:
+            components["run"] = "needed"
+        files = sum(len(s.files) for s in scans.values())
+        return declared(
+            spec,
+            ctx,
+            components,
+            trigger=spec.trigger,
+            explain=tuple(said),
+            summary=f"{len(spec.steps)} steps, {files} code files",
+            payload=(spec, snaps, statics),
+        )
+
+    def refresh(self, recorded: Recorded, ctx: Context) -> str | None:
+        return None
+
+    def apply(self, change: Change, ctx: Context) -> Outcome:
+        assert change.after is not None
+        spec, snaps, statics = change.after.payload
+        results, parent = execute.PipelineRun(change.address, spec, snaps, statics, ctx).execute()
+        outputs = execute.outputs_of(results, parent)
+        failed = {n: r for n, r in results.items() if r.status in ("failed", "skipped")}
+        if failed:
+            lines = [f"{name}: {r.error}" for name, r in failed.items()]
+            raise ApplyError(f"{change.address}: run {parent.id} failed; " + "\n".join(lines))
+        components = {f"step:{n}": r.digest or "" for n, r in results.items()}
+        applied = replace(change.after, components=components, digest=digest_of(components))
+        reused = sorted(n for n, r in results.items() if r.status == "reused")
+        ran = sorted(n for n, r in results.items() if r.status == "completed")
+        message = f"run {parent.id} completed: ran {', '.join(ran) or 'nothing'}"
+        if reused:
+            message += f"; reused {', '.join(reused)}"
+        return Outcome(outputs, message=message, applied=applied)
+
+    def destroy(self, change: Change, ctx: Context) -> Outcome:
+        assert change.before is not None
+        return Outcome(change.before.outputs, message="its runs stay in the history")
