@@ -21,6 +21,7 @@ FILES = [
     ".schema/environment.schema.json",
     ".schema/image.schema.json",
     ".schema/model.schema.json",
+    ".schema/pipeline.schema.json",
     ".schema/runconfig.schema.json",
     ".schema/workspace.schema.json",
     ".vscode/extensions.json",
@@ -38,6 +39,7 @@ SCHEMAS = [
     "environment.schema.json",
     "image.schema.json",
     "model.schema.json",
+    "pipeline.schema.json",
     "runconfig.schema.json",
     "workspace.schema.json",
 ]
@@ -204,6 +206,7 @@ def test_editor_settings_map_the_copied_schemas(new: Path) -> None:
             "./.schema/environment.schema.json": ["environments/*.yml", "environments/*.yaml"],
             "./.schema/image.schema.json": ["images/*.yml", "images/*.yaml"],
             "./.schema/model.schema.json": ["models/*.yml", "models/*.yaml"],
+            "./.schema/pipeline.schema.json": ["pipelines/*.yml", "pipelines/*.yaml"],
             "./.schema/runconfig.schema.json": ["runconfigs/*.yml", "runconfigs/*.yaml"],
             "./.schema/workspace.schema.json": ["workspace.yml", "workspace.yaml"],
         }
@@ -220,11 +223,11 @@ def test_schema_prints_one_kind(cli: Callable[..., Ran]) -> None:
 
 
 def test_schema_refuses_an_unknown_kind(cli: Callable[..., Ran]) -> None:
-    ran = cli("schema", "pipeline")
+    ran = cli("schema", "monitor")
     assert (ran.code, ran.out) == (1, "")
     assert ran.err == (
-        "error: no schema for kind 'pipeline'; the kinds are: "
-        "data, deployment, endpoint, environment, image, model, runconfig, workspace\n"
+        "error: no schema for kind 'monitor'; the kinds are: "
+        "data, deployment, endpoint, environment, image, model, pipeline, runconfig, workspace\n"
     )
 
 

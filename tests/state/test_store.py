@@ -132,7 +132,7 @@ def test_a_state_from_an_older_mlform_upgrades_itself(cli: Cli, make_workspace: 
     state = root / "custom" / "place" / "state.duckdb"
     with duckdb.connect(str(state)) as con:  # make it what the first release wrote
         later = ("experiments", "runs", "params", "tags", "metrics", "artifacts", "snapshots")
-        for table in (*later, "models", "images", "deployments"):
+        for table in (*later, "models", "images", "deployments", "step_runs"):
             con.execute(f"drop table {table}")
         con.execute("delete from migrations where name <> '0001_initial'")
 
