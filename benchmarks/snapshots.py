@@ -259,9 +259,14 @@ def dvc_fresh(dvc: Path, repo: Path) -> None:
             shutil.rmtree(path)
         elif path.exists():
             path.unlink()
-    env = dvc_env(repo)
-    timed([str(dvc), "init", "--no-scm", "-q"], cwd=repo, env=env)
+    timed([str(dvc), "init", "--no-scm", "-q"], cwd=repo, env=dvc_env(repo))
     (repo / ".dvcignore").write_text(DVCIGNORE, encoding="utf-8")
+    dvc_configure(dvc, repo)
+
+
+def dvc_configure(dvc: Path, repo: Path) -> None:
+    """No analytics, no update check, and DVC's site cache inside the project."""
+    env = dvc_env(repo)
     for name, value in (
         ("core.analytics", "false"),
         ("core.check_update", "false"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from mlform.cli.output import Output
-from mlform.resources.data import human_size
+from mlform.sizes import human_size
 from mlform.workspace import Workspace
 
 

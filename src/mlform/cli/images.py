@@ -29,7 +29,7 @@ def builds(ws: Workspace, name: str | None = None) -> list[ImageBuild]:
 
 
 def list_(args: argparse.Namespace, out: Output) -> int:
-    from mlform.resources.data import human_size
+    from mlform.sizes import human_size
 
     found = builds(Workspace(args.directory), args.name)
     if not found:
@@ -52,7 +52,7 @@ def list_(args: argparse.Namespace, out: Output) -> int:
 
 
 def show(args: argparse.Namespace, out: Output) -> int:
-    from mlform.resources.data import human_size
+    from mlform.sizes import human_size
 
     name, _, version = args.ref.partition(":")
     found = builds(Workspace(args.directory), name)

@@ -12,7 +12,18 @@ import sys
 from collections.abc import Callable, Sequence
 
 from mlform import __version__
-from mlform.cli import data, endpoints, images, inits, models, plans, runs, schemas, state
+from mlform.cli import (
+    data,
+    endpoints,
+    images,
+    inits,
+    models,
+    pipelines,
+    plans,
+    runs,
+    schemas,
+    state,
+)
 from mlform.cli.output import Output
 from mlform.errors import ConfigInvalid, MlformError
 
@@ -34,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--no-color", action="store_true", help="plain output, no colours")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (inits, plans, runs, data, models, images, endpoints, state, schemas):
+    for module in (inits, plans, runs, data, models, images, endpoints, pipelines, state, schemas):
         module.register(commands)
     return parser
 

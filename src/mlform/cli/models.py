@@ -48,7 +48,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 def list_(args: argparse.Namespace, out: Output) -> int:
     from mlform.registry import operations
-    from mlform.resources.data import human_size
+    from mlform.sizes import human_size
 
     found = operations.list_models(
         Workspace(args.directory),
@@ -81,7 +81,7 @@ def list_(args: argparse.Namespace, out: Output) -> int:
 
 def show(args: argparse.Namespace, out: Output) -> int:
     from mlform.registry import operations
-    from mlform.resources.data import human_size
+    from mlform.sizes import human_size
 
     shown = operations.show(Workspace(args.directory), args.ref)
     m = shown.model

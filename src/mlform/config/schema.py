@@ -14,6 +14,7 @@ import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
+from types import CodeType
 from typing import TYPE_CHECKING, Any
 
 import fastjsonschema
@@ -73,8 +74,49 @@ def _inline(node: Any) -> Any:
 def _fast(kind: str) -> Callable[[Any], Any]:
     # use_default fills in the schema's `default` values, so a valid document comes back
     # with them (data `type: uri_folder`): writing out a default does not change a digest.
-    validate: Callable[[Any], Any] = fastjsonschema.compile(load_schema(kind), use_default=True)
+    schema = load_schema(kind)
+    namespace: dict[str, Any] = {}
+    root, code = _compiled(kind, schema)
+    exec(code, namespace)
+    validate: Callable[[Any], Any] = namespace[root]
     return validate
+
+
+def _compiled(kind: str, schema: dict[str, Any]) -> tuple[str, CodeType]:
+    """fastjsonschema's validator for `schema`, compiled to bytecode and kept in the
+    user's cache: generating and compiling it costs tens of milliseconds per kind, on
+    every command; loading it back well under one. The name of its root function (after
+    the schema's $id) comes with it."""
+    import hashlib
+    import json
+    import marshal
+    import os
+    import sys
+
+    from mlform.resources.base import cache_dir
+
+    text = json.dumps(schema, sort_keys=True)
+    tag = f"{fastjsonschema.VERSION}\0{sys.version}\0{text}"
+    key = hashlib.sha256(tag.encode()).hexdigest()[:24]
+    path = cache_dir() / "schemas" / f"{kind}-{key}.bin"
+    try:
+        root, code = marshal.loads(path.read_bytes())
+        if isinstance(root, str) and isinstance(code, CodeType):
+            return root, code
+    except (OSError, ValueError, EOFError, TypeError):
+        pass
+    source: str = fastjsonschema.compile_to_code(schema, use_default=True)
+    # The generated module's first function validates the root (named after its $id).
+    root = source.split("\ndef ", 1)[1].split("(", 1)[0]
+    code = compile(source, f"<mlform {kind} schema>", "exec")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(f".{os.getpid()}.partial")
+        partial.write_bytes(marshal.dumps((root, code)))
+        os.replace(partial, path)
+    except OSError:
+        pass  # a read-only cache only costs the time saved
+    return root, code
 
 
 @cache

@@ -52,6 +52,7 @@ class PipelineRun:
         statics: Mapping[str, Mapping[str, str]],
         ctx: Context,
         overrides: Mapping[str, str] | None = None,
+        run_id: str | None = None,
     ) -> None:
         self.address, self.spec, self.snaps, self.statics, self.ctx = (
             address,
@@ -61,7 +62,8 @@ class PipelineRun:
             ctx,
         )
         self.overrides = dict(overrides or {})
-        self.id = f"{spec.name}_{time.strftime('%Y%m%d_%H%M%S')}_{secrets.token_hex(2)}"
+        self.id = run_id or f"{spec.name}_{time.strftime('%Y%m%d_%H%M%S')}_{secrets.token_hex(2)}"
+        self.status_file = ctx.state_dir / "runs" / self.id / "pipeline.json"
         self.history = stepdb.history(ctx.read, spec.name)
         self.results: dict[str, StepResult] = {}
         self.lock = threading.Lock()
@@ -86,6 +88,7 @@ class PipelineRun:
             inputs={k: v for k, v in self.overrides.items()},
         )
         ctx.emit([Experiment(spec.experiment), parent], wait=True)
+        self._report("running")
         order = [s.name for s in spec.steps]
         by_name = {s.name: s for s in spec.steps}
         workers = spec.max_concurrency or os.cpu_count() or 2
@@ -118,6 +121,7 @@ class PipelineRun:
                 for future in done:
                     name = running.pop(future)
                     self.results[name] = future.result()
+                    self._report("running")
                     if self.results[name].status == "failed" and not spec.continue_on_failure:
                         stopping = True
                 if ctx.cancelled.is_set():
@@ -134,7 +138,28 @@ class PipelineRun:
             error="; ".join(f"{n}: {self.results[n].error}" for n in failed) or None,
         )
         ctx.emit([final])
+        self._report(final.status)
         return self.results, final
+
+    def _report(self, status: str) -> None:
+        """The run's progress in its folder, for readers that cannot wait for the state
+        (the pipeline endpoint answering GET …/runs/<id> while the run holds it)."""
+        import json
+
+        self.status_file.parent.mkdir(parents=True, exist_ok=True)
+        data = {
+            "run_id": self.id,
+            "pipeline": self.spec.name,
+            "status": status,
+            "inputs": self.overrides,
+            "steps": {
+                name: {"status": r.status, "run_id": r.run_id, "reused_from": r.reused_from}
+                for name, r in self.results.items()
+            },
+        }
+        partial = self.status_file.with_suffix(".partial")
+        partial.write_text(json.dumps(data, indent=1), encoding="utf-8")
+        os.replace(partial, self.status_file)
 
     # -- one step ------------------------------------------------------------------------
 

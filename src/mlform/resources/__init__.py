@@ -2,33 +2,56 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import importlib
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 
 from mlform.config.workspace import Config
 from mlform.graph import topological
 from mlform.plan.model import Change, Desired
 from mlform.resources.base import Context, Kind, Outcome
-from mlform.resources.data import DataKind
-from mlform.resources.datastore import DatastoreKind
-from mlform.resources.endpoint import EndpointKind
-from mlform.resources.environment import EnvironmentKind
-from mlform.resources.image import ImageKind
-from mlform.resources.model import ModelKind
-from mlform.resources.pipeline import PipelineKind
-from mlform.resources.runconfig import RunconfigKind
 from mlform.state.records import Recorded
 
-KINDS: dict[str, Kind] = {
-    "datastore": DatastoreKind(),
-    "data": DataKind(),
-    "environment": EnvironmentKind(),
-    "runconfig": RunconfigKind(),
-    "model": ModelKind(),
-    "image": ImageKind(),
-    "endpoint": EndpointKind(),
-    "pipeline": PipelineKind(),
+# kind → (module, class). A kind's module is imported the first time a resource of that
+# kind is planned: a workspace without endpoints never loads what serving needs, and
+# every `mlform` command starts faster for it.
+_KIND_CLASSES = {
+    "datastore": ("mlform.resources.datastore", "DatastoreKind"),
+    "data": ("mlform.resources.data", "DataKind"),
+    "environment": ("mlform.resources.environment", "EnvironmentKind"),
+    "runconfig": ("mlform.resources.runconfig", "RunconfigKind"),
+    "model": ("mlform.resources.model", "ModelKind"),
+    "image": ("mlform.resources.image", "ImageKind"),
+    "endpoint": ("mlform.resources.endpoint", "EndpointKind"),
+    "pipeline": ("mlform.resources.pipeline", "PipelineKind"),
 }
+
+
+class _Kinds(Mapping[str, Kind]):
+    """The registry of kinds, each made on first use."""
+
+    def __init__(self, classes: Mapping[str, tuple[str, str]]) -> None:
+        self._classes = dict(classes)
+        self._made: dict[str, Kind] = {}
+
+    def __getitem__(self, name: str) -> Kind:
+        made = self._made.get(name)
+        if made is None:
+            module, cls = self._classes[name]
+            made = self._made[name] = getattr(importlib.import_module(module), cls)()
+        return made
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._classes)
+
+    def __len__(self) -> int:
+        return len(self._classes)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._classes
+
+
+KINDS: Mapping[str, Kind] = _Kinds(_KIND_CLASSES)
 
 
 def desire_all(config: Config, ctx: Context) -> dict[str, Desired]:

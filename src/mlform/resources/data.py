@@ -29,8 +29,11 @@ from mlform.resources.base import (
     latest_version,
     plural,
 )
+from mlform.sizes import human_size
 from mlform.state.records import AssetMetadata, AssetVersion, Recorded
 from mlform.storage.blobs import blob_key
+
+__all__ = ["DataKind", "Scan", "human_size", "scan_location"]
 
 _LISTED_FILES = 1000  # past this many files, a folder is one "content" component
 _MISSING = (errno.ENOENT, errno.ENOTDIR, errno.EBADF, errno.ELOOP)  # as Path.is_file
@@ -201,11 +204,3 @@ def _fingerprint(info: Mapping[str, Any]) -> str:
         None,
     )
     return f"size:{info.get('size')}:changed:{changed}"
-
-
-def human_size(size: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} TiB"

@@ -24,7 +24,8 @@ from mlform.resources.base import (
     latest_version,
     plural,
 )
-from mlform.resources.data import Scan, human_size, scan_location
+from mlform.resources.data import Scan, scan_location
+from mlform.sizes import human_size
 from mlform.state.records import Recorded
 from mlform.storage import Storage
 

@@ -17,7 +17,6 @@ from mlform import snapshot as snapshots
 from mlform.config.specs import PipelineSpec, Spec
 from mlform.errors import ApplyError
 from mlform.graph import topological
-from mlform.pipelines import execute
 from mlform.pipelines import steps as stepdb
 from mlform.plan.model import Change, Desired
 from mlform.resources.base import Context, Outcome, declared, digest_of
@@ -86,6 +85,8 @@ class PipelineKind:
 
     def apply(self, change: Change, ctx: Context) -> Outcome:
         assert change.after is not None
+        from mlform.pipelines import execute
+
         spec, snaps, statics = change.after.payload
         results, parent = execute.PipelineRun(change.address, spec, snaps, statics, ctx).execute()
         outputs = execute.outputs_of(results, parent)
@@ -93,6 +94,11 @@ class PipelineKind:
         if failed:
             lines = [f"{name}: {r.error}" for name, r in failed.items()]
             raise ApplyError(f"{change.address}: run {parent.id} failed; " + "\n".join(lines))
+        before = dict(change.before.outputs) if change.before else {}
+        latest = int(before.get("version", 0) or 0)
+        same = change.before is not None and change.before.spec == change.after.spec
+        outputs["version"] = str(latest if same and latest else latest + 1)
+        outputs["default_version"] = outputs["version"]
         components = {f"step:{n}": r.digest or "" for n, r in results.items()}
         applied = replace(change.after, components=components, digest=digest_of(components))
         reused = sorted(n for n, r in results.items() if r.status == "reused")
