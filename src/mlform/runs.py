@@ -117,21 +117,21 @@ def _with_details(store: Store, runs: list[Run]) -> list[Run]:
 
 
 def find(store: Store, ref: str) -> Run:
-    """A run by id, a unique id prefix, or a runconfig name (its latest run)."""
+    """A run by id, a runconfig or pipeline name (its latest run), or a unique id prefix."""
     rows = store.query(f"select {_COLUMNS} from runs where id = ?", [ref])
+    if not rows:
+        rows = store.query(
+            f"select {_COLUMNS} from runs where runconfig in (?, ?) and parent_id is null "
+            "order by created_at desc limit 1",
+            [f"runconfig/{ref}", f"pipeline/{ref}"],
+        )
     if not rows:
         rows = store.query(
             f"select {_COLUMNS} from runs where starts_with(id, ?) order by created_at desc", [ref]
         )
-        if len({r[0] for r in rows}) > 1 and not all(r[2] == f"runconfig/{ref}" for r in rows):
+        if len({r[0] for r in rows}) > 1:
             shown = ", ".join(r[0] for r in rows[:5])
             raise MlformError(f"'{ref}' matches several runs ({shown}); give more of the id")
-    if not rows:
-        rows = store.query(
-            f"select {_COLUMNS} from runs where runconfig = ? and parent_id is null "
-            "order by created_at desc limit 1",
-            [f"runconfig/{ref}"],
-        )
     if not rows:
         raise NotFound(f"no run '{ref}'; `mlform runs list` shows the recorded runs")
     return _with_details(store, [_run(rows[0])])[0]

@@ -51,6 +51,8 @@ def test_the_example_pipeline_reuses_what_did_not_change(
         "train completed",
     ]
     assert "registered iris-pipeline:1" in first.out
+    shown = cli("runs", "show", "retrain", cwd=root)  # a pipeline's name: its latest run
+    assert shown.code == 0 and "retrain_" in shown.out, shown.err
     assert cli("plan", "--detailed-exitcode", cwd=root).code == 0  # editing nothing
 
     train = root / "src" / "train.py"
