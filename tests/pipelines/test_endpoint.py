@@ -237,7 +237,7 @@ def test_refusals_are_json_errors(endpoint: Endpoint, cli: Cli) -> None:
     basic = endpoint.call("GET", "/pipelines", authorization=f"Basic {endpoint.key}")
     assert basic.status == 401
     wrong = endpoint.call("POST", runs, body, key="not-a-key")
-    assert (wrong.status, wrong.body["status"]) == (403, 403)
+    assert (wrong.status, wrong.body["status"]) == (401, 401)
     assert endpoint.key not in wrong.body["error"]
 
     key = endpoint.key

@@ -1,4 +1,4 @@
-"""Key auth on POST /score, over real HTTP: who gets 401, 403 and 200."""
+"""Key auth on POST /score, over real HTTP: who gets 401 (no key, or a wrong one), and 200."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ MISSING = (
 )
 REJECTED = (
     b'{"error":"the key sent is not one of this deployment\'s keys; it may have been '
-    b'rotated: get the deployment\'s current keys","status":403}'
+    b'rotated: get the deployment\'s current keys","status":401}'
 )
 
 
@@ -56,10 +56,10 @@ def test_a_malformed_header_is_401(port: int, authorization: str) -> None:
 
 
 @pytest.mark.parametrize("key", ["gamma", "alph", "alphaa", "ALPHA", BETA_HASH])
-def test_a_wrong_key_is_403(port: int, key: str) -> None:
+def test_a_wrong_key_is_401(port: int, key: str) -> None:
     reply = score(port, f"Bearer {key}")
-    assert (reply.status, reply.body) == (403, REJECTED)
-    assert "www-authenticate" not in reply.headers
+    assert (reply.status, reply.body) == (401, REJECTED)
+    assert reply.headers["www-authenticate"] == "Bearer"  # a 401 always says how to authenticate
 
 
 @pytest.mark.parametrize(
@@ -102,7 +102,7 @@ def test_key_hashes_are_comma_separated_sha256_digests() -> None:
 
 
 def test_tokens_signed_with_a_key_pass_until_they_expire() -> None:
-    from mlform.serving.auth import KeyCheck, KeyMissing, KeyRejected, mint
+    from mlform.serving.auth import KeyCheck, KeyMissing, KeyRejected, NotAllowed, mint
 
     digest = hashlib.sha256(b"the-key").hexdigest()
     now = 1_000_000.0
@@ -114,7 +114,7 @@ def test_tokens_signed_with_a_key_pass_until_they_expire() -> None:
         check.verify("Bearer the-key")  # token mode takes no keys
     with pytest.raises(KeyRejected, match="not made with one of this endpoint's keys"):
         check.verify(f"Bearer {mint('another-key', 'iris', 60, now=now)[0]}")
-    with pytest.raises(KeyRejected, match="the token is for endpoint other, not iris"):
+    with pytest.raises(NotAllowed, match="the token is for endpoint other, not iris"):
         check.verify(f"Bearer {mint('the-key', 'other', 60, now=now)[0]}")
     late = KeyCheck(key_hashes=[digest], tokens=True, endpoint="iris", clock=lambda: now + 61)
     with pytest.raises(KeyMissing, match="the token expired at 1970-01-12T13:47:40Z"):

@@ -46,7 +46,7 @@ from mlform.config.specs import env_text
 from mlform.config.workspace import Config, load
 from mlform.endpoints import keys as endpoint_keys
 from mlform.errors import MlformError
-from mlform.serving.auth import CHALLENGE, KeyCheck, KeyMissing, KeyRejected
+from mlform.serving.auth import CHALLENGE, KeyCheck, KeyMissing, KeyRejected, NotAllowed
 from mlform.serving.scoring import ServingError
 
 if TYPE_CHECKING:
@@ -81,7 +81,8 @@ class Unavailable(ServingError):
 _STATUS: dict[type[ServingError], int] = {
     BadRequest: 400,
     KeyMissing: 401,
-    KeyRejected: 403,
+    KeyRejected: 401,
+    NotAllowed: 403,
     Missing: 404,
     TooLarge: 413,
     Unavailable: 503,

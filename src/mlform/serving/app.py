@@ -53,7 +53,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from mlform.serving.auth import CHALLENGE, KeyCheck, KeyMissing, KeyRejected
+from mlform.serving.auth import CHALLENGE, KeyCheck, KeyMissing, KeyRejected, NotAllowed
 from mlform.serving.metrics import CONTENT_TYPE, Metrics
 from mlform.serving.scoring import (
     PAYLOAD_KEYS,
@@ -91,7 +91,8 @@ _STATUS: dict[type[ServingError], int] = {
     BadPayload: 400,
     ClientGone: 400,
     KeyMissing: 401,
-    KeyRejected: 403,
+    KeyRejected: 401,
+    NotAllowed: 403,
     BodyTooLarge: 413,
     Busy: 429,
     RunFailed: 500,
@@ -400,7 +401,7 @@ def openapi_document(
     security: dict[str, Any] = {}
     if secured:
         score_responses["401"] = answer("no `Authorization: Bearer <key>` header", error)
-        score_responses["403"] = answer("the key is not one of the deployment's", error)
+        score_responses["403"] = answer("a token made for another endpoint", error)
         components["securitySchemes"] = {"key": {"type": "http", "scheme": "bearer"}}
         security["security"] = [{"key": []}]
     if max_concurrent is not None:

@@ -6,14 +6,15 @@ compared with `hmac.compare_digest` against every digest: a request takes the sa
 whichever key it matches, or none.
 
     KeyMissing    no Authorization header, or not `Bearer <key>`   (401)
-    KeyRejected   a well-formed key that is none of the keys       (403)
+    KeyRejected   a well-formed key that is none of the keys       (401)
+    NotAllowed    a valid token, for another endpoint              (403)
 
 With `auth_mode: token` the server takes tokens instead of keys, as Azure ML's
 `aml_token` endpoints do: `mlt1.<payload>.<signature>`, where the payload names the
 endpoint and an expiry time and the signature is HMAC-SHA256 of the payload under a
 key's digest. `mlform endpoints token NAME` makes one (an hour by default); the server
 checks it with the digests it already has, so no key ever reaches it. An expired or
-malformed token is a 401, a forged one a 403.
+malformed or forged token is a 401; a token made for another endpoint a 403.
 """
 
 from __future__ import annotations
@@ -37,6 +38,10 @@ class KeyMissing(ServingError):
 
 
 class KeyRejected(ServingError):
+    pass
+
+
+class NotAllowed(ServingError):
     pass
 
 
@@ -118,7 +123,7 @@ class KeyCheck:
         if not matched:
             raise KeyRejected(_TOKEN_REJECTED)
         if self.endpoint and audience != self.endpoint:
-            raise KeyRejected(f"the token is for endpoint {audience}, not {self.endpoint}")
+            raise NotAllowed(f"the token is for endpoint {audience}, not {self.endpoint}")
         if expires < self.clock():
             when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(expires))
             raise KeyMissing(
