@@ -16,10 +16,12 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-
-from pathspec.patterns.gitignore.spec import GitIgnoreSpecPattern
+from typing import TYPE_CHECKING
 
 from mlform.errors import MlformError
+
+if TYPE_CHECKING:  # imported when a rule is first compiled: a tree without ignore files
+    from pathspec.patterns.gitignore.spec import GitIgnoreSpecPattern  # never needs it
 
 IGNORE_FILES = (".amlignore", ".gitignore")  # the first one present in a folder is used
 
@@ -93,7 +95,6 @@ class Rules:
         return Rules(self.name, "\n".join(lines))
 
 
-_NOOP = GitIgnoreSpecPattern("")
 _GROUP = re.compile(r"\(\?P<\w+>")  # named groups, which cannot repeat in one regex
 _ANY_FOLDER = "^(?:.+/)?"  # how pathspec starts a pattern that may match at any depth
 _GLOB = re.compile(r"[*?\[\\]")
@@ -116,13 +117,15 @@ def _itself(regex: re.Pattern[str]) -> re.Pattern[str]:
 
 
 def _pattern(line: str) -> GitIgnoreSpecPattern:
+    from pathspec.patterns.gitignore.spec import GitIgnoreSpecPattern
+
     if line.rstrip().endswith("/**/"):
         # git: the folders inside foo/, not foo/ itself; pathspec makes it foo/
         line = line.rstrip() + "*/"
     try:
         return GitIgnoreSpecPattern(line)
     except ValueError:  # git skips a line it cannot read as a pattern ("!", "/"); so do we
-        return _NOOP
+        return GitIgnoreSpecPattern("")
 
 
 def _body(line: str) -> str:

@@ -8,29 +8,38 @@ message and never a traceback; an unexpected one prints the traceback, since it 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Callable, Sequence
 
 from mlform import __version__
-from mlform.cli import (
-    data,
-    endpoints,
-    images,
-    inits,
-    models,
-    pipelines,
-    plans,
-    runs,
-    schemas,
-    state,
-)
 from mlform.cli.output import Output
 from mlform.errors import ConfigInvalid, MlformError
 
 Command = Callable[[argparse.Namespace, Output], int]
 
+# command → the module in mlform.cli that registers it, in the order `--help` lists them.
+COMMANDS = {
+    "init": "inits",
+    "validate": "plans",
+    "plan": "plans",
+    "apply": "plans",
+    "runs": "runs",
+    "experiments": "runs",
+    "data": "data",
+    "models": "models",
+    "images": "images",
+    "endpoints": "endpoints",
+    "pipelines": "pipelines",
+    "state": "state",
+    "force-unlock": "state",
+    "schema": "schemas",
+}
 
-def build_parser() -> argparse.ArgumentParser:
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; given the arguments, only the module of the command they name is
+    imported (a `plan` in CI starts without loading what `endpoints` needs)."""
     parser = argparse.ArgumentParser(
         prog="mlform",
         description="Machine learning as code: declare the workspace in YAML, then plan and apply.",
@@ -45,13 +54,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--no-color", action="store_true", help="plain output, no colours")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (inits, plans, runs, data, models, images, endpoints, pipelines, state, schemas):
-        module.register(commands)
+    wanted = _command(argv)
+    modules = [COMMANDS[wanted]] if wanted else list(dict.fromkeys(COMMANDS.values()))
+    for name in modules:
+        importlib.import_module(f"mlform.cli.{name}").register(commands)
     return parser
 
 
+def _command(argv: Sequence[str] | None) -> str | None:
+    """The command `argv` names, if it plainly names one (else every command is loaded,
+    so help and mistakes read as usual)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    while args[:1] == ["-C"] or args[:1] == ["--no-color"]:
+        args = args[2:] if args[0] == "-C" else args[1:]
+    return args[0] if args and args[0] in COMMANDS else None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     out = Output(color=not args.no_color)
     command: Command = args.run

@@ -10,20 +10,23 @@ from __future__ import annotations
 import json
 import os
 import socket
+import threading
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import duckdb
+from typing import TYPE_CHECKING, Any
 
 from mlform import __version__
 from mlform.errors import StateError, StateIncompatible, StateLocked
 from mlform.state.lock import LockInfo, StateLock
 from mlform.state.migrations import MIGRATIONS
+from mlform.state.reads import ReadCache
 from mlform.state.records import Record, Recorded
+
+if TYPE_CHECKING:
+    import duckdb
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,11 +39,22 @@ class Identity:
 
 class Store:
     def __init__(
-        self, path: Path, con: duckdb.DuckDBPyConnection | None, lock: StateLock | None
+        self,
+        path: Path,
+        con: duckdb.DuckDBPyConnection | None,
+        lock: StateLock | None,
+        *,
+        write: bool = False,
+        reads: ReadCache | None = None,
     ) -> None:
         self.path = path
         self._con = con
         self.lock = lock
+        self._write = write
+        # What earlier readers read from this very file: a plan that changes nothing is
+        # answered from it without opening DuckDB at all (see state/reads.py).
+        self._reads = reads
+        self._connecting = threading.Lock()
 
     # -- opening -------------------------------------------------------------------------
 
@@ -53,8 +67,11 @@ class Store:
         lock = StateLock(path)
         lock.acquire(operation, exclusive=write, wait=wait if write else max(wait, 10.0))
         try:
+            reads = ReadCache.load(path, [m.name for m in MIGRATIONS])
+            if reads is not None:  # connected only if a read misses, or to write
+                return cls(path, None, lock, write=write, reads=reads)
             con = _connect(path, read_only=not write)
-            store = cls(path, con, lock)
+            store = cls(path, con, lock, write=write)
             pending = store._pending_migrations()
             if pending and not write:
                 store.close()  # upgrading needs the writer's lock, briefly
@@ -62,6 +79,8 @@ class Store:
                 return cls.open(path, operation, write=False, wait=wait)
             if pending:
                 store._migrate(pending)
+            if not write:  # a reader of a current schema keeps what it reads
+                store._reads = ReadCache.start(path, [m.name for m in MIGRATIONS])
             return store
         except BaseException:
             lock.release()
@@ -76,6 +95,8 @@ class Store:
         if self._con is not None:
             self._con.close()
             self._con = None
+        if self._reads is not None and not self._write:
+            self._reads.save()  # still under the lock: the file is as it was read
         if self.lock is not None:
             self.lock.release()
 
@@ -87,13 +108,43 @@ class Store:
 
     @property
     def con(self) -> duckdb.DuckDBPyConnection:
+        if self._con is None and self._reads is not None:
+            with self._connecting:
+                if self._con is None:
+                    self._con = _connect(self.path, read_only=not self._write)
+                    if self._write:
+                        self._reads = None  # what is written next is not in it
+                        pending = self._pending_migrations()
+                        if pending:
+                            self._migrate(pending)
         if self._con is None:
             raise StateError(f"no state at {self.path} yet: run `mlform apply` first")
         return self._con
 
     @property
     def exists(self) -> bool:
-        return self._con is not None
+        return self._con is not None or self._reads is not None
+
+    def _rows(self, sql: str, params: Sequence[Any] = (), *, cursor: bool = False) -> list[Any]:
+        """Rows of a query, from what earlier readers read when the file is unchanged."""
+        reads = self._reads
+        if reads is not None:
+            found = reads.get(sql, params)
+            if found is not None:
+                return found
+        con = self.con
+        if cursor:
+            cur = con.cursor()
+            try:
+                rows = cur.execute(sql, list(params)).fetchall()
+            finally:
+                cur.close()
+        else:
+            rows = con.execute(sql, list(params)).fetchall()
+        reads = self._reads
+        if reads is not None:
+            reads.put(sql, params, rows)
+        return rows
 
     def _pending_migrations(self) -> list[str]:
         con = self.con
@@ -146,19 +197,18 @@ class Store:
     # -- reading -------------------------------------------------------------------------
 
     def identity(self) -> Identity:
-        if self._con is None:
+        if not self.exists:
             return Identity(None, 0)
-        row = self.con.execute("select lineage, serial from meta").fetchone()
-        assert row is not None
+        row = self._rows("select lineage, serial from meta")[0]
         return Identity(str(row[0]), int(row[1]))
 
     def recorded(self) -> dict[str, Recorded]:
-        if self._con is None:
+        if not self.exists:
             return {}
-        rows = self.con.execute(
+        rows = self._rows(
             "select address, kind, name, digest, components, spec, outputs, status, error, "
             "protect, source from resources"
-        ).fetchall()
+        )
         # The three JSON columns of every row in one parse: each json.loads call costs
         # microseconds before it reads a byte, and a big workspace has thousands of rows.
         parsed = json.loads("[" + ",".join(f"[{r[4]},{r[5]},{r[6]}]" for r in rows) + "]")
@@ -181,18 +231,14 @@ class Store:
 
     def read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """A query safe from any thread: DuckDB cursors are connections of their own."""
-        if self._con is None:
+        if not self.exists:
             return []
-        cursor = self.con.cursor()
-        try:
-            return cursor.execute(sql, list(params)).fetchall()
-        finally:
-            cursor.close()
+        return self._rows(sql, params, cursor=True)
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        if self._con is None:
+        if not self.exists:
             return []
-        return self.con.execute(sql, list(params)).fetchall()
+        return self._rows(sql, params)
 
     # -- writing -------------------------------------------------------------------------
 
@@ -239,6 +285,8 @@ class Store:
 
 
 def _connect(path: Path, *, read_only: bool) -> duckdb.DuckDBPyConnection:
+    import duckdb
+
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
     try:
