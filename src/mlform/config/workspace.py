@@ -368,31 +368,38 @@ class _Loader:
         for key, value in spec.inputs.items():
             if isinstance(value, DataInput) and value.asset is not None:
                 refs.append(("data", value.asset.name, ["inputs", key, "path"]))
-        found: list[str] = []
-        for kind, name, where in refs:
-            address = f"{kind}/{name}"
-            if address in self.specs:
-                found.append(address)
-            elif address not in self.broken:
-                known = sorted(s.name for s in self.specs.values() if s.kind == kind)
-                hint = schema.did_you_mean(name, known) or (
-                    f" (declared: {', '.join(known)})" if known else ""
-                )
-                folder = "environments" if kind == "environment" else "data"
-                self.problems.append(
-                    spec.source.problem(
-                        where, f"unknown {kind} '{name}'{hint}; declare it in {folder}/"
-                    )
-                )
-        if spec.compute not in COMPUTE_TARGETS:
+        found = [self._reference(kind, name, spec.source, where) for kind, name, where in refs]
+        self._check_compute(spec.source, spec.compute, "runs")
+        return [address for address in found if address]
+
+    def _reference(
+        self, kind: str, name: str, source: Source, where: list[str | int]
+    ) -> str | None:
+        """The address of `kind/name` if it is declared; else None, and the problem said
+        where the reference is written (unless that resource's own file is broken)."""
+        address = f"{kind}/{name}"
+        if address in self.specs:
+            return address
+        if address not in self.broken:
+            known = sorted(s.name for s in self.specs.values() if s.kind == kind)
+            hint = schema.did_you_mean(name, known) or (
+                f" (declared: {', '.join(known)})" if known else ""
+            )
+            folder = next(f for f, (k, _) in FOLDERS.items() if k == kind)
             self.problems.append(
-                spec.source.problem(
+                source.problem(where, f"unknown {kind} '{name}'{hint}; declare it in {folder}/")
+            )
+        return None
+
+    def _check_compute(self, source: Source, compute: str, what: str) -> None:
+        if compute not in COMPUTE_TARGETS:
+            self.problems.append(
+                source.problem(
                     ["compute"],
-                    f"unknown compute target '{spec.compute}'; runs can use: "
+                    f"unknown compute target '{compute}'; {what} can use: "
                     + ", ".join(COMPUTE_TARGETS),
                 )
             )
-        return found
 
     def _attach_deployments(self) -> None:
         """Give each endpoint the deployments declared in files of their own, and check
@@ -401,17 +408,8 @@ class _Loader:
             owner = self.specs.get(f"endpoint/{dep.endpoint}")
             if isinstance(owner, EndpointSpec):
                 self.specs[owner.address] = replace(owner, deployments=(*owner.deployments, dep))
-            elif f"endpoint/{dep.endpoint}" not in self.broken:
-                known = sorted(s.name for s in self.specs.values() if isinstance(s, EndpointSpec))
-                hint = schema.did_you_mean(dep.endpoint, known) or (
-                    f" (declared: {', '.join(known)})" if known else ""
-                )
-                self.problems.append(
-                    dep.source.problem(
-                        ["endpoint_name"],
-                        f"unknown endpoint '{dep.endpoint}'{hint}; declare it in endpoints/",
-                    )
-                )
+            else:
+                self._reference("endpoint", dep.endpoint, dep.source, ["endpoint_name"])
         for spec in list(self.specs.values()):
             if isinstance(spec, EndpointSpec):
                 self.problems.extend(_endpoint_problems(spec))
@@ -420,21 +418,10 @@ class _Loader:
         found: list[str] = []
         for dep in spec.deployments:
             if dep.environment is not None:
-                address = f"environment/{dep.environment.name}"
-                if address in self.specs:
-                    found.append(address)
-                elif address not in self.broken:
-                    known = sorted(s.name for s in self.specs.values() if s.kind == "environment")
-                    hint = schema.did_you_mean(dep.environment.name, known) or (
-                        f" (declared: {', '.join(known)})" if known else ""
-                    )
-                    self.problems.append(
-                        dep.source.problem(
-                            ["environment"],
-                            f"unknown environment '{dep.environment.name}'{hint}; "
-                            "declare it in environments/",
-                        )
-                    )
+                env = self._reference(
+                    "environment", dep.environment.name, dep.source, ["environment"]
+                )
+                found.extend([env] if env else [])
             if dep.model is not None:
                 found.extend(self._model_sources().get(dep.model.name, ()))
         return found
@@ -475,29 +462,11 @@ class _Loader:
         for step in spec.steps:
             inputs.extend(step.inputs.values())
             if step.environment is not None:
-                address = f"environment/{step.environment.name}"
-                if address in self.specs:
-                    found.append(address)
-                elif address not in self.broken:
-                    known = sorted(s.name for s in self.specs.values() if s.kind == "environment")
-                    hint = schema.did_you_mean(step.environment.name, known) or (
-                        f" (declared: {', '.join(known)})" if known else ""
-                    )
-                    self.problems.append(
-                        step.source.problem(
-                            ["environment"],
-                            f"unknown environment '{step.environment.name}'{hint}; "
-                            "declare it in environments/",
-                        )
-                    )
-            if step.compute not in COMPUTE_TARGETS:
-                self.problems.append(
-                    step.source.problem(
-                        ["compute"],
-                        f"unknown compute target '{step.compute}'; steps can use: "
-                        + ", ".join(COMPUTE_TARGETS),
-                    )
+                env = self._reference(
+                    "environment", step.environment.name, step.source, ["environment"]
                 )
+                found.extend([env] if env else [])
+            self._check_compute(step.source, step.compute, "steps")
         for value in inputs:
             if isinstance(value, DataInput) and value.asset is not None:
                 address = f"data/{value.asset.name}"
@@ -511,21 +480,10 @@ class _Loader:
         (`mlform models register`) has no producer here; the plan checks it exists."""
         found: list[str] = []
         if spec.environment is not None:
-            address = f"environment/{spec.environment.name}"
-            if address in self.specs:
-                found.append(address)
-            elif address not in self.broken:
-                known = sorted(s.name for s in self.specs.values() if s.kind == "environment")
-                hint = schema.did_you_mean(spec.environment.name, known) or (
-                    f" (declared: {', '.join(known)})" if known else ""
-                )
-                self.problems.append(
-                    spec.source.problem(
-                        ["environment"],
-                        f"unknown environment '{spec.environment.name}'{hint}; "
-                        "declare it in environments/",
-                    )
-                )
+            env = self._reference(
+                "environment", spec.environment.name, spec.source, ["environment"]
+            )
+            found.extend([env] if env else [])
         if spec.model is not None:
             found.extend(self._model_sources().get(spec.model.name, ()))
         return found
