@@ -9,7 +9,8 @@
     │   ├── StateLocked          another process holds the lock
     │   └── StateIncompatible    written by a newer mlform, corrupted, or not a state file
     ├── ApplyError               a change failed while applying
-    │   └── BuildFailed          an environment build failed (carries pip's own output)
+    │   ├── BuildFailed          an environment build failed (carries pip's own output)
+    │   └── RunFailed            a run did not complete (carries its id)
     ├── DatastoreError           a datastore cannot be reached or written
     ├── EngineUnavailable        the Docker engine cannot be reached
     ├── InUse                    a model version serves a deployment and cannot go
@@ -81,6 +82,12 @@ class ApplyError(MlformError):
 
 class BuildFailed(ApplyError):
     pass
+
+
+class RunFailed(ApplyError):
+    def __init__(self, message: str, run_id: str) -> None:
+        super().__init__(message)
+        self.run_id = run_id
 
 
 class DatastoreError(MlformError):

@@ -19,7 +19,7 @@ from mlform import snapshot as snapshots
 from mlform.compute import TARGETS, Launch
 from mlform.config.refs import LocalPath, Url
 from mlform.config.specs import DataInput, RunconfigSpec, env_text
-from mlform.errors import ApplyError
+from mlform.errors import ApplyError, RunFailed
 from mlform.plan.model import Change
 from mlform.resources.base import Context, Outcome
 from mlform.state.records import Record
@@ -75,7 +75,7 @@ class _Run:
             launch, versions, inputs = self.prepare()
         except ApplyError as err:
             self.update(status="failed", error=str(err), ended_at=time.time())
-            raise
+            raise RunFailed(str(err), self.id) from err
         # committed before the process starts, so a later apply can find it if this dies
         self.update(status="running", started_at=time.time(), inputs=inputs, wait=True)
         self.ctx.log(self.change.address, f"run {self.id} started: {launch.command}")
@@ -93,9 +93,10 @@ class _Run:
                 status, status
             )
             shown = "\n".join(f"  | {line}" for line in (tail or "").splitlines())
-            raise ApplyError(
+            raise RunFailed(
                 f"{self.change.address}: run {self.id} {how}"
-                + (f"; the last lines of its log:\n{shown}" if shown else "")
+                + (f"; the last lines of its log:\n{shown}" if shown else ""),
+                self.id,
             )
         seconds = (final.ended_at or 0) - (final.started_at or 0)
         outputs: dict[str, Any] = {

@@ -25,7 +25,7 @@ from typing import Any
 from mlform import snapshot as snapshots
 from mlform.config.refs import LocalPath
 from mlform.config.specs import Binding, DataInput, PipelineSpec, RunconfigSpec, StepSpec
-from mlform.errors import ApplyError
+from mlform.errors import ApplyError, RunFailed
 from mlform.pipelines import steps as stepdb
 from mlform.plan.model import Action, Change, Desired
 from mlform.resources.base import Context, Outcome
@@ -243,7 +243,7 @@ class PipelineRun:
             outcome: Outcome = runner.run(change, self.ctx, parent_id=self.id)
         except ApplyError as err:
             self.log(f"step {step.name}: failed")
-            run_id = _run_id(str(err))
+            run_id = err.run_id if isinstance(err, RunFailed) else None
             self.ctx.emit(
                 [
                     stepdb.StepRun(
@@ -310,17 +310,6 @@ class PipelineRun:
             timeout=step.timeout,
             register_model=step.register_model,
         )
-
-
-def _run_id(message: str) -> str | None:
-    for word in message.split():
-        if "_" in word and word.count("_") >= 3:
-            return word.rstrip(":;,")
-    return None
-
-
-def summary(results: Mapping[str, StepResult]) -> str:
-    return "; ".join(f"{name}: {r.status}" for name, r in results.items())
 
 
 def outputs_of(results: Mapping[str, StepResult], parent: RunRow) -> dict[str, Any]:
