@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 
 from mlform.config.refs import parse_asset_ref
 from mlform.errors import InUse, MlformError, NotFound
-from mlform.hashing import FileEntry
 from mlform.registry.content import Stored
 from mlform.state.records import dumps
 from mlform.storage import Storage
@@ -371,10 +370,6 @@ def materialize(storage: Storage, model: ModelVersion, target: Path) -> Path:
     download(storage, model, target)
     done.write_text(model.digest, encoding="utf-8")
     return target
-
-
-def manifest_entries(model: ModelVersion) -> list[FileEntry]:
-    return [FileEntry(f["path"], int(f["size"]), f["sha256"]) for f in model.files]
 
 
 def _model(row: Sequence[Any]) -> ModelVersion:

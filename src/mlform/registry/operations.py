@@ -15,6 +15,7 @@ from mlform.state.records import Event
 from mlform.state.store import Store
 
 if TYPE_CHECKING:
+    from mlform.hashing import Hasher
     from mlform.workspace import Workspace
 
 
@@ -151,7 +152,8 @@ def _write(store: Store, address: str, action: str, message: str, records: list[
     store.write(store.lock.info.id, [*records, Event(address, action, "succeeded", message)])
 
 
-def _no_hasher() -> Any:
+def _no_hasher() -> Hasher:
+    """Registering by hand hashes each file once as it is stored: no stat cache."""
     from mlform.hashing import Hasher
 
     return Hasher(None)

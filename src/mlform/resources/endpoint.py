@@ -16,7 +16,6 @@ import socket
 import time
 from collections.abc import Mapping
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 from mlform import snapshot as snapshots
@@ -341,7 +340,3 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def endpoint_folder(state_dir: Path, name: str) -> Path:
-    return router.folder(state_dir, name)
