@@ -46,6 +46,7 @@ from mlform.config.specs import env_text
 from mlform.config.workspace import Config, load
 from mlform.endpoints import keys as endpoint_keys
 from mlform.errors import MlformError
+from mlform.serving.app import error_response, route_errors
 from mlform.serving.auth import CHALLENGE, KeyCheck, KeyMissing, KeyRejected, NotAllowed
 from mlform.serving.scoring import ServingError
 
@@ -252,7 +253,7 @@ def create_app(root: Path, state_dir: Path, keys: list[str]) -> Starlette:
                 return _json(await work(request), success)
             except ServingError as err:
                 code = _STATUS[type(err)]
-                return _error(code, str(err), CHALLENGE if code == 401 else None)
+                return error_response(code, str(err), CHALLENGE if code == 401 else None)
 
         return route
 
@@ -293,25 +294,13 @@ def create_app(root: Path, state_dir: Path, keys: list[str]) -> Starlette:
     async def health(request: Request) -> Response:
         return _json({"status": "alive"})
 
-    def http_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, HTTPException)
-        method, path = request.method, request.url.path
-        if exc.status_code == 404:
-            message = f"no route for {method} {path}; this server has {_ROUTES}"
-        elif exc.status_code == 405:
-            allowed = (exc.headers or {}).get("Allow", "")
-            message = f"{method} is not allowed on {path}; use {allowed}"
-        else:  # pragma: no cover - the router raises only 404 and 405
-            message = exc.detail
-        return _error(exc.status_code, message, exc.headers)
-
     routes = [
         Route("/health", health, methods=["GET"]),
         Route("/pipelines", guarded(listing), methods=["GET"]),
         Route("/pipelines/{name}/runs", guarded(submit, 202), methods=["POST"]),
         Route("/pipelines/{name}/runs/{run_id}", guarded(progress), methods=["GET"]),
     ]
-    return Starlette(routes=routes, exception_handlers={HTTPException: http_error})
+    return Starlette(routes=routes, exception_handlers={HTTPException: route_errors(_ROUTES)})
 
 
 def serve(ws: Workspace, host: str, port: int, say: Callable[[str], None]) -> int:
@@ -346,8 +335,3 @@ def serve(ws: Workspace, host: str, port: int, say: Callable[[str], None]) -> in
 def _json(value: Any, status: int = 200) -> Response:
     body = json.dumps(value, separators=(",", ":"), default=str).encode()
     return Response(body, status_code=status, media_type=JSON)
-
-
-def _error(status: int, message: str, headers: Mapping[str, str] | None = None) -> Response:
-    body = json.dumps({"error": message, "status": status}, separators=(",", ":")).encode()
-    return Response(body, status_code=status, media_type=JSON, headers=headers)

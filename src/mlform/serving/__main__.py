@@ -19,7 +19,7 @@ import copy
 import os
 import sys
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from starlette.applications import Starlette
 
 from mlform.serving.app import MAX_BODY, access_logger, create_app, logger
 from mlform.serving.auth import parse_key_hashes
+from mlform.serving.options import port, positive
 from mlform.serving.scoring import ScoringScript, ScriptFailed, ScriptNotFound, load_script
 
 PROG = "mlform.serving"
@@ -60,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--port",
-        type=_port,
+        type=port,
         default=env("MLFORM_PORT", "5001"),
         help="port to listen on (default: $MLFORM_PORT or 5001)",
     )
@@ -79,21 +80,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--request-timeout",
-        type=_positive(float),
+        type=positive(float),
         default=env("MLFORM_REQUEST_TIMEOUT"),
         metavar="SECONDS",
         help="answer 504 when run() takes longer (default: $MLFORM_REQUEST_TIMEOUT or none)",
     )
     parser.add_argument(
         "--max-concurrent",
-        type=_positive(int),
+        type=positive(int),
         default=env("MLFORM_MAX_CONCURRENT"),
         metavar="N",
         help="answer 429 beyond N requests in flight (default: $MLFORM_MAX_CONCURRENT or none)",
     )
     parser.add_argument(
         "--max-body",
-        type=_positive(int),
+        type=positive(int),
         default=env("MLFORM_MAX_BODY", str(MAX_BODY)),
         metavar="BYTES",
         help=f"answer 413 to larger request bodies (default: $MLFORM_MAX_BODY or {MAX_BODY})",
@@ -106,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--workers",
-        type=_positive(int),
+        type=positive(int),
         default=env("MLFORM_WORKERS", "1"),
         metavar="N",
         help="server processes sharing the port, each with the script loaded "
@@ -122,27 +123,8 @@ def _key_hashes(text: str) -> tuple[str, ...]:
         raise argparse.ArgumentTypeError(str(err)) from None
 
 
-def _positive(kind: type[int] | type[float]) -> Callable[[str], Any]:
-    def parse(text: str) -> int | float:
-        try:
-            value = kind(text)
-        except ValueError:
-            value = 0
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a positive {kind.__name__}")
-        return value
-
-    return parse
-
-
 _SWITCH = {"1": True, "true": True, "yes": True, "on": True}
 _SWITCH |= {"0": False, "false": False, "no": False, "off": False}
-
-
-def _port(text: str) -> int:
-    if not text.isdigit() or not 0 < int(text) < 65536:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (1-65535)")
-    return int(text)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -213,7 +213,7 @@ def create_app(
         Route("/openapi.json", describe, methods=["GET"]),
         Route("/", root, methods=["GET"]),
     ]
-    handlers = {HTTPException: _http_error, Exception: _internal_error}
+    handlers = {HTTPException: route_errors(_ROUTES), Exception: _internal_error}
     return Starlette(routes=routes, exception_handlers=handlers)
 
 
@@ -296,35 +296,41 @@ def _failure(err: ServingError, script: ScoringScript) -> Response:
     elif isinstance(err, TimedOut):
         logger.warning("run() of %s passed the request timeout; it keeps running", script.name)
     status = _STATUS[type(err)]
-    return _error(status, str(err), CHALLENGE if status == 401 else None)
+    return error_response(status, str(err), CHALLENGE if status == 401 else None)
 
 
-def _error(status: int, message: str, headers: Mapping[str, str] | None = None) -> Response:
+def error_response(status: int, message: str, headers: Mapping[str, str] | None = None) -> Response:
+    """An error as every mlform server answers one: `{"error": …, "status": …}`."""
     body = _encode({"error": message, "status": status})
     return Response(body, status_code=status, media_type=JSON, headers=headers)
 
 
-def _http_error(request: Request, exc: Exception) -> Response:
-    if not isinstance(exc, HTTPException):  # pragma: no cover - registered for it alone
-        raise exc
-    method, path = request.method, request.url.path
-    if exc.status_code == 404:
-        message = f"no route for {method} {path}; this server has {_ROUTES}"
-    elif exc.status_code == 405:
-        allowed = (exc.headers or {}).get("Allow", "")
-        message = f"{method} is not allowed on {path}; use {allowed}"
-    else:  # pragma: no cover - the router raises only 404 and 405
-        message = exc.detail
-    return _error(exc.status_code, message, exc.headers)
+def route_errors(routes: str) -> Callable[[Request, Exception], Response]:
+    """The handler of Starlette's 404 and 405, as JSON that lists `routes`."""
+
+    def handle(request: Request, exc: Exception) -> Response:
+        if not isinstance(exc, HTTPException):  # pragma: no cover - registered for it alone
+            raise exc
+        method, path = request.method, request.url.path
+        if exc.status_code == 404:
+            message = f"no route for {method} {path}; this server has {routes}"
+        elif exc.status_code == 405:
+            allowed = (exc.headers or {}).get("Allow", "")
+            message = f"{method} is not allowed on {path}; use {allowed}"
+        else:  # pragma: no cover - the router raises only 404 and 405
+            message = exc.detail
+        return error_response(exc.status_code, message, exc.headers)
+
+    return handle
 
 
 def _internal_error(request: Request, exc: Exception) -> Response:
     # A bug in this server, not the script: Starlette re-raises it and uvicorn logs it.
-    return _error(500, "the scoring server failed; see the deployment's log")
+    return error_response(500, "the scoring server failed; see the deployment's log")
 
 
 def _encode(value: Any) -> bytes:
     return json.dumps(value, separators=(",", ":")).encode("ascii")
 
 
-__all__ = ["JSON", "MAX_BODY", "create_app", "openapi_document"]
+__all__ = ["JSON", "MAX_BODY", "create_app", "error_response", "openapi_document", "route_errors"]

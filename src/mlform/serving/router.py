@@ -39,6 +39,7 @@ import uvicorn
 import uvicorn.config
 from starlette.types import Receive, Scope, Send
 
+from mlform.serving.options import port, positive
 from mlform.serving.routes import Deployment, RoutesFile, RoutesInvalid, logger
 
 PROG = "mlform.serving.router"
@@ -379,35 +380,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--port",
-        type=_port,
+        type=port,
         default=env("MLFORM_PORT", "5000"),
         help="port to listen on (default: $MLFORM_PORT or 5000)",
     )
     parser.add_argument(
         "--timeout",
-        type=_seconds,
+        type=positive(float, "number of seconds"),
         default=env("MLFORM_ROUTER_TIMEOUT", str(DEFAULT_TIMEOUT)),
         metavar="SECONDS",
         help="answer 504 when a deployment takes longer "
         f"(default: $MLFORM_ROUTER_TIMEOUT or {DEFAULT_TIMEOUT:g})",
     )
     return parser
-
-
-def _port(text: str) -> int:
-    if not text.isdigit() or not 0 < int(text) < 65536:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (1-65535)")
-    return int(text)
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
-    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
