@@ -160,7 +160,7 @@ class ImageKind:
         work = ctx.cache / "images" / after.digest[:20]
         storage = ctx.storage(model.datastore)
         model_dir = models.materialize(storage, model, ctx.cache / "models" / model.digest[:20])
-        code_dir = _code_folder(snap, work / "code")
+        code_dir = copy_code(snap, work / "code")
         runtime = runtime_folder(ctx.cache)
         script = spec.scoring_script
         request = build.BuildRequest(
@@ -318,10 +318,6 @@ def environment_build(ctx: Context, env: AssetRef, owner: str) -> tuple[str, lis
 
 
 def copy_code(snap: snapshots.Snapshot, target: Path) -> Path:
-    return _code_folder(snap, target)
-
-
-def _code_folder(snap: snapshots.Snapshot, target: Path) -> Path:
     """The code folder as the snapshot sees it (ignore files applied)."""
     return _linked(((snap.root / e.relpath, e.relpath) for e in snap.files), target)
 
