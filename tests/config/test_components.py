@@ -139,6 +139,11 @@ def test_a_component_file_is_checked_once_where_it_is_written(
                 environment: azureml:sklearn-env@latest
                 command: python t.py ${{inputs.lr}} ${{inputs.seed}} ${{outputs.modle}}
             """,
+            "components/same.yml": """\
+                name: train_model
+                type: command
+                command: python t.py
+            """,
             "pipelines/p.yml": """\
                 jobs:
                   a:
@@ -151,6 +156,8 @@ def test_a_component_file_is_checked_once_where_it_is_written(
     ran = cli("validate", cwd=root)
     assert ran.code == 1
     assert ran.err.splitlines() == [
+        "components/train.yml:2:7: error: component train_model is also declared at "
+        "components/same.yml:1; give one of them another version",
         "components/train.yml:5:31: error: default 5 is above the maximum 1",
         "components/train.yml:7:16: error: inputs.kind.type must be one of uri_folder, "
         "uri_file, mltable, mlflow_model, custom_model, number, integer, string, boolean, "
@@ -162,7 +169,7 @@ def test_a_component_file_is_checked_once_where_it_is_written(
         "wrap the part of the command that uses it, e.g. $[[--seed ${{inputs.seed}}]]",
         "components/train.yml:12:10: error: command uses ${{outputs.modle}}, but component "
         "train_model declares no output 'modle' (outputs: model); declare it under outputs:",
-        "validation failed: 6 errors",
+        "validation failed: 7 errors",
     ]
 
 

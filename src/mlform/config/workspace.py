@@ -464,6 +464,15 @@ class _Loader:
         if body is not None and "command" in body:
             found = components.parse(body, Source(doc))
             self.problems.extend(components.check(found))
+            for other in self.components.values():
+                if other is not None and (other.name, other.version) == (found.name, found.version):
+                    self.problems.append(
+                        found.source.problem(
+                            ["version" if found.version else "name"],
+                            f"component {found} is also declared at {other.source}; give one "
+                            "of them another version",
+                        )
+                    )
         self.components[path] = found
         return found
 
