@@ -74,6 +74,8 @@ def test_step_inputs_are_checked_against_the_component(cli: Cli, make_workspace:
                       training_data: ${{parent.jobs.train.outputs.model_output}}
                       learning_rate: ${{parent.inputs.rate}}
                       verbose: ${{parent.jobs.train.outputs.model_output}}
+                    outputs:
+                      model_output: ${{parent.outputs.model}}
                   score:
                     component: azureml:train_modle@latest
                   old:
@@ -85,6 +87,8 @@ def test_step_inputs_are_checked_against_the_component(cli: Cli, make_workspace:
                     inputs:
                       training_data: 0.5
                       learning_rate: {type: uri_file, path: ./x.csv}
+                    outputs:
+                      model_output: ${{parent.outputs.model}}
             """,
         }
     )
@@ -104,18 +108,20 @@ def test_step_inputs_are_checked_against_the_component(cli: Cli, make_workspace:
         "pipelines/bad.yml:20:22: error: input learning_rate: 3 is above the maximum 1",
         "pipelines/bad.yml:21:16: error: input verbose: a boolean input cannot take a step's "
         "output (${{parent.jobs.train.outputs.model_output}})",
-        "pipelines/bad.yml:23:16: error: unknown component 'azureml:train_modle@latest' "
+        "pipelines/bad.yml:25:16: error: unknown component 'azureml:train_modle@latest' "
         "(did you mean 'train_model'?); declare it in components/ or point at its file "
         "(./train_modle.yml)",
-        "pipelines/bad.yml:25:16: error: unknown component 'azureml:train_model:1' "
+        "pipelines/bad.yml:27:16: error: unknown component 'azureml:train_model:1' "
         "(versions: 2); declare it in components/ or point at its file (./train_model.yml)",
-        "pipelines/bad.yml:27:16: error: component file './components/missing.yml' does not "
+        "pipelines/bad.yml:29:16: error: component file './components/missing.yml' does not "
         "exist; the path is relative to pipelines/bad.yml",
-        "pipelines/bad.yml:31:22: error: input training_data: expects data (uri_folder): bind "
+        "pipelines/bad.yml:33:22: error: input training_data: expects data (uri_folder): bind "
         "it to data or an output, or give a path:",
-        "pipelines/bad.yml:32:22: error: input learning_rate: expects a number value, not "
+        "pipelines/bad.yml:34:22: error: input learning_rate: expects a number value, not "
         "data (a path:)",
-        "validation failed: 13 errors",
+        "pipelines/bad.yml:36:21: error: pipeline output 'model' is already bound to step "
+        "again's output model_output; bind each pipeline output once",
+        "validation failed: 14 errors",
     ]
 
 

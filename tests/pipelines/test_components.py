@@ -313,6 +313,15 @@ def test_an_azure_pipeline_of_components_runs_publishes_and_reuses(
     assert model["argv"][8:10] == ["--seed", "7"]
     assert cli("plan", "--detailed-exitcode", cwd=root).code == 0
 
+    # A component that says it is not deterministic is never reused.
+    score = root / "components" / "score.yml"
+    score.write_text(score.read_text() + "is_deterministic: false\n")
+    plan = cli("plan", "--detailed-exitcode", cwd=root)
+    assert plan.code == 2
+    assert changes(plan.out) == [
+        "> pipeline/taxi (prep_job: reuse; train_job: reuse; score_job: not deterministic)"
+    ]
+
 
 def pipeline_outputs(root: Path) -> dict[str, dict[str, str]]:
     with Store.open(root / ".mlform" / "state.duckdb", "test", write=False) as store:

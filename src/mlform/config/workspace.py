@@ -756,7 +756,7 @@ def _pipeline_problems(spec: PipelineSpec) -> list[Problem]:
 def _published_outputs(spec: PipelineSpec) -> list[Problem]:
     """Each `${{parent.outputs.x}}` names an output the pipeline declares, once."""
     problems: list[Problem] = []
-    publisher: dict[str, str] = {}
+    publisher: dict[str, tuple[str, str]] = {}
     for step in spec.steps:
         for output, name in step.parent_outputs.items():
             where = ["outputs", output]
@@ -774,11 +774,12 @@ def _published_outputs(spec: PipelineSpec) -> list[Problem]:
                     step.source.problem(
                         where,
                         f"pipeline output '{name}' is already bound to step "
-                        f"{publisher[name]}'s output; bind each pipeline output once",
+                        f"{publisher[name][0]}'s output {publisher[name][1]}; bind each "
+                        "pipeline output once",
                     )
                 )
             else:
-                publisher[name] = f"{step.name}.{output}"
+                publisher[name] = (step.name, output)
     return problems
 
 
