@@ -457,9 +457,10 @@ class _Loader:
         # A wrong input or output leaves out only itself: the others are still checked.
         entries = {w for w in bad if len(w) > 2 and w[0] in ("inputs", "outputs")}
         body = _usable(doc.data, (), bad - entries)
-        for group, name in {w[:2] for w in entries}:
-            if body is not None and isinstance(body.get(group), dict):
-                body = {**body, group: {k: v for k, v in body[group].items() if k != name}}
+        for group, name in {(str(w[0]), w[1]) for w in entries}:
+            kept = body.get(group) if body is not None else None
+            if body is not None and isinstance(kept, dict):
+                body = {**body, group: {k: v for k, v in kept.items() if k != name}}
         found = None
         if body is not None and "command" in body:
             found = components.parse(body, Source(doc))
