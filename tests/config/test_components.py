@@ -209,6 +209,12 @@ def test_component_files_beside_jobs_are_not_jobs(cli: Cli, make_workspace: Make
                     inputs: {n: 3}
             """,
             "runconfigs/job.yml": "code: ../src\ncommand: python run.py\n",
+            # its $schema says so; no pipeline runs it, and it plans nothing
+            "runconfigs/unused.yml": """\
+                $schema: https://azuremlschemas.azureedge.net/latest/commandComponent.schema.json
+                name: unused
+                command: python run.py
+            """,
         }
     )
     assert cli("validate", cwd=root).code == 0
