@@ -80,6 +80,7 @@ class LocalTarget:
             "MLFORM_INSTANCE": launch.instance,
             "MLFORM_SCORING_SCRIPT": str(launch.code / launch.script),
             "MLFORM_MODEL_DIR": str(launch.model_dir),
+            "AZUREML_MODEL_DIR": str(launch.azureml_model_dir or launch.model_dir),
             "MLFORM_DEPLOYMENT": launch.deployment,
             "MLFORM_HOST": "127.0.0.1",
             "MLFORM_PORT": str(port),

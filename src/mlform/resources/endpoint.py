@@ -22,6 +22,7 @@ from mlform import snapshot as snapshots
 from mlform.config.specs import DeploymentSpec, EndpointSpec, Spec
 from mlform.endpoints import instances, keys, probes, router
 from mlform.endpoints.instances import Instance, Launch, Target
+from mlform.endpoints.mount import mount
 from mlform.errors import ApplyError, MlformError, PlanError
 from mlform.hashing import sha256_text
 from mlform.plan.model import Change, Desired
@@ -230,7 +231,10 @@ class _Rollout:
         assert dep.environment is not None
         env_ref, requirements, venv = environment_build(ctx, dep.environment, self.address)
         storage = ctx.storage(model.datastore)
-        model_dir = models.materialize(storage, model, ctx.cache / "models" / model.digest[:20])
+        cached = models.materialize(storage, model, ctx.cache / "models" / model.digest[:20])
+        mounted = mount(
+            cached, model.folder, folder / "azureml-models" / model.name / model.version
+        )
         code = copy_code(self.snaps[dep.name], folder / "code")
         variables = {**_env_variables(ctx, env_ref), **dep.variables}
         variables["MLFORM_KEY_HASHES"] = ",".join(hashes)
@@ -260,7 +264,8 @@ class _Rollout:
             folder=folder,
             code=code,
             script=dep.scoring_script,
-            model_dir=model_dir,
+            model_dir=mounted.files,
+            azureml_model_dir=mounted.azureml,
             environment=env_ref,
             python=venv / "bin" / "python",
             requirements=requirements,
