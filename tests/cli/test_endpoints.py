@@ -386,3 +386,76 @@ def test_azures_managed_online_endpoint_sample_scores_unchanged(
     invoked.write_text(json.dumps({"data": ROWS}))
     ran = cli("endpoints", "invoke", "my-endpoint", "--data", str(invoked), cwd=root)
     assert (ran.code, json.loads(ran.out)) == (0, expected)
+
+
+FAILING_SCORE_PY = """\
+def init():
+    raise RuntimeError("no model for you")
+
+
+def run(raw_data):
+    return raw_data
+"""
+
+
+def test_a_deployment_that_fails_with_nothing_before_it_serves_nothing_and_says_so(
+    cli: Cli, azure_sample: tuple[Path, list[float]]
+) -> None:
+    root, expected = azure_sample
+    (root / "broken").mkdir()
+    (root / "broken" / "score.py").write_text(FAILING_SCORE_PY)
+    endpoints = root / "endpoints"
+    (endpoints / "endpoint.yml").write_text(AZURE_ENDPOINT_YML.format(name="my-endpoint"))
+    blue = endpoints / "blue-deployment.yml"
+    blue.write_text(AZURE_DEPLOYMENT_YML.format(name="blue", endpoint="my-endpoint", code="broken"))
+
+    # The first deployment fails: no router is left behind, and nothing claims to serve.
+    failed = cli("apply", "--yes", cwd=root)
+    assert failed.code == 1
+    text = failed.out + failed.err
+    assert (
+        "+ endpoint/my-endpoint failed: deployment blue: the new instance did not become "
+        "ready: it exited before it was ready; it has no earlier instance, so it serves "
+        "nothing. The last lines of its log:\n"
+    ) in text, text
+    assert "RuntimeError: no model for you" in text
+    assert "the one serving before keeps its traffic" not in text
+    stopped = re.search(
+        r"nothing serves endpoint/my-endpoint, so its router on port (\d+) was stopped; fix "
+        r"the deployment and apply again",
+        text,
+    )
+    assert stopped, text
+    assert not (root / ".mlform" / "endpoints" / "my-endpoint" / "router.json").exists()
+    with pytest.raises(ConnectionRefusedError):
+        request(int(stopped[1]), b"{}")
+    listed = cli("endpoints", "list", cwd=root)
+    assert (
+        listed.out == "No endpoints yet. Declare one in endpoints/*.yml and run `mlform apply`.\n"
+    )
+
+    # Fixed, it serves; a new deployment that fails beside it leaves it serving.
+    blue.write_text(
+        AZURE_DEPLOYMENT_YML.format(
+            name="blue", endpoint="my-endpoint", code="model-1/onlinescoring"
+        )
+    )
+    applied = cli("apply", "--yes", cwd=root)
+    assert applied.code == 0, applied.out + applied.err
+    (endpoints / "green-deployment.yml").write_text(
+        AZURE_DEPLOYMENT_YML.format(name="green", endpoint="my-endpoint", code="broken")
+    )
+    failed = cli("apply", "--yes", cwd=root)
+    assert failed.code == 1
+    text = failed.out + failed.err
+    assert (
+        "~ endpoint/my-endpoint failed: deployment green: the new instance did not become "
+        "ready: it exited before it was ready; it has no earlier instance, so it serves nothing."
+    ) in text
+    assert "nothing serves" not in text
+    port, headers = score_uri(cli, root, "my-endpoint")
+    status, _, body = request(port, json.dumps({"data": ROWS}).encode(), headers)
+    assert (status, json.loads(body)) == (200, expected)
+    rows = cli("endpoints", "list", cwd=root).out.splitlines()[1:]
+    assert [row.split()[0] for row in rows] == ["my-endpoint"]
+    assert rows[0].split()[-1] == "up"
