@@ -244,6 +244,7 @@ AZURE_SAMPLE = """
 def test_an_undecorated_run_gets_the_raw_body_as_azure_gives_it(tmp_path: Path) -> None:
     script = load_script(*write_deployment(tmp_path, AZURE_SAMPLE))
     assert script.input == "raw"
+    assert script.body_schema() == {"description": "any text: run() gets the body as it was sent"}
     assert script.score(b'{"data": [[1, 2], [3, 4]]}') == b"[3,7]"
     echo = load_script(*write_deployment(tmp_path, "def run(raw_data):\n    return raw_data\n"))
     body = '{"data": [1], "other": "é"}'.encode()
@@ -267,6 +268,7 @@ def test_the_marker_asks_for_the_parsed_payload(tmp_path: Path) -> None:
     """
     script = load_script(*write_deployment(tmp_path, code))
     assert script.input == "parsed"
+    assert script.body_schema() is None  # the payloads the OpenAPI document lists
     assert script.score(b'{"instances": [1, 2]}') == b'{"type":"list","data":[1,2]}'
     with pytest.raises(BadPayload):
         script.score(b"[1, 2]")
@@ -298,6 +300,11 @@ SCHEMA_DECORATED = """
 def test_a_run_decorated_with_inference_schema_gets_its_parameters(tmp_path: Path) -> None:
     script = load_script(*write_deployment(tmp_path, SCHEMA_DECORATED))
     assert script.input == "schema"
+    assert script.body_schema() == {
+        "type": "object",
+        "properties": {"data": {}, "scale": {}},
+        "required": ["data"],
+    }
     assert script.score(b'{"data": [[1, 2, 3], [4, 5, 6]]}') == b"[12.0,30.0]"
     assert script.score(b'{"data": [[1, 2, 3]], "scale": 1}') == b"[6.0]"
     with pytest.raises(BadPayload) as caught:

@@ -146,6 +146,18 @@ class ScoringScript:
             self.capture(_captured(data) if self.input == RAW else data, result, request_id)
         return encoded
 
+    def body_schema(self) -> dict[str, Any] | None:
+        """The request body's JSON schema as run() takes it; None: the parsed payloads."""
+        if self.input == RAW:
+            return {"description": "any text: run() gets the body as it was sent"}
+        if self.input == SCHEMA:
+            return {
+                "type": "object",
+                "properties": {name: {} for name, _ in self._parameters},
+                "required": [n for n, d in self._parameters if d is inspect.Parameter.empty],
+            }
+        return None
+
     def _arguments(self, payload: Any) -> dict[str, Any]:
         """run()'s keyword arguments from a JSON object, as Azure ML's inference server
         gives a schema-decorated run(): each parameter's value under its name."""
