@@ -121,7 +121,8 @@ class ScoringScript:
         self.ready = True
 
     def score(self, body: bytes, request_id: str = "") -> bytes:
-        """One request: JSON body in, JSON of `run()`'s result out."""
+        """One request: its body in (given to run() as `self.input` says), JSON of
+        `run()`'s result out."""
         if not self.ready:
             raise NotReady(f"{self.name} is not ready: its init() has not completed")
         if self.input == RAW:
