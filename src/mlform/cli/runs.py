@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from mlform import runs
-from mlform.cli.output import Output
+from mlform.cli.output import Output, add_json_flag, json_object
 from mlform.errors import MlformError, NotFound, StateLocked
 from mlform.workspace import Workspace
 
@@ -30,9 +30,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     q.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE")
     q.add_argument("--runconfig")
     q.add_argument("--limit", type=int, default=50)
+    add_json_flag(q)
     q.set_defaults(run=list_)
     q = sub.add_parser("show", help="one run: status, git, inputs, params, metrics, files")
     q.add_argument("ref", metavar="RUN", help="a run id, an id prefix, or a runconfig name")
+    add_json_flag(q)
     q.set_defaults(run=show)
     q = sub.add_parser("metrics", help="a run's metric history")
     q.add_argument("ref", metavar="RUN")
@@ -60,6 +62,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p = commands.add_parser("experiments", help="experiments and their runs")
     sub = p.add_subparsers(dest="experiments_command", metavar="ACTION", required=True)
     q = sub.add_parser("list", help="each experiment with its run count and latest run")
+    add_json_flag(q)
     q.set_defaults(run=experiments)
 
 
@@ -72,6 +75,9 @@ def list_(args: argparse.Namespace, out: Output) -> int:
         runconfig=args.runconfig,
         limit=args.limit,
     )
+    if args.json:
+        out.json(found)
+        return 0
     if not found:
         out.line("No runs recorded yet. Declare one in runconfigs/*.yml and run `mlform apply`.")
         return 0
@@ -97,6 +103,10 @@ def show(args: argparse.Namespace, out: Output) -> int:
         run = runs.find(store, args.ref)
         kids = runs.children(store, run.id)
         files = runs.artifacts(store, run.id)
+    if args.json:
+        artifacts = [{"path": path, "size": size} for path, size in files]
+        out.json({**json_object(run), "artifacts": artifacts, "children": kids})
+        return 0
     out.line(f"{run.id}  ({run.status})")
     fields = [
         ("experiment", run.experiment),
@@ -243,6 +253,9 @@ def experiments(args: argparse.Namespace, out: Output) -> int:
     ws = Workspace(args.directory)
     with ws.store("experiments list") as store:
         found = runs.experiments(store)
+    if args.json:
+        out.json(found)
+        return 0
     if not found:
         out.line("No experiments yet: they are created by the first run that names one.")
         return 0
