@@ -75,6 +75,7 @@ def applied(tmp_path_factory: pytest.TempPathFactory, env_cache: Path) -> Iterat
     out, err = proc.communicate(timeout=900)
     try:
         assert proc.returncode == 0, out + err
+        (root.parent / "apply.out").write_text(out)  # for the test of what apply shows
         yield root
     finally:
         stop_endpoints(root)
@@ -205,3 +206,20 @@ def test_state_show_is_one_object(cli: Cli, applied: Path) -> None:
 def test_an_empty_list_is_an_empty_array(cli: Cli, example: Path) -> None:
     for args in (("runs", "list"), ("models", "list"), ("images", "list"), ("data", "list")):
         assert as_json(cli, example, *args) == []
+
+
+def test_apply_shows_phases_and_keeps_build_output_in_logs(applied: Path) -> None:
+    shown = (applied.parent / "apply.out").read_text().splitlines()
+    assert (
+        "    environment/sklearn-env: building virtual environment (2 packages, cpython-3.11); "
+        "pip's output: .mlform/logs/environment-sklearn-env.log"
+    ) in shown or not (applied / ".mlform/logs/environment-sklearn-env.log").exists()
+    assert [line for line in shown if line.startswith("    image/")] == [
+        "    image/iris-scorer: building iris-demo/iris-scorer:1; "
+        "Docker's output: .mlform/logs/image-iris-scorer.log"
+    ]
+    build_log = (applied / ".mlform/logs/image-iris-scorer.log").read_text()
+    assert "Successfully tagged iris-demo/iris-scorer:1" in build_log
+    started = [line for line in shown if " started: python train.py " in line]
+    assert started and all(str(applied) not in line for line in started)
+    assert all(" --data .mlform/runs/" in line for line in started)
