@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from mlform.buildlog import LineLog, run_logged, shown
+from mlform.buildlog import LineLog, run_logged
 
 
 def test_run_logged_keeps_the_output_in_the_file(tmp_path: Path) -> None:
@@ -27,8 +27,3 @@ def test_line_log_writes_each_line_and_ticks(tmp_path: Path) -> None:
     written = (tmp_path / "build.log").read_text()
     assert written == "Step 1/2 : FROM base\nStep 2/2 : RUN pip install\n"
     assert len(ticks) == 2
-
-
-def test_paths_are_shown_from_the_workspace(tmp_path: Path) -> None:
-    assert shown(tmp_path / ".mlform" / "logs" / "a.log", tmp_path) == ".mlform/logs/a.log"
-    assert shown(Path("/elsewhere/a.log"), tmp_path) == "/elsewhere/a.log"

@@ -55,14 +55,6 @@ def run_logged(
     return Finished(code, log)
 
 
-def shown(path: Path, root: Path) -> str:
-    """`path` as a user would type it from `root` (the workspace), else as it is."""
-    try:
-        return str(path.relative_to(root))
-    except ValueError:
-        return str(path)
-
-
 class LineLog:
     """A callable that appends each line it is given to `path`, for steps that report
     their output line by line (a Docker build); `tick(seconds)` follows each line."""

@@ -223,3 +223,14 @@ def test_apply_shows_phases_and_keeps_build_output_in_logs(applied: Path) -> Non
     started = [line for line in shown if " started: python train.py " in line]
     assert started and all(str(applied) not in line for line in started)
     assert all(" --data .mlform/runs/" in line for line in started)
+
+
+def test_text_shows_paths_from_the_workspace(cli: Cli, applied: Path) -> None:
+    run = cli("runs", "show", "train", cwd=applied)
+    folder = next(line for line in run.out.splitlines() if line.startswith("  run folder:"))
+    assert folder.split()[-1].startswith(".mlform/runs/train_")
+    command = next(line for line in run.out.splitlines() if line.startswith("  command:"))
+    assert " --data .mlform/runs/train_" in command and str(applied) not in command
+    endpoint = cli("endpoints", "show", "iris", cwd=applied)
+    log = next(line for line in endpoint.out.splitlines() if line.startswith("    log:"))
+    assert log.split()[-1].startswith(".mlform/endpoints/iris/blue/")

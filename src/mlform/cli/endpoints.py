@@ -8,6 +8,7 @@ from pathlib import Path
 
 from mlform.cli.output import Output, add_json_flag
 from mlform.errors import MlformError
+from mlform.shownpath import shown
 from mlform.workspace import Workspace
 
 
@@ -75,7 +76,8 @@ def list_(args: argparse.Namespace, out: Output) -> int:
 def show(args: argparse.Namespace, out: Output) -> int:
     from mlform.endpoints import operations
 
-    e = operations.endpoint(Workspace(args.directory), args.name)
+    ws = Workspace(args.directory)
+    e = operations.endpoint(ws, args.name)
     if args.json:
         out.json(e)
         return 0
@@ -93,7 +95,7 @@ def show(args: argparse.Namespace, out: Output) -> int:
             f"{d.handle[:12]})"
         )
         out.line(f"    address:   {d.url}/score")
-        out.line(f"    log:       {d.log}")
+        out.line(f"    log:       {shown(Path(d.log), ws.root)}")
     return 0
 
 

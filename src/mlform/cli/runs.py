@@ -6,6 +6,7 @@ import argparse
 import csv
 import io
 import json
+import os
 import shutil
 import time
 from collections.abc import Mapping
@@ -15,6 +16,7 @@ from pathlib import Path
 from mlform import runs
 from mlform.cli.output import Output, add_json_flag, json_object
 from mlform.errors import MlformError, NotFound, StateLocked
+from mlform.shownpath import shown
 from mlform.workspace import Workspace
 
 
@@ -121,9 +123,9 @@ def show(args: argparse.Namespace, out: Output) -> int:
         ("snapshot", run.snapshot_id and f"sha256:{run.snapshot_id[:16]}"),
         ("environment", run.environment),
         ("compute", run.compute),
-        ("command", run.command),
+        ("command", run.command and run.command.replace(f"{ws.root}{os.sep}", "")),
         ("exit code", None if run.exit_code is None else str(run.exit_code)),
-        ("run folder", run.run_dir),
+        ("run folder", shown(Path(run.run_dir), ws.root)),
     ]
     for label, value in fields:
         if value:

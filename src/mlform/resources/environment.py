@@ -40,6 +40,7 @@ from mlform.resources.base import (
     latest_version,
     plural,
 )
+from mlform.shownpath import shown
 from mlform.state.records import AssetMetadata, AssetVersion, EnvironmentBuild, Recorded
 
 COMPLETE = ".mlform-complete"
@@ -247,8 +248,8 @@ def _build(
         if (path / COMPLETE).is_file():
             return None
         log = ctx.config.state_path.parent / "logs" / f"{address.replace('/', '-')}.log"
-        shown = buildlog.shown(log, ctx.config.root)
-        ctx.log(address, f"building virtual environment ({summary}); pip's output: {shown}")
+        log_name = shown(log, ctx.config.root)
+        ctx.log(address, f"building virtual environment ({summary}); pip's output: {log_name}")
         if path.exists():
             shutil.rmtree(path)  # the remains of a failed or killed build
         log.unlink(missing_ok=True)
@@ -260,7 +261,7 @@ def _build(
                 progress(address, f"{installing} {seconds:.0f}s")
 
         try:
-            _create(address, path, packages, log, waiting, shown)
+            _create(address, path, packages, log, waiting, log_name)
         except BaseException:
             shutil.rmtree(path, ignore_errors=True)
             raise
@@ -277,7 +278,7 @@ def _create(
     packages: Packages,
     log: Path,
     waiting: Callable[[float], None],
-    shown: str,
+    log_name: str,
 ) -> None:
     host_pip = importlib.util.find_spec("pip") is not None
     venv = [sys.executable, "-m", "venv", str(path)]
@@ -293,7 +294,7 @@ def _create(
     install = ["install", "--disable-pip-version-check", "--no-input", "-r", str(requirements)]
     done = buildlog.run_logged([*pip, *install], log, waiting=waiting)
     what = "pip could not install the packages"
-    _check(address, done.returncode, done.tail(_PIP_TAIL), what, shown)
+    _check(address, done.returncode, done.tail(_PIP_TAIL), what, log_name)
 
 
 def _run(address: str, command: list[str], what: str) -> None:

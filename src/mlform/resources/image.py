@@ -40,6 +40,7 @@ from mlform.resources.base import (
     digest_of,
     latest_version,
 )
+from mlform.shownpath import shown
 from mlform.state.records import Recorded
 
 DEFAULT_BASE = "python:3.11-slim"
@@ -193,8 +194,8 @@ class ImageKind:
             port=PORT,
         )
         log = ctx.config.state_path.parent / "logs" / f"{change.address.replace('/', '-')}.log"
-        shown = buildlog.shown(log, ctx.config.root)
-        ctx.log(change.address, f"building {reference}; Docker's output: {shown}")
+        log_name = shown(log, ctx.config.root)
+        ctx.log(change.address, f"building {reference}; Docker's output: {log_name}")
         progress = ctx.progress
 
         def tick(seconds: float) -> None:
@@ -215,7 +216,7 @@ class ImageKind:
                     digest = build.push(client, reference, write)
                     pushed = f"{reference.rsplit(':', 1)[0]}@{digest}"
             except MlformError as err:
-                raise type(err)(f"{err}\n  (the whole output: {shown})") from err
+                raise type(err)(f"{err}\n  (the whole output: {log_name})") from err
             finally:
                 if progress is not None:
                     progress(change.address, None)
