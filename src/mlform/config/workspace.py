@@ -22,11 +22,12 @@ from typing import Any
 
 from mlform.config import schema, specs
 from mlform.config.checks import check_spec
-from mlform.config.refs import DatastorePath, local_path
+from mlform.config.refs import AssetRef, DatastorePath, local_path
 from mlform.config.schema import Where
 from mlform.config.specs import (
     IMPLICIT_DATASTORE,
     Binding,
+    ComputeSpec,
     DataInput,
     DataSpec,
     DatastoreSpec,
@@ -40,6 +41,7 @@ from mlform.config.specs import (
     Spec,
     StepSpec,
 )
+from mlform.config.unsupported import unsupported
 from mlform.config.yamlfile import Document, read_document
 from mlform.errors import ConfigInvalid, Problem, WorkspaceNotFound
 from mlform.graph import find_cycles
@@ -59,7 +61,10 @@ FOLDERS: dict[str, tuple[str, Parser]] = {
     "models": ("model", specs.model),
     "images": ("image", specs.image),
     "endpoints": ("endpoint", specs.endpoint),
+    "compute": ("compute", specs.compute),
 }
+# Folders of Azure ML files that mlform does not run yet: each file is reported.
+UNSUPPORTED_FOLDERS = {"schedules": "job schedules"}
 # A file in a kind folder that has this key declares another kind: a deployment in its
 # own file, as Azure ML keeps them, names its endpoint.
 SUBKINDS: dict[str, tuple[str, str, Parser]] = {
@@ -92,6 +97,12 @@ class Config:
     deps: dict[str, tuple[str, ...]]
     warnings: list[Problem] = field(default_factory=list)
     container_registry: str | None = None  # where built images are pushed
+
+    def compute_target(self, compute: str) -> str:
+        """The target that runs what names `compute`: a declared compute's type, or the
+        built-in target of that name (local)."""
+        spec = self.specs.get(f"compute/{compute}")
+        return spec.type if isinstance(spec, ComputeSpec) else compute
 
     def datastore(self, name: str) -> DatastoreSpec:
         spec = self.specs[f"datastore/{name}"]
@@ -143,6 +154,7 @@ class _Loader:
         self._attach_deployments()
         self._resolve_components()
         self._stray_folders()
+        self._unsupported_folders()
         deps = {address: self._dependencies(spec, default) for address, spec in self.specs.items()}
         self._check_model_sources()
         self._check_cycles(deps)
@@ -179,6 +191,10 @@ class _Loader:
         if not doc.parsed:
             return _UNUSABLE
         data = doc.data if isinstance(doc.data, dict) else {}
+        todo = unsupported(doc)
+        if todo is not None:
+            self.problems.append(todo)
+            return _UNUSABLE
         misplaced = _misplaced(data.get("$schema"), kind)
         if misplaced:
             self.problems.append(doc.problem(["$schema"], misplaced))
@@ -238,6 +254,8 @@ class _Loader:
         self._add(spec, skip, register=named)
 
     def _add(self, spec: Spec, skip: set[str], *, register: bool = True) -> None:
+        if register:
+            self._add_anonymous(spec)
         if isinstance(spec, DeploymentSpec):
             if register:
                 self.deployments.append(spec)
@@ -258,6 +276,20 @@ class _Loader:
         elif register:
             self.specs[spec.address] = spec
         self.problems.extend(check_spec(spec, self.root, skip))
+
+    def _add_anonymous(self, spec: Spec) -> None:
+        """Register the environments and models `spec` defines in place. One defined the
+        same way in several places is one resource, checked once."""
+        owners: list[Any] = [spec]
+        if isinstance(spec, PipelineSpec):
+            owners.extend(spec.steps)
+        if isinstance(spec, EndpointSpec):
+            owners.extend(spec.deployments)
+        for owner in owners:
+            for defined in getattr(owner, "inline", ()):
+                if defined.address not in self.specs:
+                    self.specs[defined.address] = defined
+                    self.problems.extend(check_spec(defined, self.root, set()))
 
     def _datastores(self, ws: Document, bad: frozenset[Where]) -> str:
         declared = ws.data.get("datastores") if isinstance(ws.data, dict) else None
@@ -318,6 +350,25 @@ class _Loader:
                     )
                 )
 
+    def _unsupported_folders(self) -> None:
+        """Files in folders of kinds mlform does not run yet, one problem each."""
+        for folder, what in UNSUPPORTED_FOLDERS.items():
+            base = self.root / folder
+            if not base.is_dir():
+                continue
+            for name in sorted(os.listdir(base)):
+                if not name.endswith((".yml", ".yaml")):
+                    continue
+                doc = read_document(base / name, f"{folder}/{name}")
+                self.problems.extend(doc.problems)
+                if doc.parsed:
+                    self.problems.append(
+                        unsupported(doc)
+                        or doc.problem(
+                            [], f"not supported yet: {what}; mlform does not read {folder}/"
+                        )
+                    )
+
     # -- references ----------------------------------------------------------------------
 
     def _dependencies(self, spec: Spec, default: str) -> tuple[str, ...]:
@@ -362,15 +413,68 @@ class _Loader:
 
     def _run_references(self, spec: RunconfigSpec) -> list[str]:
         """The environment and data a runconfig names, each declared here."""
-        refs: list[tuple[str, str, list[str | int]]] = []
-        if spec.environment is not None:
-            refs.append(("environment", spec.environment.name, ["environment"]))
+        refs: list[tuple[str, AssetRef, list[str | int]]] = []
+        found = [self._environment(spec.environment, spec.source)]
         for key, value in spec.inputs.items():
             if isinstance(value, DataInput) and value.asset is not None:
-                refs.append(("data", value.asset.name, ["inputs", key, "path"]))
-        found = [self._reference(kind, name, spec.source, where) for kind, name, where in refs]
-        self._check_compute(spec.source, spec.compute, "runs")
+                refs.append(("data", value.asset, ["inputs", key, "path"]))
+        found.extend(self._asset(kind, ref, spec.source, where) for kind, ref, where in refs)
+        found.append(self._check_compute(spec.source, spec.compute, "runs"))
         return [address for address in found if address]
+
+    def _environment(self, ref: AssetRef | None, source: Source) -> str | None:
+        """The environment a job or step runs in; a problem if what it names is not one
+        (never a silent run in mlform's own Python)."""
+        if ref is not None:
+            return self._asset("environment", ref, source, ["environment"])
+        written = source.doc.text([*source.where, "environment"])
+        if written is not None:
+            self.problems.append(
+                source.problem(
+                    ["environment"],
+                    f"'{written}' is not an environment reference; write NAME, NAME:VERSION "
+                    "or NAME@latest (azureml: prefix allowed), or "
+                    "azureml://registries/<registry>/environments/NAME/versions/N",
+                )
+            )
+        return None
+
+    def _kind_fits(self, kind: str, ref: AssetRef, source: Source) -> bool:
+        """False, with a problem, when an Azure ML URI names an asset of another kind."""
+        plural = "data" if kind == "data" else f"{kind}s"
+        if ref.kind is None or ref.kind == plural:
+            return True
+        written = source.doc.text([*source.where, kind]) or str(ref)
+        self.problems.append(
+            source.problem(
+                [kind],
+                f"'{written}' names {ref.kind} '{ref.name}', not {schema.with_article(kind)}; "
+                f"write azureml://registries/<registry>/{plural}/NAME/versions/N",
+            )
+        )
+        return False
+
+    def _asset(
+        self, kind: str, ref: AssetRef, source: Source, where: list[str | int]
+    ) -> str | None:
+        """The address of the asset `ref` names, declared here; else None and a problem.
+        A reference into an Azure ML registry resolves to the asset of that name here."""
+        if where == [kind] and not self._kind_fits(kind, ref, source):
+            return None
+        address = f"{kind}/{ref.name}"
+        if ref.registry is None or address in self.specs or address in self.broken:
+            return self._reference(kind, ref.name, source, where)
+        folder = next(f for f, (k, _) in FOLDERS.items() if k == kind)
+        version = f" with version: {ref.version}" if ref.version else ""
+        self.problems.append(
+            source.problem(
+                where,
+                f"{kind} '{ref.name}' (from Azure ML registry '{ref.registry}') is not "
+                f"declared in this workspace, and mlform does not fetch from registries; "
+                f"declare it in {folder}/{ref.name}.yml (name: {ref.name}{version})",
+            )
+        )
+        return None
 
     def _reference(
         self, kind: str, name: str, source: Source, where: list[str | int]
@@ -391,15 +495,26 @@ class _Loader:
             )
         return None
 
-    def _check_compute(self, source: Source, compute: str, what: str) -> None:
-        if compute not in COMPUTE_TARGETS:
-            self.problems.append(
-                source.problem(
-                    ["compute"],
-                    f"unknown compute target '{compute}'; {what} can use: "
-                    + ", ".join(COMPUTE_TARGETS),
-                )
+    def _check_compute(self, source: Source, compute: str, what: str) -> str | None:
+        """The address of the compute `compute` names, if declared; a problem if it names
+        neither a declared compute nor a built-in target."""
+        address = f"compute/{compute}"
+        if address in self.specs:
+            return address
+        if compute in COMPUTE_TARGETS or address in self.broken:
+            return None
+        known = sorted(
+            {*COMPUTE_TARGETS, *(s.name for s in self.specs.values() if s.kind == "compute")}
+        )
+        hint = schema.did_you_mean(compute, known) or f" ({what} can use: {', '.join(known)})"
+        self.problems.append(
+            source.problem(
+                ["compute"],
+                f"unknown compute '{compute}'{hint}; declare it in compute/{compute}.yml "
+                "with type: local, or use compute: local",
             )
+        )
+        return None
 
     def _attach_deployments(self) -> None:
         """Give each endpoint the deployments declared in files of their own, and check
@@ -418,11 +533,9 @@ class _Loader:
         found: list[str] = []
         for dep in spec.deployments:
             if dep.environment is not None:
-                env = self._reference(
-                    "environment", dep.environment.name, dep.source, ["environment"]
-                )
+                env = self._asset("environment", dep.environment, dep.source, ["environment"])
                 found.extend([env] if env else [])
-            if dep.model is not None:
+            if dep.model is not None and self._kind_fits("model", dep.model, dep.source):
                 found.extend(self._model_sources().get(dep.model.name, ()))
         return found
 
@@ -461,12 +574,9 @@ class _Loader:
         inputs: list[Binding | DataInput | str] = list(spec.inputs.values())
         for step in spec.steps:
             inputs.extend(step.inputs.values())
-            if step.environment is not None:
-                env = self._reference(
-                    "environment", step.environment.name, step.source, ["environment"]
-                )
-                found.extend([env] if env else [])
-            self._check_compute(step.source, step.compute, "steps")
+            env = self._environment(step.environment, step.source)
+            found.extend([env] if env else [])
+            found.extend(filter(None, [self._check_compute(step.source, step.compute, "steps")]))
         for value in inputs:
             if isinstance(value, DataInput) and value.asset is not None:
                 address = f"data/{value.asset.name}"
@@ -480,9 +590,7 @@ class _Loader:
         (`mlform models register`) has no producer here; the plan checks it exists."""
         found: list[str] = []
         if spec.environment is not None:
-            env = self._reference(
-                "environment", spec.environment.name, spec.source, ["environment"]
-            )
+            env = self._asset("environment", spec.environment, spec.source, ["environment"])
             found.extend([env] if env else [])
         if spec.model is not None:
             found.extend(self._model_sources().get(spec.model.name, ()))
