@@ -138,7 +138,7 @@ EXPECTED = [
     f"create it, or correct the path {RELATIVE}",
     "data/indented.yml:2:3: error: invalid YAML: 'path' is indented deeper than the line "
     "above it, so it reads as part of that line's value; line it up with the keys above",
-    "data/iris.yml:2:7: error: duplicate data name 'iris': also declared at data/again.yml:1; "
+    "data/iris.yml:2:7: error: duplicate data name 'iris': also declared at data/again.yml:1:7; "
     "rename one of them",
     "data/kind.yml:2:7: error: type must be one of uri_file, uri_folder, mltable, "
     "not 'uri-file' (did you mean 'uri_file'?)",

@@ -253,6 +253,10 @@ def _explain(
         # A branch that failed on something other than its type is the one the value was
         # meant for ("" for a path: must not be empty); otherwise say which types fit.
         meant = [e for e in error.context if e.validator not in ("type", "oneOf", "anyOf")]
+        # A branch whose required key is missing is not the one meant when another has
+        # all of its keys: `path:` with a wrong `mode:` is a data input, not a value.
+        unmet = {e.relative_schema_path[0] for e in meant if e.validator == "required"}
+        meant = [e for e in meant if e.relative_schema_path[0] not in unmet] or meant
         if meant:
             yield from _explain(doc, jsonschema.exceptions.best_match(meant), typos)
             return

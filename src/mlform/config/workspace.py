@@ -81,6 +81,8 @@ _AZURE_KINDS = {
     "kubernetesOnlineEndpoint": "endpoint",
     "managedOnlineDeployment": "deployment",
     "kubernetesOnlineDeployment": "deployment",
+    "amlCompute": "compute",
+    "computeInstance": "compute",
 }  # Azure ML's schema file names for mlform kinds
 _NAME_LINE = re.compile(r"^name:[ \t]*[\"']?(?P<name>[A-Za-z0-9][A-Za-z0-9_.-]*)", re.MULTILINE)
 
@@ -270,7 +272,7 @@ class _Loader:
                 spec.source.problem(
                     ["name"],
                     f"duplicate {spec.kind} name '{spec.name}': also declared at "
-                    f"{other.source}; rename one of them",
+                    f"{_at(other, ['name'])}; rename one of them",
                 )
             )
         elif register:
@@ -618,12 +620,13 @@ class _Loader:
         for name, addresses in self._model_sources().items():
             first, *others = (self.specs[a] for a in addresses)
             for other in others:
-                where = ["name"] if isinstance(other, ModelSpec) else ["register_model", "name"]
+                where = _model_name_at(other)
                 self.problems.append(
                     other.source.problem(
                         where,
                         f"model '{name}' is also registered by {first.address} "
-                        f"({first.source}); give one of them another model name",
+                        f"({_at(first, _model_name_at(first))}); give one of them another "
+                        "model name",
                     )
                 )
 
@@ -764,7 +767,7 @@ def _endpoint_problems(spec: EndpointSpec) -> list[Problem]:
                 dep.source.problem(
                     ["name"],
                     f"endpoint {spec.name} already has a deployment '{dep.name}' "
-                    f"({seen[dep.name].source}); rename one of them",
+                    f"({_at(seen[dep.name], ['name'])}); rename one of them",
                 )
             )
         seen[dep.name] = dep
@@ -843,7 +846,18 @@ def _guess_name(doc: Document) -> str:
     return match["name"] if match else doc.path.stem
 
 
-def _at(spec: Spec, where: list[str | int]) -> str:
+def _model_name_at(spec: Spec) -> list[str | int]:
+    """Where a model source writes the model's name (a pipeline: in the step that does)."""
+    if isinstance(spec, ModelSpec):
+        return ["name"]
+    if isinstance(spec, PipelineSpec):
+        for step in spec.steps:
+            if step.register_model is not None:
+                return [*step.source.where[len(spec.source.where) :], "register_model", "name"]
+    return ["register_model", "name"]
+
+
+def _at(spec: Spec | DeploymentSpec, where: list[str | int]) -> str:
     line, col = spec.source.doc.locate([*spec.source.where, *where])
     return f"{spec.source.file}:{line}:{col}"
 
