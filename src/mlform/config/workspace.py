@@ -450,7 +450,8 @@ class _Loader:
         self.problems.append(
             source.problem(
                 [kind],
-                f"'{written}' names {ref.kind} '{ref.name}', not {schema.with_article(kind)}; "
+                f"'{written}' names the {ref.kind.removesuffix('s')} '{ref.name}', not "
+                f"{schema.with_article(kind)}; "
                 f"write azureml://registries/<registry>/{plural}/NAME/versions/N",
             )
         )
@@ -467,7 +468,7 @@ class _Loader:
         if ref.registry is None or address in self.specs or address in self.broken:
             return self._reference(kind, ref.name, source, where)
         folder = next(f for f, (k, _) in FOLDERS.items() if k == kind)
-        version = f" with version: {ref.version}" if ref.version else ""
+        version = f", version: {ref.version}" if ref.version else ""
         self.problems.append(
             source.problem(
                 where,
