@@ -13,6 +13,7 @@ Cli = Callable[..., Ran]
 Make = Callable[[Mapping[str, str]], Path]
 
 ANONYMOUS = "anonymous-d3d9531e22e5"  # what the job below defines, named from its text
+SCORE = "def init():\n    pass\n\n\ndef run(data):\n    return data\n"
 CONDA = """
     name: train
     channels: [conda-forge]
@@ -109,7 +110,7 @@ def test_inline_model_and_environment_of_a_deployment(cli: Cli, make_workspace: 
         {
             "workspace.yml": "name: served\n",
             "model-1/model/model.pkl": "x",
-            "model-1/onlinescoring/score.py": "def init():\n    pass\n\n\ndef run(d):\n    return d\n",
+            "model-1/onlinescoring/score.py": SCORE,
             "model-1/environment/conda.yaml": CONDA,
             "endpoints/endpoint.yml": """
                 $schema: https://azuremlschemas.azureedge.net/latest/managedOnlineEndpoint.schema.json

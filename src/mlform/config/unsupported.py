@@ -47,10 +47,11 @@ _WHAT_TO_DO = {
 }
 
 
-def unsupported(doc: Document) -> Problem | None:
-    """The one problem of a file of a kind mlform does not run yet; None for the others."""
+def unsupported(doc: Document, default: str | None = None) -> Problem | None:
+    """The one problem of a file of a kind mlform does not run yet (`default`, when its
+    keys do not tell: a file in schedules/); None for the others."""
     data: dict[str, Any] = doc.data if isinstance(doc.data, dict) else {}
-    found = _what(data)
+    found = _what(data) or (([], default) if default else None)
     if found is None:
         return None
     where, what = found

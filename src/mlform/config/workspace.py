@@ -363,13 +363,8 @@ class _Loader:
                     continue
                 doc = read_document(base / name, f"{folder}/{name}")
                 self.problems.extend(doc.problems)
-                if doc.parsed:
-                    self.problems.append(
-                        unsupported(doc)
-                        or doc.problem(
-                            [], f"not supported yet: {what}; mlform does not read {folder}/"
-                        )
-                    )
+                found = unsupported(doc, what) if doc.parsed else None
+                self.problems.extend([found] if found else [])
 
     # -- references ----------------------------------------------------------------------
 
