@@ -14,7 +14,6 @@ from pathlib import Path
 
 from mlform.config.refs import DatastorePath, LocalPath, Url, local_path
 from mlform.config.specs import (
-    ComputeSpec,
     DataInput,
     DataSpec,
     DatastoreSpec,
@@ -42,24 +41,7 @@ def check_spec(spec: Spec, root: Path, skip: Collection[str] = ()) -> list[Probl
         return _model(spec, root)
     if isinstance(spec, ImageSpec | DeploymentSpec):
         return _image(spec, root)
-    if isinstance(spec, ComputeSpec):
-        return _compute(spec)
     return []
-
-
-COMPUTE_TYPES = ("local",)  # a compute file's type: → the target that runs its jobs
-
-
-def _compute(spec: ComputeSpec) -> list[Problem]:
-    if spec.type in COMPUTE_TYPES:
-        return []
-    return [
-        spec.source.problem(
-            ["type"],
-            f"not supported yet: compute type '{spec.type}' (compute {spec.name}); "
-            "mlform runs jobs on this machine: use type: local",
-        )
-    ]
 
 
 def _register_model(spec: RunconfigSpec) -> list[Problem]:

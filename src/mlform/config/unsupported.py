@@ -47,10 +47,20 @@ _WHAT_TO_DO = {
 }
 
 
-def unsupported(doc: Document, default: str | None = None) -> Problem | None:
+COMPUTE_TYPES = ("local",)  # a compute file's type: → the target that runs its jobs
+
+
+def unsupported(doc: Document, kind: str, default: str | None = None) -> Problem | None:
     """The one problem of a file of a kind mlform does not run yet (`default`, when its
     keys do not tell: a file in schedules/); None for the others."""
     data: dict[str, Any] = doc.data if isinstance(doc.data, dict) else {}
+    compute = data.get("type")
+    if kind == "compute" and isinstance(compute, str) and compute not in COMPUTE_TYPES:
+        return doc.problem(
+            ["type"],
+            f"{_TODO}: compute type '{compute}' (in {doc.display}); mlform runs jobs on this "
+            "machine: use type: local",
+        )
     found = _what(data) or (([], default) if default else None)
     if found is None:
         return None

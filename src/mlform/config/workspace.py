@@ -193,7 +193,7 @@ class _Loader:
         if not doc.parsed:
             return _UNUSABLE
         data = doc.data if isinstance(doc.data, dict) else {}
-        todo = unsupported(doc)
+        todo = unsupported(doc, kind)
         if todo is not None:
             self.problems.append(todo)
             return _UNUSABLE
@@ -363,7 +363,7 @@ class _Loader:
                     continue
                 doc = read_document(base / name, f"{folder}/{name}")
                 self.problems.extend(doc.problems)
-                found = unsupported(doc, what) if doc.parsed else None
+                found = unsupported(doc, folder, what) if doc.parsed else None
                 self.problems.extend([found] if found else [])
 
     # -- references ----------------------------------------------------------------------
@@ -501,9 +501,8 @@ class _Loader:
             return address
         if compute in COMPUTE_TARGETS or address in self.broken:
             return None
-        known = sorted(
-            {*COMPUTE_TARGETS, *(s.name for s in self.specs.values() if s.kind == "compute")}
-        )
+        declared = [a for a in [*self.specs, *self.broken] if a.startswith("compute/")]
+        known = sorted({*COMPUTE_TARGETS, *(a.partition("/")[2] for a in declared)})
         hint = schema.did_you_mean(compute, known) or f" ({what} can use: {', '.join(known)})"
         self.problems.append(
             source.problem(
