@@ -7,6 +7,7 @@ import json
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from mlform.config.workspace import load
 from tests.conftest import Ran
 
 Cli = Callable[..., Ran]
@@ -174,3 +175,37 @@ def test_mistakes_in_an_inline_definition_are_where_they_are_written(
         "(did you mean 'image'?)",
         "validation failed: 2 errors",
     ]
+
+
+def test_a_conda_file_beside_the_file_that_names_it_is_not_a_declaration(
+    cli: Cli, make_workspace: Make
+) -> None:
+    root = make_workspace(
+        {
+            "workspace.yml": "name: beside\n",
+            "runconfigs/conda.yml": CONDA,
+            "runconfigs/train.yml": """
+                $schema: https://azuremlschemas.azureedge.net/latest/commandJob.schema.json
+                command: echo hi
+                environment:
+                  image: python:3.11-slim
+                  conda_file: conda.yml
+                """,
+            "pipelines/env.yaml": CONDA,
+            "pipelines/hello.yml": """
+                $schema: https://azuremlschemas.azureedge.net/latest/pipelineJob.schema.json
+                type: pipeline
+                settings:
+                  default_environment:
+                    conda_file: env.yaml
+                jobs:
+                  hello:
+                    type: command
+                    command: echo hello
+                """,
+        }
+    )
+    ran = cli("validate", cwd=root)
+    assert (ran.code, ran.err) == (0, "")
+    assert ran.out == f"Valid: 5 resources in {root}\n"
+    assert load(root).deps["pipeline/hello"] == ("environment/anonymous-049a48942f1a",)

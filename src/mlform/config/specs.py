@@ -351,14 +351,17 @@ def runconfig(body: Mapping[str, Any], source: Source) -> RunconfigSpec:
     )
 
 
-def _environment_ref(value: Any, source: Source) -> tuple[AssetRef | None, tuple[Spec, ...]]:
-    """A reference, or an environment defined in place and the reference to it."""
+def _environment_ref(
+    value: Any, source: Source, at: tuple[str, ...] = ("environment",)
+) -> tuple[AssetRef | None, tuple[Spec, ...]]:
+    """A reference, or an environment defined in place (at `at` in `source`) and the
+    reference to it."""
     if isinstance(value, str):
         return parse_asset_ref(value), ()
     if not isinstance(value, Mapping):
         return None, ()
     name = anonymous_name(value, source.doc.display)
-    where = Source(source.doc, (*source.where, "environment"))
+    where = Source(source.doc, (*source.where, *at))
     defined = environment({**value, "name": name}, where)
     return AssetRef(name), (defined,)
 
@@ -422,7 +425,11 @@ def _step(
     literal = {k: v for k, v in raw.items() if bound[k] is None}
     inputs.update(_inputs({"inputs": literal}, base))
     inputs.update({k: b for k, b in bound.items() if b is not None})
-    env, inline = _environment_ref(body.get("environment", environment), source)
+    if "environment" in body:
+        env, inline = _environment_ref(body["environment"], source)
+    else:  # the pipeline's settings.default_environment
+        pipeline = Source(source.doc, source.where[:-2])
+        env, inline = _environment_ref(environment, pipeline, ("settings", "default_environment"))
     code = body.get("code")
     limits = body.get("limits") or {}
     component = body.get("component")

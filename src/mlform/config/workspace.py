@@ -802,15 +802,34 @@ def _usable(value: Any, where: Where, bad: frozenset[Where]) -> dict[str, Any] |
 
 
 def _named_files(docs: list[Document]) -> set[Path]:
-    """The YAML files that these documents point at with path, conda_file or requirements."""
+    """The YAML files that these documents point at with path, conda_file or requirements,
+    theirs or those of an environment or model they define in place."""
     named = set()
     for doc in docs:
-        if isinstance(doc.data, dict):
+        for mapping in _definitions(doc.data):
             for key in ("path", "conda_file", "requirements"):
-                value = doc.data.get(key)
+                value = mapping.get(key)
                 if isinstance(value, str) and value.endswith((".yml", ".yaml")):
                     named.add(local_path(doc.path.parent, value))
     return named
+
+
+def _definitions(data: Any) -> list[dict[str, Any]]:
+    """A document's mapping, and those it defines in place: `environment:`, `model:`,
+    `settings.default_environment:`, in itself and in its pipeline steps."""
+    if not isinstance(data, dict):
+        return []
+    found = [data]
+    settings = data.get("settings")
+    places = [data, settings if isinstance(settings, dict) else {}]
+    jobs = data.get("jobs")
+    places.extend(jobs.values() if isinstance(jobs, dict) else ())
+    for place in places:
+        if isinstance(place, dict):
+            for key in ("environment", "model", "default_environment"):
+                if isinstance(place.get(key), dict):
+                    found.append(place[key])
+    return found
 
 
 def _misplaced(declared: Any, kind: str) -> str | None:
