@@ -165,15 +165,21 @@ def test_mistakes_in_an_inline_definition_are_where_they_are_written(
                 environment:
                   imgae: python:3.11-slim
                 """,
+            "runconfigs/empty.yml": "command: echo hi\nenvironment: {}\n",
+            "runconfigs/number.yml": "command: echo hi\nenvironment: 3\n",
         }
     )
     ran = cli("validate", cwd=root)
     assert ran.err.splitlines() == [
+        "runconfigs/empty.yml:2:14: error: environment must not be empty",
+        "runconfigs/number.yml:2:14: error: environment must be an environment reference "
+        "such as sklearn-env@latest, or a mapping with image:, build: or conda_file:, not a "
+        "number (3); put it in quotes to keep it as text: '3'",
         "runconfigs/train.yml:6:15: error: conda file 'conda.yml' does not exist (looked for "
         "runconfigs/conda.yml); create it, or correct the path (it is relative to this file)",
         "runconfigs/typo.yml:5:3: error: unknown key 'imgae' in environment "
         "(did you mean 'image'?)",
-        "validation failed: 2 errors",
+        "validation failed: 4 errors",
     ]
 
 

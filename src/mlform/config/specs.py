@@ -362,8 +362,14 @@ def _environment_ref(
         return None, ()
     name = anonymous_name(value, source.doc.display)
     where = Source(source.doc, (*source.where, *at))
-    defined = environment({**value, "name": name}, where)
+    defined = environment(_anonymous(value, name), where)
     return AssetRef(name), (defined,)
+
+
+def _anonymous(definition: Mapping[str, Any], name: str) -> dict[str, Any]:
+    """An inline definition under its anonymous name: a name or version written in it is
+    ignored, as Azure ML ignores it."""
+    return {**{k: v for k, v in definition.items() if k != "version"}, "name": name}
 
 
 def _model_ref(value: Any, source: Source) -> tuple[AssetRef | None, tuple[Spec, ...]]:
@@ -371,7 +377,7 @@ def _model_ref(value: Any, source: Source) -> tuple[AssetRef | None, tuple[Spec,
     if isinstance(value, Mapping) and "path" in value:
         name = anonymous_name(value, source.doc.display)
         where = Source(source.doc, (*source.where, "model"))
-        defined = model({**value, "name": name}, where)
+        defined = model(_anonymous(value, name), where)
         return AssetRef(name), (defined,)
     return parse_asset_ref(str(value)), ()
 

@@ -411,7 +411,7 @@ class _Loader:
     def _run_references(self, spec: RunconfigSpec) -> list[str]:
         """The environment and data a runconfig names, each declared here."""
         refs: list[tuple[str, AssetRef, list[str | int]]] = []
-        found = [self._environment(spec.environment, spec.source)]
+        found = [self._environment(spec.environment, spec.source, spec.body)]
         for key, value in spec.inputs.items():
             if isinstance(value, DataInput) and value.asset is not None:
                 refs.append(("data", value.asset, ["inputs", key, "path"]))
@@ -419,13 +419,15 @@ class _Loader:
         found.append(self._check_compute(spec.source, spec.compute, "runs"))
         return [address for address in found if address]
 
-    def _environment(self, ref: AssetRef | None, source: Source) -> str | None:
+    def _environment(
+        self, ref: AssetRef | None, source: Source, body: Mapping[str, Any]
+    ) -> str | None:
         """The environment a job or step runs in; a problem if what it names is not one
         (never a silent run in mlform's own Python)."""
         if ref is not None:
             return self._asset("environment", ref, source, ["environment"])
         written = source.doc.text([*source.where, "environment"])
-        if written is not None:
+        if written is not None and "environment" in body:
             self.problems.append(
                 source.problem(
                     ["environment"],
@@ -571,7 +573,7 @@ class _Loader:
         inputs: list[Binding | DataInput | str] = list(spec.inputs.values())
         for step in spec.steps:
             inputs.extend(step.inputs.values())
-            env = self._environment(step.environment, step.source)
+            env = self._environment(step.environment, step.source, step.body)
             found.extend([env] if env else [])
             found.extend(filter(None, [self._check_compute(step.source, step.compute, "steps")]))
         for value in inputs:
