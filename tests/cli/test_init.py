@@ -15,6 +15,7 @@ from tests.conftest import REPO, Ran
 FILES = [
     ".github/workflows/mlform.yml",
     ".gitignore",
+    ".schema/compute.schema.json",
     ".schema/data.schema.json",
     ".schema/deployment.schema.json",
     ".schema/endpoint.schema.json",
@@ -33,6 +34,7 @@ FILES = [
     "workspace.yml",
 ]
 SCHEMAS = [
+    "compute.schema.json",
     "data.schema.json",
     "deployment.schema.json",
     "endpoint.schema.json",
@@ -201,6 +203,7 @@ def test_editor_settings_map_the_copied_schemas(new: Path) -> None:
     settings = json.loads((new / ".vscode/settings.json").read_text())
     assert settings == {
         "yaml.schemas": {
+            "./.schema/compute.schema.json": ["compute/*.yml", "compute/*.yaml"],
             "./.schema/data.schema.json": ["data/*.yml", "data/*.yaml"],
             "./.schema/endpoint.schema.json": ["endpoints/*.yml", "endpoints/*.yaml"],
             "./.schema/environment.schema.json": ["environments/*.yml", "environments/*.yaml"],
@@ -226,7 +229,7 @@ def test_schema_refuses_an_unknown_kind(cli: Callable[..., Ran]) -> None:
     ran = cli("schema", "monitor")
     assert (ran.code, ran.out) == (1, "")
     assert ran.err == (
-        "error: no schema for kind 'monitor'; the kinds are: "
+        "error: no schema for kind 'monitor'; the kinds are: compute, "
         "data, deployment, endpoint, environment, image, model, pipeline, runconfig, workspace\n"
     )
 
