@@ -193,7 +193,8 @@ debian_mirror() {
     m=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null |
         awk '$1 == "deb" { for (i = 2; i <= NF; i++) if ($i ~ /^https?:/) { if ($i ~ /\/debian\/?$/) { print $i; exit } break } }')
   fi
-  echo "${m:-http://deb.debian.org/debian}"
+  [ -n "$m" ] || die "no Debian mirror in apt's sources (/etc/apt/sources.list*): set MLFORM_DEBIAN_MIRROR to one"
+  echo "$m"
 }
 
 remove_tree() {  # unmount anything debootstrap left mounted inside, then delete

@@ -15,6 +15,7 @@ from tests.conftest import REPO, Ran
 FILES = [
     ".github/workflows/mlform.yml",
     ".gitignore",
+    ".schema/component.schema.json",
     ".schema/compute.schema.json",
     ".schema/data.schema.json",
     ".schema/deployment.schema.json",
@@ -34,6 +35,7 @@ FILES = [
     "workspace.yml",
 ]
 SCHEMAS = [
+    "component.schema.json",
     "compute.schema.json",
     "data.schema.json",
     "deployment.schema.json",
@@ -203,6 +205,7 @@ def test_editor_settings_map_the_copied_schemas(new: Path) -> None:
     settings = json.loads((new / ".vscode/settings.json").read_text())
     assert settings == {
         "yaml.schemas": {
+            "./.schema/component.schema.json": ["components/*.yml", "components/*.yaml"],
             "./.schema/compute.schema.json": ["compute/*.yml", "compute/*.yaml"],
             "./.schema/data.schema.json": ["data/*.yml", "data/*.yaml"],
             "./.schema/endpoint.schema.json": ["endpoints/*.yml", "endpoints/*.yaml"],
@@ -229,8 +232,8 @@ def test_schema_refuses_an_unknown_kind(cli: Callable[..., Ran]) -> None:
     ran = cli("schema", "monitor")
     assert (ran.code, ran.out) == (1, "")
     assert ran.err == (
-        "error: no schema for kind 'monitor'; the kinds are: compute, "
-        "data, deployment, endpoint, environment, image, model, pipeline, runconfig, workspace\n"
+        "error: no schema for kind 'monitor'; the kinds are: component, compute, data, "
+        "deployment, endpoint, environment, image, model, pipeline, runconfig, workspace\n"
     )
 
 
