@@ -80,10 +80,11 @@ def show(args: argparse.Namespace, out: Output) -> int:
         state = "running" if d.up else "NOT RUNNING"
         out.line(f"  deployment {d.deployment}: {d.weight}% of traffic, {state}")
         out.line(f"    model:     {d.model}")
-        out.line(
-            f"    compute:   {d.compute} ({'pid' if d.compute == 'local' else 'container'} "
-            f"{d.handle[:12]})"
-        )
+        if d.compute == "local":  # its handle is pid@start time; the pid is what users know
+            shown = f"pid {d.handle.partition('@')[0]}"
+        else:
+            shown = f"container {d.handle[:12]}"
+        out.line(f"    compute:   {d.compute} ({shown})")
         out.line(f"    address:   {d.url}/score")
         out.line(f"    log:       {d.log}")
     return 0
