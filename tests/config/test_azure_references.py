@@ -106,3 +106,52 @@ def test_references_to_nothing_declared_here_fail_where_written(
         "(did you mean 'sklearn-1.5'?); declare it in environments/",
         "validation failed: 5 errors",
     ]
+
+
+def test_a_deployment_names_its_model_and_environment_by_registry_uri(
+    cli: Cli, make_workspace: Make
+) -> None:
+    deployment = """
+        $schema: https://azuremlschemas.azureedge.net/latest/managedOnlineDeployment.schema.json
+        name: {name}
+        endpoint_name: my-endpoint
+        model: {model}
+        code_configuration:
+          code: ../score
+          scoring_script: score.py
+        environment: azureml://registries/azureml/environments/sklearn-1.5/labels/latest
+        instance_count: 1
+        """
+    root = make_workspace(
+        {
+            "workspace.yml": "name: served\n",
+            "score/score.py": "def init():\n    pass\n\n\ndef run(data):\n    return data\n",
+            "models/iris.pkl": "x",
+            "models/iris.yml": "name: iris-model\npath: iris.pkl\n",
+            "environments/sklearn.yml": ENVIRONMENT,
+            "endpoints/endpoint.yml": """
+                $schema: https://azuremlschemas.azureedge.net/latest/managedOnlineEndpoint.schema.json
+                name: my-endpoint
+                auth_mode: key
+                """,
+            "endpoints/blue.yml": deployment.format(
+                name="blue", model="azureml://registries/shared/models/iris-model/versions/1"
+            ),
+            "endpoints/green.yml": deployment.format(
+                name="green", model="azureml://registries/shared/environments/iris-model/versions/1"
+            ),
+        }
+    )
+    ran = cli("validate", cwd=root)
+    assert ran.err.splitlines() == [
+        "endpoints/green.yml:4:8: error: 'azureml://registries/shared/environments/iris-model/"
+        "versions/1' names the environment 'iris-model', not a model; write "
+        "azureml://registries/<registry>/models/NAME/versions/N",
+        "validation failed: 1 error",
+    ]
+    (root / "endpoints/green.yml").unlink()
+    assert cli("validate", cwd=root).code == 0
+    assert load(root).deps["endpoint/my-endpoint"] == (
+        "environment/sklearn-1.5",
+        "model/iris-model",
+    )
