@@ -8,7 +8,7 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.conftest import Ran
+from tests.conftest import EXAMPLE, Ran
 
 Cli = Callable[..., Ran]
 
@@ -218,3 +218,17 @@ def test_data_head_reads_through_duckdb(cli: Cli, example: Path) -> None:
     assert "data asset 'iris' has no version 7 (versions: 1)" in missing.err
     unknown = cli("data", "show", "irsi", cwd=example)
     assert "no data asset named 'irsi'; registered: iris" in unknown.err
+
+
+def test_two_copies_of_a_workspace_plan_alike(cli: Cli, tmp_path: Path) -> None:
+    # Two clones on two machines: different folders, different depths, nothing applied.
+    outputs = []
+    for where in ("a", "b/deeper/still"):
+        root = tmp_path / where / "iris"
+        shutil.copytree(EXAMPLE, root, ignore=shutil.ignore_patterns(".mlform"))
+        shown = [cli(*args, cwd=root) for args in (("plan",), ("plan", "--json"))]
+        assert [(ran.code, ran.err) for ran in shown] == [(0, ""), (0, "")]
+        outputs.append([ran.out for ran in shown])
+    assert outputs[0] == outputs[1]
+    assert "local folder .mlform/datastore" in outputs[0][0]
+    assert str(tmp_path) not in "".join(outputs[0])
