@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import re
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from tests.conftest import EXAMPLE, Ran
 
 Cli = Callable[..., Ran]
+Make = Callable[[Mapping[str, str]], Path]
 
 
 def _changes(out: str) -> list[str]:
@@ -232,3 +233,21 @@ def test_two_copies_of_a_workspace_plan_alike(cli: Cli, tmp_path: Path) -> None:
     assert outputs[0] == outputs[1]
     assert "local folder .mlform/datastore" in outputs[0][0]
     assert str(tmp_path) not in "".join(outputs[0])
+
+
+def test_a_moved_workspace_plans_no_changes(cli: Cli, make_workspace: Make) -> None:
+    root = make_workspace(
+        {
+            "workspace.yml": "name: moved\n",
+            "data/x.yml": "name: x\ntype: uri_file\npath: x.csv\n",
+            "data/x.csv": "a,b\n1,2\n",
+            "models/m.yml": "name: m\npath: m.json\n",
+            "models/m.json": "{}\n",
+        }
+    )
+    assert cli("apply", "--yes", cwd=root).code == 0
+    moved = root.parent / "elsewhere" / "moved"
+    moved.parent.mkdir()
+    shutil.move(root, moved)
+    ran = cli("plan", "--detailed-exitcode", cwd=moved)
+    assert (ran.code, ran.err) == (0, ""), ran.out
