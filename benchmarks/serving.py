@@ -46,7 +46,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +95,7 @@ class Load:
     p50: float
     p99: float
     requests: int
+    cpu: float  # CPU seconds per request of the server's processes (and the router's)
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,7 @@ class Address:
     name: str
     url: str
     headers: dict[str, str]
+    sessions: tuple[int, ...]  # the process sessions serving it, for their CPU time
 
 
 def run(*, quick: bool) -> bool:
@@ -175,10 +177,20 @@ def run(*, quick: bool) -> bool:
         f"   deployment's own address vs MLflow: {_times(ratio_direct)} (information; "
         "users call the endpoint)"
     )
-    print(f"   {'':<3}{'address':<28} {'requests/s':>11} {'p50':>9} {'p99':>9}  runs (requests/s)")
+    print(
+        f"   {'':<3}{'address':<28} {'requests/s':>11} {'p50':>9} {'p99':>9} {'CPU/req':>9}"
+        "  runs (requests/s)"
+    )
     for name, med in zip(names, (direct, routed, peer), strict=True):
         runs = ", ".join(f"{load.rps:,.0f}" for load in loads[name])
-        print(f"   {'':<3}{name:<28} {med.rps:>11,.0f} {_ms(med.p50):>9} {_ms(med.p99):>9}  {runs}")
+        print(
+            f"   {'':<3}{name:<28} {med.rps:>11,.0f} {_ms(med.p50):>9} {_ms(med.p99):>9} "
+            f"{_ms(med.cpu):>9}  {runs}"
+        )
+    print(
+        "   CPU/req: CPU time of the server's processes (with the router's, for the endpoint) "
+        "per request answered"
+    )
     print(
         "   mlform with key auth and its JSON access log on, MLflow with its access log on "
         f"(both defaults); logs in {BASE.relative_to(ROOT)}/logs"
@@ -231,15 +243,33 @@ def _mlform(models: dict[str, Any], key: str, round_: int) -> Iterator[list[Addr
     env = {"MLFORM_ACCESS_LOG": "on", "MLFORM_ENDPOINT": "iris"}
     headers = {"Content-Type": "application/json", "Authorization": f"Bearer {key}"}
     with ExitStack() as stack:
-        for command, port, ready, name in (
-            (serve, deployment, "/ready", "deployment"),
-            (route, router, "/health", "router"),
-        ):
-            log = BASE / "logs" / f"mlform-{name}-{round_}.log"
-            stack.enter_context(_process(command, env, f"http://127.0.0.1:{port}{ready}", log))
+        sessions = [
+            stack.enter_context(
+                _process(
+                    command,
+                    env,
+                    f"http://127.0.0.1:{port}{ready}",
+                    BASE / "logs" / f"mlform-{name}-{round_}.log",
+                )
+            )
+            for command, port, ready, name in (
+                (serve, deployment, "/ready", "deployment"),
+                (route, router, "/health", "router"),
+            )
+        ]
         addresses = [
-            Address("mlform, deployment", f"http://127.0.0.1:{deployment}/score", headers),
-            Address("mlform, endpoint (router)", f"http://127.0.0.1:{router}/score", headers),
+            Address(
+                "mlform, deployment",
+                f"http://127.0.0.1:{deployment}/score",
+                headers,
+                (sessions[0],),
+            ),
+            Address(
+                "mlform, endpoint (router)",
+                f"http://127.0.0.1:{router}/score",
+                headers,
+                tuple(sessions),
+            ),
         ]
         for address in addresses:
             got = _post(address)
@@ -260,10 +290,9 @@ def _mlflow(models: dict[str, Any], key: str, round_: int) -> Iterator[list[Addr
     # `mlflow models serve` starts `uvicorn` by name: the one next to this interpreter.
     env = {"PATH": f"{Path(python).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     log = BASE / "logs" / f"mlflow-{round_}.log"
-    with _process(command, env, f"http://127.0.0.1:{port}/ping", log):
-        address = Address(
-            "MLflow", f"http://127.0.0.1:{port}/invocations", {"Content-Type": "application/json"}
-        )
+    with _process(command, env, f"http://127.0.0.1:{port}/ping", log) as served:
+        json_only = {"Content-Type": "application/json"}
+        address = Address("MLflow", f"http://127.0.0.1:{port}/invocations", json_only, (served,))
         got = _post(address)["predictions"]
         if got != EXPECTED:
             raise ServerFailed(f"MLflow answered {got!r} for {ROW}, not {EXPECTED!r}")
@@ -271,7 +300,7 @@ def _mlflow(models: dict[str, Any], key: str, round_: int) -> Iterator[list[Addr
 
 
 @contextmanager
-def _process(command: list[str], env: dict[str, str], ready: str, log: Path) -> Iterator[None]:
+def _process(command: list[str], env: dict[str, str], ready: str, log: Path) -> Iterator[int]:
     """`command` started and answering 200 at `ready`; stopped on leaving."""
     full = {**os.environ, **env}
     full.pop("MLFLOW_MODELS_WORKERS", None)
@@ -287,7 +316,7 @@ def _process(command: list[str], env: dict[str, str], ready: str, log: Path) -> 
         )
     try:
         _wait_ready(process, ready, log)
-        yield
+        yield process.pid
     finally:
         _stop(process)
 
@@ -366,7 +395,21 @@ def _measure(wrk: str, address: Address, seconds: int, label: str) -> Load:
     body = _lua_string(json.dumps(PAYLOAD))
     lua.write_text(WRK_SCRIPT.format(body=body, headers=headers), "utf-8")
     _load(wrk, address.url, lua, WARM_UP)
-    return _load(wrk, address.url, lua, seconds)
+    before = _cpu(address.sessions)
+    load = _load(wrk, address.url, lua, seconds)
+    return replace(load, cpu=(_cpu(address.sessions) - before) / load.requests)
+
+
+def _cpu(sessions: tuple[int, ...]) -> float:
+    """CPU seconds used so far by every process in these sessions (a server's workers,
+    MLflow's uvicorn child): a figure less shaken than requests/s by a busy machine."""
+    ticks = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with suppress(OSError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[3]) in sessions:  # the session id, field 6 of proc(5)
+                ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def _load(wrk: str, url: str, lua: Path, seconds: int) -> Load:
@@ -385,7 +428,8 @@ def _load(wrk: str, url: str, lua: Path, seconds: int) -> Load:
     p99 = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s|m)\s*$", out, re.MULTILINE)
     if not (rps and count and p50 and p99):
         raise ServerFailed(f"cannot read wrk's output:\n{out}")
-    return Load(float(rps[1]), _seconds(*p50.groups()), _seconds(*p99.groups()), int(count[1]))
+    requests = int(count[1])
+    return Load(float(rps[1]), _seconds(*p50.groups()), _seconds(*p99.groups()), requests, 0.0)
 
 
 def _seconds(value: str, unit: str) -> float:
@@ -402,6 +446,7 @@ def _medians(loads: list[Load]) -> Load:
         statistics.median(load.p50 for load in loads),
         statistics.median(load.p99 for load in loads),
         sum(load.requests for load in loads),
+        statistics.median(load.cpu for load in loads),
     )
 
 
