@@ -12,8 +12,9 @@ What is compared, for one-row `dataframe_split` requests to the iris classifier:
   `mlflow.sklearn.save_model`), with its access log on (its default) and no auth (it has
   none). MLflow's pyfunc server builds a DataFrame from `dataframe_split` and predicts.
 
-Both servers run the same number of worker processes (`WORKERS`), with whatever uvicorn
-picks in this environment (the same packages for both). Targets:
+Both servers run the same number of worker processes (1, as the example's deployment;
+`MLFORM_BENCH_WORKERS=2` for two), on uvicorn with whatever it picks in this environment
+(the same packages for both: httptools and uvloop, which mlform depends on). Targets:
 
 - throughput: the endpoint's (router's) requests/s at concurrency 8 ≥ 2 × MLflow's;
 - latency: the endpoint's 99th percentile at concurrency 8 ≤ 15 ms;
@@ -25,7 +26,9 @@ mlform's two addresses are measured on the same processes one after the other, i
 order that alternates by round; MLflow and mlform take turns going first. Five rounds
 (`--quick`: one); medians are compared. Every response is checked to be 200 (wrk counts
 non-2xx), and one answer per side is checked to be the right class. wrk shares the
-machine's cores with the servers.
+machine's cores with the servers. Beside requests/s and latency, each side's CPU time per
+request (all its processes, the router's included for the endpoint) is printed: on a
+busy machine it moves less than requests/s do.
 """
 
 from __future__ import annotations

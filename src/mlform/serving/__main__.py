@@ -155,6 +155,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         _app(script, args),
         host=args.host,
         port=args.port,
+        # httptools and uvloop where installed (mlform and local deployments have them;
+        # images only starlette and uvicorn, so h11 and asyncio there).
         http="auto",
         loop="auto",
         log_level="info",
