@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from mlform.config.anonymous import anonymous_name
 from mlform.config.refs import (
     AssetRef,
     DatastorePath,
@@ -131,6 +132,7 @@ class RunconfigSpec(Spec):
     timeout: float | None = None
     trigger: str = "on_change"
     register_model: RegisterModel | None = None
+    inline: tuple[Spec, ...] = field(default=(), compare=False)  # defined in place
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,7 +182,11 @@ class StepSpec:
     deterministic: bool = True
     timeout: float | None = None
     register_model: RegisterModel | None = None
-    component: Path | None = None  # a runconfig file it runs
+    component: Path | AssetRef | None = None  # a runconfig or component file, or a name
+    origin: Source | None = field(default=None, compare=False)  # its component's file
+    component_digest: str | None = None  # the component's content, when it runs one
+    parent_outputs: Mapping[str, str] = field(default_factory=dict)  # output → pipeline's
+    inline: tuple[Spec, ...] = field(default=(), compare=False)  # defined in place
 
     @property
     def upstream(self) -> tuple[str, ...]:
@@ -194,6 +200,7 @@ class PipelineSpec(Spec):
     kind: ClassVar[str] = "pipeline"
     experiment: str = ""
     inputs: Mapping[str, DataInput | str] = field(default_factory=dict)
+    outputs: Mapping[str, str] = field(default_factory=dict)  # name → type
     steps: tuple[StepSpec, ...] = ()
     continue_on_failure: bool = False
     force_rerun: bool = False
@@ -229,6 +236,7 @@ class DeploymentSpec(Spec):
     liveness: Probe = field(default_factory=Probe)
     readiness: Probe = field(default_factory=Probe)
     sampling_rate: float | None = None  # data capture; None: off
+    inline: tuple[Spec, ...] = field(default=(), compare=False)  # defined in place
 
     @property
     def address(self) -> str:
@@ -242,6 +250,14 @@ class EndpointSpec(Spec):
     port: int | None = None
     traffic: Mapping[str, int] = field(default_factory=dict)
     deployments: tuple[DeploymentSpec, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ComputeSpec(Spec):
+    """A named compute target (Azure ML's compute YAML), for jobs to name in compute:."""
+
+    kind: ClassVar[str] = "compute"
+    type: str = "local"
 
 
 IMPLICIT_DATASTORE = "workspaceblobstore"  # Azure ML's name, so azureml:// paths keep working
@@ -315,7 +331,7 @@ def runconfig(body: Mapping[str, Any], source: Source) -> RunconfigSpec:
         str(k): str((v or {}).get("type", "uri_folder"))
         for k, v in (body.get("outputs") or {}).items()
     }
-    env = body.get("environment")
+    env, inline = _environment_ref(body.get("environment"), source)
     code = body.get("code")
     limits = body.get("limits") or {}
     return RunconfigSpec(
@@ -323,7 +339,7 @@ def runconfig(body: Mapping[str, Any], source: Source) -> RunconfigSpec:
         source=source,
         command=str(body["command"]),
         code=local_path(base, code) if code else None,
-        environment=parse_asset_ref(env) if isinstance(env, str) else None,
+        environment=env,
         compute=str(body.get("compute", "local")).removeprefix("azureml:"),
         inputs=inputs,
         outputs=outputs,
@@ -335,13 +351,48 @@ def runconfig(body: Mapping[str, Any], source: Source) -> RunconfigSpec:
         timeout=float(limits["timeout"]) if limits.get("timeout") else None,
         trigger=str(body.get("trigger", "on_change")),
         register_model=_register(body.get("register_model")),
+        inline=inline,
     )
+
+
+def _environment_ref(
+    value: Any, source: Source, at: tuple[str, ...] = ("environment",)
+) -> tuple[AssetRef | None, tuple[Spec, ...]]:
+    """A reference, or an environment defined in place (at `at` in `source`) and the
+    reference to it."""
+    if isinstance(value, str):
+        return parse_asset_ref(value), ()
+    if not isinstance(value, Mapping):
+        return None, ()
+    name = anonymous_name(value, source.doc.display)
+    where = Source(source.doc, (*source.where, *at))
+    defined = environment(_anonymous(value, name), where)
+    return AssetRef(name), (defined,)
+
+
+def _anonymous(definition: Mapping[str, Any], name: str) -> dict[str, Any]:
+    """An inline definition under its anonymous name: a name or version written in it is
+    ignored, as Azure ML ignores it."""
+    return {**{k: v for k, v in definition.items() if k != "version"}, "name": name}
+
+
+def _model_ref(value: Any, source: Source) -> tuple[AssetRef | None, tuple[Spec, ...]]:
+    """A reference, or a model defined in place (`path:` to its files) and the reference."""
+    if isinstance(value, Mapping) and "path" in value:
+        name = anonymous_name(value, source.doc.display)
+        where = Source(source.doc, (*source.where, "model"))
+        defined = model(_anonymous(value, name), where)
+        return AssetRef(name), (defined,)
+    return parse_asset_ref(str(value)), ()
 
 
 _BINDING = re.compile(
     r"^\$\{\{\s*parent\.(?:inputs\.(?P<input>[A-Za-z0-9_.-]+)|"
     r"jobs\.(?P<step>[A-Za-z0-9_]+)\.outputs\.(?P<output>[A-Za-z0-9_.-]+))\s*\}\}$"
 )
+
+
+_PARENT_OUTPUT = re.compile(r"^\$\{\{\s*parent\.outputs\.(?P<output>[A-Za-z0-9_.-]+)\s*\}\}$")
 
 
 def binding(value: Any) -> Binding | None:
@@ -369,6 +420,10 @@ def pipeline(body: Mapping[str, Any], source: Source) -> PipelineSpec:
         source=source,
         experiment=str(body.get("experiment_name") or common["name"]),
         inputs=_inputs(body, base),
+        outputs={
+            str(k): str((v or {}).get("type", "uri_folder"))
+            for k, v in (body.get("outputs") or {}).items()
+        },
         steps=tuple(steps),
         continue_on_failure=bool(settings.get("continue_on_step_failure", False)),
         force_rerun=bool(settings.get("force_rerun", False)),
@@ -387,22 +442,29 @@ def _step(
     literal = {k: v for k, v in raw.items() if bound[k] is None}
     inputs.update(_inputs({"inputs": literal}, base))
     inputs.update({k: b for k, b in bound.items() if b is not None})
-    env = body.get("environment", environment)
+    if "environment" in body:
+        env, inline = _environment_ref(body["environment"], source)
+    else:  # the pipeline's settings.default_environment
+        pipeline = Source(source.doc, source.where[:-2])
+        env, inline = _environment_ref(environment, pipeline, ("settings", "default_environment"))
     code = body.get("code")
     limits = body.get("limits") or {}
-    component = body.get("component")
+    outputs = dict(body.get("outputs") or {})
+    published = {
+        k: _PARENT_OUTPUT.match(v.strip()) for k, v in outputs.items() if isinstance(v, str)
+    }
     return StepSpec(
         name=name,
         source=source,
         body=dict(body),
         command=str(body.get("command", "")),
         code=local_path(base, code) if code else None,
-        environment=parse_asset_ref(env) if isinstance(env, str) else None,
+        environment=env,
         compute=str(body.get("compute", compute)).removeprefix("azureml:"),
         inputs=inputs,
         outputs={
-            str(k): str((v or {}).get("type", "uri_folder"))
-            for k, v in (body.get("outputs") or {}).items()
+            str(k): str(v.get("type", "uri_folder")) if isinstance(v, Mapping) else "uri_folder"
+            for k, v in outputs.items()
         },
         variables={
             str(k): env_text(v) for k, v in (body.get("environment_variables") or {}).items()
@@ -410,10 +472,21 @@ def _step(
         deterministic=bool(body.get("is_deterministic", True)),
         timeout=float(limits["timeout"]) if limits.get("timeout") else None,
         register_model=_register(body.get("register_model")),
-        component=local_path(base, component.removeprefix("file:"))
-        if isinstance(component, str)
-        else None,
+        component=_component_ref(body.get("component"), base),
+        parent_outputs={str(k): m["output"] for k, m in published.items() if m is not None},
+        inline=inline,
     )
+
+
+def _component_ref(value: Any, base: Path) -> Path | AssetRef | None:
+    """`azureml:train:1` or `train@latest` names a component; anything else is a file."""
+    if not isinstance(value, str):
+        return None
+    if value.startswith("azureml:") and not value.startswith("azureml://"):
+        return parse_asset_ref(value)
+    if "@" in value and "/" not in value:
+        return parse_asset_ref(value)
+    return local_path(base, value.removeprefix("file:"))
 
 
 def _inputs(body: Mapping[str, Any], base: Path) -> dict[str, DataInput | str]:
@@ -487,12 +560,14 @@ def deployment(body: Mapping[str, Any], source: Source, endpoint: str = "") -> D
     rate = None
     if isinstance(collector, Mapping):
         rate = float(collector.get("sampling_rate", 1.0))
+    model_ref, model_inline = _model_ref(body["model"], source)
+    env_ref, env_inline = _environment_ref(body["environment"], source)
     return DeploymentSpec(
         **_common(body),
         source=source,
         endpoint=str(body.get("endpoint_name") or endpoint),
-        model=parse_asset_ref(str(body["model"])),
-        environment=parse_asset_ref(str(body["environment"])),
+        model=model_ref,
+        environment=env_ref,
         code=local_path(base, str(code.get("code", "."))),
         scoring_script=str(code.get("scoring_script", "")),
         compute=str(body.get("compute", "local")),
@@ -506,6 +581,7 @@ def deployment(body: Mapping[str, Any], source: Source, endpoint: str = "") -> D
         liveness=_probe(body.get("liveness_probe")),
         readiness=_probe(body.get("readiness_probe")),
         sampling_rate=rate,
+        inline=model_inline + env_inline,
     )
 
 
@@ -514,6 +590,10 @@ def _probe(body: Any) -> Probe:
         return Probe()
     known = {k: body[k] for k in Probe.__dataclass_fields__ if k in body}
     return Probe(**known)
+
+
+def compute(body: Mapping[str, Any], source: Source) -> ComputeSpec:
+    return ComputeSpec(**_common(body), source=source, type=str(body.get("type", "local")))
 
 
 def endpoint(body: Mapping[str, Any], source: Source) -> EndpointSpec:
@@ -551,6 +631,7 @@ def env_text(value: Any) -> str:
 
 
 __all__ = [
+    "ComputeSpec",
     "DataSpec",
     "DatastorePath",
     "DatastoreSpec",

@@ -20,13 +20,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from mlform.config import schema, specs
+from mlform.config import components, schema, specs
 from mlform.config.checks import check_spec
-from mlform.config.refs import DatastorePath, local_path
+from mlform.config.components import ComponentSpec
+from mlform.config.refs import AssetRef, DatastorePath, local_path
 from mlform.config.schema import Where
 from mlform.config.specs import (
     IMPLICIT_DATASTORE,
     Binding,
+    ComputeSpec,
     DataInput,
     DataSpec,
     DatastoreSpec,
@@ -40,6 +42,7 @@ from mlform.config.specs import (
     Spec,
     StepSpec,
 )
+from mlform.config.unsupported import unsupported
 from mlform.config.yamlfile import Document, read_document
 from mlform.errors import ConfigInvalid, Problem, WorkspaceNotFound
 from mlform.graph import find_cycles
@@ -59,23 +62,32 @@ FOLDERS: dict[str, tuple[str, Parser]] = {
     "models": ("model", specs.model),
     "images": ("image", specs.image),
     "endpoints": ("endpoint", specs.endpoint),
+    "compute": ("compute", specs.compute),
 }
+# Folders of Azure ML files that mlform does not run yet: each file is reported.
+UNSUPPORTED_FOLDERS = {"schedules": "job schedules"}
 # A file in a kind folder that has this key declares another kind: a deployment in its
 # own file, as Azure ML keeps them, names its endpoint.
 SUBKINDS: dict[str, tuple[str, str, Parser]] = {
     "endpoints": ("endpoint_name", "deployment", specs.deployment),
 }
+# Command components live here, or beside the jobs and pipelines that run them. They are
+# no resource of their own: a pipeline step runs one.
+COMPONENT_FOLDER = "components"
 
 _UNUSABLE: frozenset[Where] = frozenset({()})
 _CONDA_KEYS = {"name", "channels", "dependencies", "prefix", "variables"}
 _SCHEMA_NAME = re.compile(r"(?:^|/)(?P<kind>[A-Za-z]+)\.schema\.json$")
 _AZURE_KINDS = {
     "commandJob": "runconfig",
+    "commandComponent": "component",
     "pipelineJob": "pipeline",
     "managedOnlineEndpoint": "endpoint",
     "kubernetesOnlineEndpoint": "endpoint",
     "managedOnlineDeployment": "deployment",
     "kubernetesOnlineDeployment": "deployment",
+    "amlCompute": "compute",
+    "computeInstance": "compute",
 }  # Azure ML's schema file names for mlform kinds
 _NAME_LINE = re.compile(r"^name:[ \t]*[\"']?(?P<name>[A-Za-z0-9][A-Za-z0-9_.-]*)", re.MULTILINE)
 
@@ -92,6 +104,12 @@ class Config:
     deps: dict[str, tuple[str, ...]]
     warnings: list[Problem] = field(default_factory=list)
     container_registry: str | None = None  # where built images are pushed
+
+    def compute_target(self, compute: str) -> str:
+        """The target that runs what names `compute`: a declared compute's type, or the
+        built-in target of that name (local)."""
+        spec = self.specs.get(f"compute/{compute}")
+        return spec.type if isinstance(spec, ComputeSpec) else compute
 
     def datastore(self, name: str) -> DatastoreSpec:
         spec = self.specs[f"datastore/{name}"]
@@ -125,6 +143,7 @@ class _Loader:
         self.stores_known = True  # False when some datastore entry could not be read
         self.sources: dict[str, list[str]] | None = None  # model name → its producers
         self.deployments: list[DeploymentSpec] = []  # from files of their own
+        self.components: dict[Path, ComponentSpec | None] = {}  # None: too broken to use
 
     def run(self) -> Config:
         path = self._workspace_file()
@@ -141,12 +160,15 @@ class _Loader:
                 else:
                     self._build(doc, doc_kind, SUBKINDS[folder][2], doc_bad)
         self._attach_deployments()
+        for doc in self._component_documents():
+            self._component(doc)
         self._resolve_components()
         self._stray_folders()
+        self._unsupported_folders()
         deps = {address: self._dependencies(spec, default) for address, spec in self.specs.items()}
         self._check_model_sources()
         self._check_cycles(deps)
-        problems = sorted(self.problems, key=_order)
+        problems = sorted(dict.fromkeys(self.problems), key=_order)
         if any(p.severity == "error" for p in problems):
             raise ConfigInvalid(problems)
         state_path = (self.root / str(state)).resolve()
@@ -179,6 +201,10 @@ class _Loader:
         if not doc.parsed:
             return _UNUSABLE
         data = doc.data if isinstance(doc.data, dict) else {}
+        todo = unsupported(doc, kind)
+        if todo is not None:
+            self.problems.append(todo)
+            return _UNUSABLE
         misplaced = _misplaced(data.get("$schema"), kind)
         if misplaced:
             self.problems.append(doc.problem(["$schema"], misplaced))
@@ -215,6 +241,11 @@ class _Loader:
         for doc in docs:
             if doc.path in named:
                 continue
+            if folder in ("runconfigs", "pipelines") and components.declares_component(
+                doc.data, folder
+            ):
+                self._component(doc)
+                continue
             doc_kind = other if key and isinstance(doc.data, dict) and key in doc.data else kind
             found.append((doc, doc_kind, self._check(doc, doc_kind)))
         return found
@@ -238,6 +269,8 @@ class _Loader:
         self._add(spec, skip, register=named)
 
     def _add(self, spec: Spec, skip: set[str], *, register: bool = True) -> None:
+        if register:
+            self._add_anonymous(spec)
         if isinstance(spec, DeploymentSpec):
             if register:
                 self.deployments.append(spec)
@@ -252,12 +285,26 @@ class _Loader:
                 spec.source.problem(
                     ["name"],
                     f"duplicate {spec.kind} name '{spec.name}': also declared at "
-                    f"{other.source}; rename one of them",
+                    f"{_at(other, ['name'])}; rename one of them",
                 )
             )
         elif register:
             self.specs[spec.address] = spec
         self.problems.extend(check_spec(spec, self.root, skip))
+
+    def _add_anonymous(self, spec: Spec) -> None:
+        """Register the environments and models `spec` defines in place. One defined the
+        same way in several places is one resource, checked once."""
+        owners: list[Any] = [spec]
+        if isinstance(spec, PipelineSpec):
+            owners.extend(spec.steps)
+        if isinstance(spec, EndpointSpec):
+            owners.extend(spec.deployments)
+        for owner in owners:
+            for defined in getattr(owner, "inline", ()):
+                if defined.address not in self.specs:
+                    self.specs[defined.address] = defined
+                    self.problems.extend(check_spec(defined, self.root, set()))
 
     def _datastores(self, ws: Document, bad: frozenset[Where]) -> str:
         declared = ws.data.get("datastores") if isinstance(ws.data, dict) else None
@@ -295,7 +342,9 @@ class _Loader:
     def _stray_folders(self) -> None:
         """Warn about YAML files in a folder whose name is a near miss of a kind folder."""
         for entry in os.scandir(self.root):
-            if entry.name in FOLDERS or entry.name.startswith(".") or not entry.is_dir():
+            if entry.name in (*FOLDERS, COMPONENT_FOLDER) or entry.name.startswith("."):
+                continue
+            if not entry.is_dir():
                 continue
             close = difflib.get_close_matches(entry.name, list(FOLDERS), n=1, cutoff=0.8)
             if not close:
@@ -317,6 +366,20 @@ class _Loader:
                         "warning",
                     )
                 )
+
+    def _unsupported_folders(self) -> None:
+        """Files in folders of kinds mlform does not run yet, one problem each."""
+        for folder, what in UNSUPPORTED_FOLDERS.items():
+            base = self.root / folder
+            if not base.is_dir():
+                continue
+            for name in sorted(os.listdir(base)):
+                if not name.endswith((".yml", ".yaml")):
+                    continue
+                doc = read_document(base / name, f"{folder}/{name}")
+                self.problems.extend(doc.problems)
+                found = unsupported(doc, folder, what) if doc.parsed else None
+                self.problems.extend([found] if found else [])
 
     # -- references ----------------------------------------------------------------------
 
@@ -362,15 +425,71 @@ class _Loader:
 
     def _run_references(self, spec: RunconfigSpec) -> list[str]:
         """The environment and data a runconfig names, each declared here."""
-        refs: list[tuple[str, str, list[str | int]]] = []
-        if spec.environment is not None:
-            refs.append(("environment", spec.environment.name, ["environment"]))
+        refs: list[tuple[str, AssetRef, list[str | int]]] = []
+        found = [self._environment(spec.environment, spec.source, spec.body)]
         for key, value in spec.inputs.items():
             if isinstance(value, DataInput) and value.asset is not None:
-                refs.append(("data", value.asset.name, ["inputs", key, "path"]))
-        found = [self._reference(kind, name, spec.source, where) for kind, name, where in refs]
-        self._check_compute(spec.source, spec.compute, "runs")
+                refs.append(("data", value.asset, ["inputs", key, "path"]))
+        found.extend(self._asset(kind, ref, spec.source, where) for kind, ref, where in refs)
+        found.append(self._check_compute(spec.source, spec.compute, "runs"))
         return [address for address in found if address]
+
+    def _environment(
+        self, ref: AssetRef | None, source: Source, body: Mapping[str, Any]
+    ) -> str | None:
+        """The environment a job or step runs in; a problem if what it names is not one
+        (never a silent run in mlform's own Python)."""
+        if ref is not None:
+            return self._asset("environment", ref, source, ["environment"])
+        written = source.doc.text([*source.where, "environment"])
+        if written is not None and "environment" in body:
+            self.problems.append(
+                source.problem(
+                    ["environment"],
+                    f"'{written}' is not an environment reference; write NAME, NAME:VERSION "
+                    "or NAME@latest (azureml: prefix allowed), or "
+                    "azureml://registries/<registry>/environments/NAME/versions/N",
+                )
+            )
+        return None
+
+    def _kind_fits(self, kind: str, ref: AssetRef, source: Source) -> bool:
+        """False, with a problem, when an Azure ML URI names an asset of another kind."""
+        plural = "data" if kind == "data" else f"{kind}s"
+        if ref.kind is None or ref.kind == plural:
+            return True
+        written = source.doc.text([*source.where, kind]) or str(ref)
+        self.problems.append(
+            source.problem(
+                [kind],
+                f"'{written}' names the {ref.kind.removesuffix('s')} '{ref.name}', not "
+                f"{schema.with_article(kind)}; "
+                f"write azureml://registries/<registry>/{plural}/NAME/versions/N",
+            )
+        )
+        return False
+
+    def _asset(
+        self, kind: str, ref: AssetRef, source: Source, where: list[str | int]
+    ) -> str | None:
+        """The address of the asset `ref` names, declared here; else None and a problem.
+        A reference into an Azure ML registry resolves to the asset of that name here."""
+        if where == [kind] and not self._kind_fits(kind, ref, source):
+            return None
+        address = f"{kind}/{ref.name}"
+        if ref.registry is None or address in self.specs or address in self.broken:
+            return self._reference(kind, ref.name, source, where)
+        folder = next(f for f, (k, _) in FOLDERS.items() if k == kind)
+        version = f", version: {ref.version}" if ref.version else ""
+        self.problems.append(
+            source.problem(
+                where,
+                f"{kind} '{ref.name}' (from Azure ML registry '{ref.registry}') is not "
+                f"declared in this workspace, and mlform does not fetch from registries; "
+                f"declare it in {folder}/{ref.name}.yml (name: {ref.name}{version})",
+            )
+        )
+        return None
 
     def _reference(
         self, kind: str, name: str, source: Source, where: list[str | int]
@@ -391,15 +510,25 @@ class _Loader:
             )
         return None
 
-    def _check_compute(self, source: Source, compute: str, what: str) -> None:
-        if compute not in COMPUTE_TARGETS:
-            self.problems.append(
-                source.problem(
-                    ["compute"],
-                    f"unknown compute target '{compute}'; {what} can use: "
-                    + ", ".join(COMPUTE_TARGETS),
-                )
+    def _check_compute(self, source: Source, compute: str, what: str) -> str | None:
+        """The address of the compute `compute` names, if declared; a problem if it names
+        neither a declared compute nor a built-in target."""
+        address = f"compute/{compute}"
+        if address in self.specs:
+            return address
+        if compute in COMPUTE_TARGETS or address in self.broken:
+            return None
+        declared = [a for a in [*self.specs, *self.broken] if a.startswith("compute/")]
+        known = sorted({*COMPUTE_TARGETS, *(a.partition("/")[2] for a in declared)})
+        hint = schema.did_you_mean(compute, known) or f" ({what} can use: {', '.join(known)})"
+        self.problems.append(
+            source.problem(
+                ["compute"],
+                f"unknown compute '{compute}'{hint}; declare it in compute/{compute}.yml "
+                "with type: local, or use compute: local",
             )
+        )
+        return None
 
     def _attach_deployments(self) -> None:
         """Give each endpoint the deployments declared in files of their own, and check
@@ -418,55 +547,146 @@ class _Loader:
         found: list[str] = []
         for dep in spec.deployments:
             if dep.environment is not None:
-                env = self._reference(
-                    "environment", dep.environment.name, dep.source, ["environment"]
-                )
+                env = self._asset("environment", dep.environment, dep.source, ["environment"])
                 found.extend([env] if env else [])
-            if dep.model is not None:
+            if dep.model is not None and self._kind_fits("model", dep.model, dep.source):
                 found.extend(self._model_sources().get(dep.model.name, ()))
         return found
 
+    def _component_documents(self) -> list[Document]:
+        base = self.root / COMPONENT_FOLDER
+        if not base.is_dir():
+            return []
+        names = sorted(e.name for e in os.scandir(base) if e.name.endswith((".yml", ".yaml")))
+        return [read_document(base / n, f"{COMPONENT_FOLDER}/{n}") for n in names]
+
+    def _component(self, doc: Document) -> ComponentSpec | None:
+        """The component a file declares, read and checked once however many steps run it."""
+        path = doc.path.resolve()
+        if path in self.components:
+            return self.components[path]
+        bad = self._check(doc, "component")
+        # A wrong input or output leaves out only itself: the others are still checked.
+        entries = {w for w in bad if len(w) > 2 and w[0] in ("inputs", "outputs")}
+        body = _usable(doc.data, (), bad - entries)
+        for group, name in {(str(w[0]), w[1]) for w in entries}:
+            kept = body.get(group) if body is not None else None
+            if body is not None and isinstance(kept, dict):
+                body = {**body, group: {k: v for k, v in kept.items() if k != name}}
+        found = None
+        if body is not None and "command" in body:
+            found = components.parse(body, Source(doc))
+            self.problems.extend(components.check(found))
+            for other in self.components.values():
+                if other is not None and (other.name, other.version) == (found.name, found.version):
+                    self.problems.append(
+                        found.source.problem(
+                            ["version" if found.version else "name"],
+                            f"component {found} is also declared at {other.source}; give one "
+                            "of them another version",
+                        )
+                    )
+        self.components[path] = found
+        return found
+
     def _resolve_components(self) -> None:
-        """Steps that run a runconfig file take its command, code, environment, inputs and
-        outputs, with what the step says over them."""
+        """Steps that run a component (or a runconfig file) take its command, code,
+        environment, inputs and outputs, with what the step says over them."""
         by_file = {
-            s.source.doc.path: s for s in self.specs.values() if isinstance(s, RunconfigSpec)
+            s.source.doc.path.resolve(): s
+            for s in self.specs.values()
+            if isinstance(s, RunconfigSpec)
         }
         for address, spec in list(self.specs.items()):
             if not isinstance(spec, PipelineSpec):
                 continue
             steps = []
             for step in spec.steps:
-                if step.component is None:
+                if step.component is None and "component" not in step.body:
                     steps.append(step)
                     continue
-                base = by_file.get(step.component)
-                if base is None:
-                    self.problems.append(
-                        step.source.problem(
-                            ["component"],
-                            f"component '{step.body['component']}' is not a runconfig of this "
-                            "workspace; point it at a file in runconfigs/",
-                        )
-                    )
+                if isinstance(step.component, Path) and step.component.resolve() in by_file:
+                    steps.append(_merged(step, by_file[step.component.resolve()]))
+                    continue
+                component = self._step_component(step)
+                if component is None:
                     steps.append(step)
                     continue
-                steps.append(_merged(step, base))
-            merged = replace(spec, steps=tuple(steps))
-            self.specs[address] = merged
-            self.problems.extend(_pipeline_problems(merged))
+                merged, problems = components.bind(step, component, spec)
+                self.problems.extend(problems)
+                steps.append(merged)
+            merged_spec = replace(spec, steps=tuple(steps))
+            self.specs[address] = merged_spec
+            self.problems.extend(_pipeline_problems(merged_spec))
+
+    def _step_component(self, step: StepSpec) -> ComponentSpec | None:
+        """The component a step names, or None and the problem said (unless the
+        component's own file is too broken to use: its errors say so)."""
+        written = step.body.get("component")
+        ref = step.component
+        if isinstance(ref, AssetRef):
+            return self._named_component(step, ref)
+        if not isinstance(ref, Path):
+            self.problems.append(
+                step.source.problem(
+                    ["component"],
+                    f"component '{written}' is neither a file (./train.yml) nor a component "
+                    "reference (azureml:NAME:VERSION or azureml:NAME@latest)",
+                )
+            )
+            return None
+        resolved = ref.resolve()
+        if resolved in self.components:
+            return self.components[resolved]
+        if not ref.is_file():
+            self.problems.append(
+                step.source.problem(
+                    ["component"],
+                    f"component file '{written}' does not exist; the path is relative to "
+                    f"{step.source.file}",
+                )
+            )
+            return None
+        return self._component(read_document(ref, _display(ref, self.root)))
+
+    def _named_component(self, step: StepSpec, ref: AssetRef) -> ComponentSpec | None:
+        named = [c for c in self.components.values() if c is not None and c.name == ref.name]
+        if ref.version is not None:
+            named = [c for c in named if c.version == ref.version]
+        if named:
+            return max(named, key=lambda c: _version_key(c.version))
+        if ref.name in {c.name for c in self.components.values() if c is not None}:
+            versions = sorted(
+                str(c.version)
+                for c in self.components.values()
+                if c is not None and c.name == ref.name
+            )
+            hint = f" (versions: {', '.join(versions)})"
+        else:
+            known = sorted({c.name for c in self.components.values() if c is not None})
+            hint = schema.did_you_mean(ref.name, known) or (
+                f" (declared: {', '.join(known)})" if known else ""
+            )
+        self.problems.append(
+            step.source.problem(
+                ["component"],
+                f"unknown component '{step.body.get('component')}'{hint}; declare it in "
+                f"{COMPONENT_FOLDER}/ or point at its file (./{ref.name}.yml)",
+            )
+        )
+        return None
 
     def _pipeline_references(self, spec: PipelineSpec) -> list[str]:
         found: list[str] = []
         inputs: list[Binding | DataInput | str] = list(spec.inputs.values())
         for step in spec.steps:
             inputs.extend(step.inputs.values())
-            if step.environment is not None:
-                env = self._reference(
-                    "environment", step.environment.name, step.source, ["environment"]
-                )
-                found.extend([env] if env else [])
-            self._check_compute(step.source, step.compute, "steps")
+            origin = step.origin if "environment" not in step.body and step.origin else None
+            env = self._environment(
+                step.environment, origin or step.source, step.body if origin is None else {}
+            )
+            found.extend([env] if env else [])
+            found.extend(filter(None, [self._check_compute(step.source, step.compute, "steps")]))
         for value in inputs:
             if isinstance(value, DataInput) and value.asset is not None:
                 address = f"data/{value.asset.name}"
@@ -480,9 +700,7 @@ class _Loader:
         (`mlform models register`) has no producer here; the plan checks it exists."""
         found: list[str] = []
         if spec.environment is not None:
-            env = self._reference(
-                "environment", spec.environment.name, spec.source, ["environment"]
-            )
+            env = self._asset("environment", spec.environment, spec.source, ["environment"])
             found.extend([env] if env else [])
         if spec.model is not None:
             found.extend(self._model_sources().get(spec.model.name, ()))
@@ -510,12 +728,13 @@ class _Loader:
         for name, addresses in self._model_sources().items():
             first, *others = (self.specs[a] for a in addresses)
             for other in others:
-                where = ["name"] if isinstance(other, ModelSpec) else ["register_model", "name"]
+                where = _model_name_at(other)
                 self.problems.append(
                     other.source.problem(
                         where,
                         f"model '{name}' is also registered by {first.address} "
-                        f"({first.source}); give one of them another model name",
+                        f"({_at(first, _model_name_at(first))}); give one of them another "
+                        "model name",
                     )
                 )
 
@@ -579,7 +798,7 @@ def _pipeline_problems(spec: PipelineSpec) -> list[Problem]:
     problems: list[Problem] = []
     steps = {s.name: s for s in spec.steps}
     for step in spec.steps:
-        if not step.command:
+        if not step.command and "component" not in step.body:  # else: said where resolved
             problems.append(
                 step.source.problem([], "a step needs a command (or a component: runconfig)")
             )
@@ -615,7 +834,7 @@ def _pipeline_problems(spec: PipelineSpec) -> list[Problem]:
                         f"(outputs: {known}); declare it under its outputs:",
                     )
                 )
-        for match in _COMMAND_BINDING.finditer(step.command):
+        for match in _COMMAND_BINDING.finditer("" if step.origin else step.command):
             group, name = match[1], match[2]
             declared = {"inputs": step.inputs, "outputs": step.outputs}.get(group)
             if declared is not None and name not in declared:
@@ -627,12 +846,13 @@ def _pipeline_problems(spec: PipelineSpec) -> list[Problem]:
                         f"{group[:-1]} '{name}' ({group}: {known})",
                     )
                 )
-        if step.code is not None and not step.code.is_dir():
+        if step.code is not None and not step.code.is_dir() and "code" in step.body:
             problems.append(
                 step.source.problem(
                     ["code"], f"code folder '{step.body.get('code')}' does not exist"
                 )
             )
+    problems.extend(_published_outputs(spec))
     graph = {s.name: tuple(u for u in s.upstream if u in steps) for s in spec.steps}
     for cycle in find_cycles(graph):
         first = steps[cycle[0]]
@@ -641,6 +861,36 @@ def _pipeline_problems(spec: PipelineSpec) -> list[Problem]:
                 ["inputs"], f"steps bind each other's outputs in a cycle: {' → '.join(cycle)}"
             )
         )
+    return problems
+
+
+def _published_outputs(spec: PipelineSpec) -> list[Problem]:
+    """Each `${{parent.outputs.x}}` names an output the pipeline declares, once."""
+    problems: list[Problem] = []
+    publisher: dict[str, tuple[str, str]] = {}
+    for step in spec.steps:
+        for output, name in step.parent_outputs.items():
+            where = ["outputs", output]
+            if name not in spec.outputs:
+                known = ", ".join(sorted(spec.outputs)) or "none"
+                problems.append(
+                    step.source.problem(
+                        where,
+                        f"${{{{parent.outputs.{name}}}}} names no output of the pipeline "
+                        f"(outputs: {known}); declare it under the pipeline's outputs:",
+                    )
+                )
+            elif name in publisher:
+                problems.append(
+                    step.source.problem(
+                        where,
+                        f"pipeline output '{name}' is already bound to step "
+                        f"{publisher[name][0]}'s output {publisher[name][1]}; bind each "
+                        "pipeline output once",
+                    )
+                )
+            else:
+                publisher[name] = (step.name, output)
     return problems
 
 
@@ -656,7 +906,7 @@ def _endpoint_problems(spec: EndpointSpec) -> list[Problem]:
                 dep.source.problem(
                     ["name"],
                     f"endpoint {spec.name} already has a deployment '{dep.name}' "
-                    f"({seen[dep.name].source}); rename one of them",
+                    f"({_at(seen[dep.name], ['name'])}); rename one of them",
                 )
             )
         seen[dep.name] = dep
@@ -696,15 +946,34 @@ def _usable(value: Any, where: Where, bad: frozenset[Where]) -> dict[str, Any] |
 
 
 def _named_files(docs: list[Document]) -> set[Path]:
-    """The YAML files that these documents point at with path, conda_file or requirements."""
+    """The YAML files that these documents point at with path, conda_file or requirements,
+    theirs or those of an environment or model they define in place."""
     named = set()
     for doc in docs:
-        if isinstance(doc.data, dict):
+        for mapping in _definitions(doc.data):
             for key in ("path", "conda_file", "requirements"):
-                value = doc.data.get(key)
+                value = mapping.get(key)
                 if isinstance(value, str) and value.endswith((".yml", ".yaml")):
                     named.add(local_path(doc.path.parent, value))
     return named
+
+
+def _definitions(data: Any) -> list[dict[str, Any]]:
+    """A document's mapping, and those it defines in place: `environment:`, `model:`,
+    `settings.default_environment:`, in itself and in its pipeline steps."""
+    if not isinstance(data, dict):
+        return []
+    found = [data]
+    settings = data.get("settings")
+    places = [data, settings if isinstance(settings, dict) else {}]
+    jobs = data.get("jobs")
+    places.extend(jobs.values() if isinstance(jobs, dict) else ())
+    for place in places:
+        if isinstance(place, dict):
+            for key in ("environment", "model", "default_environment"):
+                if isinstance(place.get(key), dict):
+                    found.append(place[key])
+    return found
 
 
 def _misplaced(declared: Any, kind: str) -> str | None:
@@ -715,6 +984,7 @@ def _misplaced(declared: Any, kind: str) -> str | None:
         return None
     places = {"workspace": "workspace.yml"} | {k: f"{f}/" for f, (k, _) in FOLDERS.items()}
     places |= {kind: f"{folder}/" for folder, (_, kind, _) in SUBKINDS.items()}
+    places["component"] = f"{COMPONENT_FOLDER}/"
     if other not in places:
         return None  # a kind mlform does not read: the schema check says what is wrong
     here = places.get(kind, kind)
@@ -733,6 +1003,31 @@ def _guess_name(doc: Document) -> str:
     except (OSError, UnicodeDecodeError):
         match = None
     return match["name"] if match else doc.path.stem
+
+
+def _model_name_at(spec: Spec) -> list[str | int]:
+    """Where a model source writes the model's name (a pipeline: in the step that does)."""
+    if isinstance(spec, ModelSpec):
+        return ["name"]
+    if isinstance(spec, PipelineSpec):
+        for step in spec.steps:
+            if step.register_model is not None:
+                return [*step.source.where[len(spec.source.where) :], "register_model", "name"]
+    return ["register_model", "name"]
+
+
+def _display(path: Path, root: Path) -> str:
+    """How problems name a file: relative to the workspace when inside it."""
+    return (
+        os.path.relpath(path, root) if path.resolve().is_relative_to(root.resolve()) else str(path)
+    )
+
+
+def _version_key(version: str | None) -> tuple[int, int, str]:
+    """Latest first by number when versions are numbers, as Azure ML numbers them."""
+    if version is None:
+        return (0, 0, "")
+    return (1, int(version), "") if version.isdigit() else (1, -1, version)
 
 
 def _at(spec: Spec, where: list[str | int]) -> str:
