@@ -17,7 +17,8 @@ from pathlib import Path
 from mlform.errors import BuildFailed
 from mlform.hashing import sha256_text
 
-PACKAGES = ("starlette", "uvicorn")
+# httptools and uvloop: uvicorn's C parser and loop, which it picks when they are there.
+PACKAGES = ("starlette", "uvicorn", "httptools", "uvloop")
 CAPTURE = ("pyarrow",)  # data capture writes Parquet
 _COMPLETE = ".mlform-complete"
 

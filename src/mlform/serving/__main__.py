@@ -163,8 +163,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         _app(script, args),
         host=args.host,
         port=args.port,
-        http="h11",
-        loop="asyncio",
+        # httptools and uvloop where installed (mlform and local deployments have them;
+        # images only starlette and uvicorn, so h11 and asyncio there).
+        http="auto",
+        loop="auto",
         log_level="info",
         log_config=_log_config(),
         access_log=False,
@@ -220,8 +222,8 @@ def _serve_workers(args: argparse.Namespace) -> int:
         workers=args.workers,
         host=args.host,
         port=args.port,
-        http="h11",
-        loop="asyncio",
+        http="auto",
+        loop="auto",
         log_level="info",
         log_config=_log_config(),
         access_log=False,

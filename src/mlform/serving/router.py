@@ -6,7 +6,7 @@
 weighted round-robin over the routes file (`mlform.serving.routes`, re-read when it
 changes or on SIGHUP), or the one named by Azure ML's `azureml-model-deployment` header
 whatever its weight, and forwards the request as it came (method, path, query, headers
-less hop-by-hop ones, body) over a pool of keep-alive HTTP/1.1 connections (h11). The
+less hop-by-hop ones, body) over a pool of keep-alive HTTP/1.1 connections. The
 answer comes back as the deployment gave it, plus `x-mlform-deployment: NAME`.
 
 The router's own answers are JSON errors `{"error": message, "status": code}`: 404 an
@@ -15,8 +15,10 @@ refuses the connection or breaks it, 504 one that does not answer within the tim
 the last two name the deployment in `x-mlform-deployment` too. `GET /health` is the
 router's own liveness and is not forwarded.
 
-Like the scoring server, this runs in images holding only starlette and uvicorn (with
-h11), so it imports nothing else outside the standard library.
+It runs beside mlform (never in a deployment's image), so it may use what mlform
+installs: uvicorn with httptools and uvloop, and httptools again to read the answers.
+Its cost is paid on every request, so the hot path stays lean: one write per request,
+answers parsed in C by an asyncio protocol, no task or stream object per request.
 """
 
 from __future__ import annotations
@@ -32,9 +34,9 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-import h11
+import httptools
 import uvicorn
 import uvicorn.config
 from starlette.types import Receive, Scope, Send
@@ -61,58 +63,104 @@ class UpstreamBroken(Exception):
     """The connection failed or closed before a whole answer came back."""
 
 
-class _Connection:
-    """One keep-alive HTTP/1.1 connection to a deployment, one request at a time."""
+class _Connection(asyncio.Protocol):
+    """One keep-alive HTTP/1.1 connection to a deployment, one request at a time.
 
-    __slots__ = ("idle_since", "protocol", "reader", "received", "writer")
+    An asyncio protocol parsing answers with httptools (uvicorn's C parser): no stream
+    objects and no per-request task, since the router's own cost is paid on every request.
+    """
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader, self.writer = reader, writer
-        self.protocol = h11.Connection(h11.CLIENT)
-        self.received = False
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.closed = False
+        self.received = False  # a byte of the current answer came
+        self.reusable = False
         self.idle_since = 0.0
+        self._waiter: asyncio.Future[tuple[int, list[tuple[bytes, bytes]], bytes]] | None = None
+        self._parser = httptools.HttpResponseParser(self)
+        self._head = False
+        self._status = 0
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._chunks: list[bytes] = []
 
     async def exchange(
         self, method: bytes, target: bytes, headers: list[tuple[bytes, bytes]], body: bytes
     ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
-        protocol = self.protocol
-        self.received = False
-        try:
-            out = protocol.send(h11.Request(method=method, target=target, headers=headers))
-            assert out is not None
-            if body:
-                out += protocol.send(h11.Data(data=body)) or b""
-            out += protocol.send(h11.EndOfMessage()) or b""
-            self.writer.write(out)
-            await self.writer.drain()
-            status, answer, chunks = 0, [], []
-            while True:
-                event = protocol.next_event()
-                if event is h11.NEED_DATA:
-                    data = await self.reader.read(65536)
-                    self.received = self.received or bool(data)
-                    protocol.receive_data(data)
-                elif isinstance(event, h11.Response):
-                    status, answer = event.status_code, list(event.headers)
-                elif isinstance(event, h11.Data):
-                    chunks.append(bytes(event.data))
-                elif isinstance(event, h11.EndOfMessage):
-                    return status, answer, b"".join(chunks)
-                elif isinstance(event, h11.ConnectionClosed):
-                    raise UpstreamBroken("the connection closed before the answer ended")
-        except (OSError, h11.ProtocolError) as err:
-            raise UpstreamBroken(str(err) or type(err).__name__) from err
+        if self.closed or self.transport is None:
+            raise UpstreamBroken("the connection closed while idle")
+        self._waiter = asyncio.get_running_loop().create_future()
+        self._parser = httptools.HttpResponseParser(self)
+        self._head = method == b"HEAD"
+        self._status, self._headers, self._chunks = 0, [], []
+        self.received = self.reusable = False
+        lines = [method, b" ", target, b" HTTP/1.1\r\n"]
+        for key, value in headers:
+            lines += (key, b": ", value, b"\r\n")
+        lines += (b"\r\n", body)
+        self.transport.write(b"".join(lines))
+        return await self._waiter
 
-    def recycle(self) -> bool:
-        """Ready the connection for its next request; False if it cannot take one."""
-        protocol = self.protocol
-        if protocol.our_state is h11.DONE and protocol.their_state is h11.DONE:
-            protocol.start_next_cycle()
-            return True
+    # asyncio.Protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports are not asyncio.Transport subclasses, only alike.
+        self.transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        self.received = True
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserError as err:
+            self._fail(f"its answer is not valid HTTP: {err}")
+            self.close()
+
+    def eof_received(self) -> bool:
+        self._fail("the connection closed before the answer ended")
         return False
 
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self._fail(str(exc) if exc else "the connection closed before the answer ended")
+
+    # httptools' callbacks
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers.append((name.lower(), value))
+
+    def on_headers_complete(self) -> None:
+        self._status = self._parser.get_status_code()
+        if self._head and self._status >= 200:
+            # An answer to HEAD has no body, whatever its Content-Length says; the parser
+            # does not know the method, so the answer ends here (a new parser comes next).
+            self._finish()
+
+    def on_body(self, body: bytes) -> None:
+        self._chunks.append(body)
+
+    def on_message_complete(self) -> None:
+        if self._status < 200:  # 100 Continue and the like: the answer is still to come
+            self._headers = []
+            return
+        if not self._head:
+            self._finish()
+
+    def _finish(self) -> None:
+        self.reusable = self._parser.should_keep_alive()
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result((self._status, self._headers, b"".join(self._chunks)))
+        self._waiter = None
+
+    def _fail(self, message: str) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(UpstreamBroken(message))
+        self._waiter = None
+
     def close(self) -> None:
-        self.writer.close()
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
 
 
 class Pool:
@@ -141,8 +189,9 @@ class Pool:
                 # long as no byte of an answer came (so the request was never taken up).
                 if connection.received:
                     raise
-        reader, writer = await asyncio.open_connection(self.host, self.port)
-        return await self._exchange(_Connection(reader, writer), method, target, headers, body)
+        loop = asyncio.get_running_loop()
+        _, fresh = await loop.create_connection(_Connection, self.host, self.port)
+        return await self._exchange(fresh, method, target, headers, body)
 
     async def _exchange(
         self,
@@ -157,7 +206,7 @@ class Pool:
         except BaseException:  # cancelled or timed out too: its state is unknown
             connection.close()
             raise
-        if connection.recycle() and len(self._idle) < self.max_idle:
+        if connection.reusable and not connection.closed and len(self._idle) < self.max_idle:
             connection.idle_since = time.monotonic()
             self._idle.append(connection)
         else:
@@ -168,7 +217,7 @@ class Pool:
         idle, oldest = self._idle, time.monotonic() - self.max_idle_time
         while idle:
             connection = idle.pop()
-            if connection.idle_since >= oldest and not connection.reader.at_eof():
+            if connection.idle_since >= oldest and not connection.closed:
                 return connection
             connection.close()
         return None
@@ -409,8 +458,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         Router(routes, timeout=args.timeout),
         host=args.host,
         port=args.port,
-        http="h11",
-        loop="asyncio",
+        http="auto",
+        loop="auto",
         lifespan="on",
         log_level="info",
         log_config=_log_config(),
