@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -79,7 +80,7 @@ class Comparison:
 
     @property
     def met(self) -> bool:
-        return self.ratio >= self.target
+        return at_least(self.ratio, self.target)
 
 
 def report(peer: str, comparisons: list[Comparison]) -> bool:
@@ -88,13 +89,37 @@ def report(peer: str, comparisons: list[Comparison]) -> bool:
     for c in comparisons:
         print(
             f"   {c.what:<{width}}  {c.ours:>14}  {c.theirs:>14}  {times(c.ratio):>9}  "
-            f"≥ {c.target:g}×  {'PASS' if c.met else 'FAIL'}"
+            f"≥ {c.target:g}×  {verdict(c.met)}"
         )
     return all(c.met for c in comparisons)
 
 
-def times(ratio: float) -> str:
-    return f"{ratio:,.0f}×" if ratio >= 100 else f"{ratio:.1f}×"
+def verdict(met: bool) -> str:
+    return "PASS" if met else "MISS"
+
+
+def shown(ratio: float, *, up: bool = False) -> Decimal:
+    """`ratio` to 3 significant figures (whole numbers from 1,000), rounded down — or up
+    for a figure that must stay under its limit — so that a ratio on the wrong side of its
+    target never prints as meeting it: 9.997 shows as 9.99, not 10.0."""
+    exact = Decimal(repr(ratio))
+    if exact <= 0:
+        return exact
+    places = max(0, 2 - exact.adjusted())
+    return exact.quantize(Decimal(1).scaleb(-places), ROUND_CEILING if up else ROUND_FLOOR)
+
+
+def at_least(ratio: float, target: float) -> bool:
+    """The verdict on the printed figure, so what is read and what is judged agree."""
+    return shown(ratio) >= Decimal(repr(target))
+
+
+def at_most(ratio: float, limit: float) -> bool:
+    return shown(ratio, up=True) <= Decimal(repr(limit))
+
+
+def times(ratio: float, *, up: bool = False) -> str:
+    return f"{shown(ratio, up=up):,}×"
 
 
 def rate(count: float, seconds: float) -> str:

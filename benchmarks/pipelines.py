@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from peers import BYTECODE, WORK, WorkerFailed, duration, timed, times
+from peers import BYTECODE, WORK, WorkerFailed, at_least, at_most, duration, timed, times, verdict
 from snapshots import dvc_binary, dvc_configure, dvc_env, first_line
 
 describe = "up-to-date 300-step pipeline: `mlform plan` + `mlform apply` vs `dvc repro`"
@@ -373,24 +373,21 @@ def run(*, quick: bool = False) -> bool:
             duration(dvc_time[LARGE]),
             times(speedup),
             f"≥ {TARGET_SPEEDUP:g}×",
-            speedup >= TARGET_SPEEDUP,
+            at_least(speedup, TARGET_SPEEDUP),
         ),
         (
             f"growth {LARGE} / {SMALL} steps",
-            times(growth),
+            times(growth, up=True),
             times(dvc_growth),
-            times(growth),
+            times(growth, up=True),
             f"≤ {TARGET_GROWTH:g}×",
-            growth <= TARGET_GROWTH,
+            at_most(growth, TARGET_GROWTH),
         ),
     ]
     width = max(len(row[0]) for row in rows)
     print(f"   {'':<{width}}  {'mlform':>10}  {'DVC ' + first_line(dvc):>10}  {'ratio':>7}  target")
     for what, mine, peer, ratio, target, met in rows:
-        print(
-            f"   {what:<{width}}  {mine:>10}  {peer:>10}  {ratio:>7}  {target:<6} "
-            f"{'PASS' if met else 'FAIL'}"
-        )
+        print(f"   {what:<{width}}  {mine:>10}  {peer:>10}  {ratio:>7}  {target:<6} {verdict(met)}")
     for n in sizes:
         plan, apply = statistics.median(plans[n]), statistics.median(applies[n])
         print(

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
+import math
 import os
 import random
 import shutil
@@ -320,22 +321,24 @@ def run(*, quick: bool = False) -> bool:
 
     ok = True
     if TARGET_SIZE in figures:
-        median = statistics.median(figures[TARGET_SIZE])
+        # rounded up to the millisecond shown, so a miss never prints as a pass
+        median = math.ceil(statistics.median(figures[TARGET_SIZE]) * 1000) / 1000
         met = median <= TARGET_SECONDS
         ok = ok and met
         print(
             f"   check plan({TARGET_SIZE:,}) = {median:.3f} s ≤ {TARGET_SECONDS} s: "
-            f"{'PASS' if met else 'FAIL'}"
+            f"{'PASS' if met else 'MISS'}"
         )
     small, large = min(sizes), max(sizes)
     if large > small:
         ratio = statistics.median(figures[large]) / statistics.median(figures[small])
+        ratio = math.ceil(ratio * 100) / 100
         limit = LINEAR_SLACK * large / small
         met = ratio <= limit
         ok = ok and met
         print(
             f"   check plan({large:,}) / plan({small:,}) = {ratio:.2f} ≤ {limit:g}: "
-            f"{'PASS' if met else 'FAIL'}"
+            f"{'PASS' if met else 'MISS'}"
         )
     return ok
 

@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         started = time.monotonic()
         print(f"== {name}{' (quick)' if args.quick else ''}", flush=True)
         ok = load(name).run(quick=args.quick)
-        verdict = "PASS" if ok else "FAIL"
+        verdict = "PASS" if ok else "MISS"
         print(f"== {name}: {verdict} ({time.monotonic() - started:.0f} s)\n", flush=True)
         passed = passed and ok
     return 0 if passed else 1

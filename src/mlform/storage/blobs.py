@@ -3,7 +3,8 @@
 Data versions, model versions and snapshots share this space, so a file kept twice
 under any of them is stored once. Ingesting reads the source once: on a local datastore
 the bytes are hashed as they are copied (or not copied at all: a reflink where the
-filesystem shares blocks, a hard link for files mlform owns), then renamed into place.
+filesystem shares blocks, a hard link for files mlform owns), then made durable and
+renamed into place (`durable.settle`) before the caller records it.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import BinaryIO
 from mlform.errors import DatastoreError
 from mlform.hashing import sha256_file
 from mlform.storage import Storage
+from mlform.storage.durable import settle
 
 _BLOCK = 1 << 20
 _FICLONE = 0x40049409
@@ -127,5 +129,4 @@ def _settle(storage: Storage, partial: Path, digest: str) -> None:
     assert target is not None
     if target.is_file():
         return  # already kept: content-addressed, so it is the same bytes
-    target.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(partial, target)
+    settle(partial, target)

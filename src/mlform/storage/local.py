@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from mlform.errors import DatastoreError
+from mlform.storage.durable import make_folders, settle
 
 _FICLONE = 0x40049409  # Linux ioctl: share the source's blocks (btrfs, xfs), no data copied
 
@@ -30,11 +31,11 @@ class LocalStorage:
 
     def put(self, source: Path, key: str) -> None:
         target = self.root / key
-        target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.partial")
         try:
+            make_folders(target.parent)
             copy_file(source, partial)
-            os.replace(partial, target)
+            settle(partial, target)
         except OSError as err:
             with contextlib.suppress(OSError):
                 partial.unlink()
