@@ -181,7 +181,9 @@ def test_missing_fsspec_driver_is_a_validation_error(cli: Cli, make_workspace: M
 
 
 def test_https_data_is_fingerprinted_by_the_server_and_read_for_runs(
-    cli: Cli, make_workspace: Make, served: Served
+    cli: Cli,
+    make_workspace: Make,
+    served: Served,  # noqa: F811
 ) -> None:
     (served.folder / "iris.csv").write_text("sepal,species\n5.1,setosa\n6.7,virginica\n")
     url = f"{served.url}/iris.csv"
@@ -238,7 +240,9 @@ def test_https_data_is_fingerprinted_by_the_server_and_read_for_runs(
 
 
 def test_an_unreachable_or_missing_url_says_which(
-    cli: Cli, make_workspace: Make, served: Served
+    cli: Cli,
+    make_workspace: Make,
+    served: Served,  # noqa: F811
 ) -> None:
     port = closed_port()
     root = make_workspace(

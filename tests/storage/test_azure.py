@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
 import pytest
 
 from mlform.storage import filesystem, protocol_problem
 from mlform.storage.azure import translate
+from tests.conftest import Ran
+from tests.storage.conftest import AZURITE_ACCOUNT, Azurite
+
+Cli = Callable[..., Ran]
+Make = Callable[[Mapping[str, str]], Path]
 
 
 @pytest.mark.parametrize(
@@ -75,3 +84,55 @@ def test_azure_and_http_schemes_are_known() -> None:
     assert [protocol_problem(s) for s in ("wasbs", "wasb", "abfss", "abfs", "https", "http")] == [
         None
     ] * 6
+
+
+def test_wasbs_and_abfss_data_are_read_from_azure_storage(
+    cli: Cli,
+    make_workspace: Make,
+    azurite: Azurite,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import adlfs
+
+    monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", azurite.connection_string)
+    container = f"data{uuid.uuid4().hex[:8]}"
+    fs = adlfs.AzureBlobFileSystem(connection_string=azurite.connection_string)
+    fs.mkdir(container)
+    fs.pipe(f"{container}/iris/iris.csv", b"sepal,species\n5.1,setosa\n")
+    fs.pipe(f"{container}/iris/more/extra.csv", b"sepal,species\n6.7,virginica\n")
+    blob = f"wasbs://{container}@{AZURITE_ACCOUNT}.blob.core.windows.net/iris/iris.csv"
+    lake = f"abfss://{container}@{AZURITE_ACCOUNT}.dfs.core.windows.net/iris"
+    root = make_workspace(
+        {
+            "workspace.yml": "name: azure\n",
+            "data/iris.yml": f"name: iris\ntype: uri_file\npath: {blob}\n",
+            "data/lake.yml": f"name: lake\ntype: uri_folder\npath: {lake}\n",
+            "runconfigs/count.yml": f"""
+            name: count
+            command: cat ${{{{inputs.lake}}}}/more/extra.csv > ${{{{outputs.out}}}}/seen.csv
+            inputs:
+              lake:
+                type: uri_folder
+                path: {lake}
+                mode: download
+            outputs:
+              out:
+                type: uri_folder
+        """,
+        }
+    )
+    assert cli("validate", cwd=root).code == 0
+    applied = cli("apply", "--yes", cwd=root)
+    assert applied.code == 0, applied.out + applied.err
+    assert "+ data/iris created: version 1" in applied.out
+    shown = cli("data", "show", "lake", cwd=root).out
+    assert f"stored at:   {lake}" in shown
+    assert "    iris.csv  " in shown and "    more/extra.csv  " in shown
+    head = cli("data", "head", "iris", cwd=root)
+    assert head.out.splitlines()[0] == "schema: sepal DOUBLE, species VARCHAR", head.err
+    out = next((root / ".mlform" / "runs").glob("count_*")) / "outputs" / "out"
+    assert (out / "seen.csv").read_text() == "sepal,species\n6.7,virginica\n"
+    assert cli("plan", "--detailed-exitcode", cwd=root).code == 0
+    fs.pipe(f"{container}/iris/iris.csv", b"sepal,species\n4.9,setosa\n")
+    plan = cli("plan", cwd=root)
+    assert "~ data/iris  (content changed: iris.csv modified; version 1 → 2)" in plan.out
