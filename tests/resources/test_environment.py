@@ -276,3 +276,30 @@ def test_independent_changes_run_in_parallel(
         "start",
         "start",
     ]  # the second build started before the first ended
+
+
+@pytest.mark.slow
+def test_a_local_deployment_builds_a_missing_virtualenv_when_it_starts(
+    cli: Cli, example_with_endpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.cli.test_endpoints import FLOWERS, port_of, primary_key, request
+    from tests.conftest import stop_endpoints
+
+    monkeypatch.setenv("MLFORM_CACHE_DIR", str(tmp_path / "own-cache"))
+    root = example_with_endpoint
+    applied = cli("apply", "--yes", cwd=root)
+    assert applied.code == 0, applied.out + applied.err
+    # Another machine: the state as committed, no cache, nothing running.
+    stop_endpoints(root)
+    shutil.rmtree(tmp_path / "own-cache")
+    plan = cli("plan", cwd=root)
+    assert [line.split()[:2] for line in plan.out.splitlines() if line.startswith("  ~")] == [
+        ["~", "endpoint/iris"]  # its server is not running: that is real
+    ]
+    applied = cli("apply", "--yes", cwd=root)
+    assert applied.code == 0, applied.out + applied.err
+    lines = [line.strip() for line in applied.out.splitlines()]
+    assert "endpoint/iris: environment sklearn-env:1 is not built on this machine yet" in lines
+    auth = {"Authorization": f"Bearer {primary_key(cli, root)}"}
+    status, _, body = request(port_of(root), json.dumps(FLOWERS).encode(), auth)
+    assert (status, body) == (200, b'["setosa","virginica"]')
