@@ -232,7 +232,7 @@ def download(url: str, folder: Path, kind: str) -> Path:
     except MlformError:
         raise
     except Exception as err:
-        raise DatastoreError(unreachable(url, err)) from err
+        raise DatastoreError(unreachable(url, err) or f"cannot read {url}: {err}") from err
     return folder
 
 
@@ -247,7 +247,8 @@ def _download(source: str, options: dict[str, Any], target: Path) -> None:
         fs, path = filesystem(source, options)
         fs.get_file(path, str(target))
     except Exception as err:
-        raise DatastoreError(unreachable(source, err)) from err
+        said = unreachable(source, err) or f"cannot read {source}: {err}"
+        raise DatastoreError(said) from err
 
 
 def find(read: Reader, name: str, version: str) -> DataVersion | None:

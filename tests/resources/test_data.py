@@ -263,3 +263,29 @@ def test_an_unreachable_or_missing_url_says_which(
         f"error: data/far (data/far.yml:1): {served.url}/no.csv does not exist "
         "(the server answered 404)"
     )
+
+
+def test_an_unreachable_datastore_host_is_not_a_missing_file(
+    cli: Cli, make_workspace: Make
+) -> None:
+    # fsspec's HTTP driver reports a refused connection as FileNotFoundError
+    port = closed_port()
+    root = make_workspace(
+        {
+            "workspace.yml": f"""
+            name: far
+            datastores:
+              - name: main
+                path: store
+                default: true
+              - name: web
+                path: http://127.0.0.1:{port}/files
+        """,
+            "data/x.yml": "name: x\ntype: uri_file\npath: datastore://web/x.csv\n",
+        }
+    )
+    plan = cli("plan", cwd=root)
+    assert plan.err.splitlines()[-1] == (
+        "error: data/x (data/x.yml:1): cannot reach 127.0.0.1: connection refused; "
+        "check the URL or your network"
+    )

@@ -183,15 +183,18 @@ def _scan_remote(spec: DataSpec | ModelSpec, url: str, options: dict[str, Any]) 
     rather than downloading them on every plan, as DVC does for remote dependencies."""
     try:
         fs, root = filesystem(url, options)
-        if fs.isfile(root):
-            infos = {root.rsplit("/", 1)[-1]: fs.info(root)}
+        info = fs.info(root)  # one round trip that fails plainly (isfile hides errors)
+        if info["type"] == "file":
+            infos = {root.rsplit("/", 1)[-1]: info}
         else:
             found = fs.find(root, detail=True)
             infos = {p[len(root) :].lstrip("/"): i for p, i in found.items() if i["type"] == "file"}
-    except FileNotFoundError:
-        raise PlanError(f"{spec.address} ({spec.source}): {url} does not exist") from None
     except Exception as err:
-        raise PlanError(f"{spec.address} ({spec.source}): {unreachable(url, err)}") from err
+        said = unreachable(url, err)
+        if said is None and isinstance(err, FileNotFoundError):
+            said = f"{url} does not exist"
+        said = said or f"cannot read {url}: {err}"
+        raise PlanError(f"{spec.address} ({spec.source}): {said}") from None
     if not infos:
         raise PlanError(f"{spec.address} ({spec.source}): {url} has no files")
     files = [

@@ -69,9 +69,10 @@ def filesystem(url: str, options: Mapping[str, Any]) -> tuple[AbstractFileSystem
     return fs, str(path)
 
 
-def unreachable(url: str, err: BaseException) -> str:
-    """What to tell the user when reading `url` failed with `err`: an unreachable host
-    says so, instead of a driver's exception name or an empty listing."""
+def unreachable(url: str, err: BaseException) -> str | None:
+    """What to tell the user when reading `url` failed with `err` because its host could
+    not be reached (drivers bury that under their own errors, some under "not found");
+    None when that was not the problem."""
     host = urlsplit(url).hostname or url
     seen: BaseException | None = err
     while seen is not None:
@@ -82,7 +83,7 @@ def unreachable(url: str, err: BaseException) -> str:
         if isinstance(seen, TimeoutError):
             return f"cannot reach {host}: timed out; check the URL or your network"
         seen = seen.__cause__ or seen.__context__
-    return f"cannot read {url}: {err}"
+    return None
 
 
 def protocol_problem(scheme: str) -> str | None:
