@@ -289,3 +289,27 @@ def test_an_unreachable_datastore_host_is_not_a_missing_file(
         "error: data/x (data/x.yml:1): cannot reach 127.0.0.1: connection refused; "
         "check the URL or your network"
     )
+
+
+def test_every_azure_input_mode_is_accepted(cli: Cli, make_workspace: Make) -> None:
+    modes = ["ro_mount", "rw_mount", "download", "direct", "upload", "eval_mount", "eval_download"]
+    inputs = "".join(
+        f"  {mode}:\n    type: uri_file\n    path: ../data/x.csv\n    mode: {mode}\n"
+        for mode in modes
+    )
+    root = make_workspace(
+        {
+            "workspace.yml": "name: modes\n",
+            "data/x.csv": "a\n1\n",
+            "runconfigs/r.yml": f"name: r\ncommand: echo\ninputs:\n{inputs}",
+            "runconfigs/bad.yml": (
+                "name: bad\ncommand: echo\ninputs:\n"
+                "  x:\n    path: ../data/x.csv\n    mode: mount\n"
+            ),
+        }
+    )
+    ran = cli("validate", cwd=root)
+    assert [line.split(": error: ")[0] for line in ran.err.splitlines()] == [
+        "runconfigs/bad.yml:4:3",
+        "validation failed: 1 error",
+    ]
