@@ -82,6 +82,7 @@ from pathlib import Path
 
 import numpy as np
 
+MLFORM_PARSED_INPUT = True  # run() gets the payload's rows, not the body's text
 model = None
 
 

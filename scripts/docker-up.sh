@@ -135,7 +135,12 @@ start_dockerd() {  # $1: storage driver or empty. Returns 0 once the engine answ
   pid=$!
   local started; started=$(date +%s)
   deadline=$(( started + TIMEOUT ))
+  local said=$started
   until engine_answers; do
+    if [ "$(date +%s)" -ge $(( said + 5 )) ]; then
+      said=$(date +%s)
+      say "waiting for dockerd to answer on $SOCK ($(( said - started ))s of ${TIMEOUT}s; log $LOG)"
+    fi
     # Dead = the child we started is gone (or a zombie) and no dockerd holds our pidfile
     # (the latter covers a setsid that forked), after a 2 s grace for the pidfile.
     if ! alive "$pid" && ! dockerd_pid >/dev/null && [ "$(date +%s)" -ge $(( started + 2 )) ]; then
@@ -193,7 +198,8 @@ debian_mirror() {
     m=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null |
         awk '$1 == "deb" { for (i = 2; i <= NF; i++) if ($i ~ /^https?:/) { if ($i ~ /\/debian\/?$/) { print $i; exit } break } }')
   fi
-  echo "${m:-http://deb.debian.org/debian}"
+  [ -n "$m" ] || die "no Debian mirror in apt's sources (/etc/apt/sources.list*): set MLFORM_DEBIAN_MIRROR to one"
+  echo "$m"
 }
 
 remove_tree() {  # unmount anything debootstrap left mounted inside, then delete
@@ -236,6 +242,7 @@ ensure_image() {
   fi
   build_tarball
   local t0; t0=$(now)
+  say "importing $TARBALL as $IMAGE"
   dk import \
     --change 'ENV LANG=C.UTF-8' \
     --change 'CMD ["python3"]' \
@@ -270,7 +277,10 @@ main() {
 
   mkdir -p "$CACHE"
   exec 9> "$CACHE/docker-up.lock"
-  flock -w 900 9 || die "another docker-up.sh holds $CACHE/docker-up.lock (900s)"
+  if ! flock -n 9; then
+    say "waiting for another docker-up.sh to finish (it holds $CACHE/docker-up.lock)"
+    flock -w 900 9 || die "another docker-up.sh holds $CACHE/docker-up.lock (900s)"
+  fi
 
   local t0; t0=$(now)
   install_packages

@@ -142,7 +142,7 @@ def stop_endpoints(root: Path) -> None:
         rows = store.query("select compute, handle from deployments where status = 'running'")
     for compute, handle in rows:
         if compute == "local":
-            _kill(int(handle), signal.SIGKILL)
+            _kill(int(handle.partition("@")[0]), signal.SIGKILL)  # pid@start time
 
 
 def _kill(pid: int, sig: int) -> None:

@@ -7,6 +7,7 @@ re-running init must never cost anyone their work.
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import re
 import unicodedata
@@ -19,7 +20,7 @@ import yaml
 
 from mlform import __version__
 from mlform._resources import resource_dir
-from mlform.config.workspace import FOLDERS, WORKSPACE_FILES
+from mlform.config.workspace import COMPONENT_FOLDER, FOLDERS, WORKSPACE_FILES
 from mlform.errors import MlformError
 
 SCHEMA_FOLDER = ".schema"
@@ -48,10 +49,38 @@ def scaffold(path: str | Path, *, name: str | None, force: bool) -> Scaffolded:
             "(files already there are kept, never overwritten)"
         )
     name = _workspace_name(name, where)
-    files = _render({"name": name, "version": __version__, "yaml_schemas": _editor_schemas()})
+    files = _render(
+        {
+            "name": name,
+            "version": __version__,
+            "yaml_schemas": _editor_schemas(),
+            "requirement": mlform_requirement(),
+        }
+    )
     files.update({f"{SCHEMA_FOLDER}/{n}": data for n, data in _schema_files().items()})
     created, kept = _write(root, files, replace=False)
     return Scaffolded(root, name, created, kept)
+
+
+def mlform_requirement() -> str:
+    """The requirement line that installs this mlform elsewhere (CI): its git repository and
+    commit, or the URL it was installed from; else a line for the user to fill in, since
+    mlform is on no package index and a local checkout means nothing to a CI runner."""
+    placeholder = f"mlform @ git+https://github.com/YOUR-ORG/mlform@v{__version__}"
+    try:
+        text = importlib.metadata.distribution("mlform").read_text("direct_url.json")
+        origin = json.loads(text or "null")
+    except (importlib.metadata.PackageNotFoundError, ValueError):
+        return placeholder
+    if not isinstance(origin, dict):
+        return placeholder
+    url = str(origin.get("url", ""))
+    vcs = origin.get("vcs_info")
+    if isinstance(vcs, dict) and vcs.get("vcs") == "git" and not url.startswith("file:"):
+        return f"mlform @ git+{url}@{vcs.get('commit_id') or vcs.get('requested_revision')}"
+    if "archive_info" in origin and url.startswith(("https://", "http://")):
+        return f"mlform @ {url}"
+    return placeholder
 
 
 def schemas() -> dict[str, Path]:
@@ -75,6 +104,7 @@ def _editor_schemas() -> dict[str, list[str]]:
     globs = {"workspace": list(WORKSPACE_FILES)}
     for folder, (kind, _) in FOLDERS.items():
         globs[kind] = [f"{folder}/*.yml", f"{folder}/*.yaml"]
+    globs["component"] = [f"{COMPONENT_FOLDER}/*.yml", f"{COMPONENT_FOLDER}/*.yaml"]
     return {
         f"./{SCHEMA_FOLDER}/{path.name}": globs[kind]
         for kind, path in schemas().items()

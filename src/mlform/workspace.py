@@ -1,8 +1,9 @@
 """The library's front door: a workspace you can validate, plan and apply.
 
     >>> ws = Workspace("examples/iris")
-    >>> plan = ws.plan()
-    >>> ws.apply(auto_approve=True)
+    >>> plan = ws.plan()            # what would change, and why
+    >>> report = ws.apply(auto_approve=True)
+    >>> report.ok, ws.run("train").status, ws.metrics("train", "accuracy")
 
 The CLI is a thin layer over this class, and so is anything a user scripts.
 """
@@ -87,7 +88,11 @@ class Workspace:
         lock_wait: float = 0.0,
         rerun: Collection[str] = (),
         progress: Callable[[str, str | None], None] | None = None,
+        auto_approve: bool = False,
     ) -> ApplyReport:
+        """Plan again and apply that plan. `confirm(plan)` is asked first unless
+        `auto_approve` (as `mlform apply --yes`) or `saved` (a plan already reviewed);
+        `report` hears of each change as it ends, `log` of each line of progress."""
         with self.store("apply", write=True, wait=lock_wait) as store:
             plan, ctx = self._plan(store, log, rerun)
             ctx.progress = progress
@@ -98,7 +103,7 @@ class Workspace:
             outcome = ApplyReport(plan, resumed=store.interrupted)
             if not plan.changes:
                 return outcome
-            if saved is None and not confirm(plan):
+            if saved is None and not auto_approve and not confirm(plan):
                 outcome.confirmed = False
                 return outcome
             assert store.lock is not None and store.lock.info is not None

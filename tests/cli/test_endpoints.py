@@ -8,17 +8,20 @@ import hashlib
 import http.client
 import json
 import re
+import shutil
+import subprocess
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import duckdb
+import pytest
 
 from mlform.state.store import Store
 from tests.cli.test_runs import changes
-from tests.conftest import Ran
+from tests.conftest import EXAMPLE, Ran, stop_endpoints
 
 Cli = Callable[..., Ran]
 FLOWERS = {"data": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]}
@@ -239,3 +242,220 @@ def test_traffic_splits_by_weight_and_a_failed_update_keeps_the_old_one_serving(
     assert request(port, body, {"Authorization": old_key})[0] == 401
     invoked = cli("endpoints", "invoke", "iris", "--data", str(root / "request.json"), cwd=root)
     assert (invoked.code, invoked.out) == (0, '["setosa","virginica"]\n')  # with a token
+
+
+# Azure ML's managed online endpoint sample, as its documentation writes it: an endpoint
+# file, a deployment file, a registered model folder and a scoring script that loads the
+# model from AZUREML_MODEL_DIR and parses the raw request body itself.
+AZURE_SCORE_PY = """\
+import json
+import logging
+import os
+
+import joblib
+import numpy
+
+
+def init():
+    global model
+    # The registered folder "model" is mounted under AZUREML_MODEL_DIR by its name.
+    model_path = os.path.join(os.getenv("AZUREML_MODEL_DIR"), "model/sklearn_regression_model.pkl")
+    model = joblib.load(model_path)
+    logging.info("Init complete")
+
+
+def run(raw_data):
+    logging.info("request received")
+    data = json.loads(raw_data)["data"]
+    data = numpy.array(data)
+    result = model.predict(data)
+    logging.info("Request processed")
+    return result.tolist()
+"""
+
+AZURE_ENDPOINT_YML = """\
+$schema: https://azuremlschemas.azureedge.net/latest/managedOnlineEndpoint.schema.json
+name: {name}
+auth_mode: key
+"""
+
+AZURE_DEPLOYMENT_YML = """\
+$schema: https://azuremlschemas.azureedge.net/latest/managedOnlineDeployment.schema.json
+name: {name}
+endpoint_name: {endpoint}
+model: azureml:sklearn-regression:1
+code_configuration:
+  code: ../{code}/
+  scoring_script: score.py
+environment: azureml:sklearn-env@latest
+instance_type: Standard_DS3_v2
+instance_count: 1
+"""
+
+AZURE_MODEL_YML = """\
+$schema: https://azuremlschemas.azureedge.net/latest/model.schema.json
+name: sklearn-regression
+path: ../model-1/model/
+type: custom_model
+"""
+
+# Trains the model in the deployment's own environment (its scikit-learn reads it back),
+# and prints what it predicts for ROWS.
+TRAIN_PY = """\
+import json, sys
+import joblib, numpy
+from sklearn.linear_model import Ridge
+
+rng = numpy.random.default_rng(0)
+x = rng.normal(size=(50, 10))
+model = Ridge().fit(x, x @ numpy.arange(10.0))
+joblib.dump(model, sys.argv[1])
+print(json.dumps(model.predict(numpy.array(json.loads(sys.argv[2]))).tolist()))
+"""
+
+ROWS = [[1, 2, 3, 4, 5, 6, 7, 8, 9, 10], [10, 9, 8, 7, 6, 5, 4, 3, 2, 1]]
+
+
+@pytest.fixture
+def azure_sample(cli: Cli, tmp_path: Path) -> Iterator[tuple[Path, list[float]]]:
+    """A workspace with Azure's sample model registered and its scoring script beside it:
+    (root, what the model predicts for ROWS). Endpoints are the test's to declare."""
+    root = tmp_path / "azure"
+    (root / "environments").mkdir(parents=True)
+    (root / "workspace.yml").write_text("name: azure-sample\n")
+    shutil.copy(EXAMPLE / "environments" / "sklearn.yml", root / "environments")
+    built = cli("apply", "--yes", cwd=root)
+    assert built.code == 0, built.out + built.err
+    with Store.open(root / ".mlform" / "state.duckdb", "test", write=False) as store:
+        ((venv,),) = store.query(
+            "select location from asset_versions where kind = 'environment' "
+            "and name = 'sklearn-env'"
+        )
+    model = root / "model-1" / "model" / "sklearn_regression_model.pkl"
+    model.parent.mkdir(parents=True)
+    trained = subprocess.run(
+        [f"{venv}/bin/python", "-c", TRAIN_PY, str(model), json.dumps(ROWS)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    (root / "model-1" / "onlinescoring").mkdir()
+    (root / "model-1" / "onlinescoring" / "score.py").write_text(AZURE_SCORE_PY)
+    (root / "models").mkdir()
+    (root / "models" / "regression.yml").write_text(AZURE_MODEL_YML)
+    (root / "endpoints").mkdir()
+    try:
+        yield root, json.loads(trained.stdout)
+    finally:
+        stop_endpoints(root)
+
+
+def score_uri(cli: Cli, root: Path, name: str) -> tuple[int, dict[str, str]]:
+    """The endpoint's port, and headers with its primary key."""
+    shown = cli("endpoints", "show", name, cwd=root).out
+    port = int(re.search(r"scoring uri: http://127\.0\.0\.1:(\d+)/score", shown)[1])  # type: ignore[index]
+    key = cli("endpoints", "keys", name, cwd=root).out.splitlines()[0].removeprefix("primary: ")
+    return port, {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+
+
+def test_azures_managed_online_endpoint_sample_scores_unchanged(
+    cli: Cli, azure_sample: tuple[Path, list[float]]
+) -> None:
+    root, expected = azure_sample
+    endpoints = root / "endpoints"
+    (endpoints / "endpoint.yml").write_text(AZURE_ENDPOINT_YML.format(name="my-endpoint"))
+    (endpoints / "blue-deployment.yml").write_text(
+        AZURE_DEPLOYMENT_YML.format(
+            name="blue", endpoint="my-endpoint", code="model-1/onlinescoring"
+        )
+    )
+    applied = cli("apply", "--yes", cwd=root)
+    assert applied.code == 0, applied.out + applied.err
+    assert "+ model/sklearn-regression created: registered sklearn-regression:1" in applied.out
+
+    port, headers = score_uri(cli, root, "my-endpoint")
+    status, _, body = request(port, json.dumps({"data": ROWS}).encode(), headers)
+    assert (status, json.loads(body)) == (200, expected)
+    # run() parses the body itself: what is not its shape is its error, logged.
+    status, _, body = request(port, b'{"rows": [[1]]}', headers)
+    assert (status, json.loads(body)["error"]) == (
+        500,
+        "the scoring script raised KeyError; see the deployment's log",
+    )
+    invoked = root / "sample-request.json"
+    invoked.write_text(json.dumps({"data": ROWS}))
+    ran = cli("endpoints", "invoke", "my-endpoint", "--data", str(invoked), cwd=root)
+    assert (ran.code, json.loads(ran.out)) == (0, expected)
+
+
+FAILING_SCORE_PY = """\
+def init():
+    raise RuntimeError("no model for you")
+
+
+def run(raw_data):
+    return raw_data
+"""
+
+
+def test_a_deployment_that_fails_with_nothing_before_it_serves_nothing_and_says_so(
+    cli: Cli, azure_sample: tuple[Path, list[float]]
+) -> None:
+    root, expected = azure_sample
+    (root / "broken").mkdir()
+    (root / "broken" / "score.py").write_text(FAILING_SCORE_PY)
+    endpoints = root / "endpoints"
+    (endpoints / "endpoint.yml").write_text(AZURE_ENDPOINT_YML.format(name="my-endpoint"))
+    blue = endpoints / "blue-deployment.yml"
+    blue.write_text(AZURE_DEPLOYMENT_YML.format(name="blue", endpoint="my-endpoint", code="broken"))
+
+    # The first deployment fails: no router is left behind, and nothing claims to serve.
+    failed = cli("apply", "--yes", cwd=root)
+    assert failed.code == 1
+    text = failed.out + failed.err
+    assert (
+        "+ endpoint/my-endpoint failed: deployment blue: the new instance did not become "
+        "ready: it exited before it was ready; it has no earlier instance, so it serves "
+        "nothing. The last lines of its log:\n"
+    ) in text, text
+    assert "RuntimeError: no model for you" in text
+    assert "the one serving before keeps its traffic" not in text
+    stopped = re.search(
+        r"nothing serves endpoint/my-endpoint, so its router on port (\d+) was stopped; fix "
+        r"the deployment and apply again",
+        text,
+    )
+    assert stopped, text
+    assert not (root / ".mlform" / "endpoints" / "my-endpoint" / "router.json").exists()
+    with pytest.raises(ConnectionRefusedError):
+        request(int(stopped[1]), b"{}")
+    listed = cli("endpoints", "list", cwd=root)
+    assert (
+        listed.out == "No endpoints yet. Declare one in endpoints/*.yml and run `mlform apply`.\n"
+    )
+
+    # Fixed, it serves; a new deployment that fails beside it leaves it serving.
+    blue.write_text(
+        AZURE_DEPLOYMENT_YML.format(
+            name="blue", endpoint="my-endpoint", code="model-1/onlinescoring"
+        )
+    )
+    applied = cli("apply", "--yes", cwd=root)
+    assert applied.code == 0, applied.out + applied.err
+    (endpoints / "green-deployment.yml").write_text(
+        AZURE_DEPLOYMENT_YML.format(name="green", endpoint="my-endpoint", code="broken")
+    )
+    failed = cli("apply", "--yes", cwd=root)
+    assert failed.code == 1
+    text = failed.out + failed.err
+    assert (
+        "~ endpoint/my-endpoint failed: deployment green: the new instance did not become "
+        "ready: it exited before it was ready; it has no earlier instance, so it serves nothing."
+    ) in text
+    assert "nothing serves" not in text
+    port, headers = score_uri(cli, root, "my-endpoint")
+    status, _, body = request(port, json.dumps({"data": ROWS}).encode(), headers)
+    assert (status, json.loads(body)) == (200, expected)
+    rows = cli("endpoints", "list", cwd=root).out.splitlines()[1:]
+    assert [row.split()[0] for row in rows] == ["my-endpoint"]
+    assert rows[0].split()[-1] == "up"

@@ -1,7 +1,11 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
 import sys
+import sysconfig
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,6 +19,7 @@ from tests.conftest import REPO, Ran
 FILES = [
     ".github/workflows/mlform.yml",
     ".gitignore",
+    ".schema/component.schema.json",
     ".schema/data.schema.json",
     ".schema/deployment.schema.json",
     ".schema/endpoint.schema.json",
@@ -30,9 +35,11 @@ FILES = [
     "data/sample.csv",
     "data/sample.yml",
     "environments/python-env.yml",
+    "requirements-mlform.txt",
     "workspace.yml",
 ]
 SCHEMAS = [
+    "component.schema.json",
     "data.schema.json",
     "deployment.schema.json",
     "endpoint.schema.json",
@@ -183,7 +190,7 @@ def test_workflow_plans_pull_requests_and_applies_main(new: Path) -> None:
     assert plan["if"] == "github.event_name == 'pull_request'"
     assert plan["permissions"]["pull-requests"] == "write"
     runs = steps_run(plan)
-    assert "mlform validate" in runs
+    assert any("if mlform validate > validate.out 2>&1; then" in run for run in runs)
     assert any("mlform plan --markdown > plan.md" in run for run in runs)
     comment = next(
         s for s in plan["steps"] if s.get("uses", "").startswith("actions/github-script")
@@ -194,13 +201,77 @@ def test_workflow_plans_pull_requests_and_applies_main(new: Path) -> None:
     assert apply["if"] == "github.event_name == 'push'"
     assert "mlform apply --yes" in steps_run(apply)
     assert apply["concurrency"] == {"group": "mlform-apply", "cancel-in-progress": False}
-    assert workflow["env"] == {"MLFORM_VERSION": __version__}
+    assert "env" not in workflow
+
+
+def test_workflow_installs_the_mlform_the_repository_pins(new: Path) -> None:
+    workflow = yaml.safe_load((new / ".github/workflows/mlform.yml").read_text())
+    for job in ("plan", "apply"):
+        install = next(
+            s for s in workflow["jobs"][job]["steps"] if "pip install" in s.get("run", "")
+        )
+        assert install["run"].splitlines()[-1] == "pip install -r requirements-mlform.txt"
+    pinned = (new / "requirements-mlform.txt").read_text().splitlines()
+    # This test's mlform is an editable checkout, which a CI runner cannot install: the
+    # line is left for the user to fill in, and the workflow refuses it until then.
+    assert pinned[-1] == f"mlform @ git+https://github.com/YOUR-ORG/mlform@v{__version__}"
+    assert all(line.startswith("#") for line in pinned[:-1])
+
+
+def test_workflow_comments_validation_errors_and_skips_forks(new: Path) -> None:
+    plan = yaml.safe_load((new / ".github/workflows/mlform.yml").read_text())["jobs"]["plan"]
+    steps = {s["name"]: s for s in plan["steps"] if "name" in s}
+    validate = steps["mlform validate and plan"]["run"]
+    assert 'echo "### mlform validate failed"' in validate
+    assert "cat validate.out" in validate
+    same_repo = "github.event.pull_request.head.repo.full_name == github.repository"
+    assert steps["Comment the plan on the pull request"]["if"] == same_repo
+    fork = steps["Say why a pull request from a fork gets no comment"]
+    assert fork["if"] == same_repo.replace("==", "!=")
+    assert fork["run"].startswith('echo "::notice::no plan comment: this pull request comes from')
+
+
+def actionlint() -> str:
+    found = shutil.which("actionlint") or shutil.which(
+        "actionlint", path=sysconfig.get_path("scripts")
+    )
+    if found is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("actionlint is missing (it comes with the dev extra); CI must have it")
+        pytest.skip("actionlint is missing: pip install -e '.[dev]'")
+    return found
+
+
+def test_actionlint_accepts_the_workflow(new: Path) -> None:
+    result = subprocess.run(
+        [actionlint(), "-no-color", ".github/workflows/mlform.yml"],
+        cwd=new,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+
+
+def test_actionlint_is_real_and_finds_mistakes(new: Path) -> None:
+    # So a clean result above means something: a broken expression is reported.
+    path = new / ".github/workflows/mlform.yml"
+    path.write_text(path.read_text().replace("github.repository", "github.repositry", 1))
+    result = subprocess.run(
+        [actionlint(), "-no-color", "-oneline", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert 'property "repositry" is not defined' in result.stdout
 
 
 def test_editor_settings_map_the_copied_schemas(new: Path) -> None:
     settings = json.loads((new / ".vscode/settings.json").read_text())
     assert settings == {
         "yaml.schemas": {
+            "./.schema/component.schema.json": ["components/*.yml", "components/*.yaml"],
             "./.schema/data.schema.json": ["data/*.yml", "data/*.yaml"],
             "./.schema/endpoint.schema.json": ["endpoints/*.yml", "endpoints/*.yaml"],
             "./.schema/environment.schema.json": ["environments/*.yml", "environments/*.yaml"],
@@ -226,8 +297,8 @@ def test_schema_refuses_an_unknown_kind(cli: Callable[..., Ran]) -> None:
     ran = cli("schema", "monitor")
     assert (ran.code, ran.out) == (1, "")
     assert ran.err == (
-        "error: no schema for kind 'monitor'; the kinds are: "
-        "data, deployment, endpoint, environment, image, model, pipeline, runconfig, workspace\n"
+        "error: no schema for kind 'monitor'; the kinds are: component, data, "
+        "deployment, endpoint, environment, image, model, pipeline, runconfig, workspace\n"
     )
 
 

@@ -290,3 +290,25 @@ def test_a_run_without_the_model_it_promises_fails_clearly(cli: Cli, make_worksp
     fixed = cli("apply", "--yes", cwd=root)
     assert fixed.code == 0, fixed.out + fixed.err
     assert "registered m:1" in fixed.out
+
+
+def test_a_version_records_the_folder_it_was_registered_from(
+    cli: Cli, make_workspace: Make
+) -> None:
+    # A deployment finds a folder's files under its name in AZUREML_MODEL_DIR, as on Azure.
+    root = make_workspace(
+        {
+            "workspace.yml": "name: reg\n",
+            "models/folder.yml": "name: folder\npath: ../model-1/model/\n",
+            "model-1/model/sklearn_regression_model.pkl": "m",
+            "models/single.yml": "name: single\npath: ../sample_m1.pkl\n",
+            "sample_m1.pkl": "s",
+            "net/weights.bin": "w",
+        }
+    )
+    assert cli("apply", "--yes", cwd=root).code == 0
+    assert cli("models", "register", "net", str(root / "net"), cwd=root).code == 0
+    assert cli("models", "register", "file", str(root / "net" / "weights.bin"), cwd=root).code == 0
+    with Store.open(root / ".mlform" / "state.duckdb", "test", write=False) as store:
+        rows = store.query("select name, folder from models order by name")
+    assert rows == [("file", None), ("folder", "model"), ("net", "net"), ("single", None)]

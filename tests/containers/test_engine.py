@@ -7,7 +7,8 @@ from collections.abc import Callable
 import docker
 import pytest
 
-from mlform.containers.engine import connect, engine_errors
+from mlform.containers import engine
+from mlform.containers.engine import candidates, connect, engine_errors, where
 from mlform.errors import ApplyError, EngineUnavailable
 
 NOWHERE = "unix:///nonexistent.sock"
@@ -70,4 +71,65 @@ def test_a_refusal_keeps_the_engines_explanation(client: docker.DockerClient) ->
     assert message_of(ApplyError, inspect) == (
         "inspecting container mlform-absent: the Docker engine refused: "
         "No such container: mlform-absent"
+    )
+
+
+NO_DEFAULT = "unix:///nonexistent/docker.sock"
+
+
+def socket_of(host: str) -> str:
+    assert host.startswith("unix://"), f"the test engine should be on a unix socket, not {host}"
+    return host.removeprefix("unix://")
+
+
+def test_without_docker_host_the_private_engine_is_found(
+    client: docker.DockerClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As after `./dev demo` in a new shell: nothing exported, no engine on the default
+    # socket (moved aside here, whatever this machine has), the engine that
+    # scripts/docker-up.sh started on its own socket.
+    private = socket_of(where())
+    monkeypatch.setattr(engine, "DEFAULT_HOST", NO_DEFAULT)
+    environ = {"MLFORM_DOCKER_SOCK": private}
+    assert candidates(environ) == [NO_DEFAULT, f"unix://{private}"]
+    found = connect(environ)
+    try:
+        assert found.version()["Version"] == client.version()["Version"]
+        assert where(environ) == f"unix://{private}"
+    finally:
+        found.close()
+
+
+def test_the_default_socket_comes_before_the_private_one(
+    client: docker.DockerClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(engine, "DEFAULT_HOST", where())
+    environ = {"MLFORM_DOCKER_SOCK": "/nonexistent/mlform-docker.sock"}
+    assert candidates(environ) == [where(), "unix:///nonexistent/mlform-docker.sock"]
+    found = connect(environ)
+    try:
+        assert found.ping() is True
+    finally:
+        found.close()
+
+
+def test_docker_host_when_set_is_the_only_engine_tried(client: docker.DockerClient) -> None:
+    environ = {"DOCKER_HOST": where(), "MLFORM_DOCKER_SOCK": "/nonexistent/mlform-docker.sock"}
+    assert candidates(environ) == [where()]
+    found = connect(environ)
+    try:
+        assert found.ping() is True
+    finally:
+        found.close()
+
+
+def test_when_no_engine_answers_the_error_says_what_was_tried(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(engine, "DEFAULT_HOST", NO_DEFAULT)
+    environ = {"MLFORM_DOCKER_SOCK": "/nonexistent/mlform-docker.sock"}
+    assert message_of(EngineUnavailable, lambda: connect(environ)) == (
+        "no Docker engine answers (DOCKER_HOST is not set; tried unix:///nonexistent/docker.sock "
+        "and unix:///nonexistent/mlform-docker.sock); start one with `scripts/docker-up.sh` "
+        "from a checkout of mlform (or set DOCKER_HOST), or use compute: local"
     )

@@ -124,7 +124,10 @@ def test_a_missing_virtualenv_is_no_change_and_a_run_rebuilds_it(
     assert applied.code == 0, applied.out + applied.err
     lines = [line.strip() for line in applied.out.splitlines()]
     assert "runconfig/train: environment e:1 is not built on this machine yet" in lines
-    assert "runconfig/train: building virtual environment (1 package, " + PYTHON + ")" in lines
+    building = f"runconfig/train: building virtual environment (1 package, {PYTHON}); "
+    assert [line for line in lines if line.startswith(building)] == [
+        building + "pip's output: .mlform/logs/runconfig-train.log"
+    ]
     assert "runconfig/train: slowpkg 1" in lines
     assert (path / ".mlform-complete").is_file()
     assert cli("plan", "--detailed-exitcode", cwd=root).code == 0

@@ -23,12 +23,14 @@ from starlette.applications import Starlette
 from mlform.serving.scoring import SCRIPT_MODULE
 
 # init() loads a JSON "model" from MLFORM_MODEL_DIR; run() doubles numbers, or raises
-# when given a string (with a message that must never reach a client).
+# when given a string (with a message that must never reach a client). It asks for the
+# parsed payload (mlform's mode), so a DataFrame or rows arrive, not the body's text.
 SCORE_PY = """
     import json
     import os
     from pathlib import Path
 
+    MLFORM_PARSED_INPUT = True
     factor = None
 
 
@@ -51,6 +53,7 @@ SCORE_PY = """
 SLOW_PY = """
     import threading
 
+    MLFORM_PARSED_INPUT = True
     started = threading.Event()
     release = threading.Event()
 

@@ -210,6 +210,119 @@ def test_model_dir_is_set_before_import_and_for_azure_scripts(
     assert script.path == script_path
 
 
+def test_azureml_model_dir_is_the_model_as_azure_mounts_it(tmp_path: Path) -> None:
+    code = """
+        import os
+        seen = (os.environ["MLFORM_MODEL_DIR"], os.environ["AZUREML_MODEL_DIR"])
+
+        def run(raw_data):
+            return raw_data
+    """
+    script_path, _ = write_deployment(tmp_path, code)
+    mounted = tmp_path / "azureml-models" / "regression" / "1"
+    (mounted / "model").mkdir(parents=True)
+    script = load_script(script_path, mounted / "model", mounted)
+    assert script.module.seen == (str(mounted / "model"), str(mounted))
+
+
+# What run() receives: the body's text, as on Azure ML, unless the script asks otherwise
+
+
+AZURE_SAMPLE = """
+    import json
+    import logging
+
+    def init():
+        logging.info("Init complete")
+
+    def run(raw_data):
+        data = json.loads(raw_data)["data"]
+        return [sum(row) for row in data]
+"""
+
+
+def test_an_undecorated_run_gets_the_raw_body_as_azure_gives_it(tmp_path: Path) -> None:
+    script = load_script(*write_deployment(tmp_path, AZURE_SAMPLE))
+    assert script.input == "raw"
+    assert script.body_schema() == {"description": "any text: run() gets the body as it was sent"}
+    assert script.score(b'{"data": [[1, 2], [3, 4]]}') == b"[3,7]"
+    echo = load_script(*write_deployment(tmp_path, "def run(raw_data):\n    return raw_data\n"))
+    body = '{"data": [1], "other": "é"}'.encode()
+    assert echo.score(body) == json.dumps(body.decode()).encode("ascii")
+    assert echo.score(b"not json at all") == b'"not json at all"'  # the script judges
+
+
+def test_a_raw_body_that_is_not_utf8_is_bad_payload(tmp_path: Path) -> None:
+    script = load_script(*write_deployment(tmp_path, AZURE_SAMPLE))
+    with pytest.raises(BadPayload) as caught:
+        script.score(b"\xff\xfe")
+    assert str(caught.value).startswith("the request body is not UTF-8 text: ")
+
+
+def test_the_marker_asks_for_the_parsed_payload(tmp_path: Path) -> None:
+    code = """
+        MLFORM_PARSED_INPUT = True
+
+        def run(data):
+            return {"type": type(data).__name__, "data": data}
+    """
+    script = load_script(*write_deployment(tmp_path, code))
+    assert script.input == "parsed"
+    assert script.body_schema() is None  # the payloads the OpenAPI document lists
+    assert script.score(b'{"instances": [1, 2]}') == b'{"type":"list","data":[1,2]}'
+    with pytest.raises(BadPayload):
+        script.score(b"[1, 2]")
+
+
+def test_a_marker_that_is_not_true_leaves_the_raw_mode(tmp_path: Path) -> None:
+    code = "MLFORM_PARSED_INPUT = 'yes'\n\ndef run(raw_data):\n    return raw_data\n"
+    assert load_script(*write_deployment(tmp_path, code)).input == "raw"
+
+
+SCHEMA_DECORATED = """
+    import numpy as np
+    from inference_schema.parameter_types.numpy_parameter_type import NumpyParameterType
+    from inference_schema.parameter_types.standard_py_parameter_type import (
+        StandardPythonParameterType,
+    )
+    from inference_schema.schema_decorators import input_schema, output_schema
+
+
+    @input_schema("data", NumpyParameterType(np.array([[1.0, 2.0, 3.0]])))
+    @input_schema("scale", StandardPythonParameterType(1.0))
+    @output_schema(StandardPythonParameterType([6.0]))
+    def run(data, scale=2.0):
+        assert isinstance(data, np.ndarray)
+        return (data.sum(axis=1) * scale).tolist()
+"""
+
+
+def test_a_run_decorated_with_inference_schema_gets_its_parameters(tmp_path: Path) -> None:
+    script = load_script(*write_deployment(tmp_path, SCHEMA_DECORATED))
+    assert script.input == "schema"
+    assert script.body_schema() == {
+        "type": "object",
+        "properties": {"data": {}, "scale": {}},
+        "required": ["data"],
+    }
+    assert script.score(b'{"data": [[1, 2, 3], [4, 5, 6]]}') == b"[12.0,30.0]"
+    assert script.score(b'{"data": [[1, 2, 3]], "scale": 1}') == b"[6.0]"
+    with pytest.raises(BadPayload) as caught:
+        script.score(b'{"rows": [[1, 2, 3]]}')
+    assert str(caught.value) == (
+        'the request body has no "data"; run() takes "data", "scale", each under its own key'
+    )
+    with pytest.raises(BadPayload) as caught:
+        script.score(b"[[1, 2, 3]]")
+    assert str(caught.value) == (
+        'the request body must be a JSON object with the keys "data", "scale" (run()\'s '
+        "parameters); got an array"
+    )
+    with pytest.raises(BadPayload) as caught:
+        script.score(b'{"data": ')
+    assert str(caught.value).startswith("the request body is not valid JSON")
+
+
 def test_the_scripts_folder_is_first_on_sys_path(tmp_path: Path) -> None:
     code = """
         from score_helper import triple

@@ -1,9 +1,10 @@
 """Score iris flowers with the registered classifier (Azure ML's init/run contract).
 
 mlform's scoring server calls init() once, with the model version's files in
-MLFORM_MODEL_DIR, then run(data) for each request. `data` is what the request sent:
-{"data": [[5.1, 3.5, 1.4, 0.2], ...]} gives the rows; MLflow-style dataframe_split or
-dataframe_records payloads arrive as a pandas DataFrame.
+MLFORM_MODEL_DIR, then run(data) for each request. MLFORM_PARSED_INPUT asks mlform to
+parse the request for run(): {"data": [[5.1, 3.5, 1.4, 0.2], ...]} gives the rows;
+MLflow-style dataframe_split or dataframe_records payloads arrive as a pandas DataFrame.
+(Without it, run() gets the request body as a str, as on Azure ML.)
 """
 
 import os
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
+MLFORM_PARSED_INPUT = True
 COLUMNS = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 model = None
 

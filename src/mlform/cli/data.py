@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from mlform.cli.output import Output
+from mlform.cli.output import Output, add_json_flag, json_object
 from mlform.sizes import human_size
 from mlform.workspace import Workspace
 
@@ -14,9 +14,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     sub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
     q = sub.add_parser("list", help="each data asset with its latest version")
     q.add_argument("--archived", action="store_true", help="include archived versions")
+    add_json_flag(q)
     q.set_defaults(run=list_)
     q = sub.add_parser("show", help="a data asset's versions, files and digest")
     q.add_argument("ref", metavar="NAME[:VERSION]")
+    add_json_flag(q)
     q.set_defaults(run=show)
     q = sub.add_parser("head", help="the first rows and the schema, read through DuckDB")
     q.add_argument("ref", metavar="NAME[:VERSION]")
@@ -30,6 +32,9 @@ def list_(args: argparse.Namespace, out: Output) -> int:
     ws = Workspace(args.directory)
     with ws.store("data list") as store:
         items = datasets.versions(store, archived=True) if args.archived else datasets.latest(store)
+    if args.json:
+        out.json(items)
+        return 0
     if not items:
         out.line("No data registered yet. Declare data in data/*.yml and run `mlform apply`.")
         return 0
@@ -56,6 +61,9 @@ def show(args: argparse.Namespace, out: Output) -> int:
     with ws.store("data show") as store:
         item = datasets.resolve(store, args.ref)
         history = datasets.versions(store, item.name, archived=True)
+    if args.json:
+        out.json({**json_object(item), "versions": [v.version for v in history]})
+        return 0
     out.line(f"{item.name}:{item.version}" + (" (archived)" if item.archived else ""))
     out.line(f"  type:        {item.type}")
     out.line(f"  digest:      sha256:{item.content_digest}")

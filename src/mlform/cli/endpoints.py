@@ -6,8 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from mlform.cli.output import Output
+from mlform.cli.output import Output, add_json_flag
 from mlform.errors import MlformError
+from mlform.shownpath import shown
 from mlform.workspace import Workspace
 
 
@@ -15,8 +16,10 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p = commands.add_parser("endpoints", help="online endpoints: addresses, deployments, keys")
     sub = p.add_subparsers(dest="endpoints_command", metavar="ACTION", required=True)
     q = sub.add_parser("list", help="each endpoint with its address and deployments")
+    add_json_flag(q)
     q.set_defaults(run=list_)
     q = sub.add_parser("show", help="an endpoint: address, traffic, each deployment's instance")
+    add_json_flag(q)
     q.add_argument("name")
     q.set_defaults(run=show)
     q = sub.add_parser("logs", help="a deployment's server log")
@@ -47,6 +50,9 @@ def list_(args: argparse.Namespace, out: Output) -> int:
     from mlform.endpoints import operations
 
     found = operations.endpoints(Workspace(args.directory))
+    if args.json:
+        out.json(found)
+        return 0
     if not found:
         out.line("No endpoints yet. Declare one in endpoints/*.yml and run `mlform apply`.")
         return 0
@@ -70,7 +76,11 @@ def list_(args: argparse.Namespace, out: Output) -> int:
 def show(args: argparse.Namespace, out: Output) -> int:
     from mlform.endpoints import operations
 
-    e = operations.endpoint(Workspace(args.directory), args.name)
+    ws = Workspace(args.directory)
+    e = operations.endpoint(ws, args.name)
+    if args.json:
+        out.json(e)
+        return 0
     out.line(e.name)
     out.line(f"  scoring uri: {e.url}/score")
     out.line(f"  openapi:     {e.url}/openapi.json")
@@ -80,12 +90,13 @@ def show(args: argparse.Namespace, out: Output) -> int:
         state = "running" if d.up else "NOT RUNNING"
         out.line(f"  deployment {d.deployment}: {d.weight}% of traffic, {state}")
         out.line(f"    model:     {d.model}")
-        out.line(
-            f"    compute:   {d.compute} ({'pid' if d.compute == 'local' else 'container'} "
-            f"{d.handle[:12]})"
-        )
+        if d.compute == "local":  # its handle is pid@start time; the pid is what users know
+            process = f"pid {d.handle.partition('@')[0]}"
+        else:
+            process = f"container {d.handle[:12]}"
+        out.line(f"    compute:   {d.compute} ({process})")
         out.line(f"    address:   {d.url}/score")
-        out.line(f"    log:       {d.log}")
+        out.line(f"    log:       {shown(Path(d.log), ws.root)}")
     return 0
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from mlform.cli.output import Output
+from mlform.cli.output import Output, add_json_flag
 from mlform.errors import NotFound
 from mlform.registry.images import ImageBuild
 from mlform.workspace import Workspace
@@ -15,9 +15,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     sub = p.add_subparsers(dest="images_command", metavar="ACTION", required=True)
     q = sub.add_parser("list", help="every build, newest last")
     q.add_argument("--name", help="only builds of this image")
+    add_json_flag(q)
     q.set_defaults(run=list_)
     q = sub.add_parser("show", help="one build: its model, environment, script and base")
     q.add_argument("ref", metavar="NAME[:VERSION]")
+    add_json_flag(q)
     q.set_defaults(run=show)
 
 
@@ -32,6 +34,9 @@ def list_(args: argparse.Namespace, out: Output) -> int:
     from mlform.sizes import human_size
 
     found = builds(Workspace(args.directory), args.name)
+    if args.json:
+        out.json(found)
+        return 0
     if not found:
         out.line("No images built yet. Declare one in images/*.yml and run `mlform apply`.")
         return 0
@@ -64,6 +69,9 @@ def show(args: argparse.Namespace, out: Output) -> int:
             "`mlform images list` shows them"
         )
     b = chosen[0]
+    if args.json:
+        out.json(b)
+        return 0
     out.line(f"{b.name}:{b.version}")
     out.line(f"  reference:   {b.reference}")
     out.line(f"  image id:    {b.image_id}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mlform.cli.output import Output
+from mlform.cli.output import Output, add_json_flag, json_object
 from mlform.errors import MlformError
 from mlform.workspace import Workspace
 
@@ -17,9 +17,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     q.add_argument("--name", help="only versions of this model")
     q.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE")
     q.add_argument("--archived", action="store_true", help="include archived versions")
+    add_json_flag(q)
     q.set_defaults(run=list_)
     q = sub.add_parser("show", help="a version's files, digest, tags and lineage")
     q.add_argument("ref", metavar="NAME[:VERSION]")
+    add_json_flag(q)
     q.set_defaults(run=show)
     q = sub.add_parser("download", help="a version's files, checked against their digests")
     q.add_argument("ref", metavar="NAME[:VERSION]")
@@ -56,6 +58,9 @@ def list_(args: argparse.Namespace, out: Output) -> int:
         tags=_pairs(args.tag, "--tag"),
         archived=args.archived,
     )
+    if args.json:
+        out.json(found)
+        return 0
     if not found:
         out.line(
             "No models registered yet. Add register_model: to a runconfig, declare one in "
@@ -85,6 +90,16 @@ def show(args: argparse.Namespace, out: Output) -> int:
 
     shown = operations.show(Workspace(args.directory), args.ref)
     m = shown.model
+    if args.json:
+        out.json(
+            {
+                **json_object(m),
+                "lineage": shown.lineage,
+                "used_by": shown.used_by,
+                "versions": [v.version for v in shown.versions],
+            }
+        )
+        return 0
     out.line(m.ref + (" (archived)" if m.archived else ""))
     out.line(f"  type:        {m.type}" + (f" ({m.framework})" if m.framework else ""))
     out.line(f"  digest:      sha256:{m.digest}")

@@ -1,12 +1,18 @@
-"""Writing to the terminal: colours only on a terminal, errors on stderr, thread-safe."""
+"""Writing to the terminal: colours only on a terminal, errors on stderr, thread-safe;
+and the one JSON shape of every `list`/`show` command's `--json`."""
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
+import json
 import os
 import shutil
 import sys
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import PurePath
 
 from mlform.errors import Problem
 
@@ -83,6 +89,10 @@ class Output:
                 sys.stderr.write(f"validation failed: {errors} {noun}\n")
             sys.stderr.flush()
 
+    def json(self, value: object) -> None:
+        """`value` as JSON (see `to_json`): what every `--json` prints."""
+        self.write(json.dumps(to_json(value), indent=2, ensure_ascii=False) + "\n")
+
     def table(self, header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
         widths = [max(len(str(c)) for c in col) for col in zip(header, *rows, strict=True)]
         for row in (header, *rows):
@@ -91,3 +101,49 @@ class Output:
     @property
     def interactive(self) -> bool:
         return sys.stdin.isatty() and sys.stdout.isatty()
+
+
+def add_json_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--json", action="store_true", help="print JSON (a list: an array of objects)"
+    )
+
+
+def to_json(value: object, key: str = "") -> object:
+    """The JSON form of a record: a dataclass or mapping becomes an object with the same
+    keys, sequences become arrays, paths strings; a time (a key ending in `_at`, or
+    `started`/`ended`) becomes ISO-8601 in UTC, `2026-12-04T18:30:05+00:00`."""
+    if key.endswith("_at") or key in {"started", "ended"}:
+        return iso_time(value)  # type: ignore[arg-type]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_json(getattr(value, f.name), f.name) for f in dataclasses.fields(value)}
+    if isinstance(value, Mapping):
+        return {str(k): to_json(v, str(k)) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [to_json(v) for v in value]
+    if isinstance(value, PurePath):
+        return str(value)
+    if isinstance(value, datetime):
+        return iso_time(value)
+    return value
+
+
+def json_object(value: object) -> dict[str, object]:
+    """A record's JSON object, for a `show` that adds keys of its own."""
+    found = to_json(value)
+    assert isinstance(found, dict)
+    return found
+
+
+def iso_time(value: float | str | datetime | None) -> str | None:
+    """An epoch, a datetime, or a time as the state prints it (`YYYY-MM-DD HH:MM:SS`, in
+    this machine's zone, as DuckDB renders a timestamptz), as ISO-8601 in UTC."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, (int, float)):
+        when = datetime.fromtimestamp(value, UTC)
+    elif isinstance(value, datetime):
+        when = value
+    else:
+        when = datetime.fromisoformat(value)
+    return when.astimezone(UTC).isoformat(timespec="seconds")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from mlform.cli.output import Output
+from mlform.cli.output import Output, add_json_flag, json_object
 from mlform.errors import MlformError, NotFound
 from mlform.workspace import Workspace
 
@@ -13,12 +13,15 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p = commands.add_parser("pipelines", help="published pipelines: runs, invoke, endpoint")
     sub = p.add_subparsers(dest="pipelines_command", metavar="ACTION", required=True)
     q = sub.add_parser("list", help="each published pipeline with its default version")
+    add_json_flag(q)
     q.set_defaults(run=list_)
     q = sub.add_parser("show", help="a pipeline's steps, inputs and last run")
     q.add_argument("name")
+    add_json_flag(q)
     q.set_defaults(run=show)
     q = sub.add_parser("runs", help="a pipeline's runs, newest first, step by step")
     q.add_argument("name")
+    add_json_flag(q)
     q.set_defaults(run=runs_)
     q = sub.add_parser("invoke", help="run the published pipeline now, inputs overridden")
     q.add_argument("name")
@@ -35,6 +38,9 @@ def list_(args: argparse.Namespace, out: Output) -> int:
     from mlform.pipelines import operations
 
     found = operations.published(Workspace(args.directory))
+    if args.json:
+        out.json(found)
+        return 0
     if not found:
         out.line(
             "No pipelines published yet. Declare one in pipelines/*.yml and run `mlform apply`."
@@ -57,12 +63,15 @@ def show(args: argparse.Namespace, out: Output) -> int:
             f"no published pipeline '{args.name}' (published: {', '.join(found) or 'none'})"
         )
     p = found[args.name]
+    history = operations.runs(ws, p.name)
+    if args.json:
+        out.json({**json_object(p), "last_run_steps": history[0].steps if history else {}})
+        return 0
     out.line(f"{p.name} (version {p.version}, the default)")
     out.line("  inputs:")
     for key, value in p.inputs.items():
         out.line(f"    {key}: {value}")
     out.line("  steps: " + " → ".join(p.steps))
-    history = operations.runs(ws, p.name)
     if history:
         last = history[0]
         out.line(f"  last run: {last.id} ({last.status})")
@@ -75,6 +84,9 @@ def runs_(args: argparse.Namespace, out: Output) -> int:
     from mlform.pipelines import operations
 
     found = operations.runs(Workspace(args.directory), args.name)
+    if args.json:
+        out.json(found)
+        return 0
     if not found:
         out.line(f"No runs of pipeline {args.name} yet.")
         return 0

@@ -6,6 +6,7 @@ import argparse
 import csv
 import io
 import json
+import os
 import shutil
 import time
 from collections.abc import Mapping
@@ -13,8 +14,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from mlform import runs
-from mlform.cli.output import Output
+from mlform.cli.output import Output, add_json_flag, json_object
 from mlform.errors import MlformError, NotFound, StateLocked
+from mlform.shownpath import shown
 from mlform.workspace import Workspace
 
 
@@ -30,9 +32,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     q.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE")
     q.add_argument("--runconfig")
     q.add_argument("--limit", type=int, default=50)
+    add_json_flag(q)
     q.set_defaults(run=list_)
     q = sub.add_parser("show", help="one run: status, git, inputs, params, metrics, files")
     q.add_argument("ref", metavar="RUN", help="a run id, an id prefix, or a runconfig name")
+    add_json_flag(q)
     q.set_defaults(run=show)
     q = sub.add_parser("metrics", help="a run's metric history")
     q.add_argument("ref", metavar="RUN")
@@ -60,6 +64,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p = commands.add_parser("experiments", help="experiments and their runs")
     sub = p.add_subparsers(dest="experiments_command", metavar="ACTION", required=True)
     q = sub.add_parser("list", help="each experiment with its run count and latest run")
+    add_json_flag(q)
     q.set_defaults(run=experiments)
 
 
@@ -72,6 +77,9 @@ def list_(args: argparse.Namespace, out: Output) -> int:
         runconfig=args.runconfig,
         limit=args.limit,
     )
+    if args.json:
+        out.json(found)
+        return 0
     if not found:
         out.line("No runs recorded yet. Declare one in runconfigs/*.yml and run `mlform apply`.")
         return 0
@@ -97,6 +105,10 @@ def show(args: argparse.Namespace, out: Output) -> int:
         run = runs.find(store, args.ref)
         kids = runs.children(store, run.id)
         files = runs.artifacts(store, run.id)
+    if args.json:
+        artifacts = [{"path": path, "size": size} for path, size in files]
+        out.json({**json_object(run), "artifacts": artifacts, "children": kids})
+        return 0
     out.line(f"{run.id}  ({run.status})")
     fields = [
         ("experiment", run.experiment),
@@ -111,9 +123,9 @@ def show(args: argparse.Namespace, out: Output) -> int:
         ("snapshot", run.snapshot_id and f"sha256:{run.snapshot_id[:16]}"),
         ("environment", run.environment),
         ("compute", run.compute),
-        ("command", run.command),
+        ("command", run.command and run.command.replace(f"{ws.root}{os.sep}", "")),
         ("exit code", None if run.exit_code is None else str(run.exit_code)),
-        ("run folder", run.run_dir),
+        ("run folder", shown(Path(run.run_dir), ws.root)),
     ]
     for label, value in fields:
         if value:
@@ -243,6 +255,9 @@ def experiments(args: argparse.Namespace, out: Output) -> int:
     ws = Workspace(args.directory)
     with ws.store("experiments list") as store:
         found = runs.experiments(store)
+    if args.json:
+        out.json(found)
+        return 0
     if not found:
         out.line("No experiments yet: they are created by the first run that names one.")
         return 0

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import json
 
-from mlform.cli.output import Output
+from mlform.cli.output import Output, add_json_flag
 from mlform.errors import NotFound
 from mlform.state.lock import force_unlock
 from mlform.workspace import Workspace
@@ -21,9 +20,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p = commands.add_parser("state", help="what the state records")
     sub = p.add_subparsers(dest="state_command", metavar="ACTION", required=True)
     q = sub.add_parser("list", help="every recorded resource and its status")
+    add_json_flag(q)
     q.set_defaults(run=list_)
     q = sub.add_parser("show", help="one recorded resource, as JSON")
     q.add_argument("address", metavar="KIND/NAME")
+    add_json_flag(q)  # accepted for symmetry: `state show` always prints JSON
     q.set_defaults(run=show)
 
 
@@ -39,6 +40,21 @@ def list_(args: argparse.Namespace, out: Output) -> int:
     with ws.store("state list") as store:
         identity = store.identity()
         recorded = store.recorded()
+    if args.json:
+        out.json(
+            [
+                {
+                    "address": r.address,
+                    "status": r.status,
+                    "digest": r.digest,
+                    "source": r.source,
+                    "protect": r.protect,
+                }
+                for _, r in sorted(recorded.items())
+                if r.status != "deleted"
+            ]
+        )
+        return 0
     for address in sorted(recorded):
         record = recorded[address]
         if record.status != "deleted":
@@ -56,21 +72,17 @@ def show(args: argparse.Namespace, out: Output) -> int:
         record = store.recorded().get(args.address)
     if record is None or record.status == "deleted":
         raise NotFound(f"the state records no {args.address}; see `mlform state list`")
-    out.write(
-        json.dumps(
-            {
-                "address": record.address,
-                "status": record.status,
-                "error": record.error,
-                "digest": record.digest,
-                "source": record.source,
-                "protect": record.protect,
-                "spec": record.spec,
-                "outputs": record.outputs,
-                "components": record.components,
-            },
-            indent=2,
-        )
-        + "\n"
+    out.json(
+        {
+            "address": record.address,
+            "status": record.status,
+            "error": record.error,
+            "digest": record.digest,
+            "source": record.source,
+            "protect": record.protect,
+            "spec": record.spec,
+            "outputs": record.outputs,
+            "components": record.components,
+        }
     )
     return 0

@@ -78,7 +78,9 @@ class _Run:
             raise RunFailed(str(err), self.id) from err
         # committed before the process starts, so a later apply can find it if this dies
         self.update(status="running", started_at=time.time(), inputs=inputs, wait=True)
-        self.ctx.log(self.change.address, f"run {self.id} started: {launch.command}")
+        # Paths inside the workspace as the user would type them from its folder.
+        command = launch.command.replace(f"{self.ctx.config.root}{os.sep}", "")
+        self.ctx.log(self.change.address, f"run {self.id} started: {command}")
         status, code = self.watch(launch)
         tail = _tail(launch.log) if status != "completed" else None
         final = replace(

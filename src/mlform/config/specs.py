@@ -181,7 +181,10 @@ class StepSpec:
     deterministic: bool = True
     timeout: float | None = None
     register_model: RegisterModel | None = None
-    component: Path | None = None  # a runconfig file it runs
+    component: Path | AssetRef | None = None  # a runconfig or component file, or a name
+    origin: Source | None = field(default=None, compare=False)  # its component's file
+    component_digest: str | None = None  # the component's content, when it runs one
+    parent_outputs: Mapping[str, str] = field(default_factory=dict)  # output → pipeline's
 
     @property
     def upstream(self) -> tuple[str, ...]:
@@ -195,6 +198,7 @@ class PipelineSpec(Spec):
     kind: ClassVar[str] = "pipeline"
     experiment: str = ""
     inputs: Mapping[str, DataInput | str] = field(default_factory=dict)
+    outputs: Mapping[str, str] = field(default_factory=dict)  # name → type
     steps: tuple[StepSpec, ...] = ()
     continue_on_failure: bool = False
     force_rerun: bool = False
@@ -345,6 +349,9 @@ _BINDING = re.compile(
 )
 
 
+_PARENT_OUTPUT = re.compile(r"^\$\{\{\s*parent\.outputs\.(?P<output>[A-Za-z0-9_.-]+)\s*\}\}$")
+
+
 def binding(value: Any) -> Binding | None:
     match = _BINDING.match(value.strip()) if isinstance(value, str) else None
     if match is None:
@@ -370,6 +377,10 @@ def pipeline(body: Mapping[str, Any], source: Source) -> PipelineSpec:
         source=source,
         experiment=str(body.get("experiment_name") or common["name"]),
         inputs=_inputs(body, base),
+        outputs={
+            str(k): str((v or {}).get("type", "uri_folder"))
+            for k, v in (body.get("outputs") or {}).items()
+        },
         steps=tuple(steps),
         continue_on_failure=bool(settings.get("continue_on_step_failure", False)),
         force_rerun=bool(settings.get("force_rerun", False)),
@@ -391,7 +402,10 @@ def _step(
     env = body.get("environment", environment)
     code = body.get("code")
     limits = body.get("limits") or {}
-    component = body.get("component")
+    outputs = dict(body.get("outputs") or {})
+    published = {
+        k: _PARENT_OUTPUT.match(v.strip()) for k, v in outputs.items() if isinstance(v, str)
+    }
     return StepSpec(
         name=name,
         source=source,
@@ -402,8 +416,8 @@ def _step(
         compute=str(body.get("compute", compute)).removeprefix("azureml:"),
         inputs=inputs,
         outputs={
-            str(k): str((v or {}).get("type", "uri_folder"))
-            for k, v in (body.get("outputs") or {}).items()
+            str(k): str(v.get("type", "uri_folder")) if isinstance(v, Mapping) else "uri_folder"
+            for k, v in outputs.items()
         },
         variables={
             str(k): env_text(v) for k, v in (body.get("environment_variables") or {}).items()
@@ -411,10 +425,20 @@ def _step(
         deterministic=bool(body.get("is_deterministic", True)),
         timeout=float(limits["timeout"]) if limits.get("timeout") else None,
         register_model=_register(body.get("register_model")),
-        component=local_path(base, component.removeprefix("file:"))
-        if isinstance(component, str)
-        else None,
+        component=_component_ref(body.get("component"), base),
+        parent_outputs={str(k): m["output"] for k, m in published.items() if m is not None},
     )
+
+
+def _component_ref(value: Any, base: Path) -> Path | AssetRef | None:
+    """`azureml:train:1` or `train@latest` names a component; anything else is a file."""
+    if not isinstance(value, str):
+        return None
+    if value.startswith("azureml:") and not value.startswith("azureml://"):
+        return parse_asset_ref(value)
+    if "@" in value and "/" not in value:
+        return parse_asset_ref(value)
+    return local_path(base, value.removeprefix("file:"))
 
 
 def _inputs(body: Mapping[str, Any], base: Path) -> dict[str, DataInput | str]:

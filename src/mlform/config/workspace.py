@@ -20,9 +20,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from mlform.config import schema, specs
+from mlform.config import components, schema, specs
 from mlform.config.checks import check_spec
-from mlform.config.refs import DatastorePath, local_path
+from mlform.config.components import ComponentSpec
+from mlform.config.refs import AssetRef, DatastorePath, local_path
 from mlform.config.schema import Where
 from mlform.config.specs import (
     IMPLICIT_DATASTORE,
@@ -65,12 +66,16 @@ FOLDERS: dict[str, tuple[str, Parser]] = {
 SUBKINDS: dict[str, tuple[str, str, Parser]] = {
     "endpoints": ("endpoint_name", "deployment", specs.deployment),
 }
+# Command components live here, or beside the jobs and pipelines that run them. They are
+# no resource of their own: a pipeline step runs one.
+COMPONENT_FOLDER = "components"
 
 _UNUSABLE: frozenset[Where] = frozenset({()})
 _CONDA_KEYS = {"name", "channels", "dependencies", "prefix", "variables"}
 _SCHEMA_NAME = re.compile(r"(?:^|/)(?P<kind>[A-Za-z]+)\.schema\.json$")
 _AZURE_KINDS = {
     "commandJob": "runconfig",
+    "commandComponent": "component",
     "pipelineJob": "pipeline",
     "managedOnlineEndpoint": "endpoint",
     "kubernetesOnlineEndpoint": "endpoint",
@@ -125,6 +130,7 @@ class _Loader:
         self.stores_known = True  # False when some datastore entry could not be read
         self.sources: dict[str, list[str]] | None = None  # model name → its producers
         self.deployments: list[DeploymentSpec] = []  # from files of their own
+        self.components: dict[Path, ComponentSpec | None] = {}  # None: too broken to use
 
     def run(self) -> Config:
         path = self._workspace_file()
@@ -141,12 +147,14 @@ class _Loader:
                 else:
                     self._build(doc, doc_kind, SUBKINDS[folder][2], doc_bad)
         self._attach_deployments()
+        for doc in self._component_documents():
+            self._component(doc)
         self._resolve_components()
         self._stray_folders()
         deps = {address: self._dependencies(spec, default) for address, spec in self.specs.items()}
         self._check_model_sources()
         self._check_cycles(deps)
-        problems = sorted(self.problems, key=_order)
+        problems = sorted(dict.fromkeys(self.problems), key=_order)
         if any(p.severity == "error" for p in problems):
             raise ConfigInvalid(problems)
         state_path = (self.root / str(state)).resolve()
@@ -214,6 +222,11 @@ class _Loader:
         found = []
         for doc in docs:
             if doc.path in named:
+                continue
+            if folder in ("runconfigs", "pipelines") and components.declares_component(
+                doc.data, folder
+            ):
+                self._component(doc)
                 continue
             doc_kind = other if key and isinstance(doc.data, dict) and key in doc.data else kind
             found.append((doc, doc_kind, self._check(doc, doc_kind)))
@@ -295,7 +308,9 @@ class _Loader:
     def _stray_folders(self) -> None:
         """Warn about YAML files in a folder whose name is a near miss of a kind folder."""
         for entry in os.scandir(self.root):
-            if entry.name in FOLDERS or entry.name.startswith(".") or not entry.is_dir():
+            if entry.name in (*FOLDERS, COMPONENT_FOLDER) or entry.name.startswith("."):
+                continue
+            if not entry.is_dir():
                 continue
             close = difflib.get_close_matches(entry.name, list(FOLDERS), n=1, cutoff=0.8)
             if not close:
@@ -426,35 +441,128 @@ class _Loader:
                 found.extend(self._model_sources().get(dep.model.name, ()))
         return found
 
+    def _component_documents(self) -> list[Document]:
+        base = self.root / COMPONENT_FOLDER
+        if not base.is_dir():
+            return []
+        names = sorted(e.name for e in os.scandir(base) if e.name.endswith((".yml", ".yaml")))
+        return [read_document(base / n, f"{COMPONENT_FOLDER}/{n}") for n in names]
+
+    def _component(self, doc: Document) -> ComponentSpec | None:
+        """The component a file declares, read and checked once however many steps run it."""
+        path = doc.path.resolve()
+        if path in self.components:
+            return self.components[path]
+        bad = self._check(doc, "component")
+        # A wrong input or output leaves out only itself: the others are still checked.
+        entries = {w for w in bad if len(w) > 2 and w[0] in ("inputs", "outputs")}
+        body = _usable(doc.data, (), bad - entries)
+        for group, name in {(str(w[0]), w[1]) for w in entries}:
+            kept = body.get(group) if body is not None else None
+            if body is not None and isinstance(kept, dict):
+                body = {**body, group: {k: v for k, v in kept.items() if k != name}}
+        found = None
+        if body is not None and "command" in body:
+            found = components.parse(body, Source(doc))
+            self.problems.extend(components.check(found))
+            for other in self.components.values():
+                if other is not None and (other.name, other.version) == (found.name, found.version):
+                    self.problems.append(
+                        found.source.problem(
+                            ["version" if found.version else "name"],
+                            f"component {found} is also declared at {other.source}; give one "
+                            "of them another version",
+                        )
+                    )
+        self.components[path] = found
+        return found
+
     def _resolve_components(self) -> None:
-        """Steps that run a runconfig file take its command, code, environment, inputs and
-        outputs, with what the step says over them."""
+        """Steps that run a component (or a runconfig file) take its command, code,
+        environment, inputs and outputs, with what the step says over them."""
         by_file = {
-            s.source.doc.path: s for s in self.specs.values() if isinstance(s, RunconfigSpec)
+            s.source.doc.path.resolve(): s
+            for s in self.specs.values()
+            if isinstance(s, RunconfigSpec)
         }
         for address, spec in list(self.specs.items()):
             if not isinstance(spec, PipelineSpec):
                 continue
             steps = []
             for step in spec.steps:
-                if step.component is None:
+                if step.component is None and "component" not in step.body:
                     steps.append(step)
                     continue
-                base = by_file.get(step.component)
-                if base is None:
-                    self.problems.append(
-                        step.source.problem(
-                            ["component"],
-                            f"component '{step.body['component']}' is not a runconfig of this "
-                            "workspace; point it at a file in runconfigs/",
-                        )
-                    )
+                if isinstance(step.component, Path) and step.component.resolve() in by_file:
+                    steps.append(_merged(step, by_file[step.component.resolve()]))
+                    continue
+                component = self._step_component(step)
+                if component is None:
                     steps.append(step)
                     continue
-                steps.append(_merged(step, base))
-            merged = replace(spec, steps=tuple(steps))
-            self.specs[address] = merged
-            self.problems.extend(_pipeline_problems(merged))
+                merged, problems = components.bind(step, component, spec)
+                self.problems.extend(problems)
+                steps.append(merged)
+            merged_spec = replace(spec, steps=tuple(steps))
+            self.specs[address] = merged_spec
+            self.problems.extend(_pipeline_problems(merged_spec))
+
+    def _step_component(self, step: StepSpec) -> ComponentSpec | None:
+        """The component a step names, or None and the problem said (unless the
+        component's own file is too broken to use: its errors say so)."""
+        written = step.body.get("component")
+        ref = step.component
+        if isinstance(ref, AssetRef):
+            return self._named_component(step, ref)
+        if not isinstance(ref, Path):
+            self.problems.append(
+                step.source.problem(
+                    ["component"],
+                    f"component '{written}' is neither a file (./train.yml) nor a component "
+                    "reference (azureml:NAME:VERSION or azureml:NAME@latest)",
+                )
+            )
+            return None
+        resolved = ref.resolve()
+        if resolved in self.components:
+            return self.components[resolved]
+        if not ref.is_file():
+            self.problems.append(
+                step.source.problem(
+                    ["component"],
+                    f"component file '{written}' does not exist; the path is relative to "
+                    f"{step.source.file}",
+                )
+            )
+            return None
+        return self._component(read_document(ref, _display(ref, self.root)))
+
+    def _named_component(self, step: StepSpec, ref: AssetRef) -> ComponentSpec | None:
+        named = [c for c in self.components.values() if c is not None and c.name == ref.name]
+        if ref.version is not None:
+            named = [c for c in named if c.version == ref.version]
+        if named:
+            return max(named, key=lambda c: _version_key(c.version))
+        if ref.name in {c.name for c in self.components.values() if c is not None}:
+            versions = sorted(
+                str(c.version)
+                for c in self.components.values()
+                if c is not None and c.name == ref.name
+            )
+            hint = f" (versions: {', '.join(versions)})"
+        else:
+            known = sorted({c.name for c in self.components.values() if c is not None})
+            hint = schema.did_you_mean(ref.name, known) or (
+                f" (declared: {', '.join(known)})" if known else ""
+            )
+        self.problems.append(
+            step.source.problem(
+                ["component"],
+                f"unknown component '{step.body.get('component')}'{hint}; declare it in "
+                f"{COMPONENT_FOLDER}/ or point at its file (./{ref.name}.yml)",
+            )
+        )
+        return None
 
     def _pipeline_references(self, spec: PipelineSpec) -> list[str]:
         found: list[str] = []
@@ -462,8 +570,9 @@ class _Loader:
         for step in spec.steps:
             inputs.extend(step.inputs.values())
             if step.environment is not None:
+                where = step.origin if "environment" not in step.body and step.origin else None
                 env = self._reference(
-                    "environment", step.environment.name, step.source, ["environment"]
+                    "environment", step.environment.name, where or step.source, ["environment"]
                 )
                 found.extend([env] if env else [])
             self._check_compute(step.source, step.compute, "steps")
@@ -579,7 +688,7 @@ def _pipeline_problems(spec: PipelineSpec) -> list[Problem]:
     problems: list[Problem] = []
     steps = {s.name: s for s in spec.steps}
     for step in spec.steps:
-        if not step.command:
+        if not step.command and "component" not in step.body:  # else: said where resolved
             problems.append(
                 step.source.problem([], "a step needs a command (or a component: runconfig)")
             )
@@ -615,7 +724,7 @@ def _pipeline_problems(spec: PipelineSpec) -> list[Problem]:
                         f"(outputs: {known}); declare it under its outputs:",
                     )
                 )
-        for match in _COMMAND_BINDING.finditer(step.command):
+        for match in _COMMAND_BINDING.finditer("" if step.origin else step.command):
             group, name = match[1], match[2]
             declared = {"inputs": step.inputs, "outputs": step.outputs}.get(group)
             if declared is not None and name not in declared:
@@ -627,12 +736,13 @@ def _pipeline_problems(spec: PipelineSpec) -> list[Problem]:
                         f"{group[:-1]} '{name}' ({group}: {known})",
                     )
                 )
-        if step.code is not None and not step.code.is_dir():
+        if step.code is not None and not step.code.is_dir() and "code" in step.body:
             problems.append(
                 step.source.problem(
                     ["code"], f"code folder '{step.body.get('code')}' does not exist"
                 )
             )
+    problems.extend(_published_outputs(spec))
     graph = {s.name: tuple(u for u in s.upstream if u in steps) for s in spec.steps}
     for cycle in find_cycles(graph):
         first = steps[cycle[0]]
@@ -641,6 +751,36 @@ def _pipeline_problems(spec: PipelineSpec) -> list[Problem]:
                 ["inputs"], f"steps bind each other's outputs in a cycle: {' → '.join(cycle)}"
             )
         )
+    return problems
+
+
+def _published_outputs(spec: PipelineSpec) -> list[Problem]:
+    """Each `${{parent.outputs.x}}` names an output the pipeline declares, once."""
+    problems: list[Problem] = []
+    publisher: dict[str, tuple[str, str]] = {}
+    for step in spec.steps:
+        for output, name in step.parent_outputs.items():
+            where = ["outputs", output]
+            if name not in spec.outputs:
+                known = ", ".join(sorted(spec.outputs)) or "none"
+                problems.append(
+                    step.source.problem(
+                        where,
+                        f"${{{{parent.outputs.{name}}}}} names no output of the pipeline "
+                        f"(outputs: {known}); declare it under the pipeline's outputs:",
+                    )
+                )
+            elif name in publisher:
+                problems.append(
+                    step.source.problem(
+                        where,
+                        f"pipeline output '{name}' is already bound to step "
+                        f"{publisher[name][0]}'s output {publisher[name][1]}; bind each "
+                        "pipeline output once",
+                    )
+                )
+            else:
+                publisher[name] = (step.name, output)
     return problems
 
 
@@ -715,6 +855,7 @@ def _misplaced(declared: Any, kind: str) -> str | None:
         return None
     places = {"workspace": "workspace.yml"} | {k: f"{f}/" for f, (k, _) in FOLDERS.items()}
     places |= {kind: f"{folder}/" for folder, (_, kind, _) in SUBKINDS.items()}
+    places["component"] = f"{COMPONENT_FOLDER}/"
     if other not in places:
         return None  # a kind mlform does not read: the schema check says what is wrong
     here = places.get(kind, kind)
@@ -733,6 +874,20 @@ def _guess_name(doc: Document) -> str:
     except (OSError, UnicodeDecodeError):
         match = None
     return match["name"] if match else doc.path.stem
+
+
+def _display(path: Path, root: Path) -> str:
+    """How problems name a file: relative to the workspace when inside it."""
+    return (
+        os.path.relpath(path, root) if path.resolve().is_relative_to(root.resolve()) else str(path)
+    )
+
+
+def _version_key(version: str | None) -> tuple[int, int, str]:
+    """Latest first by number when versions are numbers, as Azure ML numbers them."""
+    if version is None:
+        return (0, 0, "")
+    return (1, int(version), "") if version.isdigit() else (1, -1, version)
 
 
 def _at(spec: Spec, where: list[str | int]) -> str:

@@ -4,6 +4,10 @@ The SDK reports a missing engine in several shapes: `docker.from_env()` raises
 `DockerException`, later calls raise `requests.exceptions.ConnectionError`, and a daemon
 that answers but refuses raises `APIError`. Everything here maps them onto
 `EngineUnavailable` (start the engine) or `ApplyError` (the engine said no, and why).
+
+Which engine: DOCKER_HOST when it is set; otherwise the default socket
+(/var/run/docker.sock) if it answers, else the private engine that scripts/docker-up.sh
+starts (/run/mlform-docker.sock, or $MLFORM_DOCKER_SOCK).
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING
 
 from mlform.errors import ApplyError, EngineUnavailable
@@ -20,16 +24,35 @@ if TYPE_CHECKING:
     import docker
 
 DEFAULT_HOST = "unix:///var/run/docker.sock"
+# The engine scripts/docker-up.sh starts (its MLFORM_DOCKER_SOCK setting, same default).
+PRIVATE_SOCKET = "/run/mlform-docker.sock"
 _CONNECT_TIMEOUT = 5.0
+_last_connected: str | None = None  # so a lost engine is named as the one that was used
 
 
-def where() -> str:
-    """The engine address the SDK uses, as the user would write it in DOCKER_HOST."""
-    return os.environ.get("DOCKER_HOST") or DEFAULT_HOST
+def candidates(environ: Mapping[str, str] | None = None) -> list[str]:
+    """The addresses mlform tries, in order: DOCKER_HOST alone when it is set (the user
+    said where); else the default socket, then the private engine of
+    scripts/docker-up.sh, so that engine is found without exporting anything."""
+    environ = os.environ if environ is None else environ
+    if environ.get("DOCKER_HOST"):
+        return [environ["DOCKER_HOST"]]
+    private = environ.get("MLFORM_DOCKER_SOCK") or PRIVATE_SOCKET
+    return [DEFAULT_HOST, f"unix://{private}"]
 
 
-def connect() -> docker.DockerClient:
-    """A client for the engine DOCKER_HOST names, checked to answer."""
+def where(environ: Mapping[str, str] | None = None) -> str:
+    """The engine address mlform uses, as the user would write it in DOCKER_HOST: the one
+    last connected to, else the first candidate that accepts a connection, else the first.
+    """
+    tried = candidates(environ)
+    if len(tried) > 1 and _last_connected and _last_connected in tried:
+        return _last_connected
+    return next((host for host in tried if _accepts(host)), tried[0])
+
+
+def connect(environ: Mapping[str, str] | None = None) -> docker.DockerClient:
+    """A client for the first engine that answers (see `candidates`), checked to answer."""
     try:
         import docker
     except ImportError as err:
@@ -39,11 +62,15 @@ def connect() -> docker.DockerClient:
         ) from err
     import requests
 
-    unreachable = f"Docker engine not reachable at {where()}; start it, or use compute: local"
-    if not _accepts(where()):
-        raise EngineUnavailable(unreachable)
+    environ = os.environ if environ is None else environ
+    tried = candidates(environ)
+    host = next((h for h in tried if _accepts(h)), None)
+    if host is None:
+        raise EngineUnavailable(_none_answers(tried, environ))
+    unreachable = f"Docker engine not reachable at {host}; start it, or use compute: local"
     try:
-        client = docker.from_env()
+        # DOCKER_TLS_VERIFY and DOCKER_CERT_PATH still apply, as `docker` itself reads them.
+        client = docker.from_env(environment={**environ, "DOCKER_HOST": host})
     except docker.errors.DockerException as err:
         raise EngineUnavailable(unreachable) from err
     try:
@@ -51,7 +78,19 @@ def connect() -> docker.DockerClient:
     except (docker.errors.DockerException, requests.exceptions.RequestException) as err:
         client.close()
         raise EngineUnavailable(unreachable) from err
+    global _last_connected
+    _last_connected = host
     return client
+
+
+def _none_answers(tried: list[str], environ: Mapping[str, str]) -> str:
+    if environ.get("DOCKER_HOST"):
+        return f"Docker engine not reachable at {tried[0]}; start it, or use compute: local"
+    return (
+        f"no Docker engine answers (DOCKER_HOST is not set; tried {' and '.join(tried)}); "
+        "start one with `scripts/docker-up.sh` from a checkout of mlform (or set DOCKER_HOST), "
+        "or use compute: local"
+    )
 
 
 def _accepts(host: str) -> bool:

@@ -3,6 +3,7 @@
     instances  an instance of a deployment (a process or a container) and its state row
     local      instances as supervised processes on this machine
     docker     instances as containers of the deployment's image
+    mount      a model's files laid out as Azure ML mounts them (AZUREML_MODEL_DIR)
     runtime    the serving packages a local instance adds to its environment
     probes     readiness and liveness checks over HTTP
     router     the endpoint's own process, routing requests by traffic weight

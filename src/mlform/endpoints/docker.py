@@ -16,9 +16,14 @@ class DockerTarget:
         from mlform.containers import run as containers
         from mlform.endpoints import runtime
         from mlform.resources.base import cache_dir
-        from mlform.resources.image import DEFAULT_BASE, runtime_folder, without_marker
+        from mlform.resources.image import DEFAULT_BASE, runtime_folder
 
         cache = cache_dir()
+        # The image holds the files as Azure mounts them (see `mount`): the model folder
+        # is AZUREML_MODEL_DIR, and MLFORM_MODEL_DIR the registered folder inside it.
+        mounted = launch.azureml_model_dir or launch.model_dir
+        inner = launch.model_dir.relative_to(mounted).as_posix()
+        files = f"{_IN_IMAGE}/model" + ("" if inner == "." else f"/{inner}")
         capture = launch.variables.get("MLFORM_CAPTURE_DIR")
         requirements = (*launch.requirements, *runtime.pins(capture=capture is not None))
         tag = f"mlform-deployment/{launch.endpoint}-{launch.deployment}:{launch.digest[:12]}"
@@ -29,11 +34,12 @@ class DockerTarget:
             folders={
                 "runtime": runtime_folder(cache),
                 "code": launch.code,
-                "model": without_marker(launch.model_dir, launch.folder),
+                "model": mounted,
             },
             env={
                 "MLFORM_SCORING_SCRIPT": f"{_IN_IMAGE}/code/{launch.script}",
-                "MLFORM_MODEL_DIR": f"{_IN_IMAGE}/model",
+                "MLFORM_MODEL_DIR": files,
+                "AZUREML_MODEL_DIR": f"{_IN_IMAGE}/model",
                 "MLFORM_DEPLOYMENT": launch.deployment,
             },
             labels={

@@ -75,13 +75,14 @@ class Launch:
     folder: Path  # the instance's own folder: its log, its copy of the code
     code: Path  # the scoring code, copied for this instance
     script: str  # inside `code`
-    model_dir: Path
+    model_dir: Path  # MLFORM_MODEL_DIR: the model's files
     environment: str  # name:version
     python: Path | None  # the environment's interpreter (local)
     requirements: Sequence[str] = ()  # the environment's packages (docker)
     base_image: str | None = None
     variables: Mapping[str, str] = field(default_factory=dict)
     workers: int = 1
+    azureml_model_dir: Path | None = None  # the files as Azure mounts them (`mount`)
 
 
 class Target(Protocol):

@@ -22,12 +22,15 @@ _START_WITHIN = 60.0  # seconds; a loaded machine can take many to start Python 
 
 @dataclass(frozen=True, slots=True)
 class Router:
-    pid: int
-    instance: str
+    process: local.Process
     port: int
 
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
     def alive(self) -> bool:
-        return local.running(self.pid, self.instance)
+        return self.process.running()
 
 
 def folder(state_dir: Path, endpoint: str) -> Path:
@@ -37,8 +40,12 @@ def folder(state_dir: Path, endpoint: str) -> Path:
 def current(state_dir: Path, endpoint: str) -> Router | None:
     try:
         data = json.loads((folder(state_dir, endpoint) / "router.json").read_text())
-        return Router(int(data["pid"]), str(data["instance"]), int(data["port"]))
-    except (OSError, ValueError, KeyError):
+        started = data.get("started")
+        process = local.Process(
+            int(data["pid"]), None if started is None else int(started), str(data["instance"])
+        )
+        return Router(process, int(data["port"]))
+    except (OSError, ValueError, KeyError, TypeError):
         return None
 
 
@@ -62,7 +69,7 @@ def ensure(state_dir: Path, endpoint: str, port: int) -> Router:
     if running is not None and running.alive() and running.port == port:
         return running
     if running is not None:
-        local.terminate(running.pid, running.instance)
+        local.terminate(running.process)
     home = folder(state_dir, endpoint)
     routes = home / "routes.json"
     if not routes.exists():
@@ -87,11 +94,10 @@ def ensure(state_dir: Path, endpoint: str, port: int) -> Router:
         "--port",
         str(port),
     ]
-    pid = local.spawn(argv, env, home / "router.log", cwd=home)
-    router = Router(pid, instance, port)
-    (home / "router.json").write_text(
-        json.dumps({"pid": pid, "instance": instance, "port": port}), encoding="utf-8"
-    )
+    process = local.spawn(argv, env, home / "router.log", cwd=home)
+    router = Router(process, port)
+    record = {"pid": process.pid, "started": process.started, "instance": instance, "port": port}
+    (home / "router.json").write_text(json.dumps(record), encoding="utf-8")
     deadline = time.monotonic() + _START_WITHIN
     while time.monotonic() < deadline:
         if probes.status(port, "/health", 1.0) == 200:
@@ -99,15 +105,28 @@ def ensure(state_dir: Path, endpoint: str, port: int) -> Router:
         if not router.alive():
             break
         time.sleep(0.05)
-    tail = local.tail(home / "router.log", 20)
-    raise ApplyError(
-        f"endpoint/{endpoint}: its router did not start on port {port} within "
-        f"{_START_WITHIN:g}s" + (f"; its log:\n{tail}" if tail else "")
-    )
+    raise ApplyError(_not_started(endpoint, router, home / "router.log"))
+
+
+def _not_started(endpoint: str, router: Router, log: Path) -> str:
+    """What was seen: the router ended (and how), or it runs but does not answer."""
+    pid, port = router.pid, router.port
+    if router.alive():
+        local.terminate(router.process)
+        seen = (
+            f"its router (pid {pid}) was running but did not answer GET /health on port "
+            f"{port} within {_START_WITHIN:g}s, so it was stopped"
+        )
+    else:
+        code = router.process.exit_code()
+        how = f"with code {code}" if code is not None else "(its exit code is unknown)"
+        seen = f"its router (pid {pid}) exited {how} before it listened on port {port}"
+    tail = "\n".join(f"  | {line}" for line in local.tail(log, 20).splitlines())
+    return f"endpoint/{endpoint}: {seen}" + (f"; the last lines of {log}:\n{tail}" if tail else "")
 
 
 def stop(state_dir: Path, endpoint: str) -> None:
     running = current(state_dir, endpoint)
     if running is not None:
-        local.terminate(running.pid, running.instance)
+        local.terminate(running.process)
     (folder(state_dir, endpoint) / "router.json").unlink(missing_ok=True)

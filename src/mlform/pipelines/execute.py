@@ -66,6 +66,7 @@ class PipelineRun:
         self.status_file = ctx.state_dir / "runs" / self.id / "pipeline.json"
         self.history = stepdb.history(ctx.read, spec.name)
         self.results: dict[str, StepResult] = {}
+        self.outputs: dict[str, Mapping[str, str]] = {}  # the pipeline's: name → {path, digest}
         self.lock = threading.Lock()
 
     def log(self, message: str) -> None:
@@ -130,6 +131,7 @@ class PipelineRun:
             if name not in self.results:
                 self.results[name] = StepResult("skipped", error="not run: the pipeline stopped")
         failed = [n for n, r in self.results.items() if r.status in ("failed", "skipped")]
+        self._publish()
         ended = time.time()
         final = replace(
             parent,
@@ -152,6 +154,7 @@ class PipelineRun:
             "pipeline": self.spec.name,
             "status": status,
             "inputs": self.overrides,
+            "outputs": self.outputs,
             "steps": {
                 name: {"status": r.status, "run_id": r.run_id, "reused_from": r.reused_from}
                 for name, r in self.results.items()
@@ -160,6 +163,22 @@ class PipelineRun:
         partial = self.status_file.with_suffix(".partial")
         partial.write_text(json.dumps(data, indent=1), encoding="utf-8")
         os.replace(partial, self.status_file)
+
+    def _publish(self) -> None:
+        """The pipeline's outputs: what the steps bound to `${{parent.outputs.x}}` produced,
+        linked into the pipeline run's own outputs folder, as Azure ML shows them."""
+        folder = self.ctx.state_dir / "runs" / self.id / OUTPUTS
+        for step in self.spec.steps:
+            produced = self.results[step.name].outputs or {}
+            for output, name in step.parent_outputs.items():
+                if output not in produced:
+                    continue
+                self.outputs[name] = {**produced[output], "step": step.name}
+                link = folder / name
+                folder.mkdir(parents=True, exist_ok=True)
+                if link.is_symlink() or link.exists():
+                    link.unlink()
+                link.symlink_to(produced[output]["path"])
 
     # -- one step ------------------------------------------------------------------------
 
@@ -312,10 +331,15 @@ class PipelineRun:
         )
 
 
-def outputs_of(results: Mapping[str, StepResult], parent: RunRow) -> dict[str, Any]:
+def outputs_of(
+    results: Mapping[str, StepResult],
+    parent: RunRow,
+    published: Mapping[str, Mapping[str, str]] | None = None,
+) -> dict[str, Any]:
     return {
         "run_id": parent.id,
         "status": parent.status,
+        "outputs": {name: dict(value) for name, value in (published or {}).items()},
         "steps": {
             name: {"status": r.status, "run_id": r.run_id, "reused_from": r.reused_from}
             for name, r in results.items()

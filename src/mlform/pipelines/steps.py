@@ -1,7 +1,8 @@
 """A step's digest and the step runs on record.
 
 A step's digest covers its command, every file of its code, its environment, its
-parameters and the content of its inputs — for an input bound to another step's output,
+parameters, the component it runs (its file's content, metadata aside) and the content
+of its inputs — for an input bound to another step's output,
 the digest of what that step produced. So a step is reused exactly when it would compute
 the same thing, and one whose upstream produced the same output as before is reused too.
 """
@@ -110,6 +111,8 @@ def static_components(
         "outputs": canonical(dict(step.outputs)),
         "variables": sha256_text(canonical(dict(step.variables))),
     }
+    if step.component_digest is not None:
+        components["component"] = step.component_digest
     if snap is not None:
         if len(snap.files) <= _LISTED_FILES:
             prefix = _relative(snap.root, root)
@@ -193,7 +196,7 @@ def reasons(components: Mapping[str, str], last: StepRun | None) -> str:
         said.append("code changed (" + ", ".join([*files, *gone][:3]) + ")")
     elif old.get("code") != components.get("code"):
         said.append("code changed")
-    for key in ("command", "environment", "compute", "outputs", "variables"):
+    for key in ("component", "command", "environment", "compute", "outputs", "variables"):
         if old.get(key) != components.get(key):
             said.append(f"{key} changed")
     for key in sorted(k for k in components if k.startswith("input:")):

@@ -55,6 +55,14 @@ def files_under(path: Path) -> list[tuple[str, Path]]:
     return found
 
 
+def folder_name(path: Path) -> str | None:
+    """The name a deployment finds a model's files under: the registered folder's last
+    component (`model` for `../model-1/model/`), or None for a single file, whose file
+    sits directly in AZUREML_MODEL_DIR (Azure ML's "Specify model to deploy for use in
+    online endpoint")."""
+    return None if path.is_file() else path.absolute().name
+
+
 def store_files(
     storage: Storage,
     files: Sequence[tuple[str, Path]],

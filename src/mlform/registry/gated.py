@@ -74,6 +74,7 @@ def register_output(
         description=register.description,
         run_id=run_id,
         metrics=metrics,
+        folder=content.folder_name(path),
     )
     return Outcome(
         done.records, f"{done.message}{why}", {"model": done.model.ref, "gate": str(verdict)}

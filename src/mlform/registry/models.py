@@ -31,7 +31,7 @@ Reader = Callable[[str, Sequence[Any]], list[tuple[Any, ...]]]
 
 _COLUMNS = (
     "name, version, digest, type, framework, files, size, tags, description, source, run_id, "
-    "metrics, datastore, strftime(created_at, '%Y-%m-%d %H:%M:%S'), archived"
+    "metrics, datastore, strftime(created_at, '%Y-%m-%d %H:%M:%S'), archived, folder"
 )
 _ACTIVE = "status in ('running', 'creating')"
 
@@ -53,6 +53,9 @@ class ModelVersion:
     datastore: str
     created_at: str = ""
     archived: bool = False
+    # The registered folder's name (`model` for a path `../model/`), None for a single file:
+    # a deployment finds the files under it in AZUREML_MODEL_DIR, as on Azure ML.
+    folder: str | None = None
 
     @property
     def ref(self) -> str:
@@ -69,7 +72,7 @@ class ModelRow:
         m = self.model
         con.execute(
             "insert into models values "
-            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now(), ?, false, false)",
+            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now(), ?, false, false, ?)",
             [
                 m.name,
                 m.version,
@@ -85,6 +88,7 @@ class ModelRow:
                 dumps(m.metrics),
                 m.datastore,
                 apply_id,
+                m.folder,
             ],
         )
 
@@ -296,9 +300,11 @@ def register(
     description: str | None = None,
     run_id: str | None = None,
     metrics: Mapping[str, float] | None = None,
+    folder: str | None = None,
 ) -> Registration:
     """A new version for files already kept in `datastore`, unless a version of `name`
-    already holds exactly these files."""
+    already holds exactly these files. `folder`: the registered folder's name (see
+    `content.folder_name`), None for a single file."""
     same = with_digest(read, name, stored.digest)
     if same is not None:
         return Registration(same, new=False)
@@ -316,6 +322,7 @@ def register(
         run_id=run_id,
         metrics=dict(metrics or {}),
         datastore=datastore,
+        folder=folder,
     )
     return Registration(model, new=True, records=[ModelRow(model)])
 
@@ -389,6 +396,7 @@ def _model(row: Sequence[Any]) -> ModelVersion:
         datastore=row[12],
         created_at=row[13],
         archived=bool(row[14]),
+        folder=row[15],
     )
 
 

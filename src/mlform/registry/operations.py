@@ -88,6 +88,7 @@ def register(
             source=f"mlform models register {path}",
             tags=tags,
             description=description,
+            folder=content.folder_name(path),
         )
         if done.new:
             _write(store, f"model/{name}", "model-register", done.message, done.records)

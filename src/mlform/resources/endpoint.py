@@ -4,7 +4,9 @@ traffic weight (blue/green), with keys, probes and data capture.
 One apply creates or updates an endpoint, idempotently. A deployment whose model, code,
 environment or settings changed starts beside the one serving now; it takes traffic only
 once its readiness probe passes, and only then is the old one stopped. One that fails
-leaves the old one serving, and the apply fails with the new one's log. Traffic set in
+leaves the old one serving, and the apply fails with the new one's log; when nothing is
+left serving (a first deployment that fails), the router is stopped too, so no process
+outlives what the state records. Traffic set in
 the file is applied in the same apply; a traffic-only change restarts nothing. `plan`
 looks at what really runs: a deployment that died is drift, and apply starts it again.
 """
@@ -22,6 +24,7 @@ from mlform import snapshot as snapshots
 from mlform.config.specs import DeploymentSpec, EndpointSpec, Spec
 from mlform.endpoints import instances, keys, probes, router
 from mlform.endpoints.instances import Instance, Launch, Target
+from mlform.endpoints.mount import mount
 from mlform.errors import ApplyError, MlformError, PlanError
 from mlform.hashing import sha256_text
 from mlform.plan.model import Change, Desired
@@ -159,21 +162,28 @@ class _Rollout:
         failures: list[str] = []
         for dep in spec.deployments:
             model = resolve_model(ctx, dep.model) if dep.model else None
+            have = current.get(dep.name)
+            target = self.targets[dep.compute]
             if model is None:
                 failures.append(f"deployment {dep.name}: model {dep.model} has no version")
+                if have is not None and target.alive(have):
+                    serving[dep.name] = have
                 continue
             resolved[f"part:deployment {dep.name} model"] = model.ref
             digest = _deployment_digest(resolved, dep.name, hashes)
-            have = current.get(dep.name)
-            target = self.targets[dep.compute]
             if have is not None and have.digest == digest and target.alive(have):
                 serving[dep.name] = have
                 continue
-            fresh, why = self.start(dep, model, digest, hashes, target)
+            fresh, why, tail = self.start(dep, model, digest, hashes, target)
             if fresh is None:
-                failures.append(f"deployment {dep.name}: {why}")
                 if have is not None and target.alive(have):
                     serving[dep.name] = have  # the old one keeps serving
+                    why += "; the one serving before keeps its traffic"
+                elif have is not None:
+                    why += "; the one before is not running either, so it serves nothing"
+                else:
+                    why += "; it has no earlier instance, so it serves nothing"
+                failures.append(f"deployment {dep.name}: {why}{tail}")
                 continue
             serving[dep.name] = fresh
             if have is not None:
@@ -190,6 +200,13 @@ class _Rollout:
         ctx.emit(
             [replace(i, status="running", weight=shares.get(n, 0)) for n, i in serving.items()]
         )
+        if failures and not serving:
+            # A router with nothing behind it would be a process no record shows.
+            router.stop(ctx.state_dir, spec.name)
+            failures.append(
+                f"nothing serves {self.address}, so its router on port {port} was stopped; "
+                "fix the deployment and apply again"
+            )
         if failures:
             raise ApplyError(f"{self.address}: " + "\n".join(failures))
         resolved["part:keys"] = sha256_text(*hashes)
@@ -224,7 +241,8 @@ class _Rollout:
         digest: str,
         hashes: list[str],
         target: Target,
-    ) -> tuple[Instance | None, str]:
+    ) -> tuple[Instance | None, str, str]:
+        """A ready instance; or None, why not, and the last lines of its log."""
         ctx = self.ctx
         instance = secrets.token_hex(6)
         folder = self.home / dep.name / instance
@@ -233,7 +251,10 @@ class _Rollout:
         if dep.compute == "local":  # a container installs the packages itself
             venv = ensure_built(ctx, self.address, *env_ref.split(":", 1))
         storage = ctx.storage(model.datastore)
-        model_dir = models.materialize(storage, model, ctx.cache / "models" / model.digest[:20])
+        cached = models.materialize(storage, model, ctx.cache / "models" / model.digest[:20])
+        mounted = mount(
+            cached, model.folder, folder / "azureml-models" / model.name / model.version
+        )
         code = copy_code(self.snaps[dep.name], folder / "code")
         variables = {**_env_variables(ctx, env_ref), **dep.variables}
         variables["MLFORM_KEY_HASHES"] = ",".join(hashes)
@@ -263,7 +284,8 @@ class _Rollout:
             folder=folder,
             code=code,
             script=dep.scoring_script,
-            model_dir=model_dir,
+            model_dir=mounted.files,
+            azureml_model_dir=mounted.azureml,
             environment=env_ref,
             python=venv / "bin" / "python",
             requirements=requirements,
@@ -274,21 +296,22 @@ class _Rollout:
         try:
             started = target.start(launch, _free_port(), self.log)
         except MlformError as err:
-            return None, str(err)
+            return None, str(err), ""
         ctx.emit([started], wait=True)
         why = probes.wait_ready(
             started.port, dep.readiness, lambda: target.alive(started), ctx.cancelled
         )
         if why is None:
             self.log(f"deployment {dep.name}: ready on port {started.port} ({model.ref})")
-            return started, ""
+            return started, "", ""
         tail = target.tail(started, _LOG_TAIL)
         target.stop(started)
         ctx.emit([replace(started, status="failed", error=why)])
         shown = "\n".join(f"  | {line}" for line in tail.splitlines())
-        return None, (
-            f"the new instance did not become ready: {why}; the one serving before keeps "
-            "its traffic" + (f". The last lines of its log:\n{shown}" if shown else "")
+        return (
+            None,
+            f"the new instance did not become ready: {why}",
+            f". The last lines of its log:\n{shown}" if shown else "",
         )
 
 

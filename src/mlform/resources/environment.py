@@ -18,13 +18,14 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from mlform import buildlog
 from mlform.compute import interpreters
 from mlform.config.specs import EnvironmentSpec, Spec
 from mlform.errors import ApplyError, BuildFailed, PlanError
@@ -41,6 +42,7 @@ from mlform.resources.base import (
     plural,
 )
 from mlform.resources.conda import CondaSpecError, to_pip
+from mlform.shownpath import shown
 from mlform.state.records import AssetMetadata, AssetVersion, EnvironmentBuild, Recorded
 
 COMPLETE = ".mlform-complete"
@@ -331,19 +333,41 @@ def _build(
     with _build_lock(path):
         if (path / COMPLETE).is_file():
             return None
-        ctx.log(address, f"building virtual environment ({summary})")
+        log = ctx.config.state_path.parent / "logs" / f"{address.replace('/', '-')}.log"
+        log_name = shown(log, ctx.config.root)
+        ctx.log(address, f"building virtual environment ({summary}); pip's output: {log_name}")
         if path.exists():
             shutil.rmtree(path)  # the remains of a failed or killed build
+        log.unlink(missing_ok=True)
+        progress = ctx.progress
+        installing = f"installing {plural(len(packages.lines), 'package')}…"
+
+        def waiting(seconds: float) -> None:
+            if progress is not None:  # a terminal: one status line, redrawn in place
+                progress(address, f"{installing} {seconds:.0f}s")
+
         try:
-            _create(address, path, packages, interpreter(address, address, packages.python))
+            python_exe = interpreter(address, address, packages.python)
+            _create(address, path, packages, python_exe, log, waiting, log_name)
         except BaseException:
             shutil.rmtree(path, ignore_errors=True)
             raise
+        finally:
+            if progress is not None:
+                progress(address, None)
         (path / COMPLETE).write_text(json.dumps({"build": build, "packages": packages.lines}))
     return _describe(path, build, started, python_tag(packages.python))
 
 
-def _create(address: str, path: Path, packages: Packages, python_exe: Path) -> None:
+def _create(
+    address: str,
+    path: Path,
+    packages: Packages,
+    python_exe: Path,
+    log: Path,
+    waiting: Callable[[float], None],
+    log_name: str,
+) -> None:
     host_pip = importlib.util.find_spec("pip") is not None
     venv = [str(python_exe), "-m", "venv", str(path)]
     if host_pip:
@@ -355,21 +379,25 @@ def _create(address: str, path: Path, packages: Packages, python_exe: Path) -> N
     requirements.write_text("\n".join(packages.lines) + "\n", encoding="utf-8")
     python = str(path / "bin" / "python")
     pip = [sys.executable, "-m", "pip", "--python", python] if host_pip else [python, "-m", "pip"]
-    _run(
-        address,
-        [*pip, "install", "--disable-pip-version-check", "--no-input", "-r", str(requirements)],
-        "pip could not install the packages",
-    )
+    install = ["install", "--disable-pip-version-check", "--no-input", "-r", str(requirements)]
+    done = buildlog.run_logged([*pip, *install], log, waiting=waiting)
+    what = "pip could not install the packages"
+    _check(address, done.returncode, done.tail(_PIP_TAIL), what, log_name)
 
 
 def _run(address: str, command: list[str], what: str) -> None:
     result = subprocess.run(command, capture_output=True, text=True, check=False)
-    if result.returncode in (-signal.SIGINT, -signal.SIGTERM):
+    output = (result.stderr.strip() or result.stdout.strip()).splitlines()
+    _check(address, result.returncode, output[-_PIP_TAIL:], what)
+
+
+def _check(address: str, code: int, tail: list[str], what: str, log: str | None = None) -> None:
+    if code in (-signal.SIGINT, -signal.SIGTERM):
         raise ApplyError(f"{address}: interrupted while building; the partial build is removed")
-    if result.returncode != 0:
-        output = (result.stderr.strip() or result.stdout.strip()).splitlines()
-        tail = "\n".join(f"  | {line}" for line in output[-_PIP_TAIL:])
-        raise BuildFailed(f"{address}: {what} (exit {result.returncode}):\n{tail}")
+    if code != 0:
+        quoted = "\n".join(f"  | {line}" for line in tail)
+        where = f"\n  (the whole output: {log})" if log else ""
+        raise BuildFailed(f"{address}: {what} (exit {code}):\n{quoted}{where}")
 
 
 def _describe(path: Path, build: str, started: float, python: str) -> EnvironmentBuild:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import mlform
+from mlform import buildlog
 from mlform import snapshot as snapshots
 from mlform._resources import resource_dir
 from mlform.config.refs import AssetRef
@@ -39,6 +40,7 @@ from mlform.resources.base import (
     digest_of,
     latest_version,
 )
+from mlform.shownpath import shown
 from mlform.state.records import Recorded
 
 DEFAULT_BASE = "python:3.11-slim"
@@ -178,17 +180,33 @@ class ImageKind:
             command=("python", "-m", "mlform.serving"),
             port=PORT,
         )
-        built = build.build(
-            request,
-            cache=ctx.cache / "wheels",
-            log=lambda line: ctx.log(change.address, line),
-            cancelled=ctx.cancelled,
-            client=client,
-        )
+        log = ctx.config.state_path.parent / "logs" / f"{change.address.replace('/', '-')}.log"
+        log_name = shown(log, ctx.config.root)
+        ctx.log(change.address, f"building {reference}; Docker's output: {log_name}")
+        progress = ctx.progress
+
+        def tick(seconds: float) -> None:
+            if progress is not None:  # a terminal: one status line, redrawn in place
+                progress(change.address, f"building {reference}… {seconds:.0f}s")
+
         pushed = None
-        if registry:
-            digest = build.push(client, reference, lambda line: ctx.log(change.address, line))
-            pushed = f"{reference.rsplit(':', 1)[0]}@{digest}"
+        with buildlog.LineLog(log, tick) as write:
+            try:
+                built = build.build(
+                    request,
+                    cache=ctx.cache / "wheels",
+                    log=write,
+                    cancelled=ctx.cancelled,
+                    client=client,
+                )
+                if registry:
+                    digest = build.push(client, reference, write)
+                    pushed = f"{reference.rsplit(':', 1)[0]}@{digest}"
+            except MlformError as err:
+                raise type(err)(f"{err}\n  (the whole output: {log_name})") from err
+            finally:
+                if progress is not None:
+                    progress(change.address, None)
         shutil.rmtree(work, ignore_errors=True)
         row = ImageBuild(
             spec.name,

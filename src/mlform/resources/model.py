@@ -109,6 +109,7 @@ class ModelKind:
             version=change.version,
             tags={k: str(v) for k, v in (spec.body.get("tags") or {}).items()},
             description=spec.body.get("description"),
+            folder=_folder(scan),
         )
         version = done.model.version
         outputs = {
@@ -133,6 +134,15 @@ class ModelKind:
             [models.ModelArchived(change.before.name, None)],
             "versions archived",
         )
+
+
+def _folder(scan: Scan) -> str | None:
+    """The registered folder's name; None for a single file (its one entry is named as
+    the path's last component)."""
+    name = scan.location.rstrip("/").rsplit("/", 1)[-1]
+    if len(scan.files) == 1 and scan.files[0].relpath == name:
+        return None
+    return name
 
 
 def _store(scan: Scan, storage: Storage) -> list[FileEntry]:

@@ -88,8 +88,9 @@ class PipelineKind:
         from mlform.pipelines import execute
 
         spec, snaps, statics = change.after.payload
-        results, parent = execute.PipelineRun(change.address, spec, snaps, statics, ctx).execute()
-        outputs = execute.outputs_of(results, parent)
+        run = execute.PipelineRun(change.address, spec, snaps, statics, ctx)
+        results, parent = run.execute()
+        outputs = execute.outputs_of(results, parent, run.outputs)
         failed = {n: r for n, r in results.items() if r.status in ("failed", "skipped")}
         if failed:
             lines = [f"{name}: {r.error}" for name, r in failed.items()]

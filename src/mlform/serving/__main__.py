@@ -55,6 +55,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="the folder init() loads the model from (default: $MLFORM_MODEL_DIR)",
     )
     parser.add_argument(
+        "--azureml-model-dir",
+        type=Path,
+        default=env("AZUREML_MODEL_DIR"),
+        metavar="DIR",
+        help="the model as Azure ML mounts it, for scripts that read AZUREML_MODEL_DIR "
+        "(default: $AZUREML_MODEL_DIR or the model folder)",
+    )
+    parser.add_argument(
         "--host",
         default=env("MLFORM_HOST", "127.0.0.1"),
         help="address to listen on (default: $MLFORM_HOST or 127.0.0.1)",
@@ -143,7 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.workers > 1:
         return _serve_workers(args)
     try:
-        script = load_script(args.script, args.model_dir)
+        script = load_script(args.script, args.model_dir, args.azureml_model_dir)
     except ScriptNotFound as err:
         return _fail(2, str(err))
     except ScriptFailed as err:
@@ -193,6 +201,7 @@ def _serve_workers(args: argparse.Namespace) -> int:
         {
             "MLFORM_SCORING_SCRIPT": str(args.script.absolute()),
             "MLFORM_MODEL_DIR": str(args.model_dir.absolute()),
+            "AZUREML_MODEL_DIR": str((args.azureml_model_dir or args.model_dir).absolute()),
             "MLFORM_DEPLOYMENT": args.name,
             "MLFORM_KEY_HASHES": ",".join(args.key_hashes),
             "MLFORM_MAX_BODY": str(args.max_body),
@@ -225,7 +234,7 @@ def worker_app() -> Starlette:
     a failing init() ends the worker with its traceback in the log."""
     args = build_parser().parse_args([])
     args.access_log = os.environ.get("MLFORM_ACCESS_LOG") == "on"
-    return _app(load_script(args.script, args.model_dir), args)
+    return _app(load_script(args.script, args.model_dir, args.azureml_model_dir), args)
 
 
 def _fail(code: int, message: str) -> int:

@@ -157,6 +157,7 @@ def create_app(
             secured=check is not None,
             request_timeout=request_timeout,
             max_concurrent=max_concurrent,
+            body=script.body_schema(),
         )
     )
 

@@ -18,8 +18,12 @@ def openapi_document(
     secured: bool = False,
     request_timeout: float | None = None,
     max_concurrent: int | None = None,
+    body: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The OpenAPI 3.1 description of this server's routes, as `create_app` set them."""
+    """The OpenAPI 3.1 description of this server's routes, as `create_app` set them.
+
+    `body` is the request body's schema when the script takes its input otherwise than
+    parsed (`ScoringScript.body_schema`); None: the payloads mlform parses."""
     error = {"$ref": "#/components/schemas/Error"}
 
     def answer(description: str, schema: dict[str, Any]) -> dict[str, Any]:
@@ -64,6 +68,8 @@ def openapi_document(
             for key in PAYLOAD_KEYS
         ]
     }
+    if body is not None:
+        request_schema = body
     score_responses = {
         "200": answer("the JSON of what run() returned", {}),
         "400": answer("the body is not JSON, or not an accepted payload", error),

@@ -1,15 +1,28 @@
-"""The scoring script contract: `init()` once, then `run(data)` per request.
+"""The scoring script contract: `init()` once, then `run(...)` per request.
 
 A scoring script is a Python file, as Azure ML runs them: `init()` (optional) loads the
-model from the folder `MLFORM_MODEL_DIR` names, and `run(data)` scores one request's
-input and returns something JSON can hold. This module loads the script, turns a request
-body into `data` (`parse_payload`) and `run()`'s result into JSON (`to_json`).
+model from the folder `AZUREML_MODEL_DIR` (or `MLFORM_MODEL_DIR`) names, and `run()`
+scores one request and returns something JSON can hold. What `run()` receives is what
+Azure ML's inference server gives it:
+
+    raw       run(raw_data): the request body as a str, as sent (`json.loads(raw_data)`
+              is the script's business). The default, as on Azure ML.
+    schema    run(**parameters): run() decorated with `@input_schema` of Azure's
+              inference-schema package; the body is a JSON object, and each parameter
+              of run() gets the value under its name (the decorator converts it).
+    parsed    run(data): mlform's own mode, for a script that sets
+              `MLFORM_PARSED_INPUT = True` at its top level: `{"data": x}`, `{"inputs":
+              x}`, `{"instances": x}` give x; MLflow's `dataframe_split` and
+              `dataframe_records` give a pandas DataFrame (`parse_payload`).
+
+This module loads the script, calls run() as its mode says, and turns run()'s result
+into JSON (`to_json`).
 
     ServingError             a problem this runtime reports on purpose
     ├── ScriptNotFound       the script file does not exist
     ├── ScriptFailed         importing the script failed, it has no run(), or init() raised
     ├── NotReady             a request came before init() succeeded
-    ├── BadPayload           the request body is not JSON, or not a payload shape we accept
+    ├── BadPayload           the request body is not one run() can be given
     ├── RunFailed            run() raised (the message names only the exception's type)
     └── BadResult            run() returned something JSON cannot hold
 
@@ -25,6 +38,7 @@ import datetime
 import importlib
 import importlib.machinery
 import importlib.util
+import inspect
 import json
 import os
 import sys
@@ -36,6 +50,10 @@ from typing import Any
 # One fixed name, not the file's stem: a script called `json.py` or `pandas.py` must not
 # replace (or be replaced by) a real module in sys.modules.
 SCRIPT_MODULE = "mlform_scoring_script"
+
+# Set at a script's top level, it asks for run(data) with the parsed payload.
+PARSED_MARKER = "MLFORM_PARSED_INPUT"
+RAW, SCHEMA, PARSED = "raw", "schema", "parsed"
 
 PAYLOAD_KEYS = ("data", "dataframe_split", "dataframe_records", "instances", "inputs")
 _SPLIT_KEYS = frozenset({"columns", "data", "index"})
@@ -82,7 +100,9 @@ class ScoringScript:
         self.path = path
         self.name = path.name
         self.module = module
-        self.run: Callable[[Any], Any] = run
+        self.run: Callable[..., Any] = run
+        self.input = input_mode(module, run)
+        self._parameters = _parameters(run) if self.input == SCHEMA else ()
         self.ready = False
         # Told of each request scored: its data, run()'s result and the request id (data
         # capture). Called on the worker thread; it must return at once.
@@ -101,37 +121,114 @@ class ScoringScript:
         self.ready = True
 
     def score(self, body: bytes, request_id: str = "") -> bytes:
-        """One request: JSON body in, JSON of `run()`'s result out."""
+        """One request: its body in (given to run() as `self.input` says), JSON of
+        `run()`'s result out."""
         if not self.ready:
             raise NotReady(f"{self.name} is not ready: its init() has not completed")
+        if self.input == RAW:
+            try:
+                data: Any = body.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise BadPayload(f"the request body is not UTF-8 text: {err}") from err
+            arguments: dict[str, Any] = {}
+        elif self.input == SCHEMA:
+            arguments = self._arguments(_json(body))
+            data = next(iter(arguments.values()), None)
+        else:
+            data, arguments = parse_payload(_json(body)), {}
         try:
-            payload = json.loads(body)
-        except ValueError as err:
-            raise BadPayload(f"the request body is not valid JSON: {err}") from err
-        data = parse_payload(payload)
-        try:
-            result = self.run(data)
+            result = self.run(**arguments) if self.input == SCHEMA else self.run(data)
         except Exception as err:
             raise RunFailed(
                 f"the scoring script raised {type(err).__name__}; see the deployment's log"
             ) from err
         encoded = to_json(result)
         if self.capture is not None:
-            self.capture(data, result, request_id)
+            self.capture(_captured(data) if self.input == RAW else data, result, request_id)
         return encoded
 
+    def body_schema(self) -> dict[str, Any] | None:
+        """The request body's JSON schema as run() takes it; None: the parsed payloads."""
+        if self.input == RAW:
+            return {"description": "any text: run() gets the body as it was sent"}
+        if self.input == SCHEMA:
+            return {
+                "type": "object",
+                "properties": {name: {} for name, _ in self._parameters},
+                "required": [n for n, d in self._parameters if d is inspect.Parameter.empty],
+            }
+        return None
 
-def import_script(path: Path, model_dir: Path) -> ScoringScript:
+    def _arguments(self, payload: Any) -> dict[str, Any]:
+        """run()'s keyword arguments from a JSON object, as Azure ML's inference server
+        gives a schema-decorated run(): each parameter's value under its name."""
+        names = ", ".join(f'"{name}"' for name, _ in self._parameters)
+        if not isinstance(payload, dict):
+            raise BadPayload(
+                f"the request body must be a JSON object with the keys {names} (run()'s "
+                f"parameters); got {_describe(payload)}"
+            )
+        arguments = {}
+        for name, default in self._parameters:
+            value = payload.get(name, default)
+            if value is inspect.Parameter.empty:
+                raise BadPayload(
+                    f'the request body has no "{name}"; run() takes {names}, each under its own key'
+                )
+            arguments[name] = value
+        return arguments
+
+
+def input_mode(module: ModuleType, run: Callable[..., Any]) -> str:
+    """How `run` takes its input: RAW, SCHEMA or PARSED (see the module's docstring)."""
+    if getattr(module, PARSED_MARKER, False) is True:
+        return PARSED
+    # Only a script that imported inference-schema can have decorated run() with it.
+    schema_util = sys.modules.get("inference_schema.schema_util")
+    decorated = getattr(schema_util, "is_schema_decorated", None)
+    if decorated is not None and decorated(run):
+        return SCHEMA
+    return RAW
+
+
+def _parameters(run: Callable[..., Any]) -> tuple[tuple[str, Any], ...]:
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    signature = inspect.signature(run)
+    return tuple((p.name, p.default) for p in signature.parameters.values() if p.kind in kinds)
+
+
+def _json(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except ValueError as err:
+        raise BadPayload(f"the request body is not valid JSON: {err}") from err
+
+
+def _captured(text: str) -> Any:
+    """What data capture keeps of a raw body: the rows of a payload mlform knows (drift
+    reads them), else the text as sent."""
+    try:
+        return parse_payload(json.loads(text))
+    except (ValueError, BadPayload):
+        return text
+
+
+def import_script(
+    path: Path, model_dir: Path, azureml_model_dir: Path | None = None
+) -> ScoringScript:
     """Import the script at `path` without calling its `init()`.
 
-    Both `MLFORM_MODEL_DIR` and `AZUREML_MODEL_DIR` name `model_dir` (so Azure scoring
-    scripts work unchanged), set before the import since scripts read them at top level.
-    The script's folder goes first on `sys.path`, so it imports its sibling modules.
+    `MLFORM_MODEL_DIR` names `model_dir` (the model's files) and `AZUREML_MODEL_DIR`
+    names `azureml_model_dir` (the files as Azure ML mounts them, see
+    `mlform.endpoints.mount`; default: `model_dir`), set before the import since scripts
+    read them at top level. The script's folder goes first on `sys.path`, so it imports
+    its sibling modules.
     """
     if not path.is_file():
         raise ScriptNotFound(f"scoring script {path} does not exist")
     path = path.absolute()
-    os.environ["MLFORM_MODEL_DIR"] = os.environ["AZUREML_MODEL_DIR"] = str(model_dir.absolute())
+    os.environ["MLFORM_MODEL_DIR"] = str(model_dir.absolute())
+    os.environ["AZUREML_MODEL_DIR"] = str((azureml_model_dir or model_dir).absolute())
     sys.path.insert(0, str(path.parent))
     loader = importlib.machinery.SourceFileLoader(SCRIPT_MODULE, str(path))
     spec = importlib.util.spec_from_file_location(SCRIPT_MODULE, path, loader=loader)
@@ -148,15 +245,17 @@ def import_script(path: Path, model_dir: Path) -> ScoringScript:
     return ScoringScript(path, module)
 
 
-def load_script(path: Path, model_dir: Path) -> ScoringScript:
+def load_script(
+    path: Path, model_dir: Path, azureml_model_dir: Path | None = None
+) -> ScoringScript:
     """Import the script at `path` and call its `init()`: a script ready to score."""
-    script = import_script(path, model_dir)
+    script = import_script(path, model_dir, azureml_model_dir)
     script.init()
     return script
 
 
 def parse_payload(body: Any) -> Any:
-    """What `run()` receives for a parsed request body.
+    """What `run(data)` receives in the parsed mode, for a request body parsed as JSON.
 
     `{"data": x}`, `{"instances": x}` and `{"inputs": x}` give x as is. MLflow's
     `{"dataframe_split": {"columns", "data", "index"?}}` and `{"dataframe_records": [...]}`

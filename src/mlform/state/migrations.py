@@ -221,4 +221,12 @@ MIGRATIONS: tuple[Migration, ...] = (
         alter table runs add column reused_from varchar;
         """,
     ),
+    Migration(
+        "0006_model_folder",
+        """
+        -- the registered folder's name, under which a deployment finds the files (as Azure
+        -- ML mounts them); null when a single file was registered
+        alter table models add column folder varchar;
+        """,
+    ),
 )

@@ -1,0 +1,79 @@
+"""A long build step (pip, a Docker build) whose output goes to a log file, not the screen.
+
+Apply shows one line per phase; the tool's own output, often hundreds of lines, is kept in
+`.mlform/logs/` for when something goes wrong, and a failure quotes its last lines and
+names the file. While the step runs, `waiting(seconds)` is called about once a second, so
+a terminal can redraw an elapsed time.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+_TICK = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    returncode: int
+    log: Path
+
+    def tail(self, lines: int) -> list[str]:
+        text = self.log.read_text(encoding="utf-8", errors="replace")
+        return text.rstrip("\n").splitlines()[-lines:]
+
+
+def run_logged(
+    command: Sequence[str],
+    log: Path,
+    *,
+    waiting: Callable[[float], None] | None = None,
+) -> Finished:
+    """Run `command` with stdout and stderr appended to `log` (made if missing)."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("a", encoding="utf-8") as sink:
+        sink.write("$ " + " ".join(command) + "\n")
+        sink.flush()
+        proc = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
+        elapsed = 0.0
+        while True:
+            try:
+                code = proc.wait(timeout=_TICK)
+                break
+            except subprocess.TimeoutExpired:
+                elapsed += _TICK
+                if waiting is not None:
+                    waiting(elapsed)
+            except BaseException:
+                proc.kill()  # Ctrl-C: the partial build is removed by the caller
+                proc.wait()
+                raise
+    return Finished(code, log)
+
+
+class LineLog:
+    """A callable that appends each line it is given to `path`, for steps that report
+    their output line by line (a Docker build); `tick(seconds)` follows each line."""
+
+    def __init__(self, path: Path, tick: Callable[[float], None] | None = None) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._tick = tick
+        self._started = time.monotonic()
+        self._sink = path.open("w", encoding="utf-8")
+
+    def __call__(self, line: str) -> None:
+        self._sink.write(line.rstrip("\n") + "\n")
+        self._sink.flush()
+        if self._tick is not None:
+            self._tick(time.monotonic() - self._started)
+
+    def __enter__(self) -> LineLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._sink.close()

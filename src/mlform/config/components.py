@@ -1,0 +1,335 @@
+"""Command components: a step's command, code, environment and typed inputs in a file of
+their own, as Azure ML keeps them (`type: command`, the commandComponent schema,
+https://learn.microsoft.com/azure/machine-learning/reference-yaml-component-command).
+
+A pipeline step runs one with `component: ./train.yml` (a path relative to the pipeline
+file) or `component: azureml:train_model:1` / `azureml:train_model@latest` (a component
+declared in the workspace). A component is not a job: it runs only as a pipeline's step.
+The step binds the component's inputs; this module checks those bindings against the
+declared types, `min`, `max`, `enum` and `optional`, fills in defaults, and resolves
+Azure's optional-argument syntax: `$[[--lr ${{inputs.lr}}]]` stays in the command (without
+the brackets) when the step gives `lr` a value, and is dropped when it does not.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from mlform.config.refs import AssetRef, local_path, parse_asset_ref
+from mlform.config.specs import (
+    METADATA_KEYS,
+    Binding,
+    DataInput,
+    PipelineSpec,
+    Source,
+    StepSpec,
+    env_text,
+)
+from mlform.errors import Problem
+from mlform.hashing import sha256_text
+
+DATA_TYPES = frozenset({"uri_folder", "uri_file", "mltable", "mlflow_model", "custom_model"})
+_COMPONENT_SCHEMA = re.compile(r"(?:^|/)[A-Za-z]*Component\.schema\.json$")
+_OTHER_SCHEMA = re.compile(r"(?:^|/)[A-Za-z]+\.schema\.json$")
+_DECLARING = frozenset({"default", "optional", "min", "max", "enum", "description"})
+_OPTIONAL = re.compile(r"\$\[\[(.*?)\]\]", re.DOTALL)
+_INPUT = re.compile(r"\$\{\{\s*inputs\.([A-Za-z0-9_.-]+)\s*\}\}")
+
+
+@dataclass(frozen=True, slots=True)
+class ComponentInput:
+    """One declared input: its type and what values it takes."""
+
+    type: str
+    default: Any = None  # None: no default
+    optional: bool = False
+    min: float | None = None
+    max: float | None = None
+    enum: tuple[str, ...] = ()
+
+    @property
+    def required(self) -> bool:
+        return not self.optional and self.default is None
+
+
+@dataclass(frozen=True, slots=True)
+class ComponentSpec:
+    name: str
+    source: Source = field(compare=False)
+    body: Mapping[str, Any]
+    version: str | None = None
+    command: str = ""
+    code: Path | None = None
+    environment: AssetRef | None = None
+    inputs: Mapping[str, ComponentInput] = field(default_factory=dict)
+    outputs: Mapping[str, str] = field(default_factory=dict)  # name → type
+    variables: Mapping[str, str] = field(default_factory=dict)
+    deterministic: bool = True
+
+    @property
+    def digest(self) -> str:
+        """Its content as it bears on what a step computes: metadata left out, so
+        editing a description does not rerun the steps that use it."""
+        kept = {k: v for k, v in self.body.items() if k not in METADATA_KEYS}
+        return sha256_text(json.dumps(kept, sort_keys=True, default=str))
+
+    def __str__(self) -> str:
+        return f"{self.name}:{self.version}" if self.version else self.name
+
+
+def declares_component(data: Any, folder: str) -> bool:
+    """Whether a file found in runconfigs/ or pipelines/ is a component, not a job.
+
+    Its `$schema` says so when it has one. Without, a `type: command` file among pipelines
+    is one, and among runconfigs one that has what only components have: a version, or
+    inputs declared by type (a job's inputs have values).
+    """
+    if not isinstance(data, dict):
+        return False
+    declared = data.get("$schema")
+    if isinstance(declared, str) and _OTHER_SCHEMA.search(declared):
+        return bool(_COMPONENT_SCHEMA.search(declared))
+    if folder == "pipelines":
+        return data.get("type") == "command" or ("jobs" not in data and "command" in data)
+    if "version" in data or "is_deterministic" in data:
+        return True
+    inputs = data.get("inputs")
+    return isinstance(inputs, dict) and any(_declaration(value) for value in inputs.values())
+
+
+def _declaration(value: Any) -> bool:
+    if not isinstance(value, dict) or "path" in value or "value" in value:
+        return False
+    return "type" in value or bool(value.keys() & _DECLARING)
+
+
+def parse(body: Mapping[str, Any], source: Source) -> ComponentSpec:
+    """A component from a body that passed its schema (wrong keys already left out)."""
+    base = source.doc.path.parent
+    env = body.get("environment")
+    code = body.get("code")
+    version = body.get("version")
+    inputs = {}
+    for key, value in (body.get("inputs") or {}).items():
+        if not isinstance(value, Mapping) or "type" not in value:
+            continue
+        inputs[str(key)] = ComponentInput(
+            type=str(value["type"]),
+            default=value.get("default"),
+            optional=bool(value.get("optional", False)),
+            min=value.get("min"),
+            max=value.get("max"),
+            enum=tuple(str(v) for v in value.get("enum") or ()),
+        )
+    return ComponentSpec(
+        name=str(body.get("name", source.doc.path.stem)),
+        source=source,
+        body={k: v for k, v in body.items() if k != "$schema"},
+        version=None if version is None else str(version),
+        command=str(body.get("command", "")),
+        code=local_path(base, str(code).removeprefix("file:")) if code else None,
+        environment=parse_asset_ref(env) if isinstance(env, str) else None,
+        inputs=inputs,
+        outputs={
+            str(k): str(v.get("type", "uri_folder")) if isinstance(v, Mapping) else "uri_folder"
+            for k, v in (body.get("outputs") or {}).items()
+        },
+        variables={
+            str(k): env_text(v) for k, v in (body.get("environment_variables") or {}).items()
+        },
+        deterministic=bool(body.get("is_deterministic", True)),
+    )
+
+
+def check(component: ComponentSpec) -> list[Problem]:
+    """What is wrong in the component file itself, each where it is written."""
+    problems: list[Problem] = []
+    src = component.source
+    for name, declared in component.inputs.items():
+        if declared.default is not None:
+            wrong = _wrong_value(declared, declared.default)
+            if wrong:
+                problems.append(src.problem(["inputs", name, "default"], f"default {wrong}"))
+    if not isinstance(component.body.get("environment", ""), str):
+        problems.append(
+            src.problem(
+                ["environment"],
+                "an inline environment is not supported in a component; declare it in "
+                "environments/ and name it here (azureml:NAME@latest)",
+            )
+        )
+    kept = _OPTIONAL.sub("", component.command)
+    for match in _INPUT.finditer(component.command):
+        name = match[1]
+        entry = component.inputs.get(name)
+        if entry is None:
+            known = ", ".join(sorted(component.inputs)) or "none"
+            problems.append(
+                src.problem(
+                    ["command"],
+                    f"command uses {match[0]}, but component {component.name} declares no "
+                    f"input '{name}' (inputs: {known}); declare it under inputs:",
+                )
+            )
+        elif entry.optional and entry.default is None and match[0] in kept:
+            problems.append(
+                src.problem(
+                    ["command"],
+                    f"optional input '{name}' is used outside $[[...]]; wrap the part of the "
+                    f"command that uses it, e.g. $[[--{name} {match[0]}]]",
+                )
+            )
+    for match in re.finditer(r"\$\{\{\s*outputs\.([A-Za-z0-9_.-]+)\s*\}\}", component.command):
+        if match[1] not in component.outputs:
+            known = ", ".join(sorted(component.outputs)) or "none"
+            problems.append(
+                src.problem(
+                    ["command"],
+                    f"command uses {match[0]}, but component {component.name} declares no "
+                    f"output '{match[1]}' (outputs: {known}); declare it under outputs:",
+                )
+            )
+    if component.code is not None and not component.code.is_dir():
+        problems.append(
+            src.problem(["code"], f"code folder '{component.body.get('code')}' does not exist")
+        )
+    return problems
+
+
+def bind(
+    step: StepSpec, component: ComponentSpec, pipeline: PipelineSpec
+) -> tuple[StepSpec, list[Problem]]:
+    """The step running `component`: its inputs checked against the declarations,
+    defaults filled in, optional arguments resolved. The step's own keys win."""
+    problems: list[Problem] = []
+    src = step.source
+    label = f"component {component}"
+    inputs: dict[str, Binding | DataInput | str] = {}
+    for name, value in step.inputs.items():
+        declared = component.inputs.get(name)
+        if declared is None:
+            known = ", ".join(sorted(component.inputs)) or "none"
+            problems.append(
+                src.problem(
+                    ["inputs", name],
+                    f"{label} has no input '{name}' (inputs: {known}); remove it or "
+                    "declare it in the component",
+                    key=True,
+                )
+            )
+            continue
+        wrong = _wrong_input(declared, value, pipeline)
+        if wrong:
+            problems.append(src.problem(["inputs", name], f"input {name}: {wrong}"))
+        inputs[name] = value
+    missing = [n for n, d in component.inputs.items() if d.required and n not in inputs]
+    if missing:
+        problems.append(
+            src.problem(
+                ["inputs"] if "inputs" in step.body else [],
+                f"step {step.name} does not give {label} its required input"
+                f"{'s' if len(missing) > 1 else ''} {', '.join(missing)}; bind "
+                f"{'them' if len(missing) > 1 else 'it'} under the step's inputs:",
+                key=True,
+            )
+        )
+    for name, declared in component.inputs.items():
+        if name not in inputs and declared.default is not None:
+            inputs[name] = env_text(declared.default)
+    for name in step.outputs:
+        if name not in component.outputs:
+            known = ", ".join(sorted(component.outputs)) or "none"
+            problems.append(
+                src.problem(
+                    ["outputs", name],
+                    f"{label} has no output '{name}' (outputs: {known}); remove it or "
+                    "declare it in the component",
+                    key=True,
+                )
+            )
+    body = step.body
+    outputs = dict(component.outputs)
+    for name, value in (body.get("outputs") or {}).items():
+        if name in outputs and isinstance(value, Mapping) and "type" in value:
+            outputs[name] = str(value["type"])
+    merged = replace(
+        step,
+        command=step.command or optional_arguments(component.command, set(inputs)),
+        code=step.code if "code" in body else component.code,
+        environment=step.environment
+        if "environment" in body
+        else component.environment or step.environment,
+        inputs=inputs,
+        outputs=outputs,
+        variables={**component.variables, **step.variables},
+        deterministic=bool(body.get("is_deterministic", component.deterministic)),
+        origin=component.source,
+        component_digest=component.digest,
+    )
+    return merged, problems
+
+
+def optional_arguments(command: str, given: set[str]) -> str:
+    """Azure's `$[[...]]`: kept without its brackets when every input it uses has a value."""
+
+    def resolve(match: re.Match[str]) -> str:
+        used = {m[1] for m in _INPUT.finditer(match[1])}
+        return match[1] if used <= given else ""
+
+    return _OPTIONAL.sub(resolve, command)
+
+
+def _wrong_input(
+    declared: ComponentInput, value: Binding | DataInput | str, pipeline: PipelineSpec
+) -> str | None:
+    if isinstance(value, Binding):
+        if value.step is not None:
+            if declared.type not in DATA_TYPES:
+                return f"a {declared.type} input cannot take a step's output ({value})"
+            return None
+        bound = pipeline.inputs.get(value.name)
+        if bound is None:
+            return None  # the pipeline check says the input is missing
+        return _wrong_input(declared, bound, pipeline)
+    if isinstance(value, DataInput):
+        if declared.type not in DATA_TYPES:
+            return f"expects a {declared.type} value, not data (a path:)"
+        return None
+    return _wrong_value(declared, value)
+
+
+def _wrong_value(declared: ComponentInput, value: Any) -> str | None:
+    """What is wrong with a literal for the declared input, if anything. Values arrive
+    as YAML gave them, or as text when they came through the step's inputs."""
+    kind = declared.type
+    if kind in DATA_TYPES:
+        return f"expects data ({kind}): bind it to data or an output, or give a path:"
+    number = _number(value, integer=kind == "integer")
+    if kind in ("number", "integer"):
+        if number is None:
+            return f"'{env_text(value)}' is not {'an integer' if kind == 'integer' else 'a number'}"
+        if declared.min is not None and number < declared.min:
+            return f"{env_text(value)} is below the minimum {declared.min}"
+        if declared.max is not None and number > declared.max:
+            return f"{env_text(value)} is above the maximum {declared.max}"
+    elif kind == "boolean" and env_text(value).lower() not in ("true", "false"):
+        return f"'{env_text(value)}' is not a boolean (true or false)"
+    elif declared.enum and env_text(value) not in declared.enum:
+        return f"'{env_text(value)}' is not one of {', '.join(declared.enum)}"
+    return None
+
+
+def _number(value: Any, *, integer: bool) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return None if integer and not float(value).is_integer() else float(value)
+    try:
+        return float(int(str(value))) if integer else float(str(value))
+    except ValueError:
+        return None

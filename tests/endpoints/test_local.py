@@ -1,0 +1,92 @@
+"""Local instances as processes: known by pid and start time, not by a read of their
+environment that a fresh process does not have yet."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mlform.endpoints import local
+from mlform.endpoints.local import Process
+
+SLEEPER = [sys.executable, "-c", "import time; time.sleep(60)"]
+
+
+@pytest.fixture
+def spawned() -> Iterator[list[Process]]:
+    started: list[Process] = []
+    yield started
+    for process in started:
+        local.terminate(process)
+
+
+def test_every_fresh_spawn_reads_as_running(tmp_path: Path, spawned: list[Process]) -> None:
+    # /proc/<pid>/environ reads empty for about a millisecond after a spawn: a check on it
+    # called most of these dead.
+    env = {"PATH": os.defpath, "MLFORM_INSTANCE": "x"}
+    for i in range(200):
+        process = local.spawn(["sleep", "60"], env, tmp_path / "log", cwd=tmp_path)
+        spawned.append(process)
+        assert process.running(), f"spawn {i} (pid {process.pid}) read as not running"
+        os.killpg(process.pid, signal.SIGKILL)
+        os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOWAIT)
+        assert not process.running()
+        spawned.pop()
+
+
+def test_a_reused_pid_with_another_start_time_is_not_running(
+    tmp_path: Path, spawned: list[Process]
+) -> None:
+    process = local.spawn(SLEEPER, {"PATH": os.defpath}, tmp_path / "log", cwd=tmp_path)
+    spawned.append(process)
+    assert process.started is not None
+    assert process.running()
+    # The same pid, started at another time: another program that got the number.
+    other = Process(process.pid, process.started + 1)
+    assert not other.running()
+    local.terminate(other)  # stops nothing: not ours
+    assert process.running()
+
+
+def test_a_handle_keeps_pid_and_start_time(tmp_path: Path, spawned: list[Process]) -> None:
+    process = local.spawn(SLEEPER, {"PATH": os.defpath}, tmp_path / "log", cwd=tmp_path)
+    spawned.append(process)
+    assert process.handle == f"{process.pid}@{process.started}"
+    assert Process.parse(process.handle) == process
+    assert Process.parse("123") == Process(123, None)
+
+
+def test_an_old_record_without_start_time_is_known_by_its_instance(
+    tmp_path: Path, spawned: list[Process]
+) -> None:
+    env = {"PATH": os.defpath, "MLFORM_INSTANCE": "abc123"}
+    process = local.spawn(SLEEPER, env, tmp_path / "log", cwd=tmp_path)
+    spawned.append(process)
+    # Its environment is readable once the program runs; the deadline only bounds a hang.
+    deadline = time.monotonic() + 30
+    while not Process(process.pid, None, "abc123").running() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert Process(process.pid, None, "abc123").running()
+    assert not Process(process.pid, None, "another").running()
+
+
+def test_an_ended_process_tells_its_exit_code(tmp_path: Path) -> None:
+    argv = [sys.executable, "-c", "raise SystemExit(3)"]
+    process = local.spawn(argv, {"PATH": os.defpath}, tmp_path / "log", cwd=tmp_path)
+    os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOWAIT)  # ended, not yet reaped
+    assert not process.running()
+    assert process.exit_code() == 3
+
+
+def test_a_killed_process_tells_the_signal(tmp_path: Path) -> None:
+    process = local.spawn(SLEEPER, {"PATH": os.defpath}, tmp_path / "log", cwd=tmp_path)
+    os.killpg(process.pid, signal.SIGKILL)
+    os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOWAIT)
+    assert not process.running()
+    assert process.exit_code() == -signal.SIGKILL
