@@ -20,6 +20,7 @@ FILES = [
     ".github/workflows/mlform.yml",
     ".gitignore",
     ".schema/component.schema.json",
+    ".schema/compute.schema.json",
     ".schema/data.schema.json",
     ".schema/deployment.schema.json",
     ".schema/endpoint.schema.json",
@@ -40,6 +41,7 @@ FILES = [
 ]
 SCHEMAS = [
     "component.schema.json",
+    "compute.schema.json",
     "data.schema.json",
     "deployment.schema.json",
     "endpoint.schema.json",
@@ -109,7 +111,7 @@ def test_new_workspace_validates_and_plans_its_resources(
     assert ran.out.splitlines() == [
         "mlform will perform these actions:",
         "",
-        f"  + datastore/workspaceblobstore  (new: local folder {new.resolve()}/.mlform/datastore)",
+        "  + datastore/workspaceblobstore  (new: local folder .mlform/datastore)",
         f"  + data/sample                   (new: version 1 (1 file, {size} B))",
         f"  + environment/python-env        (new: version 1 (1 package, {python}))",
         "",
@@ -272,6 +274,7 @@ def test_editor_settings_map_the_copied_schemas(new: Path) -> None:
     assert settings == {
         "yaml.schemas": {
             "./.schema/component.schema.json": ["components/*.yml", "components/*.yaml"],
+            "./.schema/compute.schema.json": ["compute/*.yml", "compute/*.yaml"],
             "./.schema/data.schema.json": ["data/*.yml", "data/*.yaml"],
             "./.schema/endpoint.schema.json": ["endpoints/*.yml", "endpoints/*.yaml"],
             "./.schema/environment.schema.json": ["environments/*.yml", "environments/*.yaml"],
@@ -297,7 +300,7 @@ def test_schema_refuses_an_unknown_kind(cli: Callable[..., Ran]) -> None:
     ran = cli("schema", "monitor")
     assert (ran.code, ran.out) == (1, "")
     assert ran.err == (
-        "error: no schema for kind 'monitor'; the kinds are: component, data, "
+        "error: no schema for kind 'monitor'; the kinds are: component, compute, data, "
         "deployment, endpoint, environment, image, model, pipeline, runconfig, workspace\n"
     )
 

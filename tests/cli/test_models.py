@@ -245,7 +245,7 @@ def test_registry_mistakes_are_reported_with_their_place(cli: Cli, make_workspac
     assert ran.code == 1
     assert ran.err.splitlines() == [
         "models/a.yml:1:7: error: model 'a' is also registered by runconfig/train "
-        "(runconfigs/train.yml:1); give one of them another model name",
+        "(runconfigs/train.yml:3:9); give one of them another model name",
         "models/a.yml:2:7: error: model path 'missing.pkl' does not exist (looked for "
         "models/missing.pkl); create it, or correct the path (it is relative to this file)",
         "models/b.yml:3:7: error: 'b' has no MLmodel file, so it is not an MLflow model; use "

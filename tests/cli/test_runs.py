@@ -237,7 +237,9 @@ def test_sdk_child_runs_compare_and_triggers(cli: Cli, make_workspace: Make) -> 
     )
     assert cli("apply", "--yes", cwd=root).code == 0
     assert changes(cli("plan", cwd=root).out) == ["> runconfig/cv (trigger: always)"]
-    ran = cli("apply", "--yes", "--rerun", "once", cwd=root)
+    # One change at a time, so `once` is created after the second run of `cv`: two runs
+    # that start together have no order but the one their threads happen to take.
+    ran = cli("apply", "--yes", "--parallelism", "1", "--rerun", "once", cwd=root)
     assert ran.code == 0, ran.out
     assert "> runconfig/once ran" in ran.out
 
@@ -389,7 +391,8 @@ def test_runconfig_mistakes_are_reported_with_their_place(cli: Cli, make_workspa
         "${{inputs.NAME}} and ${{outputs.NAME}} are replaced in a command",
         "runconfigs/bad.yml:2:7: error: code folder '../srcs' does not exist (looked for srcs); "
         "create it, or correct the path (it is relative to this file)",
-        "runconfigs/bad.yml:3:10: error: unknown compute target 'gpu-cluster'; runs can use: local",
+        "runconfigs/bad.yml:3:10: error: unknown compute 'gpu-cluster' (runs can use: local); "
+        "declare it in compute/gpu-cluster.yml with type: local, or use compute: local",
         "runconfigs/bad.yml:4:14: error: unknown environment 'sklearn'; declare it in "
         "environments/",
         "runconfigs/bad.yml:6:32: error: unknown data 'irsi' (did you mean 'iris'?); declare "

@@ -41,6 +41,47 @@ def test_not_asset_references(text: str) -> None:
     assert parse_asset_ref(text) is None
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "azureml://registries/azureml/environments/sklearn-1.5/labels/latest",
+            ("sklearn-1.5", None, "environments", "azureml"),
+        ),
+        (
+            "azureml://registries/azureml/environments/sklearn-1.5/versions/3",
+            ("sklearn-1.5", "3", "environments", "azureml"),
+        ),
+        (
+            "azureml://registries/shared/models/iris-model/versions/2",
+            ("iris-model", "2", "models", "shared"),
+        ),
+        (
+            "azureml:/subscriptions/0000/resourceGroups/rg/providers/"
+            "Microsoft.MachineLearningServices/workspaces/ws/environments/train/versions/4",
+            ("train", "4", "environments", None),
+        ),
+    ],
+)
+def test_azure_ml_asset_uris(text: str, expected: tuple[str, str | None, str, str | None]) -> None:
+    ref = parse_asset_ref(text)
+    assert ref is not None
+    assert (ref.name, ref.version, ref.kind, ref.registry) == expected
+    assert ref == AssetRef(expected[0], expected[1])  # resolves as the short form does
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "azureml://registries/azureml/environments/x/labels/stable",
+        "azureml://registries/azureml/environments/x",
+        "azureml://registries//environments/x/versions/1",
+    ],
+)
+def test_not_azure_ml_asset_uris(text: str) -> None:
+    assert parse_asset_ref(text) is None
+
+
 def test_asset_reference_prints_as_written_in_files() -> None:
     assert str(AssetRef("iris", "3")) == "iris:3"
     assert str(AssetRef("iris")) == "iris@latest"

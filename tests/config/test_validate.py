@@ -138,7 +138,7 @@ EXPECTED = [
     f"create it, or correct the path {RELATIVE}",
     "data/indented.yml:2:3: error: invalid YAML: 'path' is indented deeper than the line "
     "above it, so it reads as part of that line's value; line it up with the keys above",
-    "data/iris.yml:2:7: error: duplicate data name 'iris': also declared at data/again.yml:1; "
+    "data/iris.yml:2:7: error: duplicate data name 'iris': also declared at data/again.yml:1:7; "
     "rename one of them",
     "data/kind.yml:2:7: error: type must be one of uri_file, uri_folder, mltable, "
     "not 'uri-file' (did you mean 'uri_file'?)",
@@ -488,3 +488,55 @@ def test_a_yaml_file_named_by_a_declaration_is_not_one(cli: Cli, make_workspace:
     ran = cli("validate", cwd=root)
     assert (ran.code, ran.err) == (0, "")
     assert ran.out == f"Valid: 2 resources in {root}\n"
+
+
+def test_errors_point_at_what_is_wrong_in_azure_job_files(cli: Cli, make_workspace: Make) -> None:
+    job = "$schema: https://azuremlschemas.azureedge.net/latest/commandJob.schema.json\n"
+    root = make_workspace(
+        {
+            "workspace.yml": "name: located\n",
+            "src/train.py": "print('hi')\n",
+            # an input that is declared but wrong: said what is wrong with it, once
+            "runconfigs/mode.yml": job
+            + """command: python train.py --data ${{inputs.training_data}} --lr ${{inputs.lr}}
+code: ../src
+inputs:
+  training_data:
+    type: uri_folder
+    path: ../src
+    mode: mount
+  lr: 0.1
+""",
+            # a URL no datastore scheme reads: at the input's path:
+            "runconfigs/url.yml": job
+            + """command: python train.py --data ${{inputs.training_data}}
+code: ../src
+inputs:
+  training_data:
+    type: uri_folder
+    path: wasbs://data@account.blob.core.windows.net/iris/
+""",
+            # two files with one name: each at its name: line
+            "data/a.yml": """
+                $schema: https://azuremlschemas.azureedge.net/latest/data.schema.json
+                name: iris
+                path: ../src
+                """,
+            "data/b.yml": """
+                $schema: https://azuremlschemas.azureedge.net/latest/data.schema.json
+                description: the same data, again
+                name: iris
+                path: ../src
+                """,
+        }
+    )
+    ran = cli("validate", cwd=root)
+    assert ran.err.splitlines() == [
+        "data/b.yml:3:7: error: duplicate data name 'iris': also declared at data/a.yml:2:7; "
+        "rename one of them",
+        "runconfigs/mode.yml:8:11: error: inputs.training_data.mode must be one of ro_mount, "
+        "rw_mount, download, direct, not 'mount' (did you mean 'rw_mount'?)",
+        "runconfigs/url.yml:7:11: error: unknown URL scheme 'wasbs://'; use a local path or "
+        "an fsspec URL",
+        "validation failed: 3 errors",
+    ]

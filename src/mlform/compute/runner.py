@@ -263,9 +263,10 @@ class _Run:
     # -- running -------------------------------------------------------------------------
 
     def watch(self, launch: Launch) -> tuple[str, int]:
-        handle = TARGETS[self.spec.compute].start(launch)
+        target = self.ctx.config.compute_target(self.spec.compute)
+        handle = TARGETS[target].start(launch)
         (self.dir / "compute.json").write_text(
-            json.dumps({"target": self.spec.compute, "ident": handle.ident}), encoding="utf-8"
+            json.dumps({"target": target, "ident": handle.ident}), encoding="utf-8"
         )
         from mlform.tracking.tail import Tail
 

@@ -134,7 +134,7 @@ def _runconfig(spec: RunconfigSpec, root: Path) -> list[Problem]:
                 f"command uses {match[0]}, but only ${{{{inputs.NAME}}}} and "
                 "${{outputs.NAME}} are replaced in a command"
             )
-        elif name not in declared:
+        elif name not in declared and name not in _written(spec, group):
             known = ", ".join(sorted(declared)) or "none"
             message = (
                 f"command uses {match[0]}, but no {group[:-1]} '{name}' is declared "
@@ -157,7 +157,7 @@ def _runconfig(spec: RunconfigSpec, root: Path) -> list[Problem]:
                 message = _missing(spec, "input path", written, value.location.path, root)
                 problems.append(spec.source.problem(["inputs", key, "path"], message))
         elif isinstance(value, DataInput) and isinstance(value.location, Url):
-            problems.extend(_url(spec, value.location))
+            problems.extend(_url(spec, value.location, ["inputs", key, "path"]))
     return problems
 
 
@@ -245,14 +245,25 @@ def _shown(path: Path, root: Path) -> str:
     return path.as_posix() if relative.startswith("..") else Path(relative).as_posix()
 
 
-def _url(spec: Spec, url: Url) -> list[Problem]:
+def _written(spec: Spec, group: str) -> Mapping[str, object]:
+    """The inputs or outputs as the file declares them, those the schema rejected too:
+    a command that uses one of those is not told it is undeclared (its own error says
+    what is wrong with it)."""
+    data = spec.source.doc.data
+    for step in spec.source.where:
+        data = data.get(step) if isinstance(data, Mapping) else None
+    found = data.get(group) if isinstance(data, Mapping) else None
+    return found if isinstance(found, Mapping) else {}
+
+
+def _url(spec: Spec, url: Url, where: list[str | int] | None = None) -> list[Problem]:
     if url.scheme in ("datastore", "azureml"):
         message = (
             f"'{url.url}' is not a datastore path; write datastore://<datastore>/<path> "
             "or azureml://datastores/<datastore>/paths/<path>"
         )
-        return [spec.source.problem(["path"], message)]
+        return [spec.source.problem(where or ["path"], message)]
     from mlform.storage import protocol_problem
 
     problem = protocol_problem(url.scheme)
-    return [spec.source.problem(["path"], problem)] if problem else []
+    return [spec.source.problem(where or ["path"], problem)] if problem else []

@@ -49,25 +49,33 @@ def load_schema(kind: str) -> dict[str, Any]:
     The files refer to each other (`data.schema.json#/definitions/name`) so editors can
     use them in place; validators get one self-contained document.
     """
-    path = resource_dir("schema") / f"{kind}.schema.json"
-    schema: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    inlined: dict[str, Any] = _inline(schema)
+    inlined: dict[str, Any] = _inline(_raw(kind), None)
     return inlined
 
 
-def _inline(node: Any) -> Any:
+@cache
+def _raw(kind: str) -> dict[str, Any]:
+    path = resource_dir("schema") / f"{kind}.schema.json"
+    schema: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return schema
+
+
+def _inline(node: Any, home: dict[str, Any] | None) -> Any:
+    """`node` with references into other files replaced by what they point at; inside
+    what came from another file (`home`), its references within that file too."""
     if isinstance(node, list):
-        return [_inline(item) for item in node]
+        return [_inline(item, home) for item in node]
     if not isinstance(node, dict):
         return node
     ref = node.get("$ref")
-    if isinstance(ref, str) and not ref.startswith("#"):
+    if isinstance(ref, str) and (home is not None or not ref.startswith("#")):
         filename, _, pointer = ref.partition("#")
-        target: Any = load_schema(filename.removesuffix(".schema.json"))
+        target: Any = _raw(filename.removesuffix(".schema.json")) if filename else home
+        other = target
         for step in pointer.strip("/").split("/"):
             target = target[step]
-        return target
-    return {key: _inline(value) for key, value in node.items()}
+        return _inline(target, other)
+    return {key: _inline(value, home) for key, value in node.items()}
 
 
 @cache
@@ -245,6 +253,10 @@ def _explain(
         # A branch that failed on something other than its type is the one the value was
         # meant for ("" for a path: must not be empty); otherwise say which types fit.
         meant = [e for e in error.context if e.validator not in ("type", "oneOf", "anyOf")]
+        # A branch whose required key is missing is not the one meant when another has
+        # all of its keys: `path:` with a wrong `mode:` is a data input, not a value.
+        unmet = {e.relative_schema_path[0] for e in meant if e.validator == "required"}
+        meant = [e for e in meant if e.relative_schema_path[0] not in unmet] or meant
         if meant:
             yield from _explain(doc, jsonschema.exceptions.best_match(meant), typos)
             return

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from mlform.config.anonymous import anonymous_name
 from mlform.config.refs import (
     AssetRef,
     DatastorePath,
@@ -132,6 +133,7 @@ class RunconfigSpec(Spec):
     timeout: float | None = None
     trigger: str = "on_change"
     register_model: RegisterModel | None = None
+    inline: tuple[Spec, ...] = field(default=(), compare=False)  # defined in place
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +187,7 @@ class StepSpec:
     origin: Source | None = field(default=None, compare=False)  # its component's file
     component_digest: str | None = None  # the component's content, when it runs one
     parent_outputs: Mapping[str, str] = field(default_factory=dict)  # output → pipeline's
+    inline: tuple[Spec, ...] = field(default=(), compare=False)  # defined in place
 
     @property
     def upstream(self) -> tuple[str, ...]:
@@ -234,6 +237,7 @@ class DeploymentSpec(Spec):
     liveness: Probe = field(default_factory=Probe)
     readiness: Probe = field(default_factory=Probe)
     sampling_rate: float | None = None  # data capture; None: off
+    inline: tuple[Spec, ...] = field(default=(), compare=False)  # defined in place
 
     @property
     def address(self) -> str:
@@ -247,6 +251,14 @@ class EndpointSpec(Spec):
     port: int | None = None
     traffic: Mapping[str, int] = field(default_factory=dict)
     deployments: tuple[DeploymentSpec, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ComputeSpec(Spec):
+    """A named compute target (Azure ML's compute YAML), for jobs to name in compute:."""
+
+    kind: ClassVar[str] = "compute"
+    type: str = "local"
 
 
 IMPLICIT_DATASTORE = "workspaceblobstore"  # Azure ML's name, so azureml:// paths keep working
@@ -320,7 +332,7 @@ def runconfig(body: Mapping[str, Any], source: Source) -> RunconfigSpec:
         str(k): str((v or {}).get("type", "uri_folder"))
         for k, v in (body.get("outputs") or {}).items()
     }
-    env = body.get("environment")
+    env, inline = _environment_ref(body.get("environment"), source)
     code = body.get("code")
     limits = body.get("limits") or {}
     return RunconfigSpec(
@@ -328,7 +340,7 @@ def runconfig(body: Mapping[str, Any], source: Source) -> RunconfigSpec:
         source=source,
         command=str(body["command"]),
         code=local_path(base, code) if code else None,
-        environment=parse_asset_ref(env) if isinstance(env, str) else None,
+        environment=env,
         compute=str(body.get("compute", "local")).removeprefix("azureml:"),
         inputs=inputs,
         outputs=outputs,
@@ -340,7 +352,39 @@ def runconfig(body: Mapping[str, Any], source: Source) -> RunconfigSpec:
         timeout=float(limits["timeout"]) if limits.get("timeout") else None,
         trigger=str(body.get("trigger", "on_change")),
         register_model=_register(body.get("register_model")),
+        inline=inline,
     )
+
+
+def _environment_ref(
+    value: Any, source: Source, at: tuple[str, ...] = ("environment",)
+) -> tuple[AssetRef | None, tuple[Spec, ...]]:
+    """A reference, or an environment defined in place (at `at` in `source`) and the
+    reference to it."""
+    if isinstance(value, str):
+        return parse_asset_ref(value), ()
+    if not isinstance(value, Mapping):
+        return None, ()
+    name = anonymous_name(value, source.doc.display)
+    where = Source(source.doc, (*source.where, *at))
+    defined = environment(_anonymous(value, name), where)
+    return AssetRef(name), (defined,)
+
+
+def _anonymous(definition: Mapping[str, Any], name: str) -> dict[str, Any]:
+    """An inline definition under its anonymous name: a name or version written in it is
+    ignored, as Azure ML ignores it."""
+    return {**{k: v for k, v in definition.items() if k != "version"}, "name": name}
+
+
+def _model_ref(value: Any, source: Source) -> tuple[AssetRef | None, tuple[Spec, ...]]:
+    """A reference, or a model defined in place (`path:` to its files) and the reference."""
+    if isinstance(value, Mapping) and "path" in value:
+        name = anonymous_name(value, source.doc.display)
+        where = Source(source.doc, (*source.where, "model"))
+        defined = model(_anonymous(value, name), where)
+        return AssetRef(name), (defined,)
+    return parse_asset_ref(str(value)), ()
 
 
 _BINDING = re.compile(
@@ -399,7 +443,11 @@ def _step(
     literal = {k: v for k, v in raw.items() if bound[k] is None}
     inputs.update(_inputs({"inputs": literal}, base))
     inputs.update({k: b for k, b in bound.items() if b is not None})
-    env = body.get("environment", environment)
+    if "environment" in body:
+        env, inline = _environment_ref(body["environment"], source)
+    else:  # the pipeline's settings.default_environment
+        pipeline = Source(source.doc, source.where[:-2])
+        env, inline = _environment_ref(environment, pipeline, ("settings", "default_environment"))
     code = body.get("code")
     limits = body.get("limits") or {}
     outputs = dict(body.get("outputs") or {})
@@ -412,7 +460,7 @@ def _step(
         body=dict(body),
         command=str(body.get("command", "")),
         code=local_path(base, code) if code else None,
-        environment=parse_asset_ref(env) if isinstance(env, str) else None,
+        environment=env,
         compute=str(body.get("compute", compute)).removeprefix("azureml:"),
         inputs=inputs,
         outputs={
@@ -427,6 +475,7 @@ def _step(
         register_model=_register(body.get("register_model")),
         component=_component_ref(body.get("component"), base),
         parent_outputs={str(k): m["output"] for k, m in published.items() if m is not None},
+        inline=inline,
     )
 
 
@@ -513,12 +562,14 @@ def deployment(body: Mapping[str, Any], source: Source, endpoint: str = "") -> D
     rate = None
     if isinstance(collector, Mapping):
         rate = float(collector.get("sampling_rate", 1.0))
+    model_ref, model_inline = _model_ref(body["model"], source)
+    env_ref, env_inline = _environment_ref(body["environment"], source)
     return DeploymentSpec(
         **_common(body),
         source=source,
         endpoint=str(body.get("endpoint_name") or endpoint),
-        model=parse_asset_ref(str(body["model"])),
-        environment=parse_asset_ref(str(body["environment"])),
+        model=model_ref,
+        environment=env_ref,
         code=local_path(base, str(code.get("code", "."))),
         scoring_script=str(code.get("scoring_script", "")),
         compute=str(body.get("compute", "local")),
@@ -532,6 +583,7 @@ def deployment(body: Mapping[str, Any], source: Source, endpoint: str = "") -> D
         liveness=_probe(body.get("liveness_probe")),
         readiness=_probe(body.get("readiness_probe")),
         sampling_rate=rate,
+        inline=model_inline + env_inline,
     )
 
 
@@ -540,6 +592,10 @@ def _probe(body: Any) -> Probe:
         return Probe()
     known = {k: body[k] for k in Probe.__dataclass_fields__ if k in body}
     return Probe(**known)
+
+
+def compute(body: Mapping[str, Any], source: Source) -> ComputeSpec:
+    return ComputeSpec(**_common(body), source=source, type=str(body.get("type", "local")))
 
 
 def endpoint(body: Mapping[str, Any], source: Source) -> EndpointSpec:
@@ -577,6 +633,7 @@ def env_text(value: Any) -> str:
 
 
 __all__ = [
+    "ComputeSpec",
     "DataSpec",
     "DatastorePath",
     "DatastoreSpec",

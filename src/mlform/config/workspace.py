@@ -28,6 +28,7 @@ from mlform.config.schema import Where
 from mlform.config.specs import (
     IMPLICIT_DATASTORE,
     Binding,
+    ComputeSpec,
     DataInput,
     DataSpec,
     DatastoreSpec,
@@ -41,6 +42,7 @@ from mlform.config.specs import (
     Spec,
     StepSpec,
 )
+from mlform.config.unsupported import unsupported
 from mlform.config.yamlfile import Document, read_document
 from mlform.errors import ConfigInvalid, Problem, WorkspaceNotFound
 from mlform.graph import find_cycles
@@ -60,7 +62,10 @@ FOLDERS: dict[str, tuple[str, Parser]] = {
     "models": ("model", specs.model),
     "images": ("image", specs.image),
     "endpoints": ("endpoint", specs.endpoint),
+    "compute": ("compute", specs.compute),
 }
+# Folders of Azure ML files that mlform does not run yet: each file is reported.
+UNSUPPORTED_FOLDERS = {"schedules": "job schedules"}
 # A file in a kind folder that has this key declares another kind: a deployment in its
 # own file, as Azure ML keeps them, names its endpoint.
 SUBKINDS: dict[str, tuple[str, str, Parser]] = {
@@ -81,6 +86,8 @@ _AZURE_KINDS = {
     "kubernetesOnlineEndpoint": "endpoint",
     "managedOnlineDeployment": "deployment",
     "kubernetesOnlineDeployment": "deployment",
+    "amlCompute": "compute",
+    "computeInstance": "compute",
 }  # Azure ML's schema file names for mlform kinds
 _NAME_LINE = re.compile(r"^name:[ \t]*[\"']?(?P<name>[A-Za-z0-9][A-Za-z0-9_.-]*)", re.MULTILINE)
 
@@ -97,6 +104,12 @@ class Config:
     deps: dict[str, tuple[str, ...]]
     warnings: list[Problem] = field(default_factory=list)
     container_registry: str | None = None  # where built images are pushed
+
+    def compute_target(self, compute: str) -> str:
+        """The target that runs what names `compute`: a declared compute's type, or the
+        built-in target of that name (local)."""
+        spec = self.specs.get(f"compute/{compute}")
+        return spec.type if isinstance(spec, ComputeSpec) else compute
 
     def datastore(self, name: str) -> DatastoreSpec:
         spec = self.specs[f"datastore/{name}"]
@@ -151,6 +164,7 @@ class _Loader:
             self._component(doc)
         self._resolve_components()
         self._stray_folders()
+        self._unsupported_folders()
         deps = {address: self._dependencies(spec, default) for address, spec in self.specs.items()}
         self._check_model_sources()
         self._check_cycles(deps)
@@ -187,6 +201,10 @@ class _Loader:
         if not doc.parsed:
             return _UNUSABLE
         data = doc.data if isinstance(doc.data, dict) else {}
+        todo = unsupported(doc, kind)
+        if todo is not None:
+            self.problems.append(todo)
+            return _UNUSABLE
         misplaced = _misplaced(data.get("$schema"), kind)
         if misplaced:
             self.problems.append(doc.problem(["$schema"], misplaced))
@@ -251,6 +269,8 @@ class _Loader:
         self._add(spec, skip, register=named)
 
     def _add(self, spec: Spec, skip: set[str], *, register: bool = True) -> None:
+        if register:
+            self._add_anonymous(spec)
         if isinstance(spec, DeploymentSpec):
             if register:
                 self.deployments.append(spec)
@@ -265,12 +285,26 @@ class _Loader:
                 spec.source.problem(
                     ["name"],
                     f"duplicate {spec.kind} name '{spec.name}': also declared at "
-                    f"{other.source}; rename one of them",
+                    f"{_at(other, ['name'])}; rename one of them",
                 )
             )
         elif register:
             self.specs[spec.address] = spec
         self.problems.extend(check_spec(spec, self.root, skip))
+
+    def _add_anonymous(self, spec: Spec) -> None:
+        """Register the environments and models `spec` defines in place. One defined the
+        same way in several places is one resource, checked once."""
+        owners: list[Any] = [spec]
+        if isinstance(spec, PipelineSpec):
+            owners.extend(spec.steps)
+        if isinstance(spec, EndpointSpec):
+            owners.extend(spec.deployments)
+        for owner in owners:
+            for defined in getattr(owner, "inline", ()):
+                if defined.address not in self.specs:
+                    self.specs[defined.address] = defined
+                    self.problems.extend(check_spec(defined, self.root, set()))
 
     def _datastores(self, ws: Document, bad: frozenset[Where]) -> str:
         declared = ws.data.get("datastores") if isinstance(ws.data, dict) else None
@@ -333,6 +367,20 @@ class _Loader:
                     )
                 )
 
+    def _unsupported_folders(self) -> None:
+        """Files in folders of kinds mlform does not run yet, one problem each."""
+        for folder, what in UNSUPPORTED_FOLDERS.items():
+            base = self.root / folder
+            if not base.is_dir():
+                continue
+            for name in sorted(os.listdir(base)):
+                if not name.endswith((".yml", ".yaml")):
+                    continue
+                doc = read_document(base / name, f"{folder}/{name}")
+                self.problems.extend(doc.problems)
+                found = unsupported(doc, folder, what) if doc.parsed else None
+                self.problems.extend([found] if found else [])
+
     # -- references ----------------------------------------------------------------------
 
     def _dependencies(self, spec: Spec, default: str) -> tuple[str, ...]:
@@ -377,15 +425,71 @@ class _Loader:
 
     def _run_references(self, spec: RunconfigSpec) -> list[str]:
         """The environment and data a runconfig names, each declared here."""
-        refs: list[tuple[str, str, list[str | int]]] = []
-        if spec.environment is not None:
-            refs.append(("environment", spec.environment.name, ["environment"]))
+        refs: list[tuple[str, AssetRef, list[str | int]]] = []
+        found = [self._environment(spec.environment, spec.source, spec.body)]
         for key, value in spec.inputs.items():
             if isinstance(value, DataInput) and value.asset is not None:
-                refs.append(("data", value.asset.name, ["inputs", key, "path"]))
-        found = [self._reference(kind, name, spec.source, where) for kind, name, where in refs]
-        self._check_compute(spec.source, spec.compute, "runs")
+                refs.append(("data", value.asset, ["inputs", key, "path"]))
+        found.extend(self._asset(kind, ref, spec.source, where) for kind, ref, where in refs)
+        found.append(self._check_compute(spec.source, spec.compute, "runs"))
         return [address for address in found if address]
+
+    def _environment(
+        self, ref: AssetRef | None, source: Source, body: Mapping[str, Any]
+    ) -> str | None:
+        """The environment a job or step runs in; a problem if what it names is not one
+        (never a silent run in mlform's own Python)."""
+        if ref is not None:
+            return self._asset("environment", ref, source, ["environment"])
+        written = source.doc.text([*source.where, "environment"])
+        if written is not None and "environment" in body:
+            self.problems.append(
+                source.problem(
+                    ["environment"],
+                    f"'{written}' is not an environment reference; write NAME, NAME:VERSION "
+                    "or NAME@latest (azureml: prefix allowed), or "
+                    "azureml://registries/<registry>/environments/NAME/versions/N",
+                )
+            )
+        return None
+
+    def _kind_fits(self, kind: str, ref: AssetRef, source: Source) -> bool:
+        """False, with a problem, when an Azure ML URI names an asset of another kind."""
+        plural = "data" if kind == "data" else f"{kind}s"
+        if ref.kind is None or ref.kind == plural:
+            return True
+        written = source.doc.text([*source.where, kind]) or str(ref)
+        self.problems.append(
+            source.problem(
+                [kind],
+                f"'{written}' names the {ref.kind.removesuffix('s')} '{ref.name}', not "
+                f"{schema.with_article(kind)}; "
+                f"write azureml://registries/<registry>/{plural}/NAME/versions/N",
+            )
+        )
+        return False
+
+    def _asset(
+        self, kind: str, ref: AssetRef, source: Source, where: list[str | int]
+    ) -> str | None:
+        """The address of the asset `ref` names, declared here; else None and a problem.
+        A reference into an Azure ML registry resolves to the asset of that name here."""
+        if where == [kind] and not self._kind_fits(kind, ref, source):
+            return None
+        address = f"{kind}/{ref.name}"
+        if ref.registry is None or address in self.specs or address in self.broken:
+            return self._reference(kind, ref.name, source, where)
+        folder = next(f for f, (k, _) in FOLDERS.items() if k == kind)
+        version = f", version: {ref.version}" if ref.version else ""
+        self.problems.append(
+            source.problem(
+                where,
+                f"{kind} '{ref.name}' (from Azure ML registry '{ref.registry}') is not "
+                f"declared in this workspace, and mlform does not fetch from registries; "
+                f"declare it in {folder}/{ref.name}.yml (name: {ref.name}{version})",
+            )
+        )
+        return None
 
     def _reference(
         self, kind: str, name: str, source: Source, where: list[str | int]
@@ -406,15 +510,25 @@ class _Loader:
             )
         return None
 
-    def _check_compute(self, source: Source, compute: str, what: str) -> None:
-        if compute not in COMPUTE_TARGETS:
-            self.problems.append(
-                source.problem(
-                    ["compute"],
-                    f"unknown compute target '{compute}'; {what} can use: "
-                    + ", ".join(COMPUTE_TARGETS),
-                )
+    def _check_compute(self, source: Source, compute: str, what: str) -> str | None:
+        """The address of the compute `compute` names, if declared; a problem if it names
+        neither a declared compute nor a built-in target."""
+        address = f"compute/{compute}"
+        if address in self.specs:
+            return address
+        if compute in COMPUTE_TARGETS or address in self.broken:
+            return None
+        declared = [a for a in [*self.specs, *self.broken] if a.startswith("compute/")]
+        known = sorted({*COMPUTE_TARGETS, *(a.partition("/")[2] for a in declared)})
+        hint = schema.did_you_mean(compute, known) or f" ({what} can use: {', '.join(known)})"
+        self.problems.append(
+            source.problem(
+                ["compute"],
+                f"unknown compute '{compute}'{hint}; declare it in compute/{compute}.yml "
+                "with type: local, or use compute: local",
             )
+        )
+        return None
 
     def _attach_deployments(self) -> None:
         """Give each endpoint the deployments declared in files of their own, and check
@@ -433,11 +547,9 @@ class _Loader:
         found: list[str] = []
         for dep in spec.deployments:
             if dep.environment is not None:
-                env = self._reference(
-                    "environment", dep.environment.name, dep.source, ["environment"]
-                )
+                env = self._asset("environment", dep.environment, dep.source, ["environment"])
                 found.extend([env] if env else [])
-            if dep.model is not None:
+            if dep.model is not None and self._kind_fits("model", dep.model, dep.source):
                 found.extend(self._model_sources().get(dep.model.name, ()))
         return found
 
@@ -569,13 +681,12 @@ class _Loader:
         inputs: list[Binding | DataInput | str] = list(spec.inputs.values())
         for step in spec.steps:
             inputs.extend(step.inputs.values())
-            if step.environment is not None:
-                where = step.origin if "environment" not in step.body and step.origin else None
-                env = self._reference(
-                    "environment", step.environment.name, where or step.source, ["environment"]
-                )
-                found.extend([env] if env else [])
-            self._check_compute(step.source, step.compute, "steps")
+            origin = step.origin if "environment" not in step.body and step.origin else None
+            env = self._environment(
+                step.environment, origin or step.source, step.body if origin is None else {}
+            )
+            found.extend([env] if env else [])
+            found.extend(filter(None, [self._check_compute(step.source, step.compute, "steps")]))
         for value in inputs:
             if isinstance(value, DataInput) and value.asset is not None:
                 address = f"data/{value.asset.name}"
@@ -589,9 +700,7 @@ class _Loader:
         (`mlform models register`) has no producer here; the plan checks it exists."""
         found: list[str] = []
         if spec.environment is not None:
-            env = self._reference(
-                "environment", spec.environment.name, spec.source, ["environment"]
-            )
+            env = self._asset("environment", spec.environment, spec.source, ["environment"])
             found.extend([env] if env else [])
         if spec.model is not None:
             found.extend(self._model_sources().get(spec.model.name, ()))
@@ -619,12 +728,13 @@ class _Loader:
         for name, addresses in self._model_sources().items():
             first, *others = (self.specs[a] for a in addresses)
             for other in others:
-                where = ["name"] if isinstance(other, ModelSpec) else ["register_model", "name"]
+                where = _model_name_at(other)
                 self.problems.append(
                     other.source.problem(
                         where,
                         f"model '{name}' is also registered by {first.address} "
-                        f"({first.source}); give one of them another model name",
+                        f"({_at(first, _model_name_at(first))}); give one of them another "
+                        "model name",
                     )
                 )
 
@@ -796,7 +906,7 @@ def _endpoint_problems(spec: EndpointSpec) -> list[Problem]:
                 dep.source.problem(
                     ["name"],
                     f"endpoint {spec.name} already has a deployment '{dep.name}' "
-                    f"({seen[dep.name].source}); rename one of them",
+                    f"({_at(seen[dep.name], ['name'])}); rename one of them",
                 )
             )
         seen[dep.name] = dep
@@ -836,15 +946,34 @@ def _usable(value: Any, where: Where, bad: frozenset[Where]) -> dict[str, Any] |
 
 
 def _named_files(docs: list[Document]) -> set[Path]:
-    """The YAML files that these documents point at with path, conda_file or requirements."""
+    """The YAML files that these documents point at with path, conda_file or requirements,
+    theirs or those of an environment or model they define in place."""
     named = set()
     for doc in docs:
-        if isinstance(doc.data, dict):
+        for mapping in _definitions(doc.data):
             for key in ("path", "conda_file", "requirements"):
-                value = doc.data.get(key)
+                value = mapping.get(key)
                 if isinstance(value, str) and value.endswith((".yml", ".yaml")):
                     named.add(local_path(doc.path.parent, value))
     return named
+
+
+def _definitions(data: Any) -> list[dict[str, Any]]:
+    """A document's mapping, and those it defines in place: `environment:`, `model:`,
+    `settings.default_environment:`, in itself and in its pipeline steps."""
+    if not isinstance(data, dict):
+        return []
+    found = [data]
+    settings = data.get("settings")
+    places = [data, settings if isinstance(settings, dict) else {}]
+    jobs = data.get("jobs")
+    places.extend(jobs.values() if isinstance(jobs, dict) else ())
+    for place in places:
+        if isinstance(place, dict):
+            for key in ("environment", "model", "default_environment"):
+                if isinstance(place.get(key), dict):
+                    found.append(place[key])
+    return found
 
 
 def _misplaced(declared: Any, kind: str) -> str | None:
@@ -874,6 +1003,17 @@ def _guess_name(doc: Document) -> str:
     except (OSError, UnicodeDecodeError):
         match = None
     return match["name"] if match else doc.path.stem
+
+
+def _model_name_at(spec: Spec) -> list[str | int]:
+    """Where a model source writes the model's name (a pipeline: in the step that does)."""
+    if isinstance(spec, ModelSpec):
+        return ["name"]
+    if isinstance(spec, PipelineSpec):
+        for step in spec.steps:
+            if step.register_model is not None:
+                return [*step.source.where[len(spec.source.where) :], "register_model", "name"]
+    return ["register_model", "name"]
 
 
 def _display(path: Path, root: Path) -> str:

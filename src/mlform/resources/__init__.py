@@ -17,6 +17,7 @@ from mlform.state.records import Recorded
 # every `mlform` command starts faster for it.
 _KIND_CLASSES = {
     "datastore": ("mlform.resources.datastore", "DatastoreKind"),
+    "compute": ("mlform.resources.compute", "ComputeKind"),
     "data": ("mlform.resources.data", "DataKind"),
     "environment": ("mlform.resources.environment", "EnvironmentKind"),
     "runconfig": ("mlform.resources.runconfig", "RunconfigKind"),
