@@ -310,6 +310,6 @@ def test_every_azure_input_mode_is_accepted(cli: Cli, make_workspace: Make) -> N
     )
     ran = cli("validate", cwd=root)
     assert [line.split(": error: ")[0] for line in ran.err.splitlines()] == [
-        "runconfigs/bad.yml:4:3",
+        "runconfigs/bad.yml:6:11",
         "validation failed: 1 error",
     ]
