@@ -9,13 +9,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import duckdb
 import yaml
 
 from mlform.config.refs import LocalPath, parse_asset_ref
 from mlform.config.workspace import Config
-from mlform.errors import MlformError, NotFound
+from mlform.errors import DatastoreError, MlformError, NotFound
 from mlform.hashing import Hasher
 from mlform.resources.base import Context
 from mlform.state.store import Store
@@ -148,8 +149,6 @@ def _reader(item: DataVersion, files: dict[str, Path]) -> tuple[str, list[str]]:
 @contextmanager
 def _local_files(config: Config, item: DataVersion) -> Iterator[dict[str, Path]]:
     """Each file of the version as a local path DuckDB can read, fetched if remote."""
-    if not item.location.startswith(("datastore://", "/")):
-        raise MlformError(f"reading {item.location} directly is not supported yet")
     ctx = Context(config, Hasher(None))
     files: dict[str, Path] = {}
     with tempfile.TemporaryDirectory(prefix="mlform-head-") as tmp:
@@ -170,14 +169,86 @@ def _fetch(ctx: Context, item: DataVersion, entry: dict[str, Any], tmp: Path) ->
         with storage.open(entry["key"]) as src:
             target.write_bytes(src.read())
         return target
-    base = item.location
-    if base.startswith("datastore://"):
-        store_name, _, sub = base.removeprefix("datastore://").partition("/")
-        location = ctx.config.datastore(store_name).location
-        assert isinstance(location, LocalPath)
-        base = str(location.path / sub)
+    base, options = _where(ctx, item.location)
+    # a location naming the file itself: a URL, or a remote path that ends in the file
+    single = base.startswith("http") or (
+        len(item.manifest) == 1 and base.rstrip("/").endswith(f"/{entry['path']}")
+    )
+    if "://" in base:  # in place on a remote store or behind a URL: fetched for the run
+        target = tmp / str(entry["path"])
+        source = base if single else f"{base.rstrip('/')}/{entry['path']}"
+        _download(source, options, target)
+        return target
     path = Path(base)
     return path if path.is_file() and len(item.manifest) == 1 else path / entry["path"]
+
+
+def _where(ctx: Context, location: str) -> tuple[str, dict[str, Any]]:
+    """A version's location as a local path or a URL, with the options to read it."""
+    if not location.startswith("datastore://"):
+        return location, {}
+    store_name, _, sub = location.removeprefix("datastore://").partition("/")
+    store = ctx.config.datastore(store_name)
+    if isinstance(store.location, LocalPath):
+        return str(store.location.path / sub), {}
+    return f"{store.location.url.rstrip('/')}/{sub}", dict(store.storage_options)
+
+
+def direct_location(ctx: Context, item: DataVersion) -> str | None:
+    """Where a version's files are, for an input in `direct` mode: the URL or folder
+    they were registered from; None when they were uploaded (they are only blobs then)."""
+    if any("key" in entry for entry in item.manifest):
+        return None
+    base, _ = _where(ctx, item.location)
+    if (
+        "://" not in base
+        and len(item.manifest) == 1
+        and Path(base, item.manifest[0]["path"]).is_file()
+    ):
+        return str(Path(base, item.manifest[0]["path"])) if item.type == "uri_file" else base
+    return base
+
+
+def download(url: str, folder: Path, kind: str) -> Path:
+    """A job input given as a URL, fetched into `folder`: the file for a `uri_file` (or
+    any `http(s)://` URL), else the folder."""
+    from mlform.storage import http
+
+    if urlsplit(url).scheme in http.SCHEMES:
+        target = folder / http.name_of(url)
+        _download(url, {}, target)
+        return target if kind == "uri_file" else folder
+    from mlform.storage import filesystem, unreachable
+
+    try:
+        fs, root = filesystem(url, {})
+        if fs.isfile(root):
+            target = folder / root.rsplit("/", 1)[-1]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fs.get_file(root, str(target))
+            return target if kind == "uri_file" else folder
+        folder.mkdir(parents=True, exist_ok=True)
+        fs.get(f"{root.rstrip('/')}/", str(folder), recursive=True)
+    except MlformError:
+        raise
+    except Exception as err:
+        raise DatastoreError(unreachable(url, err) or f"cannot read {url}: {err}") from err
+    return folder
+
+
+def _download(source: str, options: dict[str, Any], target: Path) -> None:
+    from mlform.storage import filesystem, http, unreachable
+
+    if urlsplit(source).scheme in http.SCHEMES:
+        http.download(source, target)
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fs, path = filesystem(source, options)
+        fs.get_file(path, str(target))
+    except Exception as err:
+        said = unreachable(source, err) or f"cannot read {source}: {err}"
+        raise DatastoreError(said) from err
 
 
 def find(read: Reader, name: str, version: str) -> DataVersion | None:

@@ -123,14 +123,14 @@ def test_protected_delete_is_refused() -> None:
 
 
 def test_failed_and_drifted_resources_are_retried_with_the_reason() -> None:
-    desired = {"environment/e": want("environment/e"), "data/f": want("data/f")}
+    desired = {"datastore/d": want("datastore/d"), "data/f": want("data/f")}
     recorded = {
-        "environment/e": have("environment/e", drift="virtual environment missing at /x"),
+        "datastore/d": have("datastore/d", drift="folder /x is missing"),
         "data/f": have("data/f", None, status="failed", error="disk full\nmore"),
     }
     plan = diff(desired, recorded)
     assert {c.address: (c.action, c.reasons) for c in plan.changes} == {
-        "environment/e": (Action.UPDATE, ("virtual environment missing at /x",)),
+        "datastore/d": (Action.UPDATE, ("folder /x is missing",)),
         "data/f": (Action.CREATE, ("last apply failed: disk full",)),
     }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -10,13 +11,16 @@ import fsspec
 import pytest
 
 from tests.conftest import Ran
+from tests.storage.conftest import Served, closed_port, served  # noqa: F401  (fixture)
 
 Cli = Callable[..., Ran]
 Make = Callable[[Mapping[str, str]], Path]
 
 
 def changes(out: str) -> list[str]:
-    return [line.strip() for line in out.splitlines() if line.startswith(("  +", "  ~", "  -"))]
+    return [
+        line.strip() for line in out.splitlines() if line.startswith(("  +", "  ~", "  -", "  >"))
+    ]
 
 
 def test_folder_versions_name_the_changed_files(cli: Cli, make_workspace: Make) -> None:
@@ -172,5 +176,140 @@ def test_missing_fsspec_driver_is_a_validation_error(cli: Cli, make_workspace: M
     assert ran.code == 1
     assert ran.err.splitlines() == [
         "data/x.yml:3:7: error: 's3://' URLs need an extra package: pip install 'mlform[s3]'",
+        "validation failed: 1 error",
+    ]
+
+
+def test_https_data_is_fingerprinted_by_the_server_and_read_for_runs(
+    cli: Cli,
+    make_workspace: Make,
+    served: Served,  # noqa: F811
+) -> None:
+    (served.folder / "iris.csv").write_text("sepal,species\n5.1,setosa\n6.7,virginica\n")
+    url = f"{served.url}/iris.csv"
+    root = make_workspace(
+        {
+            "workspace.yml": "name: web\n",
+            "data/iris.yml": f"name: iris\ntype: uri_file\npath: {url}\n",
+            "runconfigs/copy.yml": f"""
+            name: copy
+            command: >-
+              cp ${{{{inputs.asset}}}} ${{{{outputs.out}}}}/asset.csv &&
+              cp ${{{{inputs.downloaded}}}} ${{{{outputs.out}}}}/downloaded.csv &&
+              echo ${{{{inputs.direct}}}} > ${{{{outputs.out}}}}/direct.txt
+            inputs:
+              asset:
+                type: uri_file
+                path: azureml:iris@latest
+                mode: ro_mount
+              downloaded:
+                type: uri_file
+                path: {url}
+                mode: download
+              direct:
+                type: uri_file
+                path: {url}
+                mode: direct
+            outputs:
+              out:
+                type: uri_folder
+        """,
+        }
+    )
+    assert cli("validate", cwd=root).code == 0
+    plan = cli("plan", cwd=root)
+    assert "+ data/iris" in plan.out and "(new: version 1 (1 file, 39 B))" in plan.out
+    applied = cli("apply", "--yes", cwd=root)
+    assert applied.code == 0, applied.out + applied.err
+    assert f"stored at:   {url}" in cli("data", "show", "iris", cwd=root).out
+    head = cli("data", "head", "iris", cwd=root)
+    assert head.out.splitlines()[0] == "schema: sepal DOUBLE, species VARCHAR"
+    out = next((root / ".mlform" / "runs").glob("copy_*")) / "outputs" / "out"
+    assert (out / "asset.csv").read_text() == (served.folder / "iris.csv").read_text()
+    assert (out / "downloaded.csv").read_text() == (served.folder / "iris.csv").read_text()
+    assert (out / "direct.txt").read_text() == f"{url}\n"
+    assert cli("plan", "--detailed-exitcode", cwd=root).code == 0
+
+    (served.folder / "iris.csv").write_text("sepal,species\n5.1,setosa\n")
+    os.utime(served.folder / "iris.csv", (1_700_000_000, 1_700_000_000))  # Last-Modified moves
+    plan = cli("plan", cwd=root)
+    assert changes(plan.out) == [
+        "~ data/iris       (content changed: iris.csv modified; version 1 → 2)",
+        "> runconfig/copy  (data: iris 1 → 2)",
+    ]
+
+
+def test_an_unreachable_or_missing_url_says_which(
+    cli: Cli,
+    make_workspace: Make,
+    served: Served,  # noqa: F811
+) -> None:
+    port = closed_port()
+    root = make_workspace(
+        {
+            "workspace.yml": "name: web\n",
+            "data/far.yml": f"name: far\ntype: uri_file\npath: http://127.0.0.1:{port}/x.csv\n",
+        }
+    )
+    plan = cli("plan", cwd=root)
+    assert plan.code == 1
+    assert plan.err.splitlines()[-1] == (
+        "error: data/far (data/far.yml:1): cannot reach 127.0.0.1: connection refused; "
+        "check the URL or your network"
+    )
+    (root / "data/far.yml").write_text(f"name: far\ntype: uri_file\npath: {served.url}/no.csv\n")
+    plan = cli("plan", cwd=root)
+    assert plan.err.splitlines()[-1] == (
+        f"error: data/far (data/far.yml:1): {served.url}/no.csv does not exist "
+        "(the server answered 404)"
+    )
+
+
+def test_an_unreachable_datastore_host_is_not_a_missing_file(
+    cli: Cli, make_workspace: Make
+) -> None:
+    # fsspec's HTTP driver reports a refused connection as FileNotFoundError
+    port = closed_port()
+    root = make_workspace(
+        {
+            "workspace.yml": f"""
+            name: far
+            datastores:
+              - name: main
+                path: store
+                default: true
+              - name: web
+                path: http://127.0.0.1:{port}/files
+        """,
+            "data/x.yml": "name: x\ntype: uri_file\npath: datastore://web/x.csv\n",
+        }
+    )
+    plan = cli("plan", cwd=root)
+    assert plan.err.splitlines()[-1] == (
+        "error: data/x (data/x.yml:1): cannot reach 127.0.0.1: connection refused; "
+        "check the URL or your network"
+    )
+
+
+def test_every_azure_input_mode_is_accepted(cli: Cli, make_workspace: Make) -> None:
+    modes = ["ro_mount", "rw_mount", "download", "direct", "upload", "eval_mount", "eval_download"]
+    inputs = "".join(
+        f"  {mode}:\n    type: uri_file\n    path: ../data/x.csv\n    mode: {mode}\n"
+        for mode in modes
+    )
+    root = make_workspace(
+        {
+            "workspace.yml": "name: modes\n",
+            "data/x.csv": "a\n1\n",
+            "runconfigs/r.yml": f"name: r\ncommand: echo\ninputs:\n{inputs}",
+            "runconfigs/bad.yml": (
+                "name: bad\ncommand: echo\ninputs:\n"
+                "  x:\n    path: ../data/x.csv\n    mode: mount\n"
+            ),
+        }
+    )
+    ran = cli("validate", cwd=root)
+    assert [line.split(": error: ")[0] for line in ran.err.splitlines()] == [
+        "runconfigs/bad.yml:6:11",
         "validation failed: 1 error",
     ]

@@ -124,6 +124,12 @@ def test_the_example_image_is_built_pushed_and_scores_requests(
     assert image_rows(root) == [("iris-scorer", "1", "iris-classifier:1")]
     assert cli("plan", "--detailed-exitcode", cwd=root).code == 0
 
+    # An engine without the image (a fresh CI runner) is a cache miss, not a change to plan.
+    containers.stop(client, name)
+    started.remove(name)
+    client.images.remove(client.images.get(reference).id, force=True)
+    assert cli("plan", "--detailed-exitcode", cwd=root).code == 0
+
 
 def test_an_unreachable_engine_is_said_plainly_and_records_no_image(
     cli: Cli, example_with_image: Path, monkeypatch: pytest.MonkeyPatch

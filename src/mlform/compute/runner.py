@@ -208,22 +208,15 @@ class _Run:
         assert ref is not None
         address = f"environment/{ref.name}"
         version = ref.version or self._current_version(address)
+        from mlform.resources.environment import ensure_built
+
+        venv = ensure_built(self.ctx, self.change.address, ref.name, version)
         rows = self.ctx.read(
-            "select location, spec from asset_versions "
+            "select spec from asset_versions "
             "where kind = 'environment' and name = ? and version = ?",
             [ref.name, version],
         )
-        if not rows:
-            raise ApplyError(
-                f"{self.change.address}: environment {ref.name}:{version} does not exist"
-            )
-        venv = Path(rows[0][0])
-        if not (venv / "bin" / "python").exists():
-            raise ApplyError(
-                f"{self.change.address}: the build of environment {ref.name}:{version} is "
-                f"missing ({venv}); run `mlform apply` to rebuild it"
-            )
-        spec = json.loads(rows[0][1])
+        spec = json.loads(rows[0][0])
         variables = {
             str(k): env_text(v) for k, v in (spec.get("environment_variables") or {}).items()
         }
@@ -236,7 +229,12 @@ class _Run:
             if isinstance(location, LocalPath):
                 return str(location.path), str(location.path)
             assert isinstance(location, Url)
-            return location.url, location.url
+            if value.mode == "direct":
+                return location.url, location.url
+            from mlform.datasets import download
+
+            fetched = download(location.url, self.dir / "inputs" / name, value.type)
+            return str(fetched), location.url
         from mlform import datasets
 
         asset = value.asset
@@ -246,6 +244,9 @@ class _Run:
         if item is None:
             raise ApplyError(f"{self.change.address}: data {asset.name}:{version} does not exist")
         versions[address] = version
+        direct = datasets.direct_location(self.ctx, item) if value.mode == "direct" else None
+        if direct is not None:
+            return direct, f"{asset.name}:{version}"
         target = self.dir / "inputs" / name
         datasets.materialize(self.ctx, item, target)
         if item.type == "uri_file" and len(item.manifest) == 1:

@@ -103,6 +103,7 @@ class DataInput:
     type: str
     asset: AssetRef | None = None  # azureml:iris:2, iris@latest
     location: Location | None = None  # a path, resolved like a data asset's
+    mode: str = "ro_mount"  # Azure ML's input modes; `direct` hands the run the URL itself
 
 
 @dataclass(frozen=True, slots=True)
@@ -496,10 +497,11 @@ def _inputs(body: Mapping[str, Any], base: Path) -> dict[str, DataInput | str]:
             path = str(value["path"])
             kind = str(value.get("type", "uri_folder"))
             ref = _data_ref(path)
+            mode = str(value.get("mode", "ro_mount"))
             inputs[str(key)] = (
-                DataInput(kind, asset=ref)
+                DataInput(kind, asset=ref, mode=mode)
                 if ref
-                else DataInput(kind, location=parse_location(path, base))
+                else DataInput(kind, location=parse_location(path, base), mode=mode)
             )
         elif isinstance(value, dict):
             inputs[str(key)] = env_text(value.get("value"))

@@ -17,7 +17,7 @@ from typing import Any
 
 from mlform.config.refs import DatastorePath, LocalPath, Url
 from mlform.config.specs import DataSpec, ModelSpec, Spec
-from mlform.errors import ApplyError, PlanError
+from mlform.errors import ApplyError, DatastoreError, PlanError
 from mlform.hashing import FileEntry, sha256_file, sha256_text, tree_digest
 from mlform.plan.model import Change, Desired
 from mlform.resources.base import (
@@ -31,6 +31,7 @@ from mlform.resources.base import (
 )
 from mlform.sizes import human_size
 from mlform.state.records import AssetMetadata, AssetVersion, Recorded
+from mlform.storage import filesystem, http, unreachable
 from mlform.storage.blobs import blob_key
 
 __all__ = ["DataKind", "Scan", "human_size", "scan_location"]
@@ -146,7 +147,18 @@ def scan_location(spec: DataSpec | ModelSpec, ctx: Context) -> Scan:
         url = f"{store.location.url.rstrip('/')}/{location.path}"
         return _scan_remote(spec, url, dict(store.storage_options))
     assert isinstance(location, Url)
+    if location.scheme in http.SCHEMES:
+        return _scan_http(spec, location.url)
     return _scan_remote(spec, location.url, {})
+
+
+def _scan_http(spec: DataSpec | ModelSpec, url: str) -> Scan:
+    try:
+        remote = http.stat(url)
+    except DatastoreError as err:
+        raise PlanError(f"{spec.address} ({spec.source}): {err}") from None
+    entry = FileEntry(remote.name, remote.size, sha256_text(remote.name, remote.fingerprint))
+    return Scan([entry], None, url, upload=False)
 
 
 def _scan_local(
@@ -169,19 +181,20 @@ def _scan_local(
 def _scan_remote(spec: DataSpec | ModelSpec, url: str, options: dict[str, Any]) -> Scan:
     """Fingerprint remote files by what the store reports (ETag, checksum, size, mtime)
     rather than downloading them on every plan, as DVC does for remote dependencies."""
-    from fsspec.core import url_to_fs
-
     try:
-        fs, root = url_to_fs(url, **options)
-        if fs.isfile(root):
-            infos = {root.rsplit("/", 1)[-1]: fs.info(root)}
+        fs, root = filesystem(url, options)
+        info = fs.info(root)  # one round trip that fails plainly (isfile hides errors)
+        if info["type"] == "file":
+            infos = {root.rsplit("/", 1)[-1]: info}
         else:
             found = fs.find(root, detail=True)
             infos = {p[len(root) :].lstrip("/"): i for p, i in found.items() if i["type"] == "file"}
-    except FileNotFoundError:
-        raise PlanError(f"{spec.address} ({spec.source}): {url} does not exist") from None
     except Exception as err:
-        raise PlanError(f"{spec.address} ({spec.source}): cannot read {url}: {err}") from err
+        said = unreachable(url, err)
+        if said is None and isinstance(err, FileNotFoundError):
+            said = f"{url} does not exist"
+        said = said or f"cannot read {url}: {err}"
+        raise PlanError(f"{spec.address} ({spec.source}): {said}") from None
     if not infos:
         raise PlanError(f"{spec.address} ({spec.source}): {url} has no files")
     files = [

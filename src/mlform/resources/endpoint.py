@@ -30,6 +30,7 @@ from mlform.hashing import sha256_text
 from mlform.plan.model import Change, Desired
 from mlform.registry import models
 from mlform.resources.base import Context, Outcome, canonical, content_spec, declared, digest_of
+from mlform.resources.environment import ensure_built
 from mlform.resources.image import (
     copy_code,
     environment_build,
@@ -247,6 +248,8 @@ class _Rollout:
         folder = self.home / dep.name / instance
         assert dep.environment is not None
         env_ref, requirements, venv = environment_build(ctx, dep.environment, self.address)
+        if dep.compute == "local":  # a container installs the packages itself
+            venv = ensure_built(ctx, self.address, *env_ref.split(":", 1))
         storage = ctx.storage(model.datastore)
         cached = models.materialize(storage, model, ctx.cache / "models" / model.digest[:20])
         mounted = mount(

@@ -26,6 +26,7 @@ from typing import Any
 import yaml
 
 from mlform import buildlog
+from mlform.compute import interpreters
 from mlform.config.specs import EnvironmentSpec, Spec
 from mlform.errors import ApplyError, BuildFailed, PlanError
 from mlform.hashing import sha256_text
@@ -40,12 +41,13 @@ from mlform.resources.base import (
     latest_version,
     plural,
 )
+from mlform.resources.conda import CondaSpecError, to_pip
 from mlform.shownpath import shown
 from mlform.state.records import AssetMetadata, AssetVersion, EnvironmentBuild, Recorded
 
 COMPLETE = ".mlform-complete"
+IMAGE_ONLY = "image only: runs need compute of type docker"
 PYTHON = f"{sys.implementation.name}-{sys.version_info.major}.{sys.version_info.minor}"
-_THIS_PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}.{sys.version_info.micro}"
 _PIP_TAIL = 40
 
 
@@ -54,10 +56,11 @@ class Packages:
     lines: tuple[str, ...]  # pip requirement lines, in order
     notes: tuple[str, ...]  # what was translated or ignored from a conda file
     by_file: Mapping[str, tuple[str, ...]]  # what each named file contributed
+    python: str | None = None  # the feature version a conda file pins (`3.10`), if any
 
 
 def build_digest(packages: Packages) -> str:
-    return sha256_text(PYTHON, *packages.lines)
+    return sha256_text(python_tag(packages.python), *packages.lines)
 
 
 def env_path(cache: Path, digest: str) -> Path:
@@ -76,23 +79,29 @@ class EnvironmentKind:
         build = build_digest(packages)
         components["build"] = build
         key = sha256_text(build, canonical(content_spec(spec.body)))
+        if image_only(spec, packages):
+            summary = IMAGE_ONLY
+        else:
+            interpreter(spec.address, spec.source, packages.python)
+            summary = "; ".join(
+                [
+                    f"{plural(len(packages.lines), 'package')}, {python_tag(packages.python)}",
+                    *packages.notes,
+                ]
+            )
         return declared(
             spec,
             ctx,
             components,
             version_key=key,
             version=spec.version,
-            summary="; ".join(
-                [f"{plural(len(packages.lines), 'package')}, {PYTHON}", *packages.notes]
-            ),
+            summary=summary,
             payload=(spec, packages, build),
         )
 
     def refresh(self, recorded: Recorded, ctx: Context) -> str | None:
-        path = recorded.outputs.get("path")
-        if path and not (Path(path) / COMPLETE).is_file():
-            # Named by its build digest, not where this machine keeps its cache.
-            return f"virtual environment {Path(path).name} missing from the cache"
+        # The virtual environment is a cache of what the state records, not state: a
+        # machine without it (a fresh CI runner) builds it when a run needs it.
         return None
 
     def apply(self, change: Change, ctx: Context) -> Outcome:
@@ -100,7 +109,12 @@ class EnvironmentKind:
         spec, packages, build = change.after.payload
         path = env_path(ctx.cache, build)
         records: list[Any] = []
-        built = _build(change.address, path, packages, build, ctx, change.after.summary)
+        only_image = image_only(spec, packages)
+        built = (
+            None
+            if only_image
+            else _build(change.address, path, packages, build, ctx, change.after.summary)
+        )
         reused = built is None
         if built is not None:
             records.append(built)
@@ -116,7 +130,7 @@ class EnvironmentKind:
                     version,
                     build,
                     change.after.spec,
-                    [{"requirement": line} for line in packages.lines],
+                    _manifest(packages, only_image),
                     str(path),
                     0,
                 )
@@ -132,6 +146,8 @@ class EnvironmentKind:
             "image": spec.image,
         }
         message = "reused an existing build" if reused else "built"
+        if only_image:
+            message = f"recorded ({IMAGE_ONLY})"
         return Outcome(outputs, records, message)
 
     def destroy(self, change: Change, ctx: Context) -> Outcome:
@@ -145,10 +161,60 @@ class EnvironmentKind:
         )
 
 
+def image_only(spec: EnvironmentSpec, packages: Packages) -> bool:
+    """An Azure ML environment that is a Docker image (`image:` or `build:`) and nothing
+    else: what it holds is inside the image, so a virtual environment cannot stand in."""
+    has_image = spec.image is not None or "build" in spec.body
+    return has_image and not packages.lines and spec.conda_file is None
+
+
+def _manifest(packages: Packages, only_image: bool) -> list[dict[str, Any]]:
+    """What the state keeps to rebuild the environment on another machine."""
+    build: dict[str, Any] = {"python": packages.python, "image_only": only_image}
+    return [build, *({"requirement": line} for line in packages.lines)]
+
+
+def ensure_built(ctx: Context, owner: str, name: str, version: str) -> Path:
+    """The virtual environment of environment `name:version`, built first when this
+    machine has none: a cache missing is not a change to plan, so whatever needs the
+    environment (a run, a local deployment) builds it then, saying so."""
+    rows = ctx.read(
+        "select content_digest, manifest from asset_versions "
+        "where kind = 'environment' and name = ? and version = ?",
+        [name, version],
+    )
+    if not rows:
+        raise ApplyError(f"{owner}: environment {name}:{version} does not exist")
+    build, manifest = str(rows[0][0]), json.loads(rows[0][1])
+    facts: dict[str, Any] = next((item for item in manifest if "requirement" not in item), {})
+    if facts.get("image_only"):
+        raise ApplyError(
+            f"{owner}: environment {name}:{version} is only a Docker image ({IMAGE_ONLY}); "
+            "add its packages (conda_file or pip) to run it locally"
+        )
+    path = env_path(ctx.cache, build)
+    if (path / COMPLETE).is_file():
+        return path
+    python = facts.get("python")
+    lines = tuple(str(item["requirement"]) for item in manifest if "requirement" in item)
+    packages = Packages(lines, (), {}, python)
+    try:
+        interpreter(f"environment/{name}", f"version {version}", python)
+    except PlanError as err:
+        raise ApplyError(f"{owner}: {err}") from None
+    ctx.log(owner, f"environment {name}:{version} is not built on this machine yet")
+    summary = f"{plural(len(lines), 'package')}, {python_tag(python)}"
+    built = _build(owner, path, packages, build, ctx, summary)
+    if built is not None:
+        ctx.emit([built])
+    return path
+
+
 def resolve_packages(spec: EnvironmentSpec) -> Packages:
     lines: list[str] = list(spec.pip)
     notes: list[str] = []
     by_file: dict[str, tuple[str, ...]] = {}
+    python: str | None = None
     if spec.requirements is not None and spec.requirements.is_file():
         found = _requirement_lines(spec.requirements.read_text(encoding="utf-8"))
         by_file[spec.requirements.name] = tuple(found)
@@ -159,21 +225,53 @@ def resolve_packages(spec: EnvironmentSpec) -> Packages:
         for item in conda.get("dependencies") or []:
             if isinstance(item, dict):
                 lines.extend(str(line) for line in item.get("pip") or [])
-            elif isinstance(item, str):
-                name = item.split("::")[-1].strip()
-                base = name.split("=")[0].split(">")[0].split("<")[0].strip()
-                if base in ("python", "pip"):
-                    wanted = name[len(base) :].lstrip("=<>! ")
-                    same = not wanted or f"{_THIS_PYTHON}.".startswith(f"{wanted.rstrip('.*')}.")
-                    if base == "python" and not same:
-                        notes.append(f"conda asks for {name}; mlform uses {PYTHON}")
-                    continue
-                translated = _conda_to_pip(name)
-                notes.append(f"conda package {name} installed with pip as {translated}")
-                lines.append(translated)
+                continue
+            try:
+                translated = to_pip(str(item))
+            except CondaSpecError as err:
+                raise PlanError(f"{spec.address} ({spec.source}): conda_file: {err}") from None
+            if translated.name == "python":
+                python = _python_pin(spec, str(item), translated.version)
+            elif translated.line is None:
+                if translated.name != "pip":  # the pip section says what it is for
+                    notes.append(f"conda-only package {translated.name} left out")
+            else:
+                lines.append(translated.line)
         if isinstance(spec.conda_file, Path):
             by_file[spec.conda_file.name] = tuple(lines[start:])
-    return Packages(tuple(dict.fromkeys(lines)), tuple(notes), by_file)
+    return Packages(tuple(dict.fromkeys(lines)), tuple(notes), by_file, python)
+
+
+def _python_pin(spec: EnvironmentSpec, item: str, version: str | None) -> str | None:
+    """The feature version (`3.10`) a conda `python` spec pins, if it pins one."""
+    if version is None:
+        return None
+    wanted = interpreters.feature_version(version)
+    if wanted is None:
+        raise PlanError(
+            f"{spec.address} ({spec.source}): conda_file asks for {item}; name one Python "
+            f"version (python={interpreters.current()}) so mlform knows which interpreter to use"
+        )
+    return wanted
+
+
+def python_tag(python: str | None) -> str:
+    """The interpreter a build uses, as its digest and summary name it."""
+    return PYTHON if python is None else f"{sys.implementation.name}-{python}"
+
+
+def interpreter(address: str, source: object, python: str | None) -> Path:
+    """The interpreter to build with; a PlanError naming the missing one when absent."""
+    if python is None:
+        return Path(sys.executable)
+    found = interpreters.find(python)
+    if found is None:
+        raise PlanError(
+            f"{address} ({source}): conda_file asks for python={python}, and no Python "
+            f"{python} is on this machine (looked for python{python} on PATH and in pyenv); "
+            f"{interpreters.how_to_get(python)}, or change the pin"
+        )
+    return found
 
 
 def _read_conda(spec: EnvironmentSpec) -> Mapping[str, Any]:
@@ -213,19 +311,6 @@ def _requirement_lines(text: str) -> list[str]:
     return out
 
 
-def _conda_to_pip(spec: str) -> str:
-    """`numpy=1.26` (conda: 1.26.*) → `numpy==1.26.*`; `numpy>=1.2` stays as it is."""
-    if "=" in spec and not any(op in spec for op in ("==", ">=", "<=", "!=")):
-        name, _, version = spec.partition("=")
-        version = version.split("=")[0]  # drop a build string
-        return (
-            f"{name}=={version}"
-            if "*" in version or version.count(".") >= 2
-            else f"{name}=={version}.*"
-        )
-    return spec
-
-
 @contextlib.contextmanager
 def _build_lock(path: Path) -> Iterator[None]:
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -262,7 +347,8 @@ def _build(
                 progress(address, f"{installing} {seconds:.0f}s")
 
         try:
-            _create(address, path, packages, log, waiting, log_name)
+            python_exe = interpreter(address, address, packages.python)
+            _create(address, path, packages, python_exe, log, waiting, log_name)
         except BaseException:
             shutil.rmtree(path, ignore_errors=True)
             raise
@@ -270,19 +356,20 @@ def _build(
             if progress is not None:
                 progress(address, None)
         (path / COMPLETE).write_text(json.dumps({"build": build, "packages": packages.lines}))
-    return _describe(path, build, started)
+    return _describe(path, build, started, python_tag(packages.python))
 
 
 def _create(
     address: str,
     path: Path,
     packages: Packages,
+    python_exe: Path,
     log: Path,
     waiting: Callable[[float], None],
     log_name: str,
 ) -> None:
     host_pip = importlib.util.find_spec("pip") is not None
-    venv = [sys.executable, "-m", "venv", str(path)]
+    venv = [str(python_exe), "-m", "venv", str(path)]
     if host_pip:
         venv.insert(3, "--without-pip")  # install with this interpreter's pip: much faster
     _run(address, venv, "could not create the virtual environment")
@@ -313,7 +400,7 @@ def _check(address: str, code: int, tail: list[str], what: str, log: str | None 
         raise BuildFailed(f"{address}: {what} (exit {code}):\n{quoted}{where}")
 
 
-def _describe(path: Path, build: str, started: float) -> EnvironmentBuild:
+def _describe(path: Path, build: str, started: float, python: str) -> EnvironmentBuild:
     probe = (
         "import importlib.metadata as m, json; print(json.dumps(sorted("
         "f'{d.metadata[\"Name\"]}=={d.version}' for d in m.distributions())))"
@@ -322,4 +409,4 @@ def _describe(path: Path, build: str, started: float) -> EnvironmentBuild:
         [str(path / "bin" / "python"), "-c", probe], capture_output=True, text=True, check=False
     )
     frozen = json.loads(result.stdout) if result.returncode == 0 else []
-    return EnvironmentBuild(build, str(path), PYTHON, frozen, time.monotonic() - started)
+    return EnvironmentBuild(build, str(path), python, frozen, time.monotonic() - started)

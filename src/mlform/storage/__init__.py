@@ -7,12 +7,17 @@ in `BACKENDS`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import socket
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
+from urllib.parse import urlsplit
 
 from mlform.config.refs import LocalPath
 from mlform.config.specs import DatastoreSpec
+
+if TYPE_CHECKING:
+    from fsspec import AbstractFileSystem
 
 # URL scheme → the extra that installs its fsspec driver
 EXTRAS = {
@@ -24,6 +29,8 @@ EXTRAS = {
     "abfs": "azure",
     "abfss": "azure",
     "adl": "azure",
+    "wasb": "azure",
+    "wasbs": "azure",
 }
 
 
@@ -51,12 +58,44 @@ def open_storage(spec: DatastoreSpec) -> Storage:
     return BACKENDS[backend](spec)
 
 
+def filesystem(url: str, options: Mapping[str, Any]) -> tuple[AbstractFileSystem, str]:
+    """The fsspec filesystem and path for `url`, Azure ML's URL forms included."""
+    from fsspec.core import url_to_fs
+
+    from mlform.storage import azure
+
+    target, implied = azure.translate(url)
+    fs, path = url_to_fs(target, **{**implied, **options})
+    return fs, str(path)
+
+
+def unreachable(url: str, err: BaseException) -> str | None:
+    """What to tell the user when reading `url` failed with `err` because its host could
+    not be reached (drivers bury that under their own errors, some under "not found");
+    None when that was not the problem."""
+    host = urlsplit(url).hostname or url
+    seen: BaseException | None = err
+    while seen is not None:
+        if isinstance(seen, socket.gaierror):
+            return f"cannot reach {host}: no such host; check the URL or your network"
+        if isinstance(seen, ConnectionRefusedError):
+            return f"cannot reach {host}: connection refused; check the URL or your network"
+        if isinstance(seen, TimeoutError):
+            return f"cannot reach {host}: timed out; check the URL or your network"
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 def protocol_problem(scheme: str) -> str | None:
     """Why `scheme://` URLs cannot be used here, or None when they can."""
     import fsspec
 
+    from mlform.storage import azure, http
+
+    if scheme in http.SCHEMES:
+        return None  # read with the standard library
     try:
-        fsspec.get_filesystem_class(scheme)
+        fsspec.get_filesystem_class("abfs" if scheme in azure.SCHEMES else scheme)
     except ValueError:
         return f"unknown URL scheme '{scheme}://'; use a local path or an fsspec URL"
     except ImportError:

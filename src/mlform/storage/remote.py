@@ -12,13 +12,13 @@ from mlform.errors import DatastoreError
 
 class FsspecStorage:
     def __init__(self, spec: DatastoreSpec) -> None:
-        from fsspec.core import url_to_fs
+        from mlform.storage import filesystem
 
         assert isinstance(spec.location, Url)
         self.url = spec.location.url
         self.name = spec.name
         try:
-            self.fs, self.root = url_to_fs(self.url, **dict(spec.storage_options))
+            self.fs, self.root = filesystem(self.url, spec.storage_options)
         except (ImportError, ValueError) as err:
             raise DatastoreError(f"datastore '{spec.name}' ({self.url}): {err}") from err
 
