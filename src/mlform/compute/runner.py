@@ -8,6 +8,7 @@ import os
 import re
 import secrets
 import shlex
+import shutil
 import sys
 import time
 from dataclasses import replace
@@ -95,7 +96,8 @@ class _Run:
             shown = "\n".join(f"  | {line}" for line in (tail or "").splitlines())
             raise RunFailed(
                 f"{self.change.address}: run {self.id} {how}"
-                + (f"; the last lines of its log:\n{shown}" if shown else ""),
+                # the first line says it all (a plan's reason); the log tail follows
+                + (f"\nthe last lines of its log:\n{shown}" if shown else ""),
                 self.id,
             )
         seconds = (final.ended_at or 0) - (final.started_at or 0)
@@ -128,7 +130,7 @@ class _Run:
 
     def prepare(self) -> tuple[Launch, dict[str, str], dict[str, str]]:
         spec, ctx = self.spec, self.ctx
-        for sub in (protocol.OUTPUTS, "logs", "snapshot"):
+        for sub in (protocol.OUTPUTS, protocol.LOGS, "snapshot"):
             (self.dir / sub).mkdir(parents=True, exist_ok=True)
         if self.snap is not None:
             storage = ctx.storage(ctx.config.default_datastore)
@@ -139,7 +141,7 @@ class _Run:
             self.row = replace(self.row, snapshot_id=self.snap.digest)
         from mlform import gitinfo
 
-        git = gitinfo.describe(spec.code or ctx.config.root)
+        git = gitinfo.describe(spec.code or ctx.config.root, ignore=(ctx.state_dir, ctx.cache))
         self.row = replace(
             self.row, git_commit=git.commit, branch=git.branch, remote=git.remote, dirty=git.dirty
         )
@@ -187,9 +189,26 @@ class _Run:
                 ),
             }
         )
+        cwd = self.dir / "snapshot"
+        _working_folders(cwd, self.dir)
+        env.update(self.mlflow_run(env, cwd))
         self.row = replace(self.row, command=command)
-        launch = Launch(command, self.dir / "snapshot", env, self.dir / "logs" / "std_log.txt")
+        launch = Launch(command, cwd, env, self.dir / protocol.LOGS / "std_log.txt")
         return launch, versions, inputs
+
+    def mlflow_run(self, env: dict[str, str], cwd: Path) -> dict[str, str]:
+        """MLFLOW_RUN_ID and the experiment of the job's own MLflow run, as Azure ML sets
+        them, when the run's Python has mlflow (`mlform.tracking.mlflow_job`)."""
+        from mlform.tracking import mlflow_job
+
+        try:
+            job = mlflow_job.create(env, cwd, self.dir, self.spec.experiment, self.id)
+        except mlflow_job.JobRunFailed as err:
+            raise ApplyError(
+                f"{self.change.address}: {err}. Repair or remove mlflow in the run's "
+                "environment, then apply again"
+            ) from err
+        return job.environment() if job is not None else {}
 
     def sdk(self) -> Path:
         """A folder holding only the `mlform` package, so a script in any environment can
@@ -323,6 +342,22 @@ def _write_manifest(path: Path, snap: snapshots.Snapshot) -> None:
         ],
     }
     path.write_text(json.dumps(data, indent=1), encoding="utf-8")
+
+
+def _working_folders(cwd: Path, run_dir: Path) -> None:
+    """`./outputs` and `./logs` in the job's working directory are the run folder's own, as
+    Azure ML uploads those two folders of a job's working directory as its outputs and
+    logs: what a script writes there (`outputs/model.pkl`) is kept with the run. Files the
+    code snapshot brought in them move there too."""
+    for name in (protocol.OUTPUTS, protocol.LOGS):
+        inside, kept = cwd / name, run_dir / name
+        if inside.is_dir() and not inside.is_symlink():
+            shutil.copytree(inside, kept, dirs_exist_ok=True)
+            shutil.rmtree(inside)
+        elif inside.exists() or inside.is_symlink():
+            inside.unlink()
+        # relative, so the pair stays right wherever the run folder is mounted or copied
+        inside.symlink_to(Path("..") / name, target_is_directory=True)
 
 
 def _tail(log: Path) -> str:
