@@ -3,6 +3,7 @@ and record what happened — through the run protocol, the same on every target.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -201,6 +202,8 @@ class _Run:
         them, when the run's Python has mlflow (`mlform.tracking.mlflow_job`)."""
         from mlform.tracking import mlflow_job
 
+        if not self._names_mlflow(cwd):
+            return {}
         try:
             job = mlflow_job.create(env, cwd, self.dir, self.spec.experiment, self.id)
         except mlflow_job.JobRunFailed as err:
@@ -209,6 +212,21 @@ class _Run:
                 "environment, then apply again"
             ) from err
         return job.environment() if job is not None else {}
+
+    def _names_mlflow(self, cwd: Path) -> bool:
+        """Whether the command or a Python file of its code names mlflow. Creating the job's
+        MLflow run imports mlflow, seconds of CPU that a script without MLflow would pay
+        for nothing; a library that logs to MLflow by itself still lands in the run, as
+        its one top-level MLflow run (`mlform.tracking.ingest`)."""
+        if "mlflow" in self.spec.command:
+            return True
+        files = self.snap.files if self.snap is not None else ()
+        for file in files:
+            if file.relpath.endswith(".py"):
+                with contextlib.suppress(OSError):
+                    if b"mlflow" in (cwd / file.relpath).read_bytes():
+                        return True
+        return False
 
     def sdk(self) -> Path:
         """A folder holding only the `mlform` package, so a script in any environment can

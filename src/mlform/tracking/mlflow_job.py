@@ -12,7 +12,7 @@ The run is created by the run's own interpreter, with the MLflow installed there
 the script: MLflow then builds its tables at its own schema version, so mlform writes
 nothing that depends on MLflow's schema, and mlform's process never imports mlflow. When
 that interpreter has no mlflow, nothing is created (a look-up, not an import) and the
-script runs as before.
+script runs as before; the runner also skips it for code that never names mlflow.
 """
 
 from __future__ import annotations
