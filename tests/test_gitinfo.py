@@ -147,3 +147,23 @@ def test_credentials_never_leave_the_remote_url(repo: Path) -> None:
 )
 def test_without_credentials(url: str, shown: str) -> None:
     assert without_credentials(url) == shown
+
+
+def test_mlforms_own_folder_does_not_make_it_dirty(repo: Path) -> None:
+    state = repo / ".mlform"
+    (state / "runs" / "train_1").mkdir(parents=True)
+    (state / "state.duckdb").write_bytes(b"state")
+    assert describe(repo, ignore=[state]).dirty is False
+    assert describe(repo).dirty is True  # the folder is not git-ignored here
+    (repo / "src" / "new.py").write_text("")
+    assert describe(repo / "src", ignore=[state]).dirty is True
+
+
+def test_a_committed_state_folder_changing_does_not_make_it_dirty(repo: Path) -> None:
+    state = repo / ".mlform"
+    state.mkdir()
+    (state / "state.duckdb").write_bytes(b"serial 1")
+    git(repo, "add", ".mlform")
+    git(repo, "commit", "-q", "-m", "state")
+    (state / "state.duckdb").write_bytes(b"serial 2")
+    assert describe(repo, ignore=[state, repo.parent / "elsewhere"]).dirty is False

@@ -6,6 +6,7 @@ a second and fails outright when git itself is not installed.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -27,8 +28,12 @@ class GitInfo:
 NOT_IN_GIT = GitInfo(commit=None, branch=None, remote=None, dirty=None, root=None)
 
 
-def describe(path: Path) -> GitInfo:
-    """The git state of the repository holding `path`; all None outside git or without git."""
+def describe(path: Path, ignore: Sequence[Path] = ()) -> GitInfo:
+    """The git state of the repository holding `path`; all None outside git or without git.
+
+    Changes under the `ignore` folders (mlform's own state and caches, written by every
+    apply) do not make the work tree dirty, whether or not the user's .gitignore lists them.
+    """
     try:
         import git
     except ImportError:  # gitpython refuses to import when no git executable is found
@@ -52,7 +57,11 @@ def describe(path: Path) -> GitInfo:
             # One `git status` covers index, working tree and untracked files; no index
             # refresh, so that a concurrent git command never meets our lock.
             status = repo.git(no_optional_locks=True).status(
-                "--porcelain", "--untracked-files=normal"
+                "--porcelain",
+                "--untracked-files=normal",
+                "--",
+                ":/",
+                *_excluded(Path(repo.working_tree_dir), ignore),
             )
             dirty: bool | None = bool(status.strip())
         except git.GitError:
@@ -64,6 +73,19 @@ def describe(path: Path) -> GitInfo:
             dirty=dirty,
             root=str(repo.working_tree_dir),
         )
+
+
+def _excluded(root: Path, ignore: Sequence[Path]) -> list[str]:
+    """Pathspecs leaving out each `ignore` folder that lies inside the work tree at `root`."""
+    specs = []
+    for folder in ignore:
+        try:
+            relative = folder.resolve().relative_to(root.resolve())
+        except ValueError:  # outside this repository: git does not see it anyway
+            continue
+        if relative.parts:
+            specs.append(f":(top,exclude){relative.as_posix()}")
+    return specs
 
 
 def _remote(repo: git.Repo) -> str | None:

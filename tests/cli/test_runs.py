@@ -98,7 +98,7 @@ def test_failing_script_is_recorded_and_stops_its_dependents(
     assert ran.code == 1
     assert "> runconfig/fail failed: run fail_" in ran.out
     assert (
-        "failed (exit code 3); the last lines of its log:\n  | preparing\n  | something broke"
+        "failed (exit code 3)\nthe last lines of its log:\n  | preparing\n  | something broke"
         in ran.out
     )
     assert "> runconfig/after skipped: runconfig/fail did not succeed" in ran.out
@@ -107,8 +107,42 @@ def test_failing_script_is_recorded_and_stops_its_dependents(
     assert "exit code:    3" in shown
     assert "    | something broke" in shown
     assert cli("runs", "list", "--runconfig", "after", cwd=root).out.startswith("No runs")
+    run_id = cli("runs", "list", "--runconfig", "fail", cwd=root).out.splitlines()[1].split()[0]
     plan = cli("plan", cwd=root)
-    assert "> runconfig/fail   (last apply failed: run fail_" in plan.out
+    # the reason is the failure's summary, whole, on one line: its log is in `runs show`
+    assert changes(plan.out) == [
+        f"> runconfig/fail (last apply failed: run {run_id} failed (exit code 3))",
+        "> runconfig/after (no run yet)",
+    ]
+
+
+def test_reverting_a_failed_change_to_completed_content_plans_nothing(
+    cli: Cli, make_workspace: Make
+) -> None:
+    root = workspace(
+        make_workspace,
+        {"train": "command: python train.py\ncode: ../src\n"},
+        {"src/train.py": "print('trained')\n"},
+    )
+    script = root / "src" / "train.py"
+    assert cli("apply", "--yes", cwd=root).code == 0
+    script.write_text("raise SystemExit(2)\n")
+    assert cli("apply", "--yes", cwd=root).code == 1
+    script.write_text("print('trained')\n")
+    plan = cli("plan", "--detailed-exitcode", cwd=root)
+    assert (plan.code, changes(plan.out)) == (0, []), plan.out + plan.err
+    assert cli("runs", "list", "--runconfig", "train", cwd=root).out.count("train_") == 2
+
+
+def test_mlforms_own_folder_does_not_make_the_run_dirty(cli: Cli, make_workspace: Make) -> None:
+    root = workspace(make_workspace, {"hello": "command: echo hello\ncode: ../src\n"})
+    git(root, "init", "-q", "-b", "main")
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "one")  # no .gitignore: .mlform/ is not ignored
+    assert cli("apply", "--yes", cwd=root).code == 0
+    head = git(root, "rev-parse", "HEAD")
+    assert f"  commit:       {head}\n" in cli("runs", "show", "hello", cwd=root).out
+    assert "?? .mlform/" in git(root, "status", "--porcelain")
 
 
 def test_timeout_marks_the_run_timed_out(cli: Cli, make_workspace: Make) -> None:
@@ -126,7 +160,7 @@ def test_timeout_marks_the_run_timed_out(cli: Cli, make_workspace: Make) -> None
     ran = cli("apply", "--yes", cwd=root)
     assert time.monotonic() - started < 20
     assert ran.code == 1
-    assert "timed out; the last lines of its log:\n  | starting" in ran.out
+    assert "timed out\nthe last lines of its log:\n  | starting" in ran.out
     assert cli("runs", "list", "--status", "timed_out", cwd=root).out.count("slow_") == 1
 
 
@@ -193,6 +227,120 @@ def test_mlflow_autolog_script_runs_unchanged(cli: Cli, make_workspace: Make) ->
     custom = cli("runs", "metrics", "autolog", "--key", "custom", "--csv", cwd=root).out
     assert custom.splitlines()[0] == "key,step,timestamp,value"
     assert custom.splitlines()[1].startswith("custom,0,") and custom.endswith(",42.0\n")
+
+
+# A job script as Azure ML's MLflow examples write one: autolog, then the script's own
+# params and metrics with no `start_run`, a nested run it asks for, and the model saved
+# into ./outputs, which Azure ML keeps with the job.
+AZURE_MLFLOW_SCRIPT = """
+import argparse
+import os
+import pickle
+
+import mlflow
+from sklearn.datasets import load_iris
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import train_test_split
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--C", type=float)
+args = parser.parse_args()
+
+mlflow.autolog(log_models=False)
+x, y = load_iris(return_X_y=True)
+x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=0.3, random_state=0)
+mlflow.log_param("test_size", 0.3)
+model = LogisticRegression(C=args.C, max_iter=300).fit(x_train, y_train)
+mlflow.log_metric("accuracy", model.score(x_test, y_test))
+with mlflow.start_run(run_name="holdout", nested=True):
+    mlflow.log_metric("holdout_rows", len(x_test))
+
+os.makedirs("outputs", exist_ok=True)
+with open("outputs/model.pkl", "wb") as file:
+    pickle.dump(model, file)
+os.makedirs("logs", exist_ok=True)
+with open("logs/training.txt", "w") as file:
+    file.write("trained\\n")
+"""
+
+AZURE_MLFLOW_JOB = """
+$schema: https://azuremlschemas.azureedge.net/latest/commandJob.schema.json
+type: command
+command: python train.py --C ${{inputs.C}}
+code: ../src
+inputs:
+  C: 0.5
+experiment_name: iris-mlflow
+register_model:
+  name: iris-mlflow
+  path: model.pkl
+  when: accuracy >= 0.8
+"""
+
+
+def test_an_azure_mlflow_job_logs_into_its_own_run(
+    cli: Cli, make_workspace: Make, tmp_path: Path
+) -> None:
+    root = workspace(
+        make_workspace,
+        {"train": AZURE_MLFLOW_JOB},
+        {"src/train.py": AZURE_MLFLOW_SCRIPT},
+    )
+    ran = cli("apply", "--yes", cwd=root)
+    assert ran.code == 0, ran.out + ran.err
+    # the gate read the accuracy the script logged with MLflow: it is the job's own metric
+    assert "; registered iris-mlflow:1 (accuracy 0.9778 >= 0.8) [" in ran.out, ran.out
+    shown = cli("runs", "show", "train", cwd=root).out
+    assert "    C = 0.5" in shown and "    test_size = 0.3" in shown
+    assert "    accuracy = " in shown and "    training_accuracy_score = " in shown
+    assert "holdout_rows" not in shown.partition("  child runs:")[0]
+    assert "    logs/training.txt  (8 B)" in shown and "    outputs/model.pkl  (" in shown
+    kids = shown.partition("  child runs:\n")[2].splitlines()
+    assert len(kids) == 1 and kids[0].split()[1:] == ["holdout", "completed", "holdout_rows=45"]
+    assert cli("runs", "download", "train", str(tmp_path / "got"), cwd=root).code == 0
+    assert (tmp_path / "got" / "logs" / "training.txt").read_text() == "trained\n"
+    assert (tmp_path / "got" / "outputs" / "model.pkl").stat().st_size > 0
+    assert cli("plan", "--detailed-exitcode", cwd=root).code == 0
+
+
+FIT_FIRST_SCRIPT = """
+import pickle
+
+import mlflow
+from sklearn.datasets import load_iris
+from sklearn.linear_model import LogisticRegression
+
+mlflow.autolog(log_models=False)
+x, y = load_iris(return_X_y=True)
+model = LogisticRegression(max_iter=300).fit(x, y)
+mlflow.log_metric("custom", 42.0)
+with open("outputs/model.pkl", "wb") as file:
+    pickle.dump(model, file)
+"""
+
+
+def test_autolog_before_any_run_logs_into_the_job_run(cli: Cli, make_workspace: Make) -> None:
+    root = workspace(
+        make_workspace,
+        {
+            "fit": """
+            command: python fit.py
+            code: ../src
+            register_model: {name: fitted, path: model.pkl, when: training_accuracy_score >= 0.9}
+        """
+        },
+        {"src/fit.py": FIT_FIRST_SCRIPT},
+    )
+    ran = cli("apply", "--yes", cwd=root)
+    assert ran.code == 0, ran.out + ran.err
+    # autolog's run is the job's (MLFLOW_RUN_ID), so its metrics can gate the model
+    assert "; registered fitted:1 (training_accuracy_score 0.9733 >= 0.9) [" in ran.out
+    shown = cli("runs", "show", "fit", cwd=root).out
+    assert "    training_accuracy_score = 0.973333" in shown
+    # MLflow ends autolog's run after fit() and forgets MLFLOW_RUN_ID, so a later
+    # log_metric opens a run of its own, as it does on Azure ML: kept as a child run
+    kids = shown.partition("  child runs:\n")[2].splitlines()
+    assert len(kids) == 1 and kids[0].split()[2:] == ["completed", "custom=42"]
 
 
 SDK_SCRIPT = """

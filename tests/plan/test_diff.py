@@ -135,6 +135,17 @@ def test_failed_and_drifted_resources_are_retried_with_the_reason() -> None:
     }
 
 
+def test_a_job_reverted_to_its_last_completed_content_after_a_failure_is_up_to_date() -> None:
+    failed = have(
+        "runconfig/train", "completed", status="failed", error="runconfig/train: run t failed"
+    )
+    back = {"runconfig/train": want("runconfig/train", "completed", trigger="on_change")}
+    assert diff(back, {"runconfig/train": failed}).changes == ()
+    edited = {"runconfig/train": want("runconfig/train", "edited", trigger="on_change")}
+    (change,) = diff(edited, {"runconfig/train": failed}).changes
+    assert change.reasons == ("last apply failed: run t failed", "changed")
+
+
 def test_tombstone_keeps_version_numbering() -> None:
     tomb = have("data/a", None, status="deleted", outputs={"latest_version": "4"})
     (change,) = diff(

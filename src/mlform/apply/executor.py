@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import contextlib
 import queue
+import signal
 import threading
 import time
 import traceback
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from enum import StrEnum
+from types import FrameType
 
 from mlform.errors import MlformError
 from mlform.plan.diff import DELETED
@@ -102,9 +104,11 @@ def execute(
                     if waiting[user.address] == 0:
                         ready.append(user)
 
-    with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
+    with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool, _ctrl_c_cancels(ctx):
         try:
             while ready or running:
+                if ctx.cancelled.is_set():
+                    raise KeyboardInterrupt
                 while ready and len(running) < parallelism:
                     change = ready.popleft()
                     if change.address not in results:
@@ -116,6 +120,8 @@ def execute(
                 for future in finished:
                     change, started = running.pop(future)
                     settle(_record(store, apply_id, change, future, time.monotonic() - started))
+            if ctx.cancelled.is_set():
+                raise KeyboardInterrupt
         except KeyboardInterrupt:
             ctx.cancelled.set()
             for future, (change, started) in list(running.items()):
@@ -127,6 +133,29 @@ def execute(
             raise
     _skip_rest(plan, results, store, apply_id, "not started", report)
     return [results[c.address] for c in plan.changes if c.address in results]
+
+
+@contextlib.contextmanager
+def _ctrl_c_cancels(ctx: Context) -> Iterator[None]:
+    """A first Ctrl-C only sets `ctx.cancelled`; the loop above turns it into
+    KeyboardInterrupt between two steps. Raised wherever the main thread happened to be,
+    it could cut a state write in two, or land inside DuckDB, which turns it into a
+    RuntimeError ("Query interrupted") that no `except KeyboardInterrupt` sees: the apply
+    then waited for its runs to end on their own. A second Ctrl-C leaves at once."""
+    main = threading.current_thread() is threading.main_thread()
+    if not main or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield  # not ours to take over (a thread, or an embedding program's handler)
+        return
+
+    def first(signum: int, frame: FrameType | None) -> None:
+        ctx.cancelled.set()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    signal.signal(signal.SIGINT, first)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _skip_rest(

@@ -56,7 +56,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     q.add_argument("ref", metavar="RUN")
     q.add_argument("--explain", action="store_true")
     q.set_defaults(run=snapshot)
-    q = sub.add_parser("download", help="restore a run's snapshot and outputs into a folder")
+    q = sub.add_parser("download", help="restore a run's snapshot, outputs and logs into a folder")
     q.add_argument("ref", metavar="RUN")
     q.add_argument("dest", nargs="?", metavar="DIR")
     q.set_defaults(run=download)
@@ -232,7 +232,7 @@ def snapshot(args: argparse.Namespace, out: Output) -> int:
 def download(args: argparse.Namespace, out: Output) -> int:
     from mlform import snapshot as snapshots
     from mlform.storage import open_storage
-    from mlform.tracking.protocol import OUTPUTS
+    from mlform.tracking.protocol import LOGS, OUTPUTS
 
     ws = Workspace(args.directory)
     with ws.store("runs download") as store:
@@ -244,10 +244,11 @@ def download(args: argparse.Namespace, out: Output) -> int:
     if key:
         storage = open_storage(ws.config.datastore(ws.config.default_datastore))
         snapshots.extract(storage, key[0][0], dest / "snapshot")
-    outputs = Path(run.run_dir) / OUTPUTS
-    if outputs.is_dir():
-        shutil.copytree(outputs, dest / OUTPUTS, dirs_exist_ok=True)
-    out.line(f"Restored run {run.id} into {dest}/ (snapshot/ and outputs/).")
+    for name in (OUTPUTS, LOGS):
+        kept = Path(run.run_dir) / name
+        if kept.is_dir():
+            shutil.copytree(kept, dest / name, dirs_exist_ok=True)
+    out.line(f"Restored run {run.id} into {dest}/ (snapshot/, outputs/ and logs/).")
     return 0
 
 

@@ -3,11 +3,13 @@ and record what happened — through the run protocol, the same on every target.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import secrets
 import shlex
+import shutil
 import sys
 import time
 from dataclasses import replace
@@ -97,7 +99,8 @@ class _Run:
             shown = "\n".join(f"  | {line}" for line in (tail or "").splitlines())
             raise RunFailed(
                 f"{self.change.address}: run {self.id} {how}"
-                + (f"; the last lines of its log:\n{shown}" if shown else ""),
+                # the first line says it all (a plan's reason); the log tail follows
+                + (f"\nthe last lines of its log:\n{shown}" if shown else ""),
                 self.id,
             )
         seconds = (final.ended_at or 0) - (final.started_at or 0)
@@ -130,7 +133,7 @@ class _Run:
 
     def prepare(self) -> tuple[Launch, dict[str, str], dict[str, str]]:
         spec, ctx = self.spec, self.ctx
-        for sub in (protocol.OUTPUTS, "logs", "snapshot"):
+        for sub in (protocol.OUTPUTS, protocol.LOGS, "snapshot"):
             (self.dir / sub).mkdir(parents=True, exist_ok=True)
         if self.snap is not None:
             storage = ctx.storage(ctx.config.default_datastore)
@@ -141,7 +144,7 @@ class _Run:
             self.row = replace(self.row, snapshot_id=self.snap.digest)
         from mlform import gitinfo
 
-        git = gitinfo.describe(spec.code or ctx.config.root)
+        git = gitinfo.describe(spec.code or ctx.config.root, ignore=(ctx.state_dir, ctx.cache))
         self.row = replace(
             self.row, git_commit=git.commit, branch=git.branch, remote=git.remote, dirty=git.dirty
         )
@@ -189,9 +192,43 @@ class _Run:
                 ),
             }
         )
+        cwd = self.dir / "snapshot"
+        _working_folders(cwd, self.dir)
+        env.update(self.mlflow_run(env, cwd))
         self.row = replace(self.row, command=command)
-        launch = Launch(command, self.dir / "snapshot", env, self.dir / "logs" / "std_log.txt")
+        launch = Launch(command, cwd, env, self.dir / protocol.LOGS / "std_log.txt")
         return launch, versions, inputs
+
+    def mlflow_run(self, env: dict[str, str], cwd: Path) -> dict[str, str]:
+        """MLFLOW_RUN_ID and the experiment of the job's own MLflow run, as Azure ML sets
+        them, when the run's Python has mlflow (`mlform.tracking.mlflow_job`)."""
+        from mlform.tracking import mlflow_job
+
+        if not self._names_mlflow(cwd):
+            return {}
+        try:
+            job = mlflow_job.create(env, cwd, self.dir, self.spec.experiment, self.id)
+        except mlflow_job.JobRunFailed as err:
+            raise ApplyError(
+                f"{self.change.address}: {err}. Repair or remove mlflow in the run's "
+                "environment, then apply again"
+            ) from err
+        return job.environment() if job is not None else {}
+
+    def _names_mlflow(self, cwd: Path) -> bool:
+        """Whether the command or a Python file of its code names mlflow. Creating the job's
+        MLflow run imports mlflow, seconds of CPU that a script without MLflow would pay
+        for nothing; a library that logs to MLflow by itself still lands in the run, as
+        its one top-level MLflow run (`mlform.tracking.ingest`)."""
+        if "mlflow" in self.spec.command:
+            return True
+        files = self.snap.files if self.snap is not None else ()
+        for file in files:
+            if file.relpath.endswith(".py"):
+                with contextlib.suppress(OSError):
+                    if b"mlflow" in (cwd / file.relpath).read_bytes():
+                        return True
+        return False
 
     def sdk(self) -> Path:
         """A folder holding only the `mlform` package, so a script in any environment can
@@ -327,6 +364,22 @@ def _write_manifest(path: Path, snap: snapshots.Snapshot) -> None:
         ],
     }
     path.write_text(json.dumps(data, indent=1), encoding="utf-8")
+
+
+def _working_folders(cwd: Path, run_dir: Path) -> None:
+    """`./outputs` and `./logs` in the job's working directory are the run folder's own, as
+    Azure ML uploads those two folders of a job's working directory as its outputs and
+    logs: what a script writes there (`outputs/model.pkl`) is kept with the run. Files the
+    code snapshot brought in them move there too."""
+    for name in (protocol.OUTPUTS, protocol.LOGS):
+        inside, kept = cwd / name, run_dir / name
+        if inside.is_dir() and not inside.is_symlink():
+            shutil.copytree(inside, kept, dirs_exist_ok=True)
+            shutil.rmtree(inside)
+        elif inside.exists() or inside.is_symlink():
+            inside.unlink()
+        # relative, so the pair stays right wherever the run folder is mounted or copied
+        inside.symlink_to(Path("..") / name, target_is_directory=True)
 
 
 def _tail(log: Path) -> str:

@@ -96,11 +96,12 @@ def _job(
     reasons: list[str] = ["--rerun"] if forced else []
     if have is None or have.status == DELETED or have.digest is None:
         reasons.append(_failure(have) if have and have.status == "failed" else "no run yet")
-    else:
+    elif have.digest != want.digest:
+        # A failed run keeps the digest of the last completed one (apply's `_failed_row`):
+        # back at that content, a completed run exists and nothing needs to run again.
         if have.status == "failed":
             reasons.append(_failure(have))
-        if have.digest != want.digest:
-            reasons.extend(want.explain or _job_reasons(have, want, changes, recorded))
+        reasons.extend(want.explain or _job_reasons(have, want, changes, recorded))
     if not reasons and want.trigger == "always":
         reasons.append("trigger: always")
     if not reasons:

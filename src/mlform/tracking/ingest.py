@@ -4,9 +4,12 @@
 moves the metric points into DuckDB, one bulk statement per file, because they can be
 millions and must not pass through Python one by one.
 
-How MLflow's runs map onto mlform's: the script's one top-level MLflow run *is* the
-mlform run (its params, tags, metrics and artifacts merge into it); MLflow runs nested
-under it become child runs, recursively. A script that opened several top-level MLflow
+How MLflow's runs map onto mlform's: the job's own MLflow run, created before the script
+started and named by MLFLOW_RUN_ID (`mlform.tracking.mlflow_job`), *is* the mlform run (its
+params, tags, metrics and artifacts merge into it); MLflow runs nested under it become
+child runs, recursively, and so do runs the script opened apart from it. Without a job
+run (a folder from before, or a run whose Python has no mlflow), the script's one
+top-level MLflow run is the mlform run; a script that opened several top-level MLflow
 runs (a loop of `with mlflow.start_run():`) gets each as a child instead, since no one of
 them is the whole run. On a clash, what the SDK recorded wins over what MLflow did.
 MLflow's own `mlflow.*` tags are left out: they repeat what mlform records itself (user,
@@ -25,13 +28,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mlform.tracking import mlflow_store
+from mlform.tracking.mlflow_job import job_run_id
 from mlform.tracking.mlflow_store import MlflowRun
 from mlform.tracking.protocol import (
     ARTIFACTS,
     CHILDREN,
+    LOGS,
     METRIC_COLUMNS,
     METRICS,
     MLFLOW_DB,
+    OUTPUTS,
     PARAMS,
     TAGS,
     read_mapping,
@@ -71,7 +77,7 @@ def read_run(run_dir: Path) -> RunData:
     """Everything but the metric points, read from `run_dir` and its MLflow store."""
     own = _read_folder(run_dir)
     mlflow_runs = mlflow_store.read_runs(run_dir / MLFLOW_DB)
-    merged, tops = _mlflow_roots(mlflow_runs)
+    merged, tops = _mlflow_roots(mlflow_runs, job_run_id(run_dir))
     kids = _mlflow_children(mlflow_runs)
     children = own.children + tuple(_from_mlflow(r, kids) for r in tops)
     if merged is None:
@@ -100,7 +106,7 @@ def load_metrics(
     inserted = 0
     for owner, path in _metric_files(run_id, run_dir):
         inserted += _insert_csv(con, table, owner, path)
-    return inserted + _insert_mlflow(con, table, run_id, run_dir / MLFLOW_DB)
+    return inserted + _insert_mlflow(con, table, run_id, run_dir)
 
 
 def _read_folder(run_dir: Path) -> RunData:
@@ -113,7 +119,12 @@ def _read_folder(run_dir: Path) -> RunData:
         ended_ms=info.ended_ms if info else None,
         params=read_mapping(run_dir / PARAMS),
         tags=read_mapping(run_dir / TAGS),
-        artifacts=tuple(_walk("", run_dir / ARTIFACTS)),
+        # outputs/ and logs/ are the job's too, kept under those names, as Azure ML does
+        artifacts=_merge_artifacts(
+            _walk("", run_dir / ARTIFACTS),
+            _walk(OUTPUTS, run_dir / OUTPUTS),
+            _walk(LOGS, run_dir / LOGS),
+        ),
         children=tuple(_read_folder(folder) for folder in _child_folders(run_dir)),
         dir=run_dir,
     )
@@ -182,11 +193,12 @@ def _complete_lines(path: Path) -> Path | None:
 _MAX_DOUBLE = 1.7976931348623157e308  # what MLflow stores for ±inf
 
 
-def _insert_mlflow(con: duckdb.DuckDBPyConnection, table: str, run_id: str, db: Path) -> int:
+def _insert_mlflow(con: duckdb.DuckDBPyConnection, table: str, run_id: str, run_dir: Path) -> int:
+    db = run_dir / MLFLOW_DB
     runs = mlflow_store.read_runs(db)
     if not runs:
         return 0
-    merged, _ = _mlflow_roots(runs)
+    merged, _ = _mlflow_roots(runs, job_run_id(run_dir))
     owners = {r.id: r.id for r in runs}
     if merged is not None:
         owners[merged.id] = run_id
@@ -222,10 +234,15 @@ def _insert_mlflow(con: duckdb.DuckDBPyConnection, table: str, run_id: str, db: 
     return int(found[0]) if found else 0
 
 
-def _mlflow_roots(runs: Sequence[MlflowRun]) -> tuple[MlflowRun | None, list[MlflowRun]]:
+def _mlflow_roots(
+    runs: Sequence[MlflowRun], job_id: str | None
+) -> tuple[MlflowRun | None, list[MlflowRun]]:
     """(the MLflow run merged into the mlform run, the runs that become its children)."""
     ids = {r.id for r in runs}
     tops = [r for r in runs if r.parent_id not in ids]
+    job = next((r for r in runs if r.id == job_id), None)
+    if job is not None:
+        return job, [r for r in tops if r is not job] + [r for r in runs if r.parent_id == job.id]
     if len(tops) == 1:
         return tops[0], [r for r in runs if r.parent_id == tops[0].id]
     return None, tops

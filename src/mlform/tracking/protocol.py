@@ -16,6 +16,7 @@ back from another machine.
       run.json          {"id", "name", "status", "started_ms", "ended_ms"}
       children/NAME/    one child run each: the same layout (no outputs/ or logs/)
       mlflow.db         the MLflow store: MLFLOW_TRACKING_URI points here
+      mlflow_run.json   {"run_id", "experiment_id"} of the job's own MLflow run (MLFLOW_RUN_ID)
 
 Why these formats:
 - Metrics are the high-volume record. CSV without a header, appended in batches, is what
@@ -57,6 +58,7 @@ RUN_INFO = "run.json"
 OUTPUTS = "outputs"
 LOGS = "logs"
 MLFLOW_DB = "mlflow.db"
+MLFLOW_RUN = "mlflow_run.json"
 
 METRIC_COLUMNS = {"key": "VARCHAR", "step": "BIGINT", "ts": "BIGINT", "value": "DOUBLE"}
 """The columns of metrics.csv, in order, with the DuckDB type each is read as."""
