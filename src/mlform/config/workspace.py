@@ -558,7 +558,9 @@ class _Loader:
         if not base.is_dir():
             return []
         names = sorted(e.name for e in os.scandir(base) if e.name.endswith((".yml", ".yaml")))
-        return [read_document(base / n, f"{COMPONENT_FOLDER}/{n}") for n in names]
+        docs = [read_document(base / n, f"{COMPONENT_FOLDER}/{n}") for n in names]
+        named = _named_files(docs)  # a conda file beside the component that names it
+        return [doc for doc in docs if doc.path not in named]
 
     def _component(self, doc: Document) -> ComponentSpec | None:
         """The component a file declares, read and checked once however many steps run it."""
