@@ -328,3 +328,40 @@ def test_a_component_defines_its_environment_in_place(cli: Cli, make_workspace: 
         "anonymous-29b8e239ffc8@latest",
     ]
     assert config.deps["pipeline/p"] == ("environment/anonymous-29b8e239ffc8",)
+
+
+def test_a_component_builds_its_environment_from_a_docker_context(
+    cli: Cli, make_workspace: Make
+) -> None:
+    root = make_workspace(
+        {
+            "workspace.yml": "name: comps\n",
+            "components/train.yml": """\
+                $schema: https://azuremlschemas.azureedge.net/latest/commandComponent.schema.json
+                name: train_model
+                type: command
+                environment:
+                  build:
+                    path: ./docker
+                command: python -c pass
+            """,
+            "components/docker/Dockerfile": "FROM python:3.11-slim\n",
+            "pipelines/p.yml": """\
+                type: pipeline
+                jobs:
+                  a:
+                    component: ../components/train.yml
+                  b:
+                    component: ../components/train.yml
+                    environment: azureml:own@latest
+            """,
+            "environments/own.yml": "name: own\n",
+        }
+    )
+    ran = cli("validate", cwd=root)
+    assert (ran.code, ran.err) == (0, ""), ran.err
+    config = load(root)
+    assert config.deps["pipeline/p"] == (
+        "environment/anonymous-6dd0f18a66eb",
+        "environment/own",
+    )
