@@ -79,7 +79,7 @@ def list_runs(
     for key, value in (tags or {}).items():
         sql += " and id in (select run_id from tags where key = ? and value = ?)"
         params.extend([key, value])
-    sql += " order by created_at desc, id desc"
+    sql += " order by created_at desc, seq desc"
     if limit:
         sql += f" limit {int(limit)}"
     runs = [_run(row) for row in store.query(sql, params)]
@@ -122,12 +122,14 @@ def find(store: Store, ref: str) -> Run:
     if not rows:
         rows = store.query(
             f"select {_COLUMNS} from runs where runconfig in (?, ?) and parent_id is null "
-            "order by created_at desc limit 1",
+            "order by created_at desc, seq desc limit 1",
             [f"runconfig/{ref}", f"pipeline/{ref}"],
         )
     if not rows:
         rows = store.query(
-            f"select {_COLUMNS} from runs where starts_with(id, ?) order by created_at desc", [ref]
+            f"select {_COLUMNS} from runs where starts_with(id, ?) "
+            "order by created_at desc, seq desc",
+            [ref],
         )
         if len({r[0] for r in rows}) > 1:
             shown = ", ".join(r[0] for r in rows[:5])
@@ -139,7 +141,7 @@ def find(store: Store, ref: str) -> Run:
 
 def children(store: Store, run_id: str) -> list[Run]:
     rows = store.query(
-        f"select {_COLUMNS} from runs where parent_id = ? order by created_at, id", [run_id]
+        f"select {_COLUMNS} from runs where parent_id = ? order by created_at, seq", [run_id]
     )
     return _with_details(store, [_run(r) for r in rows])
 

@@ -111,7 +111,7 @@ def test_new_workspace_validates_and_plans_its_resources(
     assert ran.out.splitlines() == [
         "mlform will perform these actions:",
         "",
-        f"  + datastore/workspaceblobstore  (new: local folder {new.resolve()}/.mlform/datastore)",
+        "  + datastore/workspaceblobstore  (new: local folder .mlform/datastore)",
         f"  + data/sample                   (new: version 1 (1 file, {size} B))",
         f"  + environment/python-env        (new: version 1 (1 package, {python}))",
         "",

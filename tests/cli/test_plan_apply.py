@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import re
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from tests.conftest import Ran
+from tests.conftest import EXAMPLE, Ran
 
 Cli = Callable[..., Ran]
+Make = Callable[[Mapping[str, str]], Path]
 
 
 def _changes(out: str) -> list[str]:
@@ -218,3 +219,35 @@ def test_data_head_reads_through_duckdb(cli: Cli, example: Path) -> None:
     assert "data asset 'iris' has no version 7 (versions: 1)" in missing.err
     unknown = cli("data", "show", "irsi", cwd=example)
     assert "no data asset named 'irsi'; registered: iris" in unknown.err
+
+
+def test_two_copies_of_a_workspace_plan_alike(cli: Cli, tmp_path: Path) -> None:
+    # Two clones on two machines: different folders, different depths, nothing applied.
+    outputs = []
+    for where in ("a", "b/deeper/still"):
+        root = tmp_path / where / "iris"
+        shutil.copytree(EXAMPLE, root, ignore=shutil.ignore_patterns(".mlform"))
+        shown = [cli(*args, cwd=root) for args in (("plan",), ("plan", "--json"))]
+        assert [(ran.code, ran.err) for ran in shown] == [(0, ""), (0, "")]
+        outputs.append([ran.out for ran in shown])
+    assert outputs[0] == outputs[1]
+    assert "local folder .mlform/datastore" in outputs[0][0]
+    assert str(tmp_path) not in "".join(outputs[0])
+
+
+def test_a_moved_workspace_plans_no_changes(cli: Cli, make_workspace: Make) -> None:
+    root = make_workspace(
+        {
+            "workspace.yml": "name: moved\n",
+            "data/x.yml": "name: x\ntype: uri_file\npath: x.csv\n",
+            "data/x.csv": "a,b\n1,2\n",
+            "models/m.yml": "name: m\npath: m.json\n",
+            "models/m.json": "{}\n",
+        }
+    )
+    assert cli("apply", "--yes", cwd=root).code == 0
+    moved = root.parent / "elsewhere" / "moved"
+    moved.parent.mkdir()
+    shutil.move(root, moved)
+    ran = cli("plan", "--detailed-exitcode", cwd=moved)
+    assert (ran.code, ran.err) == (0, ""), ran.out

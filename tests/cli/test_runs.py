@@ -237,7 +237,9 @@ def test_sdk_child_runs_compare_and_triggers(cli: Cli, make_workspace: Make) -> 
     )
     assert cli("apply", "--yes", cwd=root).code == 0
     assert changes(cli("plan", cwd=root).out) == ["> runconfig/cv (trigger: always)"]
-    ran = cli("apply", "--yes", "--rerun", "once", cwd=root)
+    # One change at a time, so `once` is created after the second run of `cv`: two runs
+    # that start together have no order but the one their threads happen to take.
+    ran = cli("apply", "--yes", "--parallelism", "1", "--rerun", "once", cwd=root)
     assert ran.code == 0, ran.out
     assert "> runconfig/once ran" in ran.out
 

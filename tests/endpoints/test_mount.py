@@ -29,6 +29,10 @@ def test_a_registered_folder_keeps_its_name_under_azureml_model_dir(tmp_path: Pa
     assert tree(target) == ["model/extra/notes.txt", "model/sklearn_regression_model.pkl"]
     linked = target / "model" / "sklearn_regression_model.pkl"
     assert os.path.samefile(linked, source / "sklearn_regression_model.pkl")  # no copy
+    assert mounted.variables("/opt/mlform/model") == {
+        "AZUREML_MODEL_DIR": "/opt/mlform/model",
+        "MLFORM_MODEL_DIR": "/opt/mlform/model/model",
+    }
 
 
 def test_a_single_registered_file_sits_in_azureml_model_dir(tmp_path: Path) -> None:
@@ -37,3 +41,7 @@ def test_a_single_registered_file_sits_in_azureml_model_dir(tmp_path: Path) -> N
     (target / "stale").mkdir(parents=True)
     assert mount(source, None, target) == Mounted(target, target)
     assert tree(target) == ["sample_m1.pkl"]
+    assert Mounted(target, target).variables("/opt/mlform/model") == {
+        "AZUREML_MODEL_DIR": "/opt/mlform/model",
+        "MLFORM_MODEL_DIR": "/opt/mlform/model",
+    }

@@ -178,8 +178,9 @@ def test_a_failed_step_stops_its_dependents_and_only_it_reruns(
             "where name in ('d', 'e') and reused_from is null order by name"
         )
     (_, d_start, d_end), (_, e_start, e_end) = rows
-    assert d_start < e_end and e_start < d_end  # their intervals overlap
-    assert max(d_end, e_end) - min(d_start, e_start) < 3.0
+    # Overlapping intervals prove they ran side by side; how long they took together is
+    # the machine's business, not the test's.
+    assert d_start < e_end and e_start < d_end
 
 
 def test_without_continue_on_step_failure_no_new_step_starts(

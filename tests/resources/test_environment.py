@@ -95,7 +95,7 @@ def test_missing_virtualenv_is_drift_and_apply_rebuilds(
     (path / ".mlform-complete").unlink()
     plan = cli("plan", "--detailed-exitcode", cwd=root)
     assert plan.code == 2
-    assert f"~ environment/e  (virtual environment missing at {path})" in plan.out
+    assert f"~ environment/e  (virtual environment {path.name} missing from the cache)" in plan.out
     assert cli("apply", "--yes", cwd=root).code == 0
     assert (path / ".mlform-complete").is_file()
     assert cli("plan", "--detailed-exitcode", cwd=root).code == 0

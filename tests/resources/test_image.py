@@ -175,3 +175,68 @@ def test_a_package_pip_cannot_get_for_the_image_fails_the_build(
     assert "Traceback" not in text
     assert image_rows(root) == []
     assert [r[0] for r in cli("state", "list", cwd=root).out.splitlines()[1:]]  # state readable
+
+
+# A model registered from a folder, and a scoring script that finds its file as Azure ML's
+# documentation shows: os.path.join(os.getenv("AZUREML_MODEL_DIR"), "<folder>/<file>")
+# ("Deploy and score a machine learning model by using an online endpoint").
+FOLDER_MODEL = {
+    "workspace.yml": "name: layout\n",
+    "environments/env.yml": "name: env\npip: []\n",
+    "models/clf.yml": (
+        "$schema: https://azuremlschemas.azureedge.net/latest/model.schema.json\n"
+        "name: clf\nversion: 1\npath: ../model/\ntype: custom_model\n"
+    ),
+    "model/weights.json": '{"bias": 0.5}\n',
+    "score/score.py": """
+        import json
+        import os
+
+
+        def init():
+            global model
+            path = os.path.join(os.getenv("AZUREML_MODEL_DIR"), "model/weights.json")
+            with open(path) as file:
+                model = json.load(file)
+
+
+        def run(raw_data):
+            return {
+                "model": model,
+                "AZUREML_MODEL_DIR": os.environ["AZUREML_MODEL_DIR"],
+                "MLFORM_MODEL_DIR": sorted(os.listdir(os.environ["MLFORM_MODEL_DIR"])),
+            }
+        """,
+    "images/img.yml": (
+        "name: img\nmodel: clf@latest\nenvironment: env\n"
+        "code_configuration: {code: ../score, scoring_script: score.py}\n"
+        "base_image: mlform/base:bookworm\n"
+    ),
+}
+
+
+def test_an_image_lays_out_a_folder_model_as_azure_mounts_it(
+    cli: Cli,
+    make_workspace: Make,
+    client: docker.DockerClient,  # noqa: F811
+    started: list[str],
+) -> None:
+    root = make_workspace(FOLDER_MODEL)
+    applied = cli("apply", "--yes", cwd=root)
+    assert applied.code == 0, applied.out + applied.err
+    port = free_port()
+    name = f"mlform-test-layout-{port}"
+    started.append(name)
+    container = containers.start(
+        client,
+        "layout/img:1",
+        name=name,
+        env={"MLFORM_HOST": "127.0.0.1", "MLFORM_PORT": str(port)},
+        labels={"mlform.test": "image"},
+    )
+    wait_ready(f"http://127.0.0.1:{port}/ready", container)
+    assert post(f"http://127.0.0.1:{port}/score", {}) == {
+        "model": {"bias": 0.5},
+        "AZUREML_MODEL_DIR": "/opt/mlform/model",
+        "MLFORM_MODEL_DIR": ["weights.json"],
+    }

@@ -91,10 +91,10 @@ def show(args: argparse.Namespace, out: Output) -> int:
         out.line(f"  deployment {d.deployment}: {d.weight}% of traffic, {state}")
         out.line(f"    model:     {d.model}")
         if d.compute == "local":  # its handle is pid@start time; the pid is what users know
-            shown = f"pid {d.handle.partition('@')[0]}"
+            process = f"pid {d.handle.partition('@')[0]}"
         else:
-            shown = f"container {d.handle[:12]}"
-        out.line(f"    compute:   {d.compute} ({shown})")
+            process = f"container {d.handle[:12]}"
+        out.line(f"    compute:   {d.compute} ({process})")
         out.line(f"    address:   {d.url}/score")
         out.line(f"    log:       {shown(Path(d.log), ws.root)}")
     return 0

@@ -13,6 +13,7 @@ from mlform.cli.output import Output
 from mlform.errors import MlformError, StalePlan
 from mlform.plan import render
 from mlform.plan.model import Action, Plan
+from mlform.shownpath import shown
 from mlform.workspace import Workspace
 
 _PAST = {
@@ -61,7 +62,8 @@ def validate(args: argparse.Namespace, out: Output) -> int:
     if config.warnings:
         out.problems(config.warnings)
     count = len(config.specs)
-    out.line(f"{out.ok('Valid:')} {count} resource{'s' if count != 1 else ''} in {config.root}")
+    where = shown(config.root, Path.cwd())
+    out.line(f"{out.ok('Valid:')} {count} resource{'s' if count != 1 else ''} in {where}")
     return 0
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from mlform.endpoints.instances import Instance, Launch
+from mlform.endpoints.mount import Mounted
 
 _IN_IMAGE = "/opt/mlform"
 
@@ -21,9 +22,7 @@ class DockerTarget:
         cache = cache_dir()
         # The image holds the files as Azure mounts them (see `mount`): the model folder
         # is AZUREML_MODEL_DIR, and MLFORM_MODEL_DIR the registered folder inside it.
-        mounted = launch.azureml_model_dir or launch.model_dir
-        inner = launch.model_dir.relative_to(mounted).as_posix()
-        files = f"{_IN_IMAGE}/model" + ("" if inner == "." else f"/{inner}")
+        mounted = Mounted(launch.azureml_model_dir or launch.model_dir, launch.model_dir)
         capture = launch.variables.get("MLFORM_CAPTURE_DIR")
         requirements = (*launch.requirements, *runtime.pins(capture=capture is not None))
         tag = f"mlform-deployment/{launch.endpoint}-{launch.deployment}:{launch.digest[:12]}"
@@ -34,12 +33,11 @@ class DockerTarget:
             folders={
                 "runtime": runtime_folder(cache),
                 "code": launch.code,
-                "model": mounted,
+                "model": mounted.azureml,
             },
             env={
                 "MLFORM_SCORING_SCRIPT": f"{_IN_IMAGE}/code/{launch.script}",
-                "MLFORM_MODEL_DIR": files,
-                "AZUREML_MODEL_DIR": f"{_IN_IMAGE}/model",
+                **mounted.variables(f"{_IN_IMAGE}/model"),
                 "MLFORM_DEPLOYMENT": launch.deployment,
             },
             labels={

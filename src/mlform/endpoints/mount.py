@@ -23,6 +23,15 @@ class Mounted:
     azureml: Path  # AZUREML_MODEL_DIR
     files: Path  # MLFORM_MODEL_DIR
 
+    def variables(self, at: str) -> dict[str, str]:
+        """AZUREML_MODEL_DIR and MLFORM_MODEL_DIR once `azureml` is copied to `at` (in an
+        image)."""
+        inner = self.files.relative_to(self.azureml).as_posix()
+        return {
+            "AZUREML_MODEL_DIR": at,
+            "MLFORM_MODEL_DIR": at if inner == "." else f"{at}/{inner}",
+        }
+
 
 def mount(cached: Path, folder: str | None, target: Path) -> Mounted:
     """The files of `cached` (a materialized version) under `target`, hard-linked (else

@@ -71,7 +71,7 @@ def runs(ws: Workspace, name: str) -> list[PipelineRunSummary]:
         parents = store.query(
             "select id, status, strftime(started_at, '%Y-%m-%d %H:%M:%S'), "
             "epoch(ended_at) - epoch(started_at) from runs "
-            "where runconfig = ? and parent_id is null order by created_at desc",
+            "where runconfig = ? and parent_id is null order by created_at desc, seq desc",
             [f"pipeline/{name}"],
         )
         children = store.query(

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 
 from mlform.config.refs import LocalPath
 from mlform.config.specs import DatastoreSpec, Spec
 from mlform.plan.model import Change, Desired
 from mlform.resources.base import Context, Outcome, base_components, declared
+from mlform.shownpath import shown
 from mlform.state.records import Recorded
 
 
@@ -16,7 +16,9 @@ class DatastoreKind:
     def desire(self, spec: Spec, ctx: Context, upstream: Mapping[str, Desired]) -> Desired:
         assert isinstance(spec, DatastoreSpec)
         location = spec.location
-        where = str(location.path) if isinstance(location, LocalPath) else location.url
+        # Relative to the workspace, so two clones of it plan alike.
+        root = ctx.config.root
+        where = shown(location.path, root) if isinstance(location, LocalPath) else location.url
         body = dict(spec.body)
         body.setdefault("path", where)
         components = base_components(spec, upstream, ctx.config.deps.get(spec.address, ()))
@@ -33,7 +35,9 @@ class DatastoreKind:
 
     def refresh(self, recorded: Recorded, ctx: Context) -> str | None:
         folder = recorded.outputs.get("folder")
-        if folder and not Path(folder).is_dir():
+        # Recorded relative to the workspace (older states: absolute), so a moved or
+        # cloned workspace finds its folder where it now is.
+        if folder and not (ctx.config.root / folder).is_dir():
             return f"folder {folder} is missing"
         return None
 
@@ -45,7 +49,7 @@ class DatastoreKind:
         storage.ensure()
         outputs: dict[str, str] = {"url": storage.url}
         if isinstance(spec.location, LocalPath):
-            outputs["folder"] = str(spec.location.path)
+            outputs["folder"] = shown(spec.location.path, ctx.config.root)
         return Outcome(outputs)
 
     def destroy(self, change: Change, ctx: Context) -> Outcome:

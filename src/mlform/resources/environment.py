@@ -91,7 +91,8 @@ class EnvironmentKind:
     def refresh(self, recorded: Recorded, ctx: Context) -> str | None:
         path = recorded.outputs.get("path")
         if path and not (Path(path) / COMPLETE).is_file():
-            return f"virtual environment missing at {path}"
+            # Named by its build digest, not where this machine keeps its cache.
+            return f"virtual environment {Path(path).name} missing from the cache"
         return None
 
     def apply(self, change: Change, ctx: Context) -> Outcome:

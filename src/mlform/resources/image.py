@@ -25,6 +25,7 @@ from mlform import snapshot as snapshots
 from mlform._resources import resource_dir
 from mlform.config.refs import AssetRef
 from mlform.config.specs import ImageSpec, Spec
+from mlform.endpoints.mount import mount
 from mlform.errors import ApplyError, MlformError, PlanError
 from mlform.hashing import sha256_file, sha256_text
 from mlform.plan.model import Change, Desired
@@ -162,6 +163,8 @@ class ImageKind:
         work = ctx.cache / "images" / after.digest[:20]
         storage = ctx.storage(model.datastore)
         model_dir = models.materialize(storage, model, ctx.cache / "models" / model.digest[:20])
+        # Laid out as a deployment's instance sees it, so one scoring script serves both.
+        mounted = mount(model_dir, model.folder, work / "model")
         code_dir = copy_code(snap, work / "code")
         runtime = runtime_folder(ctx.cache)
         script = spec.scoring_script
@@ -172,12 +175,12 @@ class ImageKind:
             folders={
                 "runtime": runtime,
                 "code": code_dir,
-                "model": without_marker(model_dir, work),
+                "model": mounted.azureml,
             },
             env={
                 **spec.variables,
                 "MLFORM_SCORING_SCRIPT": f"{_IN_IMAGE}/code/{script}",
-                "MLFORM_MODEL_DIR": f"{_IN_IMAGE}/model",
+                **mounted.variables(f"{_IN_IMAGE}/model"),
                 "MLFORM_DEPLOYMENT": spec.name,
                 "MLFORM_HOST": "0.0.0.0",
                 "MLFORM_PORT": str(PORT),
@@ -338,16 +341,6 @@ def environment_build(ctx: Context, env: AssetRef, owner: str) -> tuple[str, lis
 def copy_code(snap: snapshots.Snapshot, target: Path) -> Path:
     """The code folder as the snapshot sees it (ignore files applied)."""
     return _linked(((snap.root / e.relpath, e.relpath) for e in snap.files), target)
-
-
-def without_marker(model_dir: Path, work: Path) -> Path:
-    """The model's files without mlform's completion marker."""
-    files = (
-        (path, path.relative_to(model_dir).as_posix())
-        for path in sorted(model_dir.rglob("*"))
-        if path.is_file() and path.name != ".mlform-complete"
-    )
-    return _linked(files, work / "model")
 
 
 def _linked(files: Iterable[tuple[Path, str]], target: Path) -> Path:

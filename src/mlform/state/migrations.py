@@ -229,4 +229,16 @@ MIGRATIONS: tuple[Migration, ...] = (
         alter table models add column folder varchar;
         """,
     ),
+    Migration(
+        "0007_run_sequence",
+        """
+        -- the order runs were first recorded in: two runs created within one clock tick
+        -- (or on a coarse clock) tie on created_at, and their random ids do not say which
+        -- came first
+        alter table runs add column seq bigint;
+        update runs set seq = numbered.n
+        from (select id, row_number() over (order by created_at, id) as n from runs) numbered
+        where runs.id = numbered.id;
+        """,
+    ),
 )

@@ -63,11 +63,16 @@ class RunRow:
         return self.ended_at - self.started_at
 
     def write(self, con: duckdb.DuckDBPyConnection, apply_id: str) -> None:
+        # A rewrite keeps the run's place in the order it was first recorded in.
+        seq = con.execute(
+            "select coalesce(max(seq) filter (where id = ?), max(seq) + 1, 1) from runs",
+            [self.id],
+        ).fetchone()
         con.execute("delete from runs where id = ?", [self.id])
         con.execute(
             "insert into runs values (?, ?, ?, ?, ?, ?, ?, coalesce(to_timestamp(?), now()), "
             "to_timestamp(?), to_timestamp(?), "
-            "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 self.id,
                 self.experiment,
@@ -97,6 +102,7 @@ class RunRow:
                 self.run_dir,
                 apply_id,
                 self.reused_from,
+                seq[0] if seq else 1,
             ],
         )
 
