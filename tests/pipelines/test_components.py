@@ -411,7 +411,7 @@ def test_a_component_runs_in_the_environment_it_defines_in_place(
     plan = cli("plan", cwd=root)
     assert plan.code == 0, plan.err
     assert changes(plan.out) == [
-        f"+ datastore/workspaceblobstore (new: local folder {root}/.mlform/datastore)",
+        "+ datastore/workspaceblobstore (new: local folder .mlform/datastore)",
         f"+ environment/{ANONYMOUS} (new: version 1 (0 packages, cpython-3.11))",
         "> pipeline/train (no run yet)",
     ]
