@@ -46,7 +46,7 @@ def test_an_inline_environment_is_a_resource_its_job_runs_in(
     )
     planned = cli("plan", cwd=root)
     assert planned.out.splitlines()[2:5] == [
-        f"  + datastore/workspaceblobstore        (new: local folder {root}/.mlform/datastore)",
+        "  + datastore/workspaceblobstore        (new: local folder .mlform/datastore)",
         "  + environment/anonymous-d3d9531e22e5  (new: version 1 (0 packages, cpython-3.11))",
         "  > runconfig/train                     (no run yet)",
     ]

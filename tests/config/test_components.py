@@ -7,6 +7,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from mlform.config.components import optional_arguments
+from mlform.config.specs import PipelineSpec
+from mlform.config.workspace import load
 from tests.cli.test_runs import changes
 from tests.conftest import Ran
 
@@ -230,3 +232,136 @@ def test_optional_arguments_stay_only_when_their_inputs_have_values() -> None:
         "python t.py  --a ${{inputs.a}} ${{inputs.b}} x"
     )
     assert optional_arguments(command, set()) == "python t.py   x"
+
+
+def test_registry_uris_name_the_component_declared_here(cli: Cli, make_workspace: Make) -> None:
+    registry = "azureml://registries/azureml"
+    root = make_workspace(
+        {
+            "workspace.yml": "name: comps\n",
+            "components/train.yml": """\
+                $schema: https://azuremlschemas.azureedge.net/latest/commandComponent.schema.json
+                name: train_model
+                version: 2
+                type: command
+                command: python -c pass
+            """,
+            "pipelines/p.yml": f"""\
+                type: pipeline
+                jobs:
+                  pinned:
+                    component: {registry}/components/train_model/versions/2
+                  latest:
+                    component: {registry}/components/train_model/labels/latest
+                  older:
+                    component: {registry}/components/train_model/versions/1
+                  elsewhere:
+                    component: {registry}/components/prep_data/labels/latest
+                  environment:
+                    component: {registry}/environments/train_model/versions/2
+                  label:
+                    component: {registry}/components/train_model/labels/stable
+            """,
+        }
+    )
+    ran = cli("validate", cwd=root)
+    assert ran.code == 1
+    assert ran.err.splitlines() == [
+        "pipelines/p.yml:8:16: error: component 'train_model' version 1 (from Azure ML "
+        "registry 'azureml') is not declared in this workspace, and mlform does not fetch "
+        "from registries; declare it in components/train_model.yml (name: train_model, "
+        "version: 1)",
+        "pipelines/p.yml:10:16: error: component 'prep_data' (from Azure ML registry "
+        "'azureml') is not declared in this workspace, and mlform does not fetch from "
+        "registries; declare it in components/prep_data.yml (name: prep_data)",
+        "pipelines/p.yml:12:16: error: 'azureml://registries/azureml/environments/"
+        "train_model/versions/2' names the environment 'train_model', not a component; "
+        "write azureml://registries/<registry>/components/NAME/versions/N",
+        "pipelines/p.yml:14:16: error: component 'azureml://registries/azureml/components/"
+        "train_model/labels/stable' is neither a file (./train.yml) nor a component "
+        "reference (azureml:NAME:VERSION, azureml:NAME@latest or "
+        "azureml://registries/<registry>/components/NAME/versions/N)",
+        "validation failed: 4 errors",
+    ]
+
+
+def test_a_component_defines_its_environment_in_place(cli: Cli, make_workspace: Make) -> None:
+    root = make_workspace(
+        {
+            "workspace.yml": "name: comps\n",
+            "components/train.yml": """\
+                $schema: https://azuremlschemas.azureedge.net/latest/commandComponent.schema.json
+                name: train_model
+                type: command
+                environment:
+                  image: mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu20.04:latest
+                  conda_file: ./conda.yml
+                command: python -c pass
+            """,
+            "pipelines/p.yml": """\
+                type: pipeline
+                jobs:
+                  a:
+                    component: azureml:train_model@latest
+                  b:
+                    component: ../components/train.yml
+            """,
+        }
+    )
+    ran = cli("validate", cwd=root)
+    assert ran.code == 1
+    assert ran.err.splitlines() == [
+        "components/train.yml:6:15: error: conda file './conda.yml' does not exist (looked "
+        "for components/conda.yml); create it, or correct the path (it is relative to this "
+        "file)",
+        "validation failed: 1 error",
+    ]
+    (root / "components" / "conda.yml").write_text("dependencies:\n  - python=3.11\n")
+    config = load(root)
+    assert [a for a in config.specs if a.startswith("environment/")] == [
+        "environment/anonymous-29b8e239ffc8"
+    ]
+    pipeline = config.specs["pipeline/p"]
+    assert isinstance(pipeline, PipelineSpec)
+    assert [str(step.environment) for step in pipeline.steps] == [
+        "anonymous-29b8e239ffc8@latest",
+        "anonymous-29b8e239ffc8@latest",
+    ]
+    assert config.deps["pipeline/p"] == ("environment/anonymous-29b8e239ffc8",)
+
+
+def test_a_component_builds_its_environment_from_a_docker_context(
+    cli: Cli, make_workspace: Make
+) -> None:
+    root = make_workspace(
+        {
+            "workspace.yml": "name: comps\n",
+            "components/train.yml": """\
+                $schema: https://azuremlschemas.azureedge.net/latest/commandComponent.schema.json
+                name: train_model
+                type: command
+                environment:
+                  build:
+                    path: ./docker
+                command: python -c pass
+            """,
+            "components/docker/Dockerfile": "FROM python:3.11-slim\n",
+            "pipelines/p.yml": """\
+                type: pipeline
+                jobs:
+                  a:
+                    component: ../components/train.yml
+                  b:
+                    component: ../components/train.yml
+                    environment: azureml:own@latest
+            """,
+            "environments/own.yml": "name: own\n",
+        }
+    )
+    ran = cli("validate", cwd=root)
+    assert (ran.code, ran.err) == (0, ""), ran.err
+    config = load(root)
+    assert config.deps["pipeline/p"] == (
+        "environment/anonymous-6dd0f18a66eb",
+        "environment/own",
+    )

@@ -323,9 +323,9 @@ def test_an_azure_pipeline_of_components_runs_publishes_and_reuses(
     ]
 
 
-def pipeline_outputs(root: Path) -> dict[str, dict[str, str]]:
+def pipeline_outputs(root: Path, address: str = "pipeline/taxi") -> dict[str, dict[str, str]]:
     with Store.open(root / ".mlform" / "state.duckdb", "test", write=False) as store:
-        rows = store.query("select outputs from resources where address = 'pipeline/taxi'")
+        rows = store.query("select outputs from resources where address = ?", [address])
     found: dict[str, dict[str, str]] = json.loads(rows[0][0])["outputs"]
     return found
 
@@ -338,3 +338,120 @@ def runs_of(root: Path) -> list[tuple[str, str]]:
             "and parent_id is null order by created_at desc"
         )
     return [(str(a), str(b)) for a, b in rows]
+
+
+INLINE_COMPONENT = """\
+$schema: https://azuremlschemas.azureedge.net/latest/commandComponent.schema.json
+name: train_model
+display_name: TrainModel
+version: 1
+type: command
+inputs:
+  note:
+    type: string
+    optional: true
+outputs:
+  model_output:
+    type: uri_folder
+code: ./train_src
+environment:
+  image: mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu20.04:latest
+  conda_file: ./conda.yml
+command: >-
+  python train.py --model_output ${{outputs.model_output}} $[[--note ${{inputs.note}}]]
+"""
+
+INLINE_TRAIN_PY = """\
+import argparse, pathlib, sys
+p = argparse.ArgumentParser()
+p.add_argument("--model_output")
+p.add_argument("--note", default="")
+a = p.parse_args()
+(pathlib.Path(a.model_output) / "prefix.txt").write_text(sys.prefix + a.note)
+"""
+
+INLINE_PIPELINE = """\
+$schema: https://azuremlschemas.azureedge.net/latest/pipelineJob.schema.json
+type: pipeline
+outputs:
+  trained:
+    mode: rw_mount
+  again:
+    mode: rw_mount
+settings:
+  default_compute: azureml:local
+jobs:
+  train_job:
+    type: command
+    component: ../components/train.yml
+    outputs:
+      model_output: ${{parent.outputs.trained}}
+  again_job:
+    type: command
+    component: azureml://registries/azureml/components/train_model/versions/1
+    outputs:
+      model_output: ${{parent.outputs.again}}
+"""
+
+ANONYMOUS = "anonymous-29b8e239ffc8"  # what the component defines, named from its text
+
+
+def test_a_component_runs_in_the_environment_it_defines_in_place(
+    cli: Cli, make_workspace: Make
+) -> None:
+    root = make_workspace(
+        {
+            "workspace.yml": "name: inline\n",
+            "pipelines/train.yml": INLINE_PIPELINE,
+            "components/train.yml": INLINE_COMPONENT,
+            "components/conda.yml": "name: train\ndependencies:\n  - python=3.11\n",
+            "components/train_src/train.py": INLINE_TRAIN_PY,
+        }
+    )
+    plan = cli("plan", cwd=root)
+    assert plan.code == 0, plan.err
+    assert changes(plan.out) == [
+        "+ datastore/workspaceblobstore (new: local folder .mlform/datastore)",
+        f"+ environment/{ANONYMOUS} (new: version 1 (0 packages, cpython-3.11))",
+        "> pipeline/train (no run yet)",
+    ]
+    first = cli("apply", "--yes", cwd=root)
+    assert first.code == 0, first.out + first.err
+    assert step_lines(first.out) == ["again_job completed", "train_job completed"]
+    # Both steps ran in the environment's interpreter, not mlform's own.
+    env = json.loads(cli("state", "show", f"environment/{ANONYMOUS}", cwd=root).out)
+    outputs = pipeline_outputs(root, "pipeline/train")
+    for name in ("trained", "again"):
+        prefix = Path(outputs[name]["path"]) / "prefix.txt"
+        assert prefix.read_text() == env["outputs"]["path"]
+    assert cli("plan", "--detailed-exitcode", cwd=root).code == 0
+
+    # A step given a note reruns; the other is reused, in the same environment.
+    pipeline = root / "pipelines" / "train.yml"
+    pipeline.write_text(
+        pipeline.read_text().replace(
+            "${{parent.outputs.again}}", "${{parent.outputs.again}}\n    inputs:\n      note: x"
+        )
+    )
+    assert changes(cli("plan", cwd=root).out) == [
+        "> pipeline/train (again_job: command changed, input note changed; train_job: reuse)"
+    ]
+    second = cli("apply", "--yes", cwd=root)
+    assert second.code == 0, second.out + second.err
+    assert step_lines(second.out) == ["again_job completed", "train_job reused"]
+
+    # A package added to the conda file: a new version of the environment, both steps rerun.
+    (root / "components" / "conda.yml").write_text(
+        "name: train\ndependencies:\n  - python=3.11\n  - pip:\n    - pyyaml\n"
+    )
+    assert changes(cli("plan", cwd=root).out) == [
+        f"~ environment/{ANONYMOUS} (content changed: conda.yml modified; version 1 → 2)",
+        "> pipeline/train (again_job: environment changed; train_job: environment changed)",
+    ]
+    third = cli("apply", "--yes", cwd=root)
+    assert third.code == 0, third.out + third.err
+    assert step_lines(third.out) == ["again_job completed", "train_job completed"]
+    env = json.loads(cli("state", "show", f"environment/{ANONYMOUS}", cwd=root).out)
+    trained = Path(pipeline_outputs(root, "pipeline/train")["trained"]["path"])
+    assert (trained / "prefix.txt").read_text() == env["outputs"]["path"]
+    assert cli("plan", "--detailed-exitcode", cwd=root).code == 0

@@ -4,7 +4,11 @@ https://learn.microsoft.com/azure/machine-learning/reference-yaml-component-comm
 
 A pipeline step runs one with `component: ./train.yml` (a path relative to the pipeline
 file) or `component: azureml:train_model:1` / `azureml:train_model@latest` (a component
-declared in the workspace). A component is not a job: it runs only as a pipeline's step.
+declared in the workspace); Azure's registry URI
+`azureml://registries/<registry>/components/train_model/versions/1` names the component of
+that name and version declared here, as mlform fetches nothing from registries. Its
+environment may be defined in place (`environment: {image: …, conda_file: conda.yml}`): an
+anonymous environment, as for a job's. A component is not a job: it runs only as a pipeline's step.
 The step binds the component's inputs; this module checks those bindings against the
 declared types, `min`, `max`, `enum` and `optional`, fills in defaults, and resolves
 Azure's optional-argument syntax: `$[[--lr ${{inputs.lr}}]]` stays in the command (without
@@ -20,14 +24,16 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from mlform.config.refs import AssetRef, local_path, parse_asset_ref
+from mlform.config.refs import AssetRef, local_path
 from mlform.config.specs import (
     METADATA_KEYS,
     Binding,
     DataInput,
     PipelineSpec,
     Source,
+    Spec,
     StepSpec,
+    _environment_ref,
     env_text,
 )
 from mlform.errors import Problem
@@ -70,6 +76,7 @@ class ComponentSpec:
     outputs: Mapping[str, str] = field(default_factory=dict)  # name → type
     variables: Mapping[str, str] = field(default_factory=dict)
     deterministic: bool = True
+    inline: tuple[Spec, ...] = field(default=(), compare=False)  # its environment, in place
 
     @property
     def digest(self) -> str:
@@ -111,7 +118,7 @@ def _declaration(value: Any) -> bool:
 def parse(body: Mapping[str, Any], source: Source) -> ComponentSpec:
     """A component from a body that passed its schema (wrong keys already left out)."""
     base = source.doc.path.parent
-    env = body.get("environment")
+    env, inline = _environment_ref(body.get("environment"), source)
     code = body.get("code")
     version = body.get("version")
     inputs = {}
@@ -133,7 +140,7 @@ def parse(body: Mapping[str, Any], source: Source) -> ComponentSpec:
         version=None if version is None else str(version),
         command=str(body.get("command", "")),
         code=local_path(base, str(code).removeprefix("file:")) if code else None,
-        environment=parse_asset_ref(env) if isinstance(env, str) else None,
+        environment=env,
         inputs=inputs,
         outputs={
             str(k): str(v.get("type", "uri_folder")) if isinstance(v, Mapping) else "uri_folder"
@@ -143,6 +150,7 @@ def parse(body: Mapping[str, Any], source: Source) -> ComponentSpec:
             str(k): env_text(v) for k, v in (body.get("environment_variables") or {}).items()
         },
         deterministic=bool(body.get("is_deterministic", True)),
+        inline=inline,
     )
 
 
@@ -155,14 +163,6 @@ def check(component: ComponentSpec) -> list[Problem]:
             wrong = _wrong_value(declared, declared.default)
             if wrong:
                 problems.append(src.problem(["inputs", name, "default"], f"default {wrong}"))
-    if not isinstance(component.body.get("environment", ""), str):
-        problems.append(
-            src.problem(
-                ["environment"],
-                "an inline environment is not supported in a component; declare it in "
-                "environments/ and name it here (azureml:NAME@latest)",
-            )
-        )
     kept = _OPTIONAL.sub("", component.command)
     for match in _INPUT.finditer(component.command):
         name = match[1]
@@ -257,19 +257,19 @@ def bind(
     for name, value in (body.get("outputs") or {}).items():
         if name in outputs and isinstance(value, Mapping) and "type" in value:
             outputs[name] = str(value["type"])
+    own_env = "environment" in body or component.environment is None
     merged = replace(
         step,
         command=step.command or optional_arguments(component.command, set(inputs)),
         code=step.code if "code" in body else component.code,
-        environment=step.environment
-        if "environment" in body
-        else component.environment or step.environment,
+        environment=step.environment if own_env else component.environment,
         inputs=inputs,
         outputs=outputs,
         variables={**component.variables, **step.variables},
         deterministic=bool(body.get("is_deterministic", component.deterministic)),
         origin=component.source,
         component_digest=component.digest,
+        inline=step.inline if own_env else component.inline,
     )
     return merged, problems
 

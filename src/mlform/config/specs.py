@@ -480,10 +480,11 @@ def _step(
 
 
 def _component_ref(value: Any, base: Path) -> Path | AssetRef | None:
-    """`azureml:train:1` or `train@latest` names a component; anything else is a file."""
+    """`azureml:train:1`, `train@latest` or an Azure ML URI names a component; anything
+    else is a file."""
     if not isinstance(value, str):
         return None
-    if value.startswith("azureml:") and not value.startswith("azureml://"):
+    if value.startswith("azureml:"):
         return parse_asset_ref(value)
     if "@" in value and "/" not in value:
         return parse_asset_ref(value)

@@ -558,7 +558,9 @@ class _Loader:
         if not base.is_dir():
             return []
         names = sorted(e.name for e in os.scandir(base) if e.name.endswith((".yml", ".yaml")))
-        return [read_document(base / n, f"{COMPONENT_FOLDER}/{n}") for n in names]
+        docs = [read_document(base / n, f"{COMPONENT_FOLDER}/{n}") for n in names]
+        named = _named_files(docs)  # a conda file beside the component that names it
+        return [doc for doc in docs if doc.path not in named]
 
     def _component(self, doc: Document) -> ComponentSpec | None:
         """The component a file declares, read and checked once however many steps run it."""
@@ -617,6 +619,7 @@ class _Loader:
                 steps.append(merged)
             merged_spec = replace(spec, steps=tuple(steps))
             self.specs[address] = merged_spec
+            self._add_anonymous(merged_spec)  # environments its components define in place
             self.problems.extend(_pipeline_problems(merged_spec))
 
     def _step_component(self, step: StepSpec) -> ComponentSpec | None:
@@ -631,7 +634,8 @@ class _Loader:
                 step.source.problem(
                     ["component"],
                     f"component '{written}' is neither a file (./train.yml) nor a component "
-                    "reference (azureml:NAME:VERSION or azureml:NAME@latest)",
+                    "reference (azureml:NAME:VERSION, azureml:NAME@latest or "
+                    "azureml://registries/<registry>/components/NAME/versions/N)",
                 )
             )
             return None
@@ -650,11 +654,27 @@ class _Loader:
         return self._component(read_document(ref, _display(ref, self.root)))
 
     def _named_component(self, step: StepSpec, ref: AssetRef) -> ComponentSpec | None:
+        """The component `ref` names, declared here. A reference into an Azure ML registry
+        resolves to the component of that name and version here, or says how to declare it."""
+        if not self._kind_fits("component", ref, step.source):
+            return None
         named = [c for c in self.components.values() if c is not None and c.name == ref.name]
         if ref.version is not None:
             named = [c for c in named if c.version == ref.version]
         if named:
             return max(named, key=lambda c: _version_key(c.version))
+        if ref.registry is not None:
+            version = f", version: {ref.version}" if ref.version else ""
+            self.problems.append(
+                step.source.problem(
+                    ["component"],
+                    f"component '{ref.name}'{f' version {ref.version}' if ref.version else ''} "
+                    f"(from Azure ML registry '{ref.registry}') is not declared in this "
+                    "workspace, and mlform does not fetch from registries; declare it in "
+                    f"{COMPONENT_FOLDER}/{ref.name}.yml (name: {ref.name}{version})",
+                )
+            )
+            return None
         if ref.name in {c.name for c in self.components.values() if c is not None}:
             versions = sorted(
                 str(c.version)
