@@ -116,7 +116,7 @@ DATA_KEYS = {
 }  # fmt: skip
 MODEL_KEYS = {
     "name", "version", "digest", "type", "framework", "files", "size", "tags", "description",
-    "source", "run_id", "metrics", "datastore", "created_at", "archived",
+    "source", "run_id", "metrics", "datastore", "created_at", "archived", "folder",
 }  # fmt: skip
 IMAGE_KEYS = {
     "name", "version", "reference", "image_id", "digest", "model", "environment",

@@ -49,7 +49,7 @@ def test_a_local_compute_is_planned_and_runs_jobs(cli: Cli, make_workspace: Make
     planned = cli("plan", cwd=root)
     assert planned.out.splitlines()[2:6] == [
         "  + compute/cpu-cluster           (new: type local)",
-        f"  + datastore/workspaceblobstore  (new: local folder {root}/.mlform/datastore)",
+        "  + datastore/workspaceblobstore  (new: local folder .mlform/datastore)",
         "  > pipeline/hello                (no run yet)",
         "  > runconfig/train               (no run yet)",
     ]
