@@ -514,7 +514,7 @@ code: ../src
 inputs:
   training_data:
     type: uri_folder
-    path: wasbs://data@account.blob.core.windows.net/iris/
+    path: nosuchscheme://data/iris/
 """,
             # two files with one name: each at its name: line
             "data/a.yml": """
@@ -535,8 +535,10 @@ inputs:
         "data/b.yml:3:7: error: duplicate data name 'iris': also declared at data/a.yml:2:7; "
         "rename one of them",
         "runconfigs/mode.yml:8:11: error: inputs.training_data.mode must be one of ro_mount, "
-        "rw_mount, download, direct, not 'mount' (did you mean 'rw_mount'?)",
-        "runconfigs/url.yml:7:11: error: unknown URL scheme 'wasbs://'; use a local path or "
+        "rw_mount, download, direct, upload, eval_mount, eval_download, not 'mount' "
+        "(did you mean 'rw_mount'?)",
+        "runconfigs/url.yml:7:11: error: unknown URL scheme 'nosuchscheme://'; use a local "
+        "path or "
         "an fsspec URL",
         "validation failed: 3 errors",
     ]

@@ -479,7 +479,7 @@ class _Loader:
         address = f"{kind}/{ref.name}"
         if ref.registry is None or address in self.specs or address in self.broken:
             return self._reference(kind, ref.name, source, where)
-        folder = next(f for f, (k, _) in FOLDERS.items() if k == kind)
+        folder = _folder_of(kind)
         version = f", version: {ref.version}" if ref.version else ""
         self.problems.append(
             source.problem(
@@ -504,7 +504,7 @@ class _Loader:
             hint = schema.did_you_mean(name, known) or (
                 f" (declared: {', '.join(known)})" if known else ""
             )
-            folder = next(f for f, (k, _) in FOLDERS.items() if k == kind)
+            folder = _folder_of(kind)
             self.problems.append(
                 source.problem(where, f"unknown {kind} '{name}'{hint}; declare it in {folder}/")
             )
@@ -950,6 +950,11 @@ def _endpoint_problems(spec: EndpointSpec) -> list[Problem]:
             )
         )
     return problems
+
+
+def _folder_of(kind: str) -> str:
+    """The folder whose files declare `kind`."""
+    return next(folder for folder, (k, _) in FOLDERS.items() if k == kind)
 
 
 def _usable(value: Any, where: Where, bad: frozenset[Where]) -> dict[str, Any] | None:
