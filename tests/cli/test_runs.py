@@ -134,6 +134,27 @@ def test_reverting_a_failed_change_to_completed_content_plans_nothing(
     assert cli("runs", "list", "--runconfig", "train", cwd=root).out.count("train_") == 2
 
 
+def test_reverting_a_failed_change_to_an_earlier_completed_content_plans_nothing(
+    cli: Cli, make_workspace: Make
+) -> None:
+    root = workspace(
+        make_workspace,
+        {"train": "command: python train.py\ncode: ../src\n"},
+        {"src/train.py": "print('a')\n"},
+    )
+    script = root / "src" / "train.py"
+    assert cli("apply", "--yes", cwd=root).code == 0
+    script.write_text("print('b')\n")
+    assert cli("apply", "--yes", cwd=root).code == 0
+    script.write_text("raise SystemExit(2)\n")
+    assert cli("apply", "--yes", cwd=root).code == 1
+    script.write_text("print('a')\n")
+    plan = cli("plan", "--detailed-exitcode", cwd=root)
+    assert (plan.code, changes(plan.out)) == (0, []), plan.out + plan.err
+    assert cli("apply", "--yes", cwd=root).code == 0
+    assert cli("runs", "list", "--runconfig", "train", cwd=root).out.count("train_") == 3
+
+
 def test_mlforms_own_folder_does_not_make_the_run_dirty(cli: Cli, make_workspace: Make) -> None:
     root = workspace(make_workspace, {"hello": "command: echo hello\ncode: ../src\n"})
     git(root, "init", "-q", "-b", "main")
