@@ -166,20 +166,23 @@ def test_mlforms_own_folder_does_not_make_the_run_dirty(cli: Cli, make_workspace
     assert "?? .mlform/" in git(root, "status", "--porcelain")
 
 
-def test_timeout_marks_the_run_timed_out(cli: Cli, make_workspace: Make) -> None:
+def test_timeout_marks_the_run_timed_out(cli: Cli, make_workspace: Make, tmp_path: Path) -> None:
+    # Killed by its limit, not run to completion: its child (which would outlive the limit by
+    # ten minutes) is dead and the line after it never ran, whatever preparing the run cost.
+    pidfile, finished = tmp_path / "child.pid", tmp_path / "finished"
     root = workspace(
         make_workspace,
         {
-            "slow": """
-            command: echo starting; sleep 30
+            "slow": f"""
+            command: sleep 600 & echo $! > {pidfile}; echo starting; wait $!; touch {finished}
             limits:
               timeout: 1
         """,
         },
     )
-    started = time.monotonic()
     ran = cli("apply", "--yes", cwd=root)
-    assert time.monotonic() - started < 20
+    assert not _alive(int(pidfile.read_text())), "the run's child process survived its limit"
+    assert not finished.exists()
     assert ran.code == 1
     assert "timed out\nthe last lines of its log:\n  | starting" in ran.out
     assert cli("runs", "list", "--status", "timed_out", cwd=root).out.count("slow_") == 1
