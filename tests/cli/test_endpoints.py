@@ -416,8 +416,14 @@ def test_a_deployment_that_fails_with_nothing_before_it_serves_nothing_and_says_
     assert (
         "+ endpoint/my-endpoint failed: deployment blue: the new instance did not become "
         "ready: it exited before it was ready; it has no earlier instance, so it serves "
-        "nothing. The last lines of its log:\n"
+        "nothing\nthe last lines of its log:\n"
     ) in text, text
+    # The plan's retry reason is the failure's first line: a whole sentence, no log tail.
+    assert changes(cli("plan", cwd=root).out) == [
+        "+ endpoint/my-endpoint (last apply failed: deployment blue: the new instance did not "
+        "become ready: it exited before it was ready; it has no earlier instance, so it serves "
+        "nothing)"
+    ]
     assert "RuntimeError: no model for you" in text
     assert "the one serving before keeps its traffic" not in text
     stopped = re.search(
@@ -450,7 +456,8 @@ def test_a_deployment_that_fails_with_nothing_before_it_serves_nothing_and_says_
     text = failed.out + failed.err
     assert (
         "~ endpoint/my-endpoint failed: deployment green: the new instance did not become "
-        "ready: it exited before it was ready; it has no earlier instance, so it serves nothing."
+        "ready: it exited before it was ready; it has no earlier instance, so it serves "
+        "nothing\nthe last lines of its log:\n"
     ) in text
     assert "nothing serves" not in text
     port, headers = score_uri(cli, root, "my-endpoint")

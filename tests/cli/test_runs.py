@@ -134,6 +134,27 @@ def test_reverting_a_failed_change_to_completed_content_plans_nothing(
     assert cli("runs", "list", "--runconfig", "train", cwd=root).out.count("train_") == 2
 
 
+def test_reverting_a_failed_change_to_an_earlier_completed_content_plans_nothing(
+    cli: Cli, make_workspace: Make
+) -> None:
+    root = workspace(
+        make_workspace,
+        {"train": "command: python train.py\ncode: ../src\n"},
+        {"src/train.py": "print('a')\n"},
+    )
+    script = root / "src" / "train.py"
+    assert cli("apply", "--yes", cwd=root).code == 0
+    script.write_text("print('b')\n")
+    assert cli("apply", "--yes", cwd=root).code == 0
+    script.write_text("raise SystemExit(2)\n")
+    assert cli("apply", "--yes", cwd=root).code == 1
+    script.write_text("print('a')\n")
+    plan = cli("plan", "--detailed-exitcode", cwd=root)
+    assert (plan.code, changes(plan.out)) == (0, []), plan.out + plan.err
+    assert cli("apply", "--yes", cwd=root).code == 0
+    assert cli("runs", "list", "--runconfig", "train", cwd=root).out.count("train_") == 3
+
+
 def test_mlforms_own_folder_does_not_make_the_run_dirty(cli: Cli, make_workspace: Make) -> None:
     root = workspace(make_workspace, {"hello": "command: echo hello\ncode: ../src\n"})
     git(root, "init", "-q", "-b", "main")
@@ -145,20 +166,23 @@ def test_mlforms_own_folder_does_not_make_the_run_dirty(cli: Cli, make_workspace
     assert "?? .mlform/" in git(root, "status", "--porcelain")
 
 
-def test_timeout_marks_the_run_timed_out(cli: Cli, make_workspace: Make) -> None:
+def test_timeout_marks_the_run_timed_out(cli: Cli, make_workspace: Make, tmp_path: Path) -> None:
+    # Killed by its limit, not run to completion: its child (which would outlive the limit by
+    # ten minutes) is dead and the line after it never ran, whatever preparing the run cost.
+    pidfile, finished = tmp_path / "child.pid", tmp_path / "finished"
     root = workspace(
         make_workspace,
         {
-            "slow": """
-            command: echo starting; sleep 30
+            "slow": f"""
+            command: sleep 600 & echo $! > {pidfile}; echo starting; wait $!; touch {finished}
             limits:
               timeout: 1
         """,
         },
     )
-    started = time.monotonic()
     ran = cli("apply", "--yes", cwd=root)
-    assert time.monotonic() - started < 20
+    assert not _alive(int(pidfile.read_text())), "the run's child process survived its limit"
+    assert not finished.exists()
     assert ran.code == 1
     assert "timed out\nthe last lines of its log:\n  | starting" in ran.out
     assert cli("runs", "list", "--status", "timed_out", cwd=root).out.count("slow_") == 1

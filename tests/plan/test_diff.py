@@ -146,6 +146,22 @@ def test_a_job_reverted_to_its_last_completed_content_after_a_failure_is_up_to_d
     assert change.reasons == ("last apply failed: run t failed", "changed")
 
 
+def test_a_job_reverted_to_an_earlier_completed_content_after_a_failure_is_up_to_date() -> None:
+    failed = have(
+        "runconfig/train",
+        "b",
+        status="failed",
+        error="runconfig/train: run t failed",
+        completed=frozenset({"a", "b"}),
+    )
+    back = {"runconfig/train": want("runconfig/train", "a", trigger="on_change")}
+    plan = diff(back, {"runconfig/train": failed})
+    assert (plan.changes, plan.unchanged) == ((), 1)
+    never = {"runconfig/train": want("runconfig/train", "c", trigger="on_change")}
+    (change,) = diff(never, {"runconfig/train": failed}).changes
+    assert change.reasons == ("last apply failed: run t failed", "changed")
+
+
 def test_tombstone_keeps_version_numbering() -> None:
     tomb = have("data/a", None, status="deleted", outputs={"latest_version": "4"})
     (change,) = diff(

@@ -96,9 +96,10 @@ def _job(
     reasons: list[str] = ["--rerun"] if forced else []
     if have is None or have.status == DELETED or have.digest is None:
         reasons.append(_failure(have) if have and have.status == "failed" else "no run yet")
-    elif have.digest != want.digest:
-        # A failed run keeps the digest of the last completed one (apply's `_failed_row`):
-        # back at that content, a completed run exists and nothing needs to run again.
+    elif have.digest != want.digest and want.digest not in have.completed:
+        # A failed run keeps the digest of the last completed one (apply's `_failed_row`);
+        # back at that content, or at any other a completed run satisfies, nothing needs
+        # to run again: the row keeps pointing at its last completed run.
         if have.status == "failed":
             reasons.append(_failure(have))
         reasons.extend(want.explain or _job_reasons(have, want, changes, recorded))

@@ -311,7 +311,8 @@ class _Rollout:
         return (
             None,
             f"the new instance did not become ready: {why}",
-            f". The last lines of its log:\n{shown}" if shown else "",
+            # the first line says it all (a plan's reason); the log tail follows
+            f"\nthe last lines of its log:\n{shown}" if shown else "",
         )
 
 

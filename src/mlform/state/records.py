@@ -35,6 +35,8 @@ class Recorded:
     protect: bool
     source: str
     drift: str | None = None  # what refresh found different in the real world
+    # A runconfig's digests that a completed run satisfies: back at any of them, it is applied.
+    completed: frozenset[str] = frozenset()
 
 
 class Record(Protocol):

@@ -212,6 +212,13 @@ class Store:
         # The three JSON columns of every row in one parse: each json.loads call costs
         # microseconds before it reads a byte, and a big workspace has thousands of rows.
         parsed = json.loads("[" + ",".join(f"[{r[4]},{r[5]},{r[6]}]" for r in rows) + "]")
+        completed: dict[str, frozenset[str]] = {
+            address: frozenset(digests)
+            for address, digests in self._rows(
+                "select runconfig, list(distinct digest) from runs where status = 'completed' "
+                "and runconfig is not null and digest is not null group by runconfig"
+            )
+        }
         return {
             row[0]: Recorded(
                 row[0],
@@ -225,6 +232,7 @@ class Store:
                 row[8],
                 row[9],
                 row[10],
+                completed=completed.get(row[0], frozenset()),
             )
             for row, (components, spec, outputs) in zip(rows, parsed, strict=True)
         }
