@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import textwrap
@@ -24,6 +25,15 @@ class Ran:
     code: int
     out: str
     err: str
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Ctrl-C is part of what the tests drive. A suite started in the background by a shell
+    without job control (or under nohup) inherits SIGINT ignored, and so would every mlform
+    process it starts (an ignored signal stays ignored across exec), so the Ctrl-C tests
+    would see no interrupt; take Python's own handler back."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")
