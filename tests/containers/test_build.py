@@ -59,10 +59,12 @@ def test_render_orders_layers_and_quotes_values() -> None:
 # model or code version reuses it from Docker's build cache.
 FROM {BASE_IMAGE} AS environment
 COPY wheels /wheels
+# pip's output and errors share one unbuffered stream, so the build log (and the lines a
+# failed build quotes) keep the order pip wrote them in.
 RUN python3 -m venv /opt/mlform/venv \\
- && /opt/mlform/venv/bin/pip install --no-index --find-links /wheels --no-cache-dir \\
-      --disable-pip-version-check --no-input --progress-bar off \\
-      --requirement /wheels/requirements.txt
+ && PYTHONUNBUFFERED=1 /opt/mlform/venv/bin/pip install --no-index --find-links /wheels \\
+      --no-cache-dir --disable-pip-version-check --no-input --progress-bar off \\
+      --requirement /wheels/requirements.txt 2>&1
 # Found by `docker image prune --filter label=org.mlform.stage=environment` once unused.
 LABEL org.mlform.stage=environment
 
@@ -138,9 +140,10 @@ def test_the_build_log_shows_each_step_and_pips_lines(scorer: Built) -> None:
     assert [line for line in log if line.startswith("Step ")][:3] == [
         f"Step 1/15 : FROM {BASE_IMAGE} AS environment",
         "Step 2/15 : COPY wheels /wheels",
-        "Step 3/15 : RUN python3 -m venv /opt/mlform/venv  && /opt/mlform/venv/bin/pip install "
-        "--no-index --find-links /wheels --no-cache-dir       --disable-pip-version-check "
-        "--no-input --progress-bar off       --requirement /wheels/requirements.txt",
+        "Step 3/15 : RUN python3 -m venv /opt/mlform/venv  && PYTHONUNBUFFERED=1 "
+        "/opt/mlform/venv/bin/pip install --no-index --find-links /wheels       --no-cache-dir "
+        "--disable-pip-version-check --no-input --progress-bar off       "
+        "--requirement /wheels/requirements.txt 2>&1",
     ]
     assert log[-1] == f"Successfully tagged {scorer.request.tag}"
     assert not any(line.startswith(" ---> Running in") for line in log)
