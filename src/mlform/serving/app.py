@@ -16,6 +16,9 @@ Options of `create_app`, all off by default:
                          thread, so run() keeps going in its thread, outside the thread
                          pool's limit, until it returns; its result or error is dropped
     max_concurrent       requests beyond this many in flight get 429 at once, unread
+
+run() is called on the event loop while its calls are quick, else in the thread pool
+(`placement`); with a request timeout or a concurrency limit, always in the thread pool.
     access_log           one JSON line per POST /score to logger "mlform.serving.access"
 
 Every POST /score answer carries `x-request-id`: the client's, or one made here (a
@@ -27,8 +30,8 @@ to the log (logger "mlform.serving"), never into a response: they may hold data 
 that clients must not see.
 
 Per-request work is kept small, since this server is measured against `mlflow models
-serve`: fixed responses are encoded once, and a request makes one hop to the thread pool
-(parse, run, encode) because run() is blocking user code.
+serve`: fixed responses are encoded once, and a request is parsed, run and encoded in one
+call, on the event loop or with one hop to the thread pool.
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ from starlette.routing import Route
 from mlform.serving.auth import CHALLENGE, KeyCheck, KeyMissing, KeyRejected, NotAllowed
 from mlform.serving.metrics import CONTENT_TYPE, Metrics
 from mlform.serving.openapi import JSON, MAX_BODY, openapi_document
+from mlform.serving.placement import Placement
 from mlform.serving.scoring import (
     BadPayload,
     BadResult,
@@ -136,7 +140,7 @@ def create_app(
         f"this deployment is already answering its limit of {max_concurrent} concurrent "
         "requests; retry shortly, or raise the limit or add instances"
     )
-    run = _runner(script, request_timeout)
+    run = _runner(script, request_timeout, pooled=max_concurrent is not None)
     metrics = Metrics()
     ids = itertools.count(1)
     alive = _encode({"status": "alive"})
@@ -219,15 +223,23 @@ def create_app(
 
 
 def _runner(
-    script: ScoringScript, timeout: float | None
+    script: ScoringScript, timeout: float | None, *, pooled: bool
 ) -> Callable[[bytes, str], Awaitable[bytes]]:
-    """`script.score` in the thread pool, given up on after `timeout` seconds."""
+    """`script.score` where `Placement` puts it; in the thread pool if `pooled` or timed,
+    given up on after `timeout` seconds."""
+    if timeout is None and not pooled:
+        placement = Placement()
+
+        async def run_placed(body: bytes, request_id: str) -> bytes:
+            return await placement.call(script.score, body, request_id)
+
+        return run_placed
     if timeout is None:
 
-        async def run_untimed(body: bytes, request_id: str) -> bytes:
+        async def run_pooled(body: bytes, request_id: str) -> bytes:
             return await run_in_threadpool(script.score, body, request_id)
 
-        return run_untimed
+        return run_pooled
     message = (
         f"the scoring script did not answer within this deployment's request timeout of "
         f"{timeout:g} s; send fewer rows per request, or raise the timeout"
