@@ -8,13 +8,18 @@ a terminal can redraw an elapsed time.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 _TICK = 1.0
+_POLL = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,26 +37,42 @@ def run_logged(
     log: Path,
     *,
     waiting: Callable[[float], None] | None = None,
+    what: str = "",
+    pass_fds: Sequence[int] = (),
+    cancelled: threading.Event | None = None,
 ) -> Finished:
-    """Run `command` with stdout and stderr appended to `log` (made if missing)."""
+    """Run `command` with stdout and stderr appended to `log` (made if missing), in a
+    process group recorded as `what` (see `groups`) until it has ended. Its own session
+    keeps a terminal's Ctrl-C from it: once `cancelled` is set, it gets a SIGTERM."""
+    from mlform.compute import groups
+
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("a", encoding="utf-8") as sink:
         sink.write("$ " + " ".join(command) + "\n")
         sink.flush()
-        proc = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
-        elapsed = 0.0
-        while True:
-            try:
-                code = proc.wait(timeout=_TICK)
-                break
-            except subprocess.TimeoutExpired:
-                elapsed += _TICK
-                if waiting is not None:
-                    waiting(elapsed)
-            except BaseException:
-                proc.kill()  # Ctrl-C: the partial build is removed by the caller
-                proc.wait()
-                raise
+        with groups.running(
+            command,
+            what=what or " ".join(command),
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            pass_fds=tuple(pass_fds),
+        ) as (proc, group):
+            started = time.monotonic()
+            ticks = 0
+            # Ctrl-C leaves through `running`, which kills the whole group; the partial
+            # build is removed by the caller
+            stopping = False
+            while not group.exited(proc):
+                if not stopping and cancelled is not None and cancelled.is_set():
+                    stopping = True
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(proc.pid, signal.SIGTERM)
+                time.sleep(_POLL)
+                elapsed = time.monotonic() - started
+                if waiting is not None and elapsed >= (ticks + 1) * _TICK:
+                    ticks = int(elapsed // _TICK)
+                    waiting(float(ticks) * _TICK)
+            code = group.end(proc)
     return Finished(code, log)
 
 

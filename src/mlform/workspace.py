@@ -42,6 +42,7 @@ class ApplyReport:
     apply_id: str | None = None
     resumed: LockInfo | None = None  # an earlier apply that died holding the lock
     abandoned: list[str] = field(default_factory=list)  # runs it left unfinished
+    stopped: list[str] = field(default_factory=list)  # what killed mlform processes left running
     confirmed: bool = True
 
     @property
@@ -94,13 +95,17 @@ class Workspace:
         `auto_approve` (as `mlform apply --yes`) or `saved` (a plan already reviewed);
         `report` hears of each change as it ends, `log` of each line of progress."""
         with self.store("apply", write=True, wait=lock_wait) as store:
+            from mlform.compute import groups
+
+            # first, so a pip a killed apply left running stops writing into the cache
+            stopped = groups.reap()
             plan, ctx = self._plan(store, log, rerun)
             ctx.progress = progress
             if saved is not None:
                 _check_saved(saved, plan)
             if plan.refusals:
                 raise PlanError("\n".join(plan.refusals))
-            outcome = ApplyReport(plan, resumed=store.interrupted)
+            outcome = ApplyReport(plan, resumed=store.interrupted, stopped=stopped)
             if not plan.changes:
                 return outcome
             if saved is None and not auto_approve and not confirm(plan):

@@ -20,14 +20,22 @@ Cli = Callable[..., Ran]
 # A package whose build takes as long as SLOW_SECONDS says: an in-tree PEP 517 backend,
 # so pip builds it offline and the test controls exactly how long an apply is busy.
 BACKEND = """
-import base64, hashlib, os, time, zipfile
+import base64, hashlib, os, sys, time, zipfile
 
 def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
     log = os.environ.get("SLOW_LOG")
     if log:
         with open(log, "a") as f:
             f.write(f"start {time.time()}\\n")
-    time.sleep(float(os.environ.get("SLOW_SECONDS", "0")))
+    until = time.time() + float(os.environ.get("SLOW_SECONDS", "0"))
+    written = 0
+    while time.time() < until:
+        if os.environ.get("SLOW_LITTER"):  # as pip unpacking a large package would
+            folder = os.path.join(sys.prefix, "lib", f"litter{written % 20}")
+            os.makedirs(folder, exist_ok=True)
+            open(os.path.join(folder, str(written)), "w").close()
+            written += 1
+        time.sleep(0.001)
     if log:
         with open(log, "a") as f:
             f.write(f"end {time.time()}\\n")
@@ -134,34 +142,46 @@ def test_killed_apply_is_continued_with_nothing_lost_or_duplicated(
     assert cli("plan", "--detailed-exitcode", cwd=root).code == 0
 
 
-def test_killed_environment_build_leaves_nothing_half_built(
+def test_killed_environment_build_leaves_nothing_half_built_and_its_pip_is_stopped(
     cli: Cli,
     make_workspace: Callable[[Mapping[str, str]], Path],
     tmp_path: Path,
-    env_cache: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("MLFORM_CACHE_DIR", str(tmp_path / "cache"))
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("MLFORM_CACHE_DIR", str(cache))
     root = workspace(make_workspace, 0, tmp_path)
     proc = mlform_process(
         "apply",
         "--yes",
         cwd=root,
-        env={"SLOW_SECONDS": "60", "MLFORM_CACHE_DIR": str(tmp_path / "cache")},
+        env={"SLOW_SECONDS": "120", "SLOW_LITTER": "1", "MLFORM_CACHE_DIR": str(cache)},
         start_new_session=True,
     )
     wait_for_line(proc, "building virtual environment")
-    time.sleep(1.0)  # let pip get going
-    os.killpg(proc.pid, signal.SIGKILL)
+    litter = wait_for_litter(cache / "envs")
+    os.kill(proc.pid, signal.SIGKILL)  # the apply alone, as `kill -9 PID` does
     proc.communicate()
-    envs = [p for p in (tmp_path / "cache" / "envs").iterdir() if not p.name.startswith(".")]
-    assert envs and not any((p / ".mlform-complete").exists() for p in envs)
+    before = len(list(litter.rglob("*")))
+    time.sleep(0.2)
+    assert len(list(litter.rglob("*"))) > before, "pip no longer runs: nothing to test"
+    assert not any((p / ".mlform-complete").exists() for p in (cache / "envs").iterdir())
 
     plan = cli("plan", cwd=root)
     assert "+ environment/slow  (new: version 1 (1 package, cpython-3.11))" in plan.out
 
-    done = cli("apply", "--yes", cwd=root)
+    done = cli("apply", "--yes", cwd=root)  # at once, while the orphaned pip writes
     assert done.code == 0, done.out + done.err
+    assert "Traceback" not in done.out + done.err
+    assert (
+        "warning: pip for environment/slow was left running by an mlform that ended "
+        "without finishing: stopped\n" in done.err
+    )
+    attempt = litter.parent.parent
+    assert naming(str(attempt)) == []  # no process of the killed build is left
+    count = len(list(litter.rglob("*"))) if litter.exists() else 0
+    time.sleep(0.2)
+    assert (len(list(litter.rglob("*"))) if litter.exists() else 0) == count
     shown = json.loads(cli("state", "show", "environment/slow", cwd=root).out)
     python = shown["outputs"]["python"]
     check = subprocess.run(
@@ -171,6 +191,38 @@ def test_killed_environment_build_leaves_nothing_half_built(
         check=False,
     )
     assert check.stdout.strip() == "1"
+    # the build that finished is the only one kept: the killed attempt is gone
+    built = Path(shown["outputs"]["path"])
+    kept = sorted(p.name for p in (cache / "envs").iterdir() if p.is_dir())
+    assert kept == sorted([built.name, os.readlink(built)])
+    assert not litter.exists()
+
+
+def wait_for_litter(envs: Path) -> Path:
+    """The folder a build's pip writes into, once it has started writing."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        found = list(envs.glob("*/lib/litter0"))
+        if found:
+            return found[0].parent
+        time.sleep(0.05)
+    raise AssertionError(f"pip never wrote into {envs}")
+
+
+def naming(text: str) -> list[int]:
+    """The live processes whose command line names `text`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            status = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if status != "Z" and text in cmdline:
+            found.append(int(entry.name))
+    return found
 
 
 def test_pip_failure_reports_pips_error_and_leaves_no_environment(
@@ -196,9 +248,11 @@ def test_pip_failure_reports_pips_error_and_leaves_no_environment(
     assert "no-such-project" in ran.out
     assert "Apply failed: 3 succeeded, 1 failed, 0 skipped." in ran.out
     cache = tmp_path / "cache" / "envs"
-    assert [p.name for p in cache.iterdir() if not p.name.startswith(".")] == [
-        p.name for p in cache.iterdir() if (p / ".mlform-complete").exists()
-    ]
+    named = [p for p in cache.iterdir() if not p.name.startswith(".")]
+    assert [p.name for p in named] == [p.name for p in named if (p / ".mlform-complete").exists()]
+    # the failed build's folder is gone: what is left is what the names point to
+    built = [p.name for p in cache.iterdir() if p.is_dir() and not p.is_symlink()]
+    assert built == [os.readlink(p) for p in named]
     plan = cli("plan", cwd=root)
     assert (
         "+ environment/bad  (last apply failed: pip could not install the "
@@ -259,8 +313,5 @@ def test_ctrl_c_stops_the_apply_and_keeps_the_state_consistent(
         "build is removed)" in plan.out
     )
     assert "Plan: 1 to add, 0 to change, 0 to destroy, 0 to run. 4 unchanged." in plan.out
-    assert not any(
-        p.is_dir() and not (p / ".mlform-complete").exists()
-        for p in (tmp_path / "cache" / "envs").iterdir()
-        if not p.name.startswith(".")
-    )
+    envs = tmp_path / "cache" / "envs"
+    assert not any(p.is_dir() and not (p / ".mlform-complete").exists() for p in envs.iterdir())

@@ -142,6 +142,8 @@ def apply(args: argparse.Namespace, out: Output) -> int:
             f"the previous apply (lock ID {outcome.resumed.id}, pid {outcome.resumed.pid}) "
             "ended without finishing; this apply continues from what it recorded"
         )
+    for what in outcome.stopped:
+        out.warn(f"{what} was left running by an mlform that ended without finishing: stopped")
     for run_id in outcome.abandoned:
         out.warn(f"run {run_id} was left unfinished by that apply: stopped and marked failed")
     if not outcome.plan.changes:

@@ -3,15 +3,21 @@
 Its own session makes it the leader of a process group, so stopping it reaches every
 process the script started (data loaders, pip, a shell pipeline), and a Ctrl-C meant for
 mlform does not reach it until mlform decides: the run is then marked canceled, not
-left half-dead.
+left half-dead. The group is recorded (`groups`) until it has ended, so an apply killed
+while it runs leaves nothing the next apply does not stop; what the script left running
+when it ended is stopped with it, as Azure ML ends a job's container.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
+import time
 from typing import TYPE_CHECKING
+
+from mlform.compute import groups
 
 if TYPE_CHECKING:
     from mlform.compute import Launch
@@ -20,44 +26,51 @@ _GRACE_SECONDS = 5.0
 
 
 class LocalHandle:
-    def __init__(self, process: subprocess.Popen[bytes]) -> None:
+    def __init__(self, process: subprocess.Popen[bytes], group: groups.Group) -> None:
         self.process = process
-        self.ident = str(process.pid)  # also its process group: it leads its own session
+        self.group = group
+        # its process group too (it leads its own session), and its start time: a pid the
+        # system has given to another process since is not mistaken for it
+        self.ident = f"{process.pid}@{group.started}"
 
     def poll(self) -> int | None:
-        return self.process.poll()
+        if not self.group.exited(self.process):
+            return None
+        return self.group.end(self.process)
 
     def stop(self) -> int:
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            try:
-                os.killpg(self.process.pid, sig)
-            except ProcessLookupError:
-                break
-            try:
-                return self.process.wait(timeout=_GRACE_SECONDS)
-            except subprocess.TimeoutExpired:
-                continue
-        return self.process.wait()
+        if not self.group.exited(self.process):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGTERM)
+            deadline = time.monotonic() + _GRACE_SECONDS
+            while not self.group.exited(self.process) and time.monotonic() < deadline:
+                time.sleep(0.05)
+        return self.group.end(self.process)
 
 
 class LocalTarget:
     def start(self, launch: Launch) -> LocalHandle:
         launch.log.parent.mkdir(parents=True, exist_ok=True)
         with launch.log.open("ab") as log:
-            process = subprocess.Popen(
+            process, group = groups.popen(
                 ["/bin/bash", "-c", launch.command],
+                what=f"run {launch.env.get('MLFORM_RUN_ID', launch.command)}",
                 cwd=launch.cwd,
-                env=dict(launch.env),
+                env=launch.env,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                start_new_session=True,
             )
-        return LocalHandle(process)
+        return LocalHandle(process, group)
 
     def stop_orphan(self, ident: str) -> bool:
+        pid, _, started = ident.partition("@")
+        if not started or not pid.isdigit() or groups.start_time(int(pid)) != int(started):
+            # gone, or its pid given to another process; a group whose leader is gone was
+            # stopped by `groups.reap` as the apply started
+            return False
         try:
-            os.killpg(int(ident), signal.SIGKILL)
-        except (ProcessLookupError, PermissionError, ValueError):
+            os.killpg(int(pid), signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
             return False
         return True

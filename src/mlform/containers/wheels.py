@@ -275,14 +275,17 @@ def _pip_download(
         str(folder / REQUIREMENTS),
     ]
     tail: deque[str] = deque(maxlen=_PIP_TAIL)
-    with subprocess.Popen(
+    from mlform.compute import groups
+
+    with groups.running(
         command,
+        what=f"pip download for {target.describe()}",
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
         errors="replace",
-    ) as pip:
+    ) as (pip, group):
         assert pip.stdout is not None
         for raw in pip.stdout:
             line = raw.rstrip()
@@ -290,10 +293,8 @@ def _pip_download(
                 tail.append(line)
                 log(line)
             if cancelled is not None and cancelled.is_set():
-                pip.terminate()
-                pip.wait()
                 raise ApplyError("cancelled while downloading the image's packages")
-        code = pip.wait()
+        code = group.end(pip)
     if code in (-signal.SIGINT, -signal.SIGTERM):
         raise ApplyError("interrupted while downloading the image's packages")
     if code != 0:

@@ -9,7 +9,6 @@ import contextlib
 import fcntl
 import importlib.metadata
 import shutil
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,7 +39,9 @@ def packages(cache: Path, capture: bool = False) -> Path:
         if (target / _COMPLETE).is_file():
             return target
         shutil.rmtree(target, ignore_errors=True)
-        done = subprocess.run(
+        from mlform.compute import groups
+
+        code, output = groups.output(
             [
                 sys.executable,
                 "-m",
@@ -53,13 +54,11 @@ def packages(cache: Path, capture: bool = False) -> Path:
                 str(target),
                 *wanted,
             ],
-            capture_output=True,
-            text=True,
-            check=False,
+            what="pip for the serving packages",
         )
-        if done.returncode != 0:
+        if code != 0:
             shutil.rmtree(target, ignore_errors=True)
-            tail = "\n".join(f"  | {line}" for line in done.stderr.strip().splitlines()[-20:])
+            tail = "\n".join(f"  | {line}" for line in output.strip().splitlines()[-20:])
             raise BuildFailed(
                 f"pip could not install the serving packages ({', '.join(wanted)}):\n{tail}"
             )

@@ -2,9 +2,15 @@
 
 Applying one builds a virtual environment in the user's cache, keyed by the digest of
 what gets installed (interpreter and package lines), so every environment that names
-the same packages shares one build, whatever its name or variables. A build is made in
-place and marked complete last; anything unmarked is removed before building, so a
-failed or killed build never leaves an environment that looks usable.
+the same packages shares one build, whatever its name or variables.
+
+Each attempt builds in a fresh folder of its own (`envs/.<name>.<random>`), never moved
+since a virtual environment's scripts name their folder; when it is complete, a symlink
+`envs/<name>` to it is renamed into place, atomically. So a failed or killed build never
+leaves an environment that looks usable, and a `pip` a killed apply left running (the
+next apply stops it: `compute.groups`) writes into its own attempt, never into the one
+being built or used. An attempt holds a lock that `pip` inherits; a leftover attempt is
+removed only once nothing holds that lock, so never under a live writer.
 """
 
 from __future__ import annotations
@@ -13,10 +19,13 @@ import contextlib
 import fcntl
 import importlib.util
 import json
+import os
+import secrets
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -49,6 +58,7 @@ COMPLETE = ".mlform-complete"
 IMAGE_ONLY = "image only: runs need compute of type docker"
 PYTHON = f"{sys.implementation.name}-{sys.version_info.major}.{sys.version_info.minor}"
 _PIP_TAIL = 40
+_INTERRUPTED = "interrupted while building; the partial build is removed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -336,8 +346,7 @@ def _build(
         log = ctx.config.state_path.parent / "logs" / f"{address.replace('/', '-')}.log"
         log_name = shown(log, ctx.config.root)
         ctx.log(address, f"building virtual environment ({summary}); pip's output: {log_name}")
-        if path.exists():
-            shutil.rmtree(path)  # the remains of a failed or killed build
+        _remove_leftovers(path)
         log.unlink(missing_ok=True)
         progress = ctx.progress
         installing = f"installing {plural(len(packages.lines), 'package')}…"
@@ -346,17 +355,74 @@ def _build(
             if progress is not None:  # a terminal: one status line, redrawn in place
                 progress(address, f"{installing} {seconds:.0f}s")
 
-        try:
-            python_exe = interpreter(address, address, packages.python)
-            _create(address, path, packages, python_exe, log, waiting, log_name)
-        except BaseException:
-            shutil.rmtree(path, ignore_errors=True)
-            raise
-        finally:
-            if progress is not None:
-                progress(address, None)
-        (path / COMPLETE).write_text(json.dumps({"build": build, "packages": packages.lines}))
+        attempt = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
+        with _attempt_lock(attempt) as held:
+            try:
+                python_exe = interpreter(address, address, packages.python)
+                _create(
+                    *(address, attempt, packages, python_exe, log, waiting, log_name, held),
+                    ctx.cancelled,
+                )
+                if ctx.cancelled.is_set():
+                    raise ApplyError(f"{address}: {_INTERRUPTED}")
+                (attempt / COMPLETE).write_text(
+                    json.dumps({"build": build, "packages": packages.lines})
+                )
+                _link(attempt, path)
+            except BaseException:
+                shutil.rmtree(attempt, ignore_errors=True)
+                raise
+            finally:
+                if progress is not None:
+                    progress(address, None)
     return _describe(path, build, started, python_tag(packages.python))
+
+
+@contextlib.contextmanager
+def _attempt_lock(attempt: Path) -> Iterator[int]:
+    """The attempt's lock, held while it builds, by this process and what it starts."""
+    with _lock_file(attempt).open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield handle.fileno()
+        finally:
+            _lock_file(attempt).unlink(missing_ok=True)
+
+
+def _lock_file(attempt: Path) -> Path:
+    return attempt.with_name(f"{attempt.name}.attempt")
+
+
+def _link(attempt: Path, path: Path) -> None:
+    """Name the finished attempt `path`: a symlink made aside, renamed over the name."""
+    staged = path.with_name(f".{path.name}.link")
+    staged.unlink(missing_ok=True)
+    staged.symlink_to(attempt.name, target_is_directory=True)
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)  # an unfinished build of an older mlform, made in place
+    os.replace(staged, path)
+
+
+def _remove_leftovers(path: Path) -> None:
+    """Remove the attempts of `path` that nothing builds any more (their lock is free)
+    and that it does not name. Called under the build lock of `path`."""
+    used = os.readlink(path) if path.is_symlink() else None
+    for attempt in path.parent.glob(f".{path.name}.*"):
+        if not attempt.is_dir() or attempt.is_symlink() or attempt.name == used:
+            continue
+        lock = _lock_file(attempt)
+        with contextlib.suppress(FileNotFoundError), lock.open("a") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # a pip a killed apply started still writes there
+        shutil.rmtree(attempt, ignore_errors=True)
+        lock.unlink(missing_ok=True)
+    if path.exists() and not (path / COMPLETE).is_file():
+        if path.is_symlink():
+            path.unlink()
+        else:
+            shutil.rmtree(path)  # the remains of a build an older mlform made in place
 
 
 def _create(
@@ -367,12 +433,14 @@ def _create(
     log: Path,
     waiting: Callable[[float], None],
     log_name: str,
+    held: int,
+    cancelled: threading.Event | None = None,
 ) -> None:
     host_pip = importlib.util.find_spec("pip") is not None
     venv = [str(python_exe), "-m", "venv", str(path)]
     if host_pip:
         venv.insert(3, "--without-pip")  # install with this interpreter's pip: much faster
-    _run(address, venv, "could not create the virtual environment")
+    _run(address, venv, "could not create the virtual environment", held)
     if not packages.lines:
         return
     requirements = path / "mlform-requirements.txt"
@@ -380,20 +448,28 @@ def _create(
     python = str(path / "bin" / "python")
     pip = [sys.executable, "-m", "pip", "--python", python] if host_pip else [python, "-m", "pip"]
     install = ["install", "--disable-pip-version-check", "--no-input", "-r", str(requirements)]
-    done = buildlog.run_logged([*pip, *install], log, waiting=waiting)
+    done = buildlog.run_logged(
+        [*pip, *install],
+        log,
+        waiting=waiting,
+        what=f"pip for {address}",
+        pass_fds=(held,),
+        cancelled=cancelled,
+    )
     what = "pip could not install the packages"
     _check(address, done.returncode, done.tail(_PIP_TAIL), what, log_name)
 
 
-def _run(address: str, command: list[str], what: str) -> None:
-    result = subprocess.run(command, capture_output=True, text=True, check=False)
-    output = (result.stderr.strip() or result.stdout.strip()).splitlines()
-    _check(address, result.returncode, output[-_PIP_TAIL:], what)
+def _run(address: str, command: list[str], what: str, held: int) -> None:
+    from mlform.compute import groups
+
+    code, output = groups.output(command, what=f"venv for {address}", pass_fds=(held,))
+    _check(address, code, output.strip().splitlines()[-_PIP_TAIL:], what)
 
 
 def _check(address: str, code: int, tail: list[str], what: str, log: str | None = None) -> None:
     if code in (-signal.SIGINT, -signal.SIGTERM):
-        raise ApplyError(f"{address}: interrupted while building; the partial build is removed")
+        raise ApplyError(f"{address}: {_INTERRUPTED}")
     if code != 0:
         quoted = "\n".join(f"  | {line}" for line in tail)
         where = f"\n  (the whole output: {log})" if log else ""

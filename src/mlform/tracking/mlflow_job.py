@@ -66,15 +66,20 @@ def create(
     `python` on `env`'s PATH, from `cwd` (where MLflow puts artifacts by default); record
     it in `run_dir`. None when that Python has no mlflow."""
     python = shutil.which("python", path=env.get("PATH")) or "python"
-    done = subprocess.run(
+    from mlform.compute import groups
+
+    with groups.running(
         [python, "-c", _CREATE, experiment, run_name],
+        what=f"MLflow run for {run_name}",
         cwd=cwd,
-        env=dict(env),
+        env=env,
         stdin=subprocess.DEVNULL,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        check=False,
-    )
+    ) as (process, group):
+        out, err = process.communicate()
+    done = subprocess.CompletedProcess(process.args, group.end(process), out, err)
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]
         raise JobRunFailed(f"{python} could not create the job's MLflow run: {last}")
