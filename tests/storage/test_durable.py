@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -9,10 +10,11 @@ from pathlib import Path
 import pytest
 
 from mlform import snapshot
+from mlform.endpoints import keys, router
 from mlform.hashing import Hasher
 from mlform.registry.content import store_files
 from mlform.storage.blobs import blob_key, ingest, ingest_stream
-from mlform.storage.durable import settle
+from mlform.storage.durable import settle, write_file
 from mlform.storage.local import LocalStorage
 
 Flushed = list[tuple[str, bool]]
@@ -126,3 +128,42 @@ def test_snapshots_and_model_files_are_flushed_before_they_are_named(
     (entry,) = store_files(storage, [("model.pkl", weights)])
     assert flushed[-1] == (str((tmp_path / "store" / blob_key(entry.sha256)).parent), True)
     assert [folder for _, folder in flushed].count(False) == 1
+
+
+def test_the_states_side_files_are_flushed_under_a_temporary_name_then_named(
+    tmp_path: Path, flushed: Flushed
+) -> None:
+    made = keys.ensure(tmp_path, "iris")
+    kept = keys.path(tmp_path, "iris")
+    assert json.loads(kept.read_text()) == made
+    assert kept.stat().st_mode & 0o777 == 0o600
+    file_flushes = [path for path, folder in flushed if not folder]
+    assert len(file_flushes) == 1
+    assert Path(file_flushes[0]).parent == kept.parent
+    assert Path(file_flushes[0]).name.startswith(".iris.json.")
+    assert file_flushes[0].endswith(".partial")
+    assert flushed[-1] == (str(kept.parent), True)
+    assert sorted(p.name for p in kept.parent.iterdir()) == ["iris.json"]
+
+    flushed.clear()
+    routes = router.write_routes(tmp_path, "iris", {"blue": ("http://127.0.0.1:1", 100)})
+    assert [folder for _, folder in flushed] == [False, True]
+    assert flushed[-1] == (str(routes.parent), True)
+    assert json.loads(routes.read_text())["deployments"]["blue"]["weight"] == 100
+
+
+def test_a_side_file_is_never_seen_half_written(tmp_path: Path) -> None:
+    target = tmp_path / "router.json"
+    write_file(target, b'{"pid": 1}')
+    real = os.fsync
+    seen: list[bytes] = []
+
+    def looking(fd: int) -> None:
+        seen.append(target.read_bytes())  # what a reader finds while the new one is made
+        real(fd)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(os, "fsync", looking)
+        write_file(target, b'{"pid": 2}')
+    assert seen == [b'{"pid": 1}', b'{"pid": 2}']  # old whole, then new whole
+    assert target.read_bytes() == b'{"pid": 2}'

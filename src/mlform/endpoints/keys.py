@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import secrets
 from pathlib import Path
+
+from mlform.storage.durable import write_file
 
 SLOTS = ("primary", "secondary")
 
@@ -35,13 +36,8 @@ def ensure(state_dir: Path, endpoint: str, regenerate: tuple[str, ...] = ()) -> 
     for slot in SLOTS:
         if slot not in keys or slot in regenerate:
             keys[slot] = secrets.token_urlsafe(32)
-    target = path(state_dir, endpoint)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_suffix(".partial")
-    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(keys, handle)
-    os.replace(partial, target)
+    # durable before the state records their digests: keys the state names are never lost
+    write_file(path(state_dir, endpoint), json.dumps(keys).encode(), mode=0o600)
     return keys
 
 

@@ -2,7 +2,12 @@
 detached from the apply that starts it, so it keeps serving after `mlform apply` returns;
 its pid, port and log are recorded. A process is known by its pid and its start time
 (recorded when it is spawned), so a pid the system has since given to another process
-is not mistaken for it."""
+is not mistaken for it.
+
+Until its record is in the state (or, for a router, in `router.json`), a server is
+recorded as a process group the next apply stops (`compute.groups`): an apply killed
+between starting one and recording it leaves nothing that no record names.
+"""
 
 from __future__ import annotations
 
@@ -14,11 +19,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from mlform.compute import groups
 from mlform.endpoints import runtime
 from mlform.endpoints.instances import Instance, Launch
 
 _STOP_WAIT = 10.0
 _exits: dict[int, int] = {}  # pid → exit code, for the children this process reaped
+_unrecorded: dict[int, groups.Group] = {}  # pid → its group, until `recorded(pid)`
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +94,13 @@ class LocalTarget:
             "MLFORM_WORKERS": str(launch.workers),
         }
         logfile = launch.folder / "server.log"
-        process = spawn([str(launch.python), "-m", "mlform.serving"], env, logfile, cwd=launch.code)
+        process = spawn(
+            [str(launch.python), "-m", "mlform.serving"],
+            env,
+            logfile,
+            cwd=launch.code,
+            what=f"deployment {launch.endpoint}/{launch.deployment}",
+        )
         log(f"deployment {launch.deployment}: started pid {process.pid} on port {port}")
         return Instance(
             launch.endpoint,
@@ -111,9 +124,12 @@ class LocalTarget:
         return tail(Path(instance.log), lines)
 
 
-def spawn(argv: list[str], env: dict[str, str], logfile: Path, *, cwd: Path) -> Process:
+def spawn(
+    argv: list[str], env: dict[str, str], logfile: Path, *, cwd: Path, what: str = "a server"
+) -> Process:
     """Start `argv` in a new session with its output appended to `logfile`; no Popen
-    object is kept (the process outlives this one, and nothing here waits for it)."""
+    object is kept (the process outlives this one, and nothing here waits for it). It is
+    a recorded group (`what`) until `recorded(pid)`: once the caller has recorded it."""
     logfile.parent.mkdir(parents=True, exist_ok=True)
     flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
     actions = [
@@ -124,11 +140,26 @@ def spawn(argv: list[str], env: dict[str, str], logfile: Path, *, cwd: Path) -> 
     # posix_spawn has no cwd, and chdir here would move every thread of the apply:
     # the shell changes folder, then becomes the program (same pid, same start time).
     shell = ["/bin/sh", "-c", 'cd "$0" && exec "$@"', str(cwd), *argv]
-    pid = os.posix_spawn(shell[0], shell, env, file_actions=actions, setsid=True)
+    group = groups.Group(what)
+    try:
+        pid = os.posix_spawn(shell[0], shell, group.env(env), file_actions=actions, setsid=True)
+    except BaseException:
+        group.forget()
+        raise
+    group.attach(pid)
+    _unrecorded[pid] = group
     _exits.pop(pid, None)
     # Our child cannot be reaped before we wait for it, so its /proc entry is there.
     stat = _stat(pid)
     return Process(pid, int(stat[19]) if stat else None, env.get("MLFORM_INSTANCE", ""))
+
+
+def recorded(pid: int) -> None:
+    """The server `pid` is recorded where the next apply finds it: no longer a group to
+    stop if this mlform is killed."""
+    group = _unrecorded.pop(pid, None)
+    if group is not None:
+        group.forget()
 
 
 def terminate(process: Process) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from mlform.endpoints import local, probes
 from mlform.errors import ApplyError
+from mlform.storage.durable import write_file
 
 _START_WITHIN = 60.0  # seconds; a loaded machine can take many to start Python and uvicorn
 
@@ -57,9 +58,7 @@ def write_routes(state_dir: Path, endpoint: str, routes: Mapping[str, tuple[str,
         "endpoint": endpoint,
         "deployments": {n: {"url": url, "weight": w} for n, (url, w) in routes.items()},
     }
-    partial = path.with_suffix(".partial")
-    partial.write_text(json.dumps(table, indent=1), encoding="utf-8")
-    os.replace(partial, path)
+    write_file(path, json.dumps(table, indent=1).encode())
     return path
 
 
@@ -94,10 +93,11 @@ def ensure(state_dir: Path, endpoint: str, port: int) -> Router:
         "--port",
         str(port),
     ]
-    process = local.spawn(argv, env, home / "router.log", cwd=home)
+    process = local.spawn(argv, env, home / "router.log", cwd=home, what=f"router of {endpoint}")
     router = Router(process, port)
     record = {"pid": process.pid, "started": process.started, "instance": instance, "port": port}
-    (home / "router.json").write_text(json.dumps(record), encoding="utf-8")
+    write_file(home / "router.json", json.dumps(record).encode())
+    local.recorded(process.pid)
     deadline = time.monotonic() + _START_WITHIN
     while time.monotonic() < deadline:
         if probes.status(port, "/health", 1.0) == 200:

@@ -22,7 +22,7 @@ from typing import Any
 
 from mlform import snapshot as snapshots
 from mlform.config.specs import DeploymentSpec, EndpointSpec, Spec
-from mlform.endpoints import instances, keys, probes, router
+from mlform.endpoints import instances, keys, local, probes, router
 from mlform.endpoints.instances import Instance, Launch, Target
 from mlform.endpoints.mount import mount
 from mlform.errors import ApplyError, MlformError, PlanError
@@ -298,6 +298,8 @@ class _Rollout:
         except MlformError as err:
             return None, str(err), ""
         ctx.emit([started], wait=True)
+        if started.compute == "local":
+            local.recorded(local.Process.parse(started.handle).pid)
         why = probes.wait_ready(
             started.port, dep.readiness, lambda: target.alive(started), ctx.cancelled
         )
