@@ -30,6 +30,7 @@ from typing import Any
 
 TOKEN = "MLFORM_GROUP"
 _GONE_WITHIN = 10.0  # seconds a SIGKILLed group may take to disappear
+_YOUNG = 2.0  # seconds after its start that a process may not show its environment yet
 
 
 def folder() -> Path:
@@ -45,7 +46,7 @@ class Seen:
     pid: int
     pgid: int
     started: int  # clock ticks since boot: with the pid, names one process for good
-    token: str | None  # the group token in its environment, if it carries one
+    token: str | None  # the group token in its environment, if it carries one (see _token)
 
 
 class Group:
@@ -173,20 +174,26 @@ def reap() -> list[str]:
     groups = {int(d["pgid"]): d.get("started") for _, d in stale if d.get("pgid") is not None}
     deadline = time.monotonic() + _GONE_WITHIN
     while time.monotonic() < deadline:
-        victims = _members(tokens, groups)
-        if not victims:
+        victims, unsure = _members(tokens, groups)
+        if not victims and not unsure:
             break
         for seen in victims:
             _kill(seen)
-        time.sleep(0.02)
+        # a dying process may no longer show its environment: wait for these to be gone
+        # rather than for a scan to stop finding them
+        while any(_alive(s.pid, s.started) for s in victims) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if unsure and not victims:
+            time.sleep(0.01)  # a process still starting: its environment is there soon
     for path, _ in stale:
         path.unlink(missing_ok=True)
     return [str(data.get("what", "a process")) for _, data in stale]
 
 
-def _members(tokens: set[str], groups: Mapping[int, int | None]) -> list[Seen]:
-    """The live processes of the given groups, or carrying one of the tokens."""
-    seen = list(_processes(read_env=True))
+def _members(tokens: set[str], groups: Mapping[int, int | None]) -> tuple[list[Seen], bool]:
+    """The live processes of the given groups, or carrying one of the tokens; and
+    whether a process too young to show its environment yet might be one of them."""
+    seen = list(_processes())
     by_pid = {s.pid: s for s in seen}
     ours: set[int] = set()
     for pgid, started in groups.items():
@@ -196,10 +203,13 @@ def _members(tokens: set[str], groups: Mapping[int, int | None]) -> list[Seen]:
         if leader is None or started is None or leader.started == started:
             ours.add(pgid)
     me = os.getpid()
-    return [s for s in seen if s.pid != me and (s.pgid in ours or s.token in tokens)]
+    victims = [s for s in seen if s.pid != me and (s.pgid in ours or s.token in tokens)]
+    young = _ticks_now() - _YOUNG * os.sysconf("SC_CLK_TCK")
+    unsure = any(s.token == "" and s.started > young for s in seen if s.pid != me)
+    return victims, unsure
 
 
-def _processes(*, read_env: bool) -> Iterator[Seen]:
+def _processes() -> Iterator[Seen]:
     try:
         names = os.listdir("/proc")
     except OSError:
@@ -211,16 +221,27 @@ def _processes(*, read_env: bool) -> Iterator[Seen]:
         stat = _stat(pid)
         if stat is None or stat[0] in (b"Z", b"X"):
             continue  # gone, or dead and waiting to be reaped
-        token = _token(pid) if read_env else None
-        yield Seen(pid, int(stat[2]), int(stat[19]), token)
+        yield Seen(pid, int(stat[2]), int(stat[19]), _token(pid))
+
+
+def _ticks_now() -> float:
+    try:
+        with open("/proc/uptime", encoding="ascii") as handle:
+            return float(handle.read().split()[0]) * os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return 0.0
 
 
 def _token(pid: int) -> str | None:
+    """The group token in the process's environment; "" while the environment reads
+    empty, as it does for a moment after exec (and always for kernel threads)."""
     try:
         with open(f"/proc/{pid}/environ", "rb") as handle:
             environ = handle.read()
     except OSError:
         return None
+    if not environ:
+        return ""
     prefix = f"{TOKEN}=".encode()
     for item in environ.split(b"\0"):
         if item.startswith(prefix):
