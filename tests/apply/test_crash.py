@@ -5,7 +5,8 @@ killed apply started is still running (unless the state knows it: a deployment),
 version is lost or recorded twice, nor any stored file recorded half-written.
 
 Each kill is a fresh copy of the example sharing the session's caches (environment
-builds, Docker layers, downloaded wheels), so a cycle costs about two warm applies. The
+builds, Docker layers, downloaded wheels), so a cycle costs about one warm apply and a
+plan; two of the kills remove the environment build first, to kill it half-way. The
 moments are drawn from a seed, printed, so a failure reproduces:
 
     MLFORM_CRASH_SEED=1234 MLFORM_CRASH_KILLS=20 pytest tests/apply/test_crash.py -s
@@ -46,8 +47,9 @@ class Moment:
     within: float  # … and at most this many seconds after it
 
 
+BUILD = Moment("environment build", "environment/sklearn-env: building virtual environment", 9.0)
+BUILDS = 2  # kills in the environment build: each costs two builds (about 25s)
 MOMENTS = (
-    Moment("environment build", "environment/sklearn-env: building virtual environment", 9.0),
     Moment("training", "runconfig/train: run train_", 2.0),
     Moment("pipeline step", "pipeline/retrain: step evaluate: running", 1.5),
     Moment("registration", "runconfig/train: accuracy ", 0.5),
@@ -77,7 +79,8 @@ def test_an_apply_killed_at_random_moments_is_finished_by_one_more_apply(
     seed = int(os.environ.get("MLFORM_CRASH_SEED") or random.SystemRandom().randrange(1 << 32))
     print(f"\ncrash test: seed {seed} (MLFORM_CRASH_SEED), {KILLS} kills")
     rng = random.Random(seed)
-    schedule = [MOMENTS[i % len(MOMENTS)] for i in range(KILLS)]
+    builds = min(BUILDS, KILLS // 5)
+    schedule = [BUILD] * builds + [MOMENTS[i % len(MOMENTS)] for i in range(KILLS - builds)]
     rng.shuffle(schedule)
     started = time.monotonic()
     killed = reapplied = 0
@@ -96,10 +99,11 @@ def test_an_apply_killed_at_random_moments_is_finished_by_one_more_apply(
 def run_cycle(cycle: Cycle, folder: Path, cache: Path) -> bool:
     """One kill and its re-apply, checked; whether the apply was still running."""
     root = copy_example(folder)
-    if cycle.moment.phase == "environment build":
+    if cycle.moment is BUILD:
         forget_build(cache / "envs")
     mark = f"{cycle.seed}-{cycle.number}-{os.getpid()}"
     try:
+        began = time.monotonic()
         proc = mlform_process("apply", "--yes", cwd=root, env={MARK: mark}, start_new_session=True)
         seen = wait_for(proc, cycle.moment.after)
         if seen:
@@ -107,10 +111,13 @@ def run_cycle(cycle: Cycle, folder: Path, cache: Path) -> bool:
         running = proc.poll() is None
         os.kill(proc.pid, signal.SIGKILL)  # the apply alone, as `kill -9 PID` does
         out, err = proc.communicate()
-        print(f"  {cycle}: {'killed' if running else 'had ended'}")
-
+        killed_after = time.monotonic() - began
         again = mlform_process("apply", "--yes", cwd=root)
         out, err = again.communicate(timeout=900)
+        print(
+            f"  {cycle}: {'killed' if running else 'had ended'} at {killed_after:.1f}s, "
+            f"re-applied in {time.monotonic() - began - killed_after:.1f}s"
+        )
         said = f"({cycle})\n{out}{err}"
         assert again.returncode == 0, said
         assert "Traceback" not in out + err, said
