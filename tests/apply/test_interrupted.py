@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from mlform.compute import groups
 from tests.conftest import Ran, mlform_process
 
 Cli = Callable[..., Ran]
@@ -114,6 +115,7 @@ def test_second_apply_is_refused_naming_the_holder(
     finally:
         os.killpg(first.pid, signal.SIGKILL)
         first.communicate()
+        groups.reap()  # its pip, in a session of its own, is stopped as an apply would
 
 
 def test_killed_apply_is_continued_with_nothing_lost_or_duplicated(
