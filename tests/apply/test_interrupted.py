@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
 import subprocess
+import tempfile
 import textwrap
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -317,3 +319,54 @@ def test_ctrl_c_stops_the_apply_and_keeps_the_state_consistent(
     assert "Plan: 1 to add, 0 to change, 0 to destroy, 0 to run. 4 unchanged." in plan.out
     envs = tmp_path / "cache" / "envs"
     assert not any(p.is_dir() and not (p / ".mlform-complete").exists() for p in envs.iterdir())
+
+
+def test_an_apply_killed_while_storing_a_file_records_no_half_written_blob(
+    cli: Cli, shm_workspace: Path
+) -> None:
+    root = shm_workspace
+    (root / "data").mkdir(parents=True)
+    (root / "workspace.yml").write_text("name: big\n")
+    (root / "data" / "big.yml").write_text(BIG)
+    block = os.urandom(1 << 20)
+    with (root / "data" / "big.bin").open("wb") as out:
+        for _ in range(512):
+            out.write(block)
+    proc = mlform_process("apply", "--yes", cwd=root, start_new_session=True)
+    store = root / ".mlform" / "datastore"
+    deadline = time.monotonic() + 300
+    while not [p for p in store.rglob("*") if p.is_file()] and time.monotonic() < deadline:
+        assert proc.poll() is None, "the apply ended before it was seen storing the file"
+        time.sleep(0.001)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.communicate()
+
+    blobs = root / ".mlform" / "datastore" / "blobs" / "sha256"
+    named = [p for p in blobs.rglob("*") if p.is_file() and not p.name.startswith(".")]
+    plan = cli("plan", cwd=root)
+    assert "+ data/big" in plan.out  # nothing recorded it
+    for blob in named:  # a blob under its final name is whole, whatever the moment
+        assert hashlib.sha256(blob.read_bytes()).hexdigest() == blob.name
+
+    done = cli("apply", "--yes", cwd=root)
+    assert done.code == 0, done.out + done.err
+    shown = json.loads(cli("data", "show", "big", "--json", cwd=root).out)
+    (entry,) = shown["manifest"]
+    kept = blobs / entry["sha256"][:2] / entry["sha256"]
+    assert hashlib.sha256(kept.read_bytes()).hexdigest() == entry["sha256"]
+    assert kept.stat().st_size == 512 << 20
+
+
+BIG = "name: big\ntype: uri_file\npath: big.bin\n"
+
+
+@pytest.fixture
+def shm_workspace(tmp_path: Path) -> Iterator[Path]:
+    """A workspace in memory (tmpfs) when the machine has one: there a copy is a real
+    copy, never a reflink made at once, so an apply can be caught storing a file."""
+    shm = Path("/dev/shm")
+    if not shm.is_dir():
+        yield tmp_path / "ws"
+        return
+    with tempfile.TemporaryDirectory(dir=shm) as folder:
+        yield Path(folder) / "ws"
