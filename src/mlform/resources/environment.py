@@ -360,7 +360,14 @@ def _build(
             try:
                 python_exe = interpreter(address, address, packages.python)
                 _create(
-                    *(address, attempt, packages, python_exe, log, waiting, log_name, held),
+                    address,
+                    attempt,
+                    packages,
+                    python_exe,
+                    log,
+                    waiting,
+                    log_name,
+                    held,
                     ctx.cancelled,
                 )
                 if ctx.cancelled.is_set():
@@ -421,8 +428,8 @@ def _remove_leftovers(path: Path) -> None:
     if path.exists() and not (path / COMPLETE).is_file():
         if path.is_symlink():
             path.unlink()
-        else:
-            shutil.rmtree(path)  # the remains of a build an older mlform made in place
+        else:  # the remains of a build an older mlform made in place
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def _create(
