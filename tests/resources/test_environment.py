@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from mlform.resources.environment import PYTHON
+from mlform.state.store import Store
 from tests.apply.test_interrupted import slow_package
 from tests.conftest import Ran
 
@@ -88,14 +89,15 @@ def test_variables_change_the_version_but_share_the_build(cli: Cli, make_workspa
     first = outputs(cli, root, "environment/a")
     (root / "environments/a.yml").write_text("name: a\nenvironment_variables:\n  MODE: slow\n")
     plan = cli("plan", cwd=root)
-    assert (
-        "~ environment/a  (environment_variables.MODE: 'fast' → 'slow'; version 1 → 2)" in plan.out
-    )
+    assert "~ environment/a  (environment_variables.MODE: value changed; version 1 → 2)" in plan.out
     applied = cli("apply", "--yes", cwd=root)
     assert "~ environment/a updated: reused an existing build" in applied.out
     second = outputs(cli, root, "environment/a")
     assert second["path"] == first["path"]
-    assert second["variables"] == {"MODE": "slow"}
+    assert second["variables"] == {"MODE": "(hidden)"}  # `state show` prints no value
+    with Store.open(root / ".mlform" / "state.duckdb", "test", write=False) as store:
+        recorded = store.recorded()["environment/a"]
+    assert recorded.outputs["variables"] == {"MODE": "slow"}
 
 
 def test_a_missing_virtualenv_is_no_change_and_a_run_rebuilds_it(

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from mlform.cli.output import Output, add_json_flag
 from mlform.errors import NotFound
 from mlform.state.lock import force_unlock
 from mlform.workspace import Workspace
+
+# Environment variables (an environment's `variables` once applied): the state keeps
+# their values for apply, but no command prints them, as no plan does.
+_SECRET_MAPS = ("environment_variables", "variables")
+HIDDEN = "(hidden)"
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -80,9 +86,23 @@ def show(args: argparse.Namespace, out: Output) -> int:
             "digest": record.digest,
             "source": record.source,
             "protect": record.protect,
-            "spec": record.spec,
-            "outputs": record.outputs,
+            "spec": hide_values(record.spec, _SECRET_MAPS[:1]),
+            "outputs": hide_values(record.outputs, _SECRET_MAPS),
             "components": record.components,
         }
     )
     return 0
+
+
+def hide_values(value: Any, names: tuple[str, ...]) -> Any:
+    """`value` with the values of every mapping under one of `names` replaced by HIDDEN."""
+    if isinstance(value, dict):
+        return {
+            k: {n: HIDDEN for n in v}
+            if k in names and isinstance(v, dict)
+            else hide_values(v, names)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [hide_values(item, names) for item in value]
+    return value
