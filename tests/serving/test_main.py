@@ -266,3 +266,56 @@ def test_a_bad_access_log_switch_exits_2(tmp_path: Path) -> None:
         2,
         "mlform.serving: MLFORM_ACCESS_LOG is 'maybe'; set it to on or off\n",
     )
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_token_endpoint_takes_tokens_signed_with_the_key_in_its_file(
+    tmp_path: Path, workers: str
+) -> None:
+    from mlform.serving.auth import mint, token_key_text
+
+    script, model = write_deployment(tmp_path)
+    key_file = tmp_path / "iris.key"
+    key_file.write_text(token_key_text(bytes(range(32)), "d1"))
+    env = server_env(
+        MLFORM_AUTH_MODE="token",
+        MLFORM_ENDPOINT="iris",
+        MLFORM_KEY_HASHES=hashlib.sha256(b"s3cret").hexdigest(),
+        MLFORM_TOKEN_KEY_FILE=str(key_file),
+        MLFORM_WORKERS=workers,
+    )
+    args = ("--script", str(script), "--model-dir", str(model))
+    body = b'{"data": [5]}'
+    with serving(*args, log=tmp_path / "server.log", env=env) as server:
+        token = mint(bytes(range(32)), "iris", 60)[0]
+        signed = server.call("POST", "/score", body, {"Authorization": f"Bearer {token}"})
+        by_digest = mint(hashlib.sha256(b"s3cret").digest(), "iris", 60)[0]
+        forged = server.call("POST", "/score", body, {"Authorization": f"Bearer {by_digest}"})
+        keyed = server.call("POST", "/score", body, {"Authorization": "Bearer s3cret"})
+    assert (signed.status, signed.body) == (200, b"[10]")
+    assert (forged.status, keyed.status) == (401, 401)
+    assert bytes(range(32)).hex() not in server.log.read_text()
+
+
+def test_a_token_endpoint_without_its_key_file_exits_2(tmp_path: Path) -> None:
+    script, model = write_deployment(tmp_path)
+    args = ["--script", str(script), "--model-dir", str(model)]
+    for extra, error in [
+        (
+            [],
+            "MLFORM_AUTH_MODE is token but no token key is given: pass --token-key-file PATH "
+            "or set MLFORM_TOKEN_KEY_FILE",
+        ),
+        (
+            ["--token-key-file", str(tmp_path / "none.key")],
+            f"cannot read the token key file {tmp_path / 'none.key'}: No such file or directory",
+        ),
+    ]:
+        ran = subprocess.run(
+            [sys.executable, "-m", "mlform.serving", *args, *extra],
+            env=server_env(MLFORM_AUTH_MODE="token"),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert (ran.returncode, ran.stderr) == (2, f"mlform.serving: {error}\n")

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import secrets
 from pathlib import Path
+
+from mlform import private
 
 SLOTS = ("primary", "secondary")
 
@@ -35,14 +36,16 @@ def ensure(state_dir: Path, endpoint: str, regenerate: tuple[str, ...] = ()) -> 
     for slot in SLOTS:
         if slot not in keys or slot in regenerate:
             keys[slot] = secrets.token_urlsafe(32)
-    target = path(state_dir, endpoint)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_suffix(".partial")
-    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(keys, handle)
-    os.replace(partial, target)
+    secrets_folder(state_dir)
+    private.write(path(state_dir, endpoint), json.dumps(keys).encode())
     return keys
+
+
+def secrets_folder(state_dir: Path) -> Path:
+    """`secrets/` beside the state, 0700 (older mlform made it with the umask's mode)."""
+    folder = private.folder(state_dir / "secrets")
+    private.restrict(folder, private.FOLDER)
+    return folder
 
 
 def remove(state_dir: Path, endpoint: str) -> None:

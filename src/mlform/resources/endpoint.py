@@ -18,11 +18,12 @@ import socket
 import time
 from collections.abc import Mapping
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from mlform import snapshot as snapshots
 from mlform.config.specs import DeploymentSpec, EndpointSpec, Spec
-from mlform.endpoints import instances, keys, probes, router
+from mlform.endpoints import instances, keys, probes, router, signing
 from mlform.endpoints.instances import Instance, Launch, Target
 from mlform.endpoints.mount import mount
 from mlform.errors import ApplyError, MlformError, PlanError
@@ -129,6 +130,7 @@ class EndpointKind:
             stopped.append(inst.deployment)
         router.stop(ctx.state_dir, name)
         keys.remove(ctx.state_dir, name)
+        signing.remove(ctx.state_dir, name)
         shown = ", ".join(stopped) or "none running"
         return Outcome(change.before.outputs, message=f"stopped and deleted ({shown})")
 
@@ -144,6 +146,7 @@ class _Rollout:
         self.address = change.address
         self.home = router.folder(ctx.state_dir, spec.name)
         self.targets = targets()
+        self.token_key: Path | None = None  # the file of the key tokens are signed with
 
     def log(self, message: str) -> None:
         self.ctx.log(self.address, message)
@@ -153,6 +156,8 @@ class _Rollout:
         before = dict(self.change.before.outputs) if self.change.before else {}
         secret = keys.ensure(ctx.state_dir, spec.name)
         hashes = sorted(keys.hashed(k) for k in secret.values())
+        if spec.auth_mode in signing.TOKEN_MODES:
+            self.token_key = signing.ensure(ctx.state_dir, spec.name, sha256_text(*hashes))
         port = spec.port or before.get("port") or _free_port()
         router.ensure(ctx.state_dir, spec.name, int(port))
         current = {i.deployment: i for i in instances.serving(ctx.read, spec.name)}
@@ -260,6 +265,8 @@ class _Rollout:
         variables["MLFORM_KEY_HASHES"] = ",".join(hashes)
         variables["MLFORM_ENDPOINT"] = self.spec.name
         variables["MLFORM_AUTH_MODE"] = self.spec.auth_mode
+        if self.token_key is not None:
+            variables["MLFORM_TOKEN_KEY_FILE"] = str(self.token_key)
         if dep.request_timeout is not None:
             variables["MLFORM_REQUEST_TIMEOUT"] = f"{dep.request_timeout:g}"
         if dep.max_concurrent is not None:

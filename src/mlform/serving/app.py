@@ -124,7 +124,7 @@ def create_app(
     request_timeout: float | None = None,
     max_concurrent: int | None = None,
     access_log: bool = False,
-    tokens: bool = False,
+    token_key: bytes | None = None,
     endpoint: str = "",
 ) -> Starlette:
     """The ASGI app serving `script`; request bodies over `max_body` bytes get 413.
@@ -132,9 +132,8 @@ def create_app(
     `keys` (plain) and `key_hashes` (sha256 hex) together are the keys POST /score
     accepts; with neither, it is open. See the module's docstring for the others.
     """
-    check = (
-        KeyCheck(keys, key_hashes, tokens=tokens, endpoint=endpoint) if keys or key_hashes else None
-    )
+    secured = keys or key_hashes or token_key is not None
+    check = KeyCheck(keys, key_hashes, token_key=token_key, endpoint=endpoint) if secured else None
     limit = sys.maxsize if max_concurrent is None else max_concurrent
     busy = (
         f"this deployment is already answering its limit of {max_concurrent} concurrent "

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from mlform import private
 from mlform.errors import StateError, StateLocked
 
 
@@ -46,10 +47,10 @@ class StateLock:
         self.interrupted: LockInfo | None = None  # a holder that died without releasing
 
     def acquire(self, operation: str, *, exclusive: bool = True, wait: float = 0.0) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private.folder(self.path.parent)
         deadline = time.monotonic() + wait
         while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = private.open_fd(self.path, os.O_RDWR)
             try:
                 fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
             except BlockingIOError:

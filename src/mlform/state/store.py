@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlform import __version__
+from mlform import __version__, private
 from mlform.errors import StateError, StateIncompatible, StateLocked
 from mlform.state.lock import LockInfo, StateLock
 from mlform.state.migrations import MIGRATIONS
@@ -64,6 +64,8 @@ class Store:
         store; writing creates it."""
         if not write and not path.exists():
             return cls(path, None, None)
+        # Its folder first: the lock file would otherwise create it with the umask's mode.
+        private.folder(path.parent)
         lock = StateLock(path)
         lock.acquire(operation, exclusive=write, wait=wait if write else max(wait, 10.0))
         try:
@@ -95,6 +97,7 @@ class Store:
         if self._con is not None:
             self._con.close()
             self._con = None
+            _restrict(self.path)
         if self._reads is not None and not self._write:
             self._reads.save()  # still under the lock: the file is as it was read
         if self.lock is not None:
@@ -263,6 +266,7 @@ class Store:
         except BaseException:
             con.execute("rollback")
             raise
+        _restrict(self.path)  # DuckDB makes a new WAL with the umask's mode after a checkpoint
 
     def write(self, apply_id: str, records: Sequence[Record]) -> None:
         with self.transaction() as con:
@@ -296,9 +300,9 @@ def _connect(path: Path, *, read_only: bool) -> duckdb.DuckDBPyConnection:
     import duckdb
 
     if not read_only:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private.folder(path.parent)
     try:
-        return duckdb.connect(str(path), read_only=read_only)
+        con = duckdb.connect(str(path), read_only=read_only)
     except duckdb.IOException as err:
         text = str(err)
         if "lock" in text.lower():
@@ -309,6 +313,16 @@ def _connect(path: Path, *, read_only: bool) -> duckdb.DuckDBPyConnection:
         raise StateIncompatible(_unreadable(path, text)) from err
     except duckdb.Error as err:
         raise StateIncompatible(_unreadable(path, str(err))) from err
+    _restrict(path)
+    return con
+
+
+def _restrict(path: Path) -> None:
+    """The state and its WAL readable by their owner only: DuckDB creates both with the
+    umask's mode and offers no setting for it. The folder mlform keeps them in is 0700
+    as well (`private`), so the moment between creation and this is not an opening."""
+    private.restrict(path)
+    private.restrict(path.with_name(path.name + ".wal"))
 
 
 def _unreadable(path: Path, why: str) -> str:
