@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import stat
 import subprocess
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import duckdb
+import pytest
 
 from mlform.state.migrations import MIGRATIONS
+from mlform.state.store import Store
 from tests.conftest import Ran
 
 Cli = Callable[..., Ran]
@@ -145,3 +149,58 @@ def test_a_state_from_an_older_mlform_upgrades_itself(cli: Cli, make_workspace: 
         assert names == [m.name for m in MIGRATIONS]
         assert con.execute("select count(*) from runs").fetchone() == (0,)
     assert cli("data", "show", "x", cwd=root).code == 0  # nothing lost on the way
+
+
+def modes(root: Path, *names: str) -> dict[str, str]:
+    return {name: oct(stat.S_IMODE((root / name).stat().st_mode)) for name in names}
+
+
+@pytest.mark.parametrize("umask", [0o000, 0o022])
+def test_the_state_and_its_side_files_are_its_owners_only_whatever_the_umask(
+    cli: Cli, make_workspace: Make, umask: int
+) -> None:
+    root = make_workspace({**SMALL, "workspace.yml": "name: small\n"})
+    before = os.umask(umask)
+    try:
+        assert cli("apply", "--yes", cwd=root).code == 0
+        assert cli("plan", cwd=root).code == 0  # a reader keeps its reads beside the state
+        with Store.open(root / ".mlform" / "state.duckdb", "test", write=True) as store:
+            with store.transaction() as con:
+                con.execute("update meta set written_by = 'test'")
+            wal = modes(root, ".mlform/state.duckdb.wal")
+    finally:
+        os.umask(before)
+    assert modes(
+        root,
+        ".mlform",
+        ".mlform/state.duckdb",
+        ".mlform/state.duckdb.lock",
+        ".mlform/state.duckdb.reads",
+    ) == {
+        ".mlform": "0o700",
+        ".mlform/state.duckdb": "0o600",
+        ".mlform/state.duckdb.lock": "0o600",
+        ".mlform/state.duckdb.reads": "0o600",
+    }
+    assert wal == {".mlform/state.duckdb.wal": "0o600"}
+
+
+def test_folders_made_for_the_state_are_private_and_an_older_state_is_made_so(
+    cli: Cli, make_workspace: Make
+) -> None:
+    root = make_workspace(SMALL)  # state: custom/place/state.duckdb
+    assert cli("apply", "--yes", cwd=root).code == 0
+    assert modes(root, "custom", "custom/place") == {
+        "custom": "0o700",
+        "custom/place": "0o700",
+    }
+    # As an older mlform left them: everything readable by all.
+    old = make_workspace({**SMALL, "workspace.yml": "name: small\n"})
+    assert cli("apply", "--yes", cwd=old).code == 0
+    assert cli("plan", cwd=old).code == 0
+    files = [".mlform/state.duckdb", ".mlform/state.duckdb.lock", ".mlform/state.duckdb.reads"]
+    for name in [".mlform", *files]:
+        (old / name).chmod(0o755 if name == ".mlform" else 0o644)
+    assert cli("plan", cwd=old).code == 0
+    assert set(modes(old, *files).values()) == {"0o600"}
+    assert modes(old, ".mlform") == {".mlform": "0o700"}

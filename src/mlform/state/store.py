@@ -68,6 +68,7 @@ class Store:
         private.folder(path.parent)
         lock = StateLock(path)
         lock.acquire(operation, exclusive=write, wait=wait if write else max(wait, 10.0))
+        _restrict(path)  # as an older mlform may have left them
         try:
             reads = ReadCache.load(path, [m.name for m in MIGRATIONS])
             if reads is not None:  # connected only if a read misses, or to write
@@ -318,11 +319,13 @@ def _connect(path: Path, *, read_only: bool) -> duckdb.DuckDBPyConnection:
 
 
 def _restrict(path: Path) -> None:
-    """The state and its WAL readable by their owner only: DuckDB creates both with the
-    umask's mode and offers no setting for it. The folder mlform keeps them in is 0700
-    as well (`private`), so the moment between creation and this is not an opening."""
-    private.restrict(path)
-    private.restrict(path.with_name(path.name + ".wal"))
+    """The state, its WAL and its reads readable by their owner only: DuckDB creates the
+    first two with the umask's mode and offers no setting for it. The folder mlform keeps
+    them in is 0700 as well (`private`), so the moment between creation and this is not
+    an opening. A mode already right is left alone: a chmod changes the file's ctime,
+    which tells readers (`reads`) that the file changed."""
+    for side in ("", ".wal", ".reads"):
+        private.restrict(path.with_name(path.name + side))
 
 
 def _unreadable(path: Path, why: str) -> str:
