@@ -8,6 +8,7 @@ import base64
 import hashlib
 import hmac
 import json
+import os
 import re
 import stat
 import time
@@ -66,7 +67,7 @@ def test_a_token_signed_with_what_the_state_holds_is_refused(
     assert applied.code == 0, applied.out + applied.err
     port = port_of(root)
     body = json.dumps(FLOWERS).encode()
-    assert cli("plan", cwd=root).code == 0  # a reader leaves its side file of reads
+    assert cli("plan", "--detailed-exitcode", cwd=root).code == 0  # and leaves its reads
 
     state_dir = root / ".mlform"
     candidates = state_secrets(state_dir)
@@ -97,3 +98,43 @@ def test_a_token_signed_with_what_the_state_holds_is_refused(
         if path.is_file() and key in path.read_bytes()
     ]
     assert holders == ["secrets/tokens/iris.key"]
+
+    # New keys: tokens made before keep working until the apply that rolls onto them.
+    old = {"Authorization": f"Bearer {issued.out.strip()}"}
+    assert cli("endpoints", "keys", "iris", "--regenerate", "secondary", cwd=root).code == 0
+    assert request(port, body, old)[0] == 200
+    rolled = cli("apply", "--yes", cwd=root)
+    assert rolled.code == 0, rolled.out + rolled.err
+    assert request(port, body, old)[0] == 401
+    new = cli("endpoints", "token", "iris", cwd=root).out.strip()
+    assert request(port, body, {"Authorization": f"Bearer {new}"})[0] == 200
+    assert stat.S_IMODE(signing.stat().st_mode) == 0o600
+
+
+def test_token_keys_are_private_and_renewed_with_the_endpoints_keys(tmp_path: Path) -> None:
+    from mlform.endpoints import keys, signing
+    from mlform.serving.auth import read_token_key
+
+    (tmp_path / "secrets").mkdir(mode=0o755)  # as an older mlform made it
+    before = os.umask(0)
+    try:
+        made = keys.ensure(tmp_path, "iris")
+        first = signing.ensure(tmp_path, "iris", "keys-1")
+    finally:
+        os.umask(before)
+    files = [tmp_path / "secrets", first.parent, keys.path(tmp_path, "iris"), first]
+    assert [oct(stat.S_IMODE(p.stat().st_mode)) for p in files] == [
+        "0o700",
+        "0o700",
+        "0o600",
+        "0o600",
+    ]
+    assert first == tmp_path / "secrets" / "tokens" / "iris.key"
+    key = read_token_key(first)
+    assert len(key) == 32 and key.hex() not in json.dumps(made)
+    assert signing.ensure(tmp_path, "iris", "keys-1") == first
+    assert signing.load(tmp_path, "iris") == key  # the same keys: the same token key
+    signing.ensure(tmp_path, "iris", "keys-2")
+    assert signing.load(tmp_path, "iris") not in (None, key)  # new keys: a new one
+    signing.remove(tmp_path, "iris")
+    assert signing.load(tmp_path, "iris") is None
