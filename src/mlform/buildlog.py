@@ -14,6 +14,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from mlform import private
+
 _TICK = 1.0
 
 
@@ -35,7 +37,7 @@ def run_logged(
 ) -> Finished:
     """Run `command` with stdout and stderr appended to `log` (made if missing)."""
     log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("a", encoding="utf-8") as sink:
+    with private.open_text(log, append=True) as sink:
         sink.write("$ " + " ".join(command) + "\n")
         sink.flush()
         proc = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
@@ -64,7 +66,7 @@ class LineLog:
         self.path = path
         self._tick = tick
         self._started = time.monotonic()
-        self._sink = path.open("w", encoding="utf-8")
+        self._sink = private.open_text(path)
 
     def __call__(self, line: str) -> None:
         self._sink.write(line.rstrip("\n") + "\n")

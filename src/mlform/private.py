@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 from pathlib import Path
+from typing import TextIO
 
 FILE = 0o600
 FOLDER = 0o700
@@ -53,6 +54,13 @@ def open_fd(path: Path, flags: int) -> int:
         os.close(fd)
         raise
     return fd
+
+
+def open_text(path: Path, *, append: bool = False) -> TextIO:
+    """`path` open for writing text (appended to, or replaced), 0600: for logs, since a
+    tool's output may hold what a plan never shows (an index URL with a password)."""
+    flags = os.O_WRONLY | (os.O_APPEND if append else os.O_TRUNC)
+    return os.fdopen(open_fd(path, flags), "a" if append else "w", encoding="utf-8")
 
 
 def write(path: Path, data: bytes, *, durable: bool = True) -> None:

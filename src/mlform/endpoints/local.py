@@ -118,7 +118,7 @@ def spawn(argv: list[str], env: dict[str, str], logfile: Path, *, cwd: Path) -> 
     flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
     actions = [
         (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
-        (os.POSIX_SPAWN_OPEN, 1, str(logfile), flags, 0o644),
+        (os.POSIX_SPAWN_OPEN, 1, str(logfile), flags, 0o600),  # its owner's, as the state
         (os.POSIX_SPAWN_DUP2, 1, 2),
     ]
     # posix_spawn has no cwd, and chdir here would move every thread of the apply:
