@@ -8,7 +8,7 @@ mlform.serving.router`.
     scoring.py    load the script, parse request payloads, encode run()'s results
     app.py        the ASGI app: POST /score, GET /health, /ready, /metrics, /openapi.json
     openapi.py    the OpenAPI document of that app, as it is configured
-    auth.py       keys and tokens (`Authorization: Bearer …`), checked against digests
+    auth.py       keys (checked against their digests) and tokens (against a token key)
     metrics.py    requests, errors and latency in Prometheus' text format
     capture.py    sampled inputs and outputs to Parquet, off the request path
     routes.py     the router's table: deployments by weight, re-read when it changes
