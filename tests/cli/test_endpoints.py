@@ -39,7 +39,8 @@ def request(
 ) -> tuple[int, dict[str, str], bytes]:
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     try:
-        connection.request("POST", "/score", body=body, headers=headers or {})
+        sent = {"Content-Type": "application/json", **(headers or {})}
+        connection.request("POST", "/score", body=body, headers=sent)
         response = connection.getresponse()
         return response.status, dict(response.getheaders()), response.read()
     finally:
@@ -170,7 +171,7 @@ def test_traffic_splits_by_weight_and_a_failed_update_keeps_the_old_one_serving(
     applied = cli("apply", "--yes", cwd=root)
     assert applied.code == 0, applied.out + applied.err
     assert "traffic blue 80%, green 20%" in applied.out
-    auth = {"Authorization": f"Bearer {primary_key(cli, root)}"}
+    auth = {"Authorization": f"Bearer {primary_key(cli, root)}", "Content-Type": "application/json"}
     body = json.dumps(FLOWERS).encode()
 
     seen: Counter[str] = Counter()

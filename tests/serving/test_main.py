@@ -192,7 +192,7 @@ def test_keys_limits_and_the_access_log_come_from_the_environment(tmp_path: Path
     )
     assert isinstance(document, dict)
     responses = document["paths"]["/score"]["post"]["responses"]
-    assert sorted(responses) == ["200", "400", "401", "403", "413", "429", "500", "503", "504"]
+    assert sorted(responses) == ["200", "400", "401", "403", "413", "415", "429", "500", "503", "504"]
     assert responses["504"]["description"] == "run() took longer than 2.5 s"
     # Bare JSON lines on stderr, between uvicorn's own.
     lines = [

@@ -61,6 +61,7 @@ from mlform.serving.metrics import CONTENT_TYPE, Metrics
 from mlform.serving.openapi import JSON, MAX_BODY, openapi_document
 from mlform.serving.placement import Placement
 from mlform.serving.scoring import (
+    RAW,
     BadPayload,
     BadResult,
     NotReady,
@@ -85,6 +86,10 @@ class Busy(ServingError):
     pass
 
 
+class NotJson(ServingError):
+    pass
+
+
 class TimedOut(ServingError):
     pass
 
@@ -96,6 +101,7 @@ _STATUS: dict[type[ServingError], int] = {
     KeyRejected: 401,
     NotAllowed: 403,
     BodyTooLarge: 413,
+    NotJson: 415,
     Busy: 429,
     RunFailed: 500,
     BadResult: 500,
@@ -141,6 +147,9 @@ def create_app(
         "requests; retry shortly, or raise the limit or add instances"
     )
     run = _runner(script, request_timeout, pooled=max_concurrent is not None)
+    # As Azure ML's inference server: a raw run() gets any body as text; one that is
+    # given parsed JSON (schema-decorated, or mlform's parsed mode) needs a JSON type.
+    json_only = script.input != RAW
     metrics = Metrics()
     ids = itertools.count(1)
     alive = _encode({"status": "alive"})
@@ -162,6 +171,7 @@ def create_app(
             request_timeout=request_timeout,
             max_concurrent=max_concurrent,
             body=script.body_schema(),
+            json_only=json_only,
         )
     )
 
@@ -174,6 +184,8 @@ def create_app(
             try:
                 if check is not None:
                     check.verify(request.headers.get("authorization"))
+                if json_only:
+                    _require_json(request.headers.get("content-type"))
                 if metrics.in_flight > limit:
                     raise Busy(busy)
                 body = await _read_body(request, max_body)
@@ -182,7 +194,10 @@ def create_app(
             except ServingError as err:
                 response = _failure(err, script)
         except Exception:
-            metrics.observe(500, perf_counter() - started)  # what Starlette will answer
+            seconds = perf_counter() - started
+            metrics.observe(500, seconds)  # what Starlette will answer
+            if access_log:
+                _log_access(request, 500, seconds, size, 0, request_id)
             raise
         finally:
             metrics.in_flight -= 1
@@ -190,7 +205,9 @@ def create_app(
         metrics.observe(response.status_code, seconds)
         response.raw_headers.append((b"x-request-id", request_id.encode("latin-1")))
         if access_log:
-            _log_access(request, response, seconds, size, request_id)
+            _log_access(
+                request, response.status_code, seconds, size, len(response.body), request_id
+            )
         return response
 
     async def health(request: Request) -> Response:
@@ -257,16 +274,16 @@ def _runner(
 
 
 def _log_access(
-    request: Request, response: Response, seconds: float, size: int, request_id: str
+    request: Request, status: int, seconds: float, size: int, sent: int, request_id: str
 ) -> None:
     line = {
         "ts": datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds"),
         "method": request.method,
         "path": request.scope["path"],
-        "status": response.status_code,
+        "status": status,
         "duration_ms": round(seconds * 1000, 3),
         "bytes_in": size,
-        "bytes_out": len(response.body),
+        "bytes_out": sent,
         "request_id": request_id,
     }
     access_logger.info(json.dumps(line, separators=(",", ":")))
@@ -291,6 +308,19 @@ async def _read_body(request: Request, limit: int) -> bytes:
         chunks.append(chunk)
         if not message.get("more_body", False):
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _require_json(content_type: str | None) -> None:
+    """Pass for `application/json` and `application/*+json`, parameters allowed."""
+    if content_type == JSON:  # what nearly every client sends
+        return
+    media = (content_type or "").partition(";")[0].strip().lower()
+    if media == JSON or (media.startswith("application/") and media.endswith("+json")):
+        return
+    got = f"got {media!r}" if media else "it has none"
+    raise NotJson(
+        f'the request body must be JSON, sent with "Content-Type: application/json" ({got})'
+    )
 
 
 def _too_large(limit: int) -> str:

@@ -19,11 +19,13 @@ def openapi_document(
     request_timeout: float | None = None,
     max_concurrent: int | None = None,
     body: dict[str, Any] | None = None,
+    json_only: bool = True,
 ) -> dict[str, Any]:
     """The OpenAPI 3.1 description of this server's routes, as `create_app` set them.
 
     `body` is the request body's schema when the script takes its input otherwise than
-    parsed (`ScoringScript.body_schema`); None: the payloads mlform parses."""
+    parsed (`ScoringScript.body_schema`); None: the payloads mlform parses. `json_only`:
+    other content types than JSON are answered 415."""
     error = {"$ref": "#/components/schemas/Error"}
 
     def answer(description: str, schema: dict[str, Any]) -> dict[str, Any]:
@@ -74,6 +76,7 @@ def openapi_document(
         "200": answer("the JSON of what run() returned", {}),
         "400": answer("the body is not JSON, or not an accepted payload", error),
         "413": answer("the body is larger than the limit", error),
+        **({"415": answer("the body is not sent as JSON", error)} if json_only else {}),
         "500": answer("run() raised; the traceback is in the log", error),
         "503": answer("init() has not completed", error),
     }

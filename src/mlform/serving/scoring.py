@@ -55,6 +55,11 @@ SCRIPT_MODULE = "mlform_scoring_script"
 PARSED_MARKER = "MLFORM_PARSED_INPUT"
 RAW, SCHEMA, PARSED = "raw", "schema", "parsed"
 
+# Python's parser recurses once per level of nesting: a deep enough body ends in a
+# RecursionError. Bodies within this many levels always parse (the interpreter's limit is
+# 1,000 frames, less what the server's own calls use); deeper ones may get a 400.
+MAX_NESTING = 500
+
 PAYLOAD_KEYS = ("data", "dataframe_split", "dataframe_records", "instances", "inputs")
 _SPLIT_KEYS = frozenset({"columns", "data", "index"})
 
@@ -202,6 +207,14 @@ def _json(body: bytes) -> Any:
         return json.loads(body)
     except ValueError as err:
         raise BadPayload(f"the request body is not valid JSON: {err}") from err
+    except RecursionError:
+        raise BadPayload(_TOO_DEEP) from None
+
+
+_TOO_DEEP = (
+    "the request body nests JSON arrays and objects too deeply to parse; this server "
+    f"accepts up to {MAX_NESTING} levels"
+)
 
 
 def _captured(text: str) -> Any:
@@ -209,7 +222,7 @@ def _captured(text: str) -> Any:
     reads them), else the text as sent."""
     try:
         return parse_payload(json.loads(text))
-    except (ValueError, BadPayload):
+    except (ValueError, RecursionError, BadPayload):
         return text
 
 
@@ -353,7 +366,7 @@ def to_json(value: Any) -> bytes:
             raise BadResult(_UNENCODABLE) from err
     try:
         return _ENCODER.encode(value).encode("ascii")
-    except (TypeError, ValueError) as err:
+    except (TypeError, ValueError, RecursionError) as err:
         raise BadResult(_UNENCODABLE) from err
 
 
