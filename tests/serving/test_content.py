@@ -110,7 +110,13 @@ def test_json_nested_past_the_parser_is_400_naming_the_limit_and_logged(
 def test_a_result_nested_past_the_encoder_is_500_and_logged(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    code = "def run(raw_data):\n    deep = []\n    for _ in range(100_000):\n        deep = [deep]\n    return deep\n"
+    code = (
+        "def run(raw_data):\n"
+        "    deep = []\n"
+        "    for _ in range(100_000):\n"
+        "        deep = [deep]\n"
+        "    return deep\n"
+    )
     app = create_app(load_script(*write_deployment(tmp_path, code)), access_log=True)
     with caplog.at_level(logging.INFO, "mlform.serving"), serving_in_thread(app) as port:
         reply = call(port, "POST", "/score", b"{}")

@@ -264,6 +264,8 @@ class _Rollout:
             variables["MLFORM_REQUEST_TIMEOUT"] = f"{dep.request_timeout:g}"
         if dep.max_concurrent is not None:
             variables["MLFORM_MAX_CONCURRENT"] = str(dep.max_concurrent)
+        if dep.max_queue_wait is not None:
+            variables["MLFORM_MAX_QUEUE_WAIT"] = f"{dep.max_queue_wait:g}"
         if dep.sampling_rate is not None:
             store = ctx.storage(ctx.config.default_datastore)
             store.ensure()

@@ -15,7 +15,9 @@ Options of `create_app`, all off by default:
     request_timeout      a run() that takes longer is answered 504. Python cannot stop a
                          thread, so run() keeps going in its thread, outside the thread
                          pool's limit, until it returns; its result or error is dropped
-    max_concurrent       requests beyond this many in flight get 429 at once, unread
+    max_concurrent       requests beyond this many in flight wait for a slot, unread, for
+                         up to `max_queue_wait` seconds (Azure ML's max_queue_wait_ms,
+                         default 500 ms), then get 429
 
 run() is called on the event loop while its calls are quick, else in the thread pool
 (`placement`); with a request timeout or a concurrency limit, always in the thread pool.
@@ -43,7 +45,6 @@ import itertools
 import json
 import logging
 import os
-import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from time import perf_counter
 from typing import Any
@@ -116,6 +117,8 @@ _ABANDON: dict[str, Any] = (
     if "abandon_on_cancel" in inspect.signature(anyio.to_thread.run_sync).parameters
     else {"cancellable": True}
 )
+# Azure ML's default for request_settings.max_queue_wait_ms, in seconds.
+DEFAULT_QUEUE_WAIT = 0.5
 # Generated request ids: unique per process, and telling processes apart in merged logs.
 _ID_PREFIX = os.urandom(3).hex()
 
@@ -129,6 +132,7 @@ def create_app(
     key_hashes: Sequence[str] = (),
     request_timeout: float | None = None,
     max_concurrent: int | None = None,
+    max_queue_wait: float = DEFAULT_QUEUE_WAIT,
     access_log: bool = False,
     tokens: bool = False,
     endpoint: str = "",
@@ -141,10 +145,12 @@ def create_app(
     check = (
         KeyCheck(keys, key_hashes, tokens=tokens, endpoint=endpoint) if keys or key_hashes else None
     )
-    limit = sys.maxsize if max_concurrent is None else max_concurrent
+    slots = None if max_concurrent is None else asyncio.Semaphore(max_concurrent)
     busy = (
         f"this deployment is already answering its limit of {max_concurrent} concurrent "
-        "requests; retry shortly, or raise the limit or add instances"
+        f"requests, and none ended within its queue wait of {max_queue_wait * 1000:g} ms; "
+        "retry shortly, or raise the limit (max_concurrent_requests_per_instance) or the "
+        "wait (max_queue_wait_ms), or add instances"
     )
     run = _runner(script, request_timeout, pooled=max_concurrent is not None)
     # As Azure ML's inference server: a raw run() gets any body as text; one that is
@@ -170,6 +176,7 @@ def create_app(
             secured=check is not None,
             request_timeout=request_timeout,
             max_concurrent=max_concurrent,
+            max_queue_wait=max_queue_wait,
             body=script.body_schema(),
             json_only=json_only,
         )
@@ -180,14 +187,16 @@ def create_app(
         request_id = request.headers.get("x-request-id") or f"{_ID_PREFIX}-{next(ids)}"
         metrics.in_flight += 1
         size = 0
+        queued = False
         try:
             try:
                 if check is not None:
                     check.verify(request.headers.get("authorization"))
                 if json_only:
                     _require_json(request.headers.get("content-type"))
-                if metrics.in_flight > limit:
-                    raise Busy(busy)
+                if slots is not None:
+                    await _take(slots, max_queue_wait, busy)
+                    queued = True
                 body = await _read_body(request, max_body)
                 size = len(body)
                 response = Response(await run(body, request_id), media_type=JSON)
@@ -201,6 +210,9 @@ def create_app(
             raise
         finally:
             metrics.in_flight -= 1
+            if queued:
+                assert slots is not None
+                slots.release()
         seconds = perf_counter() - started
         metrics.observe(response.status_code, seconds)
         response.raw_headers.append((b"x-request-id", request_id.encode("latin-1")))
@@ -271,6 +283,18 @@ def _runner(
             raise TimedOut(message) from None
 
     return run
+
+
+async def _take(slots: asyncio.Semaphore, wait: float, busy: str) -> None:
+    """A slot of `slots`, waited for in turn for at most `wait` seconds; else Busy."""
+    if not slots.locked():
+        await slots.acquire()  # free: returns at once
+        return
+    try:
+        async with asyncio.timeout(wait):
+            await slots.acquire()
+    except TimeoutError:
+        raise Busy(busy) from None
 
 
 def _log_access(

@@ -18,6 +18,7 @@ def openapi_document(
     secured: bool = False,
     request_timeout: float | None = None,
     max_concurrent: int | None = None,
+    max_queue_wait: float = 0.5,
     body: dict[str, Any] | None = None,
     json_only: bool = True,
 ) -> dict[str, Any]:
@@ -97,7 +98,9 @@ def openapi_document(
         security["security"] = [{"key": []}]
     if max_concurrent is not None:
         score_responses["429"] = answer(
-            f"{max_concurrent} requests are in flight already; retry shortly", error
+            f"{max_concurrent} requests stayed in flight for longer than the queue wait of "
+            f"{max_queue_wait * 1000:g} ms; retry shortly",
+            error,
         )
     if request_timeout is not None:
         score_responses["504"] = answer(f"run() took longer than {request_timeout:g} s", error)
