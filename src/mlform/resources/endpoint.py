@@ -191,7 +191,7 @@ class _Rollout:
         gone = [i for name, i in current.items() if name not in {d.name for d in spec.deployments}]
         shares = weights(spec)
         routes = {n: (i.url, shares.get(n, 0)) for n, i in serving.items()}
-        router.write_routes(ctx.state_dir, spec.name, routes)
+        router.write_routes(ctx.state_dir, spec.name, routes, (spec.auth_mode, hashes))
         if replaced or gone:
             time.sleep(_SWITCH)  # the router takes the new table; requests in flight end
         for old in (*replaced, *gone):
