@@ -47,9 +47,9 @@ def openapi_document(
             "description": "a pandas DataFrame (records if pandas is not installed)",
             "type": "object",
             "properties": {
-                "columns": {"type": "array"},
+                "columns": {"type": "array", "items": {"type": ["string", "number"]}},
                 "data": {"type": "array", "items": {"type": "array"}},
-                "index": {"type": "array"},
+                "index": {"type": "array", "items": {"type": ["string", "number"]}},
             },
             "required": ["columns", "data"],
             "additionalProperties": False,

@@ -30,6 +30,9 @@ into JSON (`to_json`).
 
 Messages of NotReady, BadPayload, RunFailed and BadResult are safe to send to clients:
 they never carry the script's exception messages or tracebacks, which go to the log.
+The one exception: run() may raise `BadPayload(message)` itself, for input it cannot
+score, and the client gets a 400 with that message (as MLflow's server answers 400 to an
+MlflowException a model raises for bad input); every other exception of run() is a 500.
 """
 
 from __future__ import annotations
@@ -143,6 +146,8 @@ class ScoringScript:
             data, arguments = parse_payload(_json(body)), {}
         try:
             result = self.run(**arguments) if self.input == SCHEMA else self.run(data)
+        except BadPayload:
+            raise  # the script's own word to the client on its input: a 400
         except Exception as err:
             raise RunFailed(
                 f"the scoring script raised {type(err).__name__}; see the deployment's log"
@@ -316,6 +321,8 @@ def _split_frame(split: Any) -> Any:
         )
     columns: list[Any] = split["columns"]
     rows: list[Any] = split["data"]
+    if not all(isinstance(c, str | int | float) and not isinstance(c, bool) for c in columns):
+        raise BadPayload('"dataframe_split" columns must be names: strings or numbers')
     for i, row in enumerate(rows):
         if not isinstance(row, list) or len(row) != len(columns):
             raise BadPayload(
@@ -323,8 +330,14 @@ def _split_frame(split: Any) -> Any:
                 "one per column"
             )
     index = split.get("index")
-    if index is not None and (not isinstance(index, list) or len(index) != len(rows)):
-        raise BadPayload(f'"dataframe_split" index must be an array of {len(rows)} labels')
+    if index is not None and (
+        not isinstance(index, list)
+        or len(index) != len(rows)
+        or not all(isinstance(label, str | int | float) for label in index)
+    ):
+        raise BadPayload(
+            f'"dataframe_split" index must be an array of {len(rows)} labels (strings or numbers)'
+        )
     pandas = _pandas()
     if pandas is None:
         return [dict(zip(columns, row, strict=True)) for row in rows]
