@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 import uvicorn
 
+from mlform.serving.auth import mint
 from mlform.serving.router import main
 
 STARTUP_TIMEOUT = 30.0
@@ -125,7 +126,11 @@ def upstreams() -> Iterator[dict[str, Running]]:
 
 
 def write_routes(
-    path: Path, weights: dict[str, int], urls: dict[str, str], keys: tuple[str, ...] = ()
+    path: Path,
+    weights: dict[str, int],
+    urls: dict[str, str],
+    keys: tuple[str, ...] = (),
+    mode: str = "key",
 ) -> None:
     """As mlform does: the whole file written aside, then swapped in atomically; with
     `keys`, the digests of the endpoint's keys, which the router then asks for."""
@@ -135,7 +140,7 @@ def write_routes(
     }
     if keys:
         hashes = [hashlib.sha256(key.encode()).hexdigest() for key in keys]
-        document["auth"] = {"mode": "key", "key_hashes": hashes}
+        document["auth"] = {"mode": mode, "key_hashes": hashes}
     replace(path, json.dumps(document))
 
 
@@ -199,10 +204,14 @@ def start_router(tmp_path: Path) -> Iterator[Any]:
     started: list[Router] = []
 
     def start(
-        weights: dict[str, int], urls: dict[str, str], *args: str, keys: tuple[str, ...] = ()
+        weights: dict[str, int],
+        urls: dict[str, str],
+        *args: str,
+        keys: tuple[str, ...] = (),
+        mode: str = "key",
     ) -> Router:
         routes = tmp_path / f"routes-{len(started)}.json"
-        write_routes(routes, weights, urls, keys)
+        write_routes(routes, weights, urls, keys, mode)
         port = free_port()
         log = tmp_path / f"router-{len(started)}.log"
         with log.open("wb") as out:
@@ -534,6 +543,29 @@ def test_a_body_without_valid_credentials_is_refused_unread(
     assert (wrong.status, wrong.body, wrong.deployment) == (401, REJECTED, None)
     assert (keyed.status, keyed.json()["headers"]["authorization"]) == (200, "Bearer old")
     assert (opened.status, opened.deployment) == (200, "blue")  # the deployment decides
+
+
+def test_tokens_are_checked_as_the_deployments_check_them(
+    start_router: Any, urls: dict[str, str]
+) -> None:
+    router = start_router({"blue": 1}, urls, keys=("s3cret",), mode="token")
+    valid, _ = mint("s3cret", "iris", 60)
+    elsewhere, _ = mint("s3cret", "wine", 60)
+    forged, _ = mint("guess", "iris", 60)
+
+    def post(token: str) -> Reply:
+        return router.call("POST", "/score", b"{}", {"Authorization": f"Bearer {token}"})
+
+    assert post(valid).status == 200
+    assert (post(elsewhere).status, post(elsewhere).json()["error"]) == (
+        403,
+        "the token is for endpoint wine, not iris",
+    )
+    assert (post(forged).status, post(forged).json()["error"]) == (
+        401,
+        "the token sent was not made with one of this endpoint's keys",
+    )
+    assert post(forged).deployment is None
 
 
 def test_a_body_over_the_limit_is_413_declared_or_chunked(
