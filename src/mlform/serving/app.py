@@ -59,7 +59,7 @@ from starlette.routing import Route
 
 from mlform.serving.auth import CHALLENGE, KeyCheck, KeyMissing, KeyRejected, NotAllowed
 from mlform.serving.metrics import CONTENT_TYPE, Metrics
-from mlform.serving.openapi import JSON, MAX_BODY, openapi_document
+from mlform.serving.openapi import DEFAULT_QUEUE_WAIT, JSON, MAX_BODY, openapi_document
 from mlform.serving.placement import Placement
 from mlform.serving.scoring import (
     RAW,
@@ -117,8 +117,6 @@ _ABANDON: dict[str, Any] = (
     if "abandon_on_cancel" in inspect.signature(anyio.to_thread.run_sync).parameters
     else {"cancellable": True}
 )
-# Azure ML's default for request_settings.max_queue_wait_ms, in seconds.
-DEFAULT_QUEUE_WAIT = 0.5
 # Generated request ids: unique per process, and telling processes apart in merged logs.
 _ID_PREFIX = os.urandom(3).hex()
 
@@ -400,4 +398,12 @@ def _encode(value: Any) -> bytes:
     return json.dumps(value, separators=(",", ":")).encode("ascii")
 
 
-__all__ = ["JSON", "MAX_BODY", "create_app", "error_response", "openapi_document", "route_errors"]
+__all__ = [
+    "DEFAULT_QUEUE_WAIT",
+    "JSON",
+    "MAX_BODY",
+    "create_app",
+    "error_response",
+    "openapi_document",
+    "route_errors",
+]

@@ -8,6 +8,8 @@ from mlform.serving.metrics import CONTENT_TYPE
 from mlform.serving.scoring import PAYLOAD_KEYS
 
 MAX_BODY = 10 * 1024 * 1024
+# Azure ML's default for request_settings.max_queue_wait_ms, in seconds.
+DEFAULT_QUEUE_WAIT = 0.5
 JSON = "application/json"
 
 
@@ -18,7 +20,7 @@ def openapi_document(
     secured: bool = False,
     request_timeout: float | None = None,
     max_concurrent: int | None = None,
-    max_queue_wait: float = 0.5,
+    max_queue_wait: float = DEFAULT_QUEUE_WAIT,
     body: dict[str, Any] | None = None,
     json_only: bool = True,
 ) -> dict[str, Any]:
