@@ -85,7 +85,7 @@ def test_openapi_document_declares_the_bearer_scheme_on_score(port: int) -> None
     assert document["components"]["securitySchemes"] == {
         "key": {"type": "http", "scheme": "bearer"}
     }
-    assert sorted(post["responses"]) == ["200", "400", "401", "403", "413", "500", "503"]
+    assert sorted(post["responses"]) == ["200", "400", "401", "403", "413", "415", "500", "503"]
     assert "security" not in document["paths"]["/metrics"]["get"]
 
 

@@ -171,6 +171,7 @@ def test_keys_limits_and_the_access_log_come_from_the_environment(tmp_path: Path
         MLFORM_KEY_HASHES=f"{hashlib.sha256(b'old').hexdigest()},{key_hash}",
         MLFORM_REQUEST_TIMEOUT="2.5",
         MLFORM_MAX_CONCURRENT="4",
+        MLFORM_MAX_QUEUE_WAIT="0.75",
         MLFORM_MAX_BODY="20",
     )
     key = {"Authorization": "Bearer s3cret"}
@@ -192,8 +193,22 @@ def test_keys_limits_and_the_access_log_come_from_the_environment(tmp_path: Path
     )
     assert isinstance(document, dict)
     responses = document["paths"]["/score"]["post"]["responses"]
-    assert sorted(responses) == ["200", "400", "401", "403", "413", "429", "500", "503", "504"]
+    assert sorted(responses) == [
+        "200",
+        "400",
+        "401",
+        "403",
+        "413",
+        "415",
+        "429",
+        "500",
+        "503",
+        "504",
+    ]
     assert responses["504"]["description"] == "run() took longer than 2.5 s"
+    assert responses["429"]["description"] == (
+        "4 requests stayed in flight for longer than the queue wait of 750 ms; retry shortly"
+    )
     # Bare JSON lines on stderr, between uvicorn's own.
     lines = [
         json.loads(line) for line in server.log.read_text().splitlines() if line.startswith("{")
@@ -228,6 +243,10 @@ def test_no_access_log_by_flag(tmp_path: Path) -> None:
             "argument --max-concurrent: 'many' is not a positive int",
         ),
         ({"MLFORM_MAX_BODY": "-1"}, "argument --max-body: '-1' is not a positive int"),
+        (
+            {"MLFORM_MAX_QUEUE_WAIT": "soon"},
+            "argument --max-queue-wait: 'soon' is not a number of seconds (0 or more)",
+        ),
     ],
 )
 def test_bad_option_values_in_the_environment_exit_2(

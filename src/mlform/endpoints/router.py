@@ -10,7 +10,7 @@ import os
 import secrets
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,16 +49,32 @@ def current(state_dir: Path, endpoint: str) -> Router | None:
         return None
 
 
-def write_routes(state_dir: Path, endpoint: str, routes: Mapping[str, tuple[str, int]]) -> Path:
-    """Deployment name → (url, weight), written so the router never reads half a file."""
+def write_routes(
+    state_dir: Path,
+    endpoint: str,
+    routes: Mapping[str, tuple[str, int]],
+    auth: tuple[str, Sequence[str]] | None = None,
+    token_key: Path | None = None,
+) -> Path:
+    """Deployment name → (url, weight), written so the router never reads half a file;
+    `auth` (the endpoint's auth mode and key digests, and in token mode `token_key`, the
+    file of the key tokens are signed with) has the router check credentials before it
+    reads a body. Readable by the owner only, as the key digests are."""
     path = folder(state_dir, endpoint) / "routes.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    table = {
+    table: dict[str, object] = {
         "endpoint": endpoint,
         "deployments": {n: {"url": url, "weight": w} for n, (url, w) in routes.items()},
     }
+    if auth is not None:
+        checked: dict[str, object] = {"mode": auth[0], "key_hashes": list(auth[1])}
+        if token_key is not None:
+            checked["token_key_file"] = str(token_key)
+        table["auth"] = checked
     partial = path.with_suffix(".partial")
-    partial.write_text(json.dumps(table, indent=1), encoding="utf-8")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(json.dumps(table, indent=1))
     os.replace(partial, path)
     return path
 

@@ -196,7 +196,8 @@ class _Rollout:
         gone = [i for name, i in current.items() if name not in {d.name for d in spec.deployments}]
         shares = weights(spec)
         routes = {n: (i.url, shares.get(n, 0)) for n, i in serving.items()}
-        router.write_routes(ctx.state_dir, spec.name, routes)
+        auth = (spec.auth_mode, hashes)
+        router.write_routes(ctx.state_dir, spec.name, routes, auth, token_key=self.token_key)
         if replaced or gone:
             time.sleep(_SWITCH)  # the router takes the new table; requests in flight end
         for old in (*replaced, *gone):
@@ -271,6 +272,8 @@ class _Rollout:
             variables["MLFORM_REQUEST_TIMEOUT"] = f"{dep.request_timeout:g}"
         if dep.max_concurrent is not None:
             variables["MLFORM_MAX_CONCURRENT"] = str(dep.max_concurrent)
+        if dep.max_queue_wait is not None:
+            variables["MLFORM_MAX_QUEUE_WAIT"] = f"{dep.max_queue_wait:g}"
         if dep.sampling_rate is not None:
             store = ctx.storage(ctx.config.default_datastore)
             store.ensure()

@@ -13,6 +13,7 @@ mlform.serving.router`.
     capture.py    sampled inputs and outputs to Parquet, off the request path
     routes.py     the router's table: deployments by weight, re-read when it changes
     router.py     the endpoint's address: each request to a deployment, by weight
+    connections.py  the router's client connections: read deadline, head size bound
     __main__.py   the command a deployment's process or container runs
 
 These run inside deployment images that hold only the user's packages plus starlette

@@ -29,7 +29,7 @@ import uvicorn
 import uvicorn.config
 from starlette.applications import Starlette
 
-from mlform.serving.app import MAX_BODY, access_logger, create_app, logger
+from mlform.serving.app import DEFAULT_QUEUE_WAIT, MAX_BODY, access_logger, create_app, logger
 from mlform.serving.auth import parse_key_hashes, read_token_key
 from mlform.serving.options import port, positive
 from mlform.serving.scoring import ScoringScript, ScriptFailed, ScriptNotFound, load_script
@@ -111,6 +111,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="answer 429 beyond N requests in flight (default: $MLFORM_MAX_CONCURRENT or none)",
     )
     parser.add_argument(
+        "--max-queue-wait",
+        type=non_negative,
+        default=env("MLFORM_MAX_QUEUE_WAIT", f"{DEFAULT_QUEUE_WAIT:g}"),
+        metavar="SECONDS",
+        help="how long a request beyond --max-concurrent waits for a slot before a 429 "
+        f"(default: $MLFORM_MAX_QUEUE_WAIT or {DEFAULT_QUEUE_WAIT:g})",
+    )
+    parser.add_argument(
         "--max-body",
         type=positive(int),
         default=env("MLFORM_MAX_BODY", str(MAX_BODY)),
@@ -132,6 +140,16 @@ def build_parser() -> argparse.ArgumentParser:
         "(a deployment's instance_count; default: $MLFORM_WORKERS or 1)",
     )
     return parser
+
+
+def non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds (0 or more)")
+    return value
 
 
 def _key_hashes(text: str) -> tuple[str, ...]:
@@ -203,6 +221,7 @@ def _app(script: ScoringScript, args: argparse.Namespace) -> Starlette:
         key_hashes=args.key_hashes,
         request_timeout=args.request_timeout,
         max_concurrent=args.max_concurrent,
+        max_queue_wait=args.max_queue_wait,
         max_body=args.max_body,
         access_log=args.access_log,
         token_key=_token_key(args),
@@ -234,6 +253,7 @@ def _serve_workers(args: argparse.Namespace) -> int:
             "MLFORM_DEPLOYMENT": args.name,
             "MLFORM_KEY_HASHES": ",".join(args.key_hashes),
             "MLFORM_MAX_BODY": str(args.max_body),
+            "MLFORM_MAX_QUEUE_WAIT": f"{args.max_queue_wait:g}",
             "MLFORM_ACCESS_LOG": "on" if args.access_log else "off",
         }
     )
