@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import os
+import socket
 import subprocess
 import sys
 from collections.abc import Callable, Mapping
@@ -97,15 +100,23 @@ time.sleep(60)
 """
 
 
-def test_force_unlock_removes_a_stuck_lock(cli: Cli, make_workspace: Make) -> None:
-    root = make_workspace(SMALL)
-    state = root / "custom" / "place" / "state.duckdb"
+def _holder(state: Path) -> tuple[subprocess.Popen[str], dict[str, str]]:
+    """A real process holding the state's lock, and what the lock file says of it."""
     holder = subprocess.Popen(
         [sys.executable, "-c", HOLD, str(state)], stdout=subprocess.PIPE, text=True
     )
+    assert holder.stdout is not None
+    holder.stdout.readline()
+    lock = state.with_name(state.name + ".lock")
+    return holder, json.loads(lock.read_text())
+
+
+def test_force_unlock_refuses_a_live_holder_unless_forced(cli: Cli, make_workspace: Make) -> None:
+    root = make_workspace(SMALL)
+    state = root / "custom" / "place" / "state.duckdb"
+    holder, info = _holder(state)
+    lock_id, host, since = info["id"], socket.gethostname(), info["since"]
     try:
-        assert holder.stdout is not None
-        lock_id = holder.stdout.readline().strip()
         refused = cli("apply", "--yes", cwd=root)
         assert refused.code == 1
         assert f"`mlform apply` (lock ID {lock_id}, pid {holder.pid} on " in refused.err
@@ -115,15 +126,67 @@ def test_force_unlock_removes_a_stuck_lock(cli: Cli, make_workspace: Make) -> No
         assert wrong.code == 1
         assert f"lock ID nope does not match the current lock {lock_id}" in wrong.err
 
-        unlocked = cli("force-unlock", lock_id, cwd=root)
-        assert unlocked.code == 0
-        assert unlocked.out.startswith(f"Removed lock {lock_id}, held by `mlform apply`")
+        alive = cli("force-unlock", lock_id, cwd=root)
+        assert (alive.code, alive.out) == (1, "")
+        assert alive.err == (
+            f"error: lock {lock_id} is held by `mlform apply` (lock ID {lock_id}, pid "
+            f"{holder.pid} on {host}, since {since}), which is still running: removing the "
+            "lock would let another apply write beside it. Wait for it to finish, or stop it "
+            f"(kill {holder.pid}); if it is hung and must be left running, `mlform "
+            f"force-unlock {lock_id} --force` removes the lock anyway\n"
+        )
+        assert state.with_name("state.duckdb.lock").exists()
+
+        forced = cli("force-unlock", lock_id, "--force", cwd=root)
+        assert (forced.code, forced.err) == (0, "")
+        assert forced.out == (
+            f"Removed lock {lock_id}, held by `mlform apply` (lock ID {lock_id}, pid "
+            f"{holder.pid} on {host}, since {since}).\n"
+        )
         assert cli("apply", "--yes", cwd=root).code == 0
         again = cli("force-unlock", lock_id, cwd=root)
         assert "is not locked; nothing to unlock" in again.err
     finally:
         holder.kill()
         holder.communicate()
+
+
+def test_force_unlock_removes_the_lock_of_a_dead_holder(cli: Cli, make_workspace: Make) -> None:
+    root = make_workspace(SMALL)
+    state = root / "custom" / "place" / "state.duckdb"
+    holder, info = _holder(state)
+    holder.kill()  # SIGKILL: the lock file keeps naming it
+    holder.communicate()
+    unlocked = cli("force-unlock", info["id"], cwd=root)
+    assert (unlocked.code, unlocked.err) == (0, "")
+    assert unlocked.out.startswith(f"Removed lock {info['id']}, held by `mlform apply` (")
+    assert not state.with_name("state.duckdb.lock").exists()
+
+
+def test_force_unlock_of_a_lock_from_another_host_warns(cli: Cli, make_workspace: Make) -> None:
+    # A state on a shared filesystem, locked by an apply on another machine.
+    root = make_workspace(SMALL)
+    lock = root / "custom" / "place" / "state.duckdb.lock"
+    lock.parent.mkdir(parents=True)
+    info = {
+        "id": "5e1f00aa",
+        "pid": os.getpid(),  # a pid that runs here means nothing for another host
+        "host": "build-agent-7",
+        "since": "2026-11-23T12:00:01+00:00",
+        "operation": "apply",
+    }
+    lock.write_text(json.dumps(info))
+    unlocked = cli("force-unlock", "5e1f00aa", cwd=root)
+    assert unlocked.code == 0
+    assert unlocked.err == (
+        "warning: lock 5e1f00aa was taken on host build-agent-7, where mlform cannot see "
+        f"whether pid {os.getpid()} still runs; make sure no mlform process runs there\n"
+    )
+    assert unlocked.out == (
+        "Removed lock 5e1f00aa, held by `mlform apply` (lock ID 5e1f00aa, pid "
+        f"{os.getpid()} on build-agent-7, since 2026-11-23T12:00:01+00:00).\n"
+    )
+    assert not lock.exists()
 
 
 def test_a_state_from_an_older_mlform_upgrades_itself(cli: Cli, make_workspace: Make) -> None:
