@@ -24,7 +24,7 @@ from mlform.config.workspace import Config
 from mlform.errors import PlanError, StalePlan
 from mlform.hashing import Hasher
 from mlform.plan.diff import diff
-from mlform.plan.model import Plan
+from mlform.plan.model import Action, Change, Plan
 from mlform.resources import Context, desire_all, refresh_all, refusals
 from mlform.state.lock import LockInfo
 
@@ -43,6 +43,9 @@ class ApplyReport:
     resumed: LockInfo | None = None  # an earlier apply that died holding the lock
     abandoned: list[str] = field(default_factory=list)  # runs it left unfinished
     confirmed: bool = True
+    # What a plan made right after still shows, though every change succeeded (an
+    # instance that died once ready, a file edited while applying): not done yet.
+    unsettled: list[Change] = field(default_factory=list)
 
     @property
     def failed(self) -> list[Result]:
@@ -50,7 +53,7 @@ class ApplyReport:
 
     @property
     def ok(self) -> bool:
-        return self.confirmed and not self.failed
+        return self.confirmed and not self.failed and not self.unsettled
 
 
 class Workspace:
@@ -118,6 +121,9 @@ class Workspace:
                     plan, ctx, store, apply_id, parallelism=parallelism, report=report
                 )
                 status = "failed" if outcome.failed else "succeeded"
+                if not outcome.failed:
+                    outcome.unsettled = _unsettled(self._plan(store)[0])
+                    status = "failed" if outcome.unsettled else status
             finally:
                 ctx.hasher.save()
                 store.finish_apply(apply_id, status, _summary(outcome.results))
@@ -206,6 +212,14 @@ def _check_saved(saved: Mapping[str, Any], plan: Plan) -> None:
             + (f" and {len(moved) - 5} more" if len(moved) > 5 else "")
             + "). Run `mlform plan -o FILE` again and apply the new plan"
         )
+
+
+def _unsettled(plan: Plan) -> list[Change]:
+    """The changes of a plan made after a successful apply that mean it did not converge.
+    A job planned again (`trigger: always`, `force_rerun`, a step that is not
+    deterministic) does so by its own declaration, and so does what waits on it."""
+    jobs = {c.address for c in plan.changes if c.action is Action.RUN}
+    return [c for c in plan.changes if c.address not in jobs and not jobs & set(c.deps)]
 
 
 def _summary(results: list[Result]) -> str:

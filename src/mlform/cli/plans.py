@@ -156,6 +156,16 @@ def apply(args: argparse.Namespace, out: Output) -> int:
     failed = [r for r in outcome.results if r.status is Status.FAILED]
     skipped = [r for r in outcome.results if r.status is Status.SKIPPED]
     out.line()
+    if not failed and not skipped and outcome.unsettled:
+        out.line(
+            out.bad("Apply incomplete:")
+            + f" {len(ok)} succeeded, but a plan made now still shows "
+            + f"{len(outcome.unsettled)} change{'s' if len(outcome.unsettled) != 1 else ''}:"
+        )
+        for c in outcome.unsettled:
+            out.line(f"  {c.symbol} {c.address} ({'; '.join(c.reasons)})")
+        out.line("Run `mlform plan` to see why, and `mlform apply` again to retry.")
+        return 1
     if not failed and not skipped:
         counts = {a: sum(1 for r in ok if r.change.action is a) for a in Action}
         out.line(

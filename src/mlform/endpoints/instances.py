@@ -92,6 +92,11 @@ class Target(Protocol):
 
     def stop(self, instance: Instance) -> None: ...
 
+    def kill(self, instance: Instance) -> None:
+        """Stop at once: for an instance that no longer answers, so would not stop
+        gracefully either."""
+        ...
+
     def tail(self, instance: Instance, lines: int) -> str: ...
 
 

@@ -159,6 +159,7 @@ class _Rollout:
         resolved = dict(self.change.after.components) if self.change.after else {}
         serving: dict[str, Instance] = {}
         replaced: list[Instance] = []
+        restarted: dict[str, str] = {}  # deployment → why its instance was taken for hung
         failures: list[str] = []
         for dep in spec.deployments:
             model = resolve_model(ctx, dep.model) if dep.model else None
@@ -172,8 +173,12 @@ class _Rollout:
             resolved[f"part:deployment {dep.name} model"] = model.ref
             digest = _deployment_digest(resolved, dep.name, hashes)
             if have is not None and have.digest == digest and target.alive(have):
-                serving[dep.name] = have
-                continue
+                hung = probes.hung(have.port, dep.liveness, ctx.cancelled)
+                if hung is None:
+                    serving[dep.name] = have
+                    continue
+                self.restart(have, hung, target)
+                restarted[dep.name] = hung
             fresh, why, tail = self.start(dep, model, digest, hashes, target)
             if fresh is None:
                 if have is not None and target.alive(have):
@@ -186,7 +191,7 @@ class _Rollout:
                 failures.append(f"deployment {dep.name}: {why}{tail}")
                 continue
             serving[dep.name] = fresh
-            if have is not None:
+            if have is not None and dep.name not in restarted:
                 replaced.append(have)
         gone = [i for name, i in current.items() if name not in {d.name for d in spec.deployments}]
         shares = weights(spec)
@@ -227,12 +232,24 @@ class _Rollout:
         started = sorted(
             n
             for n, i in serving.items()
-            if i.instance not in {c.instance for c in current.values()}
+            if i.instance not in {c.instance for c in current.values()} and n not in restarted
         )
-        what = f"started {', '.join(started)}" if started else "nothing restarted"
+        done = [f"started {', '.join(started)}"] if started else []
+        done += [f"restarted {n}, which was hung: {why}" for n, why in restarted.items()]
+        what = "; ".join(done) or "nothing restarted"
         traffic = ", ".join(f"{n} {w}%" for n, w in shares.items())
         message = f"{what}; traffic {traffic or 'none'}; http://127.0.0.1:{port}/score"
         return Outcome(outputs, message=message, applied=applied)
+
+    def restart(self, hung: Instance, why: str, target: Target) -> None:
+        """Kill an instance that runs but fails its liveness probe (stopped, deadlocked):
+        it serves nothing, and would not stop gracefully either. A fresh one follows."""
+        self.log(
+            f"deployment {hung.deployment}: {why}; killing it ({hung.compute} "
+            f"{hung.handle}) to start it afresh"
+        )
+        target.kill(hung)
+        self.ctx.emit([replace(hung, status="failed", error=f"hung: {why}")])
 
     def start(
         self,
