@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from mlform.apply.executor import Report, Result, Status, execute
 from mlform.config import workspace as config_loader
 from mlform.config.workspace import Config
-from mlform.errors import PlanError, StalePlan
+from mlform.errors import PlanError, StalePlan, StateError
 from mlform.hashing import Hasher
 from mlform.plan.diff import diff
 from mlform.plan.model import Action, Change, Plan
@@ -103,6 +103,7 @@ class Workspace:
                 _check_saved(saved, plan)
             if plan.refusals:
                 raise PlanError("\n".join(plan.refusals))
+            store.claim(self.config.name)
             outcome = ApplyReport(plan, resumed=store.interrupted)
             if not plan.changes:
                 return outcome
@@ -155,6 +156,7 @@ class Workspace:
         self, store: Store, log: Log | None = None, rerun: Collection[str] = ()
     ) -> tuple[Plan, Context]:
         config = self.config
+        _check_owner(config, store)
         with _gc_paused():
             hasher = Hasher(config.state_path.parent / "cache" / "hashes.json")
             ctx = Context(config, hasher) if log is None else Context(config, hasher, log=log)
@@ -186,6 +188,26 @@ def _gc_paused() -> Iterator[None]:
         gc.freeze()
         gc.unfreeze()
         gc.enable()
+
+
+def _check_owner(config: Config, store: Store) -> None:
+    """Refuse a state another workspace applies to: planned from this one, everything it
+    holds would be destroyed."""
+    owner = store.workspace()
+    if owner is None or owner == config.name:
+        return
+    file = next(
+        (config.root / n for n in config_loader.WORKSPACE_FILES if (config.root / n).is_file()),
+        config.root / config_loader.WORKSPACE_FILES[0],
+    )
+    raise StateError(
+        f"the state {config.state_path} belongs to workspace '{owner}', but this workspace "
+        f"({file}) is named '{config.name}': planned from here, "
+        f"everything '{owner}' applied would be destroyed. If this is '{owner}' renamed, "
+        f"set `name: {owner}` back in {file.name}; otherwise give this workspace a state "
+        f"of its own with `state:` in {file.name} (the default is .mlform/state.duckdb "
+        "beside it)"
+    )
 
 
 def _check_saved(saved: Mapping[str, Any], plan: Plan) -> None:

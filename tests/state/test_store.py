@@ -197,6 +197,7 @@ def test_a_state_from_an_older_mlform_upgrades_itself(cli: Cli, make_workspace: 
         later = ("experiments", "runs", "params", "tags", "metrics", "artifacts", "snapshots")
         for table in (*later, "models", "images", "deployments", "step_runs"):
             con.execute(f"drop table {table}")
+        con.execute("alter table meta drop column workspace")
         con.execute("delete from migrations where name <> '0001_initial'")
 
     plan = cli("plan", "--detailed-exitcode", cwd=root)  # a reader: upgrades, then reads
@@ -208,3 +209,51 @@ def test_a_state_from_an_older_mlform_upgrades_itself(cli: Cli, make_workspace: 
         assert names == [m.name for m in MIGRATIONS]
         assert con.execute("select count(*) from runs").fetchone() == (0,)
     assert cli("data", "show", "x", cwd=root).code == 0  # nothing lost on the way
+
+
+TWO = {
+    "alpha/workspace.yml": "name: alpha\n",
+    "alpha/data/x.yml": "name: x\ntype: uri_file\npath: x.csv\n",
+    "alpha/data/x.csv": "a,b\n1,2\n",
+    "beta/workspace.yml": "name: beta\nstate: ../alpha/.mlform/state.duckdb\n",
+}
+
+
+def test_another_workspace_is_refused_the_state_of_one(cli: Cli, make_workspace: Make) -> None:
+    root = make_workspace(TWO)
+    assert cli("apply", "--yes", cwd=root / "alpha").code == 0
+    state = root / "alpha" / ".mlform" / "state.duckdb"
+    before = state.read_bytes()
+    refusal = (
+        f"error: the state {state} belongs to workspace 'alpha', but this workspace "
+        f"({root / 'beta' / 'workspace.yml'}) is named 'beta': planned from here, everything "
+        "'alpha' applied would be destroyed. If this is 'alpha' renamed, set `name: alpha` "
+        "back in workspace.yml; otherwise give this workspace a state of its own with "
+        "`state:` in workspace.yml (the default is .mlform/state.duckdb beside it)\n"
+    )
+    for command in (("plan",), ("apply", "--yes")):
+        ran = cli(*command, cwd=root / "beta")
+        assert (ran.code, ran.out, ran.err) == (1, "", refusal), command
+    assert state.read_bytes() == before
+    assert cli("plan", "--detailed-exitcode", cwd=root / "alpha").code == 0
+
+
+def test_a_state_without_a_workspace_name_adopts_the_first_applier(
+    cli: Cli, make_workspace: Make
+) -> None:
+    root = make_workspace(TWO)
+    assert cli("apply", "--yes", cwd=root / "alpha").code == 0
+    state = root / "alpha" / ".mlform" / "state.duckdb"
+    with duckdb.connect(str(state)) as con:  # as an mlform before names were recorded
+        con.execute("alter table meta drop column workspace")
+        con.execute("delete from migrations where name = '0008_workspace_name'")
+    assert cli("plan", "--detailed-exitcode", cwd=root / "alpha").code == 0  # upgrades
+    with duckdb.connect(str(state), read_only=True) as con:
+        assert con.execute("select workspace from meta").fetchall() == [(None,)]
+    applied = cli("apply", "--yes", cwd=root / "alpha")  # nothing to change, still adopts
+    assert (applied.code, applied.err) == (0, ""), applied.out
+    with duckdb.connect(str(state), read_only=True) as con:
+        assert con.execute("select workspace from meta").fetchall() == [("alpha",)]
+    refused = cli("plan", cwd=root / "beta")
+    assert refused.code == 1
+    assert refused.err.startswith(f"error: the state {state} belongs to workspace 'alpha', ")
