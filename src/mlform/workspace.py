@@ -29,6 +29,7 @@ from mlform.resources import Context, desire_all, refresh_all, refusals
 from mlform.state.lock import LockInfo
 
 if TYPE_CHECKING:
+    from mlform.apply.leftovers import Leftovers
     from mlform.runs import Run
 from mlform.state.store import Store
 
@@ -92,10 +93,14 @@ class Workspace:
         rerun: Collection[str] = (),
         progress: Callable[[str, str | None], None] | None = None,
         auto_approve: bool = False,
+        reinit: bool = False,
     ) -> ApplyReport:
         """Plan again and apply that plan. `confirm(plan)` is asked first unless
         `auto_approve` (as `mlform apply --yes`) or `saved` (a plan already reviewed);
-        `report` hears of each change as it ends, `log` of each line of progress."""
+        `report` hears of each change as it ends, `log` of each line of progress.
+        Where the state is missing but an earlier one left processes or registered files,
+        only `reinit` starts a new one (and stops those processes first)."""
+        leftovers = self._leftovers(reinit)
         with self.store("apply", write=True, wait=lock_wait) as store:
             plan, ctx = self._plan(store, log, rerun)
             ctx.progress = progress
@@ -105,10 +110,14 @@ class Workspace:
                 raise PlanError("\n".join(plan.refusals))
             store.claim(self.config.name)
             outcome = ApplyReport(plan, resumed=store.interrupted)
-            if not plan.changes:
-                return outcome
-            if saved is None and not auto_approve and not confirm(plan):
+            if plan.changes and saved is None and not auto_approve and not confirm(plan):
                 outcome.confirmed = False
+                return outcome
+            if leftovers:
+                from mlform.apply import leftovers as earlier
+
+                earlier.stop(leftovers, self.state_path.parent, lambda line: log("state", line))
+            if not plan.changes:
                 return outcome
             assert store.lock is not None and store.lock.info is not None
             outcome.apply_id = apply_id = store.lock.info.id
@@ -129,6 +138,29 @@ class Workspace:
                 ctx.hasher.save()
                 store.finish_apply(apply_id, status, _summary(outcome.results))
             return outcome
+
+    def earlier_state(self) -> list[str]:
+        """What shows that a state existed, when there is none (else nothing)."""
+        if self.state_path.exists():
+            return []
+        from mlform.apply import leftovers
+
+        return leftovers.find(self.config).describe(self.root)
+
+    def _leftovers(self, reinit: bool) -> Leftovers | None:
+        from mlform.apply import leftovers
+
+        if self.state_path.exists():
+            if reinit:
+                raise StateError(
+                    f"--reinit starts a new state where there is none, and {self.state_path} "
+                    "exists: apply without --reinit"
+                )
+            return None
+        found = leftovers.find(self.config)
+        if found and not reinit:
+            raise StateError(leftovers.refusal(self.state_path, found, self.root))
+        return found or None
 
     def runs(self, **filters: Any) -> list[Run]:
         """Recorded runs, newest first: `experiment=`, `status=`, `tags={…}`, `runconfig=`,

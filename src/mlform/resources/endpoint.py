@@ -314,6 +314,7 @@ class _Rollout:
             started = target.start(launch, _free_port(), self.log)
         except MlformError as err:
             return None, str(err), ""
+        instances.record(started, folder)
         ctx.emit([started], wait=True)
         why = probes.wait_ready(
             started.port, dep.readiness, lambda: target.alive(started), ctx.cancelled
