@@ -74,7 +74,15 @@ class Workspace:
         return self.config
 
     def store(self, operation: str, *, write: bool = False, wait: float = 0.0) -> Store:
-        return Store.open(self.state_path, operation, write=write, wait=wait)
+        """The state, open; a writer is refused a state another workspace applies to."""
+        store = Store.open(self.state_path, operation, write=write, wait=wait)
+        if write:
+            try:
+                _check_owner(self.config, store)
+            except BaseException:
+                store.close()
+                raise
+        return store
 
     def plan(self, *, rerun: Collection[str] = (), lock_wait: float = 0.0) -> Plan:
         with self.store("plan", wait=lock_wait) as store:

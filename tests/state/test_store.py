@@ -231,7 +231,9 @@ def test_another_workspace_is_refused_the_state_of_one(cli: Cli, make_workspace:
         "back in workspace.yml; otherwise give this workspace a state of its own with "
         "`state:` in workspace.yml (the default is .mlform/state.duckdb beside it)\n"
     )
-    for command in (("plan",), ("apply", "--yes")):
+    model = root / "beta" / "m.json"
+    model.write_text("{}\n")
+    for command in (("plan",), ("apply", "--yes"), ("models", "register", "m", str(model))):
         ran = cli(*command, cwd=root / "beta")
         assert (ran.code, ran.out, ran.err) == (1, "", refusal), command
     assert state.read_bytes() == before
