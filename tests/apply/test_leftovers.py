@@ -4,27 +4,21 @@ and with --reinit stops what runs before it starts a new state."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
-import pytest
-
 from mlform.endpoints.local import Process
-from tests.conftest import Ran, stop_endpoints
-from tests.resources.test_endpoint import TINY, _pid, _state
+from tests.conftest import Ran
+from tests.resources.test_endpoint import _pid, _state, tiny  # noqa: F401  (fixture)
 
 Cli = Callable[..., Ran]
 Make = Callable[[Mapping[str, str]], Path]
 
 
-@pytest.fixture
-def tiny(make_workspace: Make) -> Iterator[Path]:
-    root = make_workspace(TINY)
-    yield root
-    stop_endpoints(root)
-
-
-def test_a_lost_state_with_endpoints_running_needs_reinit(cli: Cli, tiny: Path) -> None:
+def test_a_lost_state_with_endpoints_running_needs_reinit(
+    cli: Cli,
+    tiny: Path,  # noqa: F811
+) -> None:
     root = tiny
     assert cli("apply", "--yes", cwd=root).code == 0
     state = root / ".mlform" / "state.duckdb"

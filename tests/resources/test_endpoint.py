@@ -14,6 +14,7 @@ from pathlib import Path
 import docker
 import pytest
 
+from mlform.endpoints import local
 from mlform.endpoints.local import Process
 from tests.cli.test_endpoints import FLOWERS, port_of, primary_key, request
 from tests.cli.test_runs import changes
@@ -110,6 +111,8 @@ def tiny(make_workspace: Callable[[Mapping[str, str]], Path]) -> Iterator[Path]:
     root = make_workspace(TINY)
     yield root
     stop_endpoints(root)
+    for noted in (root / ".mlform" / "endpoints").glob("*/*/*/instance.json"):
+        local.kill(Process.parse(json.loads(noted.read_text())["handle"]))  # unknown ones too
 
 
 def _pid(cli: Cli, root: Path, endpoint: str) -> int:
@@ -154,3 +157,36 @@ def _state(pid: int) -> str:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except OSError:
         return "gone"
+
+
+def test_an_instance_the_state_does_not_know_is_stopped_by_apply(cli: Cli, tiny: Path) -> None:
+    root = tiny
+    assert cli("apply", "--yes", cwd=root).code == 0
+    state = root / ".mlform" / "state.duckdb"
+    backup = root / "state-backup.duckdb"
+    backup.write_bytes(state.read_bytes())
+    score = root / "score" / "score.py"
+    score.write_text(score.read_text() + "\n# a new revision\n")
+    assert cli("apply", "--yes", cwd=root).code == 0
+    newer = _pid(cli, root, "tiny")
+    record = next((root / ".mlform" / "endpoints" / "tiny" / "blue").glob("*/instance.json"))
+    handle = json.loads(record.read_text())["handle"]
+    # The state restored from the backup: it knows the instance that served before.
+    state.write_bytes(backup.read_bytes())
+
+    assert changes(cli("plan", cwd=root).out) == [
+        "~ endpoint/tiny (deployment blue not running; deployment blue has an instance the "
+        f"state does not know running (local {handle}); deployment blue code changed)"
+    ]
+    healed = cli("apply", "--yes", cwd=root)
+    assert healed.code == 0, healed.out + healed.err
+    assert (
+        "    endpoint/tiny: deployment blue: stopped an instance the state does not know "
+        f"(local {handle}, port "
+    ) in healed.out
+    assert _state(newer) in ("Z", "gone")
+    assert not record.exists()
+    assert _pid(cli, root, "tiny") != newer
+    invoked = cli("endpoints", "invoke", "tiny", "--data", str(root / "request.json"), cwd=root)
+    assert (invoked.code, invoked.out) == (0, "[3,6]\n")
+    assert cli("plan", "--detailed-exitcode", cwd=root).code == 0

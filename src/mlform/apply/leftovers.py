@@ -75,6 +75,7 @@ def stop(leftovers: Leftovers, state_dir: Path, log: Callable[[str], None]) -> N
     known = targets()
     for inst in leftovers.instances:
         known[inst.compute].stop(inst)
+        instances.forget(inst, state_dir / "endpoints")
         log(f"stopped deployment {inst.endpoint}/{inst.deployment} ({_handle(inst)})")
     for name, running in leftovers.routers:
         router.stop(state_dir, name)

@@ -120,6 +120,12 @@ def serving(read: Reader, endpoint: str | None = None) -> list[Instance]:
     return [Instance(*row) for row in rows]
 
 
+def forget(instance: Instance, home: Path) -> None:
+    """Drop the note of a stopped instance (`home`: the endpoints folder)."""
+    folder = home / instance.endpoint / instance.deployment / instance.instance
+    (folder / RECORD).unlink(missing_ok=True)
+
+
 def record(instance: Instance, folder: Path) -> None:
     """Note the instance in its own folder too, so that a lost state cannot hide it."""
     path = folder / RECORD
@@ -128,10 +134,10 @@ def record(instance: Instance, folder: Path) -> None:
     os.replace(partial, path)
 
 
-def recorded_in(home: Path) -> list[Instance]:
+def recorded_in(home: Path, endpoint: str = "*") -> list[Instance]:
     """The instances noted under an endpoints folder (<endpoint>/<deployment>/<id>/)."""
     found = []
-    for path in sorted(home.glob(f"*/*/*/{RECORD}")):
+    for path in sorted(home.glob(f"{endpoint}/*/*/{RECORD}")):
         try:
             found.append(Instance(**json.loads(path.read_text(encoding="utf-8"))))
         except (OSError, ValueError, TypeError):

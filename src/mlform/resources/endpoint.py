@@ -102,7 +102,8 @@ class EndpointKind:
         if running is None or not running.alive():
             problems.append("its router is not running")
         known = targets()
-        for inst in instances.serving(ctx.read, recorded.name):
+        serving = instances.serving(ctx.read, recorded.name)
+        for inst in serving:
             target = known.get(inst.compute)
             if target is None:
                 continue
@@ -110,6 +111,11 @@ class EndpointKind:
                 problems.append(f"deployment {inst.deployment} not running")
             elif not probes.live(inst.port, _probe_of(recorded, inst.deployment)):
                 problems.append(f"deployment {inst.deployment} fails its liveness probe")
+        for stray in strays(ctx, recorded.name, serving):
+            problems.append(
+                f"deployment {stray.deployment} has an instance the state does not know "
+                f"running ({stray.compute} {stray.handle})"
+            )
         return "; ".join(problems) or None
 
     def apply(self, change: Change, ctx: Context) -> Outcome:
@@ -125,6 +131,7 @@ class EndpointKind:
         stopped = []
         for inst in instances.serving(ctx.read, name):
             known[inst.compute].stop(inst)
+            instances.forget(inst, ctx.state_dir / "endpoints")
             ctx.emit([replace(inst, status="deleted")])
             stopped.append(inst.deployment)
         router.stop(ctx.state_dir, name)
@@ -155,7 +162,15 @@ class _Rollout:
         hashes = sorted(keys.hashed(k) for k in secret.values())
         port = spec.port or before.get("port") or _free_port()
         router.ensure(ctx.state_dir, spec.name, int(port))
-        current = {i.deployment: i for i in instances.serving(ctx.read, spec.name)}
+        serving_now = instances.serving(ctx.read, spec.name)
+        for stray in strays(ctx, spec.name, serving_now):
+            self.targets[stray.compute].stop(stray)
+            instances.forget(stray, ctx.state_dir / "endpoints")
+            self.log(
+                f"deployment {stray.deployment}: stopped an instance the state does not know "
+                f"({stray.compute} {stray.handle}, port {stray.port})"
+            )
+        current = {i.deployment: i for i in serving_now}
         resolved = dict(self.change.after.components) if self.change.after else {}
         serving: dict[str, Instance] = {}
         replaced: list[Instance] = []
@@ -201,6 +216,7 @@ class _Rollout:
             time.sleep(_SWITCH)  # the router takes the new table; requests in flight end
         for old in (*replaced, *gone):
             self.targets[old.compute].stop(old)
+            instances.forget(old, ctx.state_dir / "endpoints")
             ctx.emit([replace(old, status="stopped" if old in replaced else "deleted")])
         ctx.emit(
             [replace(i, status="running", weight=shares.get(n, 0)) for n, i in serving.items()]
@@ -249,6 +265,7 @@ class _Rollout:
             f"{hung.handle}) to start it afresh"
         )
         target.kill(hung)
+        instances.forget(hung, self.ctx.state_dir / "endpoints")
         self.ctx.emit([replace(hung, status="failed", error=f"hung: {why}")])
 
     def start(
@@ -324,6 +341,7 @@ class _Rollout:
             return started, "", ""
         tail = target.tail(started, _LOG_TAIL)
         target.stop(started)
+        instances.forget(started, ctx.state_dir / "endpoints")
         ctx.emit([replace(started, status="failed", error=why)])
         shown = "\n".join(f"  | {line}" for line in tail.splitlines())
         return (
@@ -332,6 +350,20 @@ class _Rollout:
             # the first line says it all (a plan's reason); the log tail follows
             f"\nthe last lines of its log:\n{shown}" if shown else "",
         )
+
+
+def strays(ctx: Context, endpoint: str, serving: list[Instance]) -> list[Instance]:
+    """Instances of the endpoint that run though the state does not say they serve: left
+    by an apply killed between starting one and recording it, or by a state restored
+    from a backup. Nothing routes to them; each holds a port and memory."""
+    known = {i.instance for i in serving}
+    found = instances.recorded_in(ctx.state_dir / "endpoints", endpoint)
+    every = targets()
+    return [
+        i
+        for i in found
+        if i.instance not in known and i.compute in every and every[i.compute].alive(i)
+    ]
 
 
 def weights(spec: EndpointSpec) -> dict[str, int]:
