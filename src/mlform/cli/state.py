@@ -21,6 +21,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "force-unlock", help="remove a stuck state lock (only when no mlform process runs)"
     )
     p.add_argument("lock_id", metavar="ID", help="the lock ID the refused command printed")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="remove it even though its holder still runs on this machine (a hung process)",
+    )
     p.set_defaults(run=unlock)
 
     p = commands.add_parser("state", help="what the state records")
@@ -36,8 +41,10 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 def unlock(args: argparse.Namespace, out: Output) -> int:
     ws = Workspace(args.directory)
-    holder = force_unlock(ws.state_path, args.lock_id)
-    out.line(f"Removed lock {holder.id}, held by {holder.describe()}.")
+    unlocked = force_unlock(ws.state_path, args.lock_id, force=args.force)
+    if unlocked.warning:
+        out.warn(unlocked.warning)
+    out.line(f"Removed lock {unlocked.holder.id}, held by {unlocked.holder.describe()}.")
     return 0
 
 

@@ -118,6 +118,16 @@ class DockerTarget:
         finally:
             client.close()
 
+    def kill(self, instance: Instance) -> None:
+        from mlform.containers import engine
+        from mlform.containers import run as containers
+
+        client = engine.connect()
+        try:
+            containers.stop(client, instance.handle, timeout=0)
+        finally:
+            client.close()
+
     def tail(self, instance: Instance, lines: int) -> str:
         from mlform.containers import engine
         from mlform.containers import run as containers

@@ -107,6 +107,9 @@ class LocalTarget:
     def stop(self, instance: Instance) -> None:
         terminate(Process.parse(instance.handle, instance.instance))
 
+    def kill(self, instance: Instance) -> None:
+        kill(Process.parse(instance.handle, instance.instance))
+
     def tail(self, instance: Instance, lines: int) -> str:
         return tail(Path(instance.log), lines)
 
@@ -145,6 +148,17 @@ def terminate(process: Process) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
     _reap(process.pid)
+
+
+def kill(process: Process) -> None:
+    """SIGKILL the process group, which even a stopped (SIGSTOP) process cannot ignore."""
+    if not process.running():
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    deadline = time.monotonic() + _STOP_WAIT
+    while process.running() and time.monotonic() < deadline:
+        time.sleep(0.02)
 
 
 def tail(path: Path, lines: int) -> str:

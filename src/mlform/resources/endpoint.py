@@ -103,7 +103,8 @@ class EndpointKind:
         if running is None or not running.alive():
             problems.append("its router is not running")
         known = targets()
-        for inst in instances.serving(ctx.read, recorded.name):
+        serving = instances.serving(ctx.read, recorded.name)
+        for inst in serving:
             target = known.get(inst.compute)
             if target is None:
                 continue
@@ -111,6 +112,11 @@ class EndpointKind:
                 problems.append(f"deployment {inst.deployment} not running")
             elif not probes.live(inst.port, _probe_of(recorded, inst.deployment)):
                 problems.append(f"deployment {inst.deployment} fails its liveness probe")
+        for stray in strays(ctx, recorded.name, serving):
+            problems.append(
+                f"deployment {stray.deployment} has an instance the state does not know "
+                f"running ({stray.compute} {stray.handle})"
+            )
         return "; ".join(problems) or None
 
     def apply(self, change: Change, ctx: Context) -> Outcome:
@@ -126,6 +132,7 @@ class EndpointKind:
         stopped = []
         for inst in instances.serving(ctx.read, name):
             known[inst.compute].stop(inst)
+            instances.forget(inst, ctx.state_dir / "endpoints")
             ctx.emit([replace(inst, status="deleted")])
             stopped.append(inst.deployment)
         router.stop(ctx.state_dir, name)
@@ -160,10 +167,19 @@ class _Rollout:
             self.token_key = signing.ensure(ctx.state_dir, spec.name, sha256_text(*hashes))
         port = spec.port or before.get("port") or _free_port()
         router.ensure(ctx.state_dir, spec.name, int(port))
-        current = {i.deployment: i for i in instances.serving(ctx.read, spec.name)}
+        serving_now = instances.serving(ctx.read, spec.name)
+        for stray in strays(ctx, spec.name, serving_now):
+            self.targets[stray.compute].stop(stray)
+            instances.forget(stray, ctx.state_dir / "endpoints")
+            self.log(
+                f"deployment {stray.deployment}: stopped an instance the state does not know "
+                f"({stray.compute} {stray.handle}, port {stray.port})"
+            )
+        current = {i.deployment: i for i in serving_now}
         resolved = dict(self.change.after.components) if self.change.after else {}
         serving: dict[str, Instance] = {}
         replaced: list[Instance] = []
+        restarted: dict[str, str] = {}  # deployment → why its instance was taken for hung
         failures: list[str] = []
         for dep in spec.deployments:
             model = resolve_model(ctx, dep.model) if dep.model else None
@@ -177,8 +193,12 @@ class _Rollout:
             resolved[f"part:deployment {dep.name} model"] = model.ref
             digest = _deployment_digest(resolved, dep.name, hashes)
             if have is not None and have.digest == digest and target.alive(have):
-                serving[dep.name] = have
-                continue
+                hung = probes.hung(have.port, dep.liveness, ctx.cancelled)
+                if hung is None:
+                    serving[dep.name] = have
+                    continue
+                self.restart(have, hung, target)
+                restarted[dep.name] = hung
             fresh, why, tail = self.start(dep, model, digest, hashes, target)
             if fresh is None:
                 if have is not None and target.alive(have):
@@ -191,7 +211,7 @@ class _Rollout:
                 failures.append(f"deployment {dep.name}: {why}{tail}")
                 continue
             serving[dep.name] = fresh
-            if have is not None:
+            if have is not None and dep.name not in restarted:
                 replaced.append(have)
         gone = [i for name, i in current.items() if name not in {d.name for d in spec.deployments}]
         shares = weights(spec)
@@ -202,6 +222,7 @@ class _Rollout:
             time.sleep(_SWITCH)  # the router takes the new table; requests in flight end
         for old in (*replaced, *gone):
             self.targets[old.compute].stop(old)
+            instances.forget(old, ctx.state_dir / "endpoints")
             ctx.emit([replace(old, status="stopped" if old in replaced else "deleted")])
         ctx.emit(
             [replace(i, status="running", weight=shares.get(n, 0)) for n, i in serving.items()]
@@ -233,12 +254,25 @@ class _Rollout:
         started = sorted(
             n
             for n, i in serving.items()
-            if i.instance not in {c.instance for c in current.values()}
+            if i.instance not in {c.instance for c in current.values()} and n not in restarted
         )
-        what = f"started {', '.join(started)}" if started else "nothing restarted"
+        done = [f"started {', '.join(started)}"] if started else []
+        done += [f"restarted {n}, which was hung: {why}" for n, why in restarted.items()]
+        what = "; ".join(done) or "nothing restarted"
         traffic = ", ".join(f"{n} {w}%" for n, w in shares.items())
         message = f"{what}; traffic {traffic or 'none'}; http://127.0.0.1:{port}/score"
         return Outcome(outputs, message=message, applied=applied)
+
+    def restart(self, hung: Instance, why: str, target: Target) -> None:
+        """Kill an instance that runs but fails its liveness probe (stopped, deadlocked):
+        it serves nothing, and would not stop gracefully either. A fresh one follows."""
+        self.log(
+            f"deployment {hung.deployment}: {why}; killing it ({hung.compute} "
+            f"{hung.handle}) to start it afresh"
+        )
+        target.kill(hung)
+        instances.forget(hung, self.ctx.state_dir / "endpoints")
+        self.ctx.emit([replace(hung, status="failed", error=f"hung: {why}")])
 
     def start(
         self,
@@ -307,6 +341,7 @@ class _Rollout:
             started = target.start(launch, _free_port(), self.log)
         except MlformError as err:
             return None, str(err), ""
+        instances.record(started, folder)
         ctx.emit([started], wait=True)
         why = probes.wait_ready(
             started.port, dep.readiness, lambda: target.alive(started), ctx.cancelled
@@ -316,6 +351,7 @@ class _Rollout:
             return started, "", ""
         tail = target.tail(started, _LOG_TAIL)
         target.stop(started)
+        instances.forget(started, ctx.state_dir / "endpoints")
         ctx.emit([replace(started, status="failed", error=why)])
         shown = "\n".join(f"  | {line}" for line in tail.splitlines())
         return (
@@ -324,6 +360,20 @@ class _Rollout:
             # the first line says it all (a plan's reason); the log tail follows
             f"\nthe last lines of its log:\n{shown}" if shown else "",
         )
+
+
+def strays(ctx: Context, endpoint: str, serving: list[Instance]) -> list[Instance]:
+    """Instances of the endpoint that run though the state does not say they serve: left
+    by an apply killed between starting one and recording it, or by a state restored
+    from a backup. Nothing routes to them; each holds a port and memory."""
+    known = {i.instance for i in serving}
+    found = instances.recorded_in(ctx.state_dir / "endpoints", endpoint)
+    every = targets()
+    return [
+        i
+        for i in found
+        if i.instance not in known and i.compute in every and every[i.compute].alive(i)
+    ]
 
 
 def weights(spec: EndpointSpec) -> dict[str, int]:

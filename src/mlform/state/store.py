@@ -206,6 +206,18 @@ class Store:
         row = self._rows("select lineage, serial from meta")[0]
         return Identity(str(row[0]), int(row[1]))
 
+    def workspace(self) -> str | None:
+        """The name of the workspace this state belongs to; None before it records one."""
+        if not self.exists:
+            return None
+        row = self._rows("select workspace from meta")[0]
+        return None if row[0] is None else str(row[0])
+
+    def claim(self, workspace: str) -> None:
+        """Record the workspace this state belongs to, if it records none yet."""
+        if self.workspace() is None:
+            self.con.execute("update meta set workspace = ?", [workspace])
+
     def recorded(self) -> dict[str, Recorded]:
         if not self.exists:
             return {}
