@@ -542,3 +542,90 @@ inputs:
         "an fsspec URL",
         "validation failed: 3 errors",
     ]
+
+
+# Azure ML's documented pair: an endpoint file and a deployment file naming it.
+AZURE_ENDPOINT = """
+    $schema: https://azuremlschemas.azureedge.net/latest/managedOnlineEndpoint.schema.json
+    name: my-endpoint
+    auth_mode: key
+    traffic:
+      blue: 100
+    """
+AZURE_DEPLOYMENT = """
+    $schema: https://azuremlschemas.azureedge.net/latest/managedOnlineDeployment.schema.json
+    name: blue
+    endpoint_name: my-endpoint
+    model: azureml:my-model@latest
+    code_configuration:
+      code: ../score
+      scoring_script: score.py
+    environment: azureml:my-env@latest
+    instance_type: Standard_DS3_v2
+    instance_count: {count}
+    """
+
+
+def _endpoint_workspace(make_workspace: Make, deployment: str) -> Path:
+    return make_workspace(
+        {
+            "workspace.yml": "name: serving\n",
+            "endpoints/endpoint.yml": AZURE_ENDPOINT,
+            "endpoints/blue-deployment.yml": deployment,
+            "score/score.py": "def init():\n    pass\n\n\ndef run(data):\n    return data\n",
+            "environments/env.yml": "name: my-env\nimage: python:3.11-slim\n",
+            "models/model.yml": "name: my-model\npath: ../score\n",
+        }
+    )
+
+
+def test_a_broken_deployment_is_one_error_not_a_traffic_error_too(
+    cli: Cli, make_workspace: Make
+) -> None:
+    deployment = AZURE_DEPLOYMENT.format(count=1).replace("instance_type", "instance_typ")
+    root = _endpoint_workspace(make_workspace, deployment)
+    ran = cli("validate", cwd=root)
+    assert ran.err.splitlines() == [
+        "endpoints/blue-deployment.yml:9:1: error: unknown key 'instance_typ' "
+        "(did you mean 'instance_type'?)",
+        "validation failed: 1 error",
+    ]
+
+
+def test_a_broken_inline_deployment_is_one_error(cli: Cli, make_workspace: Make) -> None:
+    root = make_workspace(
+        {
+            "workspace.yml": "name: serving\n",
+            "endpoints/iris.yml": """
+                name: iris
+                traffic: {blue: 100}
+                deployments:
+                  - name: blue
+                    model: azureml:my-model@latest
+                    environment: azureml:my-env@latest
+                    code_configuration: {code: ../score, scoring_script: score.py}
+                    computee: local
+                """,
+            "score/score.py": "def run(data):\n    return data\n",
+            "environments/env.yml": "name: my-env\nimage: python:3.11-slim\n",
+            "models/model.yml": "name: my-model\npath: ../score\n",
+        }
+    )
+    ran = cli("validate", cwd=root)
+    assert ran.err.splitlines() == [
+        "endpoints/iris.yml:8:5: error: unknown key 'computee' in deployments[0] "
+        "(did you mean 'compute'?)",
+        "validation failed: 1 error",
+    ]
+
+
+def test_instance_count_is_bounded(cli: Cli, make_workspace: Make) -> None:
+    root = _endpoint_workspace(make_workspace, AZURE_DEPLOYMENT.format(count=100000))
+    ran = cli("validate", cwd=root)
+    assert ran.err.splitlines() == [
+        "endpoints/blue-deployment.yml:10:17: error: instance_count is out of range: 100000 "
+        "is greater than the maximum of 64; use at most 64",
+        "validation failed: 1 error",
+    ]
+    root = _endpoint_workspace(make_workspace, AZURE_DEPLOYMENT.format(count=64))
+    assert cli("validate", cwd=root).code == 0

@@ -315,3 +315,14 @@ def test_an_aliased_value_nested_too_deep_is_reported_at_the_alias(tmp_path: Pat
         "data/deep.yml:3:52: error: values nested more than 100 levels deep; no mlform "
         "file needs that many, flatten the structure"
     ]
+
+
+def test_a_control_character_is_reported_where_it_is(tmp_path: Path) -> None:
+    path = tmp_path / "nul.yml"
+    path.write_bytes("name: café\npath: iris\x00.csv\n".encode())
+    doc = read_document(path, "data/nul.yml")
+    assert [str(p) for p in doc.problems] == [
+        "data/nul.yml:2:11: error: invalid YAML: the control character U+0000 cannot be in a "
+        "YAML file; remove it (write it as an escape such as \\x00 inside double quotes if the "
+        "value needs it)"
+    ]

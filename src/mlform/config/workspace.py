@@ -23,6 +23,7 @@ from typing import Any
 from mlform.config import components, schema, specs
 from mlform.config.checks import check_spec
 from mlform.config.components import ComponentSpec
+from mlform.config.listing import yaml_files
 from mlform.config.refs import AssetRef, DatastorePath, local_path
 from mlform.config.schema import Where
 from mlform.config.specs import (
@@ -227,11 +228,8 @@ class _Loader:
         base = self.root / folder
         if not base.is_dir():
             return []
-        names = sorted(
-            entry.name
-            for entry in os.scandir(base)
-            if entry.name.endswith((".yml", ".yaml")) and entry.is_file()
-        )
+        names, unreadable = yaml_files(base, folder)
+        self.problems.extend(unreadable)
         docs = [read_document(base / name, f"{folder}/{name}") for name in names]
         # A conda file or a YAML data file next to the file that names it is not a
         # declaration of its own.
@@ -373,9 +371,9 @@ class _Loader:
             base = self.root / folder
             if not base.is_dir():
                 continue
-            for name in sorted(os.listdir(base)):
-                if not name.endswith((".yml", ".yaml")):
-                    continue
+            names, unreadable = yaml_files(base, folder)
+            self.problems.extend(unreadable)
+            for name in names:
                 doc = read_document(base / name, f"{folder}/{name}")
                 self.problems.extend(doc.problems)
                 found = unsupported(doc, folder, what) if doc.parsed else None
@@ -541,7 +539,8 @@ class _Loader:
                 self._reference("endpoint", dep.endpoint, dep.source, ["endpoint_name"])
         for spec in list(self.specs.values()):
             if isinstance(spec, EndpointSpec):
-                self.problems.extend(_endpoint_problems(spec))
+                broken = {a.partition("/")[2] for a in self.broken if a.startswith("deployment/")}
+                self.problems.extend(_endpoint_problems(spec, broken | _written_deployments(spec)))
 
     def _endpoint_references(self, spec: EndpointSpec) -> list[str]:
         found: list[str] = []
@@ -557,7 +556,8 @@ class _Loader:
         base = self.root / COMPONENT_FOLDER
         if not base.is_dir():
             return []
-        names = sorted(e.name for e in os.scandir(base) if e.name.endswith((".yml", ".yaml")))
+        names, unreadable = yaml_files(base, COMPONENT_FOLDER)
+        self.problems.extend(unreadable)
         docs = [read_document(base / n, f"{COMPONENT_FOLDER}/{n}") for n in names]
         named = _named_files(docs)  # a conda file beside the component that names it
         return [doc for doc in docs if doc.path not in named]
@@ -917,7 +917,19 @@ def _published_outputs(spec: PipelineSpec) -> list[Problem]:
 _COMMAND_BINDING = re.compile(r"\$\{\{\s*(inputs|outputs)\.([A-Za-z0-9_.-]+)\s*\}\}")
 
 
-def _endpoint_problems(spec: EndpointSpec) -> list[Problem]:
+def _written_deployments(spec: EndpointSpec) -> set[str]:
+    """Names of the deployments the endpoint's file lists, those the schema rejected too."""
+    data = spec.source.doc.data
+    for step in spec.source.where:
+        data = data.get(step) if isinstance(data, dict) else None
+    listed = data.get("deployments") if isinstance(data, dict) else None
+    items = listed if isinstance(listed, list) else []
+    return {str(item["name"]) for item in items if isinstance(item, dict) and "name" in item}
+
+
+def _endpoint_problems(spec: EndpointSpec, unbuilt: set[str]) -> list[Problem]:
+    """Names and traffic; `unbuilt` are deployments whose own errors are reported, so
+    traffic naming one of them is not a second error."""
     problems = []
     seen: dict[str, DeploymentSpec] = {}
     for dep in spec.deployments:
@@ -931,7 +943,7 @@ def _endpoint_problems(spec: EndpointSpec) -> list[Problem]:
             )
         seen[dep.name] = dep
     for name in spec.traffic:
-        if name not in seen:
+        if name not in seen and name not in unbuilt:
             known = ", ".join(sorted(seen)) or "none"
             problems.append(
                 spec.source.problem(
