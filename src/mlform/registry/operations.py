@@ -68,7 +68,12 @@ def register(
     description: str | None = None,
 ) -> models.Registration:
     """Register the files at `path` by hand (`mlform models register NAME PATH`)."""
+    from mlform.config.names import name_problem
     from mlform.resources.base import Context
+
+    problem = name_problem(name)
+    if problem:
+        raise MlformError(f"model name {problem}")
 
     if not path.exists():
         raise NotFound(f"model path {path} does not exist; give the model's file or folder")
