@@ -208,6 +208,7 @@ def _environment(spec: EnvironmentSpec, root: Path) -> list[Problem]:
         if not context.is_dir():
             message = _missing(spec, "build context folder", build["path"], context, root)
             problems.append(spec.source.problem(["build", "path"], message))
+    problems.extend(_packages(spec, root))
     for name, value in spec.body.get("environment_variables", {}).items():
         # YAML reads `yes` as true and 1.10 as 1.1; the process would see "true" and "1.1".
         # Only such values need the text as written, so most files are read just once.
@@ -224,6 +225,44 @@ def _environment(spec: EnvironmentSpec, root: Path) -> list[Problem]:
                         severity="warning",
                     )
                 )
+    return problems
+
+
+def _packages(spec: EnvironmentSpec, root: Path) -> list[Problem]:
+    """An entry of any package list that is not a requirement, at its own line."""
+    from mlform.config.packages import requirement_problem
+    from mlform.config.yamlfile import read_document
+
+    problems = []
+    for index, entry in enumerate(spec.pip):
+        problem = requirement_problem(entry, root)
+        if problem:
+            problems.append(spec.source.problem(["pip", index], problem))
+    if isinstance(spec.requirements, Path) and spec.requirements.is_file():
+        shown = _shown(spec.requirements, root)
+        text = spec.requirements.read_text(encoding="utf-8", errors="replace")
+        for number, raw in enumerate(text.splitlines(), start=1):
+            entry = raw.split(" #", 1)[0].strip()
+            problem = requirement_problem(entry, root) if entry[:1] not in ("", "#") else None
+            if problem:
+                problems.append(Problem(shown, number, raw.index(entry) + 1, problem))
+    if isinstance(spec.conda_file, Mapping):
+        doc, where = spec.source.doc, [*spec.source.where, "conda_file"]
+        conda: object = spec.conda_file
+    elif isinstance(spec.conda_file, Path) and spec.conda_file.is_file():
+        doc, where = read_document(spec.conda_file, _shown(spec.conda_file, root)), []
+        problems.extend(doc.problems)
+        conda = doc.data
+    else:
+        return problems
+    dependencies = conda.get("dependencies") if isinstance(conda, Mapping) else None
+    for index, item in enumerate(dependencies if isinstance(dependencies, list) else []):
+        pip = item.get("pip") if isinstance(item, Mapping) else None
+        for number, entry in enumerate(pip if isinstance(pip, list) else []):
+            problem = requirement_problem(str(entry), root)
+            if problem:
+                at = [*where, "dependencies", index, "pip", number]
+                problems.append(doc.problem(at, problem))
     return problems
 
 
