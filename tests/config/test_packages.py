@@ -35,13 +35,18 @@ def test_requirements_are_accepted(entry: str, tmp_path: Path) -> None:
     assert requirement_problem(entry, tmp_path) is None
 
 
-def test_a_file_url_inside_the_workspace_is_accepted(tmp_path: Path) -> None:
+def test_local_packages_inside_the_workspace_are_accepted(tmp_path: Path) -> None:
     (tmp_path / "wheels").mkdir()
     entry = f"mine @ file://{tmp_path}/wheels/mine-1.0-py3-none-any.whl"
     assert requirement_problem(entry, tmp_path) is None
+    assert requirement_problem(f"{tmp_path}/wheels", tmp_path) is None
     assert requirement_problem("mine @ file:///etc/passwd", tmp_path) == (
         "'mine @ file:///etc/passwd' installs from /etc/passwd, outside the workspace; copy "
         "the package into the workspace and point at it there"
+    )
+    assert requirement_problem("/etc/ssh", tmp_path) == (
+        "'/etc/ssh' installs from /etc/ssh, outside the workspace; copy the package into the "
+        "workspace and point at it there"
     )
 
 
@@ -86,9 +91,9 @@ def test_pip_options_in_every_package_list_are_errors(cli: Cli, make_workspace: 
         "environments/inline.yml:2:14: error: '-e /etc/ssh' is a pip option (-e), not a "
         f"package: package lists take {SPECIFIERS}; write name @ file://… for a package "
         "inside the workspace, or name @ https://…",
-        "environments/inline.yml:2:29: error: '../../etc/ssh' is not a package requirement "
-        "(Expected package name at the start of dependency specifier); write a requirement "
-        "specifier such as name, name==1.2 or name @ https://…",
+        "environments/inline.yml:2:29: error: '../../etc/ssh' is a relative path, which pip "
+        "reads from wherever it runs; write the package's absolute path inside the workspace, "
+        "or name @ file:///…",
         "environments/requirements.txt:3:3: error: '--extra-index-url http://x' is a pip "
         f"option (--extra-index-url), not a package: package lists take {SPECIFIERS}; {INDEX}",
         "validation failed: 5 errors",

@@ -230,15 +230,23 @@ def _environment(spec: EnvironmentSpec, root: Path) -> list[Problem]:
 
 def _packages(spec: EnvironmentSpec, root: Path) -> list[Problem]:
     """An entry of any package list that is not a requirement, at its own line."""
+    from mlform.config.containment import Boundary
     from mlform.config.packages import requirement_problem
     from mlform.config.yamlfile import read_document
 
+    # A file outside is reported as such (containment), never read: its lines would be
+    # quoted in the errors.
+    inside = Boundary.of(root)
     problems = []
     for index, entry in enumerate(spec.pip):
         problem = requirement_problem(entry, root)
         if problem:
             problems.append(spec.source.problem(["pip", index], problem))
-    if isinstance(spec.requirements, Path) and spec.requirements.is_file():
+    if (
+        isinstance(spec.requirements, Path)
+        and spec.requirements.is_file()
+        and inside.outside(spec.requirements) is None
+    ):
         shown = _shown(spec.requirements, root)
         text = spec.requirements.read_text(encoding="utf-8", errors="replace")
         for number, raw in enumerate(text.splitlines(), start=1):
@@ -249,7 +257,11 @@ def _packages(spec: EnvironmentSpec, root: Path) -> list[Problem]:
     if isinstance(spec.conda_file, Mapping):
         doc, where = spec.source.doc, [*spec.source.where, "conda_file"]
         conda: object = spec.conda_file
-    elif isinstance(spec.conda_file, Path) and spec.conda_file.is_file():
+    elif (
+        isinstance(spec.conda_file, Path)
+        and spec.conda_file.is_file()
+        and inside.outside(spec.conda_file) is None
+    ):
         doc, where = read_document(spec.conda_file, _shown(spec.conda_file, root)), []
         problems.extend(doc.problems)
         conda = doc.data

@@ -6,8 +6,10 @@ such a file too: `-r /etc/passwd` reads any file on the building machine, `--ind
 swaps where every package comes from, `-e` runs a setup script from anywhere. So an
 entry must be a PEP 508 requirement, as `packaging` (pip's own parser) reads it: a name
 with extras, versions and markers, or `name @ URL`. The only option kept is `--hash`,
-which pins what a line installs and reads nothing. Index settings have no key yet: pip
-uses the building machine's own configuration (pip.conf, PIP_INDEX_URL).
+which pins what a line installs and reads nothing. A local package (an absolute path,
+or `name @ file://…`) must lie inside the workspace, as every local path must. Index
+settings have no key yet: pip uses the building machine's own configuration (pip.conf,
+PIP_INDEX_URL).
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from packaging.requirements import InvalidRequirement, Requirement
+
+from mlform.config.containment import Boundary
 
 _HASH = re.compile(r"\s+--hash[= ]\w+:[0-9a-fA-F]+")
 _URL_SCHEMES = ("https", "http", "git+https", "git+http", "git+ssh", "file")
@@ -33,6 +37,8 @@ def requirement_problem(entry: str, root: Path) -> str | None:
             "requirement specifiers only (name, name==1.2, name[extra]>=1, name @ https://…); "
             f"{_OPTION_FIX.get(option, 'remove it')}"
         )
+    if text[:1] in ("/", ".", "~"):
+        return _local(entry, text, root)
     try:
         requirement = Requirement(text)
     except InvalidRequirement as err:
@@ -50,13 +56,24 @@ def requirement_problem(entry: str, root: Path) -> str | None:
             "git+https:// or a file:// path inside the workspace"
         )
     if scheme == "file":
-        target = os.path.realpath(unquote(urlsplit(requirement.url).path))
-        if os.path.commonpath([target, os.path.realpath(root)]) != os.path.realpath(root):
-            return (
-                f"'{entry}' installs from {target}, outside the workspace; copy the package "
-                "into the workspace and point at it there"
-            )
+        return _local(entry, unquote(urlsplit(requirement.url).path), root)
     return None
+
+
+def _local(entry: str, path: str, root: Path) -> str | None:
+    """A package from a local folder or file: only from inside the workspace."""
+    if not os.path.isabs(path):
+        return (
+            f"'{entry}' is a relative path, which pip reads from wherever it runs; write the "
+            "package's absolute path inside the workspace, or name @ file:///…"
+        )
+    target = Boundary.of(root).outside(path)
+    if target is None:
+        return None
+    return (
+        f"'{entry}' installs from {target}, outside the workspace; copy the package into "
+        "the workspace and point at it there"
+    )
 
 
 _INDEX = (

@@ -23,6 +23,7 @@ from typing import Any
 from mlform.config import components, schema, specs
 from mlform.config.checks import check_spec
 from mlform.config.components import ComponentSpec
+from mlform.config.containment import Boundary, check_paths
 from mlform.config.listing import yaml_files
 from mlform.config.refs import AssetRef, DatastorePath, local_path
 from mlform.config.schema import Where
@@ -166,6 +167,7 @@ class _Loader:
         self._resolve_components()
         self._stray_folders()
         self._unsupported_folders()
+        self._check_containment()
         deps = {address: self._dependencies(spec, default) for address, spec in self.specs.items()}
         self._check_model_sources()
         self._check_cycles(deps)
@@ -364,6 +366,12 @@ class _Loader:
                         "warning",
                     )
                 )
+
+    def _check_containment(self) -> None:
+        stores = [s for s in self.specs.values() if isinstance(s, DatastoreSpec)]
+        components = [c for c in self.components.values() if c is not None]
+        specs = [*self.specs.values(), *self.deployments, *components]
+        self.problems.extend(check_paths(specs, Boundary.of(self.root, stores)))
 
     def _unsupported_folders(self) -> None:
         """Files in folders of kinds mlform does not run yet, one problem each."""
