@@ -171,9 +171,7 @@ COMPANIONS = {
     "endpoint": ["deployment"],
 }
 
-TEXT = st.text(
-    alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=12
-) | st.sampled_from(
+TEXT = st.text(alphabet=st.characters(codec="utf-8"), max_size=12) | st.sampled_from(
     [
         "../../etc/passwd",
         "/etc/shadow",
