@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from mlform.config.names import name_problem
-from tests.conftest import mlform_process
+from tests.conftest import Ran, mlform_process
 
 Make = Callable[[Mapping[str, str]], Path]
+Cli = Callable[..., Ran]
 
 HINT = (
     "a name starts with a letter or digit and has only letters, digits, '-', '_' and '.' "
@@ -95,3 +96,19 @@ def test_the_library_refuses_a_bad_model_name_too(workspace: Path) -> None:
     with pytest.raises(MlformError) as caught:
         operations.register(Workspace(str(workspace)), "../../evil", workspace / "model")
     assert str(caught.value) == f"model name '../../evil' is not a valid name: {HINT}"
+
+
+def test_a_name_in_a_file_follows_the_same_rule(cli: Cli, make_workspace: Make) -> None:
+    root = make_workspace(
+        {
+            "workspace.yml": "name: names\n",
+            "data/x.csv": "a\n1\n",
+            # The schema's pattern alone would let the trailing newline through.
+            "data/x.yml": 'name: "evil\\n"\ntype: uri_file\npath: x.csv\n',
+        }
+    )
+    ran = cli("validate", cwd=root)
+    assert ran.err.splitlines() == [
+        f"data/x.yml:1:7: error: name 'evil\\n' is not a valid name: {HINT}",
+        "validation failed: 1 error",
+    ]

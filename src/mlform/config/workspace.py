@@ -25,6 +25,7 @@ from mlform.config.checks import check_spec
 from mlform.config.components import ComponentSpec
 from mlform.config.containment import Boundary, check_paths
 from mlform.config.listing import yaml_files
+from mlform.config.names import name_problem
 from mlform.config.refs import AssetRef, DatastorePath, local_path
 from mlform.config.schema import Where
 from mlform.config.specs import (
@@ -259,6 +260,14 @@ class _Loader:
         if kind in ("runconfig", "pipeline") and "name" not in body:
             body = {**body, "name": doc.path.stem}  # Azure ML job files may leave it out
         named = "name" in body
+        written = doc.data.get("name") if isinstance(doc.data, dict) else None
+        problem = name_problem(written) if "name" in body and isinstance(written, str) else None
+        if problem:
+            # The schema's pattern ends in `$`, which Python lets match before a final
+            # newline: the name rule itself is the judge.
+            self.problems.append(doc.problem(["name"], f"name {problem}"))
+            self.broken.add(f"{kind}/{written}")
+            return
         if not named:
             # Still check its paths, under the name as written, but keep it out of the
             # workspace: references to it are judged by its own file's errors.
