@@ -629,3 +629,36 @@ def test_instance_count_is_bounded(cli: Cli, make_workspace: Make) -> None:
     ]
     root = _endpoint_workspace(make_workspace, AZURE_DEPLOYMENT.format(count=64))
     assert cli("validate", cwd=root).code == 0
+
+
+def test_control_characters_from_a_file_are_escaped_in_messages(
+    cli: Cli, make_workspace: Make
+) -> None:
+    root = make_workspace(
+        {
+            "workspace.yml": "name: escapes\n",
+            "data/iris.csv": "a\n1\n",
+            "data/iris.yml": 'name: iris\ntype: uri_file\npath: iris.csv\n"\\n\\e[2J\\u202e": 1\n',
+        }
+    )
+    ran = cli("validate", cwd=root)
+    assert ran.err.splitlines() == [
+        "data/iris.yml:4:1: error: unknown key '\\n\\x1b[2J\\u202e'; expected one of: $schema, "
+        "name, version, type, path, description, tags, protect, depends_on",
+        "validation failed: 1 error",
+    ]
+
+
+def test_a_path_too_long_for_the_system_is_reported_not_raised(
+    cli: Cli, make_workspace: Make
+) -> None:
+    long = "x" * 300
+    root = make_workspace(
+        {"workspace.yml": "name: long\n", "data/iris.yml": f"name: iris\npath: {long}\n"}
+    )
+    ran = cli("validate", cwd=root)
+    assert ran.err.splitlines() == [
+        f"data/iris.yml:2:7: error: path '{long}' does not exist (looked for data/{long}); "
+        "create it, or correct the path (it is relative to this file)",
+        "validation failed: 1 error",
+    ]

@@ -659,7 +659,7 @@ class _Loader:
         resolved = ref.resolve()
         if resolved in self.components:
             return self.components[resolved]
-        if not ref.is_file():
+        if not os.path.isfile(ref):
             self.problems.append(
                 step.source.problem(
                     ["component"],
@@ -883,7 +883,7 @@ def _pipeline_problems(spec: PipelineSpec) -> list[Problem]:
                         f"{group[:-1]} '{name}' ({group}: {known})",
                     )
                 )
-        if step.code is not None and not step.code.is_dir() and "code" in step.body:
+        if step.code is not None and not os.path.isdir(step.code) and "code" in step.body:
             problems.append(
                 step.source.problem(
                     ["code"], f"code folder '{step.body.get('code')}' does not exist"
