@@ -662,3 +662,21 @@ def test_a_path_too_long_for_the_system_is_reported_not_raised(
         "create it, or correct the path (it is relative to this file)",
         "validation failed: 1 error",
     ]
+
+
+def test_an_alias_bomb_is_one_error_for_validate_and_plan(cli: Cli, make_workspace: Make) -> None:
+    laughs = ['  a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for level in range(1, 9):
+        anchor, previous = chr(ord("a") + level), chr(ord("a") + level - 1)
+        laughs.append(f"  {anchor}: &{anchor} [" + ",".join([f"*{previous}"] * 9) + "]")
+    bomb = "name: bomb\ntype: uri_file\npath: iris.csv\ntags:\n" + "\n".join(laughs) + "\n"
+    root = make_workspace({"workspace.yml": "name: bombed\n", "data/iris.csv": "a\n1\n"})
+    (root / "data" / "bomb.yml").write_text(bomb, encoding="utf-8")
+    expected = [
+        "data/bomb.yml:10:10: error: aliases make this file stand for more than 100,000 values "
+        "(*e alone for 66,430); write the values out, or use fewer nested aliases",
+        "validation failed: 1 error",
+    ]
+    for command in ("validate", "plan"):
+        ran = cli(command, cwd=root)
+        assert (ran.code, ran.err.splitlines()) == (1, expected)
