@@ -38,7 +38,7 @@ def planned(out: str) -> dict[str, str]:
 def test_requirements_and_conda_pip_sections_are_installed(
     cli: Cli, make_workspace: Make, tmp_path: Path
 ) -> None:
-    one = slow_package(tmp_path / "one")
+    one = slow_package(tmp_path / "ws" / "one")
     root = make_workspace(
         {
             "workspace.yml": "name: envs\n",
@@ -104,7 +104,7 @@ def test_a_missing_virtualenv_is_no_change_and_a_run_rebuilds_it(
     cli: Cli, make_workspace: Make, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("MLFORM_CACHE_DIR", str(tmp_path / "own-cache"))
-    pkg = slow_package(tmp_path / "pkg")
+    pkg = slow_package(tmp_path / "ws" / "pkg")
     root = make_workspace(
         {
             "workspace.yml": "name: cache\n",
@@ -162,7 +162,7 @@ def test_an_azure_conda_file_pins_the_interpreter_and_translates_its_packages(
 
     if interpreters.find("3.10") is None and os.environ.get("CI") != "true":
         pytest.skip("no Python 3.10 here (pyenv install 3.10)")
-    pkg = slow_package(tmp_path / "pkg")
+    pkg = slow_package(tmp_path / "ws" / "pkg")
     root = make_workspace(
         {
             "workspace.yml": "name: conda\n",
@@ -267,7 +267,7 @@ def test_independent_changes_run_in_parallel(
     monkeypatch.setenv("SLOW_SECONDS", "1.5")
     monkeypatch.setenv("SLOW_LOG", str(log))
     monkeypatch.setenv("MLFORM_CACHE_DIR", str(tmp_path / "own-cache"))
-    a, b = slow_package(tmp_path / "a"), slow_package(tmp_path / "b")
+    a, b = slow_package(tmp_path / "ws" / "a"), slow_package(tmp_path / "ws" / "b")
     root = make_workspace(
         {
             "workspace.yml": "name: parallel\n",

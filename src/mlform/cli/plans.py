@@ -10,6 +10,7 @@ from typing import Any
 
 from mlform.apply.executor import Result, Status
 from mlform.cli.output import Output
+from mlform.config.names import cli_address
 from mlform.errors import MlformError, StalePlan
 from mlform.plan import render
 from mlform.plan.model import Action, Plan
@@ -42,14 +43,18 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     shape.add_argument("--json", action="store_true", help="print the plan as JSON")
     shape.add_argument("--markdown", action="store_true", help="print a pull-request comment")
     p.add_argument("-o", "--out", metavar="FILE", help="save the plan for `mlform apply FILE`")
-    p.add_argument("--rerun", action="append", default=[], metavar="NAME", help=RERUN)
+    p.add_argument(
+        "--rerun", action="append", default=[], metavar="NAME", type=cli_address, help=RERUN
+    )
     p.add_argument("--lock-timeout", type=float, default=0.0, metavar="SECONDS")
     p.set_defaults(run=plan)
 
     p = commands.add_parser("apply", help="make the workspace match its files")
     p.add_argument("planfile", nargs="?", help="a plan saved by `mlform plan -o FILE`")
     p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
-    p.add_argument("--rerun", action="append", default=[], metavar="NAME", help=RERUN)
+    p.add_argument(
+        "--rerun", action="append", default=[], metavar="NAME", type=cli_address, help=RERUN
+    )
     p.add_argument(
         "--parallelism", type=int, default=4, metavar="N", help="changes applied at once (4)"
     )

@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from mlform.cli.output import Output, add_json_flag
+from mlform.config.names import cli_address
 from mlform.errors import NotFound
 from mlform.state.lock import force_unlock
 from mlform.workspace import Workspace
@@ -34,7 +35,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     add_json_flag(q)
     q.set_defaults(run=list_)
     q = sub.add_parser("show", help="one recorded resource, as JSON")
-    q.add_argument("address", metavar="KIND/NAME")
+    q.add_argument("address", metavar="KIND/NAME", type=cli_address)
     add_json_flag(q)  # accepted for symmetry: `state show` always prints JSON
     q.set_defaults(run=show)
 
