@@ -232,6 +232,7 @@ def _mlform(models: dict[str, Any], key: str, round_: int) -> Iterator[list[Addr
     table = {
         "endpoint": "iris",
         "deployments": {"blue": {"url": f"http://127.0.0.1:{deployment}", "weight": 100}},
+        "auth": {"mode": "key", "key_hashes": [digest]},  # the router checks keys too
     }
     routes.write_text(json.dumps(table), encoding="utf-8")
     serve = [

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 import sys
 from pathlib import Path
 
@@ -27,3 +29,14 @@ def test_line_log_writes_each_line_and_ticks(tmp_path: Path) -> None:
     written = (tmp_path / "build.log").read_text()
     assert written == "Step 1/2 : FROM base\nStep 2/2 : RUN pip install\n"
     assert len(ticks) == 2
+
+
+def test_build_logs_are_their_owners_only_whatever_the_umask(tmp_path: Path) -> None:
+    before = os.umask(0)
+    try:
+        run_logged([sys.executable, "-c", "print('index https://u:p@host/simple')"], tmp_path / "a")
+        with LineLog(tmp_path / "b") as write:
+            write("Step 1/1 : FROM base")
+    finally:
+        os.umask(before)
+    assert [stat.S_IMODE((tmp_path / n).stat().st_mode) for n in "ab"] == [0o600, 0o600]

@@ -406,6 +406,7 @@ def test_a_file_changed_after_the_scan_is_not_stored_as_if_unchanged(tmp_path: P
 
 
 def test_symbolic_links_are_followed_without_looping(tmp_path: Path) -> None:
+    write(tmp_path, {"workspace.yml": "name: links\n"})
     code = write(tmp_path / "code", {"lib/util.py": "x = 1\n"})
     shared = write(tmp_path / "shared", {"helpers.py": "y = 2\n"})
     (code / "shared").symlink_to(shared)
@@ -413,6 +414,29 @@ def test_symbolic_links_are_followed_without_looping(tmp_path: Path) -> None:
     (code / "alias").symlink_to(code / "lib")
     (code / "dangling.py").symlink_to(tmp_path / "missing.py")
     assert included(code) == ["alias/util.py", "lib/util.py", "shared/helpers.py"]
+
+
+def test_a_link_leading_outside_the_workspace_is_refused_unless_ignored(tmp_path: Path) -> None:
+    root = write(tmp_path / "ws", {"workspace.yml": "name: links\n", "src/train.py": "x\n"})
+    write(tmp_path / "host", {"ssh/id_rsa": "secret\n"})
+    (root / "src" / "etc").symlink_to(tmp_path / "host" / "ssh")
+    (root / "src" / "key").symlink_to(tmp_path / "host" / "ssh" / "id_rsa")
+    with pytest.raises(MlformError) as caught:
+        scan(root / "src")
+    assert str(caught.value) == (
+        f"code folder {root}/src: etc is a symbolic link to {tmp_path}/host/ssh, outside "
+        f"{root}; move what it points at into {root}, or add etc to the code folder's "
+        ".amlignore to leave the link out of the snapshot"
+    )
+    (root / "src" / ".amlignore").write_text("etc\nkey\n")
+    assert included(root / "src") == [".amlignore", "train.py"]
+
+
+def test_a_link_inside_the_git_repository_is_followed(tmp_path: Path) -> None:
+    repo = git_init(tmp_path / "repo")
+    write(repo, {"ml/workspace.yml": "name: links\n", "ml/src/a.py": "a\n", "lib/b.py": "b\n"})
+    (repo / "ml" / "src" / "lib").symlink_to(repo / "lib")
+    assert included(repo / "ml" / "src") == ["a.py", "lib/b.py"]
 
 
 def test_a_missing_code_folder_is_a_clear_error(tmp_path: Path) -> None:

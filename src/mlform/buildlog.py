@@ -18,6 +18,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from mlform import private
+
 _TICK = 1.0
 _POLL = 0.05
 
@@ -47,7 +49,7 @@ def run_logged(
     from mlform.compute import groups
 
     log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("a", encoding="utf-8") as sink:
+    with private.open_text(log, append=True) as sink:
         sink.write("$ " + " ".join(command) + "\n")
         sink.flush()
         with groups.running(
@@ -85,7 +87,7 @@ class LineLog:
         self.path = path
         self._tick = tick
         self._started = time.monotonic()
-        self._sink = path.open("w", encoding="utf-8")
+        self._sink = private.open_text(path)
 
     def __call__(self, line: str) -> None:
         self._sink.write(line.rstrip("\n") + "\n")

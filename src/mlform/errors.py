@@ -21,6 +21,7 @@ The CLI maps these to exit codes in one place (`mlform.cli.main`).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 
@@ -32,6 +33,17 @@ class WorkspaceNotFound(MlformError):
     pass
 
 
+# Control characters and bidirectional overrides, as a file can hold them in a key or a
+# value that a message quotes: printed raw they would split the one-line `path:line:col`
+# form, or drive the terminal (escape codes) and reorder what a reviewer reads.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """`text` with each control character written as its escape (`\\n`, `\\x1b`)."""
+    return _UNPRINTABLE.sub(lambda m: m[0].encode("unicode_escape").decode("ascii"), text)
+
+
 @dataclass(frozen=True, slots=True)
 class Problem:
     """One configuration problem, located in a file."""
@@ -41,6 +53,10 @@ class Problem:
     col: int
     message: str
     severity: str = "error"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", printable(self.path))
+        object.__setattr__(self, "message", printable(self.message))
 
     def __str__(self) -> str:
         return f"{self.path}:{self.line}:{self.col}: {self.severity}: {self.message}"

@@ -96,7 +96,7 @@ def scan(
         repo = root
     files: list[FileEntry] = []
     excluded: list[Excluded] | None = [] if explain else None
-    _walk(root, repo, parent_rules(root, repo), hasher, files, excluded)
+    _walk(root, repo, parent_rules(root, repo), hasher, files, excluded, _boundary(root, repo))
     files.sort(key=_by_path)
     return Snapshot(
         root=root,
@@ -169,6 +169,7 @@ def _walk(
     hasher: Hasher,
     files: list[FileEntry],
     excluded: list[Excluded] | None,
+    boundary: str,
 ) -> None:
     shown_root = "" if root == repo else root.relative_to(repo).as_posix() + "/"
     digest = hasher._digest  # a str key, not a Path per file: trees hold many thousands
@@ -227,6 +228,8 @@ def _walk(
                         line = rules.lines[index]
                         excluded.append(Excluded(prefix + tail, rules.name, index + 1, line))
                     continue
+            if entry.is_symlink():
+                _check_link(root, entry.path, prefix + name, boundary)
             if is_file:
                 try:
                     st = entry.stat()
@@ -236,6 +239,32 @@ def _walk(
             else:
                 inner = tuple((r, rel + tail) for r, rel in active)
                 stack.append((entry.path, prefix + tail, inner, above))
+
+
+def _boundary(root: Path, repo: Path) -> str:
+    """The folder a snapshot's symbolic links may lead into: the git repository, else the
+    workspace (the folder above holding workspace.yml), else the code folder itself. A
+    repository at the home folder or at `/` (dotfiles) would let every file through."""
+    home = os.path.realpath(os.path.expanduser("~"))
+    if repo != root and os.path.realpath(repo) not in (home, os.sep):
+        return os.path.realpath(repo)
+    for folder in (root, *root.parents):
+        if any((folder / name).is_file() for name in ("workspace.yml", "workspace.yaml")):
+            return os.path.realpath(folder)
+    return os.path.realpath(root)
+
+
+def _check_link(root: Path, path: str, relpath: str, boundary: str) -> None:
+    """A link leading outside would zip host files (an `etc -> /etc`) into the snapshot:
+    refused rather than skipped, so the code a run sees is the code the folder shows."""
+    target = os.path.realpath(path)
+    if target == boundary or target.startswith(boundary.rstrip(os.sep) + os.sep):
+        return
+    raise MlformError(
+        f"code folder {root}: {relpath} is a symbolic link to {target}, outside {boundary}; "
+        f"move what it points at into {boundary}, or add {relpath} to the code folder's "
+        ".amlignore to leave the link out of the snapshot"
+    )
 
 
 def _by_path(item: FileEntry | Excluded) -> str:

@@ -21,14 +21,15 @@ from typing import TYPE_CHECKING, Any
 from mlform.apply.executor import Report, Result, Status, execute
 from mlform.config import workspace as config_loader
 from mlform.config.workspace import Config
-from mlform.errors import PlanError, StalePlan
+from mlform.errors import PlanError, StalePlan, StateError
 from mlform.hashing import Hasher
 from mlform.plan.diff import diff
-from mlform.plan.model import Plan
+from mlform.plan.model import Action, Change, Plan
 from mlform.resources import Context, desire_all, refresh_all, refusals
 from mlform.state.lock import LockInfo
 
 if TYPE_CHECKING:
+    from mlform.apply.leftovers import Leftovers
     from mlform.runs import Run
 from mlform.state.store import Store
 
@@ -44,6 +45,9 @@ class ApplyReport:
     abandoned: list[str] = field(default_factory=list)  # runs it left unfinished
     stopped: list[str] = field(default_factory=list)  # what killed mlform processes left running
     confirmed: bool = True
+    # What a plan made right after still shows, though every change succeeded (an
+    # instance that died once ready, a file edited while applying): not done yet.
+    unsettled: list[Change] = field(default_factory=list)
 
     @property
     def failed(self) -> list[Result]:
@@ -51,7 +55,7 @@ class ApplyReport:
 
     @property
     def ok(self) -> bool:
-        return self.confirmed and not self.failed
+        return self.confirmed and not self.failed and not self.unsettled
 
 
 class Workspace:
@@ -71,7 +75,15 @@ class Workspace:
         return self.config
 
     def store(self, operation: str, *, write: bool = False, wait: float = 0.0) -> Store:
-        return Store.open(self.state_path, operation, write=write, wait=wait)
+        """The state, open; a writer is refused a state another workspace applies to."""
+        store = Store.open(self.state_path, operation, write=write, wait=wait)
+        if write:
+            try:
+                _check_owner(self.config, store)
+            except BaseException:
+                store.close()
+                raise
+        return store
 
     def plan(self, *, rerun: Collection[str] = (), lock_wait: float = 0.0) -> Plan:
         with self.store("plan", wait=lock_wait) as store:
@@ -90,10 +102,14 @@ class Workspace:
         rerun: Collection[str] = (),
         progress: Callable[[str, str | None], None] | None = None,
         auto_approve: bool = False,
+        reinit: bool = False,
     ) -> ApplyReport:
         """Plan again and apply that plan. `confirm(plan)` is asked first unless
         `auto_approve` (as `mlform apply --yes`) or `saved` (a plan already reviewed);
-        `report` hears of each change as it ends, `log` of each line of progress."""
+        `report` hears of each change as it ends, `log` of each line of progress.
+        Where the state is missing but an earlier one left processes or registered files,
+        only `reinit` starts a new one (and stops those processes first)."""
+        leftovers = self._leftovers(reinit)
         with self.store("apply", write=True, wait=lock_wait) as store:
             from mlform.compute import groups
 
@@ -105,11 +121,16 @@ class Workspace:
                 _check_saved(saved, plan)
             if plan.refusals:
                 raise PlanError("\n".join(plan.refusals))
+            store.claim(self.config.name)
             outcome = ApplyReport(plan, resumed=store.interrupted, stopped=stopped)
-            if not plan.changes:
-                return outcome
-            if saved is None and not auto_approve and not confirm(plan):
+            if plan.changes and saved is None and not auto_approve and not confirm(plan):
                 outcome.confirmed = False
+                return outcome
+            if leftovers:
+                from mlform.apply import leftovers as earlier
+
+                earlier.stop(leftovers, self.state_path.parent, lambda line: log("state", line))
+            if not plan.changes:
                 return outcome
             assert store.lock is not None and store.lock.info is not None
             outcome.apply_id = apply_id = store.lock.info.id
@@ -123,10 +144,36 @@ class Workspace:
                     plan, ctx, store, apply_id, parallelism=parallelism, report=report
                 )
                 status = "failed" if outcome.failed else "succeeded"
+                if not outcome.failed:
+                    outcome.unsettled = _unsettled(self._plan(store)[0])
+                    status = "failed" if outcome.unsettled else status
             finally:
                 ctx.hasher.save()
                 store.finish_apply(apply_id, status, _summary(outcome.results))
             return outcome
+
+    def earlier_state(self) -> list[str]:
+        """What shows that a state existed, when there is none (else nothing)."""
+        if self.state_path.exists():
+            return []
+        from mlform.apply import leftovers
+
+        return leftovers.find(self.config).describe(self.root)
+
+    def _leftovers(self, reinit: bool) -> Leftovers | None:
+        from mlform.apply import leftovers
+
+        if self.state_path.exists():
+            if reinit:
+                raise StateError(
+                    f"--reinit starts a new state where there is none, and {self.state_path} "
+                    "exists: apply without --reinit"
+                )
+            return None
+        found = leftovers.find(self.config)
+        if found and not reinit:
+            raise StateError(leftovers.refusal(self.state_path, found, self.root))
+        return found or None
 
     def runs(self, **filters: Any) -> list[Run]:
         """Recorded runs, newest first: `experiment=`, `status=`, `tags={…}`, `runconfig=`,
@@ -154,6 +201,7 @@ class Workspace:
         self, store: Store, log: Log | None = None, rerun: Collection[str] = ()
     ) -> tuple[Plan, Context]:
         config = self.config
+        _check_owner(config, store)
         with _gc_paused():
             hasher = Hasher(config.state_path.parent / "cache" / "hashes.json")
             ctx = Context(config, hasher) if log is None else Context(config, hasher, log=log)
@@ -187,6 +235,26 @@ def _gc_paused() -> Iterator[None]:
         gc.enable()
 
 
+def _check_owner(config: Config, store: Store) -> None:
+    """Refuse a state another workspace applies to: planned from this one, everything it
+    holds would be destroyed."""
+    owner = store.workspace()
+    if owner is None or owner == config.name:
+        return
+    file = next(
+        (config.root / n for n in config_loader.WORKSPACE_FILES if (config.root / n).is_file()),
+        config.root / config_loader.WORKSPACE_FILES[0],
+    )
+    raise StateError(
+        f"the state {config.state_path} belongs to workspace '{owner}', but this workspace "
+        f"({file}) is named '{config.name}': planned from here, "
+        f"everything '{owner}' applied would be destroyed. If this is '{owner}' renamed, "
+        f"set `name: {owner}` back in {file.name}; otherwise give this workspace a state "
+        f"of its own with `state:` in {file.name} (the default is .mlform/state.duckdb "
+        "beside it)"
+    )
+
+
 def _check_saved(saved: Mapping[str, Any], plan: Plan) -> None:
     identity = plan.identity
     fresh = saved.get("lineage") is None and identity.serial == 0  # planned before any state
@@ -211,6 +279,14 @@ def _check_saved(saved: Mapping[str, Any], plan: Plan) -> None:
             + (f" and {len(moved) - 5} more" if len(moved) > 5 else "")
             + "). Run `mlform plan -o FILE` again and apply the new plan"
         )
+
+
+def _unsettled(plan: Plan) -> list[Change]:
+    """The changes of a plan made after a successful apply that mean it did not converge.
+    A job planned again (`trigger: always`, `force_rerun`, a step that is not
+    deterministic) does so by its own declaration, and so does what waits on it."""
+    jobs = {c.address for c in plan.changes if c.action is Action.RUN}
+    return [c for c in plan.changes if c.address not in jobs and not jobs & set(c.deps)]
 
 
 def _summary(results: list[Result]) -> str:

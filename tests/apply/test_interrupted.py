@@ -76,7 +76,7 @@ def slow_package(root: Path) -> Path:
 
 
 def workspace(make: Callable[[Mapping[str, str]], Path], data_assets: int, tmp: Path) -> Path:
-    pkg = slow_package(tmp)
+    pkg = slow_package(tmp / "ws")  # inside the workspace, as local packages must be
     files = {
         "workspace.yml": "name: interrupted\n",
         "environments/slow.yml": f"name: slow\npip:\n  - {pkg}\n",
@@ -239,7 +239,7 @@ def test_pip_failure_reports_pips_error_and_leaves_no_environment(
     root = make_workspace(
         {
             "workspace.yml": "name: broken\n",
-            "environments/bad.yml": f"name: bad\npip:\n  - {tmp_path / 'no-such-project'}\n",
+            "environments/bad.yml": f"name: bad\npip:\n  - {tmp_path / 'ws' / 'no-such-project'}\n",
             "environments/good.yml": "name: good\nenvironment_variables:\n  A: 1\n",
             "data/x.yml": "name: x\ntype: uri_file\npath: x.csv\n",
             "data/x.csv": "a\n1\n",
@@ -271,7 +271,7 @@ def test_failed_change_stops_only_its_dependents(
     root = make_workspace(
         {
             "workspace.yml": "name: deps\n",
-            "environments/bad.yml": f"name: bad\npip:\n  - {tmp_path / 'missing'}\n",
+            "environments/bad.yml": f"name: bad\npip:\n  - {tmp_path / 'ws' / 'missing'}\n",
             "data/after.yml": textwrap.dedent("""\
             name: after
             type: uri_file

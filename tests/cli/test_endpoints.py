@@ -39,7 +39,8 @@ def request(
 ) -> tuple[int, dict[str, str], bytes]:
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     try:
-        connection.request("POST", "/score", body=body, headers=headers or {})
+        sent = {"Content-Type": "application/json", **(headers or {})}
+        connection.request("POST", "/score", body=body, headers=sent)
         response = connection.getresponse()
         return response.status, dict(response.getheaders()), response.read()
     finally:
@@ -81,17 +82,18 @@ def test_the_example_endpoint_serves_heals_and_captures(
     assert json.loads(body)["error"].startswith("the request body is not valid JSON")
     status, _, body = request(port, b'{"data": "not rows"}', auth)
     assert (status, json.loads(body)) == (
-        500,
+        400,
         {
-            "error": "the scoring script raised ValueError; see the deployment's log",
-            "status": 500,
+            "error": "the data is not rows of flowers; send rows of 4 numbers (sepal_length, "
+            "sepal_width, petal_length, petal_width), or records with those keys",
+            "status": 400,
         },
     )
-    assert b"Traceback" not in body
-    logs = cli("endpoints", "logs", "iris", "-n", "400", cwd=root).out
-    assert "Traceback (most recent call last)" in logs  # logged, never returned
-    status, _, body = request(port, b" " * (11 * 1024 * 1024), auth)
+    status, headers, body = request(port, b'{"data": []}', {**auth, "Content-Type": "text/plain"})
+    assert (status, headers["x-mlform-deployment"]) == (415, "blue")
+    status, headers, body = request(port, b" " * (11 * 1024 * 1024), auth)
     assert status == 413
+    assert "x-mlform-deployment" not in headers  # refused by the router, unread
 
     # Keys: only their hashes are in the state.
     state = root / ".mlform" / "state.duckdb"
@@ -170,7 +172,7 @@ def test_traffic_splits_by_weight_and_a_failed_update_keeps_the_old_one_serving(
     applied = cli("apply", "--yes", cwd=root)
     assert applied.code == 0, applied.out + applied.err
     assert "traffic blue 80%, green 20%" in applied.out
-    auth = {"Authorization": f"Bearer {primary_key(cli, root)}"}
+    auth = {"Authorization": f"Bearer {primary_key(cli, root)}", "Content-Type": "application/json"}
     body = json.dumps(FLOWERS).encode()
 
     seen: Counter[str] = Counter()

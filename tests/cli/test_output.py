@@ -17,6 +17,7 @@ from mlform.containers.engine import connect
 from mlform.errors import EngineUnavailable
 from tests.conftest import EXAMPLE, Ran, free_port, mlform_process, stop_endpoints
 from tests.containers.conftest import unavailable
+from tests.storage.conftest import Served, served  # noqa: F401  (fixture)
 
 
 @dataclass(frozen=True)
@@ -234,3 +235,33 @@ def test_text_shows_paths_from_the_workspace(cli: Cli, applied: Path) -> None:
     endpoint = cli("endpoints", "show", "iris", cwd=applied)
     log = next(line for line in endpoint.out.splitlines() if line.startswith("    log:"))
     assert log.split()[-1].startswith(".mlform/endpoints/iris/blue/")
+
+
+def test_no_output_shows_the_signature_of_a_data_url(
+    cli: Cli,
+    make_workspace: Callable[[dict[str, str]], Path],
+    served: Served,  # noqa: F811
+) -> None:
+    (served.folder / "iris.csv").write_text("a,b\n1,2\n")
+    sas = "sv=2022-11-02&se=2030-01-01&sp=r&sig=s3cr3t%3D"
+    root = make_workspace(
+        {
+            "workspace.yml": "name: sas\n",
+            "data/iris.yml": f"name: iris\ntype: uri_file\npath: {served.url}/iris.csv?{sas}\n",
+        }
+    )
+    shown = f"{served.url}/iris.csv?sv=2022-11-02&se=2030-01-01&sp=r&sig=REDACTED"
+    ran = [cli("apply", "--yes", cwd=root), cli("data", "show", "iris", cwd=root)]
+    ran += [cli(*c, cwd=root) for c in (("data", "list", "--json"), ("plan", "--json"))]
+    ran += [cli("state", "show", "data/iris", cwd=root)]
+    assert [r.code for r in ran] == [0, 0, 0, 0, 0]
+    assert f"  stored at:   {shown}\n" in ran[1].out
+    assert json.loads(ran[2].out)[0]["location"] == shown
+    (root / "data" / "iris.yml").write_text(
+        f"name: iris\ntype: uri_file\npath: {served.url}/gone.csv?{sas}\n"
+    )
+    failed = cli("plan", cwd=root)
+    assert failed.code == 1
+    assert f"{served.url}/gone.csv?sv=2022-11-02&se=2030-01-01&sp=r&sig=REDACTED" in failed.err
+    for r in (*ran, failed):
+        assert "s3cr3t" not in r.out + r.err

@@ -251,3 +251,48 @@ def test_a_moved_workspace_plans_no_changes(cli: Cli, make_workspace: Make) -> N
     shutil.move(root, moved)
     ran = cli("plan", "--detailed-exitcode", cwd=moved)
     assert (ran.code, ran.err) == (0, ""), ran.out
+
+
+def test_apply_that_leaves_changes_behind_says_so_and_fails(cli: Cli, make_workspace: Make) -> None:
+    # A job that writes into a declared data file while the apply runs: every change
+    # succeeds, yet the workspace no longer matches what was applied.
+    root = make_workspace(
+        {
+            "workspace.yml": "name: moving\n",
+            "environments/plain.yml": "name: plain\npip: []\n",
+            "data/notes.yml": """
+                $schema: https://azuremlschemas.azureedge.net/latest/data.schema.json
+                name: notes
+                type: uri_file
+                path: notes.csv
+                """,
+            "data/notes.csv": "a,b\n",
+            "src/append.py": """
+                import sys
+
+                with open(sys.argv[1], "a") as f:
+                    f.write("1,2\\n")
+                """,
+        }
+    )
+    (root / "runconfigs").mkdir()
+    (root / "runconfigs" / "append.yml").write_text(
+        "$schema: https://azuremlschemas.azureedge.net/latest/commandJob.schema.json\n"
+        "type: command\n"
+        "name: append\n"
+        "code: ../src\n"
+        f"command: python append.py {root / 'data' / 'notes.csv'}\n"
+        "environment: azureml:plain@latest\n"
+        "compute: local\n"
+    )
+    applied = cli("apply", "--yes", cwd=root)
+    assert applied.code == 1, applied.out + applied.err
+    assert applied.out.endswith(
+        "\nApply incomplete: 4 succeeded, but a plan made now still shows 1 change:\n"
+        "  ~ data/notes (content changed: notes.csv modified; version 1 → 2)\n"
+        "Run `mlform plan` to see why, and `mlform apply` again to retry.\n"
+    ), applied.out
+    assert "Apply complete" not in applied.out
+    assert _changes(cli("plan", cwd=root).out) == [
+        "~ data/notes  (content changed: notes.csv modified; version 1 → 2)"
+    ]

@@ -19,7 +19,7 @@ def test_pip_output_goes_to_a_log_and_its_tail_to_the_error(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("MLFORM_CACHE_DIR", str(tmp_path / "cache"))
-    missing = tmp_path / "no-such-project"
+    missing = tmp_path / "ws" / "no-such-project"
     root = make_workspace(
         {
             "workspace.yml": "name: noisy\n",

@@ -542,3 +542,141 @@ inputs:
         "an fsspec URL",
         "validation failed: 3 errors",
     ]
+
+
+# Azure ML's documented pair: an endpoint file and a deployment file naming it.
+AZURE_ENDPOINT = """
+    $schema: https://azuremlschemas.azureedge.net/latest/managedOnlineEndpoint.schema.json
+    name: my-endpoint
+    auth_mode: key
+    traffic:
+      blue: 100
+    """
+AZURE_DEPLOYMENT = """
+    $schema: https://azuremlschemas.azureedge.net/latest/managedOnlineDeployment.schema.json
+    name: blue
+    endpoint_name: my-endpoint
+    model: azureml:my-model@latest
+    code_configuration:
+      code: ../score
+      scoring_script: score.py
+    environment: azureml:my-env@latest
+    instance_type: Standard_DS3_v2
+    instance_count: {count}
+    """
+
+
+def _endpoint_workspace(make_workspace: Make, deployment: str) -> Path:
+    return make_workspace(
+        {
+            "workspace.yml": "name: serving\n",
+            "endpoints/endpoint.yml": AZURE_ENDPOINT,
+            "endpoints/blue-deployment.yml": deployment,
+            "score/score.py": "def init():\n    pass\n\n\ndef run(data):\n    return data\n",
+            "environments/env.yml": "name: my-env\nimage: python:3.11-slim\n",
+            "models/model.yml": "name: my-model\npath: ../score\n",
+        }
+    )
+
+
+def test_a_broken_deployment_is_one_error_not_a_traffic_error_too(
+    cli: Cli, make_workspace: Make
+) -> None:
+    deployment = AZURE_DEPLOYMENT.format(count=1).replace("instance_type", "instance_typ")
+    root = _endpoint_workspace(make_workspace, deployment)
+    ran = cli("validate", cwd=root)
+    assert ran.err.splitlines() == [
+        "endpoints/blue-deployment.yml:9:1: error: unknown key 'instance_typ' "
+        "(did you mean 'instance_type'?)",
+        "validation failed: 1 error",
+    ]
+
+
+def test_a_broken_inline_deployment_is_one_error(cli: Cli, make_workspace: Make) -> None:
+    root = make_workspace(
+        {
+            "workspace.yml": "name: serving\n",
+            "endpoints/iris.yml": """
+                name: iris
+                traffic: {blue: 100}
+                deployments:
+                  - name: blue
+                    model: azureml:my-model@latest
+                    environment: azureml:my-env@latest
+                    code_configuration: {code: ../score, scoring_script: score.py}
+                    computee: local
+                """,
+            "score/score.py": "def run(data):\n    return data\n",
+            "environments/env.yml": "name: my-env\nimage: python:3.11-slim\n",
+            "models/model.yml": "name: my-model\npath: ../score\n",
+        }
+    )
+    ran = cli("validate", cwd=root)
+    assert ran.err.splitlines() == [
+        "endpoints/iris.yml:8:5: error: unknown key 'computee' in deployments[0] "
+        "(did you mean 'compute'?)",
+        "validation failed: 1 error",
+    ]
+
+
+def test_instance_count_is_bounded(cli: Cli, make_workspace: Make) -> None:
+    root = _endpoint_workspace(make_workspace, AZURE_DEPLOYMENT.format(count=100000))
+    ran = cli("validate", cwd=root)
+    assert ran.err.splitlines() == [
+        "endpoints/blue-deployment.yml:10:17: error: instance_count is out of range: 100000 "
+        "is greater than the maximum of 64; use at most 64",
+        "validation failed: 1 error",
+    ]
+    root = _endpoint_workspace(make_workspace, AZURE_DEPLOYMENT.format(count=64))
+    assert cli("validate", cwd=root).code == 0
+
+
+def test_control_characters_from_a_file_are_escaped_in_messages(
+    cli: Cli, make_workspace: Make
+) -> None:
+    root = make_workspace(
+        {
+            "workspace.yml": "name: escapes\n",
+            "data/iris.csv": "a\n1\n",
+            "data/iris.yml": 'name: iris\ntype: uri_file\npath: iris.csv\n"\\n\\e[2J\\u202e": 1\n',
+        }
+    )
+    ran = cli("validate", cwd=root)
+    assert ran.err.splitlines() == [
+        "data/iris.yml:4:1: error: unknown key '\\n\\x1b[2J\\u202e'; expected one of: $schema, "
+        "name, version, type, path, description, tags, protect, depends_on",
+        "validation failed: 1 error",
+    ]
+
+
+def test_a_path_too_long_for_the_system_is_reported_not_raised(
+    cli: Cli, make_workspace: Make
+) -> None:
+    long = "x" * 300
+    root = make_workspace(
+        {"workspace.yml": "name: long\n", "data/iris.yml": f"name: iris\npath: {long}\n"}
+    )
+    ran = cli("validate", cwd=root)
+    assert ran.err.splitlines() == [
+        f"data/iris.yml:2:7: error: path '{long}' does not exist (looked for data/{long}); "
+        "create it, or correct the path (it is relative to this file)",
+        "validation failed: 1 error",
+    ]
+
+
+def test_an_alias_bomb_is_one_error_for_validate_and_plan(cli: Cli, make_workspace: Make) -> None:
+    laughs = ['  a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for level in range(1, 9):
+        anchor, previous = chr(ord("a") + level), chr(ord("a") + level - 1)
+        laughs.append(f"  {anchor}: &{anchor} [" + ",".join([f"*{previous}"] * 9) + "]")
+    bomb = "name: bomb\ntype: uri_file\npath: iris.csv\ntags:\n" + "\n".join(laughs) + "\n"
+    root = make_workspace({"workspace.yml": "name: bombed\n", "data/iris.csv": "a\n1\n"})
+    (root / "data" / "bomb.yml").write_text(bomb, encoding="utf-8")
+    expected = [
+        "data/bomb.yml:10:10: error: aliases make this file stand for more than 100,000 values "
+        "(*e alone for 66,430); write the values out, or use fewer nested aliases",
+        "validation failed: 1 error",
+    ]
+    for command in ("validate", "plan"):
+        ran = cli(command, cwd=root)
+        assert (ran.code, ran.err.splitlines()) == (1, expected)

@@ -256,3 +256,73 @@ def test_a_file_that_cannot_be_read_is_a_problem(tmp_path: Path) -> None:
     assert str(problem) == (
         "folder.yml:1:1: error: cannot read the file: Is a directory; check that it is readable"
     )
+
+
+def _laughs(levels: int) -> str:
+    """The "billion laughs": each anchor a list of nine aliases to the one before."""
+    lines = [
+        "name: bomb",
+        "tags:",
+        '  a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]',
+    ]
+    for level in range(1, levels):
+        anchor, previous = chr(ord("a") + level), chr(ord("a") + level - 1)
+        lines.append(f"  {anchor}: &{anchor} [" + ",".join([f"*{previous}"] * 9) + "]")
+    return "\n".join(lines) + "\n"
+
+
+def test_aliases_expanding_past_the_bound_are_one_problem_at_the_alias(tmp_path: Path) -> None:
+    path = tmp_path / "bomb.yml"
+    path.write_text(_laughs(9), encoding="utf-8")
+    assert len(path.read_bytes()) < 500
+    doc = read_document(path, "data/bomb.yml")
+    assert not doc.parsed
+    assert [str(p) for p in doc.problems] == [
+        "data/bomb.yml:8:10: error: aliases make this file stand for more than 100,000 values "
+        "(*e alone for 66,430); write the values out, or use fewer nested aliases"
+    ]
+
+
+def test_aliases_within_the_bound_are_read(tmp_path: Path) -> None:
+    path = tmp_path / "laughs.yml"
+    path.write_text(_laughs(4), encoding="utf-8")
+    doc = read_document(path, "data/laughs.yml")
+    assert doc.problems == []
+    assert len(doc.data["tags"]["d"]) == 9
+
+
+@pytest.mark.parametrize("nesting", ["[" * 150 + "]" * 150, "{a: " * 150 + "1" + "}" * 150])
+def test_values_nested_too_deep_are_one_problem(tmp_path: Path, nesting: str) -> None:
+    path = tmp_path / "deep.yml"
+    path.write_text(f"name: deep\ntags: {nesting}\n", encoding="utf-8")
+    doc = read_document(path, "data/deep.yml")
+    assert not doc.parsed
+    column = 6 + 100 if nesting.startswith("[") else 6 + 4 * 99 + 1
+    assert [str(p) for p in doc.problems] == [
+        f"data/deep.yml:2:{column}: error: values nested more than 100 levels deep; no mlform "
+        "file needs that many, flatten the structure"
+    ]
+
+
+def test_an_aliased_value_nested_too_deep_is_reported_at_the_alias(tmp_path: Path) -> None:
+    path = tmp_path / "deep.yml"
+    path.write_text(
+        "name: deep\nx: &x " + "[" * 60 + "]" * 60 + "\ntags: " + "[" * 45 + "*x" + "]" * 45 + "\n",
+        encoding="utf-8",
+    )
+    doc = read_document(path, "data/deep.yml")
+    assert [str(p) for p in doc.problems] == [
+        "data/deep.yml:3:52: error: values nested more than 100 levels deep; no mlform "
+        "file needs that many, flatten the structure"
+    ]
+
+
+def test_a_control_character_is_reported_where_it_is(tmp_path: Path) -> None:
+    path = tmp_path / "nul.yml"
+    path.write_bytes("name: café\npath: iris\x00.csv\n".encode())
+    doc = read_document(path, "data/nul.yml")
+    assert [str(p) for p in doc.problems] == [
+        "data/nul.yml:2:11: error: invalid YAML: the control character U+0000 cannot be in a "
+        "YAML file; remove it (write it as an escape such as \\x00 inside double quotes if the "
+        "value needs it)"
+    ]

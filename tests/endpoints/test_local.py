@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import stat
 import sys
 import time
 from collections.abc import Iterator
@@ -90,3 +91,12 @@ def test_a_killed_process_tells_the_signal(tmp_path: Path) -> None:
     os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOWAIT)
     assert not process.running()
     assert process.exit_code() == -signal.SIGKILL
+
+
+def test_a_servers_log_is_its_owners_only(tmp_path: Path, spawned: list[Process]) -> None:
+    before = os.umask(0)
+    try:
+        spawned.append(local.spawn(SLEEPER, {"PATH": os.defpath}, tmp_path / "log", cwd=tmp_path))
+    finally:
+        os.umask(before)
+    assert stat.S_IMODE((tmp_path / "log").stat().st_mode) == 0o600

@@ -3,14 +3,17 @@ was seen."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import re
 import socket
+import stat
 from pathlib import Path
 
 import pytest
 
 from mlform.endpoints import probes, router
+from mlform.endpoints.keys import hashed
 from mlform.errors import ApplyError
 
 
@@ -52,3 +55,37 @@ def test_a_router_that_exits_is_told_with_its_exit_code_and_log(tmp_path: Path) 
         message,
     ), message
     assert "address already in use" in message
+
+
+def test_the_router_checks_the_endpoints_keys_before_forwarding(tmp_path: Path) -> None:
+    ports = []
+    for _ in range(2):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            ports.append(sock.getsockname()[1])
+    port, nobody = ports  # nothing listens on `nobody`: a forwarded request is a 502
+    key = "k" * 43
+    routes = router.write_routes(
+        tmp_path, "iris", {"blue": (f"http://127.0.0.1:{nobody}", 1)}, ("key", [hashed(key)])
+    )
+    assert stat.S_IMODE(routes.stat().st_mode) == 0o600
+    assert json.loads(routes.read_text())["auth"] == {"mode": "key", "key_hashes": [hashed(key)]}
+    router.ensure(tmp_path, "iris", port)
+    try:
+        refused = post(port, {})
+        forwarded = post(port, {"Authorization": f"Bearer {key}"})
+    finally:
+        router.stop(tmp_path, "iris")
+    assert refused == (401, "Bearer")
+    assert forwarded == (502, None)
+
+
+def post(port: int, headers: dict[str, str]) -> tuple[int, str | None]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        connection.request("POST", "/score", b"{}", {"Content-Type": "application/json", **headers})
+        response = connection.getresponse()
+        response.read()
+        return response.status, response.getheader("www-authenticate")
+    finally:
+        connection.close()

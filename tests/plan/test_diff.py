@@ -182,3 +182,22 @@ def test_explicit_version_with_new_content_is_refused() -> None:
         "data/a (data/a.yml:1): version 3 is already registered with other content; change "
         "`version:` or remove it to number versions automatically",
     )
+
+
+def test_environment_variable_values_are_never_a_reason() -> None:
+    def spec(token: str) -> dict[str, Any]:
+        return {
+            "jobs": {"train": {"environment_variables": {"T": token}}},
+            "hooks": [{"environment_variables": {"T": token}}],
+            "tags": {"T": token},
+        }
+
+    plan = diff(
+        {"pipeline/p": want("pipeline/p", "d2", spec=spec("new"))},
+        {"pipeline/p": have("pipeline/p", spec=spec("old"))},
+    )
+    assert plan.changes[0].reasons == (
+        "hooks: value changed",
+        "jobs.train.environment_variables.T: value changed",
+        "tags.T: 'old' → 'new'",
+    )

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from mlform.resources.environment import PYTHON
+from mlform.state.store import Store
 from tests.apply.test_interrupted import slow_package
 from tests.conftest import Ran
 
@@ -37,7 +38,7 @@ def planned(out: str) -> dict[str, str]:
 def test_requirements_and_conda_pip_sections_are_installed(
     cli: Cli, make_workspace: Make, tmp_path: Path
 ) -> None:
-    one = slow_package(tmp_path / "one")
+    one = slow_package(tmp_path / "ws" / "one")
     root = make_workspace(
         {
             "workspace.yml": "name: envs\n",
@@ -88,21 +89,22 @@ def test_variables_change_the_version_but_share_the_build(cli: Cli, make_workspa
     first = outputs(cli, root, "environment/a")
     (root / "environments/a.yml").write_text("name: a\nenvironment_variables:\n  MODE: slow\n")
     plan = cli("plan", cwd=root)
-    assert (
-        "~ environment/a  (environment_variables.MODE: 'fast' → 'slow'; version 1 → 2)" in plan.out
-    )
+    assert "~ environment/a  (environment_variables.MODE: value changed; version 1 → 2)" in plan.out
     applied = cli("apply", "--yes", cwd=root)
     assert "~ environment/a updated: reused an existing build" in applied.out
     second = outputs(cli, root, "environment/a")
     assert second["path"] == first["path"]
-    assert second["variables"] == {"MODE": "slow"}
+    assert second["variables"] == {"MODE": "(hidden)"}  # `state show` prints no value
+    with Store.open(root / ".mlform" / "state.duckdb", "test", write=False) as store:
+        recorded = store.recorded()["environment/a"]
+    assert recorded.outputs["variables"] == {"MODE": "slow"}
 
 
 def test_a_missing_virtualenv_is_no_change_and_a_run_rebuilds_it(
     cli: Cli, make_workspace: Make, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("MLFORM_CACHE_DIR", str(tmp_path / "own-cache"))
-    pkg = slow_package(tmp_path / "pkg")
+    pkg = slow_package(tmp_path / "ws" / "pkg")
     root = make_workspace(
         {
             "workspace.yml": "name: cache\n",
@@ -160,7 +162,7 @@ def test_an_azure_conda_file_pins_the_interpreter_and_translates_its_packages(
 
     if interpreters.find("3.10") is None and os.environ.get("CI") != "true":
         pytest.skip("no Python 3.10 here (pyenv install 3.10)")
-    pkg = slow_package(tmp_path / "pkg")
+    pkg = slow_package(tmp_path / "ws" / "pkg")
     root = make_workspace(
         {
             "workspace.yml": "name: conda\n",
@@ -265,7 +267,7 @@ def test_independent_changes_run_in_parallel(
     monkeypatch.setenv("SLOW_SECONDS", "1.5")
     monkeypatch.setenv("SLOW_LOG", str(log))
     monkeypatch.setenv("MLFORM_CACHE_DIR", str(tmp_path / "own-cache"))
-    a, b = slow_package(tmp_path / "a"), slow_package(tmp_path / "b")
+    a, b = slow_package(tmp_path / "ws" / "a"), slow_package(tmp_path / "ws" / "b")
     root = make_workspace(
         {
             "workspace.yml": "name: parallel\n",

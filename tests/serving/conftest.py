@@ -102,10 +102,14 @@ def call(
     body: bytes | Iterable[bytes] | None = None,
     headers: dict[str, str] | None = None,
 ) -> Reply:
-    """One HTTP request to 127.0.0.1:`port`; an iterable body is sent chunked."""
+    """One HTTP request to 127.0.0.1:`port`; an iterable body is sent chunked. A POST
+    says its body is JSON unless `headers` name another Content-Type."""
+    headers = dict(headers or {})
+    if method == "POST" and "content-type" not in {key.lower() for key in headers}:
+        headers["Content-Type"] = "application/json"
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
-        conn.request(method, path, body=body, headers=headers or {})
+        conn.request(method, path, body=body, headers=headers)
         response = conn.getresponse()
         content = response.read()
         found = {key.lower(): value for key, value in response.getheaders()}

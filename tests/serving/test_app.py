@@ -140,7 +140,7 @@ def test_openapi_document_describes_the_routes(server: Server) -> None:
         "/score",
     ]
     post = document["paths"]["/score"]["post"]
-    assert sorted(post["responses"]) == ["200", "400", "413", "500", "503"]
+    assert sorted(post["responses"]) == ["200", "400", "413", "415", "500", "503"]
     shapes = post["requestBody"]["content"]["application/json"]["schema"]["oneOf"]
     assert [shape["required"] for shape in shapes] == [
         ["data"],

@@ -85,7 +85,7 @@ def test_openapi_document_declares_the_bearer_scheme_on_score(port: int) -> None
     assert document["components"]["securitySchemes"] == {
         "key": {"type": "http", "scheme": "bearer"}
     }
-    assert sorted(post["responses"]) == ["200", "400", "401", "403", "413", "500", "503"]
+    assert sorted(post["responses"]) == ["200", "400", "401", "403", "413", "415", "500", "503"]
     assert "security" not in document["paths"]["/metrics"]["get"]
 
 
@@ -101,24 +101,57 @@ def test_key_hashes_are_comma_separated_sha256_digests() -> None:
     )
 
 
-def test_tokens_signed_with_a_key_pass_until_they_expire() -> None:
+def test_tokens_signed_with_the_token_key_pass_until_they_expire() -> None:
     from mlform.serving.auth import KeyCheck, KeyMissing, KeyRejected, NotAllowed, mint
 
-    digest = hashlib.sha256(b"the-key").hexdigest()
+    token_key = bytes(range(32))
     now = 1_000_000.0
-    check = KeyCheck(key_hashes=[digest], tokens=True, endpoint="iris", clock=lambda: now)
-    token, expires = mint("the-key", "iris", 60, now=now)
+    check = KeyCheck(token_key=token_key, endpoint="iris", clock=lambda: now)
+    token, expires = mint(token_key, "iris", 60, now=now)
     assert expires == now + 60
     check.verify(f"Bearer {token}")
     with pytest.raises(KeyMissing, match="that is not a token"):
         check.verify("Bearer the-key")  # token mode takes no keys
-    with pytest.raises(KeyRejected, match="not made with one of this endpoint's keys"):
-        check.verify(f"Bearer {mint('another-key', 'iris', 60, now=now)[0]}")
+    with pytest.raises(KeyRejected) as rejected:
+        check.verify(f"Bearer {mint(bytes(32), 'iris', 60, now=now)[0]}")
+    assert str(rejected.value) == (
+        "the token sent was not signed with this endpoint's token key; it may be older than "
+        "the key: get a new one with `mlform endpoints token ENDPOINT`"
+    )
     with pytest.raises(NotAllowed, match="the token is for endpoint other, not iris"):
-        check.verify(f"Bearer {mint('the-key', 'other', 60, now=now)[0]}")
-    late = KeyCheck(key_hashes=[digest], tokens=True, endpoint="iris", clock=lambda: now + 61)
+        check.verify(f"Bearer {mint(token_key, 'other', 60, now=now)[0]}")
+    late = KeyCheck(token_key=token_key, endpoint="iris", clock=lambda: now + 61)
     with pytest.raises(KeyMissing, match="the token expired at 1970-01-12T13:47:40Z"):
         late.verify(f"Bearer {token}")
     forged = token[:-2] + ("00" if token[-2:] != "00" else "11")
     with pytest.raises(KeyRejected):
         check.verify(f"Bearer {forged}")
+
+
+def test_a_token_signed_with_a_key_or_its_digest_is_refused() -> None:
+    """What a key check holds (the keys' digests, as the state does) signs no token."""
+    from mlform.serving.auth import KeyCheck, KeyRejected, mint
+
+    digest = hashlib.sha256(b"the-key").digest()
+    check = KeyCheck(key_hashes=[digest.hex()], token_key=bytes(range(32)), endpoint="iris")
+    for signer in (digest, digest.hex().encode(), b"the-key"):
+        with pytest.raises(KeyRejected):
+            check.verify(f"Bearer {mint(signer, 'iris', 60)[0]}")
+
+
+def test_a_token_key_file_holds_the_key_as_json(tmp_path: Path) -> None:
+    from mlform.serving.auth import read_token_key, token_key_text
+
+    path = tmp_path / "iris.key"
+    path.write_text(token_key_text(bytes(range(32)), "d1"))
+    assert read_token_key(path) == bytes(range(32))
+    for text in ("", "{}", '{"token_key": "abcd"}', bytes(range(32)).hex()):
+        path.write_text(text)
+        with pytest.raises(ValueError) as raised:
+            read_token_key(path)
+        assert str(raised.value) == (
+            f'{path} holds no token key: it should be JSON with "token_key": 64 hex digits '
+            "or more (as `mlform apply` writes it under .mlform/secrets/tokens/)"
+        )
+    with pytest.raises(ValueError, match=f"cannot read the token key file {tmp_path / 'no'}"):
+        read_token_key(tmp_path / "no")

@@ -1,10 +1,11 @@
-"""The request timeout (504) and the concurrency limit (429), over real HTTP."""
+"""The request timeout (504), and the concurrency limit with its queue (429), over real HTTP."""
 
 from __future__ import annotations
 
 import logging
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +20,32 @@ TIMED_OUT = (
     b'of 0.3 s; send fewer rows per request, or raise the timeout","status":504}'
 )
 BUSY = (
-    b'{"error":"this deployment is already answering its limit of 1 concurrent requests; '
-    b'retry shortly, or raise the limit or add instances","status":429}'
+    b'{"error":"this deployment is already answering its limit of 1 concurrent requests, '
+    b"and none ended within its queue wait of 200 ms; retry shortly, or raise the limit "
+    b"(max_concurrent_requests_per_instance) or the wait (max_queue_wait_ms), or add "
+    b'instances","status":429}'
 )
+# run() notes how many calls overlap, and takes a moment: a burst queues behind it.
+COUNTING_PY = """
+    import threading
+    import time
+
+    MLFORM_PARSED_INPUT = True
+    lock = threading.Lock()
+    running = 0
+    most = 0
+
+
+    def run(data):
+        global running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        time.sleep(0.02)
+        with lock:
+            running -= 1
+        return data
+"""
 
 
 def slow_script(folder: Path) -> tuple[ScoringScript, Any]:
@@ -66,9 +90,21 @@ def test_a_run_within_the_timeout_answers_as_usual(tmp_path: Path) -> None:
 
 
 @pytest.mark.usefixtures("isolated_import")
-def test_requests_beyond_max_concurrent_are_429_at_once(tmp_path: Path) -> None:
+def test_a_burst_beyond_max_concurrent_queues_and_all_succeed(tmp_path: Path) -> None:
+    script = load_script(*write_deployment(tmp_path, COUNTING_PY))
+    app = create_app(script, max_concurrent=1, max_queue_wait=60)
+    with serving_in_thread(app) as port, ThreadPoolExecutor(8) as pool:
+        replies = list(
+            pool.map(lambda n: call(port, "POST", "/score", b'{"data": [%d]}' % n), range(16))
+        )
+    assert [(r.status, r.body) for r in replies] == [(200, b"[%d]" % n) for n in range(16)]
+    assert script.module.most == 1
+
+
+@pytest.mark.usefixtures("isolated_import")
+def test_requests_that_wait_past_the_queue_wait_are_429(tmp_path: Path) -> None:
     script, module = slow_script(tmp_path)
-    app = create_app(script, max_concurrent=1)
+    app = create_app(script, max_concurrent=1, max_queue_wait=0.2)
     first: list[Reply] = []
     with serving_in_thread(app) as port:
         slow = threading.Thread(
@@ -78,15 +114,18 @@ def test_requests_beyond_max_concurrent_are_429_at_once(tmp_path: Path) -> None:
         try:
             assert module.started.wait(5), "the first request never reached run()"
             started = time.monotonic()
-            second = call(port, "POST", "/score", b'{"data": [2]}')
+            with ThreadPoolExecutor(3) as pool:
+                queued = list(
+                    pool.map(lambda _: call(port, "POST", "/score", b'{"data": [2]}'), range(3))
+                )
             waited = time.monotonic() - started
         finally:
             module.release.set()
             slow.join(10)
         third = call(port, "POST", "/score", b'{"data": [3]}')
         document = call(port, "GET", "/openapi.json").json()
-    assert (second.status, second.body) == (429, BUSY)
-    assert waited < 1
+    assert [(r.status, r.body) for r in queued] == [(429, BUSY)] * 3
+    assert waited >= 0.2
     assert [(r.status, r.body) for r in first] == [(200, b"[1]")]
     assert (third.status, third.body) == (200, b"[3]")  # the slot was given back
     assert isinstance(document, dict)

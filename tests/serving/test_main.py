@@ -171,6 +171,7 @@ def test_keys_limits_and_the_access_log_come_from_the_environment(tmp_path: Path
         MLFORM_KEY_HASHES=f"{hashlib.sha256(b'old').hexdigest()},{key_hash}",
         MLFORM_REQUEST_TIMEOUT="2.5",
         MLFORM_MAX_CONCURRENT="4",
+        MLFORM_MAX_QUEUE_WAIT="0.75",
         MLFORM_MAX_BODY="20",
     )
     key = {"Authorization": "Bearer s3cret"}
@@ -192,8 +193,22 @@ def test_keys_limits_and_the_access_log_come_from_the_environment(tmp_path: Path
     )
     assert isinstance(document, dict)
     responses = document["paths"]["/score"]["post"]["responses"]
-    assert sorted(responses) == ["200", "400", "401", "403", "413", "429", "500", "503", "504"]
+    assert sorted(responses) == [
+        "200",
+        "400",
+        "401",
+        "403",
+        "413",
+        "415",
+        "429",
+        "500",
+        "503",
+        "504",
+    ]
     assert responses["504"]["description"] == "run() took longer than 2.5 s"
+    assert responses["429"]["description"] == (
+        "4 requests stayed in flight for longer than the queue wait of 750 ms; retry shortly"
+    )
     # Bare JSON lines on stderr, between uvicorn's own.
     lines = [
         json.loads(line) for line in server.log.read_text().splitlines() if line.startswith("{")
@@ -228,6 +243,10 @@ def test_no_access_log_by_flag(tmp_path: Path) -> None:
             "argument --max-concurrent: 'many' is not a positive int",
         ),
         ({"MLFORM_MAX_BODY": "-1"}, "argument --max-body: '-1' is not a positive int"),
+        (
+            {"MLFORM_MAX_QUEUE_WAIT": "soon"},
+            "argument --max-queue-wait: 'soon' is not a number of seconds (0 or more)",
+        ),
     ],
 )
 def test_bad_option_values_in_the_environment_exit_2(
@@ -266,3 +285,56 @@ def test_a_bad_access_log_switch_exits_2(tmp_path: Path) -> None:
         2,
         "mlform.serving: MLFORM_ACCESS_LOG is 'maybe'; set it to on or off\n",
     )
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_token_endpoint_takes_tokens_signed_with_the_key_in_its_file(
+    tmp_path: Path, workers: str
+) -> None:
+    from mlform.serving.auth import mint, token_key_text
+
+    script, model = write_deployment(tmp_path)
+    key_file = tmp_path / "iris.key"
+    key_file.write_text(token_key_text(bytes(range(32)), "d1"))
+    env = server_env(
+        MLFORM_AUTH_MODE="token",
+        MLFORM_ENDPOINT="iris",
+        MLFORM_KEY_HASHES=hashlib.sha256(b"s3cret").hexdigest(),
+        MLFORM_TOKEN_KEY_FILE=str(key_file),
+        MLFORM_WORKERS=workers,
+    )
+    args = ("--script", str(script), "--model-dir", str(model))
+    body = b'{"data": [5]}'
+    with serving(*args, log=tmp_path / "server.log", env=env) as server:
+        token = mint(bytes(range(32)), "iris", 60)[0]
+        signed = server.call("POST", "/score", body, {"Authorization": f"Bearer {token}"})
+        by_digest = mint(hashlib.sha256(b"s3cret").digest(), "iris", 60)[0]
+        forged = server.call("POST", "/score", body, {"Authorization": f"Bearer {by_digest}"})
+        keyed = server.call("POST", "/score", body, {"Authorization": "Bearer s3cret"})
+    assert (signed.status, signed.body) == (200, b"[10]")
+    assert (forged.status, keyed.status) == (401, 401)
+    assert bytes(range(32)).hex() not in server.log.read_text()
+
+
+def test_a_token_endpoint_without_its_key_file_exits_2(tmp_path: Path) -> None:
+    script, model = write_deployment(tmp_path)
+    args = ["--script", str(script), "--model-dir", str(model)]
+    for extra, error in [
+        (
+            [],
+            "MLFORM_AUTH_MODE is token but no token key is given: pass --token-key-file PATH "
+            "or set MLFORM_TOKEN_KEY_FILE",
+        ),
+        (
+            ["--token-key-file", str(tmp_path / "none.key")],
+            f"cannot read the token key file {tmp_path / 'none.key'}: No such file or directory",
+        ),
+    ]:
+        ran = subprocess.run(
+            [sys.executable, "-m", "mlform.serving", *args, *extra],
+            env=server_env(MLFORM_AUTH_MODE="token"),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert (ran.returncode, ran.stderr) == (2, f"mlform.serving: {error}\n")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import http.client
 import json
 import os
@@ -21,6 +22,7 @@ from typing import Any
 import pytest
 import uvicorn
 
+from mlform.serving.auth import mint, token_key_text
 from mlform.serving.router import main
 
 STARTUP_TIMEOUT = 30.0
@@ -123,12 +125,26 @@ def upstreams() -> Iterator[dict[str, Running]]:
             thread.join(timeout=10)
 
 
-def write_routes(path: Path, weights: dict[str, int], urls: dict[str, str]) -> None:
-    """As mlform does: the whole file written aside, then swapped in atomically."""
-    document = {
+def write_routes(
+    path: Path,
+    weights: dict[str, int],
+    urls: dict[str, str],
+    keys: tuple[str, ...] = (),
+    mode: str = "key",
+    token_key: Path | None = None,
+) -> None:
+    """As mlform does: the whole file written aside, then swapped in atomically; with
+    `keys`, the digests of the endpoint's keys, which the router then asks for (in token
+    mode, with the file of the key tokens are signed with)."""
+    document: dict[str, Any] = {
         "endpoint": "iris",
         "deployments": {name: {"url": urls[name], "weight": w} for name, w in weights.items()},
     }
+    if keys:
+        hashes = [hashlib.sha256(key.encode()).hexdigest() for key in keys]
+        document["auth"] = {"mode": mode, "key_hashes": hashes}
+        if token_key is not None:
+            document["auth"]["token_key_file"] = str(token_key)
     replace(path, json.dumps(document))
 
 
@@ -191,9 +207,16 @@ def start_router(tmp_path: Path) -> Iterator[Any]:
     """start(weights, urls, *args): a router process, stopped when the test ends."""
     started: list[Router] = []
 
-    def start(weights: dict[str, int], urls: dict[str, str], *args: str) -> Router:
+    def start(
+        weights: dict[str, int],
+        urls: dict[str, str],
+        *args: str,
+        keys: tuple[str, ...] = (),
+        mode: str = "key",
+        token_key: Path | None = None,
+    ) -> Router:
         routes = tmp_path / f"routes-{len(started)}.json"
-        write_routes(routes, weights, urls)
+        write_routes(routes, weights, urls, keys, mode, token_key)
         port = free_port()
         log = tmp_path / f"router-{len(started)}.log"
         with log.open("wb") as out:
@@ -469,3 +492,180 @@ def test_a_missing_or_invalid_routes_file_stops_the_start(
     assert f"cannot read the routes file {missing}: No such file or directory" in err
     assert f"{bad}: endpoint: must be the endpoint's name, a non-empty string" in err
     assert f"{bad}: deployments.blue.url: must look like http://127.0.0.1:5101" in err
+
+
+MISSING = (
+    b'{"error":"this deployment requires a key: send the header \\"Authorization: Bearer '
+    b'<key>\\" with one of the deployment\'s keys","status":401}'
+)
+REJECTED = (
+    b'{"error":"the key sent is not one of this deployment\'s keys; it may have been '
+    b'rotated: get the deployment\'s current keys","status":401}'
+)
+
+
+def rss(pid: int) -> int:
+    """The resident memory of process `pid`, in bytes."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError(f"no VmRSS for pid {pid}")
+
+
+def read_answer(sock: socket.socket) -> bytes:
+    """Everything the server sends until it closes the connection."""
+    received = b""
+    while chunk := sock.recv(65536):
+        received += chunk
+    return received
+
+
+def test_a_body_without_valid_credentials_is_refused_unread(
+    start_router: Any, upstreams: dict[str, Running], urls: dict[str, str]
+) -> None:
+    router = start_router({"blue": 1}, urls, keys=("s3cret", "old"))
+    before = rss(router.process.pid)
+    # 200 MiB declared and sent without a key: answered from the headers alone, and what
+    # comes after is skipped, never held.
+    size, chunk = 200 * 1024 * 1024, b"x" * (1024 * 1024)
+    with socket.create_connection(("127.0.0.1", router.port), timeout=10) as sock:
+        sock.sendall(b"POST /score HTTP/1.1\r\nHost: iris\r\nContent-Length: %d\r\n\r\n" % size)
+        for _ in range(size // len(chunk)):
+            sock.sendall(chunk)
+        sock.shutdown(socket.SHUT_WR)
+        answer = read_answer(sock)
+    grown = rss(router.process.pid) - before
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 401 ")
+    assert b"\r\nwww-authenticate: Bearer" in head
+    assert body == MISSING
+    assert grown < 16 * 1024 * 1024, f"the router grew by {grown} bytes"
+
+    wrong = router.call("POST", "/score", b"{}", {"Authorization": "Bearer guess"})
+    upstreams["blue"].app.clients.clear()
+    keyed = router.call("POST", "/score", b"{}", {"Authorization": "Bearer old"})
+    opened = router.call("GET", "/openapi.json")
+    assert (wrong.status, wrong.body, wrong.deployment) == (401, REJECTED, None)
+    assert (keyed.status, keyed.json()["headers"]["authorization"]) == (200, "Bearer old")
+    assert (opened.status, opened.deployment) == (200, "blue")  # the deployment decides
+
+
+def test_tokens_are_checked_as_the_deployments_check_them(
+    start_router: Any, urls: dict[str, str], tmp_path: Path
+) -> None:
+    key = os.urandom(32)
+    key_file = tmp_path / "iris.key"
+    key_file.write_text(token_key_text(key, "0" * 64), encoding="utf-8")
+    router = start_router({"blue": 1}, urls, keys=("s3cret",), mode="token", token_key=key_file)
+    valid, _ = mint(key, "iris", 60)
+    elsewhere, _ = mint(key, "wine", 60)
+    forged, _ = mint(hashlib.sha256(b"s3cret").digest(), "iris", 60)  # signed with a digest
+
+    def post(token: str) -> Reply:
+        return router.call("POST", "/score", b"{}", {"Authorization": f"Bearer {token}"})
+
+    assert post(valid).status == 200
+    assert (post(elsewhere).status, post(elsewhere).json()["error"]) == (
+        403,
+        "the token is for endpoint wine, not iris",
+    )
+    assert (post(forged).status, post(forged).json()["error"]) == (
+        401,
+        "the token sent was not signed with this endpoint's token key; it may be older than "
+        "the key: get a new one with `mlform endpoints token ENDPOINT`",
+    )
+    assert post(forged).deployment is None
+
+
+def test_a_body_over_the_limit_is_413_declared_or_chunked(
+    start_router: Any, urls: dict[str, str]
+) -> None:
+    router = start_router({"blue": 1}, urls, "--max-body", "1000")
+    too_large = (
+        b'{"error":"the request body is larger than this endpoint\'s limit of 1000 bytes; '
+        b'send fewer rows per request","status":413}'
+    )
+
+    declared = router.call("POST", "/score", b"x" * 1001)
+    router.conn.close()
+    chunked = router.call("POST", "/score", iter([b"x" * 600, b"x" * 401]))  # type: ignore[arg-type]
+    router.conn.close()
+    within = router.call("POST", "/score", iter([b"x" * 600, b"x" * 400]))  # type: ignore[arg-type]
+
+    assert (declared.status, declared.body) == (413, too_large)
+    assert (chunked.status, chunked.body) == (413, too_large)
+    assert (within.status, len(within.json()["body"])) == (200, 1000)
+
+
+@pytest.mark.parametrize(
+    "sent",
+    [
+        b"POST /score HTTP/1.1\r\nHost: iris\r\nX-Slow: 1\r\n",
+        b"POST /score HTTP/1.1\r\nHost: iris\r\nContent-Length: 100\r\n\r\n{",
+        b"",
+    ],
+    ids=["a head never finished", "a body never finished", "nothing at all"],
+)
+def test_a_client_that_does_not_send_its_request_in_time_is_disconnected(
+    start_router: Any, urls: dict[str, str], sent: bytes
+) -> None:
+    router = start_router({"blue": 1}, urls, "--read-timeout", "0.5")
+    expected = (
+        b'{"error":"the request did not arrive within 0.5 s; send it whole, without '
+        b'pauses","status":408}'
+    )
+    # Many at once, as a slowloris attack holds them: each is answered and closed.
+    sockets = [socket.create_connection(("127.0.0.1", router.port), timeout=10) for _ in range(20)]
+    try:
+        for sock in sockets:
+            sock.sendall(sent)
+        answers = [read_answer(sock) for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+    for answer in answers:
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 408 Request Timeout\r\n")
+        assert body == expected
+    assert router.call("GET", "/openapi.json").status == 200  # the router goes on
+
+
+def test_a_head_over_64_kib_is_431_and_closed(start_router: Any, urls: dict[str, str]) -> None:
+    router = start_router({"blue": 1}, urls)
+    with socket.create_connection(("127.0.0.1", router.port), timeout=10) as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: iris\r\n")
+        try:
+            for _ in range(100):  # never finished: no blank line
+                sock.sendall(b"X-Filler: " + b"y" * 1000 + b"\r\n")
+        except OSError:  # closed by the router while still sending: what is expected
+            pass
+        answer = read_answer(sock)
+
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 431 Request Header Fields Too Large\r\n")
+    assert json.loads(body) == {
+        "error": "the request's head (its request line and headers) is larger than 65536 bytes",
+        "status": 431,
+    }
+
+
+def test_connections_beyond_the_limit_are_503(start_router: Any, urls: dict[str, str]) -> None:
+    router = start_router({"blue": 1}, urls, "--max-connections", "4")
+    router.conn.close()
+    held = [socket.create_connection(("127.0.0.1", router.port), timeout=10) for _ in range(4)]
+    try:
+        refused = router.call("GET", "/openapi.json")
+    finally:
+        for sock in held:
+            sock.close()
+    router.conn.close()
+    # Served again once the router has seen the held connections close.
+    deadline = time.monotonic() + 10
+    while (served := router.call("GET", "/openapi.json")).status == 503:
+        assert time.monotonic() < deadline, "still refused after the connections closed"
+        router.conn.close()
+        time.sleep(0.02)
+
+    assert (refused.status, refused.body) == (503, b"Service Unavailable")
+    assert served.status == 200

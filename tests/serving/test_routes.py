@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from mlform.serving.routes import Balancer, Deployment, Routes, RoutesFile, RoutesInvalid
+from mlform.serving.routes import (
+    Auth,
+    Balancer,
+    Deployment,
+    Routes,
+    RoutesFile,
+    RoutesInvalid,
+)
 from mlform.serving.routes import parse_routes as parse
 
 
@@ -57,7 +64,7 @@ def test_every_problem_is_reported_at_once() -> None:
     url = "must look like http://127.0.0.1:5101 (http, host and port, no path), got"
     assert str(caught.value).splitlines() == [
         "routes.json: endpoint: must be the endpoint's name, a non-empty string",
-        "routes.json: unknown keys extra; expected endpoint and deployments",
+        "routes.json: unknown keys extra; expected endpoint, deployments and auth",
         f"routes.json: deployments.a.url: {url} 'https://h:1'",
         "routes.json: deployments.b.weight: must be a non-negative integer, got True",
         f"routes.json: deployments.b.url: {url} 'http://h'",
@@ -65,6 +72,53 @@ def test_every_problem_is_reported_at_once() -> None:
         f"routes.json: deployments.c.url: {url} 'http://h:1/score'",
         "routes.json: deployments.d: must be an object with url and weight",
     ]
+
+
+def test_auth_gives_the_mode_and_the_key_digests() -> None:
+    digest = "AB" * 32
+    text = json.dumps(
+        {
+            "endpoint": "iris",
+            "deployments": {},
+            "auth": {"mode": "token", "key_hashes": [digest], "token_key_file": "/k/iris.key"},
+        }
+    )
+
+    assert parse(text) == Routes("iris", (), Auth("token", ("ab" * 32,), "/k/iris.key"))
+
+
+@pytest.mark.parametrize(
+    ("auth", "problems"),
+    [
+        ([], ['auth: must be an object with "mode" and "key_hashes"']),
+        (
+            {"mode": "basic", "key_hashes": ["0" * 64], "keys": []},
+            [
+                "auth: unknown keys keys; expected mode, key_hashes and token_key_file",
+                "auth.mode: must be one of key, token, aml_token, got 'basic'",
+            ],
+        ),
+        (
+            {"mode": "key", "key_hashes": ["s3cret"]},
+            ["auth.key_hashes: must be a non-empty array of sha256 hex digests"],
+        ),
+        (
+            {"mode": "key", "key_hashes": []},
+            ["auth.key_hashes: must be a non-empty array of sha256 hex digests"],
+        ),
+        (
+            {"mode": "aml_token", "key_hashes": ["0" * 64]},
+            ["auth.token_key_file: a token endpoint needs the path of its token key"],
+        ),
+    ],
+)
+def test_a_bad_auth_is_reported(auth: object, problems: list[str]) -> None:
+    text = json.dumps({"endpoint": "iris", "deployments": {}, "auth": auth})
+
+    with pytest.raises(RoutesInvalid) as caught:
+        parse(text, "routes.json")
+
+    assert str(caught.value).splitlines() == [f"routes.json: {p}" for p in problems]
 
 
 @pytest.mark.parametrize(

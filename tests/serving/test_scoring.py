@@ -107,7 +107,15 @@ def test_other_bodies_are_refused_naming_the_accepted_keys(body: Any, got: str) 
         ),
         (
             {"columns": ["a"], "data": [[1], [2]], "index": [0]},
-            '"dataframe_split" index must be an array of 2 labels',
+            '"dataframe_split" index must be an array of 2 labels (strings or numbers)',
+        ),
+        (
+            {"columns": ["a"], "data": [[1]], "index": [{}]},
+            '"dataframe_split" index must be an array of 1 labels (strings or numbers)',
+        ),
+        (
+            {"columns": [{}, "b"], "data": []},
+            '"dataframe_split" columns must be names: strings or numbers',
         ),
     ],
 )
@@ -257,6 +265,24 @@ def test_a_raw_body_that_is_not_utf8_is_bad_payload(tmp_path: Path) -> None:
     with pytest.raises(BadPayload) as caught:
         script.score(b"\xff\xfe")
     assert str(caught.value).startswith("the request body is not UTF-8 text: ")
+
+
+def test_bad_payload_raised_by_run_is_the_scripts_word_to_the_client(tmp_path: Path) -> None:
+    code = """
+        from mlform.serving.scoring import BadPayload
+
+        def run(raw_data):
+            if raw_data == "flowers":
+                raise ValueError("a bug")
+            raise BadPayload("send flowers")
+    """
+    script = load_script(*write_deployment(tmp_path, code))
+    with pytest.raises(BadPayload) as refused:
+        script.score(b"weeds")
+    with pytest.raises(RunFailed) as failed:
+        script.score(b"flowers")
+    assert str(refused.value) == "send flowers"
+    assert str(failed.value) == "the scoring script raised ValueError; see the deployment's log"
 
 
 def test_the_marker_asks_for_the_parsed_payload(tmp_path: Path) -> None:

@@ -8,7 +8,6 @@ from pathlib import Path
 import duckdb
 
 from mlform.runs import children, list_runs
-from mlform.state.migrations import MIGRATIONS
 from mlform.state.runs import RunRow
 from mlform.state.store import Store
 
@@ -50,7 +49,7 @@ def test_older_states_number_their_runs_when_upgraded(tmp_path: Path) -> None:
         store.write("apply1", [_row("run_b"), replace(_row("run_a"), created_at=TICK + 1)])
     with duckdb.connect(str(state)) as con:  # as mlform wrote it before runs were numbered
         con.execute("alter table runs drop column seq")
-        con.execute("delete from migrations where name = ?", [MIGRATIONS[-1].name])
+        con.execute("delete from migrations where name = '0007_run_sequence'")
     with Store.open(state, "test", write=True) as store:
         store.write("apply2", [replace(_row("run_c"), created_at=TICK + 1)])
     with duckdb.connect(str(state), read_only=True) as con:

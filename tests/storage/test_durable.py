@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from mlform import snapshot
+from mlform import private, snapshot
 from mlform.endpoints import keys, router
 from mlform.hashing import Hasher
 from mlform.registry.content import store_files
 from mlform.storage.blobs import blob_key, ingest, ingest_stream
-from mlform.storage.durable import settle, write_file
+from mlform.storage.durable import settle
 from mlform.storage.local import LocalStorage
 
 Flushed = list[tuple[str, bool]]
@@ -140,8 +140,7 @@ def test_the_states_side_files_are_flushed_under_a_temporary_name_then_named(
     file_flushes = [path for path, folder in flushed if not folder]
     assert len(file_flushes) == 1
     assert Path(file_flushes[0]).parent == kept.parent
-    assert Path(file_flushes[0]).name.startswith(".iris.json.")
-    assert file_flushes[0].endswith(".partial")
+    assert Path(file_flushes[0]).name == f".iris.json.{os.getpid()}.partial"
     assert flushed[-1] == (str(kept.parent), True)
     assert sorted(p.name for p in kept.parent.iterdir()) == ["iris.json"]
 
@@ -154,7 +153,7 @@ def test_the_states_side_files_are_flushed_under_a_temporary_name_then_named(
 
 def test_a_side_file_is_never_seen_half_written(tmp_path: Path) -> None:
     target = tmp_path / "router.json"
-    write_file(target, b'{"pid": 1}')
+    private.write(target, b'{"pid": 1}')
     real = os.fsync
     seen: list[bytes] = []
 
@@ -164,6 +163,6 @@ def test_a_side_file_is_never_seen_half_written(tmp_path: Path) -> None:
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(os, "fsync", looking)
-        write_file(target, b'{"pid": 2}')
+        private.write(target, b'{"pid": 2}')
     assert seen == [b'{"pid": 1}', b'{"pid": 2}']  # old whole, then new whole
     assert target.read_bytes() == b'{"pid": 2}'

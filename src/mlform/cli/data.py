@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from mlform.cli.output import Output, add_json_flag, json_object
+from mlform.config.names import cli_ref
 from mlform.sizes import human_size
 from mlform.workspace import Workspace
 
@@ -17,11 +18,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     add_json_flag(q)
     q.set_defaults(run=list_)
     q = sub.add_parser("show", help="a data asset's versions, files and digest")
-    q.add_argument("ref", metavar="NAME[:VERSION]")
+    q.add_argument("ref", metavar="NAME[:VERSION]", type=cli_ref)
     add_json_flag(q)
     q.set_defaults(run=show)
     q = sub.add_parser("head", help="the first rows and the schema, read through DuckDB")
-    q.add_argument("ref", metavar="NAME[:VERSION]")
+    q.add_argument("ref", metavar="NAME[:VERSION]", type=cli_ref)
     q.add_argument("-n", "--rows", type=int, default=10)
     q.set_defaults(run=head)
 

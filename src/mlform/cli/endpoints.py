@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from mlform.cli.output import Output, add_json_flag
+from mlform.config.names import cli_name
 from mlform.errors import MlformError
 from mlform.shownpath import shown
 from mlform.workspace import Workspace
@@ -20,20 +21,20 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     q.set_defaults(run=list_)
     q = sub.add_parser("show", help="an endpoint: address, traffic, each deployment's instance")
     add_json_flag(q)
-    q.add_argument("name")
+    q.add_argument("name", type=cli_name)
     q.set_defaults(run=show)
     q = sub.add_parser("logs", help="a deployment's server log")
-    q.add_argument("name")
+    q.add_argument("name", type=cli_name)
     q.add_argument("--deployment", "-d", help="which deployment (default: the only one)")
     q.add_argument("--lines", "-n", type=int, default=50)
     q.set_defaults(run=logs)
     q = sub.add_parser("invoke", help="score a request through the endpoint (or one deployment)")
-    q.add_argument("name")
+    q.add_argument("name", type=cli_name)
     q.add_argument("--data", required=True, metavar="FILE", help="the JSON body, or - for stdin")
     q.add_argument("--deployment", "-d", help="send it to this deployment whatever the traffic")
     q.set_defaults(run=invoke)
     q = sub.add_parser("keys", help="the endpoint's keys (Authorization: Bearer KEY)")
-    q.add_argument("name")
+    q.add_argument("name", type=cli_name)
     q.add_argument(
         "--regenerate",
         choices=("primary", "secondary"),
@@ -41,7 +42,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     q.set_defaults(run=keys_)
     q = sub.add_parser("token", help="a token for an endpoint with auth_mode: token")
-    q.add_argument("name")
+    q.add_argument("name", type=cli_name)
     q.add_argument("--expires", type=float, default=3600, metavar="SECONDS")
     q.set_defaults(run=token)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from mlform.cli.output import Output, add_json_flag
+from mlform.config.names import cli_name, cli_ref
 from mlform.errors import NotFound
 from mlform.registry.images import ImageBuild
 from mlform.workspace import Workspace
@@ -14,11 +15,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p = commands.add_parser("images", help="the image registry: builds of images/*.yml")
     sub = p.add_subparsers(dest="images_command", metavar="ACTION", required=True)
     q = sub.add_parser("list", help="every build, newest last")
-    q.add_argument("--name", help="only builds of this image")
+    q.add_argument("--name", type=cli_name, help="only builds of this image")
     add_json_flag(q)
     q.set_defaults(run=list_)
     q = sub.add_parser("show", help="one build: its model, environment, script and base")
-    q.add_argument("ref", metavar="NAME[:VERSION]")
+    q.add_argument("ref", metavar="NAME[:VERSION]", type=cli_ref)
     add_json_flag(q)
     q.set_defaults(run=show)
 

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from mlform.cli.output import Output, add_json_flag, json_object
+from mlform.config.names import cli_name, cli_ref
 from mlform.errors import MlformError
 from mlform.workspace import Workspace
 
@@ -14,37 +15,37 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p = commands.add_parser("models", help="the model registry: versions, files and lineage")
     sub = p.add_subparsers(dest="models_command", metavar="ACTION", required=True)
     q = sub.add_parser("list", help="registered model versions")
-    q.add_argument("--name", help="only versions of this model")
+    q.add_argument("--name", type=cli_name, help="only versions of this model")
     q.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE")
     q.add_argument("--archived", action="store_true", help="include archived versions")
     add_json_flag(q)
     q.set_defaults(run=list_)
     q = sub.add_parser("show", help="a version's files, digest, tags and lineage")
-    q.add_argument("ref", metavar="NAME[:VERSION]")
+    q.add_argument("ref", metavar="NAME[:VERSION]", type=cli_ref)
     add_json_flag(q)
     q.set_defaults(run=show)
     q = sub.add_parser("download", help="a version's files, checked against their digests")
-    q.add_argument("ref", metavar="NAME[:VERSION]")
+    q.add_argument("ref", metavar="NAME[:VERSION]", type=cli_ref)
     q.add_argument("target", metavar="DIR", type=Path)
     q.set_defaults(run=download)
     q = sub.add_parser("register", help="register a file or folder as a new version")
-    q.add_argument("name")
+    q.add_argument("name", type=cli_name)
     q.add_argument("path", type=Path)
     q.add_argument("--type", choices=("custom_model", "mlflow_model"))
     q.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE")
     q.add_argument("--description")
     q.set_defaults(run=register_)
     q = sub.add_parser("tag", help="set or remove tags on a version")
-    q.add_argument("ref", metavar="NAME:VERSION")
+    q.add_argument("ref", metavar="NAME:VERSION", type=cli_ref)
     q.add_argument("tags", nargs="*", metavar="KEY=VALUE")
     q.add_argument("--remove", action="append", default=[], metavar="KEY")
     q.set_defaults(run=tag)
     for verb, text in (("archive", "hide"), ("restore", "bring back")):
         q = sub.add_parser(verb, help=f"{text} a version (or every version of a name)")
-        q.add_argument("ref", metavar="NAME[:VERSION]")
+        q.add_argument("ref", metavar="NAME[:VERSION]", type=cli_ref)
         q.set_defaults(run=archive, restore=verb == "restore")
     q = sub.add_parser("delete", help="delete one version (refused while a deployment uses it)")
-    q.add_argument("ref", metavar="NAME:VERSION")
+    q.add_argument("ref", metavar="NAME:VERSION", type=cli_ref)
     q.set_defaults(run=delete)
 
 

@@ -1,5 +1,6 @@
-"""Writing to the terminal: colours only on a terminal, errors on stderr, thread-safe;
-and the one JSON shape of every `list`/`show` command's `--json`."""
+"""Writing to the terminal: colours only on a terminal, errors on stderr, thread-safe,
+credentials in URLs redacted (`mlform.redact`); and the one JSON shape of every
+`list`/`show` command's `--json`."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import PurePath
 
 from mlform.errors import Problem
+from mlform.redact import redact
 
 _RED, _YELLOW, _GREEN, _DIM, _RESET = "\x1b[31m", "\x1b[33m", "\x1b[32m", "\x1b[2m", "\x1b[0m"
 
@@ -28,7 +30,7 @@ class Output:
 
     def line(self, text: str = "") -> None:
         with self._lock:
-            sys.stdout.write(self._clear() + text + "\n" + self._bottom())
+            sys.stdout.write(self._clear() + redact(text) + "\n" + self._bottom())
             sys.stdout.flush()
 
     def status(self, key: str, text: str | None) -> None:
@@ -37,7 +39,7 @@ class Output:
             if text is None:
                 self._status.pop(key, None)
             else:
-                self._status[key] = text
+                self._status[key] = redact(text)
             sys.stdout.write(self._clear() + self._bottom())
             sys.stdout.flush()
 
@@ -53,7 +55,7 @@ class Output:
 
     def write(self, text: str) -> None:
         with self._lock:
-            sys.stdout.write(text)
+            sys.stdout.write(redact(text))
             sys.stdout.flush()
 
     def paint(self, text: str, color: str) -> str:
@@ -70,12 +72,12 @@ class Output:
 
     def error(self, message: str) -> None:
         with self._lock:
-            sys.stderr.write(f"{self.bad('error:')} {message}\n")
+            sys.stderr.write(f"{self.bad('error:')} {redact(message)}\n")
             sys.stderr.flush()
 
     def warn(self, message: str) -> None:
         with self._lock:
-            sys.stderr.write(f"{self.paint('warning:', _YELLOW)} {message}\n")
+            sys.stderr.write(f"{self.paint('warning:', _YELLOW)} {redact(message)}\n")
 
     def problems(self, problems: Iterable[Problem]) -> None:
         problems = list(problems)
@@ -83,7 +85,7 @@ class Output:
         with self._lock:
             for p in problems:
                 tag = self.bad("error") if p.severity == "error" else self.paint("warning", _YELLOW)
-                sys.stderr.write(f"{p.path}:{p.line}:{p.col}: {tag}: {p.message}\n")
+                sys.stderr.write(f"{p.path}:{p.line}:{p.col}: {tag}: {redact(p.message)}\n")
             if errors:
                 noun = "error" if errors == 1 else "errors"
                 sys.stderr.write(f"validation failed: {errors} {noun}\n")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from mlform.cli.output import Output, add_json_flag, json_object
+from mlform.config.names import cli_name
 from mlform.errors import MlformError, NotFound
 from mlform.workspace import Workspace
 
@@ -16,15 +17,15 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     add_json_flag(q)
     q.set_defaults(run=list_)
     q = sub.add_parser("show", help="a pipeline's steps, inputs and last run")
-    q.add_argument("name")
+    q.add_argument("name", type=cli_name)
     add_json_flag(q)
     q.set_defaults(run=show)
     q = sub.add_parser("runs", help="a pipeline's runs, newest first, step by step")
-    q.add_argument("name")
+    q.add_argument("name", type=cli_name)
     add_json_flag(q)
     q.set_defaults(run=runs_)
     q = sub.add_parser("invoke", help="run the published pipeline now, inputs overridden")
-    q.add_argument("name")
+    q.add_argument("name", type=cli_name)
     q.add_argument("--set", action="append", default=[], metavar="INPUT=VALUE", dest="sets")
     q.add_argument("--run-id", help=argparse.SUPPRESS)
     q.set_defaults(run=invoke)

@@ -10,6 +10,7 @@ from typing import Any
 
 from mlform.apply.executor import Result, Status
 from mlform.cli.output import Output
+from mlform.config.names import cli_address
 from mlform.errors import MlformError, StalePlan
 from mlform.plan import render
 from mlform.plan.model import Action, Plan
@@ -42,18 +43,28 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     shape.add_argument("--json", action="store_true", help="print the plan as JSON")
     shape.add_argument("--markdown", action="store_true", help="print a pull-request comment")
     p.add_argument("-o", "--out", metavar="FILE", help="save the plan for `mlform apply FILE`")
-    p.add_argument("--rerun", action="append", default=[], metavar="NAME", help=RERUN)
+    p.add_argument(
+        "--rerun", action="append", default=[], metavar="NAME", type=cli_address, help=RERUN
+    )
     p.add_argument("--lock-timeout", type=float, default=0.0, metavar="SECONDS")
     p.set_defaults(run=plan)
 
     p = commands.add_parser("apply", help="make the workspace match its files")
     p.add_argument("planfile", nargs="?", help="a plan saved by `mlform plan -o FILE`")
     p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
-    p.add_argument("--rerun", action="append", default=[], metavar="NAME", help=RERUN)
+    p.add_argument(
+        "--rerun", action="append", default=[], metavar="NAME", type=cli_address, help=RERUN
+    )
     p.add_argument(
         "--parallelism", type=int, default=4, metavar="N", help="changes applied at once (4)"
     )
     p.add_argument("--lock-timeout", type=float, default=0.0, metavar="SECONDS")
+    p.add_argument(
+        "--reinit",
+        action="store_true",
+        help="start a new state where it is missing though an earlier one left processes "
+        "running or files registered (stops those processes first)",
+    )
     p.set_defaults(run=apply)
 
 
@@ -71,6 +82,13 @@ def plan(args: argparse.Namespace, out: Output) -> int:
     ws = Workspace(args.directory)
     if ws.config.warnings:
         out.problems(ws.config.warnings)
+    earlier = ws.earlier_state()
+    if earlier:
+        out.warn(
+            f"there is no state at {ws.state_path}, but an earlier one existed ("
+            + "; ".join(earlier)
+            + "): `mlform apply` will refuse to start from zero without --reinit"
+        )
     result = ws.plan(rerun=args.rerun, lock_wait=args.lock_timeout)
     if args.json:
         out.write(render.as_json(result))
@@ -136,6 +154,7 @@ def apply(args: argparse.Namespace, out: Output) -> int:
         lock_wait=args.lock_timeout,
         rerun=args.rerun,
         progress=out.status if out.live else None,
+        reinit=args.reinit,
     )
     if outcome.resumed is not None:
         out.warn(
@@ -158,6 +177,16 @@ def apply(args: argparse.Namespace, out: Output) -> int:
     failed = [r for r in outcome.results if r.status is Status.FAILED]
     skipped = [r for r in outcome.results if r.status is Status.SKIPPED]
     out.line()
+    if not failed and not skipped and outcome.unsettled:
+        out.line(
+            out.bad("Apply incomplete:")
+            + f" {len(ok)} succeeded, but a plan made now still shows "
+            + f"{len(outcome.unsettled)} change{'s' if len(outcome.unsettled) != 1 else ''}:"
+        )
+        for c in outcome.unsettled:
+            out.line(f"  {c.symbol} {c.address} ({'; '.join(c.reasons)})")
+        out.line("Run `mlform plan` to see why, and `mlform apply` again to retry.")
+        return 1
     if not failed and not skipped:
         counts = {a: sum(1 for r in ok if r.change.action is a) for a in Action}
         out.line(

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from mlform import runs
 from mlform.cli.output import Output, add_json_flag, json_object
+from mlform.config.names import cli_name
 from mlform.errors import MlformError, NotFound, StateLocked
 from mlform.shownpath import shown
 from mlform.workspace import Workspace
@@ -30,34 +31,36 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         choices=["queued", "preparing", "running", "completed", "failed", "canceled", "timed_out"],
     )
     q.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE")
-    q.add_argument("--runconfig")
+    q.add_argument("--runconfig", type=cli_name)
     q.add_argument("--limit", type=int, default=50)
     add_json_flag(q)
     q.set_defaults(run=list_)
     q = sub.add_parser("show", help="one run: status, git, inputs, params, metrics, files")
-    q.add_argument("ref", metavar="RUN", help="a run id, an id prefix, or a runconfig name")
+    q.add_argument(
+        "ref", metavar="RUN", type=cli_name, help="a run id, an id prefix, or a runconfig name"
+    )
     add_json_flag(q)
     q.set_defaults(run=show)
     q = sub.add_parser("metrics", help="a run's metric history")
-    q.add_argument("ref", metavar="RUN")
+    q.add_argument("ref", metavar="RUN", type=cli_name)
     q.add_argument("--key", "-k")
     shape = q.add_mutually_exclusive_group()
     shape.add_argument("--json", action="store_true")
     shape.add_argument("--csv", action="store_true")
     q.set_defaults(run=metrics)
     q = sub.add_parser("compare", help="params and final metrics of runs side by side")
-    q.add_argument("refs", metavar="RUN", nargs="+")
+    q.add_argument("refs", metavar="RUN", nargs="+", type=cli_name)
     q.set_defaults(run=compare)
     q = sub.add_parser("logs", help="a run's output; --follow while it runs")
-    q.add_argument("ref", metavar="RUN")
+    q.add_argument("ref", metavar="RUN", type=cli_name)
     q.add_argument("--follow", "-f", action="store_true")
     q.set_defaults(run=logs)
     q = sub.add_parser("snapshot", help="the code a run ran; --explain what was left out")
-    q.add_argument("ref", metavar="RUN")
+    q.add_argument("ref", metavar="RUN", type=cli_name)
     q.add_argument("--explain", action="store_true")
     q.set_defaults(run=snapshot)
     q = sub.add_parser("download", help="restore a run's snapshot, outputs and logs into a folder")
-    q.add_argument("ref", metavar="RUN")
+    q.add_argument("ref", metavar="RUN", type=cli_name)
     q.add_argument("dest", nargs="?", metavar="DIR")
     q.set_defaults(run=download)
 

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from mlform.cli.output import Output, add_json_flag
+from mlform.config.names import cli_address
 from mlform.errors import NotFound
 from mlform.state.lock import force_unlock
 from mlform.workspace import Workspace
+
+# Environment variables (an environment's `variables` once applied): the state keeps
+# their values for apply, but no command prints them, as no plan does.
+_SECRET_MAPS = ("environment_variables", "variables")
+HIDDEN = "(hidden)"
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -15,6 +22,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "force-unlock", help="remove a stuck state lock (only when no mlform process runs)"
     )
     p.add_argument("lock_id", metavar="ID", help="the lock ID the refused command printed")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="remove it even though its holder still runs on this machine (a hung process)",
+    )
     p.set_defaults(run=unlock)
 
     p = commands.add_parser("state", help="what the state records")
@@ -23,15 +35,17 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     add_json_flag(q)
     q.set_defaults(run=list_)
     q = sub.add_parser("show", help="one recorded resource, as JSON")
-    q.add_argument("address", metavar="KIND/NAME")
+    q.add_argument("address", metavar="KIND/NAME", type=cli_address)
     add_json_flag(q)  # accepted for symmetry: `state show` always prints JSON
     q.set_defaults(run=show)
 
 
 def unlock(args: argparse.Namespace, out: Output) -> int:
     ws = Workspace(args.directory)
-    holder = force_unlock(ws.state_path, args.lock_id)
-    out.line(f"Removed lock {holder.id}, held by {holder.describe()}.")
+    unlocked = force_unlock(ws.state_path, args.lock_id, force=args.force)
+    if unlocked.warning:
+        out.warn(unlocked.warning)
+    out.line(f"Removed lock {unlocked.holder.id}, held by {unlocked.holder.describe()}.")
     return 0
 
 
@@ -80,9 +94,23 @@ def show(args: argparse.Namespace, out: Output) -> int:
             "digest": record.digest,
             "source": record.source,
             "protect": record.protect,
-            "spec": record.spec,
-            "outputs": record.outputs,
+            "spec": hide_values(record.spec, _SECRET_MAPS[:1]),
+            "outputs": hide_values(record.outputs, _SECRET_MAPS),
             "components": record.components,
         }
     )
     return 0
+
+
+def hide_values(value: Any, names: tuple[str, ...]) -> Any:
+    """`value` with the values of every mapping under one of `names` replaced by HIDDEN."""
+    if isinstance(value, dict):
+        return {
+            k: {n: HIDDEN for n in v}
+            if k in names and isinstance(v, dict)
+            else hide_values(v, names)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [hide_values(item, names) for item in value]
+    return value

@@ -74,13 +74,13 @@ def _model(spec: ModelSpec, root: Path) -> list[Problem]:
     if not isinstance(location, LocalPath):
         return []
     written = str(spec.body["path"])
-    if not location.path.exists():
+    if not os.path.exists(location.path):
         return [
             spec.source.problem(
                 ["path"], _missing(spec, "model path", written, location.path, root)
             )
         ]
-    if spec.type == "mlflow_model" and not (location.path / "MLmodel").is_file():
+    if spec.type == "mlflow_model" and not os.path.isfile(location.path / "MLmodel"):
         return [
             spec.source.problem(
                 ["type"],
@@ -103,14 +103,14 @@ def _image(spec: ImageSpec | DeploymentSpec, root: Path) -> list[Problem]:
                 )
             )
     written = str(spec.body["code_configuration"].get("code", "."))
-    if not spec.code.is_dir():
+    if not os.path.isdir(spec.code):
         problems.append(
             spec.source.problem(
                 ["code_configuration", "code"],
                 _missing(spec, "code folder", written, spec.code, root),
             )
         )
-    elif not (spec.code / spec.scoring_script).is_file():
+    elif not os.path.isfile(spec.code / spec.scoring_script):
         problems.append(
             spec.source.problem(
                 ["code_configuration", "scoring_script"],
@@ -143,16 +143,16 @@ def _runconfig(spec: RunconfigSpec, root: Path) -> list[Problem]:
         else:
             continue
         problems.append(spec.source.problem(["command"], message))
-    if spec.code is not None and not spec.code.is_dir():
+    if spec.code is not None and not os.path.isdir(spec.code):
         written = str(spec.body["code"])
-        if spec.code.exists():
+        if os.path.exists(spec.code):
             message = f"code '{written}' is a file; point code: at the folder that holds it"
         else:
             message = _missing(spec, "code folder", written, spec.code, root)
         problems.append(spec.source.problem(["code"], message))
     for key, value in spec.inputs.items():
         if isinstance(value, DataInput) and isinstance(value.location, LocalPath):
-            if not value.location.path.exists():
+            if not os.path.exists(value.location.path):
                 written = str(spec.body["inputs"][key]["path"])
                 message = _missing(spec, "input path", written, value.location.path, root)
                 problems.append(spec.source.problem(["inputs", key, "path"], message))
@@ -170,13 +170,13 @@ def _data(spec: DataSpec, root: Path, skip: Collection[str]) -> list[Problem]:
     assert isinstance(location, LocalPath)
     path = location.path
     written = str(spec.body["path"])
-    if not path.exists():
+    if not os.path.exists(path):
         return [spec.source.problem(["path"], _missing(spec, "path", written, path, root))]
     if "type" in skip:
         return []
-    if spec.type == "uri_file" and not path.is_file():
+    if spec.type == "uri_file" and not os.path.isfile(path):
         message = f"'{written}' is a folder but type is uri_file; use type: uri_folder"
-    elif spec.type in ("uri_folder", "mltable") and not path.is_dir():
+    elif spec.type in ("uri_folder", "mltable") and not os.path.isdir(path):
         # The body has the schema's default type filled in; the text says what was written.
         if spec.source.doc.text([*spec.source.where, "type"]) is not None:
             message = f"'{written}' is a file but type is {spec.type}; use type: uri_file"
@@ -184,7 +184,7 @@ def _data(spec: DataSpec, root: Path, skip: Collection[str]) -> list[Problem]:
             message = (
                 f"'{written}' is a file, but data without a type is a folder; add type: uri_file"
             )
-    elif spec.type == "mltable" and not (path / "MLTable").is_file():
+    elif spec.type == "mltable" and not os.path.isfile(path / "MLTable"):
         message = f"'{written}' has no MLTable file; add one or use type: uri_folder"
     else:
         return []
@@ -198,16 +198,17 @@ def _environment(spec: EnvironmentSpec, root: Path) -> list[Problem]:
         ("conda_file", "conda", spec.conda_file),
     )
     for key, what, path in files:
-        if isinstance(path, Path) and not path.is_file():
+        if isinstance(path, Path) and not os.path.isfile(path):
             written = str(spec.body[key])
             message = _missing(spec, f"{what} file", written, path, root)
             problems.append(spec.source.problem([key], message))
     build = spec.body.get("build")
     if isinstance(build, Mapping) and isinstance(build.get("path"), str):
         context = local_path(spec.source.doc.path.parent, build["path"])
-        if not context.is_dir():
+        if not os.path.isdir(context):
             message = _missing(spec, "build context folder", build["path"], context, root)
             problems.append(spec.source.problem(["build", "path"], message))
+    problems.extend(_packages(spec, root))
     for name, value in spec.body.get("environment_variables", {}).items():
         # YAML reads `yes` as true and 1.10 as 1.1; the process would see "true" and "1.1".
         # Only such values need the text as written, so most files are read just once.
@@ -227,6 +228,56 @@ def _environment(spec: EnvironmentSpec, root: Path) -> list[Problem]:
     return problems
 
 
+def _packages(spec: EnvironmentSpec, root: Path) -> list[Problem]:
+    """An entry of any package list that is not a requirement, at its own line."""
+    from mlform.config.containment import Boundary
+    from mlform.config.packages import requirement_problem
+    from mlform.config.yamlfile import read_document
+
+    # A file outside is reported as such (containment), never read: its lines would be
+    # quoted in the errors.
+    inside = Boundary.of(root)
+    problems = []
+    for index, entry in enumerate(spec.pip):
+        problem = requirement_problem(entry, root)
+        if problem:
+            problems.append(spec.source.problem(["pip", index], problem))
+    if (
+        isinstance(spec.requirements, Path)
+        and os.path.isfile(spec.requirements)
+        and inside.outside(spec.requirements) is None
+    ):
+        shown = _shown(spec.requirements, root)
+        text = spec.requirements.read_text(encoding="utf-8", errors="replace")
+        for number, raw in enumerate(text.splitlines(), start=1):
+            entry = raw.split(" #", 1)[0].strip()
+            problem = requirement_problem(entry, root) if entry[:1] not in ("", "#") else None
+            if problem:
+                problems.append(Problem(shown, number, raw.index(entry) + 1, problem))
+    if isinstance(spec.conda_file, Mapping):
+        doc, where = spec.source.doc, [*spec.source.where, "conda_file"]
+        conda: object = spec.conda_file
+    elif (
+        isinstance(spec.conda_file, Path)
+        and os.path.isfile(spec.conda_file)
+        and inside.outside(spec.conda_file) is None
+    ):
+        doc, where = read_document(spec.conda_file, _shown(spec.conda_file, root)), []
+        problems.extend(doc.problems)
+        conda = doc.data
+    else:
+        return problems
+    dependencies = conda.get("dependencies") if isinstance(conda, Mapping) else None
+    for index, item in enumerate(dependencies if isinstance(dependencies, list) else []):
+        pip = item.get("pip") if isinstance(item, Mapping) else None
+        for number, entry in enumerate(pip if isinstance(pip, list) else []):
+            problem = requirement_problem(str(entry), root)
+            if problem:
+                at = [*where, "dependencies", index, "pip", number]
+                problems.append(doc.problem(at, problem))
+    return problems
+
+
 def _missing(spec: Spec, what: str, written: str, path: Path, root: Path) -> str:
     message = f"{what} '{written}' does not exist"
     if os.path.isabs(written):
@@ -234,7 +285,7 @@ def _missing(spec: Spec, what: str, written: str, path: Path, root: Path) -> str
     message += f" (looked for {_shown(path, root)})"
     # A path written from the workspace root instead of from the file is a common slip.
     from_root = root / written
-    if from_root.exists():
+    if os.path.exists(from_root):
         relative = os.path.relpath(from_root, spec.source.doc.path.parent)
         return f"{message}; paths are relative to this file: write '{relative}'"
     return f"{message}; create it, or correct the path (it is relative to this file)"

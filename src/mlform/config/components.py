@@ -18,6 +18,7 @@ the brackets) when the step gives `lr` a value, and is dropped when it does not.
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -194,7 +195,7 @@ def check(component: ComponentSpec) -> list[Problem]:
                     f"output '{match[1]}' (outputs: {known}); declare it under outputs:",
                 )
             )
-    if component.code is not None and not component.code.is_dir():
+    if component.code is not None and not os.path.isdir(component.code):
         problems.append(
             src.problem(["code"], f"code folder '{component.body.get('code')}' does not exist")
         )

@@ -277,7 +277,9 @@ def _explain(
             message += f" (it must match {error.validator_value})"
     elif validator in ("minItems", "minLength", "minProperties"):
         message = f"{field} must not be empty"
-    elif validator in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+    elif validator == "maximum":
+        message = f"{field} is out of range: {error.message}; use at most {error.validator_value}"
+    elif validator in ("minimum", "exclusiveMinimum", "exclusiveMaximum"):
         message = f"{field} is out of range: {error.message}"
     else:
         message = f"{field}: {error.message}"

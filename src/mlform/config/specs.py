@@ -234,6 +234,7 @@ class DeploymentSpec(Spec):
     instance_count: int = 1
     request_timeout: float | None = None  # seconds
     max_concurrent: int | None = None
+    max_queue_wait: float | None = None  # seconds; None: Azure's default
     liveness: Probe = field(default_factory=Probe)
     readiness: Probe = field(default_factory=Probe)
     sampling_rate: float | None = None  # data capture; None: off
@@ -560,6 +561,7 @@ def deployment(body: Mapping[str, Any], source: Source, endpoint: str = "") -> D
     settings = body.get("request_settings") or {}
     collector = body.get("data_collector")
     timeout = settings.get("request_timeout_ms")
+    queue_wait = settings.get("max_queue_wait_ms")
     rate = None
     if isinstance(collector, Mapping):
         rate = float(collector.get("sampling_rate", 1.0))
@@ -581,6 +583,7 @@ def deployment(body: Mapping[str, Any], source: Source, endpoint: str = "") -> D
         instance_count=int(body.get("instance_count", 1)),
         request_timeout=float(timeout) / 1000 if timeout else None,
         max_concurrent=settings.get("max_concurrent_requests_per_instance"),
+        max_queue_wait=None if queue_wait is None else float(queue_wait) / 1000,
         liveness=_probe(body.get("liveness_probe")),
         readiness=_probe(body.get("readiness_probe")),
         sampling_rate=rate,

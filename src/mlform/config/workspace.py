@@ -23,6 +23,9 @@ from typing import Any
 from mlform.config import components, schema, specs
 from mlform.config.checks import check_spec
 from mlform.config.components import ComponentSpec
+from mlform.config.containment import Boundary, check_paths
+from mlform.config.listing import yaml_files
+from mlform.config.names import name_problem
 from mlform.config.refs import AssetRef, DatastorePath, local_path
 from mlform.config.schema import Where
 from mlform.config.specs import (
@@ -165,6 +168,7 @@ class _Loader:
         self._resolve_components()
         self._stray_folders()
         self._unsupported_folders()
+        self._check_containment()
         deps = {address: self._dependencies(spec, default) for address, spec in self.specs.items()}
         self._check_model_sources()
         self._check_cycles(deps)
@@ -227,11 +231,8 @@ class _Loader:
         base = self.root / folder
         if not base.is_dir():
             return []
-        names = sorted(
-            entry.name
-            for entry in os.scandir(base)
-            if entry.name.endswith((".yml", ".yaml")) and entry.is_file()
-        )
+        names, unreadable = yaml_files(base, folder)
+        self.problems.extend(unreadable)
         docs = [read_document(base / name, f"{folder}/{name}") for name in names]
         # A conda file or a YAML data file next to the file that names it is not a
         # declaration of its own.
@@ -259,6 +260,14 @@ class _Loader:
         if kind in ("runconfig", "pipeline") and "name" not in body:
             body = {**body, "name": doc.path.stem}  # Azure ML job files may leave it out
         named = "name" in body
+        written = doc.data.get("name") if isinstance(doc.data, dict) else None
+        problem = name_problem(written) if "name" in body and isinstance(written, str) else None
+        if problem:
+            # The schema's pattern ends in `$`, which Python lets match before a final
+            # newline: the name rule itself is the judge.
+            self.problems.append(doc.problem(["name"], f"name {problem}"))
+            self.broken.add(f"{kind}/{written}")
+            return
         if not named:
             # Still check its paths, under the name as written, but keep it out of the
             # workspace: references to it are judged by its own file's errors.
@@ -367,15 +376,21 @@ class _Loader:
                     )
                 )
 
+    def _check_containment(self) -> None:
+        stores = [s for s in self.specs.values() if isinstance(s, DatastoreSpec)]
+        components = [c for c in self.components.values() if c is not None]
+        specs = [*self.specs.values(), *self.deployments, *components]
+        self.problems.extend(check_paths(specs, Boundary.of(self.root, stores)))
+
     def _unsupported_folders(self) -> None:
         """Files in folders of kinds mlform does not run yet, one problem each."""
         for folder, what in UNSUPPORTED_FOLDERS.items():
             base = self.root / folder
             if not base.is_dir():
                 continue
-            for name in sorted(os.listdir(base)):
-                if not name.endswith((".yml", ".yaml")):
-                    continue
+            names, unreadable = yaml_files(base, folder)
+            self.problems.extend(unreadable)
+            for name in names:
                 doc = read_document(base / name, f"{folder}/{name}")
                 self.problems.extend(doc.problems)
                 found = unsupported(doc, folder, what) if doc.parsed else None
@@ -541,7 +556,8 @@ class _Loader:
                 self._reference("endpoint", dep.endpoint, dep.source, ["endpoint_name"])
         for spec in list(self.specs.values()):
             if isinstance(spec, EndpointSpec):
-                self.problems.extend(_endpoint_problems(spec))
+                broken = {a.partition("/")[2] for a in self.broken if a.startswith("deployment/")}
+                self.problems.extend(_endpoint_problems(spec, broken | _written_deployments(spec)))
 
     def _endpoint_references(self, spec: EndpointSpec) -> list[str]:
         found: list[str] = []
@@ -557,7 +573,8 @@ class _Loader:
         base = self.root / COMPONENT_FOLDER
         if not base.is_dir():
             return []
-        names = sorted(e.name for e in os.scandir(base) if e.name.endswith((".yml", ".yaml")))
+        names, unreadable = yaml_files(base, COMPONENT_FOLDER)
+        self.problems.extend(unreadable)
         docs = [read_document(base / n, f"{COMPONENT_FOLDER}/{n}") for n in names]
         named = _named_files(docs)  # a conda file beside the component that names it
         return [doc for doc in docs if doc.path not in named]
@@ -642,7 +659,7 @@ class _Loader:
         resolved = ref.resolve()
         if resolved in self.components:
             return self.components[resolved]
-        if not ref.is_file():
+        if not os.path.isfile(ref):
             self.problems.append(
                 step.source.problem(
                     ["component"],
@@ -866,7 +883,7 @@ def _pipeline_problems(spec: PipelineSpec) -> list[Problem]:
                         f"{group[:-1]} '{name}' ({group}: {known})",
                     )
                 )
-        if step.code is not None and not step.code.is_dir() and "code" in step.body:
+        if step.code is not None and not os.path.isdir(step.code) and "code" in step.body:
             problems.append(
                 step.source.problem(
                     ["code"], f"code folder '{step.body.get('code')}' does not exist"
@@ -917,7 +934,19 @@ def _published_outputs(spec: PipelineSpec) -> list[Problem]:
 _COMMAND_BINDING = re.compile(r"\$\{\{\s*(inputs|outputs)\.([A-Za-z0-9_.-]+)\s*\}\}")
 
 
-def _endpoint_problems(spec: EndpointSpec) -> list[Problem]:
+def _written_deployments(spec: EndpointSpec) -> set[str]:
+    """Names of the deployments the endpoint's file lists, those the schema rejected too."""
+    data = spec.source.doc.data
+    for step in spec.source.where:
+        data = data.get(step) if isinstance(data, dict) else None
+    listed = data.get("deployments") if isinstance(data, dict) else None
+    items = listed if isinstance(listed, list) else []
+    return {str(item["name"]) for item in items if isinstance(item, dict) and "name" in item}
+
+
+def _endpoint_problems(spec: EndpointSpec, unbuilt: set[str]) -> list[Problem]:
+    """Names and traffic; `unbuilt` are deployments whose own errors are reported, so
+    traffic naming one of them is not a second error."""
     problems = []
     seen: dict[str, DeploymentSpec] = {}
     for dep in spec.deployments:
@@ -931,7 +960,7 @@ def _endpoint_problems(spec: EndpointSpec) -> list[Problem]:
             )
         seen[dep.name] = dep
     for name in spec.traffic:
-        if name not in seen:
+        if name not in seen and name not in unbuilt:
             known = ", ".join(sorted(seen)) or "none"
             problems.append(
                 spec.source.problem(

@@ -9,6 +9,8 @@ and given a fix. Anything else keeps libyaml's own words.
 
 from __future__ import annotations
 
+import re
+
 import yaml
 
 _CLOSERS = {"[": ("]", "list"), "{": ("}", "mapping")}
@@ -16,6 +18,8 @@ _CLOSERS = {"[": ("]", "list"), "{": ("}", "mapping")}
 
 def explain_yaml_error(err: yaml.YAMLError, text: str) -> tuple[int, int, str]:
     """(line, column, message) for a YAML parse error in `text`."""
+    if isinstance(err, yaml.reader.ReaderError):
+        return _unprintable(err, text)
     if not isinstance(err, yaml.MarkedYAMLError) or not (err.problem_mark or err.context_mark):
         return 1, 1, f"invalid YAML: {err}"
     lines = text.splitlines()
@@ -97,6 +101,29 @@ def explain_yaml_error(err: yaml.YAMLError, text: str) -> tuple[int, int, str]:
     if context and err.context_mark and start != here:
         message += f" ({context} at line {start[0]}, column {start[1]})"
     return (*here, message)
+
+
+# What YAML 1.1 lets a file hold (its `c-printable`); libyaml reports the first other
+# character by its byte offset, PyYAML by its character offset: find it in the text.
+_NOT_PRINTABLE = re.compile(
+    r"[^\x09\x0a\x0d\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]"
+)
+
+
+def _unprintable(err: yaml.reader.ReaderError, text: str) -> tuple[int, int, str]:
+    found = _NOT_PRINTABLE.search(text)
+    if found is None:
+        return 1, 1, f"invalid YAML: {err.reason}"
+    start = found.start()
+    line = text.count("\n", 0, start) + 1
+    col = start - (text.rfind("\n", 0, start) + 1) + 1
+    return (
+        line,
+        col,
+        f"invalid YAML: the control character U+{ord(found[0]):04X} cannot be in a YAML "
+        "file; remove it (write it as an escape such as \\x00 inside double quotes if the "
+        "value needs it)",
+    )
 
 
 def _colon(lines: list[str], at: yaml.Mark) -> tuple[int, int, str]:

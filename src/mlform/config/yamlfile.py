@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from mlform.config.yamlbounds import MAX_DEPTH, ExpansionError, check_expansion
 from mlform.config.yamlerrors import explain_yaml_error
 from mlform.errors import Problem
 
@@ -42,6 +43,7 @@ class _Loader(_BaseLoader):  # type: ignore[misc,valid-type]
 
     duplicates: list[tuple[str, yaml.Mark]]
     root: tuple[int, int] | None = None
+    text: str = ""
 
     def resolve(self, kind: type[yaml.Node], value: Any, implicit: Any) -> str:
         # Without path resolvers a scalar's tag depends only on its text, and workspaces
@@ -60,16 +62,19 @@ class _Loader(_BaseLoader):  # type: ignore[misc,valid-type]
         # planned resource) never composes the file again just to say where it starts.
         self.root = (node.start_mark.line + 1, node.start_mark.column + 1)
         try:
-            return self._plain(node, set())
+            return self._plain(node, set(), 0)
         except _Unusual:
+            # Only aliases can make a short file huge, and only a document past the fast
+            # path can hold one (or nest too deep): reading its events again costs little.
+            check_expansion(self.text, _BaseLoader)
             return super().construct_document(node)
 
-    def _plain(self, node: yaml.Node, seen: set[int]) -> Any:
+    def _plain(self, node: yaml.Node, seen: set[int], depth: int) -> Any:
         """What SafeConstructor builds, without its per-node bookkeeping (a third of the
         load time), for documents as people write them: string keys, each once, standard
         scalars, no aliases, merge keys or explicit tags. Anything else is `_Unusual`, and
         the whole document is built the usual way, duplicate-key reports included."""
-        if id(node) in seen:  # an alias: PyYAML shares the object, so let it
+        if id(node) in seen or depth > MAX_DEPTH:  # an alias: PyYAML shares the object
             raise _Unusual
         seen.add(id(node))
         kind, tag = type(node), node.tag
@@ -86,10 +91,10 @@ class _Loader(_BaseLoader):  # type: ignore[misc,valid-type]
                     raise _Unusual  # `<<`, `=`, numbers, booleans, … as keys
                 if key in mapping:
                     raise _Unusual
-                mapping[key] = self._plain(value_node, seen)
+                mapping[key] = self._plain(value_node, seen, depth + 1)
             return mapping
         elif kind is yaml.SequenceNode and tag == _SEQ_TAG:
-            return [self._plain(item, seen) for item in node.value]
+            return [self._plain(item, seen, depth + 1) for item in node.value]
         raise _Unusual
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
@@ -206,8 +211,14 @@ def read_document(path: Path, display: str) -> Document:
         return Document(path, display, None, [Problem(display, line, col, message)], parsed=False)
     loader = _Loader(text)
     loader.duplicates = []
+    loader.text = text
     try:
         data = loader.get_single_data()
+    except ExpansionError as err:
+        assert err.problem_mark is not None
+        mark = err.problem_mark
+        problem = Problem(display, mark.line + 1, mark.column + 1, str(err.problem))
+        return Document(path, display, None, [problem], parsed=False)
     except yaml.YAMLError as err:
         line, col, message = explain_yaml_error(err, text)
         return Document(path, display, None, [Problem(display, line, col, message)], parsed=False)

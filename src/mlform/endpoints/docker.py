@@ -9,6 +9,7 @@ from mlform.endpoints.instances import Instance, Launch
 from mlform.endpoints.mount import Mounted
 
 _IN_IMAGE = "/opt/mlform"
+_TOKEN_KEY = "/run/secrets/mlform-token-key"
 
 
 class DockerTarget:
@@ -58,6 +59,11 @@ class DockerTarget:
                 "MLFORM_PORT": str(port),
                 "MLFORM_WORKERS": str(launch.workers),
             }
+            volumes = {capture: capture} if capture else {}
+            token_key = launch.variables.get("MLFORM_TOKEN_KEY_FILE")
+            if token_key:  # mounted, not in the environment, which `docker inspect` shows
+                volumes[token_key] = _TOKEN_KEY
+                env["MLFORM_TOKEN_KEY_FILE"] = _TOKEN_KEY
             name = f"mlform-{launch.endpoint}-{launch.deployment}-{launch.instance}"
             container = containers.start(
                 client,
@@ -65,7 +71,7 @@ class DockerTarget:
                 name=name,
                 env=env,
                 labels={"mlform.endpoint": launch.endpoint, "mlform.instance": launch.instance},
-                volumes={capture: capture} if capture else None,
+                volumes=volumes or None,
             )
         finally:
             client.close()
@@ -109,6 +115,16 @@ class DockerTarget:
         client = engine.connect()
         try:
             containers.stop(client, instance.handle)
+        finally:
+            client.close()
+
+    def kill(self, instance: Instance) -> None:
+        from mlform.containers import engine
+        from mlform.containers import run as containers
+
+        client = engine.connect()
+        try:
+            containers.stop(client, instance.handle, timeout=0)
         finally:
             client.close()
 

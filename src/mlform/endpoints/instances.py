@@ -4,8 +4,10 @@ a model in use; a new instance starts beside the old one, so a row per instance.
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -14,6 +16,7 @@ if TYPE_CHECKING:
 
 Reader = Callable[[str, Sequence[Any]], list[tuple[Any, ...]]]
 SERVING = ("running", "creating")
+RECORD = "instance.json"  # beside the instance's files: what runs outlives a lost state
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +95,11 @@ class Target(Protocol):
 
     def stop(self, instance: Instance) -> None: ...
 
+    def kill(self, instance: Instance) -> None:
+        """Stop at once: for an instance that no longer answers, so would not stop
+        gracefully either."""
+        ...
+
     def tail(self, instance: Instance, lines: int) -> str: ...
 
 
@@ -110,3 +118,28 @@ def serving(read: Reader, endpoint: str | None = None) -> list[Instance]:
         params.append(endpoint)
     rows = read(sql + " order by endpoint, name, created_at", params)
     return [Instance(*row) for row in rows]
+
+
+def forget(instance: Instance, home: Path) -> None:
+    """Drop the note of a stopped instance (`home`: the endpoints folder)."""
+    folder = home / instance.endpoint / instance.deployment / instance.instance
+    (folder / RECORD).unlink(missing_ok=True)
+
+
+def record(instance: Instance, folder: Path) -> None:
+    """Note the instance in its own folder too, so that a lost state cannot hide it."""
+    path = folder / RECORD
+    partial = path.with_name(f".{RECORD}.partial")
+    partial.write_text(json.dumps(asdict(instance)), encoding="utf-8")
+    os.replace(partial, path)
+
+
+def recorded_in(home: Path, endpoint: str = "*") -> list[Instance]:
+    """The instances noted under an endpoints folder (<endpoint>/<deployment>/<id>/)."""
+    found = []
+    for path in sorted(home.glob(f"{endpoint}/*/*/{RECORD}")):
+        try:
+            found.append(Instance(**json.loads(path.read_text(encoding="utf-8"))))
+        except (OSError, ValueError, TypeError):
+            continue  # half a record of something that never served
+    return found

@@ -9,7 +9,7 @@ import json
 import secrets
 from pathlib import Path
 
-from mlform.storage.durable import write_file
+from mlform import private
 
 SLOTS = ("primary", "secondary")
 
@@ -36,9 +36,16 @@ def ensure(state_dir: Path, endpoint: str, regenerate: tuple[str, ...] = ()) -> 
     for slot in SLOTS:
         if slot not in keys or slot in regenerate:
             keys[slot] = secrets.token_urlsafe(32)
-    # durable before the state records their digests: keys the state names are never lost
-    write_file(path(state_dir, endpoint), json.dumps(keys).encode(), mode=0o600)
+    secrets_folder(state_dir)
+    private.write(path(state_dir, endpoint), json.dumps(keys).encode())
     return keys
+
+
+def secrets_folder(state_dir: Path) -> Path:
+    """`secrets/` beside the state, 0700 (older mlform made it with the umask's mode)."""
+    folder = private.folder(state_dir / "secrets")
+    private.restrict(folder, private.FOLDER)
+    return folder
 
 
 def remove(state_dir: Path, endpoint: str) -> None:

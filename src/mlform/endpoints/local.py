@@ -120,6 +120,9 @@ class LocalTarget:
     def stop(self, instance: Instance) -> None:
         terminate(Process.parse(instance.handle, instance.instance))
 
+    def kill(self, instance: Instance) -> None:
+        kill(Process.parse(instance.handle, instance.instance))
+
     def tail(self, instance: Instance, lines: int) -> str:
         return tail(Path(instance.log), lines)
 
@@ -134,7 +137,7 @@ def spawn(
     flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
     actions = [
         (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
-        (os.POSIX_SPAWN_OPEN, 1, str(logfile), flags, 0o644),
+        (os.POSIX_SPAWN_OPEN, 1, str(logfile), flags, 0o600),  # its owner's, as the state
         (os.POSIX_SPAWN_DUP2, 1, 2),
     ]
     # posix_spawn has no cwd, and chdir here would move every thread of the apply:
@@ -176,6 +179,17 @@ def terminate(process: Process) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
     _reap(process.pid)
+
+
+def kill(process: Process) -> None:
+    """SIGKILL the process group, which even a stopped (SIGSTOP) process cannot ignore."""
+    if not process.running():
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    deadline = time.monotonic() + _STOP_WAIT
+    while process.running() and time.monotonic() < deadline:
+        time.sleep(0.02)
 
 
 def tail(path: Path, lines: int) -> str:

@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from mlform.endpoints import instances, local, router
+from mlform.endpoints import instances, local, router, signing
 from mlform.endpoints import keys as key_file
 from mlform.errors import MlformError, NotFound
 from mlform.serving.auth import mint
@@ -110,8 +110,8 @@ def invoke(ws: Workspace, name: str, body: bytes, deployment: str | None) -> tup
     port = int(found.url.rsplit(":", 1)[1])
     headers = {"Content-Type": "application/json"}
     secret = key_file.load(ws.state_path.parent, name)
-    if secret and found.auth_mode in ("token", "aml_token"):
-        headers["Authorization"] = f"Bearer {mint(secret['primary'], name, 60)[0]}"
+    if found.auth_mode in signing.TOKEN_MODES:
+        headers["Authorization"] = f"Bearer {token(ws, name, 60)[0]}"
     elif secret:
         headers["Authorization"] = f"Bearer {secret['primary']}"
     if deployment is not None:
@@ -132,17 +132,21 @@ def invoke(ws: Workspace, name: str, body: bytes, deployment: str | None) -> tup
 
 
 def token(ws: Workspace, name: str, seconds: float) -> tuple[str, float]:
-    """A token for an endpoint with `auth_mode: token`, signed with its primary key."""
+    """A token for an endpoint with `auth_mode: token`, signed with its token key."""
     found = endpoint(ws, name)
-    if found.auth_mode not in ("token", "aml_token"):
+    if found.auth_mode not in signing.TOKEN_MODES:
         raise MlformError(
             f"endpoint {name} takes keys (auth_mode: {found.auth_mode}), not tokens; "
             f"`mlform endpoints keys {name}` shows them"
         )
-    secret = key_file.load(ws.state_path.parent, name)
-    if not secret:
-        raise NotFound(f"endpoint {name} has no keys yet; run `mlform apply`")
-    return mint(secret["primary"], name, seconds)
+    token_key = signing.load(ws.state_path.parent, name)
+    if token_key is None:
+        raise NotFound(
+            f"endpoint {name} has no token key yet ({signing.path(ws.state_path.parent, name)} "
+            "is missing); run `mlform apply`, which makes it and restarts the deployments "
+            "with it"
+        )
+    return mint(token_key, name, seconds)
 
 
 def keys(ws: Workspace, name: str, regenerate: str | None) -> dict[str, str]:

@@ -57,3 +57,21 @@ def wait_ready(
 
 def live(port: int, probe: Probe) -> bool:
     return status(port, "/health", probe.timeout) == 200
+
+
+def hung(port: int, probe: Probe, cancelled: threading.Event | None = None) -> str | None:
+    """None as soon as GET /health answers 200; else, once it has failed
+    `failure_threshold` times in a row, why the instance is taken for hung. As Azure ML's
+    liveness probe, which restarts the container then."""
+    for failures in range(1, probe.failure_threshold + 1):
+        code = status(port, "/health", probe.timeout)
+        if code == 200:
+            return None
+        if failures == probe.failure_threshold or (cancelled is not None and cancelled.is_set()):
+            seen = f"answered {code}" if code else f"did not answer within {probe.timeout:g}s"
+            return (
+                f"its liveness probe failed {failures} times in a row: GET /health {seen}, "
+                f"every {probe.period:g}s"
+            )
+        time.sleep(probe.period)
+    return None

@@ -10,13 +10,13 @@ import os
 import secrets
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from mlform import private
 from mlform.endpoints import local, probes
 from mlform.errors import ApplyError
-from mlform.storage.durable import write_file
 
 _START_WITHIN = 60.0  # seconds; a loaded machine can take many to start Python and uvicorn
 
@@ -50,15 +50,29 @@ def current(state_dir: Path, endpoint: str) -> Router | None:
         return None
 
 
-def write_routes(state_dir: Path, endpoint: str, routes: Mapping[str, tuple[str, int]]) -> Path:
-    """Deployment name → (url, weight), written so the router never reads half a file."""
+def write_routes(
+    state_dir: Path,
+    endpoint: str,
+    routes: Mapping[str, tuple[str, int]],
+    auth: tuple[str, Sequence[str]] | None = None,
+    token_key: Path | None = None,
+) -> Path:
+    """Deployment name → (url, weight), written so the router never reads half a file;
+    `auth` (the endpoint's auth mode and key digests, and in token mode `token_key`, the
+    file of the key tokens are signed with) has the router check credentials before it
+    reads a body. Readable by the owner only, as the key digests are."""
     path = folder(state_dir, endpoint) / "routes.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    table = {
+    table: dict[str, object] = {
         "endpoint": endpoint,
         "deployments": {n: {"url": url, "weight": w} for n, (url, w) in routes.items()},
     }
-    write_file(path, json.dumps(table, indent=1).encode())
+    if auth is not None:
+        checked: dict[str, object] = {"mode": auth[0], "key_hashes": list(auth[1])}
+        if token_key is not None:
+            checked["token_key_file"] = str(token_key)
+        table["auth"] = checked
+    private.write(path, json.dumps(table, indent=1).encode())
     return path
 
 
@@ -96,7 +110,7 @@ def ensure(state_dir: Path, endpoint: str, port: int) -> Router:
     process = local.spawn(argv, env, home / "router.log", cwd=home, what=f"router of {endpoint}")
     router = Router(process, port)
     record = {"pid": process.pid, "started": process.started, "instance": instance, "port": port}
-    write_file(home / "router.json", json.dumps(record).encode())
+    private.write(home / "router.json", json.dumps(record).encode())
     local.recorded(process.pid)
     deadline = time.monotonic() + _START_WITHIN
     while time.monotonic() < deadline:

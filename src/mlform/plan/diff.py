@@ -14,6 +14,7 @@ DELETED = "deleted"  # a tombstone: the resource is gone, its version numbering 
 NO_STATE = Identity(None, 0)
 _SHOWN_FILES = 3
 _SHORT_VALUE = 40
+_SECRET = "environment_variables"  # whose values no plan shows
 
 
 def diff(
@@ -304,9 +305,20 @@ def _spec_reason(key: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> st
         return f"{key} added"
     if after is _MISSING:
         return f"{key} removed"
+    if _SECRET in key.split(".") or _holds_secret(before) or _holds_secret(after):
+        # Values may be secrets (an API token), and a plan is posted on pull requests.
+        return f"{key}: value changed"
     if len(repr(before)) + len(repr(after)) <= _SHORT_VALUE:
         return f"{key}: {before!r} → {after!r}"
     return f"{key} changed"
+
+
+def _holds_secret(value: Any) -> bool:
+    if isinstance(value, Mapping):
+        return any(k == _SECRET or _holds_secret(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_holds_secret(item) for item in value)
+    return False
 
 
 def _highest(version: Any, other: str | None) -> Any:

@@ -68,7 +68,25 @@ def register(
     description: str | None = None,
 ) -> models.Registration:
     """Register the files at `path` by hand (`mlform models register NAME PATH`)."""
+    from mlform.config.containment import Boundary, link_outside
+    from mlform.config.names import name_problem
+    from mlform.config.specs import DatastoreSpec
     from mlform.resources.base import Context
+
+    problem = name_problem(name)
+    if problem:
+        raise MlformError(f"model name {problem}")
+    stores = [s for s in ws.config.specs.values() if isinstance(s, DatastoreSpec)]
+    boundary = Boundary.of(ws.root, stores)
+    target = boundary.outside(path, data=True)
+    if target is not None:
+        raise MlformError(boundary.message("model path", str(path), path, target, data=True))
+    link = link_outside(path, boundary) if path.is_dir() else None
+    if link is not None:
+        raise MlformError(
+            f"model path '{path}' holds {link[0]}, a symbolic link to {link[1]}, outside "
+            f"{boundary.where()}; copy what it points at into the folder instead"
+        )
 
     if not path.exists():
         raise NotFound(f"model path {path} does not exist; give the model's file or folder")

@@ -18,11 +18,12 @@ import socket
 import time
 from collections.abc import Mapping
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from mlform import snapshot as snapshots
 from mlform.config.specs import DeploymentSpec, EndpointSpec, Spec
-from mlform.endpoints import instances, keys, local, probes, router
+from mlform.endpoints import instances, keys, local, probes, router, signing
 from mlform.endpoints.instances import Instance, Launch, Target
 from mlform.endpoints.mount import mount
 from mlform.errors import ApplyError, MlformError, PlanError
@@ -102,7 +103,8 @@ class EndpointKind:
         if running is None or not running.alive():
             problems.append("its router is not running")
         known = targets()
-        for inst in instances.serving(ctx.read, recorded.name):
+        serving = instances.serving(ctx.read, recorded.name)
+        for inst in serving:
             target = known.get(inst.compute)
             if target is None:
                 continue
@@ -110,6 +112,11 @@ class EndpointKind:
                 problems.append(f"deployment {inst.deployment} not running")
             elif not probes.live(inst.port, _probe_of(recorded, inst.deployment)):
                 problems.append(f"deployment {inst.deployment} fails its liveness probe")
+        for stray in strays(ctx, recorded.name, serving):
+            problems.append(
+                f"deployment {stray.deployment} has an instance the state does not know "
+                f"running ({stray.compute} {stray.handle})"
+            )
         return "; ".join(problems) or None
 
     def apply(self, change: Change, ctx: Context) -> Outcome:
@@ -125,10 +132,12 @@ class EndpointKind:
         stopped = []
         for inst in instances.serving(ctx.read, name):
             known[inst.compute].stop(inst)
+            instances.forget(inst, ctx.state_dir / "endpoints")
             ctx.emit([replace(inst, status="deleted")])
             stopped.append(inst.deployment)
         router.stop(ctx.state_dir, name)
         keys.remove(ctx.state_dir, name)
+        signing.remove(ctx.state_dir, name)
         shown = ", ".join(stopped) or "none running"
         return Outcome(change.before.outputs, message=f"stopped and deleted ({shown})")
 
@@ -144,6 +153,7 @@ class _Rollout:
         self.address = change.address
         self.home = router.folder(ctx.state_dir, spec.name)
         self.targets = targets()
+        self.token_key: Path | None = None  # the file of the key tokens are signed with
 
     def log(self, message: str) -> None:
         self.ctx.log(self.address, message)
@@ -153,12 +163,23 @@ class _Rollout:
         before = dict(self.change.before.outputs) if self.change.before else {}
         secret = keys.ensure(ctx.state_dir, spec.name)
         hashes = sorted(keys.hashed(k) for k in secret.values())
+        if spec.auth_mode in signing.TOKEN_MODES:
+            self.token_key = signing.ensure(ctx.state_dir, spec.name, sha256_text(*hashes))
         port = spec.port or before.get("port") or _free_port()
         router.ensure(ctx.state_dir, spec.name, int(port))
-        current = {i.deployment: i for i in instances.serving(ctx.read, spec.name)}
+        serving_now = instances.serving(ctx.read, spec.name)
+        for stray in strays(ctx, spec.name, serving_now):
+            self.targets[stray.compute].stop(stray)
+            instances.forget(stray, ctx.state_dir / "endpoints")
+            self.log(
+                f"deployment {stray.deployment}: stopped an instance the state does not know "
+                f"({stray.compute} {stray.handle}, port {stray.port})"
+            )
+        current = {i.deployment: i for i in serving_now}
         resolved = dict(self.change.after.components) if self.change.after else {}
         serving: dict[str, Instance] = {}
         replaced: list[Instance] = []
+        restarted: dict[str, str] = {}  # deployment → why its instance was taken for hung
         failures: list[str] = []
         for dep in spec.deployments:
             model = resolve_model(ctx, dep.model) if dep.model else None
@@ -172,8 +193,12 @@ class _Rollout:
             resolved[f"part:deployment {dep.name} model"] = model.ref
             digest = _deployment_digest(resolved, dep.name, hashes)
             if have is not None and have.digest == digest and target.alive(have):
-                serving[dep.name] = have
-                continue
+                hung = probes.hung(have.port, dep.liveness, ctx.cancelled)
+                if hung is None:
+                    serving[dep.name] = have
+                    continue
+                self.restart(have, hung, target)
+                restarted[dep.name] = hung
             fresh, why, tail = self.start(dep, model, digest, hashes, target)
             if fresh is None:
                 if have is not None and target.alive(have):
@@ -186,16 +211,18 @@ class _Rollout:
                 failures.append(f"deployment {dep.name}: {why}{tail}")
                 continue
             serving[dep.name] = fresh
-            if have is not None:
+            if have is not None and dep.name not in restarted:
                 replaced.append(have)
         gone = [i for name, i in current.items() if name not in {d.name for d in spec.deployments}]
         shares = weights(spec)
         routes = {n: (i.url, shares.get(n, 0)) for n, i in serving.items()}
-        router.write_routes(ctx.state_dir, spec.name, routes)
+        auth = (spec.auth_mode, hashes)
+        router.write_routes(ctx.state_dir, spec.name, routes, auth, token_key=self.token_key)
         if replaced or gone:
             time.sleep(_SWITCH)  # the router takes the new table; requests in flight end
         for old in (*replaced, *gone):
             self.targets[old.compute].stop(old)
+            instances.forget(old, ctx.state_dir / "endpoints")
             ctx.emit([replace(old, status="stopped" if old in replaced else "deleted")])
         ctx.emit(
             [replace(i, status="running", weight=shares.get(n, 0)) for n, i in serving.items()]
@@ -227,12 +254,25 @@ class _Rollout:
         started = sorted(
             n
             for n, i in serving.items()
-            if i.instance not in {c.instance for c in current.values()}
+            if i.instance not in {c.instance for c in current.values()} and n not in restarted
         )
-        what = f"started {', '.join(started)}" if started else "nothing restarted"
+        done = [f"started {', '.join(started)}"] if started else []
+        done += [f"restarted {n}, which was hung: {why}" for n, why in restarted.items()]
+        what = "; ".join(done) or "nothing restarted"
         traffic = ", ".join(f"{n} {w}%" for n, w in shares.items())
         message = f"{what}; traffic {traffic or 'none'}; http://127.0.0.1:{port}/score"
         return Outcome(outputs, message=message, applied=applied)
+
+    def restart(self, hung: Instance, why: str, target: Target) -> None:
+        """Kill an instance that runs but fails its liveness probe (stopped, deadlocked):
+        it serves nothing, and would not stop gracefully either. A fresh one follows."""
+        self.log(
+            f"deployment {hung.deployment}: {why}; killing it ({hung.compute} "
+            f"{hung.handle}) to start it afresh"
+        )
+        target.kill(hung)
+        instances.forget(hung, self.ctx.state_dir / "endpoints")
+        self.ctx.emit([replace(hung, status="failed", error=f"hung: {why}")])
 
     def start(
         self,
@@ -260,10 +300,14 @@ class _Rollout:
         variables["MLFORM_KEY_HASHES"] = ",".join(hashes)
         variables["MLFORM_ENDPOINT"] = self.spec.name
         variables["MLFORM_AUTH_MODE"] = self.spec.auth_mode
+        if self.token_key is not None:
+            variables["MLFORM_TOKEN_KEY_FILE"] = str(self.token_key)
         if dep.request_timeout is not None:
             variables["MLFORM_REQUEST_TIMEOUT"] = f"{dep.request_timeout:g}"
         if dep.max_concurrent is not None:
             variables["MLFORM_MAX_CONCURRENT"] = str(dep.max_concurrent)
+        if dep.max_queue_wait is not None:
+            variables["MLFORM_MAX_QUEUE_WAIT"] = f"{dep.max_queue_wait:g}"
         if dep.sampling_rate is not None:
             store = ctx.storage(ctx.config.default_datastore)
             store.ensure()
@@ -297,6 +341,7 @@ class _Rollout:
             started = target.start(launch, _free_port(), self.log)
         except MlformError as err:
             return None, str(err), ""
+        instances.record(started, folder)
         ctx.emit([started], wait=True)
         if started.compute == "local":
             local.recorded(local.Process.parse(started.handle).pid)
@@ -308,6 +353,7 @@ class _Rollout:
             return started, "", ""
         tail = target.tail(started, _LOG_TAIL)
         target.stop(started)
+        instances.forget(started, ctx.state_dir / "endpoints")
         ctx.emit([replace(started, status="failed", error=why)])
         shown = "\n".join(f"  | {line}" for line in tail.splitlines())
         return (
@@ -316,6 +362,20 @@ class _Rollout:
             # the first line says it all (a plan's reason); the log tail follows
             f"\nthe last lines of its log:\n{shown}" if shown else "",
         )
+
+
+def strays(ctx: Context, endpoint: str, serving: list[Instance]) -> list[Instance]:
+    """Instances of the endpoint that run though the state does not say they serve: left
+    by an apply killed between starting one and recording it, or by a state restored
+    from a backup. Nothing routes to them; each holds a port and memory."""
+    known = {i.instance for i in serving}
+    found = instances.recorded_in(ctx.state_dir / "endpoints", endpoint)
+    every = targets()
+    return [
+        i
+        for i in found
+        if i.instance not in known and i.compute in every and every[i.compute].alive(i)
+    ]
 
 
 def weights(spec: EndpointSpec) -> dict[str, int]:

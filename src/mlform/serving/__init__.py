@@ -8,11 +8,12 @@ mlform.serving.router`.
     scoring.py    load the script, parse request payloads, encode run()'s results
     app.py        the ASGI app: POST /score, GET /health, /ready, /metrics, /openapi.json
     openapi.py    the OpenAPI document of that app, as it is configured
-    auth.py       keys and tokens (`Authorization: Bearer …`), checked against digests
+    auth.py       keys (checked against their digests) and tokens (against a token key)
     metrics.py    requests, errors and latency in Prometheus' text format
     capture.py    sampled inputs and outputs to Parquet, off the request path
     routes.py     the router's table: deployments by weight, re-read when it changes
     router.py     the endpoint's address: each request to a deployment, by weight
+    connections.py  the router's client connections: read deadline, head size bound
     __main__.py   the command a deployment's process or container runs
 
 These run inside deployment images that hold only the user's packages plus starlette

@@ -9,7 +9,9 @@ failing init() prints its traceback there, and the access log (on unless
 `--no-access-log` or MLFORM_ACCESS_LOG=off) writes one bare JSON line per request.
 
 Keys come only as sha256 digests (`--key-hashes`, MLFORM_KEY_HASHES): a plain key in a
-container's environment would show in `docker inspect`.
+container's environment would show in `docker inspect`. For the same reason a token
+endpoint's key (MLFORM_AUTH_MODE=token) comes in a file (`--token-key-file`,
+MLFORM_TOKEN_KEY_FILE), read once at startup.
 """
 
 from __future__ import annotations
@@ -27,8 +29,8 @@ import uvicorn
 import uvicorn.config
 from starlette.applications import Starlette
 
-from mlform.serving.app import MAX_BODY, access_logger, create_app, logger
-from mlform.serving.auth import parse_key_hashes
+from mlform.serving.app import DEFAULT_QUEUE_WAIT, MAX_BODY, access_logger, create_app, logger
+from mlform.serving.auth import parse_key_hashes, read_token_key
 from mlform.serving.options import port, positive
 from mlform.serving.scoring import ScoringScript, ScriptFailed, ScriptNotFound, load_script
 
@@ -87,6 +89,14 @@ def build_parser() -> argparse.ArgumentParser:
         "none: no key needed (default: $MLFORM_KEY_HASHES)",
     )
     parser.add_argument(
+        "--token-key-file",
+        type=Path,
+        default=env("MLFORM_TOKEN_KEY_FILE"),
+        metavar="PATH",
+        help="with MLFORM_AUTH_MODE=token: the file of the key tokens are signed with "
+        "(default: $MLFORM_TOKEN_KEY_FILE)",
+    )
+    parser.add_argument(
         "--request-timeout",
         type=positive(float),
         default=env("MLFORM_REQUEST_TIMEOUT"),
@@ -99,6 +109,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=env("MLFORM_MAX_CONCURRENT"),
         metavar="N",
         help="answer 429 beyond N requests in flight (default: $MLFORM_MAX_CONCURRENT or none)",
+    )
+    parser.add_argument(
+        "--max-queue-wait",
+        type=non_negative,
+        default=env("MLFORM_MAX_QUEUE_WAIT", f"{DEFAULT_QUEUE_WAIT:g}"),
+        metavar="SECONDS",
+        help="how long a request beyond --max-concurrent waits for a slot before a 429 "
+        f"(default: $MLFORM_MAX_QUEUE_WAIT or {DEFAULT_QUEUE_WAIT:g})",
     )
     parser.add_argument(
         "--max-body",
@@ -122,6 +140,16 @@ def build_parser() -> argparse.ArgumentParser:
         "(a deployment's instance_count; default: $MLFORM_WORKERS or 1)",
     )
     return parser
+
+
+def non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds (0 or more)")
+    return value
 
 
 def _key_hashes(text: str) -> tuple[str, ...]:
@@ -148,6 +176,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.access_log = _SWITCH.get(switch.strip().lower())
         if args.access_log is None:
             return _fail(2, f"MLFORM_ACCESS_LOG is {switch!r}; set it to on or off")
+    try:
+        _token_key(args)
+    except ValueError as err:
+        return _fail(2, str(err))
     if args.workers > 1:
         return _serve_workers(args)
     try:
@@ -189,11 +221,25 @@ def _app(script: ScoringScript, args: argparse.Namespace) -> Starlette:
         key_hashes=args.key_hashes,
         request_timeout=args.request_timeout,
         max_concurrent=args.max_concurrent,
+        max_queue_wait=args.max_queue_wait,
         max_body=args.max_body,
         access_log=args.access_log,
-        tokens=os.environ.get("MLFORM_AUTH_MODE", "key") in ("token", "aml_token"),
+        token_key=_token_key(args),
         endpoint=os.environ.get("MLFORM_ENDPOINT", ""),
     )
+
+
+def _token_key(args: argparse.Namespace) -> bytes | None:
+    """The key tokens are signed with, if this server takes tokens; ValueError if the
+    file is missing or holds none."""
+    if os.environ.get("MLFORM_AUTH_MODE", "key") not in ("token", "aml_token"):
+        return None
+    if args.token_key_file is None:
+        raise ValueError(
+            "MLFORM_AUTH_MODE is token but no token key is given: pass --token-key-file PATH "
+            "or set MLFORM_TOKEN_KEY_FILE"
+        )
+    return read_token_key(args.token_key_file)
 
 
 def _serve_workers(args: argparse.Namespace) -> int:
@@ -207,9 +253,12 @@ def _serve_workers(args: argparse.Namespace) -> int:
             "MLFORM_DEPLOYMENT": args.name,
             "MLFORM_KEY_HASHES": ",".join(args.key_hashes),
             "MLFORM_MAX_BODY": str(args.max_body),
+            "MLFORM_MAX_QUEUE_WAIT": f"{args.max_queue_wait:g}",
             "MLFORM_ACCESS_LOG": "on" if args.access_log else "off",
         }
     )
+    if args.token_key_file is not None:
+        os.environ["MLFORM_TOKEN_KEY_FILE"] = str(args.token_key_file.absolute())
     for key, value in (
         ("MLFORM_REQUEST_TIMEOUT", args.request_timeout),
         ("MLFORM_MAX_CONCURRENT", args.max_concurrent),

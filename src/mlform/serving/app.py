@@ -15,7 +15,9 @@ Options of `create_app`, all off by default:
     request_timeout      a run() that takes longer is answered 504. Python cannot stop a
                          thread, so run() keeps going in its thread, outside the thread
                          pool's limit, until it returns; its result or error is dropped
-    max_concurrent       requests beyond this many in flight get 429 at once, unread
+    max_concurrent       requests beyond this many in flight wait for a slot, unread, for
+                         up to `max_queue_wait` seconds (Azure ML's max_queue_wait_ms,
+                         default 500 ms), then get 429
 
 run() is called on the event loop while its calls are quick, else in the thread pool
 (`placement`); with a request timeout or a concurrency limit, always in the thread pool.
@@ -43,7 +45,6 @@ import itertools
 import json
 import logging
 import os
-import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from time import perf_counter
 from typing import Any
@@ -58,9 +59,10 @@ from starlette.routing import Route
 
 from mlform.serving.auth import CHALLENGE, KeyCheck, KeyMissing, KeyRejected, NotAllowed
 from mlform.serving.metrics import CONTENT_TYPE, Metrics
-from mlform.serving.openapi import JSON, MAX_BODY, openapi_document
+from mlform.serving.openapi import DEFAULT_QUEUE_WAIT, JSON, MAX_BODY, openapi_document
 from mlform.serving.placement import Placement
 from mlform.serving.scoring import (
+    RAW,
     BadPayload,
     BadResult,
     NotReady,
@@ -85,6 +87,10 @@ class Busy(ServingError):
     pass
 
 
+class NotJson(ServingError):
+    pass
+
+
 class TimedOut(ServingError):
     pass
 
@@ -96,6 +102,7 @@ _STATUS: dict[type[ServingError], int] = {
     KeyRejected: 401,
     NotAllowed: 403,
     BodyTooLarge: 413,
+    NotJson: 415,
     Busy: 429,
     RunFailed: 500,
     BadResult: 500,
@@ -123,8 +130,9 @@ def create_app(
     key_hashes: Sequence[str] = (),
     request_timeout: float | None = None,
     max_concurrent: int | None = None,
+    max_queue_wait: float = DEFAULT_QUEUE_WAIT,
     access_log: bool = False,
-    tokens: bool = False,
+    token_key: bytes | None = None,
     endpoint: str = "",
 ) -> Starlette:
     """The ASGI app serving `script`; request bodies over `max_body` bytes get 413.
@@ -132,15 +140,19 @@ def create_app(
     `keys` (plain) and `key_hashes` (sha256 hex) together are the keys POST /score
     accepts; with neither, it is open. See the module's docstring for the others.
     """
-    check = (
-        KeyCheck(keys, key_hashes, tokens=tokens, endpoint=endpoint) if keys or key_hashes else None
-    )
-    limit = sys.maxsize if max_concurrent is None else max_concurrent
+    secured = keys or key_hashes or token_key is not None
+    check = KeyCheck(keys, key_hashes, token_key=token_key, endpoint=endpoint) if secured else None
+    slots = None if max_concurrent is None else asyncio.Semaphore(max_concurrent)
     busy = (
         f"this deployment is already answering its limit of {max_concurrent} concurrent "
-        "requests; retry shortly, or raise the limit or add instances"
+        f"requests, and none ended within its queue wait of {max_queue_wait * 1000:g} ms; "
+        "retry shortly, or raise the limit (max_concurrent_requests_per_instance) or the "
+        "wait (max_queue_wait_ms), or add instances"
     )
     run = _runner(script, request_timeout, pooled=max_concurrent is not None)
+    # As Azure ML's inference server: a raw run() gets any body as text; one that is
+    # given parsed JSON (schema-decorated, or mlform's parsed mode) needs a JSON type.
+    json_only = script.input != RAW
     metrics = Metrics()
     ids = itertools.count(1)
     alive = _encode({"status": "alive"})
@@ -161,7 +173,9 @@ def create_app(
             secured=check is not None,
             request_timeout=request_timeout,
             max_concurrent=max_concurrent,
+            max_queue_wait=max_queue_wait,
             body=script.body_schema(),
+            json_only=json_only,
         )
     )
 
@@ -170,27 +184,39 @@ def create_app(
         request_id = request.headers.get("x-request-id") or f"{_ID_PREFIX}-{next(ids)}"
         metrics.in_flight += 1
         size = 0
+        queued = False
         try:
             try:
                 if check is not None:
                     check.verify(request.headers.get("authorization"))
-                if metrics.in_flight > limit:
-                    raise Busy(busy)
+                if json_only:
+                    _require_json(request.headers.get("content-type"))
+                if slots is not None:
+                    await _take(slots, max_queue_wait, busy)
+                    queued = True
                 body = await _read_body(request, max_body)
                 size = len(body)
                 response = Response(await run(body, request_id), media_type=JSON)
             except ServingError as err:
                 response = _failure(err, script)
         except Exception:
-            metrics.observe(500, perf_counter() - started)  # what Starlette will answer
+            seconds = perf_counter() - started
+            metrics.observe(500, seconds)  # what Starlette will answer
+            if access_log:
+                _log_access(request, 500, seconds, size, 0, request_id)
             raise
         finally:
             metrics.in_flight -= 1
+            if queued:
+                assert slots is not None
+                slots.release()
         seconds = perf_counter() - started
         metrics.observe(response.status_code, seconds)
         response.raw_headers.append((b"x-request-id", request_id.encode("latin-1")))
         if access_log:
-            _log_access(request, response, seconds, size, request_id)
+            _log_access(
+                request, response.status_code, seconds, size, len(response.body), request_id
+            )
         return response
 
     async def health(request: Request) -> Response:
@@ -256,17 +282,29 @@ def _runner(
     return run
 
 
+async def _take(slots: asyncio.Semaphore, wait: float, busy: str) -> None:
+    """A slot of `slots`, waited for in turn for at most `wait` seconds; else Busy."""
+    if not slots.locked():
+        await slots.acquire()  # free: returns at once
+        return
+    try:
+        async with asyncio.timeout(wait):
+            await slots.acquire()
+    except TimeoutError:
+        raise Busy(busy) from None
+
+
 def _log_access(
-    request: Request, response: Response, seconds: float, size: int, request_id: str
+    request: Request, status: int, seconds: float, size: int, sent: int, request_id: str
 ) -> None:
     line = {
         "ts": datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds"),
         "method": request.method,
         "path": request.scope["path"],
-        "status": response.status_code,
+        "status": status,
         "duration_ms": round(seconds * 1000, 3),
         "bytes_in": size,
-        "bytes_out": len(response.body),
+        "bytes_out": sent,
         "request_id": request_id,
     }
     access_logger.info(json.dumps(line, separators=(",", ":")))
@@ -291,6 +329,19 @@ async def _read_body(request: Request, limit: int) -> bytes:
         chunks.append(chunk)
         if not message.get("more_body", False):
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _require_json(content_type: str | None) -> None:
+    """Pass for `application/json` and `application/*+json`, parameters allowed."""
+    if content_type == JSON:  # what nearly every client sends
+        return
+    media = (content_type or "").partition(";")[0].strip().lower()
+    if media == JSON or (media.startswith("application/") and media.endswith("+json")):
+        return
+    got = f"got {media!r}" if media else "it has none"
+    raise NotJson(
+        f'the request body must be JSON, sent with "Content-Type: application/json" ({got})'
+    )
 
 
 def _too_large(limit: int) -> str:
@@ -346,4 +397,12 @@ def _encode(value: Any) -> bytes:
     return json.dumps(value, separators=(",", ":")).encode("ascii")
 
 
-__all__ = ["JSON", "MAX_BODY", "create_app", "error_response", "openapi_document", "route_errors"]
+__all__ = [
+    "DEFAULT_QUEUE_WAIT",
+    "JSON",
+    "MAX_BODY",
+    "create_app",
+    "error_response",
+    "openapi_document",
+    "route_errors",
+]

@@ -11,10 +11,12 @@ whichever key it matches, or none.
 
 With `auth_mode: token` the server takes tokens instead of keys, as Azure ML's
 `aml_token` endpoints do: `mlt1.<payload>.<signature>`, where the payload names the
-endpoint and an expiry time and the signature is HMAC-SHA256 of the payload under a
-key's digest. `mlform endpoints token NAME` makes one (an hour by default); the server
-checks it with the digests it already has, so no key ever reaches it. An expired or
-malformed or forged token is a 401; a token made for another endpoint a 403.
+endpoint and an expiry time and the signature is HMAC-SHA256 of the payload under the
+endpoint's token key: 32 random bytes of its own, in a file only its owner reads (see
+`read_token_key`). Not under the keys' digests: the state holds those, and whoever reads
+the state could then sign tokens. `mlform endpoints token NAME` makes one (an hour by
+default). An expired or malformed or forged token is a 401; a token made for another
+endpoint a 403.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import json
 import string
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from mlform.serving.scoring import ServingError
 
@@ -60,28 +63,32 @@ _TOKEN_MISSING = (
     'this deployment requires a token: send the header "Authorization: Bearer <token>" '
     "with a token from `mlform endpoints token ENDPOINT`"
 )
-_TOKEN_REJECTED = "the token sent was not made with one of this endpoint's keys"
+_TOKEN_REJECTED = (
+    "the token sent was not signed with this endpoint's token key; it may be older than the "
+    "key: get a new one with `mlform endpoints token ENDPOINT`"
+)
 
 
 class KeyCheck:
-    """The keys a request may present: plain `keys` and sha256 hex `key_hashes`; with
-    `tokens`, tokens signed with them instead (for `endpoint`, checked at `clock()`)."""
+    """The keys a request may present: plain `keys` and sha256 hex `key_hashes`; with a
+    `token_key`, tokens signed with it instead (for `endpoint`, checked at `clock()`)."""
 
     def __init__(
         self,
         keys: Sequence[str] = (),
         key_hashes: Sequence[str] = (),
         *,
-        tokens: bool = False,
+        token_key: bytes | None = None,
         endpoint: str = "",
         clock: Callable[[], float] = time.time,
     ) -> None:
         digests = [hashlib.sha256(key.encode("utf-8")).digest() for key in keys]
         digests += [bytes.fromhex(check_key_hash(digest)) for digest in key_hashes]
-        if not digests:
-            raise ValueError("a KeyCheck needs at least one key or key hash")
+        if not digests and token_key is None:
+            raise ValueError("a KeyCheck needs a key, a key hash or a token key")
         self.digests = tuple(digests)
-        self.tokens = tokens
+        self.token_key = token_key
+        self.tokens = token_key is not None
         self.endpoint = endpoint
         self.clock = clock
 
@@ -116,11 +123,9 @@ class KeyCheck:
             signature = bytes.fromhex(parts[2])
         except (ValueError, KeyError, TypeError):
             raise KeyMissing(f"that token cannot be read; {_TOKEN_MISSING}") from None
-        matched = False
-        for digest in self.digests:
-            expected = hmac.new(digest, payload, hashlib.sha256).digest()
-            matched |= hmac.compare_digest(signature, expected)
-        if not matched:
+        assert self.token_key is not None
+        expected = hmac.new(self.token_key, payload, hashlib.sha256).digest()
+        if not hmac.compare_digest(signature, expected):
             raise KeyRejected(_TOKEN_REJECTED)
         if self.endpoint and audience != self.endpoint:
             raise NotAllowed(f"the token is for endpoint {audience}, not {self.endpoint}")
@@ -132,13 +137,14 @@ class KeyCheck:
             )
 
 
-def mint(key: str, endpoint: str, seconds: float, now: float | None = None) -> tuple[str, float]:
-    """A token for `endpoint`, signed with `key`, valid for `seconds`; and its expiry."""
+def mint(
+    token_key: bytes, endpoint: str, seconds: float, now: float | None = None
+) -> tuple[str, float]:
+    """A token for `endpoint`, signed with `token_key`, valid for `seconds`; and its expiry."""
     expires = (time.time() if now is None else now) + seconds
     claims = json.dumps({"aud": endpoint, "exp": round(expires)}, separators=(",", ":"))
     payload = base64.urlsafe_b64encode(claims.encode()).rstrip(b"=")
-    digest = hashlib.sha256(key.encode("utf-8")).digest()
-    signature = hmac.new(digest, payload, hashlib.sha256).hexdigest()
+    signature = hmac.new(token_key, payload, hashlib.sha256).hexdigest()
     return f"{_TOKEN_PREFIX}{payload.decode()}.{signature}", float(round(expires))
 
 
@@ -155,3 +161,27 @@ def check_key_hash(text: str) -> str:
 def parse_key_hashes(text: str) -> tuple[str, ...]:
     """Comma-separated sha256 hex digests (`MLFORM_KEY_HASHES`); blanks are skipped."""
     return tuple(check_key_hash(part.strip()) for part in text.split(",") if part.strip())
+
+
+def token_key_text(token_key: bytes, keys_digest: str) -> str:
+    """A token key file's content: the key and the digest of the keys it was made with
+    (a new key is made when they change), as JSON."""
+    return json.dumps({"token_key": token_key.hex(), "keys": keys_digest}) + "\n"
+
+
+def read_token_key(path: Path) -> bytes:
+    """The token key in the file at `path` (`token_key_text`); ValueError saying why not."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise ValueError(f"cannot read the token key file {path}: {err.strerror}") from None
+    try:
+        key = bytes.fromhex(json.loads(text)["token_key"])
+    except (ValueError, KeyError, TypeError):
+        key = b""
+    if len(key) < 32:
+        raise ValueError(
+            f'{path} holds no token key: it should be JSON with "token_key": 64 hex '
+            "digits or more (as `mlform apply` writes it under .mlform/secrets/tokens/)"
+        )
+    return key

@@ -8,6 +8,8 @@ from mlform.serving.metrics import CONTENT_TYPE
 from mlform.serving.scoring import PAYLOAD_KEYS
 
 MAX_BODY = 10 * 1024 * 1024
+# Azure ML's default for request_settings.max_queue_wait_ms, in seconds.
+DEFAULT_QUEUE_WAIT = 0.5
 JSON = "application/json"
 
 
@@ -18,12 +20,15 @@ def openapi_document(
     secured: bool = False,
     request_timeout: float | None = None,
     max_concurrent: int | None = None,
+    max_queue_wait: float = DEFAULT_QUEUE_WAIT,
     body: dict[str, Any] | None = None,
+    json_only: bool = True,
 ) -> dict[str, Any]:
     """The OpenAPI 3.1 description of this server's routes, as `create_app` set them.
 
     `body` is the request body's schema when the script takes its input otherwise than
-    parsed (`ScoringScript.body_schema`); None: the payloads mlform parses."""
+    parsed (`ScoringScript.body_schema`); None: the payloads mlform parses. `json_only`:
+    other content types than JSON are answered 415."""
     error = {"$ref": "#/components/schemas/Error"}
 
     def answer(description: str, schema: dict[str, Any]) -> dict[str, Any]:
@@ -44,9 +49,9 @@ def openapi_document(
             "description": "a pandas DataFrame (records if pandas is not installed)",
             "type": "object",
             "properties": {
-                "columns": {"type": "array"},
+                "columns": {"type": "array", "items": {"type": ["string", "number"]}},
                 "data": {"type": "array", "items": {"type": "array"}},
-                "index": {"type": "array"},
+                "index": {"type": "array", "items": {"type": ["string", "number"]}},
             },
             "required": ["columns", "data"],
             "additionalProperties": False,
@@ -74,6 +79,7 @@ def openapi_document(
         "200": answer("the JSON of what run() returned", {}),
         "400": answer("the body is not JSON, or not an accepted payload", error),
         "413": answer("the body is larger than the limit", error),
+        **({"415": answer("the body is not sent as JSON", error)} if json_only else {}),
         "500": answer("run() raised; the traceback is in the log", error),
         "503": answer("init() has not completed", error),
     }
@@ -94,7 +100,9 @@ def openapi_document(
         security["security"] = [{"key": []}]
     if max_concurrent is not None:
         score_responses["429"] = answer(
-            f"{max_concurrent} requests are in flight already; retry shortly", error
+            f"{max_concurrent} requests stayed in flight for longer than the queue wait of "
+            f"{max_queue_wait * 1000:g} ms; retry shortly",
+            error,
         )
     if request_timeout is not None:
         score_responses["504"] = answer(f"run() took longer than {request_timeout:g} s", error)

@@ -9,11 +9,23 @@ whatever its weight, and forwards the request as it came (method, path, query, h
 less hop-by-hop ones, body) over a pool of keep-alive HTTP/1.1 connections. The
 answer comes back as the deployment gave it, plus `x-mlform-deployment: NAME`.
 
-The router's own answers are JSON errors `{"error": message, "status": code}`: 404 an
-unknown deployment name, 503 no deployment with weight > 0, 502 a deployment that
-refuses the connection or breaks it, 504 one that does not answer within the timeout;
-the last two name the deployment in `x-mlform-deployment` too. `GET /health` is the
-router's own liveness and is not forwarded.
+The router's own answers are JSON errors `{"error": message, "status": code}`: 401/403
+a request without valid credentials, 413 a body over `--max-body`, 404 an unknown
+deployment name, 503 no deployment with weight > 0, 502 a deployment that refuses the
+connection or breaks it, 504 one that does not answer within the timeout; the last two
+name the deployment in `x-mlform-deployment` too. `GET /health` is the router's own
+liveness and is not forwarded.
+
+What a client can make the router hold is bounded before anything is forwarded. When
+the routes file names the endpoint's key digests (`auth`), a request other than GET and
+HEAD is checked as its deployments check it (`mlform.serving.auth`: keys, or tokens)
+from its headers alone, and refused before its body is read. The router holds the key
+digests the deployments hold, and nothing more, so it can check exactly what they would
+accept: a check of the header's form only would let any well-formed guess make the
+router read and forward a whole body. A body is refused at once when its Content-Length
+is over the limit, and counted while read when it is chunked. Each request must arrive
+whole within `--read-timeout` seconds and its head within 64 KiB (`connections`), and
+uvicorn's `limit_concurrency` caps the connections held at once (`--max-connections`).
 
 It runs beside mlform (never in a deployment's image), so it may use what mlform
 installs: uvicorn with httptools and uvloop, and httptools again to read the answers.
@@ -41,11 +53,15 @@ import uvicorn
 import uvicorn.config
 from starlette.types import Receive, Scope, Send
 
+from mlform.serving.auth import KeyCheck, KeyMissing, KeyRejected, NotAllowed, read_token_key
+from mlform.serving.connections import DEFAULT_MAX_HEAD, DEFAULT_READ_TIMEOUT, guarded
+from mlform.serving.openapi import MAX_BODY
 from mlform.serving.options import port, positive
-from mlform.serving.routes import Deployment, RoutesFile, RoutesInvalid, logger
+from mlform.serving.routes import Auth, Deployment, Routes, RoutesFile, RoutesInvalid, logger
 
 PROG = "mlform.serving.router"
 DEFAULT_TIMEOUT = 60.0
+DEFAULT_MAX_CONNECTIONS = 1024
 DEPLOYMENT_HEADER = b"azureml-model-deployment"
 ROUTED_HEADER = b"x-mlform-deployment"
 
@@ -57,6 +73,12 @@ _HOP_BY_HOP = frozenset(
 _NOT_FORWARDED = _HOP_BY_HOP | {b"content-length"}
 _NOT_RETURNED = _NOT_FORWARDED | {ROUTED_HEADER}
 _JSON = (b"content-type", b"application/json")
+_CHALLENGE = (b"www-authenticate", b"Bearer")
+_OPEN_METHODS = ("GET", "HEAD")  # forwarded without credentials: the deployment decides
+
+
+class BodyTooLarge(Exception):
+    pass
 
 
 class UpstreamBroken(Exception):
@@ -230,11 +252,20 @@ class Pool:
 class Router:
     """The ASGI app: route by weight or by name, forward, return the answer."""
 
-    def __init__(self, routes: RoutesFile, *, timeout: float = DEFAULT_TIMEOUT) -> None:
+    def __init__(
+        self, routes: RoutesFile, *, timeout: float = DEFAULT_TIMEOUT, max_body: int = MAX_BODY
+    ) -> None:
         self.routes = routes
         self.timeout = timeout
+        self.max_body = max_body
+        self._too_large = (
+            f"the request body is larger than this endpoint's limit of {max_body} bytes; "
+            "send fewer rows per request"
+        )
         self._pools: dict[tuple[str, int], Pool] = {}
         self._pooled_for = routes.routes
+        self._checked_for: Routes | None = None
+        self._check: KeyCheck | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -249,8 +280,23 @@ class Router:
             return
         self.routes.refresh()
         routes = self.routes.routes
-        headers: list[tuple[bytes, bytes]] = scope["headers"]
-        named = next((value for key, value in headers if key == DEPLOYMENT_HEADER), None)
+        named = authorization = length = None
+        for key, value in scope["headers"]:
+            if key == DEPLOYMENT_HEADER:
+                named = value
+            elif key == b"authorization":
+                authorization = value
+            elif key == b"content-length":
+                length = value
+        # Refused from the headers alone: uvicorn skips the unread body, unbuffered.
+        if routes.auth is not None and method not in _OPEN_METHODS:
+            refused = self._refused(routes, authorization)
+            if refused is not None:
+                await _error(send, *refused)
+                return
+        if length is not None and length.isdigit() and int(length) > self.max_body:
+            await _error(send, 413, self._too_large)
+            return
         if named is not None:
             name = named.decode("latin-1").strip()
             deployment = routes.get(name)
@@ -269,10 +315,39 @@ class Router:
                 await _error(send, 503, message)
                 return
             deployment = picked
-        body = await _read_body(receive)
+        try:
+            body = await _read_body(receive, self.max_body)
+        except BodyTooLarge:
+            await _error(send, 413, self._too_large)
+            return
         if body is None:
             return  # the client went away
         await self._forward(scope, deployment, body, send)
+
+    def _refused(
+        self, routes: Routes, authorization: bytes | None
+    ) -> tuple[int, str, tuple[bytes, bytes]] | None:
+        """None if `authorization` holds credentials the deployments accept; else the
+        status, message and header of the refusal, as the deployments would answer."""
+        if self._checked_for is not routes:
+            auth = routes.auth
+            assert auth is not None
+            try:
+                self._check = _key_check(routes.endpoint, auth)
+            except ValueError as err:  # the token key's file is gone or unreadable
+                logger.error("endpoint %s: %s", routes.endpoint, err)
+                self._check = None
+            self._checked_for = routes
+        if self._check is None:
+            message = "this endpoint cannot check tokens now; its token key cannot be read"
+            return 503, message, (b"retry-after", b"5")
+        try:
+            self._check.verify(None if authorization is None else authorization.decode("latin-1"))
+        except (KeyMissing, KeyRejected) as err:
+            return 401, str(err), _CHALLENGE
+        except NotAllowed as err:
+            return 403, str(err), _CHALLENGE
+        return None
 
     async def _forward(self, scope: Scope, deployment: Deployment, body: bytes, send: Send) -> None:
         routed = (ROUTED_HEADER, deployment.name.encode("latin-1"))
@@ -355,6 +430,16 @@ class Router:
         self.routes.reload(force=True)
 
 
+def _key_check(endpoint: str, auth: Auth) -> KeyCheck:
+    """The check its deployments make: keys, or tokens signed with the key in a file
+    (read when the routes change: apply rewrites them after renewing that key)."""
+    if auth.tokens:
+        assert auth.token_key_file is not None
+        key = read_token_key(Path(auth.token_key_file))
+        return KeyCheck(token_key=key, endpoint=endpoint)
+    return KeyCheck(key_hashes=auth.key_hashes, endpoint=endpoint)
+
+
 def _request_headers(
     scope: Scope, deployment: Deployment, body: bytes
 ) -> list[tuple[bytes, bytes]]:
@@ -386,13 +471,27 @@ def _request_headers(
     return out
 
 
-async def _read_body(receive: Receive) -> bytes | None:
-    chunks = []
+async def _read_body(receive: Receive, limit: int) -> bytes | None:
+    """The whole body, or None if the client went away; BodyTooLarge past `limit` bytes
+    (a chunked body has no length to check beforehand)."""
+    message = await receive()
+    if message["type"] == "http.disconnect":
+        return None
+    body: bytes = message.get("body", b"")
+    if not message.get("more_body", False):
+        if len(body) > limit:
+            raise BodyTooLarge
+        return body
+    chunks, size = [body], len(body)
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
             return None
-        chunks.append(message.get("body", b""))
+        chunk: bytes = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge
+        chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)
 
@@ -434,6 +533,29 @@ def build_parser() -> argparse.ArgumentParser:
         help="port to listen on (default: $MLFORM_PORT or 5000)",
     )
     parser.add_argument(
+        "--max-body",
+        type=positive(int, "number of bytes"),
+        default=env("MLFORM_MAX_BODY", str(MAX_BODY)),
+        metavar="BYTES",
+        help=f"answer 413 to larger request bodies (default: $MLFORM_MAX_BODY or {MAX_BODY})",
+    )
+    parser.add_argument(
+        "--read-timeout",
+        type=positive(float, "number of seconds"),
+        default=env("MLFORM_READ_TIMEOUT", f"{DEFAULT_READ_TIMEOUT:g}"),
+        metavar="SECONDS",
+        help="answer 408 and close the connection when a request's head and body take "
+        f"longer to arrive (default: $MLFORM_READ_TIMEOUT or {DEFAULT_READ_TIMEOUT:g})",
+    )
+    parser.add_argument(
+        "--max-connections",
+        type=positive(int, "number of connections"),
+        default=env("MLFORM_MAX_CONNECTIONS", str(DEFAULT_MAX_CONNECTIONS)),
+        metavar="N",
+        help="answer 503 to requests while N connections or requests are open "
+        f"(default: $MLFORM_MAX_CONNECTIONS or {DEFAULT_MAX_CONNECTIONS})",
+    )
+    parser.add_argument(
         "--timeout",
         type=positive(float, "number of seconds"),
         default=env("MLFORM_ROUTER_TIMEOUT", str(DEFAULT_TIMEOUT)),
@@ -455,10 +577,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RoutesInvalid as err:
         return _fail(f"the routes file is not usable:\n{err}")
     uvicorn.run(
-        Router(routes, timeout=args.timeout),
+        Router(routes, timeout=args.timeout, max_body=args.max_body),
         host=args.host,
         port=args.port,
-        http="auto",
+        http=guarded(args.read_timeout, DEFAULT_MAX_HEAD),
+        limit_concurrency=args.max_connections,
         loop="auto",
         lifespan="on",
         log_level="info",

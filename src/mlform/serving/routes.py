@@ -9,6 +9,11 @@ shift traffic; the router notices the new file and switches without a restart:
 
 Weights are non-negative integers and need not add up to 100; a deployment's share is
 its weight over the sum. Weight 0 takes no routed traffic but stays reachable by name.
+
+An endpoint with keys adds `"auth": {"mode": "key" | "token", "key_hashes": [sha256
+hex, …]}`, what its deployments check, and in token mode `"token_key_file": PATH`, the
+file of the key its tokens are signed with (never the key itself): the router checks
+credentials too, before it reads a body (so the file is readable by its owner only).
 Like the rest of the serving runtime, this module imports only the standard library.
 """
 
@@ -26,6 +31,7 @@ from urllib.parse import urlsplit
 
 logger = logging.getLogger("mlform.serving.router")
 
+_HEX = frozenset("0123456789abcdefABCDEF")
 # How often the request path may stat the routes file: a rewrite takes effect within this.
 CHECK_INTERVAL = 0.2
 
@@ -48,9 +54,24 @@ class Deployment:
 
 
 @dataclass(frozen=True, slots=True)
+class Auth:
+    mode: str  # "key", or "token" (Azure ML's aml_token too)
+    key_hashes: tuple[str, ...]
+    token_key_file: str | None = None  # in token mode: where the signing key is
+
+    @property
+    def tokens(self) -> bool:
+        return self.mode != "key"
+
+
+AUTH_MODES = ("key", "token", "aml_token")
+
+
+@dataclass(frozen=True, slots=True)
 class Routes:
     endpoint: str
     deployments: tuple[Deployment, ...]
+    auth: Auth | None = None
 
     def get(self, name: str) -> Deployment | None:
         for deployment in self.deployments:
@@ -71,9 +92,10 @@ def parse_routes(text: str, source: str = "routes") -> Routes:
     endpoint = document.get("endpoint")
     if not isinstance(endpoint, str) or not endpoint:
         problems.append("endpoint: must be the endpoint's name, a non-empty string")
-    extra = sorted(set(document) - {"endpoint", "deployments"})
+    extra = sorted(set(document) - {"endpoint", "deployments", "auth"})
     if extra:
-        problems.append(f"unknown keys {', '.join(extra)}; expected endpoint and deployments")
+        problems.append(f"unknown keys {', '.join(extra)}; expected endpoint, deployments and auth")
+    auth = _auth(document.get("auth"), problems) if "auth" in document else None
     entries = document.get("deployments")
     deployments: list[Deployment] = []
     if not isinstance(entries, dict):
@@ -86,7 +108,37 @@ def parse_routes(text: str, source: str = "routes") -> Routes:
     if problems:
         raise RoutesInvalid(source, problems)
     assert isinstance(endpoint, str)
-    return Routes(endpoint, tuple(deployments))
+    return Routes(endpoint, tuple(deployments), auth)
+
+
+def _auth(entry: Any, problems: list[str]) -> Auth | None:
+    found = len(problems)
+    if not isinstance(entry, dict):
+        problems.append('auth: must be an object with "mode" and "key_hashes"')
+        return None
+    extra = sorted(set(entry) - {"mode", "key_hashes", "token_key_file"})
+    if extra:
+        problems.append(
+            f"auth: unknown keys {', '.join(extra)}; expected mode, key_hashes and token_key_file"
+        )
+    mode = entry.get("mode")
+    if mode not in AUTH_MODES:
+        problems.append(f"auth.mode: must be one of {', '.join(AUTH_MODES)}, got {mode!r}")
+    hashes = entry.get("key_hashes")
+    if (
+        not isinstance(hashes, list)
+        or not hashes
+        or not all(isinstance(h, str) and len(h) == 64 and _HEX.issuperset(h) for h in hashes)
+    ):
+        problems.append("auth.key_hashes: must be a non-empty array of sha256 hex digests")
+    key_file = entry.get("token_key_file")
+    tokens = mode in AUTH_MODES and mode != "key"
+    if tokens and (not isinstance(key_file, str) or not key_file):
+        problems.append("auth.token_key_file: a token endpoint needs the path of its token key")
+    if len(problems) > found:
+        return None
+    assert isinstance(mode, str) and isinstance(hashes, list)
+    return Auth(mode, tuple(h.lower() for h in hashes), key_file if tokens else None)
 
 
 def _deployment(name: str, entry: Any, problems: list[str]) -> Deployment | None:

@@ -30,6 +30,9 @@ into JSON (`to_json`).
 
 Messages of NotReady, BadPayload, RunFailed and BadResult are safe to send to clients:
 they never carry the script's exception messages or tracebacks, which go to the log.
+The one exception: run() may raise `BadPayload(message)` itself, for input it cannot
+score, and the client gets a 400 with that message (as MLflow's server answers 400 to an
+MlflowException a model raises for bad input); every other exception of run() is a 500.
 """
 
 from __future__ import annotations
@@ -54,6 +57,11 @@ SCRIPT_MODULE = "mlform_scoring_script"
 # Set at a script's top level, it asks for run(data) with the parsed payload.
 PARSED_MARKER = "MLFORM_PARSED_INPUT"
 RAW, SCHEMA, PARSED = "raw", "schema", "parsed"
+
+# Python's parser recurses once per level of nesting: a deep enough body ends in a
+# RecursionError. Bodies within this many levels always parse (the interpreter's limit is
+# 1,000 frames, less what the server's own calls use); deeper ones may get a 400.
+MAX_NESTING = 500
 
 PAYLOAD_KEYS = ("data", "dataframe_split", "dataframe_records", "instances", "inputs")
 _SPLIT_KEYS = frozenset({"columns", "data", "index"})
@@ -138,6 +146,8 @@ class ScoringScript:
             data, arguments = parse_payload(_json(body)), {}
         try:
             result = self.run(**arguments) if self.input == SCHEMA else self.run(data)
+        except BadPayload:
+            raise  # the script's own word to the client on its input: a 400
         except Exception as err:
             raise RunFailed(
                 f"the scoring script raised {type(err).__name__}; see the deployment's log"
@@ -202,6 +212,14 @@ def _json(body: bytes) -> Any:
         return json.loads(body)
     except ValueError as err:
         raise BadPayload(f"the request body is not valid JSON: {err}") from err
+    except RecursionError:
+        raise BadPayload(_TOO_DEEP) from None
+
+
+_TOO_DEEP = (
+    "the request body nests JSON arrays and objects too deeply to parse; this server "
+    f"accepts up to {MAX_NESTING} levels"
+)
 
 
 def _captured(text: str) -> Any:
@@ -209,7 +227,7 @@ def _captured(text: str) -> Any:
     reads them), else the text as sent."""
     try:
         return parse_payload(json.loads(text))
-    except (ValueError, BadPayload):
+    except (ValueError, RecursionError, BadPayload):
         return text
 
 
@@ -303,6 +321,8 @@ def _split_frame(split: Any) -> Any:
         )
     columns: list[Any] = split["columns"]
     rows: list[Any] = split["data"]
+    if not all(isinstance(c, str | int | float) and not isinstance(c, bool) for c in columns):
+        raise BadPayload('"dataframe_split" columns must be names: strings or numbers')
     for i, row in enumerate(rows):
         if not isinstance(row, list) or len(row) != len(columns):
             raise BadPayload(
@@ -310,8 +330,14 @@ def _split_frame(split: Any) -> Any:
                 "one per column"
             )
     index = split.get("index")
-    if index is not None and (not isinstance(index, list) or len(index) != len(rows)):
-        raise BadPayload(f'"dataframe_split" index must be an array of {len(rows)} labels')
+    if index is not None and (
+        not isinstance(index, list)
+        or len(index) != len(rows)
+        or not all(isinstance(label, str | int | float) for label in index)
+    ):
+        raise BadPayload(
+            f'"dataframe_split" index must be an array of {len(rows)} labels (strings or numbers)'
+        )
     pandas = _pandas()
     if pandas is None:
         return [dict(zip(columns, row, strict=True)) for row in rows]
@@ -353,7 +379,7 @@ def to_json(value: Any) -> bytes:
             raise BadResult(_UNENCODABLE) from err
     try:
         return _ENCODER.encode(value).encode("ascii")
-    except (TypeError, ValueError) as err:
+    except (TypeError, ValueError, RecursionError) as err:
         raise BadResult(_UNENCODABLE) from err
 
 

@@ -4,7 +4,8 @@ The kernel drops an flock when its process dies, however it dies, so a killed ap
 never leaves the state locked on this machine; the next one notes the interruption and
 continues. The file's content names the holder (lock ID, pid, host, since, operation)
 for the message a refused process prints, and for `mlform force-unlock ID`, which
-removes the file when a lock is truly stuck (a hung process, a network filesystem).
+removes the file when a lock is truly stuck (a network filesystem, a holder on another
+host), and refuses while its holder still runs here unless `--force` (a hung process).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from mlform import private
 from mlform.errors import StateError, StateLocked
 
 
@@ -46,10 +48,10 @@ class StateLock:
         self.interrupted: LockInfo | None = None  # a holder that died without releasing
 
     def acquire(self, operation: str, *, exclusive: bool = True, wait: float = 0.0) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private.folder(self.path.parent)
         deadline = time.monotonic() + wait
         while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = private.open_fd(self.path, os.O_RDWR)
             try:
                 fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -99,8 +101,16 @@ class StateLock:
         )
 
 
-def force_unlock(state_path: Path, lock_id: str) -> LockInfo:
-    """Remove the lock with ID `lock_id`; the caller vouches nothing uses the state."""
+@dataclass(frozen=True, slots=True)
+class Unlocked:
+    holder: LockInfo
+    warning: str | None = None  # what could not be checked (a holder on another host)
+
+
+def force_unlock(state_path: Path, lock_id: str, *, force: bool = False) -> Unlocked:
+    """Remove the lock with ID `lock_id`. Refused while its holder still runs on this
+    machine (it would write beside the next apply) unless `force`; a holder on another
+    host cannot be checked from here, so the caller is warned instead."""
     path = state_path.with_name(state_path.name + ".lock")
     holder = _read(path)
     if holder is None:
@@ -110,8 +120,37 @@ def force_unlock(state_path: Path, lock_id: str) -> LockInfo:
             f"lock ID {lock_id} does not match the current lock {holder.id} held by "
             f"{holder.describe()}; pass that ID if you mean to remove it"
         )
+    warning = None
+    if holder.host != socket.gethostname():
+        warning = (
+            f"lock {holder.id} was taken on host {holder.host}, where mlform cannot see "
+            f"whether pid {holder.pid} still runs; make sure no mlform process runs there"
+        )
+    elif not force and _held(path) and _alive(holder):
+        raise StateLocked(
+            f"lock {holder.id} is held by {holder.describe()}, which is still running: "
+            f"removing the lock would let another apply write beside it. Wait for it to "
+            f"finish, or stop it (kill {holder.pid}); if it is hung and must be left "
+            f"running, `mlform force-unlock {holder.id} --force` removes the lock anyway"
+        )
     path.unlink()
-    return holder
+    return Unlocked(holder, warning)
+
+
+def _held(path: Path) -> bool:
+    """Whether some process holds the flock: the kernel drops it when its holder dies, so
+    a free flock means the holder is gone, whichever process its pid now names."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
 
 
 def _read(path: Path) -> LockInfo | None:

@@ -241,4 +241,13 @@ MIGRATIONS: tuple[Migration, ...] = (
         where runs.id = numbered.id;
         """,
     ),
+    Migration(
+        "0008_workspace_name",
+        """
+        -- the `name:` of the workspace that applies to this state: another workspace
+        -- pointed at it would plan to destroy all it holds. Null until the first apply
+        -- of an mlform that records it, which adopts its workspace's name.
+        alter table meta add column workspace varchar;
+        """,
+    ),
 )

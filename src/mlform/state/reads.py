@@ -11,11 +11,13 @@ moment they look at the signature until they save, and writers need it exclusive
 
 from __future__ import annotations
 
+import contextlib
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from mlform import private
 
 _FILE = ".reads"
 
@@ -74,15 +76,9 @@ class ReadCache:
         """Keep the reads, if the file is still the one they came from."""
         if not self.dirty or self.tag[0] != signature(self.db):
             return
-        target = _path(self.db)
-        partial = target.with_name(f"{target.name}.{os.getpid()}.partial")
-        try:
-            partial.write_text(
-                json.dumps({"tag": self.tag, "queries": self.queries}), encoding="utf-8"
-            )
-            os.replace(partial, target)
-        except OSError:
-            partial.unlink(missing_ok=True)  # only a lost speed-up
+        data = json.dumps({"tag": self.tag, "queries": self.queries}).encode()
+        with contextlib.suppress(OSError):  # only a lost speed-up
+            private.write(_path(self.db), data, durable=False)  # it holds state rows
 
 
 def _tag(db: Path, migrations: Sequence[str]) -> list[Any]:

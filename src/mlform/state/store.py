@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlform import __version__
+from mlform import __version__, private
 from mlform.errors import StateError, StateIncompatible, StateLocked
 from mlform.state.lock import LockInfo, StateLock
 from mlform.state.migrations import MIGRATIONS
@@ -64,8 +64,11 @@ class Store:
         store; writing creates it."""
         if not write and not path.exists():
             return cls(path, None, None)
+        # Its folder first: the lock file would otherwise create it with the umask's mode.
+        private.folder(path.parent)
         lock = StateLock(path)
         lock.acquire(operation, exclusive=write, wait=wait if write else max(wait, 10.0))
+        _restrict(path)  # as an older mlform may have left them
         try:
             reads = ReadCache.load(path, [m.name for m in MIGRATIONS])
             if reads is not None:  # connected only if a read misses, or to write
@@ -95,6 +98,7 @@ class Store:
         if self._con is not None:
             self._con.close()
             self._con = None
+            _restrict(self.path)
         if self._reads is not None and not self._write:
             self._reads.save()  # still under the lock: the file is as it was read
         if self.lock is not None:
@@ -202,6 +206,18 @@ class Store:
         row = self._rows("select lineage, serial from meta")[0]
         return Identity(str(row[0]), int(row[1]))
 
+    def workspace(self) -> str | None:
+        """The name of the workspace this state belongs to; None before it records one."""
+        if not self.exists:
+            return None
+        row = self._rows("select workspace from meta")[0]
+        return None if row[0] is None else str(row[0])
+
+    def claim(self, workspace: str) -> None:
+        """Record the workspace this state belongs to, if it records none yet."""
+        if self.workspace() is None:
+            self.con.execute("update meta set workspace = ?", [workspace])
+
     def recorded(self) -> dict[str, Recorded]:
         if not self.exists:
             return {}
@@ -263,6 +279,7 @@ class Store:
         except BaseException:
             con.execute("rollback")
             raise
+        _restrict(self.path)  # DuckDB makes a new WAL with the umask's mode after a checkpoint
 
     def write(self, apply_id: str, records: Sequence[Record]) -> None:
         with self.transaction() as con:
@@ -296,9 +313,9 @@ def _connect(path: Path, *, read_only: bool) -> duckdb.DuckDBPyConnection:
     import duckdb
 
     if not read_only:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private.folder(path.parent)
     try:
-        return duckdb.connect(str(path), read_only=read_only)
+        con = duckdb.connect(str(path), read_only=read_only)
     except duckdb.IOException as err:
         text = str(err)
         if "lock" in text.lower():
@@ -309,6 +326,18 @@ def _connect(path: Path, *, read_only: bool) -> duckdb.DuckDBPyConnection:
         raise StateIncompatible(_unreadable(path, text)) from err
     except duckdb.Error as err:
         raise StateIncompatible(_unreadable(path, str(err))) from err
+    _restrict(path)
+    return con
+
+
+def _restrict(path: Path) -> None:
+    """The state, its WAL and its reads readable by their owner only: DuckDB creates the
+    first two with the umask's mode and offers no setting for it. The folder mlform keeps
+    them in is 0700 as well (`private`), so the moment between creation and this is not
+    an opening. A mode already right is left alone: a chmod changes the file's ctime,
+    which tells readers (`reads`) that the file changed."""
+    for side in ("", ".wal", ".reads"):
+        private.restrict(path.with_name(path.name + side))
 
 
 def _unreadable(path: Path, why: str) -> str:

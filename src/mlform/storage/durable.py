@@ -12,7 +12,6 @@ rename(2)). A reader never sees a partial file under the final name.
 from __future__ import annotations
 
 import os
-import uuid
 from pathlib import Path
 
 
@@ -22,22 +21,6 @@ def settle(partial: Path, target: Path) -> None:
     make_folders(target.parent)
     os.replace(partial, target)
     fsync_path(target.parent)
-
-
-def write_file(target: Path, data: bytes, *, mode: int = 0o644) -> None:
-    """Replace `target` by a file holding `data`, made as `settle` makes objects: for the
-    state's side files (endpoint keys, a router's record), which a reader must never
-    find half-written, nor missing once the state names what they hold."""
-    make_folders(target.parent)
-    partial = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.partial")
-    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        settle(partial, target)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
 
 
 def make_folders(folder: Path) -> None:
