@@ -93,7 +93,11 @@ def test_an_apply_killed_at_random_moments_is_finished_by_one_more_apply(
     took = time.monotonic() - started
     print(f"crash test: {killed} kills, {reapplied} re-applies, {took:.0f}s (seed {seed})")
     # a cycle whose apply ended before its moment killed nothing: that must stay rare
-    assert killed >= reapplied * 0.8, f"only {killed} of {KILLS} applies were killed (seed {seed})"
+    # (a replay of one cycle, MLFORM_CRASH_ONLY, may be such a cycle)
+    if not ONLY:
+        assert killed >= reapplied * 0.8, (
+            f"only {killed} of {KILLS} applies were killed (seed {seed})"
+        )
 
 
 def run_cycle(cycle: Cycle, folder: Path, cache: Path) -> bool:
@@ -105,12 +109,16 @@ def run_cycle(cycle: Cycle, folder: Path, cache: Path) -> bool:
     try:
         began = time.monotonic()
         proc = mlform_process("apply", "--yes", cwd=root, env={MARK: mark}, start_new_session=True)
-        seen = wait_for(proc, cycle.moment.after)
-        if seen:
-            time.sleep(cycle.delay)
-        running = proc.poll() is None
-        os.kill(proc.pid, signal.SIGKILL)  # the apply alone, as `kill -9 PID` does
-        out, err = proc.communicate()
+        with proc:  # its pipes closed and it reaped, however this cycle ends
+            seen = wait_for(proc, cycle.moment.after)
+            if seen:
+                time.sleep(cycle.delay)
+            # An apply that ended in the delay is reaped by poll(): its pid may be gone.
+            # One that is not reaped yet can still be signalled, even if it just exited.
+            running = proc.poll() is None
+            if running:
+                os.kill(proc.pid, signal.SIGKILL)  # the apply alone, as `kill -9 PID` does
+            out, err = proc.communicate()
         killed_after = time.monotonic() - began
         again = mlform_process("apply", "--yes", cwd=root)
         out, err = again.communicate(timeout=900)
