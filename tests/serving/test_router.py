@@ -669,3 +669,20 @@ def test_connections_beyond_the_limit_are_503(start_router: Any, urls: dict[str,
 
     assert (refused.status, refused.body) == (503, b"Service Unavailable")
     assert served.status == 200
+
+
+def test_a_token_key_that_cannot_be_read_is_503_not_an_open_door(
+    start_router: Any, urls: dict[str, str], tmp_path: Path
+) -> None:
+    gone = tmp_path / "missing.key"
+    router = start_router({"blue": 1}, urls, keys=("s3cret",), mode="token", token_key=gone)
+    token, _ = mint(os.urandom(32), "iris", 60)
+
+    reply = router.call("POST", "/score", b"{}", {"Authorization": f"Bearer {token}"})
+
+    assert (reply.status, reply.json()["error"]) == (
+        503,
+        "this endpoint cannot check tokens now; its token key cannot be read",
+    )
+    assert reply.deployment is None
+    assert f"cannot read the token key file {gone}" in router.log_text()
