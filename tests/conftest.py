@@ -137,12 +137,16 @@ def free_port() -> int:
 
 
 def stop_endpoints(root: Path) -> None:
-    """Stop every router and local instance a test's workspace started."""
+    """Stop every router and local instance a test's workspace started: each one by its
+    pid and start time, so that a pid the machine has since given to another process
+    (another test's server, whose group id is its pid) is left alone."""
     import json
-    import signal
+
+    from mlform.endpoints import local
 
     for pidfile in (root / ".mlform" / "endpoints").glob("*/router.json"):
-        _kill(json.loads(pidfile.read_text())["pid"], signal.SIGKILL)
+        data = json.loads(pidfile.read_text())
+        local.kill(local.Process(int(data["pid"]), data.get("started"), data.get("instance", "")))
     state = root / ".mlform" / "state.duckdb"
     if not state.exists():
         return
@@ -152,13 +156,4 @@ def stop_endpoints(root: Path) -> None:
         rows = store.query("select compute, handle from deployments where status = 'running'")
     for compute, handle in rows:
         if compute == "local":
-            _kill(int(handle.partition("@")[0]), signal.SIGKILL)  # pid@start time
-
-
-def _kill(pid: int, sig: int) -> None:
-    import contextlib
-
-    with contextlib.suppress(OSError):
-        os.killpg(pid, sig)
-    with contextlib.suppress(OSError):
-        os.waitpid(pid, 0)
+            local.kill(local.Process.parse(handle))  # pid@start time

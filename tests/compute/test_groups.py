@@ -3,7 +3,6 @@ the mlform that started them is gone."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
@@ -11,7 +10,7 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
@@ -42,17 +41,34 @@ def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path / "cache"
 
 
+class Started(list[int]):
+    """Pids a test started, each with its start time as it is added: the cleanup stops
+    exactly those processes, never another that has since been given a pid they freed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.times: dict[int, int | None] = {}
+
+    def append(self, pid: int) -> None:
+        self.times[pid] = groups.start_time(pid)
+        super().append(pid)
+
+    def extend(self, pids: Iterable[int]) -> None:
+        for pid in pids:
+            self.append(pid)
+
+
 @pytest.fixture
-def started() -> Iterator[list[int]]:
+def started() -> Iterator[Started]:
     """Pids to SIGKILL after the test, whatever it left."""
-    pids: list[int] = []
+    pids = Started()
     yield pids
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+    for pid, began in pids.times.items():
+        if began is not None:
+            groups._kill(groups.Seen(pid, pid, began, None))
 
 
-def owner(how: str, started: list[int]) -> tuple[subprocess.Popen[str], list[int]]:
+def owner(how: str, started: Started) -> tuple[subprocess.Popen[str], list[int]]:
     proc = subprocess.Popen([sys.executable, "-c", OWNER, how], stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     with proc.stdout:
@@ -74,7 +90,7 @@ def gone(pid: int) -> bool:
     return not alive(pid)
 
 
-def test_a_group_whose_mlform_was_killed_is_stopped_whole(cache: Path, started: list[int]) -> None:
+def test_a_group_whose_mlform_was_killed_is_stopped_whole(cache: Path, started: Started) -> None:
     proc, pids = owner("recorded", started)
     (record,) = (cache / "processes").glob("*.json")
     data = json.loads(record.read_text())
@@ -92,7 +108,7 @@ def test_a_group_whose_mlform_was_killed_is_stopped_whole(cache: Path, started: 
 
 
 def test_a_process_started_before_its_group_was_recorded_is_found_by_its_token(
-    cache: Path, started: list[int]
+    cache: Path, started: Started
 ) -> None:
     proc, (pid,) = owner("unnamed", started)
     proc.kill()
@@ -102,7 +118,7 @@ def test_a_process_started_before_its_group_was_recorded_is_found_by_its_token(
     assert not alive(pid)
 
 
-def test_a_group_id_given_to_another_process_is_left_alone(cache: Path, started: list[int]) -> None:
+def test_a_group_id_given_to_another_process_is_left_alone(cache: Path, started: Started) -> None:
     other = subprocess.Popen(["sleep", "600"], start_new_session=True)
     started.append(other.pid)
     real = groups.start_time(other.pid)
@@ -144,7 +160,7 @@ def test_what_a_run_leaves_running_when_it_ends_is_stopped_with_it(
 
 
 def test_a_download_killed_with_its_apply_is_recorded_for_the_next_one(
-    cache: Path, started: list[int], tmp_path: Path
+    cache: Path, started: Started, tmp_path: Path
 ) -> None:
     script = textwrap.dedent(
         """

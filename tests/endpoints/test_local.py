@@ -73,8 +73,18 @@ def test_an_old_record_without_start_time_is_known_by_its_instance(
     deadline = time.monotonic() + 30
     while not Process(process.pid, None, "abc123").running() and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert Process(process.pid, None, "abc123").running()
+    assert Process(process.pid, None, "abc123").running(), described(process)
     assert not Process(process.pid, None, "another").running()
+
+
+def described(process: Process) -> str:
+    """What /proc shows of a process that did not read as running, for the failure."""
+    try:
+        stat = Path(f"/proc/{process.pid}/stat").read_text(errors="replace")
+        environ = Path(f"/proc/{process.pid}/environ").read_bytes().split(b"\0")
+    except OSError as error:
+        return f"pid {process.pid}: {error}; exit {process.exit_code()}"
+    return f"pid {process.pid}: {stat!r}, environment {environ!r}"
 
 
 def test_an_ended_process_tells_its_exit_code(tmp_path: Path) -> None:
