@@ -23,6 +23,7 @@ class GitInfo:
     remote: str | None  # origin's URL (else the first remote's), without credentials
     dirty: bool | None  # tracked files changed, or untracked files that are not ignored
     root: str | None  # the repository's working tree
+    author: str | None = None  # of the commit: `Name <email>`
 
 
 NOT_IN_GIT = GitInfo(commit=None, branch=None, remote=None, dirty=None, root=None)
@@ -47,9 +48,11 @@ def describe(path: Path, ignore: Sequence[Path] = ()) -> GitInfo:
         if repo.bare or repo.working_tree_dir is None:
             return NOT_IN_GIT
         try:
-            commit: str | None = repo.head.commit.hexsha
+            head = repo.head.commit
+            commit: str | None = head.hexsha
+            author: str | None = f"{head.author.name} <{head.author.email}>"
         except ValueError:  # no commit yet
-            commit = None
+            commit = author = None
         except git.GitError:  # git went missing after the import
             return NOT_IN_GIT
         branch = None if repo.head.is_detached else repo.head.reference.name
@@ -72,6 +75,7 @@ def describe(path: Path, ignore: Sequence[Path] = ()) -> GitInfo:
             remote=_remote(repo),
             dirty=dirty,
             root=str(repo.working_tree_dir),
+            author=author,
         )
 
 

@@ -80,6 +80,9 @@ class Workspace:
         if write:
             try:
                 _check_owner(self.config, store)
+                from mlform.access import audit
+
+                audit.ingest(store, self.state_path.parent)  # what servers saw meanwhile
             except BaseException:
                 store.close()
                 raise
@@ -150,7 +153,15 @@ class Workspace:
             finally:
                 ctx.hasher.save()
                 store.finish_apply(apply_id, status, _summary(outcome.results))
+                self._audit(store, ctx, apply_id, status, plan)
             return outcome
+
+    def _audit(self, store: Store, ctx: Context, apply_id: str, status: str, plan: Plan) -> None:
+        from mlform.access import actor, audit
+
+        who = actor.applier(self.root, ignore=(ctx.state_dir, ctx.cache))
+        target = f"workspace/{self.config.name}"
+        audit.record(store, who, "apply", target, status, plan.summary(), apply_id)
 
     def earlier_state(self) -> list[str]:
         """What shows that a state existed, when there is none (else nothing)."""

@@ -31,6 +31,8 @@ COMMANDS = {
     "images": "images",
     "endpoints": "endpoints",
     "pipelines": "pipelines",
+    "tokens": "tokens",
+    "audit": "audit",
     "state": "state",
     "force-unlock": "state",
     "schema": "schemas",

@@ -7,8 +7,11 @@ endpoints do. `mlform pipelines serve` starts it.
                                            → 202 `{"run_id", "status": "queued", "links"}`
     GET  /pipelines/{name}/runs/{run_id}   the run's progress: its `pipeline.json`
 
-The routes but /health need `Authorization: Bearer <key>`, one of the keys `mlform`
-keeps for the endpoint named "pipelines" (`<state dir>/secrets/endpoints/pipelines.json`).
+Each route but /health needs a role (`RULES`), checked by `mlform.access` before any body
+is read: `Authorization: Bearer <token>` with an API token (`mlform tokens create`) of at
+least that role, or one of the keys `mlform` keeps for the endpoint named "pipelines"
+(`<state dir>/secrets/endpoints/pipelines.json`), which carry the operator role, as they
+always allowed all the routes. Denied calls and invocations go to the audit log.
 
 A run is `mlform pipelines invoke NAME --set INPUT=VALUE … --run-id ID`, started in its
 own session, its output in `<state dir>/runs/<run_id>.invoke.log`: the server never
@@ -42,12 +45,17 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from mlform.access import tokenfile
+from mlform.access.gate import Forbidden, Gate, Unauthenticated
+from mlform.access.guard import AccessGuard, Rule, principal
+from mlform.access.journal import Journal
+from mlform.access.roles import Role
 from mlform.config.specs import env_text
 from mlform.config.workspace import Config, load
 from mlform.endpoints import keys as endpoint_keys
 from mlform.errors import MlformError
 from mlform.serving.app import error_response, route_errors
-from mlform.serving.auth import CHALLENGE, KeyCheck, KeyMissing, KeyRejected, NotAllowed
+from mlform.serving.auth import CHALLENGE, KeyCheck
 from mlform.serving.scoring import ServingError
 
 if TYPE_CHECKING:
@@ -60,6 +68,13 @@ LOG_TAIL = 20  # lines of a failed invoke's log in the answer
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")  # names a folder: no dots, no slashes
 _ROUTES = (
     "GET /health, GET /pipelines, POST /pipelines/NAME/runs and GET /pipelines/NAME/runs/RUN_ID"
+)
+SOURCE = "pipeline endpoint"  # in the audit log
+RULES = (
+    Rule("GET", "/health", None),
+    Rule("GET", "/pipelines", Role.READER),
+    Rule("POST", "/pipelines/{name}/runs", Role.OPERATOR),
+    Rule("GET", "/pipelines/{name}/runs/{run_id}", Role.READER),
 )
 
 
@@ -79,11 +94,10 @@ class Unavailable(ServingError):
     pass
 
 
-_STATUS: dict[type[ServingError], int] = {
+_STATUS: dict[type[Exception], int] = {
     BadRequest: 400,
-    KeyMissing: 401,
-    KeyRejected: 401,
-    NotAllowed: 403,
+    Unauthenticated: 401,
+    Forbidden: 403,
     Missing: 404,
     TooLarge: 413,
     Unavailable: 503,
@@ -222,9 +236,25 @@ def overrides(body: bytes, name: str, declared: Mapping[str, Any]) -> dict[str, 
 
 
 def create_app(root: Path, state_dir: Path, keys: list[str]) -> Starlette:
-    """The endpoint's ASGI app for the workspace at `root`, taking `keys`."""
+    """The endpoint's ASGI app for the workspace at `root`, taking API tokens and `keys`."""
     check = KeyCheck(keys)
     invokes = Invokes(root, state_dir)
+    journal = Journal(state_dir, SOURCE)
+
+    def is_key(value: str) -> bool:
+        try:
+            check.verify(f"Bearer {value}")
+        except ServingError:
+            return False
+        return True
+
+    gate = Gate(
+        tokenfile.TokenSet(tokenfile.path(state_dir)),
+        keys=is_key,
+        key_role=Role.OPERATOR,
+        key_hint='"Authorization: Bearer <key>" with a key from '
+        f"{endpoint_keys.path(state_dir, KEYS)}",
+    )
 
     def declared() -> dict[str, Mapping[str, Any]]:
         # Read per request, so an edit and apply is served without a restart.
@@ -249,11 +279,9 @@ def create_app(root: Path, state_dir: Path, keys: list[str]) -> Starlette:
     ) -> Callable[[Request], Awaitable[Response]]:
         async def route(request: Request) -> Response:
             try:
-                check.verify(request.headers.get("authorization"))
                 return _json(await work(request), success)
             except ServingError as err:
-                code = _STATUS[type(err)]
-                return error_response(code, str(err), CHALLENGE if code == 401 else None)
+                return _error(err)
 
         return route
 
@@ -282,6 +310,10 @@ def create_app(root: Path, state_dir: Path, keys: list[str]) -> Starlette:
         spec = await run_in_threadpool(find, name)
         values = overrides(body, name, dict(spec.get("inputs") or {}))
         run_id = invokes.start(name, values)
+        who = principal(request).name
+        said = ", ".join(f"{k}={v}" for k, v in values.items())
+        message = f"run {run_id}" + (f" with {said}" if said else "")
+        await run_in_threadpool(journal.record, "invoke", who, f"pipeline/{name}", 202, message)
         return {
             "run_id": run_id,
             "status": "queued",
@@ -300,7 +332,15 @@ def create_app(root: Path, state_dir: Path, keys: list[str]) -> Starlette:
         Route("/pipelines/{name}/runs", guarded(submit, 202), methods=["POST"]),
         Route("/pipelines/{name}/runs/{run_id}", guarded(progress), methods=["GET"]),
     ]
-    return Starlette(routes=routes, exception_handlers={HTTPException: route_errors(_ROUTES)})
+    app = Starlette(routes=routes, exception_handlers={HTTPException: route_errors(_ROUTES)})
+    app.add_middleware(AccessGuard, rules=RULES, gate=gate, journal=journal, refuse=_error)
+    return app
+
+
+def _error(err: Exception) -> Response:
+    """The one place this server maps its errors to statuses."""
+    code = _STATUS[type(err)]
+    return error_response(code, str(err), CHALLENGE if code == 401 else None)
 
 
 def serve(ws: Workspace, host: str, port: int, say: Callable[[str], None]) -> int:
@@ -323,7 +363,8 @@ def serve(ws: Workspace, host: str, port: int, say: Callable[[str], None]) -> in
     shown = f"[{host}]" if family == socket.AF_INET6 else host
     say(
         f"Pipeline endpoint on http://{shown}:{port}/pipelines; send "
-        f"`Authorization: Bearer <key>` with a key from {endpoint_keys.path(state_dir, KEYS)}"
+        "`Authorization: Bearer <token>` with an API token (`mlform tokens create NAME "
+        f"--role operator`), or a key from {endpoint_keys.path(state_dir, KEYS)}"
     )
     app = create_app(ws.root, state_dir, [keys["primary"], keys["secondary"]])
     config = uvicorn.Config(app, http="h11", loop="asyncio", access_log=False, log_level="warning")

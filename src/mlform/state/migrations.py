@@ -250,4 +250,32 @@ MIGRATIONS: tuple[Migration, ...] = (
         alter table meta add column workspace varchar;
         """,
     ),
+    Migration(
+        "0009_access",
+        """
+        -- API tokens of mlform's own servers (mlform.access): never a secret, only the
+        -- salt and scrypt hash of each. `mlform tokens` writes them, and a copy of them to
+        -- access/tokens.json, which the servers read.
+        create table tokens (
+            id varchar not null,         -- the token's public part: mlf_<id>_<secret>
+            name varchar not null,
+            role varchar not null,       -- reader | operator | admin
+            salt varchar not null,       -- hex
+            hash varchar not null,       -- scrypt$N$r$p$hex of the secret
+            created_at timestamptz not null,
+            created_by varchar not null,
+            expires_at timestamptz,      -- null: never
+            revoked_at timestamptz,
+            last_used_at timestamptz
+        );
+        -- The audit log: who did it (a git author, an OS user, a token's name, "anonymous"),
+        -- from where (cli, pipeline endpoint). The events of an apply's changes have no
+        -- actor: the apply's own event has. Servers' events come through a journal file,
+        -- and its line id makes ingesting one twice harmless.
+        alter table events add column actor varchar;
+        alter table events add column source varchar;
+        alter table events add column event_id varchar;
+        alter table events alter column apply_id drop not null;
+        """,
+    ),
 )

@@ -78,6 +78,10 @@ class ResourceRow:
         )
 
 
+# An apply's own events; audit events (mlform.access.audit) fill the columns after these.
+EVENT_COLUMNS = "occurred_at, apply_id, address, action, status, message"
+
+
 @dataclass(frozen=True, slots=True)
 class Event:
     """One line of the audit log, committed with the change it describes."""
@@ -89,7 +93,7 @@ class Event:
 
     def write(self, con: duckdb.DuckDBPyConnection, apply_id: str) -> None:
         con.execute(
-            "insert into events values (now(), ?, ?, ?, ?, ?)",
+            f"insert into events ({EVENT_COLUMNS}) values (now(), ?, ?, ?, ?, ?)",
             [apply_id, self.address, self.action, self.status, self.message],
         )
 

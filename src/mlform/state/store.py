@@ -23,7 +23,7 @@ from mlform.errors import StateError, StateIncompatible, StateLocked
 from mlform.state.lock import LockInfo, StateLock
 from mlform.state.migrations import MIGRATIONS
 from mlform.state.reads import ReadCache
-from mlform.state.records import Record, Recorded
+from mlform.state.records import EVENT_COLUMNS, Record, Recorded
 
 if TYPE_CHECKING:
     import duckdb
@@ -267,14 +267,19 @@ class Store:
     # -- writing -------------------------------------------------------------------------
 
     @contextmanager
-    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+    def transaction(self, *, bump: bool = True) -> Iterator[duckdb.DuckDBPyConnection]:
+        """One change, committed whole or not at all. `bump`: a change of what the
+        workspace is (the serial a saved plan is checked against); audit events and API
+        tokens are not, so they leave a saved plan valid."""
         con = self.con
         con.execute("begin")
         try:
             yield con
-            con.execute(
-                "update meta set serial = serial + 1, written_by = ?", [f"mlform {__version__}"]
-            )
+            if bump:
+                con.execute(
+                    "update meta set serial = serial + 1, written_by = ?",
+                    [f"mlform {__version__}"],
+                )
             con.execute("commit")
         except BaseException:
             con.execute("rollback")
@@ -304,7 +309,7 @@ class Store:
 
     def event(self, apply_id: str, address: str, action: str, status: str, message: str) -> None:
         self.con.execute(
-            "insert into events values (now(), ?, ?, ?, ?, ?)",
+            f"insert into events ({EVENT_COLUMNS}) values (now(), ?, ?, ?, ?, ?)",
             [apply_id, address, action, status, message],
         )
 
