@@ -1,4 +1,4 @@
-"""Git info of real repositories: commit, branch, remote and the dirty flag."""
+"""Git info of real repositories: commit, branch, remote, the dirty flag and the author."""
 
 from __future__ import annotations
 
@@ -42,6 +42,7 @@ def test_a_clean_repository(repo: Path) -> None:
         remote="https://example.com/team/ml.git",
         dirty=False,
         root=str(repo),
+        author="Test <test@example.com>",
     )
 
 

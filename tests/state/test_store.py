@@ -199,9 +199,12 @@ def test_a_state_from_an_older_mlform_upgrades_itself(cli: Cli, make_workspace: 
     state = root / "custom" / "place" / "state.duckdb"
     with duckdb.connect(str(state)) as con:  # make it what the first release wrote
         later = ("experiments", "runs", "params", "tags", "metrics", "artifacts", "snapshots")
-        for table in (*later, "models", "images", "deployments", "step_runs"):
+        for table in (*later, "models", "images", "deployments", "step_runs", "tokens"):
             con.execute(f"drop table {table}")
         con.execute("alter table meta drop column workspace")
+        for column in ("actor", "source", "event_id"):
+            con.execute(f"alter table events drop column {column}")
+        con.execute("alter table events alter column apply_id set not null")
         con.execute("delete from migrations where name <> '0001_initial'")
 
     plan = cli("plan", "--detailed-exitcode", cwd=root)  # a reader: upgrades, then reads

@@ -136,6 +136,12 @@ def invoke(
         run = PipelineRun(address, pipeline, snaps, statics, ctx, overrides, run_id)
         outcome = writer.drive(run.execute)
         hasher.save()
+        if run_id is None:  # else the pipeline endpoint started it, and recorded who asked
+            from mlform.access import actor, audit
+
+            said = ", ".join(f"{k}={v}" for k, v in overrides.items())
+            message = f"run {outcome[1].id}" + (f" with {said}" if said else "")
+            audit.record(store, actor.os_user(), "invoke", address, outcome[1].status, message)
         return outcome
 
 
