@@ -91,7 +91,7 @@ def test_each_role_on_each_route(served: Endpoint, cli: Cli) -> None:
     assert first.status == 202, first.body
     runs = [first.body["links"]["self"]]
 
-    denied: list[tuple[str, str, str]] = []  # (who, route, status), as the audit log says
+    denied: list[tuple[str, str, str, str]] = []  # (who, route, status, why): the audit log
     for role, method, path, expected in TABLE:
         route = path.format(run=first.body["run_id"])
         answer = served.call(method, route, key=tokens[role])
@@ -102,27 +102,30 @@ def test_each_role_on_each_route(served: Endpoint, cli: Cli) -> None:
                 f"has the {role} role. Ask an admin for a token with that role",
                 "status": 403,
             }
-            denied.append((f"the-{role}", f"{method} {route}", "403"))
+            denied.append(
+                (f"the-{role}", f"{method} {route}", "403", f"needs operator, has {role}")
+            )
         if expected == 202:
             runs.append(answer.body["links"]["self"])
 
     time.sleep(max(0.0, expired_by - time.time()) + 0.1)
     unknown = tokens["admin"][:-4] + ("AAAA" if not tokens["admin"].endswith("AAAA") else "BBBB")
+    not_ours = "the credential sent is not an API token of this workspace"
     refusals = [
-        (None, "anonymous", "this route needs a credential"),
-        (unknown, "anonymous", "the credential sent is not an API token of this workspace"),
-        ("not-a-key", "anonymous", "the credential sent is not an API token of this workspace"),
-        (expiring, "short-lived", "the token 'short-lived' expired at "),
-        (revoked, "let-go", "the token 'let-go' was revoked at "),
+        (None, "anonymous", "this route needs a credential", "no credential"),
+        (unknown, "anonymous", not_ours, "not a token of this workspace"),
+        ("not-a-key", "anonymous", not_ours, "not a token or key of this workspace"),
+        (expiring, "short-lived", "the token 'short-lived' expired at ", "expired token"),
+        (revoked, "let-go", "the token 'let-go' was revoked at ", "revoked token"),
     ]
-    for sent, who, why in refusals:
+    for sent, who, said, why in refusals:
         for method, path, _ in ROUTES:
             route = path.format(run=first.body["run_id"])
             answer = served.call(method, route, key=sent)
             assert answer.status == 401, (sent, method, route, answer.body)
             assert answer.headers["www-authenticate"] == "Bearer"
-            assert answer.body["error"].startswith(why), answer.body
-            denied.append((who, f"{method} {route}", "401"))
+            assert answer.body["error"].startswith(said), answer.body
+            denied.append((who, f"{method} {route}", "401", why))
     assert served.call("GET", "/health").status == 200  # open, and not audited
 
     for link in runs:
@@ -130,9 +133,12 @@ def test_each_role_on_each_route(served: Endpoint, cli: Cli) -> None:
     audit = cli("audit", "--json", cwd=root)
     assert audit.code == 0, audit.err
     events = json.loads(audit.out)
-    assert [(e["actor"], e["target"], e["status"]) for e in events if e["action"] == "denied"] == (
-        denied
-    )
+    audited = [
+        (e["actor"], e["target"], e["status"], e["message"])
+        for e in events
+        if e["action"] == "denied"
+    ]
+    assert audited == denied
     assert {e["source"] for e in events if e["action"] == "denied"} == {"pipeline endpoint"}
     invoked = [(e["actor"], e["target"], e["status"]) for e in events if e["action"] == "invoke"]
     assert invoked == [

@@ -41,8 +41,11 @@ class Principal:
 class Denied(MlformError):
     """A refused request: what to tell the client, and who it was for the audit log."""
 
-    def __init__(self, message: str, actor: str = ANONYMOUS, token_id: str | None = None) -> None:
+    def __init__(
+        self, message: str, reason: str, actor: str = ANONYMOUS, token_id: str | None = None
+    ) -> None:
         super().__init__(message)
+        self.reason = reason  # what the audit log says, in a few words
         self.actor = actor
         self.token_id = token_id
 
@@ -90,28 +93,29 @@ class Gate:
         """Who `authorization` (the header's value) is; Unauthenticated if no one. May
         take scrypt's time: call it from a worker thread."""
         if authorization is None:
-            raise Unauthenticated(self.missing)
+            raise Unauthenticated(self.missing, "no credential")
         scheme, _, value = authorization.partition(" ")
         value = value.strip()
         if scheme.lower() != "bearer" or not value:
-            raise Unauthenticated(self.missing)
+            raise Unauthenticated(self.missing, "no bearer credential")
         parsed = tokens.parse(value)
         if parsed is None:
             if self.keys is not None and not value.startswith(tokens.PREFIX) and self.keys(value):
                 return Principal(KEY, self.key_role)
-            raise Unauthenticated(self.unknown)
+            raise Unauthenticated(self.unknown, "not a token or key of this workspace")
         token_id, secret = parsed
         with self._lock:
             known = self.tokens.current()
             generation = self.tokens.generation
         token = known.get(token_id)
         if token is None or not self._matches(secret, token, generation):
-            raise Unauthenticated(self.unknown)
+            raise Unauthenticated(self.unknown, "not a token of this workspace")
         state = token.status(self.clock())
         if state == "revoked":
             raise Unauthenticated(
                 f"the token '{token.name}' was revoked at {iso(token.revoked)}; ask an admin "
                 "for a new one (`mlform tokens create`)",
+                "revoked token",
                 token.name,
                 token.id,
             )
@@ -119,6 +123,7 @@ class Gate:
             raise Unauthenticated(
                 f"the token '{token.name}' expired at {iso(token.expires)}; ask an admin for "
                 "a new one (`mlform tokens create`)",
+                "expired token",
                 token.name,
                 token.id,
             )
@@ -142,6 +147,7 @@ def authorize(principal: Principal, needed: Role, route: str) -> None:
         raise Forbidden(
             f"{route} needs the {needed} role; {what} '{principal.name}' has the "
             f"{principal.role} role. Ask an admin for a token with that role",
+            f"needs {needed}, has {principal.role}",
             principal.name,
             principal.token_id,
         )

@@ -105,7 +105,7 @@ class AccessGuard:
                 err.actor,
                 route,
                 response.status_code,
-                str(err),
+                err.reason,
                 err.token_id,
             )
             await response(scope, receive, send)
