@@ -1,16 +1,20 @@
-"""`mlform endpoints list|show|logs|invoke|keys`: online endpoints as they run."""
+"""`mlform endpoints list|show|logs|invoke|keys|token`: online endpoints as they run."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mlform.cli.output import Output, add_json_flag
 from mlform.config.names import cli_name
 from mlform.errors import MlformError
 from mlform.shownpath import shown
 from mlform.workspace import Workspace
+
+if TYPE_CHECKING:
+    from mlform.endpoints.signing import Rotation
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -40,10 +44,22 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         choices=("primary", "secondary"),
         help="make a new key; `mlform apply` then rolls the deployments onto it",
     )
+    q.add_argument(
+        "--rotate-token-key",
+        action="store_true",
+        help="(auth_mode: token) sign new tokens with a new key; tokens signed before "
+        "stay valid until they expire",
+    )
     q.set_defaults(run=keys_)
     q = sub.add_parser("token", help="a token for an endpoint with auth_mode: token")
     q.add_argument("name", type=cli_name)
-    q.add_argument("--expires", type=float, default=3600, metavar="SECONDS")
+    q.add_argument(
+        "--expires",
+        type=float,
+        default=3600,
+        metavar="SECONDS",
+        help="how long the token is valid (default: 3600, at most 86400)",
+    )
     q.set_defaults(run=token)
 
 
@@ -127,6 +143,13 @@ def invoke(args: argparse.Namespace, out: Output) -> int:
 def keys_(args: argparse.Namespace, out: Output) -> int:
     from mlform.endpoints import operations
 
+    if args.rotate_token_key:
+        if args.regenerate:
+            raise MlformError(
+                "--regenerate and --rotate-token-key: pick one (a regenerated key's apply "
+                "makes new token keys anyway)"
+            )
+        return _rotated(operations.rotate_token_key(Workspace(args.directory), args.name), out)
     found = operations.keys(Workspace(args.directory), args.name, args.regenerate)
     for slot, key in found.items():
         out.line(f"{slot}: {key}")
@@ -135,13 +158,25 @@ def keys_(args: argparse.Namespace, out: Output) -> int:
     return 0
 
 
-def token(args: argparse.Namespace, out: Output) -> int:
+def _rotated(rotation: Rotation, out: Output) -> int:
+    out.line(f"new tokens are signed with token key {rotation.current}")
+    for kid, until in rotation.kept:
+        out.line(f"token key {kid} still accepts the tokens it signed, until {_utc(until)}")
+    for kid in rotation.dropped:
+        out.line(f"token key {kid} dropped: every token it signed has expired")
+    return 0
+
+
+def _utc(when: float) -> str:
     import time
 
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when))
+
+
+def token(args: argparse.Namespace, out: Output) -> int:
     from mlform.endpoints import operations
 
     made, expires = operations.token(Workspace(args.directory), args.name, args.expires)
     out.line(made)
-    when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(expires))
-    print(f"expires {when}", file=sys.stderr)
+    print(f"expires {_utc(expires)}", file=sys.stderr)
     return 0
