@@ -87,12 +87,13 @@ def ensure(state_dir: Path, endpoint: str, keys_digest: str, now: float | None =
     mlform's file is moved into it; keys past their time are dropped)."""
     when = time.time() if now is None else now
     with _locked(state_dir, endpoint):
-        ring = load(state_dir, endpoint)
+        found = load(state_dir, endpoint)
+        ring = found
         if ring is None or ring.made_for != keys_digest:
             ring = KeyRing(_new_key(), made_for=keys_digest)
         kept = _pruned(ring, when)
         target = path(state_dir, endpoint)
-        if kept != ring or not target.is_file():
+        if kept != found or not target.is_file():
             _write(state_dir, endpoint, kept)
         private.restrict(target)
         return target
