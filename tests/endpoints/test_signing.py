@@ -267,6 +267,12 @@ def test_a_rotation_fails_no_request_and_keeps_earlier_tokens_until_they_expire(
     port = port_of(root)
     body = json.dumps(FLOWERS).encode()
     state_dir = root / ".mlform"
+    too_long = cli("endpoints", "token", "iris", "--expires", "86401", cwd=root)
+    assert (too_long.code, too_long.err) == (
+        1,
+        "error: --expires 86401: a token lives at most 86400 seconds (a day), so that a "
+        "rotated key is dropped a day after; ask for a new one when it expires\n",
+    )
     held = cli("endpoints", "token", "iris", cwd=root).out.strip()  # an hour
     brief = cli("endpoints", "token", "iris", "--expires", "15", cwd=root).out.strip()
     brief_expiry = json.loads(base64.urlsafe_b64decode(brief.split(".")[1] + "==="))["exp"]

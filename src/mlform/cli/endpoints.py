@@ -39,12 +39,13 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     q.set_defaults(run=invoke)
     q = sub.add_parser("keys", help="the endpoint's keys (Authorization: Bearer KEY)")
     q.add_argument("name", type=cli_name)
-    q.add_argument(
+    renew = q.add_mutually_exclusive_group()
+    renew.add_argument(
         "--regenerate",
         choices=("primary", "secondary"),
         help="make a new key; `mlform apply` then rolls the deployments onto it",
     )
-    q.add_argument(
+    renew.add_argument(
         "--rotate-token-key",
         action="store_true",
         help="(auth_mode: token) sign new tokens with a new key; tokens signed before "
@@ -144,11 +145,6 @@ def keys_(args: argparse.Namespace, out: Output) -> int:
     from mlform.endpoints import operations
 
     if args.rotate_token_key:
-        if args.regenerate:
-            raise MlformError(
-                "--regenerate and --rotate-token-key: pick one (a regenerated key's apply "
-                "makes new token keys anyway)"
-            )
         return _rotated(operations.rotate_token_key(Workspace(args.directory), args.name), out)
     found = operations.keys(Workspace(args.directory), args.name, args.regenerate)
     for slot, key in found.items():

@@ -22,7 +22,9 @@ HEAD is checked as its deployments check it (`mlform.serving.auth`: keys, or tok
 from its headers alone, and refused before its body is read. The router holds the key
 digests the deployments hold, and nothing more, so it can check exactly what they would
 accept: a check of the header's form only would let any well-formed guess make the
-router read and forward a whole body. A body is refused at once when its Content-Length
+router read and forward a whole body. Token keys are re-read from their file whenever
+it changes (`keyring`), as the deployments re-read it: a rotation applies to both from
+the next request. A body is refused at once when its Content-Length
 is over the limit, and counted while read when it is chunked. Each request must arrive
 whole within `--read-timeout` seconds and its head within 64 KiB (`connections`), and
 uvicorn's `limit_concurrency` caps the connections held at once (`--max-connections`).
