@@ -327,7 +327,8 @@ def test_a_rotation_fails_no_request_and_keeps_earlier_tokens_until_they_expire(
     assert (rotation.code, rotation.out) == (
         0,
         f"new tokens are signed with token key {ring.current.kid}\n"
-        f"token key {first_kid} still accepts the tokens it signed, until {until}\n",
+        f"tokens signed with token key {first_kid} stay valid until they expire ({until} at "
+        "the latest)\n",
     )
     assert statuses == Counter({200: sum(statuses.values())})
     assert set(signed_by) == {first_kid, ring.current.kid}
@@ -395,3 +396,48 @@ def test_a_copied_state_cannot_make_a_token(
     copied = [p for p in elsewhere.rglob("*") if p.is_file()]
     assert copied and not any(key.encode() in p.read_bytes() for p in copied)
     assert not any(bytes.fromhex(key) in p.read_bytes() for p in copied)
+
+
+def test_an_older_mlforms_token_key_is_upgraded_and_its_tokens_keep_passing(
+    cli: Cli, example_with_endpoint: Path
+) -> None:
+    from mlform.endpoints import signing
+    from mlform.serving.auth import mint
+
+    root = example_with_endpoint
+    use_tokens(root)
+    applied = cli("apply", "--yes", cwd=root)
+    assert applied.code == 0, applied.out + applied.err
+    port = port_of(root)
+    body = json.dumps(FLOWERS).encode()
+    state_dir = root / ".mlform"
+    held = cli("endpoints", "token", "iris", cwd=root).out.strip()
+    assert request(port, body, {"Authorization": f"Bearer {held}"})[0] == 200
+    # The key as an older mlform kept it: one file, format 1, and tokens without a kid.
+    # (The running servers keep the keys they read while their file is gone.)
+    ring = signing.load(state_dir, "iris")
+    assert ring is not None
+    legacy = state_dir / "secrets" / "tokens" / "iris.key"
+    legacy.write_text(
+        json.dumps({"token_key": ring.current.secret.hex(), "keys": ring.made_for}) + "\n"
+    )
+    legacy.chmod(0o600)
+    shutil.rmtree(signing.folder(state_dir, "iris"))
+    unmarked, _ = mint(ring.current.secret, "iris", 3600)
+    marked = cli("endpoints", "token", "iris", cwd=root).out.strip()  # read as it is
+    assert kid_of(marked) == "format-1"
+
+    rotated = cli("endpoints", "keys", "iris", "--rotate-token-key", cwd=root)
+    assert rotated.code == 0, rotated.err
+    assert "tokens signed with token key format-1 stay valid until they expire" in rotated.out
+    assert not legacy.exists()
+    ring_file = signing.path(state_dir, "iris")
+    assert stat.S_IMODE(ring_file.stat().st_mode) == 0o600
+    document = json.loads(ring_file.read_text())
+    assert (document["format"], [key["kid"] for key in document["keys"]][1:]) == (
+        2,
+        ["format-1"],
+    )
+    new = cli("endpoints", "token", "iris", cwd=root).out.strip()
+    for token in (unmarked, marked, new):
+        assert request(port, body, {"Authorization": f"Bearer {token}"})[0] == 200

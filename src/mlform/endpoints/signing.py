@@ -18,7 +18,8 @@ The ring is renewed whole with the endpoint's keys: after `mlform endpoints keys
 so tokens made before stop working then, and not before.
 
 Older mlform kept one key in `secrets/tokens/<endpoint>.key` (format 1): it is read as
-it is, and the next write (apply, or a rotation) moves it into the ring and removes it.
+it is, and the next write (a rotation, or an apply that updates the endpoint) moves it
+into the ring and removes it.
 """
 
 from __future__ import annotations
