@@ -105,6 +105,12 @@ def test_the_example_endpoint_serves_heals_and_captures(
     plain = [secrets[1], secrets[3]]
     assert outputs["key_hashes"] == sorted(hashlib.sha256(k.encode()).hexdigest() for k in plain)
     assert not any(k.encode() in state.read_bytes() for k in plain)
+    refused = cli("endpoints", "keys", "iris", "--rotate-token-key", cwd=root)
+    assert (refused.code, refused.err) == (
+        1,
+        "error: endpoint iris takes keys (auth_mode: key), so it has no token key to rotate; "
+        "`mlform endpoints keys iris --regenerate secondary` renews a key\n",
+    )
 
     # In use: the model it serves cannot be deleted.
     refused = cli("models", "delete", "iris-classifier:1", cwd=root)

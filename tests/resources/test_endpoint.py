@@ -57,7 +57,7 @@ def test_a_docker_deployment_serves_behind_the_router(
 
 
 @pytest.mark.slow
-def test_a_docker_token_deployment_reads_its_token_key_from_a_mounted_file(
+def test_a_docker_token_deployment_reads_its_token_keys_from_a_mounted_folder(
     cli: Cli,
     example_with_endpoint: Path,
     client: docker.DockerClient,  # noqa: F811
@@ -70,6 +70,7 @@ def test_a_docker_token_deployment_reads_its_token_key_from_a_mounted_file(
         .replace("    compute: local", "    compute: docker\n    base_image: mlform/base:bookworm")
     )
     applied = cli("apply", "--yes", cwd=root)
+    keys = root / ".mlform" / "secrets" / "tokens" / "iris"
     try:
         assert applied.code == 0, applied.out + applied.err
         token = cli("endpoints", "token", "iris", cwd=root).out.strip()
@@ -77,20 +78,31 @@ def test_a_docker_token_deployment_reads_its_token_key_from_a_mounted_file(
         status, _, answer = request(port_of(root), body, {"Authorization": f"Bearer {token}"})
         assert (status, answer) == (200, b'["setosa","virginica"]')
         (container,) = client.containers.list(filters={"label": "mlform.endpoint=iris"})
-        key_file = root / ".mlform" / "secrets" / "tokens" / "iris.key"
-        key = json.loads(key_file.read_text())["token_key"]
+        (key,) = [entry["key"] for entry in json.loads((keys / "ring.json").read_text())["keys"]]
         assert key not in json.dumps(container.attrs)  # `docker inspect` shows no key
         assert (
-            "MLFORM_TOKEN_KEY_FILE=/run/secrets/mlform-token-key"
+            "MLFORM_TOKEN_KEY_FILE=/run/secrets/mlform-token-keys/ring.json"
             in container.attrs["Config"]["Env"]
         )
-        mounts = {m["Destination"]: m["Source"] for m in container.attrs["Mounts"]}
-        assert mounts["/run/secrets/mlform-token-key"] == str(key_file)
+        mounts = {m["Destination"]: (m["Source"], m["RW"]) for m in container.attrs["Mounts"]}
+        assert mounts["/run/secrets/mlform-token-keys"] == (str(keys), False)
+
+        # A rotation reaches the container without a restart: old and new tokens pass,
+        # at the router and at the deployment itself.
+        assert cli("endpoints", "keys", "iris", "--rotate-token-key", cwd=root).code == 0
+        new = cli("endpoints", "token", "iris", cwd=root).out.strip()
+        deployment = json.loads(cli("endpoints", "show", "iris", "--json", cwd=root).out)
+        direct = int(deployment["deployments"][0]["url"].rsplit(":", 1)[1])
+        for port in (port_of(root), direct):
+            for held in (token, new):
+                status, _, _ = request(port, body, {"Authorization": f"Bearer {held}"})
+                assert status == 200
+        assert client.containers.list(filters={"label": "mlform.endpoint=iris"}) == [container]
     finally:
         spec.unlink()
         gone = cli("apply", "--yes", cwd=root)
     assert "- endpoint/iris destroyed: stopped and deleted (blue)" in gone.out
-    assert not key_file.exists()
+    assert not keys.exists()
 
 
 # A deployment as small as Azure ML allows: a registered model file, a scoring script

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from mlform.serving.app import create_app
 from mlform.serving.auth import parse_key_hashes
+from mlform.serving.keyring import UNMARKED, KeyRing, TokenKey
 from mlform.serving.scoring import load_script
 from tests.serving.conftest import Reply, call, serving_in_thread, write_deployment
 
@@ -101,26 +102,31 @@ def test_key_hashes_are_comma_separated_sha256_digests() -> None:
     )
 
 
+def ring_of(*keys: TokenKey) -> Callable[[], KeyRing]:
+    ring = KeyRing(keys[0], keys[1:])
+    return lambda: ring
+
+
 def test_tokens_signed_with_the_token_key_pass_until_they_expire() -> None:
     from mlform.serving.auth import KeyCheck, KeyMissing, KeyRejected, NotAllowed, mint
 
-    token_key = bytes(range(32))
+    key = TokenKey("k1", bytes(range(32)))
     now = 1_000_000.0
-    check = KeyCheck(token_key=token_key, endpoint="iris", clock=lambda: now)
-    token, expires = mint(token_key, "iris", 60, now=now)
+    check = KeyCheck(token_keys=ring_of(key), endpoint="iris", clock=lambda: now)
+    token, expires = mint(key.secret, "iris", 60, now=now, kid="k1")
     assert expires == now + 60
     check.verify(f"Bearer {token}")
     with pytest.raises(KeyMissing, match="that is not a token"):
         check.verify("Bearer the-key")  # token mode takes no keys
     with pytest.raises(KeyRejected) as rejected:
-        check.verify(f"Bearer {mint(bytes(32), 'iris', 60, now=now)[0]}")
+        check.verify(f"Bearer {mint(bytes(32), 'iris', 60, now=now, kid='k1')[0]}")
     assert str(rejected.value) == (
         "the token sent was not signed with this endpoint's token key; it may be older than "
         "the key: get a new one with `mlform endpoints token ENDPOINT`"
     )
     with pytest.raises(NotAllowed, match="the token is for endpoint other, not iris"):
-        check.verify(f"Bearer {mint(token_key, 'other', 60, now=now)[0]}")
-    late = KeyCheck(token_key=token_key, endpoint="iris", clock=lambda: now + 61)
+        check.verify(f"Bearer {mint(key.secret, 'other', 60, now=now, kid='k1')[0]}")
+    late = KeyCheck(token_keys=ring_of(key), endpoint="iris", clock=lambda: now + 61)
     with pytest.raises(KeyMissing, match="the token expired at 1970-01-12T13:47:40Z"):
         late.verify(f"Bearer {token}")
     forged = token[:-2] + ("00" if token[-2:] != "00" else "11")
@@ -128,30 +134,56 @@ def test_tokens_signed_with_the_token_key_pass_until_they_expire() -> None:
         check.verify(f"Bearer {forged}")
 
 
+def test_a_token_names_its_key_and_previous_keys_pass_until_their_time() -> None:
+    from mlform.serving.auth import KeyCheck, KeyRejected, mint
+
+    now = 1_000_000.0
+    current = TokenKey("new", b"n" * 32)
+    previous = TokenKey("old", b"o" * 32, keep_until=now + 100)
+    unmarked = TokenKey(UNMARKED, b"u" * 32, keep_until=now + 100)
+    keys = ring_of(current, previous, unmarked)
+    by_new = mint(current.secret, "iris", 3600, now=now, kid="new")[0]
+    by_old = mint(previous.secret, "iris", 3600, now=now, kid="old")[0]
+    by_format_1 = mint(unmarked.secret, "iris", 3600, now=now)[0]  # no kid, as before rings
+    named_wrongly = mint(previous.secret, "iris", 3600, now=now, kid="new")[0]
+    check = KeyCheck(token_keys=keys, endpoint="iris", clock=lambda: now + 100)
+    for token in (by_new, by_old, by_format_1):
+        check.verify(f"Bearer {token}")
+    later = KeyCheck(token_keys=keys, endpoint="iris", clock=lambda: now + 101)
+    later.verify(f"Bearer {by_new}")
+    for token in (by_old, by_format_1, named_wrongly):  # dropped, or not the key named
+        with pytest.raises(KeyRejected, match="not signed with this endpoint's token key"):
+            later.verify(f"Bearer {token}")
+
+
+def test_a_token_may_live_a_day_at_most() -> None:
+    from mlform.serving.auth import KeyCheck, KeyRejected, mint
+
+    key = TokenKey("k1", bytes(range(32)))
+    now = 1_000_000.0
+    check = KeyCheck(token_keys=ring_of(key), endpoint="iris", clock=lambda: now)
+    check.verify(f"Bearer {mint(key.secret, 'iris', 86400, now=now, kid='k1')[0]}")
+    with pytest.raises(ValueError) as raised:
+        mint(key.secret, "iris", 86401, now=now, kid="k1")
+    assert str(raised.value) == "a token lives more than 0 and at most 86400 seconds, not 86401"
+    # Made by hand with the key, a longer one is still refused.
+    made_later = mint(key.secret, "iris", 86400, now=now + 3600, kid="k1")[0]
+    with pytest.raises(KeyRejected) as rejected:
+        check.verify(f"Bearer {made_later}")
+    assert str(rejected.value) == (
+        "the token is valid until 1970-01-13T14:46:40Z, longer than a token may live "
+        "(24 hours); get a new one with `mlform endpoints token iris`"
+    )
+
+
 def test_a_token_signed_with_a_key_or_its_digest_is_refused() -> None:
     """What a key check holds (the keys' digests, as the state does) signs no token."""
     from mlform.serving.auth import KeyCheck, KeyRejected, mint
 
     digest = hashlib.sha256(b"the-key").digest()
-    check = KeyCheck(key_hashes=[digest.hex()], token_key=bytes(range(32)), endpoint="iris")
+    keys = ring_of(TokenKey("k1", bytes(range(32))))
+    check = KeyCheck(key_hashes=[digest.hex()], token_keys=keys, endpoint="iris")
     for signer in (digest, digest.hex().encode(), b"the-key"):
-        with pytest.raises(KeyRejected):
-            check.verify(f"Bearer {mint(signer, 'iris', 60)[0]}")
-
-
-def test_a_token_key_file_holds_the_key_as_json(tmp_path: Path) -> None:
-    from mlform.serving.auth import read_token_key, token_key_text
-
-    path = tmp_path / "iris.key"
-    path.write_text(token_key_text(bytes(range(32)), "d1"))
-    assert read_token_key(path) == bytes(range(32))
-    for text in ("", "{}", '{"token_key": "abcd"}', bytes(range(32)).hex()):
-        path.write_text(text)
-        with pytest.raises(ValueError) as raised:
-            read_token_key(path)
-        assert str(raised.value) == (
-            f'{path} holds no token key: it should be JSON with "token_key": 64 hex digits '
-            "or more (as `mlform apply` writes it under .mlform/secrets/tokens/)"
-        )
-    with pytest.raises(ValueError, match=f"cannot read the token key file {tmp_path / 'no'}"):
-        read_token_key(tmp_path / "no")
+        for kid in ("k1", None):
+            with pytest.raises(KeyRejected):
+                check.verify(f"Bearer {mint(signer, 'iris', 60, kid=kid)[0]}")

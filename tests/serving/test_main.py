@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from unittest.mock import ANY
 
@@ -291,11 +293,12 @@ def test_a_bad_access_log_switch_exits_2(tmp_path: Path) -> None:
 def test_a_token_endpoint_takes_tokens_signed_with_the_key_in_its_file(
     tmp_path: Path, workers: str
 ) -> None:
-    from mlform.serving.auth import mint, token_key_text
+    from mlform.serving.auth import mint
+    from mlform.serving.keyring import KeyRing, TokenKey, dump
 
     script, model = write_deployment(tmp_path)
-    key_file = tmp_path / "iris.key"
-    key_file.write_text(token_key_text(bytes(range(32)), "d1"))
+    key_file = tmp_path / "ring.json"
+    key_file.write_text(dump(KeyRing(TokenKey("k1", bytes(range(32))))))
     env = server_env(
         MLFORM_AUTH_MODE="token",
         MLFORM_ENDPOINT="iris",
@@ -306,13 +309,24 @@ def test_a_token_endpoint_takes_tokens_signed_with_the_key_in_its_file(
     args = ("--script", str(script), "--model-dir", str(model))
     body = b'{"data": [5]}'
     with serving(*args, log=tmp_path / "server.log", env=env) as server:
-        token = mint(bytes(range(32)), "iris", 60)[0]
+        token = mint(bytes(range(32)), "iris", 60, kid="k1")[0]
         signed = server.call("POST", "/score", body, {"Authorization": f"Bearer {token}"})
-        by_digest = mint(hashlib.sha256(b"s3cret").digest(), "iris", 60)[0]
+        by_digest = mint(hashlib.sha256(b"s3cret").digest(), "iris", 60, kid="k1")[0]
         forged = server.call("POST", "/score", body, {"Authorization": f"Bearer {by_digest}"})
         keyed = server.call("POST", "/score", body, {"Authorization": "Bearer s3cret"})
+        # A rotated ring applies from the next request, in every worker.
+        kept = TokenKey("k1", bytes(range(32)), keep_until=time.time() + 3600)
+        partial = tmp_path / "ring.partial"
+        partial.write_text(dump(KeyRing(TokenKey("k2", b"n" * 32), (kept,))))
+        os.replace(partial, key_file)
+        rotated = mint(b"n" * 32, "iris", 60, kid="k2")[0]
+        after = {
+            server.call("POST", "/score", body, {"Authorization": f"Bearer {held}"}).status
+            for held in (token, rotated) * 4
+        }
     assert (signed.status, signed.body) == (200, b"[10]")
     assert (forged.status, keyed.status) == (401, 401)
+    assert after == {200}
     assert bytes(range(32)).hex() not in server.log.read_text()
 
 

@@ -22,7 +22,8 @@ from typing import Any
 import pytest
 import uvicorn
 
-from mlform.serving.auth import mint, token_key_text
+from mlform.serving.auth import mint
+from mlform.serving.keyring import KeyRing, TokenKey, dump
 from mlform.serving.router import main
 
 STARTUP_TIMEOUT = 30.0
@@ -554,12 +555,12 @@ def test_tokens_are_checked_as_the_deployments_check_them(
     start_router: Any, urls: dict[str, str], tmp_path: Path
 ) -> None:
     key = os.urandom(32)
-    key_file = tmp_path / "iris.key"
-    key_file.write_text(token_key_text(key, "0" * 64), encoding="utf-8")
+    key_file = tmp_path / "ring.json"
+    key_file.write_text(dump(KeyRing(TokenKey("k1", key))), encoding="utf-8")
     router = start_router({"blue": 1}, urls, keys=("s3cret",), mode="token", token_key=key_file)
-    valid, _ = mint(key, "iris", 60)
-    elsewhere, _ = mint(key, "wine", 60)
-    forged, _ = mint(hashlib.sha256(b"s3cret").digest(), "iris", 60)  # signed with a digest
+    valid, _ = mint(key, "iris", 60, kid="k1")
+    elsewhere, _ = mint(key, "wine", 60, kid="k1")
+    forged, _ = mint(hashlib.sha256(b"s3cret").digest(), "iris", 60, kid="k1")  # by a digest
 
     def post(token: str) -> Reply:
         return router.call("POST", "/score", b"{}", {"Authorization": f"Bearer {token}"})
@@ -686,3 +687,31 @@ def test_a_token_key_that_cannot_be_read_is_503_not_an_open_door(
     )
     assert reply.deployment is None
     assert f"cannot read the token key file {gone}" in router.log_text()
+
+    # Once the keys are there, it checks tokens again without a restart.
+    gone.write_text(dump(KeyRing(TokenKey("k1", b"k" * 32))), encoding="utf-8")
+    token, _ = mint(b"k" * 32, "iris", 60, kid="k1")
+    reply = router.call("POST", "/score", b"{}", {"Authorization": f"Bearer {token}"})
+    assert (reply.status, reply.deployment) == (200, "blue")
+
+
+def test_a_replaced_key_ring_applies_from_the_next_request(
+    start_router: Any, urls: dict[str, str], tmp_path: Path
+) -> None:
+    first, second = TokenKey("k1", os.urandom(32)), TokenKey("k2", os.urandom(32))
+    ring = tmp_path / "ring.json"
+    ring.write_text(dump(KeyRing(first)), encoding="utf-8")
+    router = start_router({"blue": 1}, urls, keys=("s3cret",), mode="token", token_key=ring)
+    by_first, _ = mint(first.secret, "iris", 60, kid="k1")
+    by_second, _ = mint(second.secret, "iris", 60, kid="k2")
+
+    def post(token: str) -> int:
+        return router.call("POST", "/score", b"{}", {"Authorization": f"Bearer {token}"}).status
+
+    assert (post(by_first), post(by_second)) == (200, 401)
+    kept = TokenKey(first.kid, first.secret, keep_until=time.time() + 3600)
+    replace(ring, dump(KeyRing(second, (kept,))))
+    assert (post(by_first), post(by_second)) == (200, 200)
+    past = TokenKey(first.kid, first.secret, keep_until=time.time() - 1)
+    replace(ring, dump(KeyRing(second, (past,))))
+    assert (post(by_first), post(by_second)) == (401, 200)

@@ -1,16 +1,20 @@
-"""`mlform endpoints list|show|logs|invoke|keys`: online endpoints as they run."""
+"""`mlform endpoints list|show|logs|invoke|keys|token`: online endpoints as they run."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mlform.cli.output import Output, add_json_flag
 from mlform.config.names import cli_name
 from mlform.errors import MlformError
 from mlform.shownpath import shown
 from mlform.workspace import Workspace
+
+if TYPE_CHECKING:
+    from mlform.endpoints.signing import Rotation
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -35,15 +39,28 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     q.set_defaults(run=invoke)
     q = sub.add_parser("keys", help="the endpoint's keys (Authorization: Bearer KEY)")
     q.add_argument("name", type=cli_name)
-    q.add_argument(
+    renew = q.add_mutually_exclusive_group()
+    renew.add_argument(
         "--regenerate",
         choices=("primary", "secondary"),
         help="make a new key; `mlform apply` then rolls the deployments onto it",
     )
+    renew.add_argument(
+        "--rotate-token-key",
+        action="store_true",
+        help="(auth_mode: token) sign new tokens with a new key; tokens signed before "
+        "stay valid until they expire",
+    )
     q.set_defaults(run=keys_)
     q = sub.add_parser("token", help="a token for an endpoint with auth_mode: token")
     q.add_argument("name", type=cli_name)
-    q.add_argument("--expires", type=float, default=3600, metavar="SECONDS")
+    q.add_argument(
+        "--expires",
+        type=float,
+        default=3600,
+        metavar="SECONDS",
+        help="how long the token is valid (default: 3600, at most 86400)",
+    )
     q.set_defaults(run=token)
 
 
@@ -127,6 +144,8 @@ def invoke(args: argparse.Namespace, out: Output) -> int:
 def keys_(args: argparse.Namespace, out: Output) -> int:
     from mlform.endpoints import operations
 
+    if args.rotate_token_key:
+        return _rotated(operations.rotate_token_key(Workspace(args.directory), args.name), out)
     found = operations.keys(Workspace(args.directory), args.name, args.regenerate)
     for slot, key in found.items():
         out.line(f"{slot}: {key}")
@@ -135,13 +154,28 @@ def keys_(args: argparse.Namespace, out: Output) -> int:
     return 0
 
 
-def token(args: argparse.Namespace, out: Output) -> int:
+def _rotated(rotation: Rotation, out: Output) -> int:
+    out.line(f"new tokens are signed with token key {rotation.current}")
+    for kid, until in rotation.kept:
+        out.line(
+            f"tokens signed with token key {kid} stay valid until they expire "
+            f"({_utc(until)} at the latest)"
+        )
+    for kid in rotation.dropped:
+        out.line(f"token key {kid} dropped: every token it signed has expired")
+    return 0
+
+
+def _utc(when: float) -> str:
     import time
 
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when))
+
+
+def token(args: argparse.Namespace, out: Output) -> int:
     from mlform.endpoints import operations
 
     made, expires = operations.token(Workspace(args.directory), args.name, args.expires)
     out.line(made)
-    when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(expires))
-    print(f"expires {when}", file=sys.stderr)
+    print(f"expires {_utc(expires)}", file=sys.stderr)
     return 0

@@ -29,9 +29,11 @@ def start(
     labels: Mapping[str, str],
     command: Sequence[str] | None = None,
     volumes: Mapping[str, str] | None = None,
+    read_only: Mapping[str, str] | None = None,
 ) -> Container:
     """Start `image` detached as container `name`; `command` replaces the image's CMD;
-    `volumes` mounts host folders (host path → path in the container), read-write."""
+    `volumes` mounts host folders (host path → path in the container), read-write, and
+    `read_only` others that the container may only read."""
     import docker.errors
 
     with engine_errors(f"starting container {name} from {image}"):
@@ -45,7 +47,10 @@ def start(
                 network_mode="host",
                 init=True,
                 detach=True,
-                volumes={h: {"bind": c, "mode": "rw"} for h, c in (volumes or {}).items()},
+                volumes={
+                    **{h: {"bind": c, "mode": "rw"} for h, c in (volumes or {}).items()},
+                    **{h: {"bind": c, "mode": "ro"} for h, c in (read_only or {}).items()},
+                },
             )
         except docker.errors.APIError as err:
             if err.status_code == 409:

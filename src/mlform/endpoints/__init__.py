@@ -8,7 +8,8 @@
     probes     readiness and liveness checks over HTTP
     router     the endpoint's own process, routing requests by traffic weight
     keys       endpoint keys: kept in a private file, only their hashes in the state
-    signing    the key a token endpoint's tokens are signed with, in a private file
+    signing    the keys a token endpoint's tokens are signed with, in a private file;
+               made with the endpoint's keys, rotated without a restart
 
 `mlform.resources.endpoint` plans and applies endpoints with these; `mlform.serving`
 is what runs inside each instance.

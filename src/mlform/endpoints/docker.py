@@ -4,12 +4,13 @@ from host-side wheels) run on the host network, bound to 127.0.0.1 and its own p
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 from mlform.endpoints.instances import Instance, Launch
 from mlform.endpoints.mount import Mounted
 
 _IN_IMAGE = "/opt/mlform"
-_TOKEN_KEY = "/run/secrets/mlform-token-key"
+_TOKEN_KEYS = "/run/secrets/mlform-token-keys"
 
 
 class DockerTarget:
@@ -60,10 +61,14 @@ class DockerTarget:
                 "MLFORM_WORKERS": str(launch.workers),
             }
             volumes = {capture: capture} if capture else {}
-            token_key = launch.variables.get("MLFORM_TOKEN_KEY_FILE")
-            if token_key:  # mounted, not in the environment, which `docker inspect` shows
-                volumes[token_key] = _TOKEN_KEY
-                env["MLFORM_TOKEN_KEY_FILE"] = _TOKEN_KEY
+            read_only = {}
+            token_keys = launch.variables.get("MLFORM_TOKEN_KEY_FILE")
+            if token_keys:  # mounted, not in the environment, which `docker inspect` shows
+                # Its folder, not the file: a file mounted alone stays the one the container
+                # started with, and a rotation replaces it.
+                ring = Path(token_keys)
+                read_only[str(ring.parent)] = _TOKEN_KEYS
+                env["MLFORM_TOKEN_KEY_FILE"] = f"{_TOKEN_KEYS}/{ring.name}"
             name = f"mlform-{launch.endpoint}-{launch.deployment}-{launch.instance}"
             container = containers.start(
                 client,
@@ -72,6 +77,7 @@ class DockerTarget:
                 env=env,
                 labels={"mlform.endpoint": launch.endpoint, "mlform.instance": launch.instance},
                 volumes=volumes or None,
+                read_only=read_only or None,
             )
         finally:
             client.close()

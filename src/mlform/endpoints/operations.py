@@ -11,6 +11,7 @@ from mlform.endpoints import instances, local, router, signing
 from mlform.endpoints import keys as key_file
 from mlform.errors import MlformError, NotFound
 from mlform.serving.auth import mint
+from mlform.serving.keyring import MAX_TOKEN_LIFETIME
 
 if TYPE_CHECKING:
     from mlform.workspace import Workspace
@@ -132,21 +133,34 @@ def invoke(ws: Workspace, name: str, body: bytes, deployment: str | None) -> tup
 
 
 def token(ws: Workspace, name: str, seconds: float) -> tuple[str, float]:
-    """A token for an endpoint with `auth_mode: token`, signed with its token key."""
+    """A token for an endpoint with `auth_mode: token`, signed with its current token key."""
     found = endpoint(ws, name)
     if found.auth_mode not in signing.TOKEN_MODES:
         raise MlformError(
             f"endpoint {name} takes keys (auth_mode: {found.auth_mode}), not tokens; "
             f"`mlform endpoints keys {name}` shows them"
         )
-    token_key = signing.load(ws.state_path.parent, name)
-    if token_key is None:
-        raise NotFound(
-            f"endpoint {name} has no token key yet ({signing.path(ws.state_path.parent, name)} "
-            "is missing); run `mlform apply`, which makes it and restarts the deployments "
-            "with it"
+    if not 0 < seconds <= MAX_TOKEN_LIFETIME:
+        raise MlformError(
+            f"--expires {seconds:g}: a token lives at most {MAX_TOKEN_LIFETIME} seconds (a "
+            "day), so that a rotated key is dropped a day after; ask for a new one when "
+            "it expires"
         )
-    return mint(token_key, name, seconds)
+    ring = signing.load(ws.state_path.parent, name)
+    if ring is None:
+        raise NotFound(signing.missing(ws.state_path.parent, name))
+    return mint(ring.current.secret, name, seconds, kid=ring.current.kid)
+
+
+def rotate_token_key(ws: Workspace, name: str) -> signing.Rotation:
+    """A new current token key for the endpoint; the previous one is kept for a day."""
+    found = endpoint(ws, name)
+    if found.auth_mode not in signing.TOKEN_MODES:
+        raise MlformError(
+            f"endpoint {name} takes keys (auth_mode: {found.auth_mode}), so it has no token "
+            f"key to rotate; `mlform endpoints keys {name} --regenerate secondary` renews a key"
+        )
+    return signing.rotate(ws.state_path.parent, name)
 
 
 def keys(ws: Workspace, name: str, regenerate: str | None) -> dict[str, str]:

@@ -9,6 +9,7 @@ mlform.serving.router`.
     app.py        the ASGI app: POST /score, GET /health, /ready, /metrics, /openapi.json
     openapi.py    the OpenAPI document of that app, as it is configured
     auth.py       keys (checked against their digests) and tokens (against a token key)
+    keyring.py    a token endpoint's keys: current and previous, re-read when rotated
     metrics.py    requests, errors and latency in Prometheus' text format
     capture.py    sampled inputs and outputs to Parquet, off the request path
     routes.py     the router's table: deployments by weight, re-read when it changes

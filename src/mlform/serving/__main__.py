@@ -10,8 +10,9 @@ failing init() prints its traceback there, and the access log (on unless
 
 Keys come only as sha256 digests (`--key-hashes`, MLFORM_KEY_HASHES): a plain key in a
 container's environment would show in `docker inspect`. For the same reason a token
-endpoint's key (MLFORM_AUTH_MODE=token) comes in a file (`--token-key-file`,
-MLFORM_TOKEN_KEY_FILE), read once at startup.
+endpoint's keys (MLFORM_AUTH_MODE=token) come in a file (`--token-key-file`,
+MLFORM_TOKEN_KEY_FILE): read at startup, and again whenever it changes, so a rotated key
+ring applies from the next request without a restart (see `keyring`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import copy
 import os
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,8 @@ import uvicorn.config
 from starlette.applications import Starlette
 
 from mlform.serving.app import DEFAULT_QUEUE_WAIT, MAX_BODY, access_logger, create_app, logger
-from mlform.serving.auth import parse_key_hashes, read_token_key
+from mlform.serving.auth import parse_key_hashes
+from mlform.serving.keyring import KeyRing, RingFile
 from mlform.serving.options import port, positive
 from mlform.serving.scoring import ScoringScript, ScriptFailed, ScriptNotFound, load_script
 
@@ -93,8 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         default=env("MLFORM_TOKEN_KEY_FILE"),
         metavar="PATH",
-        help="with MLFORM_AUTH_MODE=token: the file of the key tokens are signed with "
-        "(default: $MLFORM_TOKEN_KEY_FILE)",
+        help="with MLFORM_AUTH_MODE=token: the file of the keys tokens are signed with, "
+        "re-read when it changes (default: $MLFORM_TOKEN_KEY_FILE)",
     )
     parser.add_argument(
         "--request-timeout",
@@ -177,7 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.access_log is None:
             return _fail(2, f"MLFORM_ACCESS_LOG is {switch!r}; set it to on or off")
     try:
-        _token_key(args)
+        _token_keys(args)
     except ValueError as err:
         return _fail(2, str(err))
     if args.workers > 1:
@@ -224,14 +226,14 @@ def _app(script: ScoringScript, args: argparse.Namespace) -> Starlette:
         max_queue_wait=args.max_queue_wait,
         max_body=args.max_body,
         access_log=args.access_log,
-        token_key=_token_key(args),
+        token_keys=_token_keys(args),
         endpoint=os.environ.get("MLFORM_ENDPOINT", ""),
     )
 
 
-def _token_key(args: argparse.Namespace) -> bytes | None:
-    """The key tokens are signed with, if this server takes tokens; ValueError if the
-    file is missing or holds none."""
+def _token_keys(args: argparse.Namespace) -> Callable[[], KeyRing] | None:
+    """The keys tokens are signed with, re-read when their file changes, if this server
+    takes tokens; ValueError if the file is missing or holds none."""
     if os.environ.get("MLFORM_AUTH_MODE", "key") not in ("token", "aml_token"):
         return None
     if args.token_key_file is None:
@@ -239,7 +241,7 @@ def _token_key(args: argparse.Namespace) -> bytes | None:
             "MLFORM_AUTH_MODE is token but no token key is given: pass --token-key-file PATH "
             "or set MLFORM_TOKEN_KEY_FILE"
         )
-    return read_token_key(args.token_key_file)
+    return RingFile(args.token_key_file).ring
 
 
 def _serve_workers(args: argparse.Namespace) -> int:

@@ -58,6 +58,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from mlform.serving.auth import CHALLENGE, KeyCheck, KeyMissing, KeyRejected, NotAllowed
+from mlform.serving.keyring import KeyRing
 from mlform.serving.metrics import CONTENT_TYPE, Metrics
 from mlform.serving.openapi import DEFAULT_QUEUE_WAIT, JSON, MAX_BODY, openapi_document
 from mlform.serving.placement import Placement
@@ -132,7 +133,7 @@ def create_app(
     max_concurrent: int | None = None,
     max_queue_wait: float = DEFAULT_QUEUE_WAIT,
     access_log: bool = False,
-    token_key: bytes | None = None,
+    token_keys: Callable[[], KeyRing] | None = None,
     endpoint: str = "",
 ) -> Starlette:
     """The ASGI app serving `script`; request bodies over `max_body` bytes get 413.
@@ -140,8 +141,10 @@ def create_app(
     `keys` (plain) and `key_hashes` (sha256 hex) together are the keys POST /score
     accepts; with neither, it is open. See the module's docstring for the others.
     """
-    secured = keys or key_hashes or token_key is not None
-    check = KeyCheck(keys, key_hashes, token_key=token_key, endpoint=endpoint) if secured else None
+    secured = keys or key_hashes or token_keys is not None
+    check = None
+    if secured:
+        check = KeyCheck(keys, key_hashes, token_keys=token_keys, endpoint=endpoint)
     slots = None if max_concurrent is None else asyncio.Semaphore(max_concurrent)
     busy = (
         f"this deployment is already answering its limit of {max_concurrent} concurrent "

@@ -11,12 +11,13 @@ whichever key it matches, or none.
 
 With `auth_mode: token` the server takes tokens instead of keys, as Azure ML's
 `aml_token` endpoints do: `mlt1.<payload>.<signature>`, where the payload names the
-endpoint and an expiry time and the signature is HMAC-SHA256 of the payload under the
-endpoint's token key: 32 random bytes of its own, in a file only its owner reads (see
-`read_token_key`). Not under the keys' digests: the state holds those, and whoever reads
-the state could then sign tokens. `mlform endpoints token NAME` makes one (an hour by
-default). An expired or malformed or forged token is a 401; a token made for another
-endpoint a 403.
+endpoint, an expiry time and the key that signed it (`kid`), and the signature is
+HMAC-SHA256 of the payload under that key: one of the endpoint's token keys, 32 random
+bytes each, in a file only its owner reads (`keyring`). Not under the keys' digests: the
+state holds those, and whoever reads the state could then sign tokens. `mlform endpoints
+token NAME` makes one (an hour by default, a day at most). An expired, malformed or
+forged token is a 401, and so is one signed with a key the ring no longer keeps or one
+that claims to live longer than a day; a token made for another endpoint is a 403.
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ import json
 import string
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
+from mlform.serving.keyring import MAX_TOKEN_LIFETIME, UNMARKED, KeyRing
 from mlform.serving.scoring import ServingError
 
 CHALLENGE = {"WWW-Authenticate": "Bearer"}
@@ -67,28 +68,30 @@ _TOKEN_REJECTED = (
     "the token sent was not signed with this endpoint's token key; it may be older than the "
     "key: get a new one with `mlform endpoints token ENDPOINT`"
 )
+_SKEW = 300.0  # seconds a token's expiry may pass the longest lifetime by (clocks differ)
 
 
 class KeyCheck:
-    """The keys a request may present: plain `keys` and sha256 hex `key_hashes`; with a
-    `token_key`, tokens signed with it instead (for `endpoint`, checked at `clock()`)."""
+    """The keys a request may present: plain `keys` and sha256 hex `key_hashes`; with
+    `token_keys`, tokens signed with a key of the ring it gives instead (asked per token,
+    so a ring re-read from its file applies at once), for `endpoint`, at `clock()`."""
 
     def __init__(
         self,
         keys: Sequence[str] = (),
         key_hashes: Sequence[str] = (),
         *,
-        token_key: bytes | None = None,
+        token_keys: Callable[[], KeyRing] | None = None,
         endpoint: str = "",
         clock: Callable[[], float] = time.time,
     ) -> None:
         digests = [hashlib.sha256(key.encode("utf-8")).digest() for key in keys]
         digests += [bytes.fromhex(check_key_hash(digest)) for digest in key_hashes]
-        if not digests and token_key is None:
-            raise ValueError("a KeyCheck needs a key, a key hash or a token key")
+        if not digests and token_keys is None:
+            raise ValueError("a KeyCheck needs a key, a key hash or token keys")
         self.digests = tuple(digests)
-        self.token_key = token_key
-        self.tokens = token_key is not None
+        self.token_keys = token_keys
+        self.tokens = token_keys is not None
         self.endpoint = endpoint
         self.clock = clock
 
@@ -120,32 +123,62 @@ class KeyCheck:
             claims = json.loads(base64.urlsafe_b64decode(payload + b"=" * (-len(payload) % 4)))
             expires = float(claims["exp"])
             audience = str(claims["aud"])
+            kid = str(claims.get("kid", UNMARKED))
             signature = bytes.fromhex(parts[2])
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, AttributeError):
             raise KeyMissing(f"that token cannot be read; {_TOKEN_MISSING}") from None
-        assert self.token_key is not None
-        expected = hmac.new(self.token_key, payload, hashlib.sha256).digest()
-        if not hmac.compare_digest(signature, expected):
+        assert self.token_keys is not None
+        now = self.clock()
+        key = self.token_keys().find(kid, now)
+        # A key the ring does not hold fails as a wrong signature does, in the same time.
+        secret = key.secret if key is not None else _NO_KEY
+        expected = hmac.new(secret, payload, hashlib.sha256).digest()
+        if not hmac.compare_digest(signature, expected) or key is None:
             raise KeyRejected(_TOKEN_REJECTED)
         if self.endpoint and audience != self.endpoint:
             raise NotAllowed(f"the token is for endpoint {audience}, not {self.endpoint}")
-        if expires < self.clock():
-            when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(expires))
+        if expires < now:
             raise KeyMissing(
-                f"the token expired at {when}; get a new one with "
+                f"the token expired at {_utc(expires)}; get a new one with "
+                f"`mlform endpoints token {audience}`"
+            )
+        if expires > now + MAX_TOKEN_LIFETIME + _SKEW:
+            raise KeyRejected(
+                f"the token is valid until {_utc(expires)}, longer than a token may live "
+                f"({MAX_TOKEN_LIFETIME // 3600} hours); get a new one with "
                 f"`mlform endpoints token {audience}`"
             )
 
 
+_NO_KEY = bytes(32)
+
+
 def mint(
-    token_key: bytes, endpoint: str, seconds: float, now: float | None = None
+    secret: bytes,
+    endpoint: str,
+    seconds: float,
+    now: float | None = None,
+    *,
+    kid: str | None = None,
 ) -> tuple[str, float]:
-    """A token for `endpoint`, signed with `token_key`, valid for `seconds`; and its expiry."""
-    expires = (time.time() if now is None else now) + seconds
-    claims = json.dumps({"aud": endpoint, "exp": round(expires)}, separators=(",", ":"))
-    payload = base64.urlsafe_b64encode(claims.encode()).rstrip(b"=")
-    signature = hmac.new(token_key, payload, hashlib.sha256).hexdigest()
-    return f"{_TOKEN_PREFIX}{payload.decode()}.{signature}", float(round(expires))
+    """A token for `endpoint`, signed with `secret` (the key named `kid`), valid for
+    `seconds`; and its expiry. ValueError beyond `MAX_TOKEN_LIFETIME`."""
+    if not 0 < seconds <= MAX_TOKEN_LIFETIME:
+        raise ValueError(
+            f"a token lives more than 0 and at most {MAX_TOKEN_LIFETIME} seconds, not {seconds:g}"
+        )
+    expires = round((time.time() if now is None else now) + seconds)
+    claims: dict[str, object] = {"aud": endpoint, "exp": expires}
+    if kid is not None:
+        claims["kid"] = kid
+    text = json.dumps(claims, separators=(",", ":"))
+    payload = base64.urlsafe_b64encode(text.encode()).rstrip(b"=")
+    signature = hmac.new(secret, payload, hashlib.sha256).hexdigest()
+    return f"{_TOKEN_PREFIX}{payload.decode()}.{signature}", float(expires)
+
+
+def _utc(when: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when))
 
 
 def check_key_hash(text: str) -> str:
@@ -161,27 +194,3 @@ def check_key_hash(text: str) -> str:
 def parse_key_hashes(text: str) -> tuple[str, ...]:
     """Comma-separated sha256 hex digests (`MLFORM_KEY_HASHES`); blanks are skipped."""
     return tuple(check_key_hash(part.strip()) for part in text.split(",") if part.strip())
-
-
-def token_key_text(token_key: bytes, keys_digest: str) -> str:
-    """A token key file's content: the key and the digest of the keys it was made with
-    (a new key is made when they change), as JSON."""
-    return json.dumps({"token_key": token_key.hex(), "keys": keys_digest}) + "\n"
-
-
-def read_token_key(path: Path) -> bytes:
-    """The token key in the file at `path` (`token_key_text`); ValueError saying why not."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as err:
-        raise ValueError(f"cannot read the token key file {path}: {err.strerror}") from None
-    try:
-        key = bytes.fromhex(json.loads(text)["token_key"])
-    except (ValueError, KeyError, TypeError):
-        key = b""
-    if len(key) < 32:
-        raise ValueError(
-            f'{path} holds no token key: it should be JSON with "token_key": 64 hex '
-            "digits or more (as `mlform apply` writes it under .mlform/secrets/tokens/)"
-        )
-    return key

@@ -22,7 +22,9 @@ HEAD is checked as its deployments check it (`mlform.serving.auth`: keys, or tok
 from its headers alone, and refused before its body is read. The router holds the key
 digests the deployments hold, and nothing more, so it can check exactly what they would
 accept: a check of the header's form only would let any well-formed guess make the
-router read and forward a whole body. A body is refused at once when its Content-Length
+router read and forward a whole body. Token keys are re-read from their file whenever
+it changes (`keyring`), as the deployments re-read it: a rotation applies to both from
+the next request. A body is refused at once when its Content-Length
 is over the limit, and counted while read when it is chunked. Each request must arrive
 whole within `--read-timeout` seconds and its head within 64 KiB (`connections`), and
 uvicorn's `limit_concurrency` caps the connections held at once (`--max-connections`).
@@ -53,8 +55,10 @@ import uvicorn
 import uvicorn.config
 from starlette.types import Receive, Scope, Send
 
-from mlform.serving.auth import KeyCheck, KeyMissing, KeyRejected, NotAllowed, read_token_key
+from mlform.serving.auth import KeyCheck, KeyMissing, KeyRejected, NotAllowed
 from mlform.serving.connections import DEFAULT_MAX_HEAD, DEFAULT_READ_TIMEOUT, guarded
+from mlform.serving.keyring import RingFile
+from mlform.serving.keyring import logger as keyring_logger
 from mlform.serving.openapi import MAX_BODY
 from mlform.serving.options import port, positive
 from mlform.serving.routes import Auth, Deployment, Routes, RoutesFile, RoutesInvalid, logger
@@ -329,13 +333,14 @@ class Router:
     ) -> tuple[int, str, tuple[bytes, bytes]] | None:
         """None if `authorization` holds credentials the deployments accept; else the
         status, message and header of the refusal, as the deployments would answer."""
-        if self._checked_for is not routes:
+        if self._checked_for is not routes or self._check is None:
             auth = routes.auth
             assert auth is not None
             try:
                 self._check = _key_check(routes.endpoint, auth)
-            except ValueError as err:  # the token key's file is gone or unreadable
-                logger.error("endpoint %s: %s", routes.endpoint, err)
+            except ValueError as err:  # the token keys' file is gone or unreadable
+                if self._checked_for is not routes:  # logged once per routes table
+                    logger.error("endpoint %s: %s", routes.endpoint, err)
                 self._check = None
             self._checked_for = routes
         if self._check is None:
@@ -431,12 +436,12 @@ class Router:
 
 
 def _key_check(endpoint: str, auth: Auth) -> KeyCheck:
-    """The check its deployments make: keys, or tokens signed with the key in a file
-    (read when the routes change: apply rewrites them after renewing that key)."""
+    """The check its deployments make: keys, or tokens signed with a key of the ring in a
+    file, re-read whenever that file changes (a rotation applies from the next request)."""
     if auth.tokens:
         assert auth.token_key_file is not None
-        key = read_token_key(Path(auth.token_key_file))
-        return KeyCheck(token_key=key, endpoint=endpoint)
+        ring = RingFile(Path(auth.token_key_file))
+        return KeyCheck(token_keys=ring.ring, endpoint=endpoint)
     return KeyCheck(key_hashes=auth.key_hashes, endpoint=endpoint)
 
 
@@ -601,7 +606,8 @@ def _fail(message: str) -> int:
 
 def _log_config() -> dict[str, Any]:
     config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
-    config["loggers"][logger.name] = {"handlers": ["default"], "level": "INFO", "propagate": False}
+    for name in (logger.name, keyring_logger.name):
+        config["loggers"][name] = {"handlers": ["default"], "level": "INFO", "propagate": False}
     return config
 
 

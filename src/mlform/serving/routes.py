@@ -12,7 +12,7 @@ its weight over the sum. Weight 0 takes no routed traffic but stays reachable by
 
 An endpoint with keys adds `"auth": {"mode": "key" | "token", "key_hashes": [sha256
 hex, …]}`, what its deployments check, and in token mode `"token_key_file": PATH`, the
-file of the key its tokens are signed with (never the key itself): the router checks
+file of the keys its tokens are signed with (never a key itself): the router checks
 credentials too, before it reads a body (so the file is readable by its owner only).
 Like the rest of the serving runtime, this module imports only the standard library.
 """
