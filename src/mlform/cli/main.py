@@ -31,6 +31,7 @@ COMMANDS = {
     "images": "images",
     "endpoints": "endpoints",
     "pipelines": "pipelines",
+    "secrets": "secrets",
     "state": "state",
     "force-unlock": "state",
     "schema": "schemas",
