@@ -176,8 +176,9 @@ class _Loader:
         name = body.get("name") if isinstance(body.get("name"), str) else self.root.name
         state = body.get("state") if isinstance(body.get("state"), str) else DEFAULT_STATE
         registry = body.get("container_registry")
-        self.secrets, problems = declared_secrets.parse(ws, bad, self.root)
+        self.secrets, problems, broken = declared_secrets.parse(ws, bad, self.root)
         self.problems.extend(problems)
+        known = {**dict.fromkeys(broken), **self.secrets}  # a broken one is reported already
         default = self._datastores(ws, bad)
         for folder, (kind, parse) in FOLDERS.items():
             for doc, doc_kind, doc_bad in self._documents(folder, kind):
@@ -196,7 +197,7 @@ class _Loader:
         self._check_model_sources()
         self._check_cycles(deps)
         for doc, kind in self.checked:
-            self.problems.extend(secret_references.document_problems(doc, kind, self.secrets))
+            self.problems.extend(secret_references.document_problems(doc, kind, known))
         state_path = (self.root / str(state)).resolve()
         vault = Vault(self.secrets, self.root, state_path.parent)
         if any(p.severity == "error" for p in self.problems):

@@ -45,14 +45,18 @@ class Secret:
 
 def parse(
     ws: Document, bad: frozenset[tuple[str | int, ...]], root: Path
-) -> tuple[dict[str, Secret], list[Problem]]:
-    """The declared secrets by name, and what is wrong with their declarations. Entries
-    the schema rejected are left out (its errors say why)."""
+) -> tuple[dict[str, Secret], list[Problem], set[str]]:
+    """The declared secrets by name, what is wrong with their declarations, and the names
+    of those too broken to use (a reference to one is not a second error). Entries the
+    schema rejected are left out (its errors say why)."""
     listed = ws.data.get("secrets") if isinstance(ws.data, dict) else None
     found: dict[str, Secret] = {}
     problems: list[Problem] = []
+    broken: set[str] = set()
     for index, item in enumerate(listed if isinstance(listed, list) else []):
         where: tuple[str | int, ...] = ("secrets", index)
+        if isinstance(item, Mapping) and isinstance(item.get("name"), str):
+            broken.add(str(item["name"]))
         if not isinstance(item, Mapping) or any(where[: len(b)] == b for b in bad if b):
             continue
         if any(b[:2] == where for b in bad) or not isinstance(item.get("name"), str):
@@ -76,7 +80,7 @@ def parse(
             )
             continue
         found[name] = secret
-    return found, problems
+    return found, problems, broken - set(found)
 
 
 def _declaration_problem(item: Mapping[str, Any], source: Source, root: Path) -> Problem | None:
