@@ -216,3 +216,18 @@ def test_a_value_read_from_a_file_loses_its_final_newline(
     os.chmod(secret, 0o600)
     root = _workspace(make_workspace, f"file: {secret}")
     assert Workspace(root).validate().vault.value("TOKEN") == "t0ken"
+
+
+def test_an_unreadable_secret_is_reported_with_every_other_error(
+    cli: Cli, make_workspace: Callable[[Mapping[str, str]], Path]
+) -> None:
+    root = _workspace(make_workspace, "env: MLFORM_TEST_TOKEN")
+    (root / "runconfigs" / "other.yml").write_text("name: other\ncommand: echo\ncompute: gpu\n")
+    assert cli("validate", cwd=root).err.splitlines() == [
+        "runconfigs/other.yml:3:10: error: unknown compute 'gpu' (runs can use: local); "
+        "declare it in compute/gpu.yml with type: local, or use compute: local",
+        "workspace.yml:3:5: error: secret TOKEN (env: MLFORM_TEST_TOKEN) cannot be read "
+        "here: the environment variable MLFORM_TEST_TOKEN is not set; set it (in CI, from "
+        "the CI system's secrets) — used by runconfig/job",
+        "validation failed: 2 errors",
+    ]
