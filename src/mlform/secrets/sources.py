@@ -94,7 +94,7 @@ class AgeSource:
 
     def write(self, secret: Secret, root: Path, value: str) -> str:
         path = secret.path(root)
-        listed = age.recipients_file(path, root.resolve())
+        listed = age.recipients_file(path.resolve(), root.resolve())
         if listed is None:
             folder = os.path.relpath(path.parent, root)
             raise SecretError(
