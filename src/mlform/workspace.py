@@ -76,7 +76,7 @@ class Workspace:
         config = self.config
         unresolved = config.unresolved()
         if unresolved:
-            raise ConfigInvalid([*config.warnings, *unresolved])
+            raise ConfigInvalid(unresolved)
         return config
 
     def store(self, operation: str, *, write: bool = False, wait: float = 0.0) -> Store:
