@@ -210,3 +210,26 @@ def test_a_canary_reaches_each_process_and_nothing_else(
     for text in (applied.out, applied.err, rolled.out, rolled.err):
         assert CANARY not in text and NEW_CANARY not in text
     assert _holding(root, CANARY) == [] and _holding(root, NEW_CANARY) == []
+
+
+def test_a_job_that_prints_its_secret_and_fails_leaves_it_out_of_the_state(
+    cli: Cli, make_workspace: Callable[[Mapping[str, str]], Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = make_workspace(
+        {
+            "workspace.yml": FILES["workspace.yml"],
+            "runconfigs/leaky.yml": """
+                name: leaky
+                command: echo "the token is $TOKEN" && exit 3
+                environment_variables:
+                  TOKEN: ${{secrets.CANARY}}
+                """,
+        }
+    )
+    monkeypatch.setenv("MLFORM_TEST_CANARY", CANARY)
+    failed = cli("apply", "--yes", cwd=root)
+    assert failed.code == 1
+    assert "> runconfig/leaky failed: run leaky_" in failed.out + failed.err
+    tables = _every_table(root)
+    assert "the token is ***" in tables  # the log's last lines, kept for the failure
+    assert CANARY not in tables
