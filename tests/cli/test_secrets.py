@@ -130,3 +130,24 @@ def test_a_value_is_never_taken_from_the_command_line(cli: Cli, workspace: Path)
     with pytest.raises(SystemExit):
         cli("secrets", "set", "API_TOKEN", VALUE, cwd=workspace)
     assert not (workspace / "secrets" / "API_TOKEN.age").exists()
+
+
+def test_the_example_gets_its_committed_token_and_plans_a_run_when_it_is_rotated(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    root = tmp_path / "secrets"
+    example = Path(__file__).parents[2] / "examples" / "secrets"
+    shutil.copytree(example, root, ignore=shutil.ignore_patterns(".mlform"))
+    monkeypatch.setenv("MLFORM_AGE_IDENTITY", str(IDENTITY))
+    applied = cli("apply", "--yes", cwd=root)
+    assert applied.code == 0, applied.out + applied.err
+    assert "    runconfig/call-api: got an API token of 26 characters\n" in applied.out
+    assert "demo-token-for-the-example" not in applied.out
+    assert cli("plan", "--detailed-exitcode", cwd=root).code == 0
+
+    rotated = cli("secrets", "rotate", "API_TOKEN", "--generate", cwd=root)
+    assert rotated.out.splitlines()[-1] == "The next `mlform apply` rolls: runconfig/call-api"
+    planned = cli("plan", cwd=root)
+    assert "> runconfig/call-api  (secret API_TOKEN changed)" in planned.out
