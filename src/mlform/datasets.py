@@ -191,7 +191,7 @@ def _where(ctx: Context, location: str) -> tuple[str, dict[str, Any]]:
     store = ctx.config.datastore(store_name)
     if isinstance(store.location, LocalPath):
         return str(store.location.path / sub), {}
-    return f"{store.location.url.rstrip('/')}/{sub}", dict(store.storage_options)
+    return f"{store.location.url.rstrip('/')}/{sub}", ctx.config.storage_options(store)
 
 
 def direct_location(ctx: Context, item: DataVersion) -> str | None:

@@ -12,6 +12,7 @@
     │   ├── BuildFailed          an environment build failed (carries pip's own output)
     │   └── RunFailed            a run did not complete (carries its id)
     ├── DatastoreError           a datastore cannot be reached or written
+    ├── SecretError              a declared secret cannot be read or written here
     ├── EngineUnavailable        the Docker engine cannot be reached
     ├── InUse                    a model version serves a deployment and cannot go
     └── NotFound                 a named resource, version or run does not exist
@@ -107,6 +108,10 @@ class RunFailed(ApplyError):
 
 
 class DatastoreError(MlformError):
+    pass
+
+
+class SecretError(MlformError):
     pass
 
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from mlform.apply.executor import Report, Result, Status, execute
 from mlform.config import workspace as config_loader
 from mlform.config.workspace import Config
-from mlform.errors import PlanError, StalePlan, StateError
+from mlform.errors import ConfigInvalid, PlanError, StalePlan, StateError
 from mlform.hashing import Hasher
 from mlform.plan.diff import diff
 from mlform.plan.model import Action, Change, Plan
@@ -72,7 +72,12 @@ class Workspace:
         return self.config.state_path
 
     def validate(self) -> Config:
-        return self.config
+        """The configuration, with every secret its resources use readable here."""
+        config = self.config
+        unresolved = config.unresolved()
+        if unresolved:
+            raise ConfigInvalid(unresolved)
+        return config
 
     def store(self, operation: str, *, write: bool = False, wait: float = 0.0) -> Store:
         """The state, open; a writer is refused a state another workspace applies to."""
@@ -211,7 +216,7 @@ class Workspace:
     def _plan(
         self, store: Store, log: Log | None = None, rerun: Collection[str] = ()
     ) -> tuple[Plan, Context]:
-        config = self.config
+        config = self.validate()
         _check_owner(config, store)
         with _gc_paused():
             hasher = Hasher(config.state_path.parent / "cache" / "hashes.json")

@@ -204,6 +204,9 @@ def test_workflow_plans_pull_requests_and_applies_main(new: Path) -> None:
     assert "mlform apply --yes" in steps_run(apply)
     assert apply["concurrency"] == {"group": "mlform-apply", "cancel-in-progress": False}
     assert "env" not in workflow
+    identity = {"MLFORM_AGE_IDENTITY": "${{ secrets.MLFORM_AGE_IDENTITY }}"}  # only where read
+    assert [s["env"] for s in plan["steps"] if s.get("id") == "plan"] == [identity]
+    assert [s["env"] for s in apply["steps"] if s.get("name") == "mlform apply"] == [identity]
 
 
 def test_workflow_installs_the_mlform_the_repository_pins(new: Path) -> None:

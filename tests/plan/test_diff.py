@@ -201,3 +201,53 @@ def test_environment_variable_values_are_never_a_reason() -> None:
         "jobs.train.environment_variables.T: value changed",
         "tags.T: 'old' → 'new'",
     )
+
+
+def _secrets(token: str, key: str = "k1") -> dict[str, str]:
+    return {"spec": "d1", "secret:TOKEN": token, "secret:OTHER": "o", "fingerprint-key": key}
+
+
+def test_a_secret_whose_fingerprint_moved_is_the_only_reason() -> None:
+    desired = {
+        "endpoint/e": want("endpoint/e", components=_secrets("new")),
+        "runconfig/job": want("runconfig/job", components=_secrets("new"), trigger="on_change"),
+    }
+    recorded = {
+        "endpoint/e": have("endpoint/e", components=_secrets("old")),
+        "runconfig/job": have("runconfig/job", components=_secrets("old")),
+    }
+    plan = diff(desired, recorded)
+    assert [(c.symbol, c.address, c.reasons) for c in plan.changes] == [
+        ("~", "endpoint/e", ("secret TOKEN changed",)),
+        (">", "runconfig/job", ("secret TOKEN changed",)),
+    ]
+    assert plan.notes == ()
+    assert diff(recorded_as_desired(recorded), recorded).changes == ()
+
+
+def recorded_as_desired(recorded: dict[str, Recorded]) -> dict[str, Desired]:
+    return {
+        a: want(a, components=dict(r.components), trigger="on_change" if "job" in a else None)
+        for a, r in recorded.items()
+    }
+
+
+def test_fingerprints_under_another_key_are_a_note_not_a_change() -> None:
+    desired = {
+        "endpoint/e": want("endpoint/e", components=_secrets("x", key="k2")),
+        "runconfig/job": want(
+            "runconfig/job", components=_secrets("y", key="k2"), trigger="on_change"
+        ),
+    }
+    recorded = {
+        "endpoint/e": have("endpoint/e", components=_secrets("old")),
+        "runconfig/job": have("runconfig/job", components=_secrets("old")),
+    }
+    plan = diff(desired, recorded)
+    assert plan.changes == ()
+    assert plan.notes == (
+        "the secret fingerprints recorded for endpoint/e, runconfig/job were made with another "
+        "fingerprint key (id k1), so whether their secrets changed cannot be told here; use the "
+        "key the state was applied with (secrets/fingerprint.key beside the state, or "
+        "MLFORM_SECRETS_FINGERPRINT_KEY). Their next apply records fingerprints under this key",
+    )

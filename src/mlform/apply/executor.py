@@ -119,7 +119,9 @@ def execute(
                 drain()
                 for future in finished:
                     change, started = running.pop(future)
-                    settle(_record(store, apply_id, change, future, time.monotonic() - started))
+                    settle(
+                        _record(store, apply_id, change, future, time.monotonic() - started, ctx)
+                    )
             if ctx.cancelled.is_set():
                 raise KeyboardInterrupt
         except KeyboardInterrupt:
@@ -128,7 +130,7 @@ def execute(
                 with contextlib.suppress(BaseException):
                     future.exception()  # a second Ctrl-C here leaves at once
                 drain()
-                settle(_record(store, apply_id, change, future, time.monotonic() - started))
+                settle(_record(store, apply_id, change, future, time.monotonic() - started, ctx))
             _skip_rest(plan, results, store, apply_id, "interrupted", report)
             raise
     _skip_rest(plan, results, store, apply_id, "not started", report)
@@ -178,7 +180,12 @@ def _run(change: Change, ctx: Context) -> Outcome:
 
 
 def _record(
-    store: Store, apply_id: str, change: Change, future: Future[Outcome], seconds: float
+    store: Store,
+    apply_id: str,
+    change: Change,
+    future: Future[Outcome],
+    seconds: float,
+    ctx: Context,
 ) -> Result:
     error = future.exception()
     if error is None:
@@ -196,6 +203,8 @@ def _record(
         message = "interrupted"
     else:
         message = "".join(traceback.format_exception(error)).strip()
+    # what a driver raised may quote the credential it was given
+    message = ctx.config.vault.scrub(message)
     store.write(
         apply_id,
         [

@@ -33,6 +33,7 @@ COMMANDS = {
     "pipelines": "pipelines",
     "tokens": "tokens",
     "audit": "audit",
+    "secrets": "secrets",
     "state": "state",
     "force-unlock": "state",
     "schema": "schemas",

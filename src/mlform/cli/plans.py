@@ -69,9 +69,10 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def validate(args: argparse.Namespace, out: Output) -> int:
-    config = Workspace(args.directory).validate()
-    if config.warnings:
-        out.problems(config.warnings)
+    ws = Workspace(args.directory)
+    if ws.config.warnings:
+        out.problems(ws.config.warnings)
+    config = ws.validate()
     count = len(config.specs)
     where = shown(config.root, Path.cwd())
     out.line(f"{out.ok('Valid:')} {count} resource{'s' if count != 1 else ''} in {where}")

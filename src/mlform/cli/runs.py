@@ -245,7 +245,8 @@ def download(args: argparse.Namespace, out: Output) -> int:
     if dest.exists() and any(dest.iterdir()):
         raise MlformError(f"{dest} is not empty; choose an empty or new folder")
     if key:
-        storage = open_storage(ws.config.datastore(ws.config.default_datastore))
+        spec = ws.config.datastore(ws.config.default_datastore)
+        storage = open_storage(spec, ws.config.storage_options(spec))
         snapshots.extract(storage, key[0][0], dest / "snapshot")
     for name in (OUTPUTS, LOGS):
         kept = Path(run.run_dir) / name

@@ -20,6 +20,9 @@ class Launch:
     cwd: Path  # the extracted code snapshot
     env: Mapping[str, str]
     log: Path  # stdout and stderr, interleaved as the user would see them
+    # The values of the workspace secrets in `env`, for what shows the run's output to
+    # leave them out; never written anywhere.
+    secrets: tuple[str, ...] = ()
 
 
 class Handle(Protocol):

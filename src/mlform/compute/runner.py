@@ -21,7 +21,7 @@ from mlform import snapshot as snapshots
 from mlform.compute import TARGETS, Launch
 from mlform.config.refs import LocalPath, Url
 from mlform.config.specs import DataInput, RunconfigSpec, env_text
-from mlform.errors import ApplyError, RunFailed
+from mlform.errors import ApplyError, RunFailed, SecretError
 from mlform.plan.model import Change
 from mlform.resources.base import Context, Outcome
 from mlform.state.records import Record
@@ -84,7 +84,8 @@ class _Run:
         command = launch.command.replace(f"{self.ctx.config.root}{os.sep}", "")
         self.ctx.log(self.change.address, f"run {self.id} started: {command}")
         status, code = self.watch(launch)
-        tail = _tail(launch.log) if status != "completed" else None
+        # the state keeps the tail: a script that printed a secret leaves it out there
+        tail = _tail(launch.log, launch.secrets) if status != "completed" else None
         final = replace(
             self.row, status=status, exit_code=code, ended_at=time.time(), log_tail=tail
         )
@@ -161,7 +162,11 @@ class _Run:
             self.row = replace(
                 self.row, environment=f"{spec.environment.name}:{version}", env_digest=str(venv)
             )
-        env.update(spec.variables)
+        try:
+            variables, secret_values = ctx.config.vault.resolve(dict(spec.variables))
+        except SecretError as err:
+            raise ApplyError(f"{self.change.address}: {err}") from None
+        env.update(variables)
         values: dict[str, str] = {}
         inputs: dict[str, str] = {}
         for name, value in spec.inputs.items():
@@ -196,7 +201,7 @@ class _Run:
         _working_folders(cwd, self.dir)
         env.update(self.mlflow_run(env, cwd))
         self.row = replace(self.row, command=command)
-        launch = Launch(command, cwd, env, self.dir / protocol.LOGS / "std_log.txt")
+        launch = Launch(command, cwd, env, self.dir / protocol.LOGS / "std_log.txt", secret_values)
         return launch, versions, inputs
 
     def mlflow_run(self, env: dict[str, str], cwd: Path) -> dict[str, str]:
@@ -382,12 +387,14 @@ def _working_folders(cwd: Path, run_dir: Path) -> None:
         inside.symlink_to(Path("..") / name, target_is_directory=True)
 
 
-def _tail(log: Path) -> str:
+def _tail(log: Path, secrets: tuple[str, ...] = ()) -> str:
     try:
-        lines = log.read_text(errors="replace").splitlines()
+        text = log.read_text(errors="replace")
     except FileNotFoundError:
         return ""
-    return "\n".join(lines[-_LOG_TAIL:])
+    for value in sorted(secrets, key=len, reverse=True):
+        text = text.replace(value, "***")
+    return "\n".join(text.splitlines()[-_LOG_TAIL:])
 
 
 def _env_name(name: str) -> str:

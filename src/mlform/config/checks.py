@@ -129,6 +129,8 @@ def _runconfig(spec: RunconfigSpec, root: Path) -> list[Problem]:
     for match in _BINDING.finditer(spec.command):
         group, name = match[1], match[2]
         declared = {"inputs": spec.inputs, "outputs": spec.outputs}.get(group)
+        if group == "secrets":
+            continue  # said where every secret reference is checked (`mlform.secrets`)
         if declared is None:
             message = (
                 f"command uses {match[0]}, but only ${{{{inputs.NAME}}}} and "

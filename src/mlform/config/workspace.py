@@ -49,6 +49,9 @@ from mlform.config.unsupported import unsupported
 from mlform.config.yamlfile import Document, read_document
 from mlform.errors import ConfigInvalid, Problem, WorkspaceNotFound
 from mlform.graph import find_cycles
+from mlform.secrets import declared as declared_secrets
+from mlform.secrets import references as secret_references
+from mlform.secrets.vault import Vault
 
 COMPUTE_TARGETS = ("local",)
 WORKSPACE_FILES = ("workspace.yml", "workspace.yaml")
@@ -107,6 +110,22 @@ class Config:
     deps: dict[str, tuple[str, ...]]
     warnings: list[Problem] = field(default_factory=list)
     container_registry: str | None = None  # where built images are pushed
+    vault: Vault = field(default_factory=lambda: Vault({}, Path(), Path()))
+
+    def secret_uses(self) -> dict[str, tuple[str, ...]]:
+        """Address → the secrets its processes get, for the resources that use any."""
+        found = {a: secret_references.uses(s) for a, s in self.specs.items()}
+        return {address: names for address, names in found.items() if names}
+
+    def storage_options(self, store: DatastoreSpec) -> dict[str, Any]:
+        """A datastore's storage_options with the values of the secrets they reference,
+        for its client only."""
+        options, _ = self.vault.resolve(dict(store.storage_options))
+        return dict(options)
+
+    def unresolved(self) -> list[Problem]:
+        """A problem per secret the resources use that cannot be read here."""
+        return self.vault.problems(self.secret_uses())
 
     def compute_target(self, compute: str) -> str:
         """The target that runs what names `compute`: a declared compute's type, or the
@@ -147,6 +166,8 @@ class _Loader:
         self.sources: dict[str, list[str]] | None = None  # model name → its producers
         self.deployments: list[DeploymentSpec] = []  # from files of their own
         self.components: dict[Path, ComponentSpec | None] = {}  # None: too broken to use
+        self.checked: list[tuple[Document, str]] = []  # every document read, and its kind
+        self.secrets: dict[str, declared_secrets.Secret] = {}
 
     def run(self) -> Config:
         path = self._workspace_file()
@@ -155,6 +176,9 @@ class _Loader:
         name = body.get("name") if isinstance(body.get("name"), str) else self.root.name
         state = body.get("state") if isinstance(body.get("state"), str) else DEFAULT_STATE
         registry = body.get("container_registry")
+        self.secrets, problems, broken = declared_secrets.parse(ws, bad, self.root)
+        self.problems.extend(problems)
+        known = {**dict.fromkeys(broken), **self.secrets}  # a broken one is reported already
         default = self._datastores(ws, bad)
         for folder, (kind, parse) in FOLDERS.items():
             for doc, doc_kind, doc_bad in self._documents(folder, kind):
@@ -172,10 +196,17 @@ class _Loader:
         deps = {address: self._dependencies(spec, default) for address, spec in self.specs.items()}
         self._check_model_sources()
         self._check_cycles(deps)
+        for doc, kind in self.checked:
+            self.problems.extend(secret_references.document_problems(doc, kind, known))
+        state_path = (self.root / str(state)).resolve()
+        vault = Vault(self.secrets, self.root, state_path.parent)
+        if any(p.severity == "error" for p in self.problems):
+            # every problem at once: those of the secrets the resources use too
+            uses = {a: secret_references.uses(s) for a, s in self.specs.items()}
+            self.problems.extend(vault.problems(uses))
         problems = sorted(dict.fromkeys(self.problems), key=_order)
         if any(p.severity == "error" for p in problems):
             raise ConfigInvalid(problems)
-        state_path = (self.root / str(state)).resolve()
         return Config(
             self.root,
             str(name),
@@ -185,6 +216,7 @@ class _Loader:
             deps,
             problems,
             registry if isinstance(registry, str) else None,
+            vault,
         )
 
     # -- reading -------------------------------------------------------------------------
@@ -204,6 +236,7 @@ class _Loader:
         self.problems.extend(doc.problems)
         if not doc.parsed:
             return _UNUSABLE
+        self.checked.append((doc, kind))
         data = doc.data if isinstance(doc.data, dict) else {}
         todo = unsupported(doc, kind)
         if todo is not None:

@@ -86,6 +86,9 @@ class Launch:
     variables: Mapping[str, str] = field(default_factory=dict)
     workers: int = 1
     azureml_model_dir: Path | None = None  # the files as Azure mounts them (`mount`)
+    # The values of the workspace secrets in `variables`, for what shows the instance's
+    # output to leave them out; never written anywhere.
+    secrets: tuple[str, ...] = ()
 
 
 class Target(Protocol):

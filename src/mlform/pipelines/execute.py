@@ -203,7 +203,7 @@ class PipelineRun:
         components = stepdb.with_upstream(step, statics, produced)
         assert components is not None  # every upstream step has completed
         digest = stepdb.step_digest(components)
-        reusable = self.history.reusable.get((step.name, digest))
+        reusable = stepdb.reusable(self.history, step.name, digest, components)
         if reusable is not None and step.deterministic and not self.spec.force_rerun:
             return self._reuse(step, digest, components, reusable)
         return self._run(step, digest, components)

@@ -100,7 +100,7 @@ def invoke(
     from mlform.hashing import Hasher
     from mlform.resources import Context, desire_all
 
-    config = ws.config
+    config = ws.validate()  # its steps' secrets readable here, before anything runs
     address = f"pipeline/{name}"
     if address not in config.specs:
         known = sorted(s.name for s in config.specs.values() if s.kind == "pipeline")

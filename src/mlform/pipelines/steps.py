@@ -20,6 +20,7 @@ from mlform.config.specs import Binding, DataInput, PipelineSpec, StepSpec
 from mlform.hashing import Hasher, sha256_text, tree_digest
 from mlform.plan.model import Desired
 from mlform.resources.base import canonical, digest_of
+from mlform.secrets import fingerprint
 from mlform.state.records import dumps
 
 if TYPE_CHECKING:
@@ -92,6 +93,17 @@ def history(read: Reader, pipeline: str) -> History:
     return found
 
 
+def reusable(
+    found: History, step: str, digest: str, components: Mapping[str, str]
+) -> StepRun | None:
+    """The step run on record that computed exactly this: the same digest, and the
+    same value of every secret it got (as far as fingerprints under one key tell)."""
+    earlier = found.reusable.get((step, digest))
+    if earlier is not None and fingerprint.compare(earlier.components, components).changed:
+        return None
+    return earlier
+
+
 def _outputs_exist(run: StepRun) -> bool:
     return all(Path(o["path"]).exists() for o in run.outputs.values())
 
@@ -103,14 +115,17 @@ def static_components(
     upstream: Mapping[str, Desired],
     hasher: Hasher,
     root: Path,
+    secrets: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
-    """Everything in the digest but what other steps produce."""
+    """Everything in the digest but what other steps produce; `secrets`: the
+    fingerprints of the secrets the step gets (compared beside the digest)."""
     components = {
         "command": sha256_text(step.command),
         "compute": step.compute,
         "outputs": canonical(dict(step.outputs)),
         "variables": sha256_text(canonical(dict(step.variables))),
     }
+    components.update(secrets or {})
     if step.component_digest is not None:
         components["component"] = step.component_digest
     if snap is not None:
@@ -199,6 +214,7 @@ def reasons(components: Mapping[str, str], last: StepRun | None) -> str:
     for key in ("component", "command", "environment", "compute", "outputs", "variables"):
         if old.get(key) != components.get(key):
             said.append(f"{key} changed")
+    said.extend(fingerprint.compare(old, components).reasons())
     for key in sorted(k for k in components if k.startswith("input:")):
         if old.get(key) != components[key]:
             value = components[key]

@@ -7,6 +7,7 @@ from typing import Any
 
 from mlform.graph import topological
 from mlform.plan.model import Action, Change, Desired, Plan
+from mlform.secrets import fingerprint
 from mlform.state.records import Recorded
 from mlform.state.store import Identity
 
@@ -33,15 +34,17 @@ def diff(
     refusals: list[str] = []
     notes: list[str] = []
     unchanged = 0
+    rekeyed: dict[str, str] = {}  # address → the key its secret fingerprints were made with
     order = sorted(desired, key=lambda a: desired[a].trigger is not None)
     for address in order:
         want = desired[address]
         have = recorded.get(address)
+        secrets = _secrets(want, have, rekeyed)
         if want.trigger is None:
-            change = _compare(want, have, refusals)
+            change = _compare(want, have, refusals, secrets)
         else:
             forced = want.name in rerun or address in rerun
-            change = _job(want, have, forced, notes, changes, recorded)
+            change = _job(want, have, forced, notes, changes, recorded, secrets)
         if change is None:
             unchanged += 1
         else:
@@ -82,7 +85,35 @@ def diff(
             f"--rerun {name}: no runconfig named '{name}'"
             + (f" (runconfigs: {', '.join(jobs)})" if jobs else " (none are declared)")
         )
+    if rekeyed:
+        notes.append(_rekeyed_note(rekeyed))
     return Plan(_ordered(changes, recorded), unchanged, identity, tuple(refusals), tuple(notes))
+
+
+def _secrets(want: Desired, have: Recorded | None, rekeyed: dict[str, str]) -> list[str]:
+    """`secret NAME changed` for each secret whose value changed since the last apply."""
+    if have is None or have.digest is None or have.status == DELETED:
+        return []
+    compared = fingerprint.compare(have.components, want.components)
+    if compared.other_key is not None:
+        rekeyed[want.address] = compared.other_key
+    return compared.reasons()
+
+
+def _rekeyed_note(rekeyed: Mapping[str, str]) -> str:
+    """Fingerprints made under another key cannot be compared: said once, not taken for
+    a change of every secret."""
+    addresses = sorted(rekeyed)
+    shown = ", ".join(addresses[:_SHOWN_FILES])
+    if len(addresses) > _SHOWN_FILES:
+        shown += f" and {len(addresses) - _SHOWN_FILES} more"
+    keys = ", ".join(sorted(set(rekeyed.values())))
+    return (
+        f"the secret fingerprints recorded for {shown} were made with another fingerprint "
+        f"key (id {keys}), so whether their secrets changed cannot be told here; use the "
+        f"key the state was applied with (secrets/fingerprint.key beside the state, or "
+        f"{fingerprint.ENV}). Their next apply records fingerprints under this key"
+    )
 
 
 def _job(
@@ -92,8 +123,10 @@ def _job(
     notes: list[str],
     changes: Mapping[str, Change],
     recorded: Mapping[str, Recorded],
+    secrets: list[str],
 ) -> Change | None:
-    """A runconfig runs when no completed run matches its digest, or when forced."""
+    """A runconfig runs when no completed run matches its digest (or the secrets it gets
+    changed since), or when forced."""
     reasons: list[str] = ["--rerun"] if forced else []
     if have is None or have.status == DELETED or have.digest is None:
         reasons.append(_failure(have) if have and have.status == "failed" else "no run yet")
@@ -104,6 +137,11 @@ def _job(
         if have.status == "failed":
             reasons.append(_failure(have))
         reasons.extend(want.explain or _job_reasons(have, want, changes, recorded))
+        reasons.extend(r for r in secrets if r not in reasons)
+    elif secrets:
+        if have.status == "failed":
+            reasons.append(_failure(have))
+        reasons.extend(secrets)
     if not reasons and want.trigger == "always":
         reasons.append("trigger: always")
     if not reasons:
@@ -153,6 +191,8 @@ def _job_reasons(
     for key in sorted(new):
         if key.startswith(("code", "spec", "dep:")) or old.get(key) == new[key]:
             continue
+        if fingerprint.excluded(key):
+            continue  # compared beside the digest
         label = "environment" if key == "environment" else f"data ({key.partition(':')[2]})"
         upstream = want.refs.get(key)
         if upstream is None:  # pinned: the component is the reference itself
@@ -174,7 +214,9 @@ def _job_reasons(
     return reasons or ["changed"]
 
 
-def _compare(want: Desired, have: Recorded | None, refusals: list[str]) -> Change | None:
+def _compare(
+    want: Desired, have: Recorded | None, refusals: list[str], secrets: list[str]
+) -> Change | None:
     def change(action: Action, reasons: list[str], version: str | None = None) -> Change:
         return Change(
             action, want.address, want.kind, want.name, tuple(reasons), have, want, version=version
@@ -204,6 +246,7 @@ def _compare(want: Desired, have: Recorded | None, refusals: list[str]) -> Chang
     if have.digest != want.digest:
         changed_keys = _changed_keys(have.spec, want.spec)
         reasons.extend(_explain(have, want, changed_keys))
+    reasons.extend(secrets)
     if not reasons:
         return None
 

@@ -14,6 +14,7 @@ from mlform.config.specs import METADATA_KEYS, Spec
 from mlform.config.workspace import Config
 from mlform.hashing import Hasher, sha256_text
 from mlform.plan.model import Change, Desired
+from mlform.secrets import fingerprint, references
 from mlform.state.records import Record, Recorded
 from mlform.storage import Storage, open_storage
 
@@ -23,7 +24,17 @@ def canonical(value: Any) -> str:
 
 
 def digest_of(components: Mapping[str, str]) -> str:
-    return sha256_text(*(f"{k}={v}" for k, v in sorted(components.items())))
+    """The digest of what a resource is made of. Secret fingerprints are left out: the
+    plan compares them itself (`mlform.secrets.fingerprint.compare`), since one made under
+    another key says nothing of a change."""
+    return sha256_text(
+        *(f"{k}={v}" for k, v in sorted(components.items()) if not fingerprint.excluded(k))
+    )
+
+
+def secret_components(ctx: Context, spec: Spec) -> dict[str, str]:
+    """A fingerprint per secret the resource's processes get (none: no components)."""
+    return ctx.config.vault.components(references.uses(spec))
 
 
 def content_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
@@ -69,7 +80,8 @@ class Context:
 
     def storage(self, datastore: str) -> Storage:
         if datastore not in self._storages:
-            self._storages[datastore] = open_storage(self.config.datastore(datastore))
+            spec = self.config.datastore(datastore)
+            self._storages[datastore] = open_storage(spec, self.config.storage_options(spec))
         return self._storages[datastore]
 
 

@@ -145,7 +145,7 @@ def scan_location(spec: DataSpec | ModelSpec, ctx: Context) -> Scan:
             where = f"datastore://{location.datastore}/{location.path}"
             return _scan_local(spec, path, where, upload=False, ctx=ctx)
         url = f"{store.location.url.rstrip('/')}/{location.path}"
-        return _scan_remote(spec, url, dict(store.storage_options))
+        return _scan_remote(spec, url, ctx.config.storage_options(store))
     assert isinstance(location, Url)
     if location.scheme in http.SCHEMES:
         return _scan_http(spec, location.url)

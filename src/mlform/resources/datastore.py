@@ -7,7 +7,13 @@ from collections.abc import Mapping
 from mlform.config.refs import LocalPath
 from mlform.config.specs import DatastoreSpec, Spec
 from mlform.plan.model import Change, Desired
-from mlform.resources.base import Context, Outcome, base_components, declared
+from mlform.resources.base import (
+    Context,
+    Outcome,
+    base_components,
+    declared,
+    secret_components,
+)
 from mlform.shownpath import shown
 from mlform.state.records import Recorded
 
@@ -22,6 +28,7 @@ class DatastoreKind:
         body = dict(spec.body)
         body.setdefault("path", where)
         components = base_components(spec, upstream, ctx.config.deps.get(spec.address, ()))
+        components.update(secret_components(ctx, spec))
         kind = "local folder" if isinstance(location, LocalPath) else "fsspec URL"
         return declared(
             spec,

@@ -30,7 +30,15 @@ from mlform.errors import ApplyError, MlformError, PlanError
 from mlform.hashing import sha256_text
 from mlform.plan.model import Change, Desired
 from mlform.registry import models
-from mlform.resources.base import Context, Outcome, canonical, content_spec, declared, digest_of
+from mlform.resources.base import (
+    Context,
+    Outcome,
+    canonical,
+    content_spec,
+    declared,
+    digest_of,
+    secret_components,
+)
 from mlform.resources.environment import ensure_built
 from mlform.resources.image import (
     copy_code,
@@ -38,6 +46,7 @@ from mlform.resources.image import (
     resolve_model,
     runtime_digest,
 )
+from mlform.secrets import fingerprint, references
 from mlform.state.records import Recorded
 
 _SWITCH = 0.6  # seconds for the router to pick up new routes and finish what is in flight
@@ -85,6 +94,7 @@ class EndpointKind:
                 components[f"part:deployment {dep.name} {part}"] = value
         for dep_address in producers:
             components[f"dep:{dep_address}"] = "named"
+        components.update(secret_components(ctx, spec))
         shown = ", ".join(f"{d.name} ({d.compute})" for d in spec.deployments) or "none"
         return declared(
             spec,
@@ -191,7 +201,7 @@ class _Rollout:
                     serving[dep.name] = have
                 continue
             resolved[f"part:deployment {dep.name} model"] = model.ref
-            digest = _deployment_digest(resolved, dep.name, hashes)
+            digest = _deployment_digest(resolved, dep, hashes)
             if have is not None and have.digest == digest and target.alive(have):
                 hung = probes.hung(have.port, dep.liveness, ctx.cancelled)
                 if hung is None:
@@ -296,7 +306,8 @@ class _Rollout:
             cached, model.folder, folder / "azureml-models" / model.name / model.version
         )
         code = copy_code(self.snaps[dep.name], folder / "code")
-        variables = {**_env_variables(ctx, env_ref), **dep.variables}
+        own, secret_values = ctx.config.vault.resolve(dict(dep.variables))
+        variables = {**_env_variables(ctx, env_ref), **own}
         variables["MLFORM_KEY_HASHES"] = ",".join(hashes)
         variables["MLFORM_ENDPOINT"] = self.spec.name
         variables["MLFORM_AUTH_MODE"] = self.spec.auth_mode
@@ -336,6 +347,7 @@ class _Rollout:
             base_image=dep.base_image,
             variables=variables,
             workers=dep.instance_count,
+            secrets=secret_values,
         )
         try:
             started = target.start(launch, _free_port(), self.log)
@@ -351,7 +363,7 @@ class _Rollout:
         if why is None:
             self.log(f"deployment {dep.name}: ready on port {started.port} ({model.ref})")
             return started, "", ""
-        tail = target.tail(started, _LOG_TAIL)
+        tail = ctx.config.vault.scrub(target.tail(started, _LOG_TAIL))
         target.stop(started)
         instances.forget(started, ctx.state_dir / "endpoints")
         ctx.emit([replace(started, status="failed", error=why)])
@@ -389,9 +401,16 @@ def weights(spec: EndpointSpec) -> dict[str, int]:
     return shares
 
 
-def _deployment_digest(components: Mapping[str, str], name: str, hashes: list[str]) -> str:
-    prefix = f"part:deployment {name} "
+def _deployment_digest(
+    components: Mapping[str, str], dep: DeploymentSpec, hashes: list[str]
+) -> str:
+    """What an instance serves: a new value of a secret it gets starts a new one. (Made
+    under another fingerprint key, the digest moves too: the next apply of the endpoint
+    rolls its deployments once, as a changed value would.)"""
+    prefix = f"part:deployment {dep.name} "
     parts = {k: v for k, v in components.items() if k.startswith(prefix)}
+    for name in references.names_in(dict(dep.variables)):
+        parts[f"secret {name}"] = components.get(f"{fingerprint.PREFIX}{name}", "")
     return digest_of({**parts, "keys": sha256_text(*hashes)})
 
 

@@ -20,6 +20,7 @@ from mlform.graph import topological
 from mlform.pipelines import steps as stepdb
 from mlform.plan.model import Change, Desired
 from mlform.resources.base import Context, Outcome, declared, digest_of
+from mlform.secrets import references
 from mlform.state.records import Recorded
 
 
@@ -37,8 +38,9 @@ class PipelineKind:
                     scans[key] = snapshots.scan(step.code, ctx.hasher)
                 snap = scans[key]
             snaps[step.name] = snap
+            secrets = ctx.config.vault.components(references.names_in(dict(step.variables)))
             statics[step.name] = stepdb.static_components(
-                step, spec, snap, upstream, ctx.hasher, ctx.config.root
+                step, spec, snap, upstream, ctx.hasher, ctx.config.root, secrets
             )
         past = stepdb.history(ctx.read, spec.name)
         graph = {s.name: tuple(s.upstream) for s in spec.steps}
@@ -55,7 +57,7 @@ class PipelineKind:
                 continue
             digest = stepdb.step_digest(full)
             digests[name] = digest
-            earlier = past.reusable.get((name, digest))
+            earlier = stepdb.reusable(past, name, digest, full)
             if spec.force_rerun:
                 said.append(f"{name}: force_rerun")
             elif not step.deterministic:

@@ -18,7 +18,14 @@ from mlform.config.refs import LocalPath
 from mlform.config.specs import DataInput, RunconfigSpec, Spec
 from mlform.hashing import sha256_text, tree_digest
 from mlform.plan.model import Change, Desired
-from mlform.resources.base import Context, Outcome, canonical, content_spec, declared
+from mlform.resources.base import (
+    Context,
+    Outcome,
+    canonical,
+    content_spec,
+    declared,
+    secret_components,
+)
 from mlform.state.records import Recorded
 
 _LISTED_FILES = 1000
@@ -55,6 +62,7 @@ class RunconfigKind:
                 _reference(components, refs, key, address, value.asset.version, upstream)
             elif isinstance(value.location, LocalPath):
                 components[key] = _local_digest(value.location.path, ctx)
+        components.update(secret_components(ctx, spec))
         files = len(snap.files) if snap else 0
         note = ""
         if spec.register_model is not None:

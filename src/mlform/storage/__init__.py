@@ -53,9 +53,11 @@ class Storage(Protocol):
         """A local file holding `key`, when the backend has one (for DuckDB to read)."""
 
 
-def open_storage(spec: DatastoreSpec) -> Storage:
+def open_storage(spec: DatastoreSpec, options: Mapping[str, Any]) -> Storage:
+    """The datastore's client; `options`: its storage_options with secrets resolved
+    (`Config.storage_options`)."""
     backend = "local" if isinstance(spec.location, LocalPath) else "fsspec"
-    return BACKENDS[backend](spec)
+    return BACKENDS[backend](spec, options)
 
 
 def filesystem(url: str, options: Mapping[str, Any]) -> tuple[AbstractFileSystem, str]:
@@ -105,17 +107,20 @@ def protocol_problem(scheme: str) -> str | None:
     return None
 
 
-def _local(spec: DatastoreSpec) -> Storage:
+def _local(spec: DatastoreSpec, options: Mapping[str, Any]) -> Storage:
     from mlform.storage.local import LocalStorage
 
     assert isinstance(spec.location, LocalPath)
     return LocalStorage(spec.location.path)
 
 
-def _fsspec(spec: DatastoreSpec) -> Storage:
+def _fsspec(spec: DatastoreSpec, options: Mapping[str, Any]) -> Storage:
     from mlform.storage.remote import FsspecStorage
 
-    return FsspecStorage(spec)
+    return FsspecStorage(spec, options)
 
 
-BACKENDS: dict[str, Callable[[DatastoreSpec], Storage]] = {"local": _local, "fsspec": _fsspec}
+BACKENDS: dict[str, Callable[[DatastoreSpec, Mapping[str, Any]], Storage]] = {
+    "local": _local,
+    "fsspec": _fsspec,
+}

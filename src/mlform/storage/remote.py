@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
@@ -11,14 +12,14 @@ from mlform.errors import DatastoreError
 
 
 class FsspecStorage:
-    def __init__(self, spec: DatastoreSpec) -> None:
+    def __init__(self, spec: DatastoreSpec, options: Mapping[str, Any]) -> None:
         from mlform.storage import filesystem
 
         assert isinstance(spec.location, Url)
         self.url = spec.location.url
         self.name = spec.name
         try:
-            self.fs, self.root = filesystem(self.url, spec.storage_options)
+            self.fs, self.root = filesystem(self.url, options)
         except (ImportError, ValueError) as err:
             raise DatastoreError(f"datastore '{spec.name}' ({self.url}): {err}") from err
 
