@@ -314,7 +314,8 @@ def test_a_rotation_fails_no_request_and_keeps_earlier_tokens_until_they_expire(
     thread.start()
     try:
         assert halfway.wait(120)
-        rotation = cli("endpoints", "keys", "iris", "--rotate-token-key", cwd=root)
+        # the workspace's managed secret, rotated as every secret is
+        rotation = cli("secrets", "rotate", "endpoint/iris/signing-key", cwd=root)
     finally:
         rotated.set()
         thread.join()

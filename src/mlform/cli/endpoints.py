@@ -155,14 +155,8 @@ def keys_(args: argparse.Namespace, out: Output) -> int:
 
 
 def _rotated(rotation: Rotation, out: Output) -> int:
-    out.line(f"new tokens are signed with token key {rotation.current}")
-    for kid, until in rotation.kept:
-        out.line(
-            f"tokens signed with token key {kid} stay valid until they expire "
-            f"({_utc(until)} at the latest)"
-        )
-    for kid in rotation.dropped:
-        out.line(f"token key {kid} dropped: every token it signed has expired")
+    for line in rotation.lines():
+        out.line(line)
     return 0
 
 

@@ -80,6 +80,8 @@ def _report(out: Output, written: operations.Written) -> None:
     out.line(written.message)
     if written.warning:
         out.warn(written.warning)
+    if written.live:
+        return
     if written.rolls:
         out.line(f"The next `mlform apply` rolls: {', '.join(written.rolls)}")
     else:

@@ -58,6 +58,20 @@ class Rotation:
     kept: tuple[tuple[str, float], ...]
     dropped: tuple[str, ...]
 
+    def lines(self) -> list[str]:
+        """What it did, as the commands that rotate say it."""
+        said = [f"new tokens are signed with token key {self.current}"]
+        for kid, until in self.kept:
+            at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(until))
+            said.append(
+                f"tokens signed with token key {kid} stay valid until they expire "
+                f"({at} at the latest)"
+            )
+        said += [
+            f"token key {kid} dropped: every token it signed has expired" for kid in self.dropped
+        ]
+        return said
+
 
 def folder(state_dir: Path, endpoint: str) -> Path:
     """The endpoint's own folder of token keys: what a container gets mounted."""

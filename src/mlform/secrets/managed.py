@@ -2,18 +2,14 @@
 
 Each is named `<kind>/<name>/<secret>` (`endpoint/iris/signing-key`), one class per
 secret in `MANAGED`: which resources have one, and how to make a new one. A rotation
-takes effect when the next apply rolls what uses it.
+takes effect at once: nothing needs to be rolled.
 """
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
-
-from mlform.errors import SecretError
 
 if TYPE_CHECKING:
     from mlform.config.workspace import Config
@@ -26,8 +22,9 @@ class ManagedSecret(Protocol):
     def owners(self, config: Config) -> list[str]:
         """The names of the resources of `kind` that have one."""
 
-    def rotate(self, state_dir: Path, owner: str) -> None:
-        """Make a new one; the old one keeps working until the next apply rolls `owner`."""
+    def rotate(self, state_dir: Path, owner: str) -> list[str]:
+        """Make a new one, in use at once; what changed, and how long the old one keeps
+        working."""
 
 
 class SigningKey:
@@ -46,16 +43,10 @@ class SigningKey:
             if isinstance(spec, EndpointSpec) and spec.auth_mode in ("token", "aml_token")
         )
 
-    def rotate(self, state_dir: Path, owner: str) -> None:
-        signing = importlib.import_module("mlform.endpoints.signing")
-        rotate: Callable[[Path, str], object] | None = getattr(signing, "rotate", None)
-        if rotate is None:
-            raise SecretError(
-                "this mlform cannot rotate a token-signing key by itself; regenerate the "
-                f"endpoint's keys with `mlform endpoints keys {owner} --regenerate` and "
-                "apply: a new signing key comes with them"
-            )
-        rotate(state_dir, owner)
+    def rotate(self, state_dir: Path, owner: str) -> list[str]:
+        from mlform.endpoints import signing
+
+        return signing.rotate(state_dir, owner).lines()
 
 
 MANAGED: dict[str, ManagedSecret] = {"signing-key": SigningKey()}

@@ -30,6 +30,7 @@ class Written:
     message: str  # where the value went
     rolls: tuple[str, ...]  # what the next apply rolls onto it
     warning: str | None = None  # the value cannot be read back here
+    live: bool = False  # already in use where it is needed: nothing to roll
 
 
 def listing(config: Config) -> list[Listed]:
@@ -70,8 +71,8 @@ def rotate(config: Config, name: str, value: str | None) -> Written:
     managed secret (`endpoint/NAME/signing-key`)."""
     found = managed.find(config, name)
     if found is not None:
-        found.secret.rotate(config.state_path.parent, found.owner)
-        return Written(f"made a new {found.secret.what} for {found.address}", (found.address,))
+        said = found.secret.rotate(config.state_path.parent, found.owner)
+        return Written("\n".join(said), (), live=True)
     return set_value(config, name, generate() if value is None else value)
 
 
