@@ -19,7 +19,8 @@ class Launch:
     command: str  # a shell command line, inputs and outputs already substituted
     cwd: Path  # the extracted code snapshot
     env: Mapping[str, str]
-    log: Path  # stdout and stderr, interleaved as the user would see them
+    log: Path  # stdout and stderr, interleaved as the user would see them, secrets masked
+    secrets: tuple[str, ...] = ()  # values in `env` that the log shows as *** (`masking`)
 
 
 class Handle(Protocol):
