@@ -1,7 +1,7 @@
 """Copying what a process writes, masked, from a pipe to its log on a thread of its own.
 
 A run's command writes into a pipe that the apply relays to `std_log.txt`; a server,
-which outlives the apply, relays its own stdout and stderr (`take_over`), so that what
+which outlives the apply, relays its own stdout and stderr (`TakeOver`), so that what
 the scoring script prints, logs, or has a C extension or a subprocess write, is masked
 alike. The relay lets bytes out as soon as they cannot be the start of a secret; a tail
 that may be is held until the next write completes or refutes it, or for `IDLE` seconds
@@ -99,31 +99,50 @@ class Relay:
             view = view[written:]
 
 
-def take_over(masker: Masker) -> list[Relay]:
-    """Send this process's stdout and stderr (file descriptors 1 and 2, so whatever
-    writes to them: print, logging, C code, subprocesses) through relays masked by
-    `masker` to where they went before. Call `release` before the process ends."""
-    relays = []
-    for fd, stream in ((1, sys.stdout), (2, sys.stderr)):
-        with contextlib.suppress(Exception):
-            stream.flush()
-        sink = os.dup(fd)
-        read, write = os.pipe()
-        os.dup2(write, fd)
-        os.close(write)
-        relays.append(Relay(read, sink, masker))
-    return relays
+class TakeOver:
+    """This process's stdout and stderr (file descriptors 1 and 2, so whatever writes to
+    them: print, logging, C code, subprocesses) sent through relays masked by `masker`
+    to where they went before. `end` it before the process ends."""
+
+    def __init__(self, masker: Masker) -> None:
+        self._sinks: dict[int, int] = {}  # fd → where it went before
+        self._relays: list[Relay] = []
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        # Both to one file (a deployment's log): one pipe, so their order is kept.
+        same = _same_file(1, 2)
+        for fds in ((1, 2),) if same else ((1,), (2,)):
+            read, write = os.pipe()
+            for fd in fds:
+                self._sinks[fd] = os.dup(fd)
+                os.dup2(write, fd)
+            os.close(write)
+            self._relays.append(Relay(read, os.dup(self._sinks[fds[0]]), masker))
+
+    def end(self, *, back: bool) -> None:
+        """Let out what the relays hold. Then stdout and stderr lead where they went
+        before if `back` (when that is masked already: a relay of a parent process), else
+        to /dev/null: what this process writes after has no masking left to go through.
+        Later calls do nothing."""
+        sinks, self._sinks = self._sinks, {}
+        if not sinks:
+            return
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        null = os.open(os.devnull, os.O_WRONLY)
+        for fd, sink in sinks.items():
+            os.dup2(sink if back else null, fd)
+            os.close(sink)
+        os.close(null)
+        for relay in self._relays:
+            relay.close()
 
 
-def release(relays: list[Relay]) -> None:
-    """Let out what the relays of `take_over` hold, and point stdout and stderr at
-    /dev/null: what this process would write after has no masking left to go through."""
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(Exception):
-            stream.flush()
-    null = os.open(os.devnull, os.O_WRONLY)
-    for fd in (1, 2):
-        os.dup2(null, fd)
-    os.close(null)
-    for relay in relays:
-        relay.close()
+def _same_file(one: int, other: int) -> bool:
+    try:
+        first, second = os.fstat(one), os.fstat(other)
+    except OSError:
+        return False
+    return (first.st_dev, first.st_ino) == (second.st_dev, second.st_ino)

@@ -12,6 +12,9 @@ Keys come only as sha256 digests (`--key-hashes`, MLFORM_KEY_HASHES): a plain ke
 container's environment would show in `docker inspect`. For the same reason a token
 endpoint's key (MLFORM_AUTH_MODE=token) comes in a file (`--token-key-file`,
 MLFORM_TOKEN_KEY_FILE), read once at startup.
+
+The values of the variables MLFORM_SECRET_VARIABLES names show as *** in the server's
+output and in captured data (`masked`).
 """
 
 from __future__ import annotations
@@ -29,8 +32,10 @@ import uvicorn
 import uvicorn.config
 from starlette.applications import Starlette
 
+from mlform.masking.variables import from_environment
 from mlform.serving.app import DEFAULT_QUEUE_WAIT, MAX_BODY, access_logger, create_app, logger
 from mlform.serving.auth import parse_key_hashes, read_token_key
+from mlform.serving.masked import mask_output, mask_worker_output
 from mlform.serving.options import port, positive
 from mlform.serving.scoring import ScoringScript, ScriptFailed, ScriptNotFound, load_script
 
@@ -180,6 +185,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         _token_key(args)
     except ValueError as err:
         return _fail(2, str(err))
+    # before the script is imported: what it prints from then on is masked
+    mask_output()
     if args.workers > 1:
         return _serve_workers(args)
     try:
@@ -213,7 +220,8 @@ def _app(script: ScoringScript, args: argparse.Namespace) -> Starlette:
 
         rate = float(os.environ.get("MLFORM_CAPTURE_RATE", "1"))
         endpoint = os.environ.get("MLFORM_ENDPOINT", args.name)
-        capture = Capture(Path(capture_dir), endpoint, args.name, sampling_rate=rate)
+        masker = from_environment(os.environ)
+        capture = Capture(Path(capture_dir), endpoint, args.name, sampling_rate=rate, masker=masker)
         script.capture = capture.offer
     return create_app(
         script,
@@ -285,7 +293,10 @@ def worker_app() -> Starlette:
     a failing init() ends the worker with its traceback in the log."""
     args = build_parser().parse_args([])
     args.access_log = os.environ.get("MLFORM_ACCESS_LOG") == "on"
-    return _app(load_script(args.script, args.model_dir, args.azureml_model_dir), args)
+    until_shutdown = mask_worker_output()  # before the script is imported
+    return until_shutdown(
+        _app(load_script(args.script, args.model_dir, args.azureml_model_dir), args)
+    )
 
 
 def _fail(code: int, message: str) -> int:
