@@ -58,7 +58,6 @@ class Masker:
             sorted((p for p in found if len(p) >= MIN_LENGTH), key=lambda p: (-len(p), p))
         )
         self.longest = max((len(p) for p in self.patterns), default=0)
-        self._firsts = frozenset(p[0] for p in self.patterns)
         alternatives = b"|".join(re.escape(p) for p in self.patterns)
         # a lookahead finds the match at every position, overlapping ones included
         self._find = re.compile(b"(?=(" + alternatives + b"))") if self.patterns else None
@@ -93,13 +92,20 @@ class Masker:
     def undecided(self, data: bytes) -> int:
         """Where the tail of `data` that may be the start of a pattern begins (the
         earliest such position), or len(data) if no tail may be."""
-        size = len(data)
-        for start in range(max(0, size - self.longest + 1), size):
-            if data[start] in self._firsts:
+        size = earliest = len(data)
+        for pattern in self.patterns:
+            start = max(0, size - len(pattern) + 1)
+            # only starts before the earliest found so far matter, in order
+            while (start := data.find(pattern[:1], start, earliest)) >= 0:
                 tail = size - start
-                if any(len(p) > tail and data.endswith(p[:tail]) for p in self.patterns):
-                    return start
-        return size
+                # eight bytes first: most candidates fail there, without a long copy
+                if data[start : start + 8] == pattern[: min(8, tail)] and data.endswith(
+                    pattern[:tail]
+                ):
+                    earliest = start
+                    break
+                start += 1
+        return earliest
 
 
 class Stream:
