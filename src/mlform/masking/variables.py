@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from mlform.masking.masker import Masker
 
 VARIABLES = "MLFORM_SECRET_VARIABLES"
-_PLACE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?:\[(\d+):(\d+)\])?")
+_PLACE = re.compile(r"([^,\[\]=\s]+)(?:\[(\d+):(\d+)\])?")
 
 
 def places(variables: Mapping[str, str], secrets: Iterable[str]) -> str:
