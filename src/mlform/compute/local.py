@@ -66,6 +66,7 @@ class LocalTarget:
         launch.log.parent.mkdir(parents=True, exist_ok=True)
         log = os.open(launch.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o666)
         read, write = os.pipe()
+        relay = Relay(read, log, Masker(launch.secrets))
         try:
             process, group = groups.popen(
                 ["/bin/bash", "-c", launch.command],
@@ -77,12 +78,11 @@ class LocalTarget:
                 stderr=subprocess.STDOUT,
             )
         except BaseException:
-            for fd in (log, read):
-                os.close(fd)
+            relay.close()
             raise
         finally:
             os.close(write)
-        return LocalHandle(process, group, Relay(read, log, Masker(launch.secrets)))
+        return LocalHandle(process, group, relay)
 
     def stop_orphan(self, ident: str) -> bool:
         pid, _, started = ident.partition("@")
