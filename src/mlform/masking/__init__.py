@@ -9,6 +9,10 @@ log. As GitHub Actions masks secrets in job logs:
   shot or as a stream cut anywhere (a value split across two writes is still hidden).
 - `relay`: the thread copying a pipe to a log through a masker, and the takeover of a
   process's own stdout and stderr that a server does at startup.
+- `variables`: where a server's environment holds its secrets, so that it masks them
+  without being given the values twice.
+
+This package and `serving` are all of mlform a deployment runs: standard library only.
 
 Values shorter than `MIN_LENGTH` characters are not masked (see `masker`).
 """
