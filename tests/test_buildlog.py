@@ -40,3 +40,14 @@ def test_build_logs_are_their_owners_only_whatever_the_umask(tmp_path: Path) -> 
     finally:
         os.umask(before)
     assert [stat.S_IMODE((tmp_path / n).stat().st_mode) for n in "ab"] == [0o600, 0o600]
+
+
+def test_run_logged_masks_the_secrets_it_is_given(tmp_path: Path) -> None:
+    log = tmp_path / "pip.log"
+    script = (
+        "import sys, time; print('index https://u:tok-5f3a', end='', flush=True); "
+        "time.sleep(0.2); print('9c1e77b2@host/simple'); print('tok-5f3a9c1e77b2', file=sys.stderr)"
+    )
+    done = run_logged([sys.executable, "-c", script], log, secrets=["tok-5f3a9c1e77b2"])
+    assert done.returncode == 0
+    assert log.read_text().splitlines()[1:] == ["index https://u:***@host/simple", "***"]

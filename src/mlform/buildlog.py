@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlform import private
+from mlform.masking import Masker
+from mlform.masking.relay import Relay
 
 _TICK = 1.0
 _POLL = 0.05
@@ -42,39 +44,50 @@ def run_logged(
     what: str = "",
     pass_fds: Sequence[int] = (),
     cancelled: threading.Event | None = None,
+    secrets: Sequence[str] = (),
 ) -> Finished:
     """Run `command` with stdout and stderr appended to `log` (made if missing), in a
     process group recorded as `what` (see `groups`) until it has ended. Its own session
-    keeps a terminal's Ctrl-C from it: once `cancelled` is set, it gets a SIGTERM."""
+    keeps a terminal's Ctrl-C from it: once `cancelled` is set, it gets a SIGTERM. Its
+    output reaches the log through a pipe, `secrets` masked (`masking`)."""
     from mlform.compute import groups
 
     log.parent.mkdir(parents=True, exist_ok=True)
     with private.open_text(log, append=True) as sink:
         sink.write("$ " + " ".join(command) + "\n")
         sink.flush()
-        with groups.running(
-            command,
-            what=what or " ".join(command),
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            pass_fds=tuple(pass_fds),
-        ) as (proc, group):
-            started = time.monotonic()
-            ticks = 0
-            # Ctrl-C leaves through `running`, which kills the whole group; the partial
-            # build is removed by the caller
-            stopping = False
-            while not group.exited(proc):
-                if not stopping and cancelled is not None and cancelled.is_set():
-                    stopping = True
-                    with contextlib.suppress(ProcessLookupError):
-                        os.killpg(proc.pid, signal.SIGTERM)
-                time.sleep(_POLL)
-                elapsed = time.monotonic() - started
-                if waiting is not None and elapsed >= (ticks + 1) * _TICK:
-                    ticks = int(elapsed // _TICK)
-                    waiting(float(ticks) * _TICK)
-            code = group.end(proc)
+        read, write = os.pipe()
+        relay = Relay(read, os.dup(sink.fileno()), Masker(secrets))
+        try:
+            with groups.running(
+                command,
+                what=what or " ".join(command),
+                stdout=write,
+                stderr=subprocess.STDOUT,
+                pass_fds=tuple(pass_fds),
+            ) as (proc, group):
+                os.close(write)
+                write = -1
+                started = time.monotonic()
+                ticks = 0
+                # Ctrl-C leaves through `running`, which kills the whole group; the
+                # partial build is removed by the caller
+                stopping = False
+                while not group.exited(proc):
+                    if not stopping and cancelled is not None and cancelled.is_set():
+                        stopping = True
+                        with contextlib.suppress(ProcessLookupError):
+                            os.killpg(proc.pid, signal.SIGTERM)
+                    time.sleep(_POLL)
+                    elapsed = time.monotonic() - started
+                    if waiting is not None and elapsed >= (ticks + 1) * _TICK:
+                        ticks = int(elapsed // _TICK)
+                        waiting(float(ticks) * _TICK)
+                code = group.end(proc)
+        finally:
+            if write >= 0:
+                os.close(write)
+            relay.close()  # the group has ended: what it wrote is in the pipe
     return Finished(code, log)
 
 

@@ -7,6 +7,9 @@ needed to read the data, but never prints the signature: every line, table, JSON
 document and error the CLI writes goes through `redact`. The other parameters stay
 visible (a SAS token's `se=` expiry is what one looks for when access fails), as Azure's
 own SDKs log them.
+
+Secret values, which no pattern recognises, are masked where processes write them, by
+`mlform.masking`.
 """
 
 from __future__ import annotations

@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 
 from mlform.endpoints import local
+from mlform.endpoints.instances import Launch
 from mlform.endpoints.local import Process
+from tests.serving.conftest import call, free_port
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(60)"]
 
@@ -110,3 +112,79 @@ def test_a_servers_log_is_its_owners_only(tmp_path: Path, spawned: list[Process]
     finally:
         os.umask(before)
     assert stat.S_IMODE((tmp_path / "log").stat().st_mode) == 0o600
+
+
+SECRET = "tok-5f3a9c1e77b2"
+
+# The secret printed in two halves a flush apart in init(), logged in run(), and written
+# by a subprocess straight to file descriptor 1.
+SCORE_PY = """
+import logging
+import os
+import subprocess
+import sys
+import time
+
+v = os.environ["API_TOKEN"]
+
+
+def init():
+    print("init: " + v[:5], end="", flush=True)
+    time.sleep(0.2)
+    print(v[5:], flush=True)
+
+
+def run(raw):
+    logging.getLogger("score").warning("calling the API with %s", v)
+    child = "import os; os.write(1, b'child: ' + os.environb[b'API_TOKEN'] + b'\\\\n')"
+    subprocess.run([sys.executable, "-c", child], check=True)
+    return [1]
+"""
+
+
+def test_a_deployments_log_shows_its_secrets_as_stars(tmp_path: Path) -> None:
+    code, model = tmp_path / "code", tmp_path / "model"
+    code.mkdir()
+    model.mkdir()
+    (code / "score.py").write_text(SCORE_PY, encoding="utf-8")
+    launch = Launch(
+        endpoint="iris",
+        deployment="blue",
+        instance="a1b2",
+        digest="0" * 64,
+        model="iris:1",
+        folder=tmp_path / "instance",
+        code=code,
+        script="score.py",
+        model_dir=model,
+        environment="iris-env:1",
+        python=Path(sys.executable),
+        variables={"API_TOKEN": SECRET, "API_URL": f"https://api.example.com/?key={SECRET}"},
+        secrets=(SECRET,),
+    )
+    assert launch.server_environment()["MLFORM_SECRET_VARIABLES"] == "API_TOKEN,API_URL[29:45]"
+    target = local.LocalTarget()
+    port = free_port()
+    instance = target.start(launch, port, lambda message: None)
+    local.recorded(local.Process.parse(instance.handle).pid)
+    try:
+        deadline = time.monotonic() + 60  # bounds a hang; the server starts in a second
+        while not ready(port) and time.monotonic() < deadline:
+            assert target.alive(instance), Path(instance.log).read_text()
+            time.sleep(0.05)
+        scored = call(port, "POST", "/score", b'{"data": [1]}')
+    finally:
+        target.stop(instance)
+    assert (scored.status, scored.body) == (200, b"[1]")
+    log = Path(instance.log).read_text()
+    assert "init: ***\n" in log
+    assert "calling the API with ***\n" in log
+    assert "child: ***\n" in log
+    assert SECRET[:5] not in log and SECRET[5:] not in log
+
+
+def ready(port: int) -> bool:
+    try:
+        return call(port, "GET", "/ready").status == 200
+    except OSError:
+        return False

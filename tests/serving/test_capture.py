@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mlform.masking import Masker
 from mlform.serving.capture import Capture
 
 MAY_1 = datetime.datetime(2024, 5, 1, 12, 0, tzinfo=datetime.UTC).timestamp()
@@ -358,3 +359,12 @@ def test_pending_records_are_written_at_exit(tmp_path: Path) -> None:
     subprocess.run([sys.executable, "-c", code, str(tmp_path)], check=True)
 
     assert read(tmp_path, "request_id, inputs, outputs") == [("r1", "[1]", "[2]")]
+
+
+def test_the_deployments_secret_values_are_masked_in_what_is_captured(
+    tmp_path: Path, captures: list[Capture]
+) -> None:
+    capture = make(captures, tmp_path, masker=Masker(["tok-5f3a9c1e77b2"]))
+    capture.offer({"data": [[1]], "token": "tok-5f3a9c1e77b2"}, ["sent tok-5f3a9c1e77b2"], "r1")
+    capture.close()
+    assert read(tmp_path, "inputs, outputs") == [('{"data":[[1]],"token":"***"}', '["sent ***"]')]

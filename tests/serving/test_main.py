@@ -149,7 +149,8 @@ def test_a_bad_port_exits_2(tmp_path: Path) -> None:
 
 
 def test_the_runtime_imports_none_of_mlforms_heavier_dependencies() -> None:
-    # Deployment images hold the user's packages plus starlette and uvicorn, nothing more.
+    # Deployment images hold the user's packages plus starlette and uvicorn, nothing more,
+    # and of mlform the server and the masking of its output (`image.runtime_folder`).
     code = (
         "import sys\n"
         "import mlform.serving.app, mlform.serving.scoring, mlform.serving.__main__\n"
@@ -157,7 +158,7 @@ def test_the_runtime_imports_none_of_mlforms_heavier_dependencies() -> None:
         "         'numpy', 'pandas'}\n"
         "found = sorted({m.split('.')[0] for m in sys.modules} & heavy)\n"
         "mlform = sorted(m for m in sys.modules if m.startswith('mlform.')\n"
-        "                and not m.startswith('mlform.serving'))\n"
+        "                and not m.startswith(('mlform.serving', 'mlform.masking')))\n"
         "print(found, mlform)\n"
     )
     ran = subprocess.run(

@@ -19,10 +19,8 @@ class Launch:
     command: str  # a shell command line, inputs and outputs already substituted
     cwd: Path  # the extracted code snapshot
     env: Mapping[str, str]
-    log: Path  # stdout and stderr, interleaved as the user would see them
-    # The values of the workspace secrets in `env`, for what shows the run's output to
-    # leave them out; never written anywhere.
-    secrets: tuple[str, ...] = ()
+    log: Path  # stdout and stderr, interleaved as the user would see them, secrets masked
+    secrets: tuple[str, ...] = ()  # values in `env` that the log shows as *** (`masking`)
 
 
 class Handle(Protocol):

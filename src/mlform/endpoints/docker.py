@@ -54,7 +54,7 @@ class DockerTarget:
         try:
             built = build.build(request, cache=cache / "wheels", log=log, client=client)
             env = {
-                **launch.variables,
+                **launch.server_environment(),
                 "MLFORM_INSTANCE": launch.instance,
                 "MLFORM_HOST": "127.0.0.1",
                 "MLFORM_PORT": str(port),

@@ -86,9 +86,16 @@ class Launch:
     variables: Mapping[str, str] = field(default_factory=dict)
     workers: int = 1
     azureml_model_dir: Path | None = None  # the files as Azure mounts them (`mount`)
-    # The values of the workspace secrets in `variables`, for what shows the instance's
-    # output to leave them out; never written anywhere.
+    # values in `variables` that the server's output and captured data show as ***
     secrets: tuple[str, ...] = ()
+
+    def server_environment(self) -> dict[str, str]:
+        """`variables`, and where the secrets are in them for the server to mask
+        (`masking.variables`): their places, never the values a second time."""
+        from mlform.masking import variables
+
+        where = variables.places(self.variables, self.secrets)
+        return {**self.variables, **({variables.VARIABLES: where} if where else {})}
 
 
 class Target(Protocol):

@@ -83,7 +83,7 @@ class LocalTarget:
             "PYTHONPATH": os.pathsep.join((str(serving), str(packages))),
             "PYTHONUNBUFFERED": "1",
             "PYTHONDONTWRITEBYTECODE": "1",
-            **launch.variables,
+            **launch.server_environment(),
             "MLFORM_INSTANCE": launch.instance,
             "MLFORM_SCORING_SCRIPT": str(launch.code / launch.script),
             "MLFORM_MODEL_DIR": str(launch.model_dir),

@@ -48,6 +48,8 @@ DEFAULT_BASE = "python:3.11-slim"
 PORT = 5001
 _IN_IMAGE = "/opt/mlform"  # where the build puts each folder (templates/image/Dockerfile.j2)
 _RUNTIME_PACKAGES = ("starlette", "uvicorn")
+# mlform's own packages a deployment runs: the server, and the masking of its output
+_RUNTIME_FOLDERS = ("serving", "masking")
 
 
 class ImageKind:
@@ -263,7 +265,10 @@ def runtime_digest() -> str:
     """Of the serving runtime's files, the Dockerfile template and the runtime's pins:
     a new mlform that serves differently rebuilds the images."""
     package = Path(mlform.__file__).parent
-    files = [*sorted((package / "serving").glob("*.py")), package / "__init__.py"]
+    files = [
+        *(path for name in _RUNTIME_FOLDERS for path in sorted((package / name).glob("*.py"))),
+        package / "__init__.py",
+    ]
     template = resource_dir("templates") / "image" / "Dockerfile.j2"
     return sha256_text(*(sha256_file(path) for path in [*files, template]), *runtime_requirements())
 
@@ -346,8 +351,8 @@ def _linked(files: Iterable[tuple[Path, str]], target: Path) -> Path:
 
 
 def runtime_folder(cache: Path) -> Path:
-    """A folder holding just the serving runtime (`mlform/__init__.py` and
-    `mlform/serving/`): it needs nothing but starlette and uvicorn."""
+    """A folder holding just the serving runtime (`mlform/__init__.py` and the
+    `_RUNTIME_FOLDERS`): it needs nothing but starlette and uvicorn."""
     target = cache / "runtime" / runtime_digest()[:20]
     if (target / "mlform" / "serving").is_dir():
         return target
@@ -356,11 +361,12 @@ def runtime_folder(cache: Path) -> Path:
     shutil.rmtree(partial, ignore_errors=True)
     (partial / "mlform").mkdir(parents=True)
     shutil.copy2(package / "__init__.py", partial / "mlform" / "__init__.py")
-    shutil.copytree(
-        package / "serving",
-        partial / "mlform" / "serving",
-        ignore=shutil.ignore_patterns("__pycache__"),
-    )
+    for name in _RUNTIME_FOLDERS:
+        shutil.copytree(
+            package / name,
+            partial / "mlform" / name,
+            ignore=shutil.ignore_patterns("__pycache__"),
+        )
     shutil.rmtree(target, ignore_errors=True)
     partial.rename(target)
     return target

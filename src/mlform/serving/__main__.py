@@ -13,6 +13,9 @@ container's environment would show in `docker inspect`. For the same reason a to
 endpoint's keys (MLFORM_AUTH_MODE=token) come in a file (`--token-key-file`,
 MLFORM_TOKEN_KEY_FILE): read at startup, and again whenever it changes, so a rotated key
 ring applies from the next request without a restart (see `keyring`).
+
+The values of the variables MLFORM_SECRET_VARIABLES names show as *** in the server's
+output and in captured data (`masked`).
 """
 
 from __future__ import annotations
@@ -30,9 +33,11 @@ import uvicorn
 import uvicorn.config
 from starlette.applications import Starlette
 
+from mlform.masking.variables import from_environment
 from mlform.serving.app import DEFAULT_QUEUE_WAIT, MAX_BODY, access_logger, create_app, logger
 from mlform.serving.auth import parse_key_hashes
 from mlform.serving.keyring import KeyRing, RingFile
+from mlform.serving.masked import mask_output, mask_worker_output
 from mlform.serving.options import port, positive
 from mlform.serving.scoring import ScoringScript, ScriptFailed, ScriptNotFound, load_script
 
@@ -182,6 +187,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         _token_keys(args)
     except ValueError as err:
         return _fail(2, str(err))
+    # before the script is imported: what it prints from then on is masked
+    mask_output()
     if args.workers > 1:
         return _serve_workers(args)
     try:
@@ -215,7 +222,8 @@ def _app(script: ScoringScript, args: argparse.Namespace) -> Starlette:
 
         rate = float(os.environ.get("MLFORM_CAPTURE_RATE", "1"))
         endpoint = os.environ.get("MLFORM_ENDPOINT", args.name)
-        capture = Capture(Path(capture_dir), endpoint, args.name, sampling_rate=rate)
+        masker = from_environment(os.environ)
+        capture = Capture(Path(capture_dir), endpoint, args.name, sampling_rate=rate, masker=masker)
         script.capture = capture.offer
     return create_app(
         script,
@@ -287,7 +295,10 @@ def worker_app() -> Starlette:
     a failing init() ends the worker with its traceback in the log."""
     args = build_parser().parse_args([])
     args.access_log = os.environ.get("MLFORM_ACCESS_LOG") == "on"
-    return _app(load_script(args.script, args.model_dir, args.azureml_model_dir), args)
+    until_shutdown = mask_worker_output()  # before the script is imported
+    return until_shutdown(
+        _app(load_script(args.script, args.model_dir, args.azureml_model_dir), args)
+    )
 
 
 def _fail(code: int, message: str) -> int:

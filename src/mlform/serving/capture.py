@@ -6,7 +6,8 @@ What Azure ML's data collector does, for drift monitoring to read later with Duc
 
 with the columns `ts` (timestamp[ms, UTC]), `request_id`, `endpoint`, `deployment`,
 `inputs` and `outputs` (JSON text, encoded as `scoring.to_json` encodes run()'s result,
-so numpy and pandas values are written as plain JSON). DuckDB reads them as
+so numpy and pandas values are written as plain JSON, the deployment's secret values
+masked as `***`). DuckDB reads them as
 
     select date, json_extract(inputs, '$[0]') from read_parquet(
         '<root>/captures/iris/blue/*/*.parquet', hive_partitioning = true)
@@ -33,6 +34,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from mlform.masking import Masker
 from mlform.serving.scoring import BadResult, to_json
 
 logger = logging.getLogger("mlform.serving.capture")
@@ -72,6 +74,7 @@ class Capture:
         max_pending: int = MAX_PENDING,
         clock: Callable[[], float] = time.time,
         seed: int | None = None,
+        masker: Masker | None = None,
     ) -> None:
         for what, name in (("endpoint", endpoint), ("deployment", deployment)):
             if not name or name.startswith(".") or "/" in name or os.sep in name:
@@ -95,6 +98,7 @@ class Capture:
         self.written_rows = 0
         self.written_files = 0
         self.errors = 0
+        self._masker = masker
         self._clock = clock
         self._random = random.Random(seed).random
         self._pending: deque[_Record] = deque()
@@ -174,7 +178,12 @@ class Capture:
         for ts, request_id, inputs, outputs in batch:
             ms = int(ts * 1000)
             day = datetime.datetime.fromtimestamp(ms / 1000, datetime.UTC).date().isoformat()
-            row = (ms, request_id, _encode(inputs, request_id), _encode(outputs, request_id))
+            row = (
+                ms,
+                request_id,
+                self._encode(inputs, request_id),
+                self._encode(outputs, request_id),
+            )
             by_date.setdefault(day, []).append(row)
         for day, rows in by_date.items():
             folder = self.folder / f"date={day}"
@@ -193,6 +202,10 @@ class Capture:
             else:
                 self.written_files += 1
                 self.written_rows += len(rows)
+
+    def _encode(self, value: Any, request_id: str) -> str | None:
+        text = _encode(value, request_id)
+        return self._masker.text(text) if self._masker and text is not None else text
 
     def _write_file(
         self, folder: Path, rows: Iterable[tuple[int, str, str | None, str | None]]
