@@ -26,12 +26,19 @@ CHECK = """
 import hashlib
 import os
 import sys
+import time
 from pathlib import Path
 
 # what the process got, as a digest: the test compares it without the value being written
-seen = hashlib.sha256(os.environ["TOKEN"].encode()).hexdigest()
+token = os.environ["TOKEN"]
+seen = hashlib.sha256(token.encode()).hexdigest()
 Path(sys.argv[1], "got.txt").write_text(seen)
-print("got a token")
+# a careless script prints it, in two halves across a flush: the log shows *** whole
+half = len(token) // 2
+print("got the token", token[:half], end="", flush=True)
+time.sleep(0.3)
+print(token[half:], flush=True)
+print("and on stderr:", token, file=sys.stderr, flush=True)
 """
 
 FILES = {
@@ -85,9 +92,12 @@ FILES = {
         def init():
             global seen
             seen = hashlib.sha256(os.environ["TOKEN"].encode()).hexdigest()
+            print("init got", os.environ["TOKEN"], flush=True)
 
 
         def run(raw_data):
+            print("run has", os.environ["TOKEN"][:6], end="", flush=True)
+            print(os.environ["TOKEN"][6:], flush=True)
             return seen
         """,
     "endpoints/canary.yml": """
@@ -102,8 +112,9 @@ FILES = {
             environment: azureml:plain@latest
             environment_variables:
               TOKEN: ${{secrets.CANARY}}
+            data_collector:
+              sampling_rate: 1.0
         """,
-    "request.json": '{"data": [1]}\n',
 }
 
 
@@ -152,6 +163,10 @@ def test_a_canary_reaches_each_process_and_nothing_else(
     cli: Cli, canary: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     root = canary
+    # a client that knows the value sends it (from outside the workspace): the captured
+    # request shows ***
+    request = root.parent / "request.json"
+    request.write_text(json.dumps({"data": [CANARY]}))
     applied = cli("apply", "--yes", cwd=root)
     assert applied.code == 0, applied.out + applied.err
 
@@ -165,7 +180,7 @@ def test_a_canary_reaches_each_process_and_nothing_else(
             "select run_dir from runs where id = ?", [steps["step"]["run_id"]]
         ).fetchone() or ("",)
     assert _got(root, step_dir) == _sha(f"token {CANARY}")
-    invoked = cli("endpoints", "invoke", "canary", "--data", str(root / "request.json"), cwd=root)
+    invoked = cli("endpoints", "invoke", "canary", "--data", str(request), cwd=root)
     assert (invoked.code, invoked.out) == (0, json.dumps(_sha(CANARY)) + "\n")
     ctx = Context(Workspace(root).validate(), hasher=None)  # type: ignore[arg-type]
     assert ctx.storage("remote").fs.storage_options == {"credential": CANARY}  # type: ignore[attr-defined]
@@ -199,7 +214,7 @@ def test_a_canary_reaches_each_process_and_nothing_else(
     after = _outputs(root, "endpoint/canary")["deployments"]
     assert isinstance(before, dict) and isinstance(after, dict)
     assert before["blue"]["instance"] != after["blue"]["instance"]  # restarted: a new value
-    invoked = cli("endpoints", "invoke", "canary", "--data", str(root / "request.json"), cwd=root)
+    invoked = cli("endpoints", "invoke", "canary", "--data", str(request), cwd=root)
     assert invoked.out == json.dumps(_sha(NEW_CANARY)) + "\n"
     assert _got(root, str(_outputs(root, "runconfig/job")["run_dir"])) == _sha(NEW_CANARY)
     assert cli("plan", "--detailed-exitcode", cwd=root).code == 0
@@ -210,6 +225,15 @@ def test_a_canary_reaches_each_process_and_nothing_else(
     for text in (applied.out, applied.err, rolled.out, rolled.err):
         assert CANARY not in text and NEW_CANARY not in text
     assert _holding(root, CANARY) == [] and _holding(root, NEW_CANARY) == []
+    # what the processes printed and the server captured is there, the value masked
+    for said in (
+        "got the token ***",  # the job's and the step's logs: two halves, one ***
+        "and on stderr: ***",
+        "init got ***",  # the deployment's log
+        "run has ***",
+        '["***"]',  # the captured request
+    ):
+        assert _holding(root, said), f"no file of the workspace holds {said!r}"
 
 
 def test_a_job_that_prints_its_secret_and_fails_leaves_it_out_of_the_state(
