@@ -30,6 +30,7 @@ def test_a_router_starts_is_recorded_and_stops(tmp_path: Path) -> None:
             "started": started.process.started,
             "instance": record["instance"],
             "port": port,
+            "code": router.code(),
         }
         assert router.current(tmp_path, "iris") == started
         assert router.ensure(tmp_path, "iris", port) == started  # running: kept
@@ -38,6 +39,27 @@ def test_a_router_starts_is_recorded_and_stops(tmp_path: Path) -> None:
         router.stop(tmp_path, "iris")
     assert not started.alive()
     assert router.current(tmp_path, "iris") is None
+
+
+def test_a_router_another_mlform_started_is_restarted(tmp_path: Path) -> None:
+    # After an upgrade the router still runs the old code: the next apply that touches
+    # its endpoint starts this mlform's router in its place, on the same port.
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    old = router.ensure(tmp_path, "iris", port)
+    try:
+        path = router.folder(tmp_path, "iris") / "router.json"
+        for older in ({"code": "0" * 64}, {}):  # another digest; a record from before digests
+            record = {k: v for k, v in json.loads(path.read_text()).items() if k != "code"}
+            path.write_text(json.dumps({**record, **older}))
+            new = router.ensure(tmp_path, "iris", port)
+            assert new.pid != old.pid and new.code == router.code()
+            assert not old.alive() and new.alive()
+            assert probes.status(port, "/health", 5.0) == 200
+            old = new
+    finally:
+        router.stop(tmp_path, "iris")
 
 
 def test_a_router_that_exits_is_told_with_its_exit_code_and_log(tmp_path: Path) -> None:

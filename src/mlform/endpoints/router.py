@@ -1,10 +1,14 @@
 """The endpoint's own process: `mlform.serving.router` on the endpoint's port, routing
 each request to a deployment by weight. Its table is a JSON file rewritten atomically
 (the router picks changes up at once), so traffic moves without a restart; the process
-itself is recorded in `router.json` beside it."""
+itself is recorded in `router.json` beside it, with a digest of the code it runs: a
+router started by another mlform (before an upgrade) is restarted by the next apply that
+touches its endpoint, so that it checks tokens as this one does."""
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import os
 import secrets
@@ -14,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import mlform
 from mlform import private
 from mlform.endpoints import local, probes
 from mlform.errors import ApplyError
@@ -25,6 +30,7 @@ _START_WITHIN = 60.0  # seconds; a loaded machine can take many to start Python 
 class Router:
     process: local.Process
     port: int
+    code: str | None = None  # digest of the code it runs (`code`); None: an older record
 
     @property
     def pid(self) -> int:
@@ -45,7 +51,8 @@ def current(state_dir: Path, endpoint: str) -> Router | None:
         process = local.Process(
             int(data["pid"]), None if started is None else int(started), str(data["instance"])
         )
-        return Router(process, int(data["port"]))
+        code = data.get("code")
+        return Router(process, int(data["port"]), None if code is None else str(code))
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -79,7 +86,12 @@ def write_routes(
 def ensure(state_dir: Path, endpoint: str, port: int) -> Router:
     """The endpoint's router, started on `port` unless it already runs there."""
     running = current(state_dir, endpoint)
-    if running is not None and running.alive() and running.port == port:
+    if (
+        running is not None
+        and running.alive()
+        and running.port == port
+        and running.code == code()  # else another mlform's: restarted
+    ):
         return running
     if running is not None:
         local.terminate(running.process)
@@ -108,8 +120,14 @@ def ensure(state_dir: Path, endpoint: str, port: int) -> Router:
         str(port),
     ]
     process = local.spawn(argv, env, home / "router.log", cwd=home, what=f"router of {endpoint}")
-    router = Router(process, port)
-    record = {"pid": process.pid, "started": process.started, "instance": instance, "port": port}
+    router = Router(process, port, code())
+    record = {
+        "pid": process.pid,
+        "started": process.started,
+        "instance": instance,
+        "port": port,
+        "code": router.code,
+    }
     private.write(home / "router.json", json.dumps(record).encode())
     local.recorded(process.pid)
     deadline = time.monotonic() + _START_WITHIN
@@ -120,6 +138,18 @@ def ensure(state_dir: Path, endpoint: str, port: int) -> Router:
             break
         time.sleep(0.05)
     raise ApplyError(_not_started(endpoint, router, home / "router.log"))
+
+
+@functools.cache
+def code() -> str:
+    """A digest of the code a router runs: the serving and masking packages it imports."""
+    package = Path(mlform.__file__).parent
+    digest = hashlib.sha256()
+    for folder_name in ("serving", "masking"):
+        for path in sorted((package / folder_name).glob("*.py")):
+            digest.update(f"{folder_name}/{path.name}\0".encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
 
 
 def _not_started(endpoint: str, router: Router, log: Path) -> str:
