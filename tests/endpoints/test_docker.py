@@ -1,8 +1,10 @@
-"""A container deployment masks its secrets in its own output, as `docker logs` shows it:
-the server inside runs from the runtime folder, which carries the masking with it."""
+"""A container deployment gets its secrets in a mounted file, not in the environment
+`docker inspect` shows, and masks them in its own output, as `docker logs` shows it: the
+server inside runs from the runtime folder, which carries the masking with it."""
 
 from __future__ import annotations
 
+import json
 import secrets
 import time
 from pathlib import Path
@@ -46,6 +48,13 @@ def test_a_containers_output_shows_its_secrets_as_stars(
     port = free_port()
     instance = target.start(launch, port, lambda message: None)
     try:
+        # the value is in a file mounted read-only, not in what `docker inspect` shows
+        inspected = client.api.inspect_container(instance.handle)
+        assert SECRET not in json.dumps(inspected)
+        assert (
+            "MLFORM_SECRET_FILE=/run/secrets/mlform-variables/variables.json"
+            in (inspected["Config"]["Env"])
+        )
         deadline = time.monotonic() + 120  # bounds a hang; the server starts in seconds
         while not ready(port) and time.monotonic() < deadline:
             assert target.alive(instance), target.tail(instance, 50)

@@ -3,14 +3,19 @@ from host-side wheels) run on the host network, bound to 127.0.0.1 and its own p
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from mlform import private
 from mlform.endpoints.instances import Instance, Launch
 from mlform.endpoints.mount import Mounted
+from mlform.masking import variables
+from mlform.serving import secretenv
 
 _IN_IMAGE = "/opt/mlform"
 _TOKEN_KEYS = "/run/secrets/mlform-token-keys"
+_SECRET_VARIABLES = "/run/secrets/mlform-variables"
 
 
 class DockerTarget:
@@ -62,6 +67,14 @@ class DockerTarget:
             }
             volumes = {capture: capture} if capture else {}
             read_only = {}
+            hidden = _secret_variables(env)
+            if hidden:  # mounted, not in the environment, which `docker inspect` shows
+                held = launch.folder / "secret-variables"
+                private.folder(held)
+                private.write(held / "variables.json", json.dumps(hidden).encode())
+                read_only[str(held)] = _SECRET_VARIABLES
+                env = {k: v for k, v in env.items() if k not in hidden}
+                env[secretenv.FILE] = f"{_SECRET_VARIABLES}/variables.json"
             token_keys = launch.variables.get("MLFORM_TOKEN_KEY_FILE")
             if token_keys:  # mounted, not in the environment, which `docker inspect` shows
                 # Its folder, not the file: a file mounted alone stays the one the container
@@ -147,3 +160,9 @@ class DockerTarget:
                 client.close()
         except MlformError:
             return ""
+
+
+def _secret_variables(env: Mapping[str, str]) -> dict[str, str]:
+    """The variables of `env` that hold a secret (where `variables.VARIABLES` says)."""
+    names = {place.partition("[")[0] for place in env.get(variables.VARIABLES, "").split(",")}
+    return {name: env[name] for name in sorted(names) if name in env}

@@ -34,6 +34,7 @@ import uvicorn.config
 from starlette.applications import Starlette
 
 from mlform.masking.variables import from_environment
+from mlform.serving import secretenv
 from mlform.serving.app import DEFAULT_QUEUE_WAIT, MAX_BODY, access_logger, create_app, logger
 from mlform.serving.auth import parse_key_hashes
 from mlform.serving.keyring import KeyRing, RingFile
@@ -184,6 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.access_log is None:
             return _fail(2, f"MLFORM_ACCESS_LOG is {switch!r}; set it to on or off")
     try:
+        secretenv.load()  # a container's secret variables, before anything reads them
         _token_keys(args)
     except ValueError as err:
         return _fail(2, str(err))
