@@ -201,6 +201,40 @@ def test_markdown_and_json_renderings(cli: Cli, example: Path) -> None:
         "runconfig/train",
     ]
     assert data["changes"][1]["depends_on"] == ["datastore/workspaceblobstore"]
+    assert [[r["code"] for r in c["reason_details"]] for c in data["changes"]] == [
+        ["created"],
+        ["created"],
+        ["created"],
+        ["no_run_yet"],
+    ]
+    assert data["changes"][1]["reason_details"] == [
+        {
+            "code": "created",
+            "text": "new: version 1 (1 file, 3.8 KiB)",
+            "version": "1",
+            "summary": "1 file, 3.8 KiB",
+        }
+    ]
+    assert [c["reasons"] for c in data["changes"]][1:] == [
+        ["new: version 1 (1 file, 3.8 KiB)"],
+        [data["changes"][2]["reason_details"][0]["text"]],
+        ["no run yet"],
+    ]
+
+
+def test_a_plan_saved_without_reason_details_still_applies(
+    cli: Cli, example: Path, tmp_path: Path
+) -> None:
+    """As an earlier mlform saved it: reasons as text only."""
+    saved = tmp_path / "plan.json"
+    assert cli("plan", "-o", str(saved), cwd=example).code == 0
+    data = json.loads(saved.read_text())
+    for change in data["changes"]:
+        del change["reason_details"]
+    saved.write_text(json.dumps(data))
+    applied = cli("apply", str(saved), cwd=example)
+    assert applied.code == 0, applied.err
+    assert "Apply complete: 3 added, 0 changed, 0 destroyed, 1 ran." in applied.out
 
 
 def test_data_head_reads_through_duckdb(cli: Cli, example: Path) -> None:

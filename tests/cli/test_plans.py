@@ -90,6 +90,16 @@ def test_a_json_plan_and_a_saved_plan_name_changed_variables_without_their_value
     assert (change["address"], change["reasons"]) == ("environment/serving-env", REASONS)
     saved = (tmp_path / "plan.json").read_text()
     assert json.loads(saved)["changes"][0]["reasons"] == REASONS
+    variable = "environment_variables"
+    details = [
+        {"code": "spec_changed", "key": f"{variable}.API_TOKEN", "change": "hidden"},
+        {"code": "spec_changed", "key": f"{variable}.NEW_TOKEN", "change": "added"},
+        {"code": "spec_changed", "key": f"{variable}.OLD_TOKEN", "change": "removed"},
+        {"code": "version_bump", "before": "1", "after": "2"},
+    ]
+    expected = [{**d, "text": text} for d, text in zip(details, REASONS, strict=True)]
+    assert change["reason_details"] == expected
+    assert json.loads(saved)["changes"][0]["reason_details"] == expected
     assert not [s for s in SECRETS if s in ran.out + saved]
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from mlform.plan import reasons as why
 from mlform.plan import render
 from mlform.plan.diff import diff
-from mlform.plan.model import Action, Desired
+from mlform.plan.model import Action, Change, Desired
 from mlform.state.records import Recorded
 from mlform.state.store import Identity
 
@@ -46,6 +47,14 @@ def have(address: str, digest: str | None = "d1", **kw: Any) -> Recorded:
     return Recorded(**fields)
 
 
+def said(change: Change) -> tuple[str, ...]:
+    return tuple(r.text for r in change.reasons)
+
+
+def codes(change: Change) -> tuple[str, ...]:
+    return tuple(r.code.value for r in change.reasons)
+
+
 def test_nothing_to_do() -> None:
     plan = diff({"data/a": want("data/a")}, {"data/a": have("data/a")})
     assert plan.changes == ()
@@ -77,7 +86,12 @@ def test_create_update_delete_in_dependency_order() -> None:
     by = {c.address: c for c in plan.changes}
     assert by["data/b"].deps == ("datastore/s",)
     assert by["datastore/old"].deps == ("data/gone",)
-    assert by["data/kept"].reasons == ("description added",)
+    assert said(by["data/kept"]) == ("description added",)
+    assert by["data/kept"].reasons[0].details == {"key": "description", "change": "added"}
+    assert codes(by["data/gone"]) == ("deleted",)
+    assert said(by["data/gone"]) == ("no longer declared (was data/gone.yml:1)",)
+    assert by["data/gone"].reasons[0].details == {"source": "data/gone.yml:1"}
+    assert [codes(by[a]) for a in ("datastore/s", "data/b")] == [("created",), ("created",)]
     assert plan.summary() == "Plan: 2 to add, 1 to change, 2 to destroy, 0 to run."
 
 
@@ -97,11 +111,22 @@ def test_reasons_name_files_and_upstream() -> None:
     (change,) = diff({"data/a": new}, {"data/a": old}).changes
     assert change.action is Action.UPDATE
     assert change.version == "3"
-    assert change.reasons == (
+    assert said(change) == (
         "content changed: a.csv modified, c.csv added, b.csv removed",
         "datastore/s changed",
         "version 2 → 3",
     )
+    assert [r.as_dict() for r in change.reasons] == [
+        {
+            "code": "content_changed",
+            "text": "content changed: a.csv modified, c.csv added, b.csv removed",
+            "modified": ["a.csv"],
+            "added": ["c.csv"],
+            "removed": ["b.csv"],
+        },
+        {"code": "upstream_changed", "text": "datastore/s changed", "address": "datastore/s"},
+        {"code": "version_bump", "text": "version 2 → 3", "before": "2", "after": "3"},
+    ]
 
 
 def test_immutable_key_forces_replace() -> None:
@@ -110,7 +135,22 @@ def test_immutable_key_forces_replace() -> None:
     (change,) = diff({"datastore/s": new}, {"datastore/s": old}).changes
     assert change.action is Action.REPLACE
     assert change.symbol == "-/+"
-    assert change.reasons == ("path: '/a' → '/b'", "path cannot change in place")
+    assert said(change) == ("path: '/a' → '/b'", "path cannot change in place")
+    assert [r.as_dict() for r in change.reasons] == [
+        {
+            "code": "spec_changed",
+            "text": "path: '/a' → '/b'",
+            "key": "path",
+            "change": "shown",
+            "before": "/a",
+            "after": "/b",
+        },
+        {
+            "code": "cannot_change_in_place",
+            "text": "path cannot change in place",
+            "keys": ["path"],
+        },
+    ]
 
 
 def test_protected_delete_is_refused() -> None:
@@ -129,9 +169,21 @@ def test_failed_and_drifted_resources_are_retried_with_the_reason() -> None:
         "data/f": have("data/f", None, status="failed", error="disk full\nmore"),
     }
     plan = diff(desired, recorded)
-    assert {c.address: (c.action, c.reasons) for c in plan.changes} == {
+    assert {c.address: (c.action, said(c)) for c in plan.changes} == {
         "datastore/d": (Action.UPDATE, ("folder /x is missing",)),
         "data/f": (Action.CREATE, ("last apply failed: disk full",)),
+    }
+    assert {c.address: [r.as_dict() for r in c.reasons] for c in plan.changes} == {
+        "datastore/d": [
+            {"code": "drift", "text": "folder /x is missing", "found": "folder /x is missing"}
+        ],
+        "data/f": [
+            {
+                "code": "last_apply_failed",
+                "text": "last apply failed: disk full",
+                "error": "disk full",
+            }
+        ],
     }
 
 
@@ -143,7 +195,8 @@ def test_a_job_reverted_to_its_last_completed_content_after_a_failure_is_up_to_d
     assert diff(back, {"runconfig/train": failed}).changes == ()
     edited = {"runconfig/train": want("runconfig/train", "edited", trigger="on_change")}
     (change,) = diff(edited, {"runconfig/train": failed}).changes
-    assert change.reasons == ("last apply failed: run t failed", "changed")
+    assert said(change) == ("last apply failed: run t failed", "changed")
+    assert codes(change) == ("last_apply_failed", "changed")
 
 
 def test_a_job_reverted_to_an_earlier_completed_content_after_a_failure_is_up_to_date() -> None:
@@ -159,7 +212,7 @@ def test_a_job_reverted_to_an_earlier_completed_content_after_a_failure_is_up_to
     assert (plan.changes, plan.unchanged) == ((), 1)
     never = {"runconfig/train": want("runconfig/train", "c", trigger="on_change")}
     (change,) = diff(never, {"runconfig/train": failed}).changes
-    assert change.reasons == ("last apply failed: run t failed", "changed")
+    assert said(change) == ("last apply failed: run t failed", "changed")
 
 
 def test_tombstone_keeps_version_numbering() -> None:
@@ -169,7 +222,13 @@ def test_tombstone_keeps_version_numbering() -> None:
     ).changes
     assert change.action is Action.CREATE
     assert change.version == "5"
-    assert change.reasons == ("new: version 5 (1 file)",)
+    assert said(change) == ("new: version 5 (1 file)",)
+    assert change.reasons[0].as_dict() == {
+        "code": "created",
+        "text": "new: version 5 (1 file)",
+        "version": "5",
+        "summary": "1 file",
+    }
     assert diff({}, {"data/a": tomb}).changes == ()  # gone already: nothing to delete
 
 
@@ -196,11 +255,26 @@ def test_environment_variable_values_are_never_a_reason() -> None:
         {"pipeline/p": want("pipeline/p", "d2", spec=spec("new"))},
         {"pipeline/p": have("pipeline/p", spec=spec("old"))},
     )
-    assert plan.changes[0].reasons == (
+    assert said(plan.changes[0]) == (
         "hooks: value changed",
         "jobs.train.environment_variables.T: value changed",
         "tags.T: 'old' → 'new'",
     )
+    hidden = [r.as_dict() for r in plan.changes[0].reasons[:2]]
+    assert hidden == [
+        {
+            "code": "spec_changed",
+            "text": "hooks: value changed",
+            "key": "hooks",
+            "change": "hidden",
+        },
+        {
+            "code": "spec_changed",
+            "text": "jobs.train.environment_variables.T: value changed",
+            "key": "jobs.train.environment_variables.T",
+            "change": "hidden",
+        },
+    ]
 
 
 def _secrets(token: str, key: str = "k1") -> dict[str, str]:
@@ -217,10 +291,13 @@ def test_a_secret_whose_fingerprint_moved_is_the_only_reason() -> None:
         "runconfig/job": have("runconfig/job", components=_secrets("old")),
     }
     plan = diff(desired, recorded)
-    assert [(c.symbol, c.address, c.reasons) for c in plan.changes] == [
+    assert [(c.symbol, c.address, said(c)) for c in plan.changes] == [
         ("~", "endpoint/e", ("secret TOKEN changed",)),
         (">", "runconfig/job", ("secret TOKEN changed",)),
     ]
+    assert [r.as_dict() for c in plan.changes for r in c.reasons] == [
+        {"code": "secret_changed", "text": "secret TOKEN changed", "name": "TOKEN"}
+    ] * 2
     assert plan.notes == ()
     assert diff(recorded_as_desired(recorded), recorded).changes == ()
 
@@ -251,3 +328,190 @@ def test_fingerprints_under_another_key_are_a_note_not_a_change() -> None:
         "key the state was applied with (secrets/fingerprint.key beside the state, or "
         "MLFORM_SECRETS_FINGERPRINT_KEY). Their next apply records fingerprints under this key",
     )
+
+
+def test_a_job_says_why_it_runs_with_a_code_for_each_reason() -> None:
+    old = {"spec": "s", "code:src/a.py": "1", "code:src/b.py": "2", "input:train": "iris:1"}
+    old |= {"environment": "k1", "input:test": "k1", "dep:data/test": "named"}
+    new = {"spec": "s", "code:src/a.py": "9", "code:src/c.py": "3", "input:train": "iris:2"}
+    new |= {"environment": "k2", "input:test": "k2", "dep:data/test": "named"}
+    job = want(
+        "runconfig/train",
+        "d2",
+        components=new,
+        trigger="on_change",
+        refs={"input:test": "data/test"},
+        spec={"name": "train", "epochs": 2},
+    )
+    ran = have(
+        "runconfig/train",
+        components=old,
+        outputs={"versions": {"data/test": "4"}},
+        spec={"name": "train", "epochs": 1},
+    )
+    data = {
+        "data/test": want("data/test", "t2", version_key="v5"),
+    }
+    recorded = {
+        "runconfig/train": ran,
+        "data/test": have("data/test", "t1", outputs={"version": "4", "version_key": "v4"}),
+    }
+    plan = diff({**data, "runconfig/train": job}, recorded, rerun=["train"])
+    change = {c.address: c for c in plan.changes}["runconfig/train"]
+    assert said(change) == (
+        "--rerun",
+        "code: src/a.py modified, src/c.py added, src/b.py removed",
+        "environment: k1 → k2",
+        "data: test 4 → 5",
+        "data (train): iris:1 → iris:2",
+        "epochs: 1 → 2",
+    )
+    assert [r.as_dict() for r in change.reasons] == [
+        {"code": "rerun_requested", "text": "--rerun"},
+        {
+            "code": "code_changed",
+            "text": "code: src/a.py modified, src/c.py added, src/b.py removed",
+            "modified": ["src/a.py"],
+            "added": ["src/c.py"],
+            "removed": ["src/b.py"],
+        },
+        {
+            "code": "input_version_changed",
+            "text": "environment: k1 → k2",
+            "input": "environment",
+            "before": "k1",
+            "after": "k2",
+        },
+        {
+            "code": "input_version_changed",
+            "text": "data: test 4 → 5",
+            "input": "test",
+            "asset": "test",
+            "before": "4",
+            "after": "5",
+        },
+        {
+            "code": "input_version_changed",
+            "text": "data (train): iris:1 → iris:2",
+            "input": "train",
+            "before": "iris:1",
+            "after": "iris:2",
+        },
+        {
+            "code": "spec_changed",
+            "text": "epochs: 1 → 2",
+            "key": "epochs",
+            "change": "shown",
+            "before": 1,
+            "after": 2,
+        },
+    ]
+
+
+def test_jobs_without_a_change_run_for_their_trigger_or_a_first_run() -> None:
+    desired = {
+        "runconfig/new": want("runconfig/new", trigger="on_change"),
+        "runconfig/nightly": want("runconfig/nightly", trigger="always"),
+        "runconfig/big": want("runconfig/big", "d2", components={"code": "2"}, trigger="always"),
+    }
+    recorded = {
+        "runconfig/nightly": have("runconfig/nightly"),
+        "runconfig/big": have("runconfig/big", components={"code": "1"}),
+    }
+    plan = diff(desired, recorded)
+    assert [(c.address, codes(c), said(c)) for c in plan.changes] == [
+        ("runconfig/big", ("code_changed",), ("code changed",)),
+        ("runconfig/new", ("no_run_yet",), ("no run yet",)),
+        ("runconfig/nightly", ("trigger_always",), ("trigger: always",)),
+    ]
+
+
+def test_a_manual_job_is_a_note_that_renders_its_reasons() -> None:
+    desired = {"runconfig/m": want("runconfig/m", trigger="manual")}
+    plan = diff(desired, {})
+    assert plan.changes == ()
+    assert plan.notes == (
+        "runconfig/m would run (no run yet) but its trigger is manual: run it with "
+        "`mlform apply --rerun m`",
+    )
+
+
+def test_a_pipeline_says_why_step_by_step() -> None:
+    steps = (why.step("prep", "reuse"), why.step("train", "code changed (src/train.py)"))
+    pipe = want(
+        "pipeline/p", "d2", components={"step:train": "x"}, explain=steps, trigger="on_change"
+    )
+    plan = diff({"pipeline/p": pipe}, {"pipeline/p": have("pipeline/p")})
+    (change,) = plan.changes
+    assert said(change) == ("prep: reuse", "train: code changed (src/train.py)")
+    assert [r.as_dict() for r in change.reasons] == [
+        {"code": "step_reused", "text": "prep: reuse", "step": "prep"},
+        {
+            "code": "step_changed",
+            "text": "train: code changed (src/train.py)",
+            "step": "train",
+            "why": "code changed (src/train.py)",
+        },
+    ]
+
+
+def test_an_image_after_a_job_in_the_plan_waits_for_what_the_run_registers() -> None:
+    desired = {
+        "runconfig/train": want("runconfig/train", trigger="on_change"),
+        "image/i": want("image/i", deps=("runconfig/train",)),
+    }
+    plan = diff(desired, {"image/i": have("image/i")})
+    change = {c.address: c for c in plan.changes}["image/i"]
+    assert (change.action, codes(change)) == (Action.UPDATE, ("runs_first",))
+    assert change.reasons[0].as_dict() == {
+        "code": "runs_first",
+        "text": "runconfig/train runs first and may register a new model version",
+        "address": "runconfig/train",
+    }
+
+
+def test_parts_and_unchanged_versions_have_their_codes() -> None:
+    part = "part:deployment blue model"
+    old = have(
+        "endpoint/e",
+        "old",
+        components={part: "m:1", "part:deployment blue code": "a" * 64, "part:gone": "x"},
+        outputs={"version": "3", "version_key": "k"},
+    )
+    new = want(
+        "endpoint/e",
+        "new",
+        components={part: "m:2", "part:deployment blue code": "b" * 64, "part:added": "y"},
+        version_key="k",
+    )
+    (change,) = diff({"endpoint/e": new}, {"endpoint/e": old}).changes
+    assert said(change) == (
+        "deployment blue model: m:1 → m:2",
+        "deployment blue code changed",
+        "added added",
+        "gone removed",
+        "content unchanged, stays version 3",
+    )
+    assert [r.as_dict() for r in change.reasons] == [
+        {
+            "code": "part_changed",
+            "text": "deployment blue model: m:1 → m:2",
+            "part": "deployment blue model",
+            "change": "shown",
+            "before": "m:1",
+            "after": "m:2",
+        },
+        {
+            "code": "part_changed",
+            "text": "deployment blue code changed",
+            "part": "deployment blue code",
+            "change": "changed",
+        },
+        {"code": "part_changed", "text": "added added", "part": "added", "change": "added"},
+        {"code": "part_changed", "text": "gone removed", "part": "gone", "change": "removed"},
+        {
+            "code": "version_kept",
+            "text": "content unchanged, stays version 3",
+            "version": "3",
+        },
+    ]

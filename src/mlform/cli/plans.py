@@ -14,6 +14,7 @@ from mlform.config.names import cli_address
 from mlform.errors import MlformError, StalePlan
 from mlform.plan import render
 from mlform.plan.model import Action, Plan
+from mlform.plan.reasons import texts
 from mlform.shownpath import shown
 from mlform.workspace import Workspace
 
@@ -100,7 +101,7 @@ def plan(args: argparse.Namespace, out: Output) -> int:
     if args.out:
         saved = render.as_dict(result)
         saved["workspace"] = str(ws.root)
-        Path(args.out).write_text(json.dumps(saved, indent=2) + "\n", encoding="utf-8")
+        Path(args.out).write_text(json.dumps(saved, indent=2, default=str) + "\n", encoding="utf-8")
         if not (args.json or args.markdown):
             out.line(
                 f"\nSaved the plan to {args.out}. Apply exactly it with: mlform apply {args.out}"
@@ -185,7 +186,7 @@ def apply(args: argparse.Namespace, out: Output) -> int:
             + f"{len(outcome.unsettled)} change{'s' if len(outcome.unsettled) != 1 else ''}:"
         )
         for c in outcome.unsettled:
-            out.line(f"  {c.symbol} {c.address} ({'; '.join(c.reasons)})")
+            out.line(f"  {c.symbol} {c.address} ({texts(c.reasons)})")
         out.line("Run `mlform plan` to see why, and `mlform apply` again to retry.")
         return 1
     if not failed and not skipped:

@@ -27,6 +27,7 @@ from mlform.config.refs import LocalPath
 from mlform.config.specs import Binding, DataInput, PipelineSpec, RunconfigSpec, StepSpec
 from mlform.errors import ApplyError, RunFailed
 from mlform.pipelines import steps as stepdb
+from mlform.plan import keys
 from mlform.plan.model import Action, Change, Desired
 from mlform.resources.base import Context, Outcome
 from mlform.state.runs import Experiment, RunRow
@@ -199,7 +200,7 @@ class PipelineRun:
         for name, value in self.overrides.items():
             for key, bound in step.inputs.items():
                 if isinstance(bound, Binding) and bound.step is None and bound.name == name:
-                    statics[f"input:{key}"] = value
+                    statics[str(keys.Input(key))] = value
         components = stepdb.with_upstream(step, statics, produced)
         assert components is not None  # every upstream step has completed
         digest = stepdb.step_digest(components)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from mlform.config.refs import LocalPath
 from mlform.config.specs import Binding, DataInput, PipelineSpec, StepSpec
 from mlform.hashing import Hasher, sha256_text, tree_digest
+from mlform.plan import keys
 from mlform.plan.model import Desired
 from mlform.resources.base import canonical, digest_of
 from mlform.secrets import fingerprint
@@ -30,6 +31,19 @@ if TYPE_CHECKING:
 
 Reader = Callable[[str, Sequence[Any]], list[tuple[Any, ...]]]
 _LISTED_FILES = 200
+_COMMAND, _COMPUTE, _OUTPUTS, _VARIABLES, _COMPONENT = (
+    str(keys.Setting(name)) for name in ("command", "compute", "outputs", "variables", "component")
+)
+_ENVIRONMENT = str(keys.Environment())
+# What a step's reasons name, in this order, when it changed.
+_SETTINGS: tuple[keys.Key, ...] = (
+    keys.Setting("component"),
+    keys.Setting("command"),
+    keys.Environment(),
+    keys.Setting("compute"),
+    keys.Setting("outputs"),
+    keys.Setting("variables"),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,33 +134,35 @@ def static_components(
     """Everything in the digest but what other steps produce; `secrets`: the
     fingerprints of the secrets the step gets (compared beside the digest)."""
     components = {
-        "command": sha256_text(step.command),
-        "compute": step.compute,
-        "outputs": canonical(dict(step.outputs)),
-        "variables": sha256_text(canonical(dict(step.variables))),
+        _COMMAND: sha256_text(step.command),
+        _COMPUTE: step.compute,
+        _OUTPUTS: canonical(dict(step.outputs)),
+        _VARIABLES: sha256_text(canonical(dict(step.variables))),
     }
     components.update(secrets or {})
     if step.component_digest is not None:
-        components["component"] = step.component_digest
+        components[_COMPONENT] = step.component_digest
     if snap is not None:
         if len(snap.files) <= _LISTED_FILES:
             prefix = _relative(snap.root, root)
-            components.update({f"code:{prefix}{f.relpath}": f.sha256 for f in snap.files})
+            components.update(
+                {str(keys.CodeFile(prefix + f.relpath)): f.sha256 for f in snap.files}
+            )
         else:
-            components["code"] = snap.digest
+            components[str(keys.Code())] = snap.digest
     if step.environment is not None:
         if step.environment.version is not None:
-            components["environment"] = str(step.environment)
+            components[_ENVIRONMENT] = str(step.environment)
         else:
             env = upstream.get(f"environment/{step.environment.name}")
-            components["environment"] = str(env.version_key) if env else "unknown"
+            components[_ENVIRONMENT] = str(env.version_key) if env else "unknown"
     for name, value in step.inputs.items():
         if isinstance(value, Binding) and value.step is None:
             bound = pipeline.inputs.get(value.name)
             if bound is not None:
-                components[f"input:{name}"] = _input_digest(bound, upstream, hasher)
+                components[str(keys.Input(name))] = _input_digest(bound, upstream, hasher)
         elif not isinstance(value, Binding):
-            components[f"input:{name}"] = _input_digest(value, upstream, hasher)
+            components[str(keys.Input(name))] = _input_digest(value, upstream, hasher)
     return components
 
 
@@ -179,7 +195,7 @@ def with_upstream(
             outputs = produced.get(value.step)
             if outputs is None or value.name not in outputs:
                 return None
-            full[f"input:{name}"] = outputs[value.name]
+            full[str(keys.Input(name))] = outputs[value.name]
     return full
 
 
@@ -201,29 +217,27 @@ def reasons(components: Mapping[str, str], last: StepRun | None) -> str:
         return "no run yet"
     if last.status == "failed":
         return "failed last time"
-    old = last.components
-    files = sorted(
-        k[5:] for k in components if k.startswith("code:") and old.get(k) != components[k]
-    )
-    gone = sorted(k[5:] for k in old if k.startswith("code:") and k not in components)
+    old, new = keys.typed(last.components), keys.typed(components)
+    files = sorted(k.path for k in new if isinstance(k, keys.CodeFile) and old.get(k) != new[k])
+    gone = sorted(k.path for k in old if isinstance(k, keys.CodeFile) and k not in new)
     said = []
     if files or gone:
         said.append("code changed (" + ", ".join([*files, *gone][:3]) + ")")
-    elif old.get("code") != components.get("code"):
+    elif old.get(keys.Code()) != new.get(keys.Code()):
         said.append("code changed")
-    for key in ("component", "command", "environment", "compute", "outputs", "variables"):
-        if old.get(key) != components.get(key):
+    for key in _SETTINGS:
+        if old.get(key) != new.get(key):
             said.append(f"{key} changed")
-    said.extend(fingerprint.compare(old, components).reasons())
-    for key in sorted(k for k in components if k.startswith("input:")):
-        if old.get(key) != components[key]:
-            value = components[key]
+    said.extend(fingerprint.compare(last.components, components).reasons())
+    inputs = sorted((k for k in new if isinstance(k, keys.Input)), key=lambda k: k.name)
+    for key in inputs:
+        if old.get(key) != new[key]:
+            value = new[key]
             before = old.get(key)
-            name = key[6:]
             if before is not None and len(before) + len(value) <= 30:
-                said.append(f"input {name}: {before} → {value}")
+                said.append(f"input {key.name}: {before} → {value}")
             else:
-                said.append(f"input {name} changed")
+                said.append(f"input {key.name} changed")
     return ", ".join(said) or "changed"
 
 

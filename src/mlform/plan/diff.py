@@ -6,14 +6,16 @@ from collections.abc import Collection, Mapping
 from typing import Any
 
 from mlform.graph import topological
+from mlform.plan import keys
+from mlform.plan import reasons as why
 from mlform.plan.model import Action, Change, Desired, Plan
+from mlform.plan.reasons import Reason
 from mlform.secrets import fingerprint
 from mlform.state.records import Recorded
 from mlform.state.store import Identity
 
 DELETED = "deleted"  # a tombstone: the resource is gone, its version numbering is kept
 NO_STATE = Identity(None, 0)
-_SHOWN_FILES = 3
 _SHORT_VALUE = 40
 _SECRET = "environment_variables"  # whose values no plan shows
 
@@ -70,7 +72,7 @@ def diff(
             address,
             have.kind,
             have.name,
-            (f"no longer declared (was {have.source})",),
+            (why.deleted(have.source),),
             have,
             None,
         )
@@ -90,23 +92,23 @@ def diff(
     return Plan(_ordered(changes, recorded), unchanged, identity, tuple(refusals), tuple(notes))
 
 
-def _secrets(want: Desired, have: Recorded | None, rekeyed: dict[str, str]) -> list[str]:
+def _secrets(want: Desired, have: Recorded | None, rekeyed: dict[str, str]) -> list[Reason]:
     """`secret NAME changed` for each secret whose value changed since the last apply."""
     if have is None or have.digest is None or have.status == DELETED:
         return []
     compared = fingerprint.compare(have.components, want.components)
     if compared.other_key is not None:
         rekeyed[want.address] = compared.other_key
-    return compared.reasons()
+    return [why.secret_changed(name) for name in compared.changed]
 
 
 def _rekeyed_note(rekeyed: Mapping[str, str]) -> str:
     """Fingerprints made under another key cannot be compared: said once, not taken for
     a change of every secret."""
     addresses = sorted(rekeyed)
-    shown = ", ".join(addresses[:_SHOWN_FILES])
-    if len(addresses) > _SHOWN_FILES:
-        shown += f" and {len(addresses) - _SHOWN_FILES} more"
+    shown = ", ".join(addresses[: why.SHOWN_FILES])
+    if len(addresses) > why.SHOWN_FILES:
+        shown += f" and {len(addresses) - why.SHOWN_FILES} more"
     keys = ", ".join(sorted(set(rekeyed.values())))
     return (
         f"the secret fingerprints recorded for {shown} were made with another fingerprint "
@@ -123,13 +125,13 @@ def _job(
     notes: list[str],
     changes: Mapping[str, Change],
     recorded: Mapping[str, Recorded],
-    secrets: list[str],
+    secrets: list[Reason],
 ) -> Change | None:
     """A runconfig runs when no completed run matches its digest (or the secrets it gets
     changed since), or when forced."""
-    reasons: list[str] = ["--rerun"] if forced else []
+    reasons: list[Reason] = [why.rerun_requested()] if forced else []
     if have is None or have.status == DELETED or have.digest is None:
-        reasons.append(_failure(have) if have and have.status == "failed" else "no run yet")
+        reasons.append(_failure(have) if have and have.status == "failed" else why.no_run_yet())
     elif have.digest != want.digest and want.digest not in have.completed:
         # A failed run keeps the digest of the last completed one (apply's `_failed_row`);
         # back at that content, or at any other a completed run satisfies, nothing needs
@@ -143,14 +145,14 @@ def _job(
             reasons.append(_failure(have))
         reasons.extend(secrets)
     if not reasons and want.trigger == "always":
-        reasons.append("trigger: always")
+        reasons.append(why.trigger_always())
     if not reasons:
         return None
     if want.note and not (want.trigger == "manual" and not forced):
         notes.append(want.note)
     if want.trigger == "manual" and not forced:
         notes.append(
-            f"{want.address} would run ({'; '.join(reasons)}) but its trigger is manual: "
+            f"{want.address} would run ({why.texts(reasons)}) but its trigger is manual: "
             f"run it with `mlform apply --rerun {want.name}`"
         )
         return None
@@ -168,56 +170,61 @@ def _after_jobs(
     jobs = [d for d in want.deps if d in changes and changes[d].action is Action.RUN]
     if not jobs:
         return None
-    reasons = tuple(f"{job} runs first and may register a new model version" for job in jobs)
+    reasons = tuple(why.runs_first(job) for job in jobs)
     return Change(Action.UPDATE, want.address, want.kind, want.name, reasons, have, want)
 
 
 def _job_reasons(
     have: Recorded, want: Desired, changes: Mapping[str, Change], recorded: Mapping[str, Recorded]
-) -> list[str]:
-    old, new = have.components, want.components
-    reasons: list[str] = []
-    files = {
-        "modified": [k[5:] for k in new if k.startswith("code:") and k in old and old[k] != new[k]],
-        "added": [k[5:] for k in new if k.startswith("code:") and k not in old],
-        "removed": [k[5:] for k in old if k.startswith("code:") and k not in new],
-    }
-    parts = [_files(names, how) for how, names in files.items() if names]
-    if parts:
-        reasons.append("code: " + ", ".join(parts))
-    elif old.get("code") != new.get("code"):
-        reasons.append("code changed")
+) -> list[Reason]:
+    old, new = keys.typed(have.components), keys.typed(want.components)
+    reasons: list[Reason] = []
+    files = _files_changed(old, new, keys.CodeFile)
+    if any(files):
+        reasons.append(why.code_changed(*files))
+    elif old.get(keys.Code()) != new.get(keys.Code()):
+        reasons.append(why.code_changed([], [], []))
     versions = have.outputs.get("versions") or {}
-    for key in sorted(new):
-        if key.startswith(("code", "spec", "dep:")) or old.get(key) == new[key]:
+    for key in sorted(new, key=str):
+        name = _input_of(key)
+        if name is None or old.get(key) == new[key]:
             continue
-        if fingerprint.excluded(key):
-            continue  # compared beside the digest
-        label = "environment" if key == "environment" else f"data ({key.partition(':')[2]})"
-        upstream = want.refs.get(key)
+        upstream = want.refs.get(str(key))
         if upstream is None:  # pinned: the component is the reference itself
-            reasons.append(f"{label}: {old.get(key, 'none')} → {new[key]}")
+            reasons.append(why.input_version_changed(name, before=old.get(key), after=new[key]))
             continue
-        name = upstream.partition("/")[2]
-        before = versions.get(upstream)
         change = changes.get(upstream)
         after = change.version if change is not None and change.version else None
         if after is None and upstream in recorded:
             after = recorded[upstream].outputs.get("version")
-        label = "environment" if key == "environment" else "data"
-        if before and after and before != after:
-            reasons.append(f"{label}: {name} {before} → {after}")
-        else:
-            reasons.append(f"{label}: {name} changed")
-    for key in _changed_keys(have.spec, want.spec):
-        reasons.append(_spec_reason(key, have.spec, want.spec))
-    return reasons or ["changed"]
+        reasons.append(
+            why.input_version_changed(
+                name,
+                asset=upstream.partition("/")[2],
+                before=versions.get(upstream),
+                after=after,
+            )
+        )
+    for changed in _changed_keys(have.spec, want.spec):
+        reasons.append(_spec_reason(changed, have.spec, want.spec))
+    return reasons or [why.changed()]
+
+
+def _input_of(key: keys.Key) -> str | None:
+    """What a job takes that a component stands for: its environment, or a data input
+    (code and spec are said on their own, secrets beside the digest)."""
+    match key:
+        case keys.Environment():
+            return "environment"
+        case keys.Input(name):
+            return name
+    return None
 
 
 def _compare(
-    want: Desired, have: Recorded | None, refusals: list[str], secrets: list[str]
+    want: Desired, have: Recorded | None, refusals: list[str], secrets: list[Reason]
 ) -> Change | None:
-    def change(action: Action, reasons: list[str], version: str | None = None) -> Change:
+    def change(action: Action, reasons: list[Reason], version: str | None = None) -> Change:
         return Change(
             action, want.address, want.kind, want.name, tuple(reasons), have, want, version=version
         )
@@ -227,21 +234,18 @@ def _compare(
         if want.version_key is not None:  # a tombstone keeps numbering where it stopped
             last = have.outputs.get("latest_version", 0) if have else 0
             version = want.version or _next(_highest(last, want.numbered_from))
-        new = f"new: version {version}" if version else "new"
-        if want.summary:
-            new += f" ({want.summary})" if version else f": {want.summary}"
         failed = have is not None and have.status == "failed"
         return change(
             Action.CREATE,
-            [_failure(have)] if failed and have else [new],
+            [_failure(have)] if failed and have else [why.created(version, want.summary)],
             version,
         )
 
-    reasons: list[str] = []
+    reasons: list[Reason] = []
     if have.status == "failed":
         reasons.append(_failure(have))
     if have.drift:
-        reasons.append(have.drift)
+        reasons.append(why.drift(have.drift))
     changed_keys: list[str] = []
     if have.digest != want.digest:
         changed_keys = _changed_keys(have.spec, want.spec)
@@ -263,65 +267,65 @@ def _compare(
                 return None
             last = have.outputs.get("latest_version", current)
             version = want.version or _next(_highest(last, want.numbered_from))
-            reasons.append(f"version {current} → {version}")
+            reasons.append(why.version_bump(current, version))
         elif have.digest != want.digest:
-            reasons.append(f"content unchanged, stays version {current}")
+            reasons.append(why.version_kept(current))
     top_keys = {key.split(".", 1)[0].split("[", 1)[0] for key in changed_keys}
     if top_keys & want.replace_keys:
-        forced = ", ".join(sorted(top_keys & want.replace_keys))
-        return change(Action.REPLACE, [*reasons, f"{forced} cannot change in place"], version)
+        forced = sorted(top_keys & want.replace_keys)
+        return change(Action.REPLACE, [*reasons, why.cannot_change_in_place(forced)], version)
     return change(Action.UPDATE, reasons, version)
 
 
-def _explain(have: Recorded, want: Desired, changed_keys: list[str]) -> list[str]:
-    reasons: list[str] = []
-    old, new = have.components, want.components
-    files = {
-        "modified": [k[5:] for k in new if k.startswith("file:") and k in old and old[k] != new[k]],
-        "added": [k[5:] for k in new if k.startswith("file:") and k not in old],
-        "removed": [k[5:] for k in old if k.startswith("file:") and k not in new],
-    }
-    parts = [_files(names, how) for how, names in files.items() if names]
-    if parts:
-        reasons.append("content changed: " + ", ".join(parts))
-    elif old.get("content") != new.get("content"):
-        reasons.append("content changed")
+def _explain(have: Recorded, want: Desired, changed_keys: list[str]) -> list[Reason]:
+    reasons: list[Reason] = []
+    old, new = keys.typed(have.components), keys.typed(want.components)
+    files = _files_changed(old, new, keys.File)
+    if any(files):
+        reasons.append(why.content_changed(*files))
+    elif old.get(keys.Content()) != new.get(keys.Content()):
+        reasons.append(why.content_changed([], [], []))
     for key, digest in new.items():
-        if key.startswith("dep:") and old.get(key) not in (None, digest):
-            reasons.append(f"{key[4:]} changed")
-        elif key.startswith("part:") and old.get(key) != digest:
-            reasons.append(_part_reason(key[5:], old.get(key), digest))
+        match key:
+            case keys.Dep(address) if old.get(key) not in (None, digest):
+                reasons.append(why.upstream_changed(address))
+            case keys.Part(name) if old.get(key) != digest:
+                reasons.append(_part_reason(name, old.get(key), digest))
     for key in old:
-        if key.startswith("part:") and key not in new:
-            reasons.append(f"{key[5:]} removed")
-    for key in changed_keys:
-        reasons.append(_spec_reason(key, have.spec, want.spec))
+        if isinstance(key, keys.Part) and key not in new:
+            reasons.append(why.part_changed(key.name, "removed"))
+    for changed in changed_keys:
+        reasons.append(_spec_reason(changed, have.spec, want.spec))
     if not reasons:
-        reasons.append("changed")
+        reasons.append(why.changed())
     return reasons
 
 
-def _part_reason(name: str, before: str | None, after: str) -> str:
+def _files_changed(
+    old: Mapping[keys.Key, str], new: Mapping[keys.Key, str], kind: type[keys.CodeFile | keys.File]
+) -> tuple[list[str], list[str], list[str]]:
+    """The files (of code or content) modified, added and removed."""
+    return (
+        [k.path for k in new if isinstance(k, kind) and k in old and old[k] != new[k]],
+        [k.path for k in new if isinstance(k, kind) and k not in old],
+        [k.path for k in old if isinstance(k, kind) and k not in new],
+    )
+
+
+def _part_reason(name: str, before: str | None, after: str) -> Reason:
     """A named part of a resource (`deployment blue model`), its change shown when short."""
     if before is None:
-        return f"{name} added"
+        return why.part_changed(name, "added")
     if len(before) + len(after) <= _SHORT_VALUE and " " not in before + after:
-        return f"{name}: {before} → {after}"
-    return f"{name} changed"
+        return why.part_changed(name, "shown", before, after)
+    return why.part_changed(name, "changed")
 
 
-def _failure(have: Recorded) -> str:
+def _failure(have: Recorded) -> Reason:
     first = (have.error or "").strip().splitlines()
-    why = first[0].removeprefix(f"{have.address}: ") if first else "unknown error"
-    return f"last apply failed: {why}"
-
-
-def _files(names: list[str], how: str) -> str:
-    names = sorted(names)
-    shown = ", ".join(names[:_SHOWN_FILES])
-    if len(names) > _SHOWN_FILES:
-        shown += f" and {len(names) - _SHOWN_FILES} more"
-    return f"{shown} {how}"
+    return why.last_apply_failed(
+        first[0].removeprefix(f"{have.address}: ") if first else "unknown error"
+    )
 
 
 def _changed_keys(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
@@ -342,18 +346,18 @@ def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix: value}
 
 
-def _spec_reason(key: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
+def _spec_reason(key: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> Reason:
     before, after = _flatten(old).get(key, _MISSING), _flatten(new).get(key, _MISSING)
     if before is _MISSING:
-        return f"{key} added"
+        return why.spec_changed(key, "added")
     if after is _MISSING:
-        return f"{key} removed"
+        return why.spec_changed(key, "removed")
     if _SECRET in key.split(".") or _holds_secret(before) or _holds_secret(after):
         # Values may be secrets (an API token), and a plan is posted on pull requests.
-        return f"{key}: value changed"
+        return why.spec_changed(key, "hidden")
     if len(repr(before)) + len(repr(after)) <= _SHORT_VALUE:
-        return f"{key}: {before!r} → {after!r}"
-    return f"{key} changed"
+        return why.spec_changed(key, "shown", before, after)
+    return why.spec_changed(key, "changed")
 
 
 def _holds_secret(value: Any) -> bool:
@@ -389,10 +393,9 @@ def _ordered(changes: dict[str, Change], recorded: Mapping[str, Recorded]) -> tu
             edges[address] = [d for d in change.after.deps if d in changes]
     for address, change in changes.items():
         if change.action is Action.DELETE and change.before is not None:
-            for key in change.before.components:
-                dep = key[4:]
-                if key.startswith("dep:") and dep in changes:
-                    edges.setdefault(dep, []).append(address)  # delete users first
+            for key in map(keys.parse, change.before.components):
+                if isinstance(key, keys.Dep) and key.address in changes:
+                    edges.setdefault(key.address, []).append(address)  # delete users first
     order = topological(changes, edges)
     return tuple(
         _with_deps(changes[a], tuple(d for d in edges.get(a, ()) if d in changes)) for a in order

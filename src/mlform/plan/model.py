@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from mlform.plan.reasons import Reason
 from mlform.state.records import Recorded
 from mlform.state.store import Identity
 
@@ -37,7 +38,7 @@ class Desired:
     kind: str
     name: str
     digest: str
-    components: Mapping[str, str]  # "spec", "file:<path>", "dep:<address>", "content"
+    components: Mapping[str, str]  # keyed by the stored form of a `keys.Key`
     spec: Mapping[str, Any]
     deps: tuple[str, ...]
     source: str
@@ -49,7 +50,7 @@ class Desired:
     trigger: str | None = None  # a job (on_change, always, manual); None for other kinds
     refs: Mapping[str, str] = field(default_factory=dict)  # component key → upstream address
     note: str = ""  # said under the plan when this resource changes (what a run registers)
-    explain: tuple[str, ...] = ()  # a job's own reasons (a pipeline's, step by step)
+    explain: tuple[Reason, ...] = ()  # a job's own reasons (a pipeline's, step by step)
     numbered_from: str | None = None  # highest version registered by anything else
     payload: Any = field(default=None, compare=False, repr=False)  # for apply only
 
@@ -60,7 +61,7 @@ class Change:
     address: str
     kind: str
     name: str
-    reasons: tuple[str, ...]
+    reasons: tuple[Reason, ...]
     before: Recorded | None
     after: Desired | None
     deps: tuple[str, ...] = ()  # changes in this plan that must succeed first

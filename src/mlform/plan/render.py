@@ -10,6 +10,7 @@ from typing import Any
 
 from mlform import __version__
 from mlform.plan.model import Action, Plan
+from mlform.plan.reasons import texts
 
 _COLORS = {
     Action.CREATE: "\x1b[32m",
@@ -44,8 +45,7 @@ def text(plan: Plan, *, color: bool = False) -> str:
         symbol = f"{change.symbol:>3}"
         if color:
             symbol = f"{_COLORS[change.action]}{symbol}{_RESET}"
-        reasons = "; ".join(change.reasons)
-        lines.append(f"{symbol} {change.address:<{width}}  ({reasons})")
+        lines.append(f"{symbol} {change.address:<{width}}  ({texts(change.reasons)})")
     lines.append("")
     summary = plan.summary()
     if plan.unchanged:
@@ -68,7 +68,7 @@ def markdown(plan: Plan) -> str:
         lines.append("```diff")
         for change in plan.changes:
             mark = {"~": "!", "-/+": "!", ">": "+"}.get(change.symbol, change.symbol)
-            lines.append(f"{mark} {change.symbol} {change.address}  ({'; '.join(change.reasons)})")
+            lines.append(f"{mark} {change.symbol} {change.address}  ({texts(change.reasons)})")
         lines.append("```")
         lines.append("")
     lines.append(f"{plan.unchanged} resources unchanged · state serial {plan.identity.serial}")
@@ -98,7 +98,8 @@ def as_dict(plan: Plan) -> dict[str, Any]:
                 "name": c.name,
                 "action": c.action.value,
                 "symbol": c.symbol,
-                "reasons": list(c.reasons),
+                "reasons": [r.text for r in c.reasons],
+                "reason_details": [r.as_dict() for r in c.reasons],
                 "version": c.version,
                 "before_digest": c.before.digest if c.before else None,
                 "after_digest": c.after.digest if c.after else None,
@@ -110,4 +111,4 @@ def as_dict(plan: Plan) -> dict[str, Any]:
 
 
 def as_json(plan: Plan) -> str:
-    return json.dumps(as_dict(plan), indent=2) + "\n"
+    return json.dumps(as_dict(plan), indent=2, default=str) + "\n"

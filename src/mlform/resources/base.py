@@ -13,6 +13,7 @@ from typing import Any, Protocol
 from mlform.config.specs import METADATA_KEYS, Spec
 from mlform.config.workspace import Config
 from mlform.hashing import Hasher, sha256_text
+from mlform.plan import keys
 from mlform.plan.model import Change, Desired
 from mlform.secrets import fingerprint, references
 from mlform.state.records import Record, Recorded
@@ -114,10 +115,10 @@ class Kind(Protocol):
 def base_components(
     spec: Spec, upstream: Mapping[str, Desired], deps: Sequence[str]
 ) -> dict[str, str]:
-    components = {"spec": sha256_text(canonical(spec.body))}
+    components = {str(keys.Spec()): sha256_text(canonical(spec.body))}
     for dep in deps:
         if dep in upstream:
-            components[f"dep:{dep}"] = upstream[dep].digest
+            components[str(keys.Dep(dep))] = upstream[dep].digest
     return components
 
 

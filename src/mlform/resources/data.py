@@ -19,6 +19,7 @@ from mlform.config.refs import DatastorePath, LocalPath, Url
 from mlform.config.specs import DataSpec, ModelSpec, Spec
 from mlform.errors import ApplyError, DatastoreError, PlanError
 from mlform.hashing import FileEntry, sha256_file, sha256_text, tree_digest
+from mlform.plan import keys
 from mlform.plan.model import Change, Desired
 from mlform.resources.base import (
     Context,
@@ -56,9 +57,9 @@ class DataKind:
         components = base_components(spec, upstream, deps)
         content = tree_digest(scan.files)
         if len(scan.files) <= _LISTED_FILES:
-            components.update({f"file:{f.relpath}": f.sha256 for f in scan.files})
+            components.update({str(keys.File(f.relpath)): f.sha256 for f in scan.files})
         else:
-            components["content"] = content
+            components[str(keys.Content())] = content
         size = sum(f.size for f in scan.files)
         return declared(
             spec,

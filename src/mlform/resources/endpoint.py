@@ -28,6 +28,7 @@ from mlform.endpoints.instances import Instance, Launch, Target
 from mlform.endpoints.mount import mount
 from mlform.errors import ApplyError, MlformError, PlanError
 from mlform.hashing import sha256_text
+from mlform.plan import keys as component_keys
 from mlform.plan.model import Change, Desired
 from mlform.registry import models
 from mlform.resources.base import (
@@ -46,7 +47,7 @@ from mlform.resources.image import (
     resolve_model,
     runtime_digest,
 )
-from mlform.secrets import fingerprint, references
+from mlform.secrets import references
 from mlform.state.records import Recorded
 
 _SWITCH = 0.6  # seconds for the router to pick up new routes and finish what is in flight
@@ -65,9 +66,11 @@ class EndpointKind:
         assert isinstance(spec, EndpointSpec)
         body = {k: v for k, v in content_spec(spec.body).items() if k != "deployments"}
         components = {
-            "spec": sha256_text(canonical({k: v for k, v in body.items() if k != "traffic"})),
-            "traffic": canonical(weights(spec)),
-            "part:keys": _keys_digest(ctx, spec),
+            str(component_keys.Spec()): sha256_text(
+                canonical({k: v for k, v in body.items() if k != "traffic"})
+            ),
+            str(component_keys.Setting("traffic")): canonical(weights(spec)),
+            str(component_keys.Part("keys")): _keys_digest(ctx, spec),
         }
         snaps = {}
         producers = ctx.config.deps.get(spec.address, ())
@@ -91,9 +94,9 @@ class EndpointKind:
                 "settings": sha256_text(canonical(content_spec(dep.body)), runtime_digest()),
             }
             for part, value in parts.items():
-                components[f"part:deployment {dep.name} {part}"] = value
+                components[str(component_keys.Part(f"deployment {dep.name} {part}"))] = value
         for dep_address in producers:
-            components[f"dep:{dep_address}"] = "named"
+            components[str(component_keys.Dep(dep_address))] = "named"
         components.update(secret_components(ctx, spec))
         shown = ", ".join(f"{d.name} ({d.compute})" for d in spec.deployments) or "none"
         return declared(
@@ -200,7 +203,7 @@ class _Rollout:
                 if have is not None and target.alive(have):
                     serving[dep.name] = have
                 continue
-            resolved[f"part:deployment {dep.name} model"] = model.ref
+            resolved[str(component_keys.Part(f"deployment {dep.name} model"))] = model.ref
             digest = _deployment_digest(resolved, dep, hashes)
             if have is not None and have.digest == digest and target.alive(have):
                 hung = probes.hung(have.port, dep.liveness, ctx.cancelled)
@@ -246,7 +249,7 @@ class _Rollout:
             )
         if failures:
             raise ApplyError(f"{self.address}: " + "\n".join(failures))
-        resolved["part:keys"] = sha256_text(*hashes)
+        resolved[str(component_keys.Part("keys"))] = sha256_text(*hashes)
         assert self.change.after is not None
         applied = replace(self.change.after, components=resolved, digest=digest_of(resolved))
         outputs = {
@@ -407,10 +410,15 @@ def _deployment_digest(
     """What an instance serves: a new value of a secret it gets starts a new one. (Made
     under another fingerprint key, the digest moves too: the next apply of the endpoint
     rolls its deployments once, as a changed value would.)"""
-    prefix = f"part:deployment {dep.name} "
-    parts = {k: v for k, v in components.items() if k.startswith(prefix)}
+    mine = f"deployment {dep.name} "
+    parts = {
+        k: v
+        for k, v in components.items()
+        if isinstance(key := component_keys.parse(k), component_keys.Part)
+        and key.name.startswith(mine)
+    }
     for name in references.names_in(dict(dep.variables)):
-        parts[f"secret {name}"] = components.get(f"{fingerprint.PREFIX}{name}", "")
+        parts[f"secret {name}"] = components.get(str(component_keys.Secret(name)), "")
     return digest_of({**parts, "keys": sha256_text(*hashes)})
 
 

@@ -39,6 +39,7 @@ from mlform.compute import interpreters
 from mlform.config.specs import EnvironmentSpec, Spec
 from mlform.errors import ApplyError, BuildFailed, PlanError
 from mlform.hashing import sha256_text
+from mlform.plan import keys
 from mlform.plan.model import Change, Desired
 from mlform.resources.base import (
     Context,
@@ -85,9 +86,9 @@ class EnvironmentKind:
         components = base_components(spec, upstream, deps)
         # a file counts by what it installs, so editing a comment in it changes nothing
         for name, lines in packages.by_file.items():
-            components[f"file:{name}"] = sha256_text(*lines)
+            components[str(keys.File(name))] = sha256_text(*lines)
         build = build_digest(packages)
-        components["build"] = build
+        components[str(keys.Setting("build"))] = build
         key = sha256_text(build, canonical(content_spec(spec.body)))
         if image_only(spec, packages):
             summary = IMAGE_ONLY

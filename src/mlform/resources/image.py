@@ -28,6 +28,7 @@ from mlform.config.specs import ImageSpec, Spec
 from mlform.endpoints.mount import mount
 from mlform.errors import ApplyError, MlformError, PlanError
 from mlform.hashing import sha256_file, sha256_text
+from mlform.plan import keys
 from mlform.plan.model import Change, Desired
 from mlform.registry import models
 from mlform.registry.images import ImageBuild
@@ -50,6 +51,8 @@ _IN_IMAGE = "/opt/mlform"  # where the build puts each folder (templates/image/D
 _RUNTIME_PACKAGES = ("starlette", "uvicorn")
 # mlform's own packages a deployment runs: the server, and the masking of its output
 _RUNTIME_FOLDERS = ("serving", "masking")
+_BASE = str(keys.Setting("base"))  # component: the base image a build starts from
+_MODEL = str(keys.Setting("model"))  # component: the model version an image serves
 
 
 class ImageKind:
@@ -58,11 +61,11 @@ class ImageKind:
         snap = snapshots.scan(spec.code, ctx.hasher)
         env = upstream.get(f"environment/{spec.environment.name}")
         components = {
-            "spec": sha256_text(canonical(content_spec(spec.body))),
-            "environment": _environment_key(spec, env),
-            "code": snap.digest,
-            "base": base_image(spec, env),
-            "runtime": runtime_digest(),
+            str(keys.Spec()): sha256_text(canonical(content_spec(spec.body))),
+            str(keys.Environment()): _environment_key(spec, env),
+            str(keys.Code()): snap.digest,
+            _BASE: base_image(spec, env),
+            str(keys.Setting("runtime")): runtime_digest(),
         }
         producers = [
             d
@@ -76,9 +79,9 @@ class ImageKind:
                 "register one (mlform models register, models/*.yml, or a runconfig's "
                 "register_model) or correct model:"
             )
-        components["model"] = _model_key(model)
+        components[_MODEL] = _model_key(model)
         for dep in producers:
-            components[f"dep:{dep}"] = "named"  # orders the build after what registers it
+            components[str(keys.Dep(dep))] = "named"  # orders the build after what registers it
         return declared(
             spec,
             ctx,
@@ -159,7 +162,7 @@ class ImageKind:
         script = spec.scoring_script
         request = build.BuildRequest(
             tag=reference,
-            base_image=after.components["base"],
+            base_image=after.components[_BASE],
             requirements=(*requirements, *runtime_requirements()),
             folders={
                 "runtime": runtime,
@@ -221,9 +224,9 @@ class ImageKind:
             after.digest,
             model.ref,
             env_ref,
-            after.components["environment"],
+            after.components[str(keys.Environment())],
             sha256_file(spec.code / script),
-            after.components["base"],
+            after.components[_BASE],
             built.size,
             pushed,
             built.seconds,
@@ -295,7 +298,7 @@ def _model_key(model: ModelVersion | None) -> str:
 def _resolved(after: Desired, model: ModelVersion) -> Desired:
     """The desired image with the model version the apply found (a run may just have
     registered a new one), so the state records what was really built."""
-    components = {**after.components, "model": _model_key(model)}
+    components = {**after.components, _MODEL: _model_key(model)}
     return replace(after, components=components, digest=digest_of(components))
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from mlform.config.specs import ModelSpec, Spec
 from mlform.errors import ApplyError, NotFound
 from mlform.hashing import FileEntry, sha256_text, tree_digest
+from mlform.plan import keys
 from mlform.plan.model import Change, Desired
 from mlform.registry import content, models
 from mlform.resources.base import (
@@ -39,9 +40,9 @@ class ModelKind:
         components = base_components(spec, upstream, ctx.config.deps.get(spec.address, ()))
         digest = tree_digest(scan.files)
         if len(scan.files) <= _LISTED_FILES:
-            components.update({f"file:{f.relpath}": f.sha256 for f in scan.files})
+            components.update({str(keys.File(f.relpath)): f.sha256 for f in scan.files})
         else:
-            components["content"] = digest
+            components[str(keys.Content())] = digest
         rows = ctx.read("select version from models where name = ?", [spec.name])
         numbers = [int(r[0]) for r in rows if str(r[0]).isdigit()]
         size = sum(f.size for f in scan.files)

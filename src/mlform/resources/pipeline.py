@@ -18,7 +18,10 @@ from mlform.config.specs import PipelineSpec, Spec
 from mlform.errors import ApplyError
 from mlform.graph import topological
 from mlform.pipelines import steps as stepdb
+from mlform.plan import keys
+from mlform.plan import reasons as why
 from mlform.plan.model import Change, Desired
+from mlform.plan.reasons import Reason, ReasonCode
 from mlform.resources.base import Context, Outcome, declared, digest_of
 from mlform.secrets import references
 from mlform.state.records import Recorded
@@ -47,30 +50,31 @@ class PipelineKind:
         by_name = {s.name: s for s in spec.steps}
         produced: dict[str, dict[str, str]] = {}
         digests: dict[str, str] = {}
-        said: list[str] = []
+        said: list[Reason] = []
         for name in topological(graph, graph):
             step = by_name[name]
             full = stepdb.with_upstream(step, statics[name], produced)
             if full is None:
                 waiting = [u for u in step.upstream if u not in produced]
-                said.append(f"{name}: after {', '.join(waiting)}")
+                said.append(why.step(name, f"after {', '.join(waiting)}"))
                 continue
             digest = stepdb.step_digest(full)
             digests[name] = digest
             earlier = stepdb.reusable(past, name, digest, full)
             if spec.force_rerun:
-                said.append(f"{name}: force_rerun")
+                said.append(why.step(name, "force_rerun"))
             elif not step.deterministic:
-                said.append(f"{name}: not deterministic")
+                said.append(why.step(name, "not deterministic"))
             elif earlier is None:
-                said.append(f"{name}: {stepdb.reasons(full, past.last.get(name))}")
+                said.append(why.step(name, stepdb.reasons(full, past.last.get(name))))
             else:
-                said.append(f"{name}: reuse")
+                said.append(why.step(name, "reuse"))
                 produced[name] = {o: v["digest"] for o, v in earlier.outputs.items()}
-        settled = all(part.endswith(": reuse") for part in said) and not spec.force_rerun
-        components = {f"step:{s.name}": digests.get(s.name, "to run") for s in spec.steps}
+        reused = all(r.code is ReasonCode.STEP_REUSED for r in said)
+        settled = reused and not spec.force_rerun
+        components = {str(keys.Step(s.name)): digests.get(s.name, "to run") for s in spec.steps}
         if not settled:
-            components["run"] = "needed"
+            components[str(keys.Setting("run"))] = "needed"
         files = sum(len(s.files) for s in scans.values())
         return declared(
             spec,
@@ -102,7 +106,7 @@ class PipelineKind:
         same = change.before is not None and change.before.spec == change.after.spec
         outputs["version"] = str(latest if same and latest else latest + 1)
         outputs["default_version"] = outputs["version"]
-        components = {f"step:{n}": r.digest or "" for n, r in results.items()}
+        components = {str(keys.Step(n)): r.digest or "" for n, r in results.items()}
         applied = replace(change.after, components=components, digest=digest_of(components))
         reused = sorted(n for n, r in results.items() if r.status == "reused")
         ran = sorted(n for n, r in results.items() if r.status == "completed")

@@ -17,6 +17,7 @@ from mlform import snapshot as snapshots
 from mlform.config.refs import LocalPath
 from mlform.config.specs import DataInput, RunconfigSpec, Spec
 from mlform.hashing import sha256_text, tree_digest
+from mlform.plan import keys
 from mlform.plan.model import Change, Desired
 from mlform.resources.base import (
     Context,
@@ -38,7 +39,7 @@ class RunconfigKind:
     def desire(self, spec: Spec, ctx: Context, upstream: Mapping[str, Desired]) -> Desired:
         assert isinstance(spec, RunconfigSpec)
         body = {k: v for k, v in content_spec(spec.body).items() if k not in _NOT_DIGESTED}
-        components = {"spec": sha256_text(canonical(body))}
+        components = {str(keys.Spec()): sha256_text(canonical(body))}
         refs: dict[str, str] = {}
         snap = None
         if spec.code is not None:
@@ -47,21 +48,25 @@ class RunconfigKind:
             if len(snap.files) <= _LISTED_FILES:
                 # named from the workspace root, as the user sees them: code: src/train.py
                 prefix = _relative(spec.code, ctx.config.root)
-                components.update({f"code:{prefix}{f.relpath}": f.sha256 for f in snap.files})
+                components.update(
+                    {str(keys.CodeFile(prefix + f.relpath)): f.sha256 for f in snap.files}
+                )
             else:
-                components["code"] = snap.digest
+                components[str(keys.Code())] = snap.digest
         if spec.environment is not None:
             address = f"environment/{spec.environment.name}"
-            _reference(components, refs, "environment", address, spec.environment.version, upstream)
+            _reference(
+                components, refs, keys.Environment(), address, spec.environment.version, upstream
+            )
         for name, value in spec.inputs.items():
             if not isinstance(value, DataInput):
                 continue
-            key = f"input:{name}"
+            key = keys.Input(name)
             if value.asset is not None:
                 address = f"data/{value.asset.name}"
                 _reference(components, refs, key, address, value.asset.version, upstream)
             elif isinstance(value.location, LocalPath):
-                components[key] = _local_digest(value.location.path, ctx)
+                components[str(key)] = _local_digest(value.location.path, ctx)
         components.update(secret_components(ctx, spec))
         files = len(snap.files) if snap else 0
         note = ""
@@ -96,7 +101,7 @@ class RunconfigKind:
 def _reference(
     components: dict[str, str],
     refs: dict[str, str],
-    key: str,
+    key: keys.Environment | keys.Input,
     address: str,
     version: str | None,
     upstream: Mapping[str, Desired],
@@ -104,12 +109,12 @@ def _reference(
     """A pinned version is immutable: the reference itself is its digest. `@latest` is
     the content the upstream resource declares now."""
     name = address.partition("/")[2]
-    components[f"dep:{address}"] = "named"  # orders deletes; the digest ignores its content
+    components[str(keys.Dep(address))] = "named"  # orders deletes; the digest ignores its content
     if version is not None:
-        components[key] = f"{name}:{version}"
+        components[str(key)] = f"{name}:{version}"
     elif address in upstream:
-        components[key] = str(upstream[address].version_key)
-        refs[key] = address
+        components[str(key)] = str(upstream[address].version_key)
+        refs[str(key)] = address
 
 
 def _relative(folder: Path, root: Path) -> str:

@@ -27,9 +27,10 @@ from pathlib import Path
 
 from mlform import private
 from mlform.errors import SecretError
+from mlform.plan import keys
+from mlform.plan import reasons as why
 
-PREFIX = "secret:"  # component `secret:NAME`
-KEY_ID = "fingerprint-key"  # component: the id of the key the fingerprints were made with
+_KEY_ID = str(keys.FingerprintKey())
 ENV = "MLFORM_SECRETS_FINGERPRINT_KEY"
 _KEY_BYTES = 32
 
@@ -86,7 +87,7 @@ def fingerprint(key: bytes, value: str) -> str:
 
 def excluded(component: str) -> bool:
     """Whether a component is left out of a digest (compared by `compare` instead)."""
-    return component.startswith(PREFIX) or component == KEY_ID
+    return isinstance(keys.parse(component), keys.Secret | keys.FingerprintKey)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,17 +96,17 @@ class Comparison:
     other_key: str | None = None  # the recorded key id, when it is not the current one
 
     def reasons(self) -> list[str]:
-        return [f"secret {name} changed" for name in self.changed]
+        return [why.secret_changed(name).text for name in self.changed]
 
 
 def compare(old: Mapping[str, str], new: Mapping[str, str]) -> Comparison:
     """Which secrets changed between recorded and desired components. A secret newly
     referenced is not "changed": the reference itself is a change of the spec."""
-    names = [k[len(PREFIX) :] for k in sorted(new) if k.startswith(PREFIX)]
-    compared = [n for n in names if f"{PREFIX}{n}" in old]
+    names = sorted(k.name for k in map(keys.parse, new) if isinstance(k, keys.Secret))
+    compared = [n for n in names if str(keys.Secret(n)) in old]
     if not compared:
         return Comparison()
-    if old.get(KEY_ID) != new.get(KEY_ID):
-        return Comparison(other_key=str(old.get(KEY_ID)))
-    changed = tuple(n for n in compared if old[f"{PREFIX}{n}"] != new[f"{PREFIX}{n}"])
+    if old.get(_KEY_ID) != new.get(_KEY_ID):
+        return Comparison(other_key=str(old.get(_KEY_ID)))
+    changed = tuple(n for n in compared if old[str(keys.Secret(n))] != new[str(keys.Secret(n))])
     return Comparison(changed)

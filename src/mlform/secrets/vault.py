@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from mlform.errors import Problem, SecretError
+from mlform.plan import keys as component_keys
 from mlform.secrets import fingerprint, references
 from mlform.secrets.declared import Secret
 from mlform.secrets.sources import SOURCES
@@ -70,10 +71,10 @@ class Vault:
             return {}
         key = self.key()
         found = {
-            f"{fingerprint.PREFIX}{name}": fingerprint.fingerprint(key, self.value(name))
+            str(component_keys.Secret(name)): fingerprint.fingerprint(key, self.value(name))
             for name in wanted
         }
-        found[fingerprint.KEY_ID] = fingerprint.key_id(key)
+        found[str(component_keys.FingerprintKey())] = fingerprint.key_id(key)
         return found
 
     def key(self) -> bytes:
