@@ -222,6 +222,29 @@ def test_markdown_and_json_renderings(cli: Cli, example: Path) -> None:
     ]
 
 
+def test_the_state_stores_component_keys_as_earlier_versions_did(cli: Cli, example: Path) -> None:
+    """What an earlier mlform wrote, this one reads alike: a plan of an applied state
+    compares the same key strings, so nothing is planned."""
+    assert cli("apply", "--yes", cwd=example).code == 0
+    stored = {}
+    for address in ("data/iris", "environment/sklearn-env", "runconfig/train"):
+        shown = json.loads(cli("state", "show", address, "--json", cwd=example).out)
+        stored[address] = sorted(shown["components"])
+    assert stored == {
+        "data/iris": ["dep:datastore/workspaceblobstore", "file:iris.csv", "spec"],
+        "environment/sklearn-env": ["build", "spec"],
+        "runconfig/train": [
+            "code:src/train.py",
+            "dep:data/iris",
+            "dep:environment/sklearn-env",
+            "environment",
+            "input:training_data",
+            "spec",
+        ],
+    }
+    assert cli("plan", "--detailed-exitcode", cwd=example).code == 0
+
+
 def test_a_plan_saved_without_reason_details_still_applies(
     cli: Cli, example: Path, tmp_path: Path
 ) -> None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from mlform.plan import reasons as why
 from mlform.plan import render
 from mlform.plan.diff import diff
 from mlform.plan.model import Action, Change, Desired
+from mlform.plan.reasons import ReasonCode
 from mlform.state.records import Recorded
 from mlform.state.store import Identity
 
@@ -515,3 +517,8 @@ def test_parts_and_unchanged_versions_have_their_codes() -> None:
             "version": "3",
         },
     ]
+
+
+def test_every_code_has_a_row_in_the_readme() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    assert [c.value for c in ReasonCode if f"| `{c.value}` |" not in readme] == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from mlform.plan import keys
+from mlform.resources.base import digest_of
 
 STORED = {
     "spec": keys.Spec(),
@@ -41,3 +42,15 @@ def test_a_colon_in_a_name_stays_in_the_name() -> None:
 def test_typed_components_keep_their_values() -> None:
     stored = {"spec": "s", "file:a.csv": "1", "secret:T": "f"}
     assert keys.typed(stored) == {keys.Spec(): "s", keys.File("a.csv"): "1", keys.Secret("T"): "f"}
+
+
+def test_digests_are_made_of_the_stored_strings_as_before() -> None:
+    """A state applied by an earlier mlform plans nothing: the same keys, the same digest
+    (secret fingerprints and their key left out)."""
+    components = {str(keys.Spec()): "s", str(keys.File("a.csv")): "1"}
+    components[str(keys.Dep("data/x"))] = "d"
+    components[str(keys.Secret("T"))] = "x"
+    components[str(keys.FingerprintKey())] = "k"
+    assert digest_of(components) == (
+        "0e7a8793b941c48c22d098bf3532276991f57fb01f08c9ca88afca1643b2ede9"
+    )
