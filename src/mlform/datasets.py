@@ -16,9 +16,9 @@ import yaml
 
 from mlform.config.refs import LocalPath, parse_asset_ref
 from mlform.config.workspace import Config
+from mlform.context import Context
 from mlform.errors import DatastoreError, MlformError, NotFound
 from mlform.hashing import Hasher
-from mlform.resources.base import Context
 from mlform.state.store import Store
 
 Reader = Callable[[str, Sequence[Any]], list[tuple[Any, ...]]]

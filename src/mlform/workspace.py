@@ -21,11 +21,12 @@ from typing import TYPE_CHECKING, Any
 from mlform.apply.executor import Report, Result, Status, execute
 from mlform.config import workspace as config_loader
 from mlform.config.workspace import Config
+from mlform.context import Context
 from mlform.errors import ConfigInvalid, PlanError, StalePlan, StateError
 from mlform.hashing import Hasher
 from mlform.plan.diff import diff
 from mlform.plan.model import Action, Change, Plan
-from mlform.resources import Context, desire_all, refresh_all, refusals
+from mlform.resources import desire_all, refresh_all, refusals
 from mlform.state.lock import LockInfo
 
 if TYPE_CHECKING:

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from mlform.registry.gate import Condition, evaluate, parse
+from mlform.config.conditions import Condition, parse
+from mlform.registry.gate import evaluate
 
 
 def test_parse_reads_conditions_joined_with_and_or_listed() -> None:

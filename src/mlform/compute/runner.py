@@ -21,9 +21,9 @@ from mlform import snapshot as snapshots
 from mlform.compute import TARGETS, Launch
 from mlform.config.refs import LocalPath, Url
 from mlform.config.specs import DataInput, RunconfigSpec, env_text
+from mlform.context import Context, Outcome
 from mlform.errors import ApplyError, RunFailed, SecretError
 from mlform.plan.model import Change
-from mlform.resources.base import Context, Outcome
 from mlform.state.records import Record
 from mlform.state.runs import Experiment, RunRow, SnapshotRow
 from mlform.state.store import Store

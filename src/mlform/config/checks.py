@@ -12,7 +12,9 @@ import re
 from collections.abc import Collection, Mapping
 from pathlib import Path
 
+from mlform.config import conditions
 from mlform.config.refs import DatastorePath, LocalPath, Url, local_path
+from mlform.config.schemes import protocol_problem
 from mlform.config.specs import (
     DataInput,
     DataSpec,
@@ -45,8 +47,6 @@ def check_spec(spec: Spec, root: Path, skip: Collection[str] = ()) -> list[Probl
 
 
 def _register_model(spec: RunconfigSpec) -> list[Problem]:
-    from mlform.registry import gate
-
     register = spec.register_model
     if register is None:
         return []
@@ -61,7 +61,7 @@ def _register_model(spec: RunconfigSpec) -> list[Problem]:
             )
         )
     try:
-        gate.parse(register.when)
+        conditions.parse(register.when)
     except ValueError as err:
         problems.append(spec.source.problem(["register_model", "when"], str(err)))
     return problems
@@ -316,7 +316,5 @@ def _url(spec: Spec, url: Url, where: list[str | int] | None = None) -> list[Pro
             "or azureml://datastores/<datastore>/paths/<path>"
         )
         return [spec.source.problem(where or ["path"], message)]
-    from mlform.storage import protocol_problem
-
     problem = protocol_problem(url.scheme)
     return [spec.source.problem(where or ["path"], problem)] if problem else []

@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from mlform import private
+from mlform.cachedir import cache_dir
 from mlform.endpoints.instances import Instance, Launch
 from mlform.endpoints.mount import Mounted
 from mlform.masking import variables
@@ -23,9 +24,8 @@ class DockerTarget:
         from mlform.containers import build, engine
         from mlform.containers import run as containers
         from mlform.endpoints import runtime
-        from mlform.resources.base import cache_dir
-        from mlform.resources.image import DEFAULT_BASE, runtime_folder
 
+        assert launch.runtime is not None
         cache = cache_dir()
         # The image holds the files as Azure mounts them (see `mount`): the model folder
         # is AZUREML_MODEL_DIR, and MLFORM_MODEL_DIR the registered folder inside it.
@@ -35,10 +35,10 @@ class DockerTarget:
         tag = f"mlform-deployment/{launch.endpoint}-{launch.deployment}:{launch.digest[:12]}"
         request = build.BuildRequest(
             tag=tag,
-            base_image=launch.base_image or DEFAULT_BASE,
+            base_image=launch.base_image or runtime.DEFAULT_BASE,
             requirements=requirements,
             folders={
-                "runtime": runtime_folder(cache),
+                "runtime": launch.runtime,
                 "code": launch.code,
                 "model": mounted.azureml,
             },

@@ -83,6 +83,8 @@ class Launch:
     python: Path | None  # the environment's interpreter (local)
     requirements: Sequence[str] = ()  # the environment's packages (docker)
     base_image: str | None = None
+    # the serving runtime's folder (`mlform.serving` alone), made by whoever launches
+    runtime: Path | None = None
     variables: Mapping[str, str] = field(default_factory=dict)
     workers: int = 1
     azureml_model_dir: Path | None = None  # the files as Azure mounts them (`mount`)

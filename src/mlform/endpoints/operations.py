@@ -14,7 +14,7 @@ from mlform.serving.auth import mint
 from mlform.serving.keyring import MAX_TOKEN_LIFETIME
 
 if TYPE_CHECKING:
-    from mlform.workspace import Workspace
+    from mlform.config.opened import OpenWorkspace
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +38,7 @@ class Endpoint:
     deployments: list[Deployed]
 
 
-def endpoints(ws: Workspace) -> list[Endpoint]:
+def endpoints(ws: OpenWorkspace) -> list[Endpoint]:
     with ws.store("endpoints") as store:
         rows = store.query(
             "select name, outputs from resources where kind = 'endpoint' and status <> 'deleted' "
@@ -81,7 +81,7 @@ def endpoints(ws: Workspace) -> list[Endpoint]:
     return found
 
 
-def endpoint(ws: Workspace, name: str) -> Endpoint:
+def endpoint(ws: OpenWorkspace, name: str) -> Endpoint:
     for found in endpoints(ws):
         if found.name == name:
             return found
@@ -89,7 +89,7 @@ def endpoint(ws: Workspace, name: str) -> Endpoint:
     raise NotFound(f"no endpoint named '{name}' is deployed (endpoints: {names})")
 
 
-def logs(ws: Workspace, name: str, deployment: str | None, lines: int) -> str:
+def logs(ws: OpenWorkspace, name: str, deployment: str | None, lines: int) -> str:
     found = endpoint(ws, name)
     chosen = _deployment(found, deployment)
     if chosen.compute == "local":
@@ -105,7 +105,7 @@ def logs(ws: Workspace, name: str, deployment: str | None, lines: int) -> str:
     return DockerTarget().tail(inst, lines)
 
 
-def invoke(ws: Workspace, name: str, body: bytes, deployment: str | None) -> tuple[int, str]:
+def invoke(ws: OpenWorkspace, name: str, body: bytes, deployment: str | None) -> tuple[int, str]:
     """POST `body` to the endpoint's /score with its primary key; (status, response)."""
     found = endpoint(ws, name)
     port = int(found.url.rsplit(":", 1)[1])
@@ -132,7 +132,7 @@ def invoke(ws: Workspace, name: str, body: bytes, deployment: str | None) -> tup
         connection.close()
 
 
-def token(ws: Workspace, name: str, seconds: float) -> tuple[str, float]:
+def token(ws: OpenWorkspace, name: str, seconds: float) -> tuple[str, float]:
     """A token for an endpoint with `auth_mode: token`, signed with its current token key."""
     found = endpoint(ws, name)
     if found.auth_mode not in signing.TOKEN_MODES:
@@ -152,7 +152,7 @@ def token(ws: Workspace, name: str, seconds: float) -> tuple[str, float]:
     return mint(ring.current.secret, name, seconds, kid=ring.current.kid)
 
 
-def rotate_token_key(ws: Workspace, name: str) -> signing.Rotation:
+def rotate_token_key(ws: OpenWorkspace, name: str) -> signing.Rotation:
     """A new current token key for the endpoint; the previous one is kept for a day."""
     found = endpoint(ws, name)
     if found.auth_mode not in signing.TOKEN_MODES:
@@ -163,7 +163,7 @@ def rotate_token_key(ws: Workspace, name: str) -> signing.Rotation:
     return signing.rotate(ws.state_path.parent, name)
 
 
-def keys(ws: Workspace, name: str, regenerate: str | None) -> dict[str, str]:
+def keys(ws: OpenWorkspace, name: str, regenerate: str | None) -> dict[str, str]:
     endpoint(ws, name)
     state_dir = ws.state_path.parent
     if regenerate:

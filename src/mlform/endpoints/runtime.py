@@ -19,6 +19,7 @@ from mlform.hashing import sha256_text
 # httptools and uvloop: uvicorn's C parser and loop, which it picks when they are there.
 PACKAGES = ("starlette", "uvicorn", "httptools", "uvloop")
 CAPTURE = ("pyarrow",)  # data capture writes Parquet
+DEFAULT_BASE = "python:3.11-slim"  # the image a deployment's goes on, unless it names one
 _COMPLETE = ".mlform-complete"
 
 

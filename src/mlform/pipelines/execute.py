@@ -25,10 +25,10 @@ from typing import Any
 from mlform import snapshot as snapshots
 from mlform.config.refs import LocalPath
 from mlform.config.specs import Binding, DataInput, PipelineSpec, RunconfigSpec, StepSpec
+from mlform.context import Context, Outcome
 from mlform.errors import ApplyError, RunFailed
 from mlform.pipelines import steps as stepdb
 from mlform.plan.model import Action, Change, Desired
-from mlform.resources.base import Context, Outcome
 from mlform.state.runs import Experiment, RunRow
 from mlform.tracking.protocol import OUTPUTS
 

@@ -22,7 +22,7 @@ from mlform.state.records import Record
 from mlform.state.runs import RunRow
 
 if TYPE_CHECKING:
-    from mlform.workspace import Workspace
+    from mlform.config.opened import OpenWorkspace
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +44,7 @@ class PipelineRunSummary:
     steps: dict[str, str]  # step → completed | reused | failed | …
 
 
-def published(ws: Workspace) -> list[Published]:
+def published(ws: OpenWorkspace) -> list[Published]:
     with ws.store("pipelines") as store:
         rows = store.query(
             "select name, spec, outputs from resources where kind = 'pipeline' "
@@ -66,7 +66,7 @@ def published(ws: Workspace) -> list[Published]:
     return found
 
 
-def runs(ws: Workspace, name: str) -> list[PipelineRunSummary]:
+def runs(ws: OpenWorkspace, name: str) -> list[PipelineRunSummary]:
     with ws.store("pipelines runs") as store:
         parents = store.query(
             "select id, status, strftime(started_at, '%Y-%m-%d %H:%M:%S'), "
@@ -89,7 +89,7 @@ def runs(ws: Workspace, name: str) -> list[PipelineRunSummary]:
 
 
 def invoke(
-    ws: Workspace,
+    ws: OpenWorkspace,
     name: str,
     overrides: Mapping[str, str],
     *,
@@ -97,8 +97,9 @@ def invoke(
     log: Callable[[str, str], None] = lambda address, message: None,
 ) -> tuple[dict[str, StepResult], RunRow]:
     """Run the published pipeline `name` now, its inputs overridden by `overrides`."""
+    from mlform.context import Context
     from mlform.hashing import Hasher
-    from mlform.resources import Context, desire_all
+    from mlform.resources import desire_all
 
     config = ws.validate()  # its steps' secrets readable here, before anything runs
     address = f"pipeline/{name}"

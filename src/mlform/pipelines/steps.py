@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlform.components import canonical, digest_of
 from mlform.config.refs import LocalPath
 from mlform.config.specs import Binding, DataInput, PipelineSpec, StepSpec
 from mlform.hashing import Hasher, sha256_text, tree_digest
 from mlform.plan.model import Desired
-from mlform.resources.base import canonical, digest_of
 from mlform.secrets import fingerprint
 from mlform.state.records import dumps
 

@@ -15,8 +15,8 @@ from mlform.state.records import Event
 from mlform.state.store import Store
 
 if TYPE_CHECKING:
+    from mlform.config.opened import OpenWorkspace
     from mlform.hashing import Hasher
-    from mlform.workspace import Workspace
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +28,7 @@ class Shown:
 
 
 def list_models(
-    ws: Workspace,
+    ws: OpenWorkspace,
     *,
     name: str | None = None,
     tags: Mapping[str, str] | None = None,
@@ -38,7 +38,7 @@ def list_models(
         return models.versions(store.read, name, tags=tags, archived=archived)
 
 
-def show(ws: Workspace, ref: str) -> Shown:
+def show(ws: OpenWorkspace, ref: str) -> Shown:
     with ws.store("models show") as store:
         model = models.resolve(store.read, ref)
         return Shown(
@@ -49,17 +49,17 @@ def show(ws: Workspace, ref: str) -> Shown:
         )
 
 
-def download(ws: Workspace, ref: str, target: Path) -> tuple[ModelVersion, list[Path]]:
+def download(ws: OpenWorkspace, ref: str, target: Path) -> tuple[ModelVersion, list[Path]]:
     with ws.store("models download") as store:
         model = models.resolve(store.read, ref)
-    from mlform.resources.base import Context
+    from mlform.context import Context
 
     storage = Context(ws.config, _no_hasher()).storage(model.datastore)
     return model, models.download(storage, model, target)
 
 
 def register(
-    ws: Workspace,
+    ws: OpenWorkspace,
     name: str,
     path: Path,
     *,
@@ -71,7 +71,7 @@ def register(
     from mlform.config.containment import Boundary, link_outside
     from mlform.config.names import name_problem
     from mlform.config.specs import DatastoreSpec
-    from mlform.resources.base import Context
+    from mlform.context import Context
 
     problem = name_problem(name)
     if problem:
@@ -114,7 +114,7 @@ def register(
 
 
 def tag(
-    ws: Workspace, ref: str, set_tags: Mapping[str, str], remove: Sequence[str] = ()
+    ws: OpenWorkspace, ref: str, set_tags: Mapping[str, str], remove: Sequence[str] = ()
 ) -> ModelVersion:
     with ws.store("models tag", write=True) as store:
         model = models.resolve(store.read, ref)
@@ -130,7 +130,7 @@ def tag(
         return models.resolve(store.read, model.ref)
 
 
-def archive(ws: Workspace, ref: str, *, restore: bool = False) -> list[ModelVersion]:
+def archive(ws: OpenWorkspace, ref: str, *, restore: bool = False) -> list[ModelVersion]:
     """Archive (or restore) one version, or every version of a name given without one."""
     from mlform.config.refs import parse_asset_ref
 
@@ -153,7 +153,7 @@ def archive(ws: Workspace, ref: str, *, restore: bool = False) -> list[ModelVers
         return chosen
 
 
-def delete(ws: Workspace, ref: str) -> ModelVersion:
+def delete(ws: OpenWorkspace, ref: str) -> ModelVersion:
     with ws.store("models delete", write=True) as store:
         model = models.resolve(store.read, ref)
         if ":" not in ref.removeprefix("azureml:"):

@@ -22,7 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from mlform import snapshot as snapshots
+from mlform.components import canonical, digest_of
 from mlform.config.specs import DeploymentSpec, EndpointSpec, Spec
+from mlform.context import Context, Outcome
 from mlform.endpoints import instances, keys, local, probes, router, signing
 from mlform.endpoints.instances import Instance, Launch, Target
 from mlform.endpoints.mount import mount
@@ -30,21 +32,14 @@ from mlform.errors import ApplyError, MlformError, PlanError
 from mlform.hashing import sha256_text
 from mlform.plan.model import Change, Desired
 from mlform.registry import models
-from mlform.resources.base import (
-    Context,
-    Outcome,
-    canonical,
-    content_spec,
-    declared,
-    digest_of,
-    secret_components,
-)
+from mlform.resources.base import content_spec, declared, secret_components
 from mlform.resources.environment import ensure_built
 from mlform.resources.image import (
     copy_code,
     environment_build,
     resolve_model,
     runtime_digest,
+    runtime_folder,
 )
 from mlform.secrets import fingerprint, references
 from mlform.state.records import Recorded
@@ -345,6 +340,7 @@ class _Rollout:
             python=venv / "bin" / "python",
             requirements=requirements,
             base_image=dep.base_image,
+            runtime=runtime_folder(ctx.cache),
             variables=variables,
             workers=dep.instance_count,
             secrets=secret_values,

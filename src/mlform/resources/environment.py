@@ -35,21 +35,14 @@ from typing import Any
 import yaml
 
 from mlform import buildlog
+from mlform.components import canonical
 from mlform.compute import interpreters
 from mlform.config.specs import EnvironmentSpec, Spec
+from mlform.context import Context, Outcome
 from mlform.errors import ApplyError, BuildFailed, PlanError
 from mlform.hashing import sha256_text
 from mlform.plan.model import Change, Desired
-from mlform.resources.base import (
-    Context,
-    Outcome,
-    base_components,
-    canonical,
-    content_spec,
-    declared,
-    latest_version,
-    plural,
-)
+from mlform.resources.base import base_components, content_spec, declared, latest_version, plural
 from mlform.resources.conda import CondaSpecError, to_pip
 from mlform.shownpath import shown
 from mlform.state.records import AssetMetadata, AssetVersion, EnvironmentBuild, Recorded

@@ -12,18 +12,12 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from mlform.config.specs import ModelSpec, Spec
+from mlform.context import Context, Outcome
 from mlform.errors import ApplyError, NotFound
 from mlform.hashing import FileEntry, sha256_text, tree_digest
 from mlform.plan.model import Change, Desired
 from mlform.registry import content, models
-from mlform.resources.base import (
-    Context,
-    Outcome,
-    base_components,
-    declared,
-    latest_version,
-    plural,
-)
+from mlform.resources.base import base_components, declared, latest_version, plural
 from mlform.resources.data import Scan, scan_location
 from mlform.sizes import human_size
 from mlform.state.records import Recorded

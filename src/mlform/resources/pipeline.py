@@ -14,12 +14,14 @@ from collections.abc import Mapping
 from dataclasses import replace
 
 from mlform import snapshot as snapshots
+from mlform.components import digest_of
 from mlform.config.specs import PipelineSpec, Spec
+from mlform.context import Context, Outcome
 from mlform.errors import ApplyError
 from mlform.graph import topological
 from mlform.pipelines import steps as stepdb
 from mlform.plan.model import Change, Desired
-from mlform.resources.base import Context, Outcome, declared, digest_of
+from mlform.resources.base import declared
 from mlform.secrets import references
 from mlform.state.records import Recorded
 

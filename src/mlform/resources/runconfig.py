@@ -14,18 +14,13 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from mlform import snapshot as snapshots
+from mlform.components import canonical
 from mlform.config.refs import LocalPath
 from mlform.config.specs import DataInput, RunconfigSpec, Spec
+from mlform.context import Context, Outcome
 from mlform.hashing import sha256_text, tree_digest
 from mlform.plan.model import Change, Desired
-from mlform.resources.base import (
-    Context,
-    Outcome,
-    canonical,
-    content_spec,
-    declared,
-    secret_components,
-)
+from mlform.resources.base import content_spec, declared, secret_components
 from mlform.state.records import Recorded
 
 _LISTED_FILES = 1000

@@ -19,20 +19,6 @@ from mlform.config.specs import DatastoreSpec
 if TYPE_CHECKING:
     from fsspec import AbstractFileSystem
 
-# URL scheme → the extra that installs its fsspec driver
-EXTRAS = {
-    "s3": "s3",
-    "s3a": "s3",
-    "gs": "gcs",
-    "gcs": "gcs",
-    "az": "azure",
-    "abfs": "azure",
-    "abfss": "azure",
-    "adl": "azure",
-    "wasb": "azure",
-    "wasbs": "azure",
-}
-
 
 class Storage(Protocol):
     """A place to keep immutable, content-addressed objects under string keys."""
@@ -85,25 +71,6 @@ def unreachable(url: str, err: BaseException) -> str | None:
         if isinstance(seen, TimeoutError):
             return f"cannot reach {host}: timed out; check the URL or your network"
         seen = seen.__cause__ or seen.__context__
-    return None
-
-
-def protocol_problem(scheme: str) -> str | None:
-    """Why `scheme://` URLs cannot be used here, or None when they can."""
-    import fsspec
-
-    from mlform.storage import azure, http
-
-    if scheme in http.SCHEMES:
-        return None  # read with the standard library
-    try:
-        fsspec.get_filesystem_class("abfs" if scheme in azure.SCHEMES else scheme)
-    except ValueError:
-        return f"unknown URL scheme '{scheme}://'; use a local path or an fsspec URL"
-    except ImportError:
-        extra = EXTRAS.get(scheme)
-        how = f"pip install 'mlform[{extra}]'" if extra else "install its fsspec driver"
-        return f"'{scheme}://' URLs need an extra package: {how}"
     return None
 
 
