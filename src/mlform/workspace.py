@@ -144,7 +144,7 @@ class Workspace:
             assert store.lock is not None and store.lock.info is not None
             outcome.apply_id = apply_id = store.lock.info.id
             store.start_apply(apply_id)
-            from mlform.compute.runner import abandon_stale_runs
+            from mlform.jobs.runner import abandon_stale_runs
 
             outcome.abandoned = abandon_stale_runs(store, apply_id)
             status = "interrupted"

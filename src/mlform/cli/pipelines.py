@@ -106,7 +106,8 @@ def runs_(args: argparse.Namespace, out: Output) -> int:
 
 
 def invoke(args: argparse.Namespace, out: Output) -> int:
-    from mlform.pipelines import operations
+    # start-up: `mlform --help` imports every command's module
+    from mlform.apply import invoke
 
     overrides = {}
     for item in args.sets:
@@ -114,7 +115,7 @@ def invoke(args: argparse.Namespace, out: Output) -> int:
         if not sep or not key:
             raise MlformError(f"--set {item!r}: write INPUT=VALUE")
         overrides[key] = value
-    results, parent = operations.invoke(
+    results, parent = invoke.invoke(
         Workspace(args.directory),
         args.name,
         overrides,

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from mlform.endpoints import instances, local, router, signing
 from mlform.endpoints import keys as key_file
+from mlform.endpoints.targets import targets
 from mlform.errors import MlformError, NotFound
 from mlform.serving.auth import mint
 from mlform.serving.keyring import MAX_TOKEN_LIFETIME
@@ -46,8 +47,6 @@ def endpoints(ws: OpenWorkspace) -> list[Endpoint]:
         )
         serving = instances.serving(store.read)
     state_dir = ws.state_path.parent
-    from mlform.resources.endpoint import targets
-
     known = targets()
     found = []
     for name, outputs_text in rows:

@@ -28,6 +28,7 @@ from mlform.context import Context, Outcome
 from mlform.endpoints import instances, keys, local, probes, router, signing
 from mlform.endpoints.instances import Instance, Launch, Target
 from mlform.endpoints.mount import mount
+from mlform.endpoints.targets import targets
 from mlform.errors import ApplyError, MlformError, PlanError
 from mlform.hashing import sha256_text
 from mlform.plan.model import Change, Desired
@@ -46,13 +47,6 @@ from mlform.state.records import Recorded
 
 _SWITCH = 0.6  # seconds for the router to pick up new routes and finish what is in flight
 _LOG_TAIL = 25
-
-
-def targets() -> dict[str, Target]:
-    from mlform.endpoints.docker import DockerTarget
-    from mlform.endpoints.local import LocalTarget
-
-    return {"local": LocalTarget(), "docker": DockerTarget()}
 
 
 class EndpointKind:

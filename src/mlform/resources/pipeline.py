@@ -22,6 +22,7 @@ from mlform.graph import topological
 from mlform.pipelines import steps as stepdb
 from mlform.plan.model import Change, Desired
 from mlform.resources.base import declared
+from mlform.resources.environment import ensure_built
 from mlform.secrets import references
 from mlform.state.records import Recorded
 
@@ -92,7 +93,7 @@ class PipelineKind:
         from mlform.pipelines import execute
 
         spec, snaps, statics = change.after.payload
-        run = execute.PipelineRun(change.address, spec, snaps, statics, ctx)
+        run = execute.PipelineRun(change.address, spec, snaps, statics, ctx, ensure_built)
         results, parent = run.execute()
         outputs = execute.outputs_of(results, parent, run.outputs)
         failed = {n: r for n, r in results.items() if r.status in ("failed", "skipped")}

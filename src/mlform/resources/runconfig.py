@@ -21,6 +21,7 @@ from mlform.context import Context, Outcome
 from mlform.hashing import sha256_text, tree_digest
 from mlform.plan.model import Change, Desired
 from mlform.resources.base import content_spec, declared, secret_components
+from mlform.resources.environment import ensure_built
 from mlform.state.records import Recorded
 
 _LISTED_FILES = 1000
@@ -79,9 +80,9 @@ class RunconfigKind:
         return None
 
     def apply(self, change: Change, ctx: Context) -> Outcome:
-        from mlform.compute import runner
+        from mlform.jobs import runner
 
-        return runner.run(change, ctx)
+        return runner.run(change, ctx, ensure_built)
 
     def destroy(self, change: Change, ctx: Context) -> Outcome:
         assert change.before is not None

@@ -17,10 +17,10 @@ import uuid
 from pathlib import Path
 from typing import BinaryIO
 
+from mlform.durable import settle
 from mlform.errors import DatastoreError
 from mlform.hashing import sha256_file
 from mlform.storage import Storage
-from mlform.storage.durable import settle
 
 _BLOCK = 1 << 20
 _FICLONE = 0x40049409

@@ -12,6 +12,7 @@ import shlex
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -35,18 +36,27 @@ _METRICS_EVERY = 2.0
 _STATUS_EVERY = 0.5
 
 
-def run(change: Change, ctx: Context, parent_id: str | None = None) -> Outcome:
-    """Run `change`'s runconfig (or a pipeline step made into one, under `parent_id`)."""
-    return _Run(change, ctx, parent_id).execute()
+# (ctx, owner address, environment name, version) → its virtual environment, built first
+# when this machine has none (`mlform.resources.environment.ensure_built`)
+Build = Callable[[Context, str, str, str], Path]
+
+
+def run(change: Change, ctx: Context, build: Build, parent_id: str | None = None) -> Outcome:
+    """Run `change`'s runconfig (or a pipeline step made into one, under `parent_id`),
+    in the environment `build` makes ready."""
+    return _Run(change, ctx, build, parent_id).execute()
 
 
 class _Run:
     """One run of a runconfig, from preparing its folder to recording what it did."""
 
-    def __init__(self, change: Change, ctx: Context, parent_id: str | None = None) -> None:
+    def __init__(
+        self, change: Change, ctx: Context, build: Build, parent_id: str | None = None
+    ) -> None:
         assert change.after is not None
         self.change = change
         self.ctx = ctx
+        self.build = build
         self.spec: RunconfigSpec = change.after.payload[0]
         self.snap: snapshots.Snapshot | None = change.after.payload[1]
         self.id = f"{self.spec.name}_{time.strftime('%Y%m%d_%H%M%S')}_{secrets.token_hex(2)}"
@@ -250,9 +260,7 @@ class _Run:
         assert ref is not None
         address = f"environment/{ref.name}"
         version = ref.version or self._current_version(address)
-        from mlform.resources.environment import ensure_built
-
-        venv = ensure_built(self.ctx, self.change.address, ref.name, version)
+        venv = self.build(self.ctx, self.change.address, ref.name, version)
         rows = self.ctx.read(
             "select spec from asset_versions "
             "where kind = 'environment' and name = ? and version = ?",
