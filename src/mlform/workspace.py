@@ -18,6 +18,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlform import runs
 from mlform.apply.executor import Report, Result, Status, execute
 from mlform.config import workspace as config_loader
 from mlform.config.workspace import Config
@@ -86,6 +87,7 @@ class Workspace:
         if write:
             try:
                 _check_owner(self.config, store)
+                # start-up: every command loads this module; the audit log only for a writer
                 from mlform.access import audit
 
                 audit.ingest(store, self.state_path.parent)  # what servers saw meanwhile
@@ -120,6 +122,7 @@ class Workspace:
         only `reinit` starts a new one (and stops those processes first)."""
         leftovers = self._leftovers(reinit)
         with self.store("apply", write=True, wait=lock_wait) as store:
+            # start-up: every command loads this module; process groups only for apply
             from mlform.compute import groups
 
             # first, so a pip a killed apply left running stops writing into the cache
@@ -136,6 +139,7 @@ class Workspace:
                 outcome.confirmed = False
                 return outcome
             if leftovers:
+                # start-up: every command loads this module; leftovers only for apply
                 from mlform.apply import leftovers as earlier
 
                 earlier.stop(leftovers, self.state_path.parent, lambda line: log("state", line))
@@ -144,6 +148,7 @@ class Workspace:
             assert store.lock is not None and store.lock.info is not None
             outcome.apply_id = apply_id = store.lock.info.id
             store.start_apply(apply_id)
+            # start-up: every command loads this module; the runner only for apply
             from mlform.jobs.runner import abandon_stale_runs
 
             outcome.abandoned = abandon_stale_runs(store, apply_id)
@@ -163,6 +168,7 @@ class Workspace:
             return outcome
 
     def _audit(self, store: Store, ctx: Context, apply_id: str, status: str, plan: Plan) -> None:
+        # start-up: every command loads this module; the audit log only for apply
         from mlform.access import actor, audit
 
         who = actor.applier(self.root, ignore=(ctx.state_dir, ctx.cache))
@@ -173,11 +179,13 @@ class Workspace:
         """What shows that a state existed, when there is none (else nothing)."""
         if self.state_path.exists():
             return []
+        # start-up: every command loads this module; leftovers only for apply
         from mlform.apply import leftovers
 
         return leftovers.find(self.config).describe(self.root)
 
     def _leftovers(self, reinit: bool) -> Leftovers | None:
+        # start-up: every command loads this module; leftovers only for apply
         from mlform.apply import leftovers
 
         if self.state_path.exists():
@@ -195,22 +203,16 @@ class Workspace:
     def runs(self, **filters: Any) -> list[Run]:
         """Recorded runs, newest first: `experiment=`, `status=`, `tags={…}`, `runconfig=`,
         `limit=`."""
-        from mlform import runs
-
         with self.store("runs") as store:
             return runs.list_runs(store, **filters)
 
     def run(self, ref: str) -> Run:
         """One run by id, id prefix, or runconfig name (its latest run)."""
-        from mlform import runs
-
         with self.store("runs") as store:
             return runs.find(store, ref)
 
     def metrics(self, ref: str, key: str | None = None) -> list[tuple[str, int, int, float]]:
         """A run's metric history as (key, step, timestamp ms, value)."""
-        from mlform import runs
-
         with self.store("runs") as store:
             return runs.metric_history(store, runs.find(store, ref).id, key)
 

@@ -13,6 +13,7 @@ from collections.abc import Collection, Mapping
 from pathlib import Path
 
 from mlform.config import conditions
+from mlform.config.containment import Boundary
 from mlform.config.refs import DatastorePath, LocalPath, Url, local_path
 from mlform.config.schemes import protocol_problem
 from mlform.config.specs import (
@@ -27,6 +28,7 @@ from mlform.config.specs import (
     Spec,
     env_text,
 )
+from mlform.config.yamlfile import read_document
 from mlform.errors import Problem
 
 
@@ -232,9 +234,8 @@ def _environment(spec: EnvironmentSpec, root: Path) -> list[Problem]:
 
 def _packages(spec: EnvironmentSpec, root: Path) -> list[Problem]:
     """An entry of any package list that is not a requirement, at its own line."""
-    from mlform.config.containment import Boundary
+    # start-up: packaging's requirement parser, only for an environment that lists packages
     from mlform.config.packages import requirement_problem
-    from mlform.config.yamlfile import read_document
 
     # A file outside is reported as such (containment), never read: its lines would be
     # quoted in the errors.

@@ -126,6 +126,7 @@ def _compiled(kind: str, schema: dict[str, Any]) -> tuple[str, CodeType]:
 
 @cache
 def _thorough(kind: str) -> jsonschema.protocols.Validator:
+    # start-up: jsonschema only for a file with a problem
     import jsonschema
 
     schema = load_schema(kind)
@@ -245,6 +246,7 @@ def _explain(
         yield doc.problem(where, message, key=bool(where))
         return
     if validator in ("oneOf", "anyOf") and error.context:
+        # start-up: jsonschema only for a file with a problem
         import jsonschema
 
         # A branch that failed on something other than its type is the one the value was

@@ -9,8 +9,10 @@ from pathlib import Path
 
 from mlform import private
 from mlform.cachedir import cache_dir
+from mlform.endpoints import runtime
 from mlform.endpoints.instances import Instance, Launch
 from mlform.endpoints.mount import Mounted
+from mlform.errors import EngineUnavailable, MlformError
 from mlform.masking import variables
 from mlform.serving import secretenv
 
@@ -21,9 +23,9 @@ _SECRET_VARIABLES = "/run/secrets/mlform-variables"
 
 class DockerTarget:
     def start(self, launch: Launch, port: int, log: Callable[[str], None]) -> Instance:
+        # start-up: plan imports this module; the engine's (and jinja2's for builds) only here
         from mlform.containers import build, engine
         from mlform.containers import run as containers
-        from mlform.endpoints import runtime
 
         assert launch.runtime is not None
         cache = cache_dir()
@@ -109,14 +111,15 @@ class DockerTarget:
         )
 
     def alive(self, instance: Instance) -> bool:
+        # start-up: plan imports this module; the engine's only for a container
         from mlform.containers import engine
-        from mlform.errors import EngineUnavailable
 
         try:
             client = engine.connect()
         except EngineUnavailable:
             return False
         try:
+            # start-up: the Docker SDK, only when a container is asked
             import docker.errors
 
             try:
@@ -128,6 +131,7 @@ class DockerTarget:
             client.close()
 
     def stop(self, instance: Instance) -> None:
+        # start-up: plan imports this module; the engine's only for a container
         from mlform.containers import engine
         from mlform.containers import run as containers
 
@@ -138,6 +142,7 @@ class DockerTarget:
             client.close()
 
     def kill(self, instance: Instance) -> None:
+        # start-up: plan imports this module; the engine's only for a container
         from mlform.containers import engine
         from mlform.containers import run as containers
 
@@ -148,9 +153,9 @@ class DockerTarget:
             client.close()
 
     def tail(self, instance: Instance, lines: int) -> str:
+        # start-up: plan imports this module; the engine's only for a container
         from mlform.containers import engine
         from mlform.containers import run as containers
-        from mlform.errors import MlformError
 
         try:
             client = engine.connect()

@@ -5,10 +5,12 @@ from __future__ import annotations
 import http.client
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mlform.endpoints import instances, local, router, signing
 from mlform.endpoints import keys as key_file
+from mlform.endpoints.docker import DockerTarget
 from mlform.endpoints.targets import targets
 from mlform.errors import MlformError, NotFound
 from mlform.serving.auth import mint
@@ -92,11 +94,7 @@ def logs(ws: OpenWorkspace, name: str, deployment: str | None, lines: int) -> st
     found = endpoint(ws, name)
     chosen = _deployment(found, deployment)
     if chosen.compute == "local":
-        from pathlib import Path
-
         return local.tail(Path(chosen.log), lines)
-    from mlform.endpoints.docker import DockerTarget
-
     with ws.store("endpoints logs") as store:
         inst = next(
             i for i in instances.serving(store.read, name) if i.deployment == chosen.deployment

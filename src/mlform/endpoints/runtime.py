@@ -13,6 +13,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+from mlform.compute import groups
 from mlform.errors import BuildFailed
 from mlform.hashing import sha256_text
 
@@ -40,8 +41,6 @@ def packages(cache: Path, capture: bool = False) -> Path:
         if (target / _COMPLETE).is_file():
             return target
         shutil.rmtree(target, ignore_errors=True)
-        from mlform.compute import groups
-
         code, output = groups.output(
             [
                 sys.executable,

@@ -18,17 +18,22 @@ from pathlib import Path
 from typing import Any
 
 import mlform
+from mlform import datasets, gitinfo
 from mlform import snapshot as snapshots
 from mlform.compute import TARGETS, Launch
 from mlform.config.refs import LocalPath, Url
 from mlform.config.specs import DataInput, RunconfigSpec, env_text
 from mlform.context import Context, Outcome
+from mlform.datasets import download
 from mlform.errors import ApplyError, RunFailed, SecretError
 from mlform.plan.model import Change
+from mlform.registry import gated
 from mlform.state.records import Record
-from mlform.state.runs import Experiment, RunRow, SnapshotRow
+from mlform.state.runs import Abandoned, Experiment, RunRow, SnapshotRow
 from mlform.state.store import Store
-from mlform.tracking import protocol
+from mlform.tracking import mlflow_job, protocol
+from mlform.tracking.record import TrackingRecord
+from mlform.tracking.tail import Tail
 
 _SUBSTITUTION = re.compile(r"\$\{\{\s*(inputs|outputs)\.([A-Za-z0-9_.-]+)\s*\}\}")
 _LOG_TAIL = 30
@@ -99,8 +104,6 @@ class _Run:
         final = replace(
             self.row, status=status, exit_code=code, ended_at=time.time(), log_tail=tail
         )
-        from mlform.tracking.record import TrackingRecord
-
         records: list[Record] = [final, TrackingRecord(self.id, self.dir)]
         if status != "completed":
             self.ctx.emit(records)
@@ -125,8 +128,6 @@ class _Run:
         }
         message = f"run {self.id} completed in {seconds:.1f}s"
         if self.spec.register_model is not None:
-            from mlform.registry import gated
-
             try:
                 registered = gated.register_output(
                     self.ctx, self.spec, self.id, self.dir, self.values
@@ -153,8 +154,6 @@ class _Run:
             ctx.emit([SnapshotRow(self.snap.digest, key, len(self.snap.files), self.snap.size)])
             _write_manifest(self.dir / "logs" / "snapshot.json", self.snap)
             self.row = replace(self.row, snapshot_id=self.snap.digest)
-        from mlform import gitinfo
-
         git = gitinfo.describe(spec.code or ctx.config.root, ignore=(ctx.state_dir, ctx.cache))
         self.row = replace(
             self.row, git_commit=git.commit, branch=git.branch, remote=git.remote, dirty=git.dirty
@@ -217,8 +216,6 @@ class _Run:
     def mlflow_run(self, env: dict[str, str], cwd: Path) -> dict[str, str]:
         """MLFLOW_RUN_ID and the experiment of the job's own MLflow run, as Azure ML sets
         them, when the run's Python has mlflow (`mlform.tracking.mlflow_job`)."""
-        from mlform.tracking import mlflow_job
-
         if not self._names_mlflow(cwd):
             return {}
         try:
@@ -281,12 +278,8 @@ class _Run:
             assert isinstance(location, Url)
             if value.mode == "direct":
                 return location.url, location.url
-            from mlform.datasets import download
-
             fetched = download(location.url, self.dir / "inputs" / name, value.type)
             return str(fetched), location.url
-        from mlform import datasets
-
         asset = value.asset
         address = f"data/{asset.name}"
         version = asset.version or self._current_version(address)
@@ -318,8 +311,6 @@ class _Run:
         (self.dir / "compute.json").write_text(
             json.dumps({"target": target, "ident": handle.ident}), encoding="utf-8"
         )
-        from mlform.tracking.tail import Tail
-
         started = time.monotonic()
         shown = 0
         metrics = Tail(self.dir)
@@ -412,8 +403,6 @@ def _env_name(name: str) -> str:
 def abandon_stale_runs(store: Store, apply_id: str) -> list[str]:
     """Runs an interrupted apply left unfinished: stop what still runs, keep what they
     logged, and record them as failed. Called as a new apply starts."""
-    from mlform.state.runs import Abandoned
-    from mlform.tracking.record import TrackingRecord
 
     stale = store.query(
         "select id, run_dir from runs where status in ('queued', 'preparing', 'running')"

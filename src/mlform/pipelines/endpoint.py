@@ -345,6 +345,7 @@ def _error(err: Exception) -> Response:
 
 def serve(ws: OpenWorkspace, host: str, port: int, say: Callable[[str], None]) -> int:
     """Serve the pipeline endpoint on `host:port` until interrupted."""
+    # start-up: uvicorn, only when the pipeline endpoint serves
     import uvicorn
 
     state_dir = ws.state_path.parent

@@ -12,6 +12,7 @@ what failed, and what depends on it, runs again.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import threading
@@ -149,8 +150,6 @@ class PipelineRun:
     def _report(self, status: str) -> None:
         """The run's progress in its folder, for readers that cannot wait for the state
         (the pipeline endpoint answering GET …/runs/<id> while the run holds it)."""
-        import json
-
         self.status_file.parent.mkdir(parents=True, exist_ok=True)
         data = {
             "run_id": self.id,

@@ -10,6 +10,7 @@ the same thing, and one whose upstream produced the same output as before is reu
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -228,8 +229,6 @@ def reasons(components: Mapping[str, str], last: StepRun | None) -> str:
 
 
 def _relative(folder: Path, root: Path) -> str:
-    import os
-
     relative = os.path.relpath(folder, root)
     if relative == ".":
         return ""

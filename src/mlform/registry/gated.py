@@ -40,6 +40,7 @@ def register_output(
             f"to register as model {register.name} (register_model.path, {spec.source}); "
             "write the model there, e.g. under ${{outputs.model}}, or correct the path"
         )
+    # start-up: plan imports this module; metric ingestion (and MLflow's store) only here
     from mlform.tracking.ingest import final_metrics
 
     metrics = final_metrics(run_id, run_dir)

@@ -8,7 +8,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlform.config.containment import Boundary, link_outside
+from mlform.config.names import name_problem
+from mlform.config.refs import parse_asset_ref
+from mlform.config.specs import DatastoreSpec
+from mlform.context import Context
 from mlform.errors import MlformError, NotFound
+from mlform.hashing import Hasher
 from mlform.registry import content, models
 from mlform.registry.models import ModelVersion
 from mlform.state.records import Event
@@ -52,8 +58,6 @@ def show(ws: OpenWorkspace, ref: str) -> Shown:
 def download(ws: OpenWorkspace, ref: str, target: Path) -> tuple[ModelVersion, list[Path]]:
     with ws.store("models download") as store:
         model = models.resolve(store.read, ref)
-    from mlform.context import Context
-
     storage = Context(ws.config, _no_hasher()).storage(model.datastore)
     return model, models.download(storage, model, target)
 
@@ -68,10 +72,6 @@ def register(
     description: str | None = None,
 ) -> models.Registration:
     """Register the files at `path` by hand (`mlform models register NAME PATH`)."""
-    from mlform.config.containment import Boundary, link_outside
-    from mlform.config.names import name_problem
-    from mlform.config.specs import DatastoreSpec
-    from mlform.context import Context
 
     problem = name_problem(name)
     if problem:
@@ -132,8 +132,6 @@ def tag(
 
 def archive(ws: OpenWorkspace, ref: str, *, restore: bool = False) -> list[ModelVersion]:
     """Archive (or restore) one version, or every version of a name given without one."""
-    from mlform.config.refs import parse_asset_ref
-
     parsed = parse_asset_ref(ref)
     if parsed is None:
         raise MlformError(f"'{ref}' is not a model reference; write NAME or NAME:VERSION")
@@ -173,6 +171,4 @@ def _write(store: Store, address: str, action: str, message: str, records: list[
 
 def _no_hasher() -> Hasher:
     """Registering by hand hashes each file once as it is stored: no stat cache."""
-    from mlform.hashing import Hasher
-
     return Hasher(None)

@@ -24,7 +24,7 @@ from mlform.hashing import FileEntry, sha256_file, sha256_text, tree_digest
 from mlform.plan.model import Change, Desired
 from mlform.resources.base import base_components, declared, latest_version, plural
 from mlform.sizes import human_size
-from mlform.state.records import AssetMetadata, AssetVersion, Recorded
+from mlform.state.records import Archive, AssetMetadata, AssetVersion, Recorded
 from mlform.storage import filesystem, http, unreachable
 from mlform.storage.blobs import blob_key
 
@@ -106,8 +106,6 @@ class DataKind:
         return Outcome(outputs, [record], f"version {change.version}")
 
     def destroy(self, change: Change, ctx: Context) -> Outcome:
-        from mlform.state.records import Archive
-
         assert change.before is not None
         return Outcome(
             change.before.outputs, [Archive("data", change.before.name)], "versions archived"

@@ -13,6 +13,7 @@ looks at what really runs: a deployment that died is drift, and apply starts it 
 
 from __future__ import annotations
 
+import json
 import secrets
 import socket
 import time
@@ -23,7 +24,7 @@ from typing import Any
 
 from mlform import snapshot as snapshots
 from mlform.components import canonical, digest_of
-from mlform.config.specs import DeploymentSpec, EndpointSpec, Spec
+from mlform.config.specs import DeploymentSpec, EndpointSpec, Probe, Spec, env_text
 from mlform.context import Context, Outcome
 from mlform.endpoints import instances, keys, local, probes, router, signing
 from mlform.endpoints.instances import Instance, Launch, Target
@@ -412,8 +413,6 @@ def _keys_digest(ctx: Context, spec: EndpointSpec) -> str:
 
 
 def _env_variables(ctx: Context, env_ref: str) -> dict[str, str]:
-    import json
-
     name, _, version = env_ref.partition(":")
     rows = ctx.read(
         "select spec from asset_versions where kind = 'environment' and name = ? and version = ?",
@@ -422,14 +421,10 @@ def _env_variables(ctx: Context, env_ref: str) -> dict[str, str]:
     if not rows:
         return {}
     spec = json.loads(rows[0][0])
-    from mlform.config.specs import env_text
-
     return {str(k): env_text(v) for k, v in (spec.get("environment_variables") or {}).items()}
 
 
 def _probe_of(recorded: Recorded, deployment: str) -> Any:
-    from mlform.config.specs import Probe
-
     timeout = ((recorded.outputs.get("probes") or {}).get(deployment) or {}).get("timeout")
     return Probe(timeout=float(timeout)) if timeout else Probe()
 

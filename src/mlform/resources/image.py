@@ -109,6 +109,7 @@ class ImageKind:
                 message=f"{model.ref} is what it was built with: nothing to rebuild",
                 applied=after,
             )
+        # start-up: containers.build loads jinja2, only when an image is built
         from mlform.containers import build, engine
 
         try:

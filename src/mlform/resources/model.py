@@ -22,6 +22,7 @@ from mlform.resources.data import Scan, scan_location
 from mlform.sizes import human_size
 from mlform.state.records import Recorded
 from mlform.storage import Storage
+from mlform.storage.blobs import ingest_stream
 
 _LISTED_FILES = 1000
 
@@ -150,9 +151,8 @@ def _store(scan: Scan, storage: Storage) -> list[FileEntry]:
 
 def _download(scan: Scan, storage: Storage) -> list[FileEntry]:
     """Remote model files, streamed through the hash into the datastore."""
+    # start-up: fsspec, only when a model is read from a URL
     from fsspec.core import url_to_fs
-
-    from mlform.storage.blobs import ingest_stream
 
     fs, root = url_to_fs(scan.location)
     single = len(scan.files) == 1 and fs.isfile(root)

@@ -1,5 +1,4 @@
 """Pipelines: a job made of steps. The plan says, per step, `reuse` or why it must run:
-
     > pipeline/retrain  (prepare: reuse; train: code changed (src/train.py);
                          evaluate: after train; register: after evaluate)
 
@@ -90,6 +89,7 @@ class PipelineKind:
 
     def apply(self, change: Change, ctx: Context) -> Outcome:
         assert change.after is not None
+        # start-up: plan imports this kind; running the steps' modules only when it applies
         from mlform.pipelines import execute
 
         spec, snaps, statics = change.after.payload

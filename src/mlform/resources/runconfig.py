@@ -20,6 +20,7 @@ from mlform.config.specs import DataInput, RunconfigSpec, Spec
 from mlform.context import Context, Outcome
 from mlform.hashing import sha256_text, tree_digest
 from mlform.plan.model import Change, Desired
+from mlform.registry import gated
 from mlform.resources.base import content_spec, declared, secret_components
 from mlform.resources.environment import ensure_built
 from mlform.state.records import Recorded
@@ -62,8 +63,6 @@ class RunconfigKind:
         files = len(snap.files) if snap else 0
         note = ""
         if spec.register_model is not None:
-            from mlform.registry import gated
-
             note = gated.plan_note(ctx, spec)
         return declared(
             spec,
@@ -80,6 +79,7 @@ class RunconfigKind:
         return None
 
     def apply(self, change: Change, ctx: Context) -> Outcome:
+        # start-up: plan loads this kind; the runner (tracking, MLflow store) only for apply
         from mlform.jobs import runner
 
         return runner.run(change, ctx, ensure_built)

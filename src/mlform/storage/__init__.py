@@ -48,6 +48,7 @@ def open_storage(spec: DatastoreSpec, options: Mapping[str, Any]) -> Storage:
 
 def filesystem(url: str, options: Mapping[str, Any]) -> tuple[AbstractFileSystem, str]:
     """The fsspec filesystem and path for `url`, Azure ML's URL forms included."""
+    # start-up: fsspec and Azure's URL forms, only for data at a URL
     from fsspec.core import url_to_fs
 
     from mlform.storage import azure
@@ -75,6 +76,7 @@ def unreachable(url: str, err: BaseException) -> str | None:
 
 
 def _local(spec: DatastoreSpec, options: Mapping[str, Any]) -> Storage:
+    # start-up: a backend's module only when a datastore of its kind is opened
     from mlform.storage.local import LocalStorage
 
     assert isinstance(spec.location, LocalPath)
@@ -82,6 +84,7 @@ def _local(spec: DatastoreSpec, options: Mapping[str, Any]) -> Storage:
 
 
 def _fsspec(spec: DatastoreSpec, options: Mapping[str, Any]) -> Storage:
+    # start-up: a backend's module only when a datastore of its kind is opened
     from mlform.storage.remote import FsspecStorage
 
     return FsspecStorage(spec, options)

@@ -13,6 +13,7 @@ import contextlib
 import fcntl
 import hashlib
 import os
+import tempfile
 import uuid
 from pathlib import Path
 from typing import BinaryIO
@@ -72,8 +73,6 @@ def ingest_stream(storage: Storage, stream: BinaryIO, name: str) -> tuple[str, i
     base = root / "incoming" if root is not None else None
     if base is not None:
         base.mkdir(parents=True, exist_ok=True)
-    import tempfile
-
     with tempfile.TemporaryDirectory(dir=base) as folder:
         partial = Path(folder) / "blob.partial"
         try:
