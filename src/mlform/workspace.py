@@ -18,7 +18,6 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlform import runs
 from mlform.apply.executor import Report, Result, Status, execute
 from mlform.config import workspace as config_loader
 from mlform.config.workspace import Config
@@ -203,16 +202,25 @@ class Workspace:
     def runs(self, **filters: Any) -> list[Run]:
         """Recorded runs, newest first: `experiment=`, `status=`, `tags={…}`, `runconfig=`,
         `limit=`."""
+        # start-up: every command loads this module; recorded runs only for `runs`
+        from mlform import runs
+
         with self.store("runs") as store:
             return runs.list_runs(store, **filters)
 
     def run(self, ref: str) -> Run:
         """One run by id, id prefix, or runconfig name (its latest run)."""
+        # start-up: every command loads this module; recorded runs only for `runs`
+        from mlform import runs
+
         with self.store("runs") as store:
             return runs.find(store, ref)
 
     def metrics(self, ref: str, key: str | None = None) -> list[tuple[str, int, int, float]]:
         """A run's metric history as (key, step, timestamp ms, value)."""
+        # start-up: every command loads this module; recorded runs only for `runs`
+        from mlform import runs
+
         with self.store("runs") as store:
             return runs.metric_history(store, runs.find(store, ref).id, key)
 
