@@ -5,7 +5,7 @@ a fresh workspace (so nothing is deduplicated away), takes at most 1.5 × the ti
 doing the same job with coreutils: `cp FILE STORE/ && sync STORE/FILE STORE/ &&
 sha256sum FILE`, one shell process. Both sides end with the copy on disk: mlform writes
 the blob under a temporary name, fsyncs it, renames it and fsyncs its folder before it
-records the version (`storage.durable`); `sync` with file arguments fsyncs each.
+records the version (`mlform.durable`); `sync` with file arguments fsyncs each.
 mlform reads the file once, hashing as it copies (a reflink where the filesystem shares
 blocks); `cp` then `sha256sum` read it twice. Both run with the file in the page cache,
 taking turns, and the medians are compared. `sha256sum` alone is shown beside them.

@@ -16,6 +16,7 @@ import struct
 import zlib
 from collections import deque
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -35,8 +36,6 @@ def write_zip(root: Path, files: Sequence[FileEntry], archive: Path) -> None:
     compressed by worker threads in batches (zlib and hashlib let go of the GIL) and written
     in order by this thread; a large file is streamed by it. `zipfile` is not used to write:
     its bookkeeping per member costs more than compressing a typical source file."""
-    from concurrent.futures import ThreadPoolExecutor
-
     top = str(root)
     workers = min(4, os.cpu_count() or 1)
     with (

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlform import private
+from mlform.compute import groups
 from mlform.masking import Masker
 from mlform.masking.relay import Relay
 
@@ -50,8 +51,6 @@ def run_logged(
     process group recorded as `what` (see `groups`) until it has ended. Its own session
     keeps a terminal's Ctrl-C from it: once `cancelled` is set, it gets a SIGTERM. Its
     output reaches the log through a pipe, `secrets` masked (`masking`)."""
-    from mlform.compute import groups
-
     log.parent.mkdir(parents=True, exist_ok=True)
     with private.open_text(log, append=True) as sink:
         sink.write("$ " + " ".join(command) + "\n")

@@ -16,10 +16,12 @@ import yaml
 
 from mlform.config.refs import LocalPath, parse_asset_ref
 from mlform.config.workspace import Config
+from mlform.context import Context
 from mlform.errors import DatastoreError, MlformError, NotFound
 from mlform.hashing import Hasher
-from mlform.resources.base import Context
 from mlform.state.store import Store
+from mlform.storage import filesystem, http, unreachable
+from mlform.storage.local import copy_file
 
 Reader = Callable[[str, Sequence[Any]], list[tuple[Any, ...]]]
 
@@ -212,14 +214,10 @@ def direct_location(ctx: Context, item: DataVersion) -> str | None:
 def download(url: str, folder: Path, kind: str) -> Path:
     """A job input given as a URL, fetched into `folder`: the file for a `uri_file` (or
     any `http(s)://` URL), else the folder."""
-    from mlform.storage import http
-
     if urlsplit(url).scheme in http.SCHEMES:
         target = folder / http.name_of(url)
         _download(url, {}, target)
         return target if kind == "uri_file" else folder
-    from mlform.storage import filesystem, unreachable
-
     try:
         fs, root = filesystem(url, {})
         if fs.isfile(root):
@@ -237,8 +235,6 @@ def download(url: str, folder: Path, kind: str) -> Path:
 
 
 def _download(source: str, options: dict[str, Any], target: Path) -> None:
-    from mlform.storage import filesystem, http, unreachable
-
     if urlsplit(source).scheme in http.SCHEMES:
         http.download(source, target)
         return
@@ -263,8 +259,6 @@ def find(read: Reader, name: str, version: str) -> DataVersion | None:
 def materialize(ctx: Context, item: DataVersion, target: Path) -> None:
     """Copy a version's files into `target` (a reflink where the filesystem can), so a run
     reads exactly the registered content however the working copy changes."""
-    from mlform.storage.local import copy_file
-
     with tempfile.TemporaryDirectory(prefix="mlform-fetch-") as tmp:
         for entry in item.manifest:
             source = _fetch(ctx, item, entry, Path(tmp))

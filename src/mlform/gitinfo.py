@@ -36,6 +36,7 @@ def describe(path: Path, ignore: Sequence[Path] = ()) -> GitInfo:
     apply) do not make the work tree dirty, whether or not the user's .gitignore lists them.
     """
     try:
+        # start-up: gitpython, only when a run records its commit
         import git
     except ImportError:  # gitpython refuses to import when no git executable is found
         return NOT_IN_GIT

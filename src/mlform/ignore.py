@@ -117,6 +117,7 @@ def _itself(regex: re.Pattern[str]) -> re.Pattern[str]:
 
 
 def _pattern(line: str) -> GitIgnoreSpecPattern:
+    # start-up: pathspec's gitignore patterns, only when a snapshot has ignore files
     from pathspec.patterns.gitignore.spec import GitIgnoreSpecPattern
 
     if line.rstrip().endswith("/**/"):

@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from typing import TextIO
 
-from mlform.storage.durable import fsync_path
+from mlform.durable import fsync_path
 
 FILE = 0o600
 FOLDER = 0o700

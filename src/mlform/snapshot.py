@@ -16,7 +16,10 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 import stat
+import tempfile
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,8 +114,6 @@ def store(snapshot: Snapshot, storage: Storage) -> str:
     name = key(snapshot.digest)
     if storage.exists(name):
         return name
-    import tempfile
-
     with tempfile.TemporaryDirectory(prefix="mlform-snapshot-") as tmp:
         archive = Path(tmp) / "snapshot.zip"
         write_zip(snapshot.root, snapshot.files, archive)
@@ -122,8 +123,6 @@ def store(snapshot: Snapshot, storage: Storage) -> str:
 
 def extract(storage: Storage, key: str, dest: Path) -> None:
     """Restore a stored snapshot into `dest`, executable bits included."""
-    import shutil
-
     if not storage.exists(key):
         raise NotFound(f"snapshot {key} is not in {storage.url}")
     local = storage.local_path(key)
@@ -273,8 +272,6 @@ def _by_path(item: FileEntry | Excluded) -> str:
 
 @contextlib.contextmanager
 def _open_zip(handle: BinaryIO, key: str) -> Iterator[zipfile.ZipFile]:
-    import zipfile
-
     try:
         archive = zipfile.ZipFile(handle)
     except zipfile.BadZipFile as err:

@@ -21,11 +21,12 @@ from typing import TYPE_CHECKING, Any
 from mlform.apply.executor import Report, Result, Status, execute
 from mlform.config import workspace as config_loader
 from mlform.config.workspace import Config
+from mlform.context import Context
 from mlform.errors import ConfigInvalid, PlanError, StalePlan, StateError
 from mlform.hashing import Hasher
 from mlform.plan.diff import diff
 from mlform.plan.model import Action, Change, Plan
-from mlform.resources import Context, desire_all, refresh_all, refusals
+from mlform.resources import desire_all, refresh_all, refusals
 from mlform.state.lock import LockInfo
 
 if TYPE_CHECKING:
@@ -85,6 +86,7 @@ class Workspace:
         if write:
             try:
                 _check_owner(self.config, store)
+                # start-up: every command loads this module; the audit log only for a writer
                 from mlform.access import audit
 
                 audit.ingest(store, self.state_path.parent)  # what servers saw meanwhile
@@ -119,6 +121,7 @@ class Workspace:
         only `reinit` starts a new one (and stops those processes first)."""
         leftovers = self._leftovers(reinit)
         with self.store("apply", write=True, wait=lock_wait) as store:
+            # start-up: every command loads this module; process groups only for apply
             from mlform.compute import groups
 
             # first, so a pip a killed apply left running stops writing into the cache
@@ -135,6 +138,7 @@ class Workspace:
                 outcome.confirmed = False
                 return outcome
             if leftovers:
+                # start-up: every command loads this module; leftovers only for apply
                 from mlform.apply import leftovers as earlier
 
                 earlier.stop(leftovers, self.state_path.parent, lambda line: log("state", line))
@@ -143,7 +147,8 @@ class Workspace:
             assert store.lock is not None and store.lock.info is not None
             outcome.apply_id = apply_id = store.lock.info.id
             store.start_apply(apply_id)
-            from mlform.compute.runner import abandon_stale_runs
+            # start-up: every command loads this module; the runner only for apply
+            from mlform.jobs.runner import abandon_stale_runs
 
             outcome.abandoned = abandon_stale_runs(store, apply_id)
             status = "interrupted"
@@ -162,6 +167,7 @@ class Workspace:
             return outcome
 
     def _audit(self, store: Store, ctx: Context, apply_id: str, status: str, plan: Plan) -> None:
+        # start-up: every command loads this module; the audit log only for apply
         from mlform.access import actor, audit
 
         who = actor.applier(self.root, ignore=(ctx.state_dir, ctx.cache))
@@ -172,11 +178,13 @@ class Workspace:
         """What shows that a state existed, when there is none (else nothing)."""
         if self.state_path.exists():
             return []
+        # start-up: every command loads this module; leftovers only for apply
         from mlform.apply import leftovers
 
         return leftovers.find(self.config).describe(self.root)
 
     def _leftovers(self, reinit: bool) -> Leftovers | None:
+        # start-up: every command loads this module; leftovers only for apply
         from mlform.apply import leftovers
 
         if self.state_path.exists():
@@ -194,6 +202,7 @@ class Workspace:
     def runs(self, **filters: Any) -> list[Run]:
         """Recorded runs, newest first: `experiment=`, `status=`, `tags={…}`, `runconfig=`,
         `limit=`."""
+        # start-up: every command loads this module; recorded runs only for `runs`
         from mlform import runs
 
         with self.store("runs") as store:
@@ -201,6 +210,7 @@ class Workspace:
 
     def run(self, ref: str) -> Run:
         """One run by id, id prefix, or runconfig name (its latest run)."""
+        # start-up: every command loads this module; recorded runs only for `runs`
         from mlform import runs
 
         with self.store("runs") as store:
@@ -208,6 +218,7 @@ class Workspace:
 
     def metrics(self, ref: str, key: str | None = None) -> list[tuple[str, int, int, float]]:
         """A run's metric history as (key, step, timestamp ms, value)."""
+        # start-up: every command loads this module; recorded runs only for `runs`
         from mlform import runs
 
         with self.store("runs") as store:

@@ -12,8 +12,9 @@ import duckdb
 import pytest
 
 from mlform.apply.executor import execute
+from mlform.context import Context, Outcome
 from mlform.plan.model import Action, Change, Desired, Plan
-from mlform.resources import KINDS, Context, Outcome
+from mlform.resources import KINDS
 from mlform.state.store import Identity, Store
 
 

@@ -12,8 +12,10 @@ from pathlib import Path
 import docker
 import pytest
 
+from mlform.cachedir import cache_dir
 from mlform.endpoints.docker import DockerTarget
 from mlform.endpoints.instances import Launch
+from mlform.resources.image import runtime_folder
 from tests.containers.conftest import BASE_IMAGE, client  # noqa: F401  (fixture)
 from tests.endpoints.test_local import SCORE_PY, SECRET, ready
 from tests.serving.conftest import call, free_port
@@ -41,6 +43,7 @@ def test_a_containers_output_shows_its_secrets_as_stars(
         environment="iris-env:1",
         python=None,
         base_image=BASE_IMAGE,
+        runtime=runtime_folder(cache_dir()),
         variables={"API_TOKEN": SECRET},
         secrets=(SECRET,),
     )

@@ -13,9 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from mlform.cachedir import cache_dir
 from mlform.endpoints import local
 from mlform.endpoints.instances import Launch
 from mlform.endpoints.local import Process
+from mlform.resources.image import runtime_folder
 from tests.serving.conftest import call, free_port
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(60)"]
@@ -159,6 +161,7 @@ def test_a_deployments_log_shows_its_secrets_as_stars(tmp_path: Path) -> None:
         model_dir=model,
         environment="iris-env:1",
         python=Path(sys.executable),
+        runtime=runtime_folder(cache_dir()),
         variables={"API_TOKEN": SECRET, "API_URL": f"https://api.example.com/?key={SECRET}"},
         secrets=(SECRET,),
     )

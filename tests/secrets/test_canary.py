@@ -13,7 +13,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from mlform.resources.base import Context
+from mlform.context import Context
 from mlform.workspace import Workspace
 from tests.cli.test_runs import changes
 from tests.conftest import Ran, stop_endpoints

@@ -37,12 +37,3 @@ def test_the_environment_overrides_the_file(
     monkeypatch.setenv(fingerprint.ENV, "short")
     with pytest.raises(SecretError, match="does not hold a secrets fingerprint key"):
         fingerprint.load_key(tmp_path)
-
-
-def test_only_fingerprints_under_the_same_key_are_compared() -> None:
-    old = {"secret:A": "1", "secret:B": "2", "fingerprint-key": "k1", "spec": "s"}
-    assert fingerprint.compare(old, {**old, "secret:A": "9"}).reasons() == ["secret A changed"]
-    assert fingerprint.compare(old, old).reasons() == []
-    moved = {"secret:A": "7", "secret:B": "8", "fingerprint-key": "k2"}
-    assert fingerprint.compare(old, moved) == fingerprint.Comparison(other_key="k1")
-    assert fingerprint.compare({}, moved) == fingerprint.Comparison()  # newly referenced

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from mlform.storage import filesystem, protocol_problem
+from mlform.config.schemes import protocol_problem
+from mlform.storage import filesystem
 from mlform.storage.azure import translate
 from tests.conftest import Ran
 from tests.storage.conftest import AZURITE_ACCOUNT, Azurite

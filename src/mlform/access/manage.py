@@ -15,9 +15,9 @@ from mlform.access import audit, tokenfile, tokens
 from mlform.access.actor import os_user
 from mlform.access.durations import iso
 from mlform.access.roles import Role
+from mlform.config.opened import OpenWorkspace
 from mlform.errors import MlformError, NotFound
 from mlform.state.store import Store
-from mlform.workspace import Workspace
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +40,7 @@ _SELECT = (
 )
 
 
-def create(ws: Workspace, name: str, role: Role, lasts: float | None) -> tuple[TokenInfo, str]:
+def create(ws: OpenWorkspace, name: str, role: Role, lasts: float | None) -> tuple[TokenInfo, str]:
     """A new token `name` with `role`, valid for `lasts` seconds (None: until revoked);
     its info and its text, which is shown once and kept nowhere."""
     with ws.store("tokens create", write=True) as store:
@@ -68,7 +68,7 @@ def create(ws: Workspace, name: str, role: Role, lasts: float | None) -> tuple[T
         return TokenInfo(name, str(role), "active", now, who, kept.expires, None, None), minted.text
 
 
-def list_(ws: Workspace) -> list[TokenInfo]:
+def list_(ws: OpenWorkspace) -> list[TokenInfo]:
     """Every token, active or not, oldest first; uses the servers saw recorded first."""
     with ws.store("tokens list", write=True) as store:
         if not tokenfile.path(ws.state_path.parent).exists():
@@ -80,7 +80,7 @@ def list_(ws: Workspace) -> list[TokenInfo]:
         ]
 
 
-def revoke(ws: Workspace, name: str) -> int:
+def revoke(ws: OpenWorkspace, name: str) -> int:
     """Revoke the tokens named `name` that are not revoked yet; how many there were."""
     with ws.store("tokens revoke", write=True) as store:
         found = [t for t, _, _ in _tokens(store) if t.name == name and t.revoked is None]

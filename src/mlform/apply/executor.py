@@ -21,10 +21,11 @@ from dataclasses import dataclass
 from enum import StrEnum
 from types import FrameType
 
+from mlform.context import Context, Outcome
 from mlform.errors import MlformError
 from mlform.plan.diff import DELETED
 from mlform.plan.model import Action, Change, Plan
-from mlform.resources import KINDS, Context, Outcome
+from mlform.resources import KINDS
 from mlform.state.records import Event, Record, ResourceRow
 from mlform.state.store import Store
 

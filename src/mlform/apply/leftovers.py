@@ -20,6 +20,7 @@ from mlform.config.specs import DatastoreSpec
 from mlform.config.workspace import Config
 from mlform.endpoints import instances, router
 from mlform.endpoints.instances import Instance
+from mlform.endpoints.targets import targets
 from mlform.shownpath import shown
 
 
@@ -51,8 +52,6 @@ class Leftovers:
 
 def find(config: Config) -> Leftovers:
     """What shows that a state existed where there is none now."""
-    from mlform.resources.endpoint import targets
-
     state_dir = config.state_path.parent
     home = state_dir / "endpoints"
     names = sorted(p.name for p in home.iterdir() if p.is_dir()) if home.is_dir() else []
@@ -70,8 +69,6 @@ def find(config: Config) -> Leftovers:
 
 def stop(leftovers: Leftovers, state_dir: Path, log: Callable[[str], None]) -> None:
     """Stop every process an earlier state started, so the new one knows all that runs."""
-    from mlform.resources.endpoint import targets
-
     known = targets()
     for inst in leftovers.instances:
         known[inst.compute].stop(inst)

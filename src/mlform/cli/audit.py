@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
+from mlform.access import durations
 from mlform.access.durations import iso
 from mlform.cli.output import Output, add_json_flag
 from mlform.errors import printable
@@ -21,8 +22,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def audit(args: argparse.Namespace, out: Output) -> int:
+    # start-up: `mlform --help` loads every command's module
     from mlform.access import audit as log
-    from mlform.access import durations
 
     since = None if args.since is None else durations.since(args.since, time.time())
     ws = Workspace(args.directory)

@@ -28,6 +28,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def list_(args: argparse.Namespace, out: Output) -> int:
+    # start-up: `mlform --help` loads every command's module
     from mlform import datasets  # imports the whole duckdb package: only here
 
     ws = Workspace(args.directory)
@@ -56,6 +57,7 @@ def list_(args: argparse.Namespace, out: Output) -> int:
 
 
 def show(args: argparse.Namespace, out: Output) -> int:
+    # start-up: `mlform --help` loads every command's module
     from mlform import datasets  # imports the whole duckdb package: only here
 
     ws = Workspace(args.directory)
@@ -85,6 +87,7 @@ def show(args: argparse.Namespace, out: Output) -> int:
 
 
 def head(args: argparse.Namespace, out: Output) -> int:
+    # start-up: `mlform --help` loads every command's module
     from mlform import datasets  # imports the whole duckdb package: only here
 
     ws = Workspace(args.directory)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -65,6 +66,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def list_(args: argparse.Namespace, out: Output) -> int:
+    # start-up: `mlform --help` loads every command's module
     from mlform.endpoints import operations
 
     found = operations.endpoints(Workspace(args.directory))
@@ -92,6 +94,7 @@ def list_(args: argparse.Namespace, out: Output) -> int:
 
 
 def show(args: argparse.Namespace, out: Output) -> int:
+    # start-up: `mlform --help` loads every command's module
     from mlform.endpoints import operations
 
     ws = Workspace(args.directory)
@@ -119,6 +122,7 @@ def show(args: argparse.Namespace, out: Output) -> int:
 
 
 def logs(args: argparse.Namespace, out: Output) -> int:
+    # start-up: `mlform --help` loads every command's module
     from mlform.endpoints import operations
 
     text = operations.logs(Workspace(args.directory), args.name, args.deployment, args.lines)
@@ -127,6 +131,7 @@ def logs(args: argparse.Namespace, out: Output) -> int:
 
 
 def invoke(args: argparse.Namespace, out: Output) -> int:
+    # start-up: `mlform --help` loads every command's module
     from mlform.endpoints import operations
 
     if args.data == "-":
@@ -142,6 +147,7 @@ def invoke(args: argparse.Namespace, out: Output) -> int:
 
 
 def keys_(args: argparse.Namespace, out: Output) -> int:
+    # start-up: `mlform --help` loads every command's module
     from mlform.endpoints import operations
 
     if args.rotate_token_key:
@@ -161,12 +167,11 @@ def _rotated(rotation: Rotation, out: Output) -> int:
 
 
 def _utc(when: float) -> str:
-    import time
-
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when))
 
 
 def token(args: argparse.Namespace, out: Output) -> int:
+    # start-up: `mlform --help` loads every command's module
     from mlform.endpoints import operations
 
     made, expires = operations.token(Workspace(args.directory), args.name, args.expires)

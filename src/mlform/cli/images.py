@@ -7,7 +7,9 @@ import argparse
 from mlform.cli.output import Output, add_json_flag
 from mlform.config.names import cli_name, cli_ref
 from mlform.errors import NotFound
+from mlform.registry import images
 from mlform.registry.images import ImageBuild
+from mlform.sizes import human_size
 from mlform.workspace import Workspace
 
 
@@ -25,15 +27,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def builds(ws: Workspace, name: str | None = None) -> list[ImageBuild]:
-    from mlform.registry import images
-
     with ws.store("images") as store:
         return images.builds(store.read, name)
 
 
 def list_(args: argparse.Namespace, out: Output) -> int:
-    from mlform.sizes import human_size
-
     found = builds(Workspace(args.directory), args.name)
     if args.json:
         out.json(found)
@@ -58,8 +56,6 @@ def list_(args: argparse.Namespace, out: Output) -> int:
 
 
 def show(args: argparse.Namespace, out: Output) -> int:
-    from mlform.sizes import human_size
-
     name, _, version = args.ref.partition(":")
     found = builds(Workspace(args.directory), name)
     chosen = [b for b in found if b.version == version] if version else found[-1:]

@@ -22,6 +22,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def init(args: argparse.Namespace, out: Output) -> int:
+    # start-up: `mlform --help` loads every command's module
     from mlform.scaffold import scaffold
 
     target = Path(args.directory) / args.path  # -C moves the start, as for every command

@@ -8,6 +8,7 @@ from pathlib import Path
 from mlform.cli.output import Output, add_json_flag, json_object
 from mlform.config.names import cli_name, cli_ref
 from mlform.errors import MlformError
+from mlform.sizes import human_size
 from mlform.workspace import Workspace
 
 
@@ -50,8 +51,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def list_(args: argparse.Namespace, out: Output) -> int:
+    # start-up: `mlform --help` loads every command's module
     from mlform.registry import operations
-    from mlform.sizes import human_size
 
     found = operations.list_models(
         Workspace(args.directory),
@@ -86,8 +87,8 @@ def list_(args: argparse.Namespace, out: Output) -> int:
 
 
 def show(args: argparse.Namespace, out: Output) -> int:
+    # start-up: `mlform --help` loads every command's module
     from mlform.registry import operations
-    from mlform.sizes import human_size
 
     shown = operations.show(Workspace(args.directory), args.ref)
     m = shown.model
@@ -141,6 +142,7 @@ def show(args: argparse.Namespace, out: Output) -> int:
 
 
 def download(args: argparse.Namespace, out: Output) -> int:
+    # start-up: `mlform --help` loads every command's module
     from mlform.registry import operations
 
     model, files = operations.download(Workspace(args.directory), args.ref, args.target)
@@ -149,6 +151,7 @@ def download(args: argparse.Namespace, out: Output) -> int:
 
 
 def register_(args: argparse.Namespace, out: Output) -> int:
+    # start-up: `mlform --help` loads every command's module
     from mlform.registry import operations
 
     done = operations.register(
@@ -164,6 +167,7 @@ def register_(args: argparse.Namespace, out: Output) -> int:
 
 
 def tag(args: argparse.Namespace, out: Output) -> int:
+    # start-up: `mlform --help` loads every command's module
     from mlform.registry import operations
 
     if not args.tags and not args.remove:
@@ -177,6 +181,7 @@ def tag(args: argparse.Namespace, out: Output) -> int:
 
 
 def archive(args: argparse.Namespace, out: Output) -> int:
+    # start-up: `mlform --help` loads every command's module
     from mlform.registry import operations
 
     chosen = operations.archive(Workspace(args.directory), args.ref, restore=args.restore)
@@ -186,6 +191,7 @@ def archive(args: argparse.Namespace, out: Output) -> int:
 
 
 def delete(args: argparse.Namespace, out: Output) -> int:
+    # start-up: `mlform --help` loads every command's module
     from mlform.registry import operations
 
     model = operations.delete(Workspace(args.directory), args.ref)

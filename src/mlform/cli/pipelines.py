@@ -36,6 +36,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def list_(args: argparse.Namespace, out: Output) -> int:
+    # start-up: `mlform --help` loads every command's module
     from mlform.pipelines import operations
 
     found = operations.published(Workspace(args.directory))
@@ -55,6 +56,7 @@ def list_(args: argparse.Namespace, out: Output) -> int:
 
 
 def show(args: argparse.Namespace, out: Output) -> int:
+    # start-up: `mlform --help` loads every command's module
     from mlform.pipelines import operations
 
     ws = Workspace(args.directory)
@@ -82,6 +84,7 @@ def show(args: argparse.Namespace, out: Output) -> int:
 
 
 def runs_(args: argparse.Namespace, out: Output) -> int:
+    # start-up: `mlform --help` loads every command's module
     from mlform.pipelines import operations
 
     found = operations.runs(Workspace(args.directory), args.name)
@@ -106,7 +109,8 @@ def runs_(args: argparse.Namespace, out: Output) -> int:
 
 
 def invoke(args: argparse.Namespace, out: Output) -> int:
-    from mlform.pipelines import operations
+    # start-up: `mlform --help` imports every command's module
+    from mlform.apply import invoke
 
     overrides = {}
     for item in args.sets:
@@ -114,7 +118,7 @@ def invoke(args: argparse.Namespace, out: Output) -> int:
         if not sep or not key:
             raise MlformError(f"--set {item!r}: write INPUT=VALUE")
         overrides[key] = value
-    results, parent = operations.invoke(
+    results, parent = invoke.invoke(
         Workspace(args.directory),
         args.name,
         overrides,
@@ -129,6 +133,7 @@ def invoke(args: argparse.Namespace, out: Output) -> int:
 
 
 def serve(args: argparse.Namespace, out: Output) -> int:
+    # start-up: `mlform --help` loads every command's module
     from mlform.pipelines import endpoint
 
     return endpoint.serve(Workspace(args.directory), args.host, args.port, out.line)

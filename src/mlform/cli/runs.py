@@ -18,6 +18,7 @@ from mlform.cli.output import Output, add_json_flag, json_object
 from mlform.config.names import cli_name
 from mlform.errors import MlformError, NotFound, StateLocked
 from mlform.shownpath import shown
+from mlform.storage import open_storage
 from mlform.workspace import Workspace
 
 
@@ -233,8 +234,8 @@ def snapshot(args: argparse.Namespace, out: Output) -> int:
 
 
 def download(args: argparse.Namespace, out: Output) -> int:
+    # start-up: `mlform --help` loads every command's module
     from mlform import snapshot as snapshots
-    from mlform.storage import open_storage
     from mlform.tracking.protocol import LOGS, OUTPUTS
 
     ws = Workspace(args.directory)
@@ -295,6 +296,7 @@ def _finished(ws: Workspace, run_id: str) -> bool:
             rows = store.query("select status from runs where id = ?", [run_id])
     except StateLocked:
         return False
+    # start-up: `mlform --help` loads every command's module
     from mlform.state.runs import FINISHED
 
     return bool(rows) and rows[0][0] in FINISHED

@@ -21,6 +21,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def schema(args: argparse.Namespace, out: Output) -> int:
+    # start-up: `mlform --help` loads every command's module
     from mlform.scaffold import export_schemas, schemas
 
     known = schemas()

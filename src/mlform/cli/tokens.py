@@ -30,6 +30,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def create(args: argparse.Namespace, out: Output) -> int:
+    # start-up: `mlform --help` loads every command's module
     from mlform.access import durations, manage, roles
 
     lasts = durations.seconds(args.expires)
@@ -41,6 +42,7 @@ def create(args: argparse.Namespace, out: Output) -> int:
 
 
 def list_(args: argparse.Namespace, out: Output) -> int:
+    # start-up: `mlform --help` loads every command's module
     from mlform.access import manage
 
     found = manage.list_(Workspace(args.directory))
@@ -67,6 +69,7 @@ def list_(args: argparse.Namespace, out: Output) -> int:
 
 
 def revoke(args: argparse.Namespace, out: Output) -> int:
+    # start-up: `mlform --help` loads every command's module
     from mlform.access import manage
 
     manage.revoke(Workspace(args.directory), args.name)

@@ -28,14 +28,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mlform.cachedir import cache_dir
+
 TOKEN = "MLFORM_GROUP"
 _GONE_WITHIN = 10.0  # seconds a SIGKILLed group may take to disappear
 _YOUNG = 2.0  # seconds after its start that a process may not show its environment yet
 
 
 def folder() -> Path:
-    from mlform.resources.base import cache_dir
-
     return cache_dir() / "processes"
 
 

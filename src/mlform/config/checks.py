@@ -12,7 +12,10 @@ import re
 from collections.abc import Collection, Mapping
 from pathlib import Path
 
+from mlform.config import conditions
+from mlform.config.containment import Boundary
 from mlform.config.refs import DatastorePath, LocalPath, Url, local_path
+from mlform.config.schemes import protocol_problem
 from mlform.config.specs import (
     DataInput,
     DataSpec,
@@ -25,6 +28,7 @@ from mlform.config.specs import (
     Spec,
     env_text,
 )
+from mlform.config.yamlfile import read_document
 from mlform.errors import Problem
 
 
@@ -45,8 +49,6 @@ def check_spec(spec: Spec, root: Path, skip: Collection[str] = ()) -> list[Probl
 
 
 def _register_model(spec: RunconfigSpec) -> list[Problem]:
-    from mlform.registry import gate
-
     register = spec.register_model
     if register is None:
         return []
@@ -61,7 +63,7 @@ def _register_model(spec: RunconfigSpec) -> list[Problem]:
             )
         )
     try:
-        gate.parse(register.when)
+        conditions.parse(register.when)
     except ValueError as err:
         problems.append(spec.source.problem(["register_model", "when"], str(err)))
     return problems
@@ -232,9 +234,8 @@ def _environment(spec: EnvironmentSpec, root: Path) -> list[Problem]:
 
 def _packages(spec: EnvironmentSpec, root: Path) -> list[Problem]:
     """An entry of any package list that is not a requirement, at its own line."""
-    from mlform.config.containment import Boundary
+    # start-up: packaging's requirement parser, only for an environment that lists packages
     from mlform.config.packages import requirement_problem
-    from mlform.config.yamlfile import read_document
 
     # A file outside is reported as such (containment), never read: its lines would be
     # quoted in the errors.
@@ -316,7 +317,5 @@ def _url(spec: Spec, url: Url, where: list[str | int] | None = None) -> list[Pro
             "or azureml://datastores/<datastore>/paths/<path>"
         )
         return [spec.source.problem(where or ["path"], message)]
-    from mlform.storage import protocol_problem
-
     problem = protocol_problem(url.scheme)
     return [spec.source.problem(where or ["path"], problem)] if problem else []

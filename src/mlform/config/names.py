@@ -20,6 +20,7 @@ _KIND = re.compile(r"[a-z_]+")
 
 @cache
 def _rule() -> tuple[re.Pattern[str], str]:
+    # start-up: every command's module imports this one; the schema loads fastjsonschema
     from mlform.config.schema import load_schema  # jsonschema: only once a name is checked
 
     definition = load_schema("data")["definitions"]["name"]

@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import datetime
 import difflib
+import hashlib
 import json
+import marshal
+import os
+import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
@@ -20,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import fastjsonschema
 
 from mlform._resources import resource_dir
+from mlform.cachedir import cache_dir
 from mlform.config.yamlfile import Document
 from mlform.errors import Problem
 
@@ -95,14 +100,6 @@ def _compiled(kind: str, schema: dict[str, Any]) -> tuple[str, CodeType]:
     user's cache: generating and compiling it costs tens of milliseconds per kind, on
     every command; loading it back well under one. The name of its root function (after
     the schema's $id) comes with it."""
-    import hashlib
-    import json
-    import marshal
-    import os
-    import sys
-
-    from mlform.resources.base import cache_dir
-
     text = json.dumps(schema, sort_keys=True)
     tag = f"{fastjsonschema.VERSION}\0{sys.version}\0{text}"
     key = hashlib.sha256(tag.encode()).hexdigest()[:24]
@@ -129,6 +126,7 @@ def _compiled(kind: str, schema: dict[str, Any]) -> tuple[str, CodeType]:
 
 @cache
 def _thorough(kind: str) -> jsonschema.protocols.Validator:
+    # start-up: jsonschema only for a file with a problem
     import jsonschema
 
     schema = load_schema(kind)
@@ -248,6 +246,7 @@ def _explain(
         yield doc.problem(where, message, key=bool(where))
         return
     if validator in ("oneOf", "anyOf") and error.context:
+        # start-up: jsonschema only for a file with a problem
         import jsonschema
 
         # A branch that failed on something other than its type is the one the value was

@@ -125,6 +125,7 @@ def render(request: BuildRequest, target: wheels.PythonTarget) -> str:
 
 def push(client: docker.DockerClient, tag: str, log: Callable[[str], None]) -> str:
     """Push `tag` to the registry it names; return the digest the registry gave it."""
+    # start-up: the Docker SDK, only when a build runs
     from docker.utils import parse_repository_tag
 
     repository, reference = parse_repository_tag(tag)
@@ -153,6 +154,7 @@ def push(client: docker.DockerClient, tag: str, log: Callable[[str], None]) -> s
 
 
 def exists(client: docker.DockerClient, image_id: str) -> bool:
+    # start-up: the Docker SDK, only when a build runs
     import docker.errors
 
     with engine_errors(f"looking up image {image_id}"):
@@ -187,6 +189,7 @@ def _single_line(tag: str, what: str, value: str) -> None:
 
 
 def _ensure_base(client: docker.DockerClient, image: str, log: Callable[[str], None]) -> None:
+    # start-up: the Docker SDK, only when a build runs
     import docker.errors
 
     with engine_errors(f"looking up base image {image}"):

@@ -54,12 +54,14 @@ def where(environ: Mapping[str, str] | None = None) -> str:
 def connect(environ: Mapping[str, str] | None = None) -> docker.DockerClient:
     """A client for the first engine that answers (see `candidates`), checked to answer."""
     try:
+        # start-up: the Docker SDK, only when the engine is used
         import docker
     except ImportError as err:
         raise EngineUnavailable(
             "the Docker SDK is not installed; run `pip install 'mlform[docker]'`, "
             "or use compute: local"
         ) from err
+    # start-up: the Docker SDK's HTTP stack, only when the engine is used
     import requests
 
     environ = os.environ if environ is None else environ
@@ -118,6 +120,7 @@ def _accepts(host: str) -> bool:
 def engine_errors(what: str) -> Iterator[None]:
     """Re-raise the SDK's exceptions from the block as mlform errors that name `what`
     ("building image mlform-iris/scorer:3"): the engine's own explanation is kept."""
+    # start-up: the Docker SDK and its HTTP stack, only when the engine is used
     import docker.errors
     import requests
     import urllib3

@@ -34,6 +34,7 @@ def start(
     """Start `image` detached as container `name`; `command` replaces the image's CMD;
     `volumes` mounts host folders (host path → path in the container), read-write, and
     `read_only` others that the container may only read."""
+    # start-up: the Docker SDK, only when a container runs
     import docker.errors
 
     with engine_errors(f"starting container {name} from {image}"):
@@ -69,6 +70,7 @@ def start(
 
 def stop(client: docker.DockerClient, name_or_id: str, timeout: int = 5) -> bool:
     """Stop and remove a container; False if there was none to stop."""
+    # start-up: the Docker SDK, only when a container runs
     import docker.errors
 
     with engine_errors(f"stopping container {name_or_id}"):
@@ -83,6 +85,7 @@ def stop(client: docker.DockerClient, name_or_id: str, timeout: int = 5) -> bool
 
 def logs(client: docker.DockerClient, name_or_id: str, tail: int) -> str:
     """The last `tail` lines a container wrote, stdout and stderr interleaved."""
+    # start-up: the Docker SDK, only when a container runs
     import docker.errors
 
     with engine_errors(f"reading the logs of container {name_or_id}"):

@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlform.compute import groups
 from mlform.containers.engine import engine_errors
 from mlform.errors import ApplyError, BuildFailed
 from mlform.hashing import sha256_text
@@ -120,6 +121,7 @@ class PythonTarget:
 
 def probe(client: docker.DockerClient, image: str, *, cache: Path | None = None) -> PythonTarget:
     """What Python `image` (present on the engine) runs; remembered per image ID in `cache`."""
+    # start-up: the Docker SDK, only when wheels are built in a container
     import docker.errors
 
     with engine_errors(f"inspecting base image {image}"):
@@ -145,6 +147,7 @@ def probe(client: docker.DockerClient, image: str, *, cache: Path | None = None)
 
 
 def _run_probe(client: docker.DockerClient, image: str, image_id: str) -> dict[str, Any]:
+    # start-up: the Docker SDK, only when wheels are built in a container
     import docker.errors
 
     container = client.containers.create(
@@ -275,8 +278,6 @@ def _pip_download(
         str(folder / REQUIREMENTS),
     ]
     tail: deque[str] = deque(maxlen=_PIP_TAIL)
-    from mlform.compute import groups
-
     with groups.running(
         command,
         what=f"pip download for {target.describe()}",

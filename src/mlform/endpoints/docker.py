@@ -8,8 +8,11 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from mlform import private
+from mlform.cachedir import cache_dir
+from mlform.endpoints import runtime
 from mlform.endpoints.instances import Instance, Launch
 from mlform.endpoints.mount import Mounted
+from mlform.errors import EngineUnavailable, MlformError
 from mlform.masking import variables
 from mlform.serving import secretenv
 
@@ -20,12 +23,11 @@ _SECRET_VARIABLES = "/run/secrets/mlform-variables"
 
 class DockerTarget:
     def start(self, launch: Launch, port: int, log: Callable[[str], None]) -> Instance:
+        # start-up: plan imports this module; the engine's (and jinja2's for builds) only here
         from mlform.containers import build, engine
         from mlform.containers import run as containers
-        from mlform.endpoints import runtime
-        from mlform.resources.base import cache_dir
-        from mlform.resources.image import DEFAULT_BASE, runtime_folder
 
+        assert launch.runtime is not None
         cache = cache_dir()
         # The image holds the files as Azure mounts them (see `mount`): the model folder
         # is AZUREML_MODEL_DIR, and MLFORM_MODEL_DIR the registered folder inside it.
@@ -35,10 +37,10 @@ class DockerTarget:
         tag = f"mlform-deployment/{launch.endpoint}-{launch.deployment}:{launch.digest[:12]}"
         request = build.BuildRequest(
             tag=tag,
-            base_image=launch.base_image or DEFAULT_BASE,
+            base_image=launch.base_image or runtime.DEFAULT_BASE,
             requirements=requirements,
             folders={
-                "runtime": runtime_folder(cache),
+                "runtime": launch.runtime,
                 "code": launch.code,
                 "model": mounted.azureml,
             },
@@ -109,14 +111,15 @@ class DockerTarget:
         )
 
     def alive(self, instance: Instance) -> bool:
+        # start-up: plan imports this module; the engine's only for a container
         from mlform.containers import engine
-        from mlform.errors import EngineUnavailable
 
         try:
             client = engine.connect()
         except EngineUnavailable:
             return False
         try:
+            # start-up: the Docker SDK, only when a container is asked
             import docker.errors
 
             try:
@@ -128,6 +131,7 @@ class DockerTarget:
             client.close()
 
     def stop(self, instance: Instance) -> None:
+        # start-up: plan imports this module; the engine's only for a container
         from mlform.containers import engine
         from mlform.containers import run as containers
 
@@ -138,6 +142,7 @@ class DockerTarget:
             client.close()
 
     def kill(self, instance: Instance) -> None:
+        # start-up: plan imports this module; the engine's only for a container
         from mlform.containers import engine
         from mlform.containers import run as containers
 
@@ -148,9 +153,9 @@ class DockerTarget:
             client.close()
 
     def tail(self, instance: Instance, lines: int) -> str:
+        # start-up: plan imports this module; the engine's only for a container
         from mlform.containers import engine
         from mlform.containers import run as containers
-        from mlform.errors import MlformError
 
         try:
             client = engine.connect()

@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from mlform.masking import variables
+
 if TYPE_CHECKING:
     import duckdb
 
@@ -83,6 +85,8 @@ class Launch:
     python: Path | None  # the environment's interpreter (local)
     requirements: Sequence[str] = ()  # the environment's packages (docker)
     base_image: str | None = None
+    # the serving runtime's folder (`mlform.serving` alone), made by whoever launches
+    runtime: Path | None = None
     variables: Mapping[str, str] = field(default_factory=dict)
     workers: int = 1
     azureml_model_dir: Path | None = None  # the files as Azure mounts them (`mount`)
@@ -92,8 +96,6 @@ class Launch:
     def server_environment(self) -> dict[str, str]:
         """`variables`, and where the secrets are in them for the server to mask
         (`masking.variables`): their places, never the values a second time."""
-        from mlform.masking import variables
-
         where = variables.places(self.variables, self.secrets)
         return {**self.variables, **({variables.VARIABLES: where} if where else {})}
 

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from mlform.cachedir import cache_dir
 from mlform.compute import groups
 from mlform.endpoints import runtime
 from mlform.endpoints.instances import Instance, Launch
@@ -71,11 +72,9 @@ class Process:
 
 class LocalTarget:
     def start(self, launch: Launch, port: int, log: Callable[[str], None]) -> Instance:
-        assert launch.python is not None
-        from mlform.resources.image import runtime_folder
-
+        assert launch.python is not None and launch.runtime is not None
         packages = runtime.packages(_cache(), capture="MLFORM_CAPTURE_DIR" in launch.variables)
-        serving = runtime_folder(_cache())
+        serving = launch.runtime
         env = {
             "PATH": f"{launch.python.parent}{os.pathsep}{os.environ.get('PATH', os.defpath)}",
             "HOME": os.environ.get("HOME", "/"),
@@ -219,6 +218,4 @@ def _reap(pid: int) -> None:
 
 
 def _cache() -> Path:
-    from mlform.resources.base import cache_dir
-
     return cache_dir()

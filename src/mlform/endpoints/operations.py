@@ -5,16 +5,19 @@ from __future__ import annotations
 import http.client
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mlform.endpoints import instances, local, router, signing
 from mlform.endpoints import keys as key_file
+from mlform.endpoints.docker import DockerTarget
+from mlform.endpoints.targets import targets
 from mlform.errors import MlformError, NotFound
 from mlform.serving.auth import mint
 from mlform.serving.keyring import MAX_TOKEN_LIFETIME
 
 if TYPE_CHECKING:
-    from mlform.workspace import Workspace
+    from mlform.config.opened import OpenWorkspace
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +41,7 @@ class Endpoint:
     deployments: list[Deployed]
 
 
-def endpoints(ws: Workspace) -> list[Endpoint]:
+def endpoints(ws: OpenWorkspace) -> list[Endpoint]:
     with ws.store("endpoints") as store:
         rows = store.query(
             "select name, outputs from resources where kind = 'endpoint' and status <> 'deleted' "
@@ -46,8 +49,6 @@ def endpoints(ws: Workspace) -> list[Endpoint]:
         )
         serving = instances.serving(store.read)
     state_dir = ws.state_path.parent
-    from mlform.resources.endpoint import targets
-
     known = targets()
     found = []
     for name, outputs_text in rows:
@@ -81,7 +82,7 @@ def endpoints(ws: Workspace) -> list[Endpoint]:
     return found
 
 
-def endpoint(ws: Workspace, name: str) -> Endpoint:
+def endpoint(ws: OpenWorkspace, name: str) -> Endpoint:
     for found in endpoints(ws):
         if found.name == name:
             return found
@@ -89,15 +90,11 @@ def endpoint(ws: Workspace, name: str) -> Endpoint:
     raise NotFound(f"no endpoint named '{name}' is deployed (endpoints: {names})")
 
 
-def logs(ws: Workspace, name: str, deployment: str | None, lines: int) -> str:
+def logs(ws: OpenWorkspace, name: str, deployment: str | None, lines: int) -> str:
     found = endpoint(ws, name)
     chosen = _deployment(found, deployment)
     if chosen.compute == "local":
-        from pathlib import Path
-
         return local.tail(Path(chosen.log), lines)
-    from mlform.endpoints.docker import DockerTarget
-
     with ws.store("endpoints logs") as store:
         inst = next(
             i for i in instances.serving(store.read, name) if i.deployment == chosen.deployment
@@ -105,7 +102,7 @@ def logs(ws: Workspace, name: str, deployment: str | None, lines: int) -> str:
     return DockerTarget().tail(inst, lines)
 
 
-def invoke(ws: Workspace, name: str, body: bytes, deployment: str | None) -> tuple[int, str]:
+def invoke(ws: OpenWorkspace, name: str, body: bytes, deployment: str | None) -> tuple[int, str]:
     """POST `body` to the endpoint's /score with its primary key; (status, response)."""
     found = endpoint(ws, name)
     port = int(found.url.rsplit(":", 1)[1])
@@ -132,7 +129,7 @@ def invoke(ws: Workspace, name: str, body: bytes, deployment: str | None) -> tup
         connection.close()
 
 
-def token(ws: Workspace, name: str, seconds: float) -> tuple[str, float]:
+def token(ws: OpenWorkspace, name: str, seconds: float) -> tuple[str, float]:
     """A token for an endpoint with `auth_mode: token`, signed with its current token key."""
     found = endpoint(ws, name)
     if found.auth_mode not in signing.TOKEN_MODES:
@@ -152,7 +149,7 @@ def token(ws: Workspace, name: str, seconds: float) -> tuple[str, float]:
     return mint(ring.current.secret, name, seconds, kid=ring.current.kid)
 
 
-def rotate_token_key(ws: Workspace, name: str) -> signing.Rotation:
+def rotate_token_key(ws: OpenWorkspace, name: str) -> signing.Rotation:
     """A new current token key for the endpoint; the previous one is kept for a day."""
     found = endpoint(ws, name)
     if found.auth_mode not in signing.TOKEN_MODES:
@@ -163,7 +160,7 @@ def rotate_token_key(ws: Workspace, name: str) -> signing.Rotation:
     return signing.rotate(ws.state_path.parent, name)
 
 
-def keys(ws: Workspace, name: str, regenerate: str | None) -> dict[str, str]:
+def keys(ws: OpenWorkspace, name: str, regenerate: str | None) -> dict[str, str]:
     endpoint(ws, name)
     state_dir = ws.state_path.parent
     if regenerate:

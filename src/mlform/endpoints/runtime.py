@@ -13,12 +13,14 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+from mlform.compute import groups
 from mlform.errors import BuildFailed
 from mlform.hashing import sha256_text
 
 # httptools and uvloop: uvicorn's C parser and loop, which it picks when they are there.
 PACKAGES = ("starlette", "uvicorn", "httptools", "uvloop")
 CAPTURE = ("pyarrow",)  # data capture writes Parquet
+DEFAULT_BASE = "python:3.11-slim"  # the image a deployment's goes on, unless it names one
 _COMPLETE = ".mlform-complete"
 
 
@@ -39,8 +41,6 @@ def packages(cache: Path, capture: bool = False) -> Path:
         if (target / _COMPLETE).is_file():
             return target
         shutil.rmtree(target, ignore_errors=True)
-        from mlform.compute import groups
-
         code, output = groups.output(
             [
                 sys.executable,

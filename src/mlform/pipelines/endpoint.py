@@ -59,7 +59,7 @@ from mlform.serving.auth import CHALLENGE, KeyCheck
 from mlform.serving.scoring import ServingError
 
 if TYPE_CHECKING:
-    from mlform.workspace import Workspace
+    from mlform.config.opened import OpenWorkspace
 
 KEYS = "pipelines"  # the name its keys are kept under, beside the online endpoints'
 MAX_BODY = 1024 * 1024
@@ -343,8 +343,9 @@ def _error(err: Exception) -> Response:
     return error_response(code, str(err), CHALLENGE if code == 401 else None)
 
 
-def serve(ws: Workspace, host: str, port: int, say: Callable[[str], None]) -> int:
+def serve(ws: OpenWorkspace, host: str, port: int, say: Callable[[str], None]) -> int:
     """Serve the pipeline endpoint on `host:port` until interrupted."""
+    # start-up: uvicorn, only when the pipeline endpoint serves
     import uvicorn
 
     state_dir = ws.state_path.parent

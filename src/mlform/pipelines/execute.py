@@ -12,6 +12,7 @@ what failed, and what depends on it, runs again.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import threading
@@ -25,11 +26,12 @@ from typing import Any
 from mlform import snapshot as snapshots
 from mlform.config.refs import LocalPath
 from mlform.config.specs import Binding, DataInput, PipelineSpec, RunconfigSpec, StepSpec
+from mlform.context import Context, Outcome
 from mlform.errors import ApplyError, RunFailed
+from mlform.jobs import runner
 from mlform.pipelines import steps as stepdb
 from mlform.plan import keys
 from mlform.plan.model import Action, Change, Desired
-from mlform.resources.base import Context, Outcome
 from mlform.state.runs import Experiment, RunRow
 from mlform.tracking.protocol import OUTPUTS
 
@@ -52,6 +54,7 @@ class PipelineRun:
         snaps: Mapping[str, snapshots.Snapshot | None],
         statics: Mapping[str, Mapping[str, str]],
         ctx: Context,
+        build: runner.Build,
         overrides: Mapping[str, str] | None = None,
         run_id: str | None = None,
     ) -> None:
@@ -62,6 +65,7 @@ class PipelineRun:
             statics,
             ctx,
         )
+        self.build = build  # a step's environment, made ready (`runner.Build`)
         self.overrides = dict(overrides or {})
         self.id = run_id or f"{spec.name}_{time.strftime('%Y%m%d_%H%M%S')}_{secrets.token_hex(2)}"
         self.status_file = ctx.state_dir / "runs" / self.id / "pipeline.json"
@@ -147,8 +151,6 @@ class PipelineRun:
     def _report(self, status: str) -> None:
         """The run's progress in its folder, for readers that cannot wait for the state
         (the pipeline endpoint answering GET …/runs/<id> while the run holds it)."""
-        import json
-
         self.status_file.parent.mkdir(parents=True, exist_ok=True)
         data = {
             "run_id": self.id,
@@ -243,8 +245,6 @@ class PipelineRun:
         return StepResult("reused", run_id, earlier.outputs, source, digest=digest)
 
     def _run(self, step: StepSpec, digest: str, components: Mapping[str, str]) -> StepResult:
-        from mlform.compute import runner
-
         spec = self._runconfig(step)
         desired = Desired(
             address=f"{self.address}/{step.name}",
@@ -260,7 +260,7 @@ class PipelineRun:
         change = Change(Action.RUN, desired.address, "runconfig", step.name, (), None, desired)
         self.log(f"step {step.name}: running")
         try:
-            outcome: Outcome = runner.run(change, self.ctx, parent_id=self.id)
+            outcome: Outcome = runner.run(change, self.ctx, self.build, parent_id=self.id)
         except ApplyError as err:
             self.log(f"step {step.name}: failed")
             run_id = err.run_id if isinstance(err, RunFailed) else None

@@ -10,18 +10,18 @@ the same thing, and one whose upstream produced the same output as before is reu
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlform.components import canonical, digest_of
 from mlform.config.refs import LocalPath
 from mlform.config.specs import Binding, DataInput, PipelineSpec, StepSpec
 from mlform.hashing import Hasher, sha256_text, tree_digest
-from mlform.plan import keys
+from mlform.plan import fingerprints, keys
 from mlform.plan.model import Desired
-from mlform.resources.base import canonical, digest_of
-from mlform.secrets import fingerprint
 from mlform.state.records import dumps
 
 if TYPE_CHECKING:
@@ -113,7 +113,7 @@ def reusable(
     """The step run on record that computed exactly this: the same digest, and the
     same value of every secret it got (as far as fingerprints under one key tell)."""
     earlier = found.reusable.get((step, digest))
-    if earlier is not None and fingerprint.compare(earlier.components, components).changed:
+    if earlier is not None and fingerprints.compare(earlier.components, components).changed:
         return None
     return earlier
 
@@ -228,7 +228,7 @@ def reasons(components: Mapping[str, str], last: StepRun | None) -> str:
     for key in _SETTINGS:
         if old.get(key) != new.get(key):
             said.append(f"{key} changed")
-    said.extend(fingerprint.compare(last.components, components).reasons())
+    said.extend(fingerprints.compare(last.components, components).reasons())
     inputs = sorted((k for k in new if isinstance(k, keys.Input)), key=lambda k: k.name)
     for key in inputs:
         if old.get(key) != new[key]:
@@ -242,8 +242,6 @@ def reasons(components: Mapping[str, str], last: StepRun | None) -> str:
 
 
 def _relative(folder: Path, root: Path) -> str:
-    import os
-
     relative = os.path.relpath(folder, root)
     if relative == ".":
         return ""

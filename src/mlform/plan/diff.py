@@ -6,11 +6,11 @@ from collections.abc import Collection, Mapping
 from typing import Any
 
 from mlform.graph import topological
+from mlform.plan import fingerprints as fingerprint
 from mlform.plan import keys
 from mlform.plan import reasons as why
 from mlform.plan.model import Action, Change, Desired, Plan
 from mlform.plan.reasons import Reason
-from mlform.secrets import fingerprint
 from mlform.state.records import Recorded
 from mlform.state.store import Identity
 

@@ -10,14 +10,11 @@ from __future__ import annotations
 
 import math
 import operator
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-_CONDITION = re.compile(
-    r"^\s*(?P<metric>[A-Za-z_][A-Za-z0-9_./-]*)\s*(?P<op>>=|<=|==|!=|>|<)\s*"
-    r"(?P<value>latest|[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$"
-)
+from mlform.config.conditions import Condition, number_text
+
 _OPS: dict[str, Callable[[float, float], bool]] = {
     ">=": operator.ge,
     "<=": operator.le,
@@ -29,40 +26,12 @@ _OPS: dict[str, Callable[[float, float], bool]] = {
 
 
 @dataclass(frozen=True, slots=True)
-class Condition:
-    metric: str
-    op: str
-    value: float | None  # None: the latest version's value
-
-    def __str__(self) -> str:
-        return f"{self.metric} {self.op} {'latest' if self.value is None else _num(self.value)}"
-
-
-@dataclass(frozen=True, slots=True)
 class Verdict:
     passed: bool
     reasons: tuple[str, ...]  # one per condition, saying how it went
 
     def __str__(self) -> str:
         return "; ".join(self.reasons)
-
-
-def parse(when: Sequence[str]) -> tuple[Condition, ...]:
-    """The conditions in `when`; ValueError names the part that cannot be read."""
-    conditions = []
-    for text in when:
-        for part in re.split(r"\s+and\s+", text.strip()):
-            match = _CONDITION.match(part)
-            if not match:
-                raise ValueError(
-                    f"cannot read condition '{part.strip()}': write METRIC OP VALUE with OP "
-                    "one of >= > <= < == != and VALUE a number or latest, "
-                    "e.g. accuracy >= 0.9 and accuracy > latest"
-                )
-            raw = match["value"]
-            value = None if raw == "latest" else float(raw)
-            conditions.append(Condition(match["metric"], match["op"], value))
-    return tuple(conditions)
 
 
 def evaluate(
@@ -89,24 +58,22 @@ def evaluate(
             continue
         if condition.value is None:
             if latest is None:
-                reasons.append(f"{condition.metric} {_num(have)}: no version yet to compare with")
+                reasons.append(
+                    f"{condition.metric} {number_text(have)}: no version yet to compare with"
+                )
                 continue
             before = latest.get(condition.metric)
             if before is None:
                 reasons.append(
-                    f"{condition.metric} {_num(have)}: {latest_name} has no {condition.metric} "
-                    "to compare with"
+                    f"{condition.metric} {number_text(have)}: {latest_name} has no "
+                    f"{condition.metric} to compare with"
                 )
                 continue
-            target, label = before, f"latest {_num(before)} ({latest_name})"
+            target, label = before, f"latest {number_text(before)} ({latest_name})"
         else:
-            target, label = condition.value, _num(condition.value)
+            target, label = condition.value, number_text(condition.value)
         ok = _OPS[condition.op](have, target)
         op = condition.op if ok else f"is not {condition.op}"
-        reasons.append(f"{condition.metric} {_num(have)} {op} {label}")
+        reasons.append(f"{condition.metric} {number_text(have)} {op} {label}")
         passed = passed and ok
     return Verdict(passed, tuple(reasons))
-
-
-def _num(value: float) -> str:
-    return f"{value:.4g}"

@@ -9,10 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mlform.config import conditions
 from mlform.config.specs import RegisterModel, RunconfigSpec
+from mlform.context import Context
 from mlform.errors import ApplyError, NotFound
 from mlform.registry import content, gate, models
-from mlform.resources.base import Context
 from mlform.tracking.protocol import OUTPUTS
 
 
@@ -39,12 +40,13 @@ def register_output(
             f"to register as model {register.name} (register_model.path, {spec.source}); "
             "write the model there, e.g. under ${{outputs.model}}, or correct the path"
         )
+    # start-up: plan imports this module; metric ingestion (and MLflow's store) only here
     from mlform.tracking.ingest import final_metrics
 
     metrics = final_metrics(run_id, run_dir)
     current = models.latest(ctx.read, register.name)
     verdict = gate.evaluate(
-        gate.parse(register.when),
+        conditions.parse(register.when),
         metrics,
         current.metrics if current else None,
         current.ref if current else "",
@@ -105,7 +107,7 @@ def plan_note(ctx: Context, spec: RunconfigSpec) -> str:
     register = spec.register_model
     assert register is not None
     current = models.latest(ctx.read, register.name)
-    when = " and ".join(str(c) for c in gate.parse(register.when))
+    when = " and ".join(str(c) for c in conditions.parse(register.when))
     note = f"{spec.address} registers model {register.name}"
     if when:
         note += f" if {when}"
@@ -113,7 +115,7 @@ def plan_note(ctx: Context, spec: RunconfigSpec) -> str:
         return note + " (no version yet)"
     shown = ", ".join(
         f"{c.metric} {current.metrics[c.metric]:.4g}"
-        for c in gate.parse(register.when)
+        for c in conditions.parse(register.when)
         if c.value is None and c.metric in current.metrics
     )
     return note + f" (latest: {current.ref}" + (f", {shown})" if shown else ")")

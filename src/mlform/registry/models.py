@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlform.config.refs import parse_asset_ref
+from mlform.config.schema import did_you_mean
 from mlform.errors import InUse, MlformError, NotFound
 from mlform.registry.content import Stored
 from mlform.state.records import dumps
@@ -227,8 +228,6 @@ def resolve(read: Reader, ref: str) -> ModelVersion:
             f"model {parsed.name} has no version {parsed.version or '(all are archived)'}"
             f" (versions: {have or 'none'})"
         )
-    from mlform.config.schema import did_you_mean
-
     hint = did_you_mean(parsed.name, known) or (
         f" (registered: {', '.join(known)})" if known else ""
     )

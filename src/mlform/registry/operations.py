@@ -8,15 +8,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlform.config.containment import Boundary, link_outside
+from mlform.config.names import name_problem
+from mlform.config.refs import parse_asset_ref
+from mlform.config.specs import DatastoreSpec
+from mlform.context import Context
 from mlform.errors import MlformError, NotFound
+from mlform.hashing import Hasher
 from mlform.registry import content, models
 from mlform.registry.models import ModelVersion
 from mlform.state.records import Event
 from mlform.state.store import Store
 
 if TYPE_CHECKING:
+    from mlform.config.opened import OpenWorkspace
     from mlform.hashing import Hasher
-    from mlform.workspace import Workspace
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +34,7 @@ class Shown:
 
 
 def list_models(
-    ws: Workspace,
+    ws: OpenWorkspace,
     *,
     name: str | None = None,
     tags: Mapping[str, str] | None = None,
@@ -38,7 +44,7 @@ def list_models(
         return models.versions(store.read, name, tags=tags, archived=archived)
 
 
-def show(ws: Workspace, ref: str) -> Shown:
+def show(ws: OpenWorkspace, ref: str) -> Shown:
     with ws.store("models show") as store:
         model = models.resolve(store.read, ref)
         return Shown(
@@ -49,17 +55,15 @@ def show(ws: Workspace, ref: str) -> Shown:
         )
 
 
-def download(ws: Workspace, ref: str, target: Path) -> tuple[ModelVersion, list[Path]]:
+def download(ws: OpenWorkspace, ref: str, target: Path) -> tuple[ModelVersion, list[Path]]:
     with ws.store("models download") as store:
         model = models.resolve(store.read, ref)
-    from mlform.resources.base import Context
-
     storage = Context(ws.config, _no_hasher()).storage(model.datastore)
     return model, models.download(storage, model, target)
 
 
 def register(
-    ws: Workspace,
+    ws: OpenWorkspace,
     name: str,
     path: Path,
     *,
@@ -68,10 +72,6 @@ def register(
     description: str | None = None,
 ) -> models.Registration:
     """Register the files at `path` by hand (`mlform models register NAME PATH`)."""
-    from mlform.config.containment import Boundary, link_outside
-    from mlform.config.names import name_problem
-    from mlform.config.specs import DatastoreSpec
-    from mlform.resources.base import Context
 
     problem = name_problem(name)
     if problem:
@@ -114,7 +114,7 @@ def register(
 
 
 def tag(
-    ws: Workspace, ref: str, set_tags: Mapping[str, str], remove: Sequence[str] = ()
+    ws: OpenWorkspace, ref: str, set_tags: Mapping[str, str], remove: Sequence[str] = ()
 ) -> ModelVersion:
     with ws.store("models tag", write=True) as store:
         model = models.resolve(store.read, ref)
@@ -130,10 +130,8 @@ def tag(
         return models.resolve(store.read, model.ref)
 
 
-def archive(ws: Workspace, ref: str, *, restore: bool = False) -> list[ModelVersion]:
+def archive(ws: OpenWorkspace, ref: str, *, restore: bool = False) -> list[ModelVersion]:
     """Archive (or restore) one version, or every version of a name given without one."""
-    from mlform.config.refs import parse_asset_ref
-
     parsed = parse_asset_ref(ref)
     if parsed is None:
         raise MlformError(f"'{ref}' is not a model reference; write NAME or NAME:VERSION")
@@ -153,7 +151,7 @@ def archive(ws: Workspace, ref: str, *, restore: bool = False) -> list[ModelVers
         return chosen
 
 
-def delete(ws: Workspace, ref: str) -> ModelVersion:
+def delete(ws: OpenWorkspace, ref: str) -> ModelVersion:
     with ws.store("models delete", write=True) as store:
         model = models.resolve(store.read, ref)
         if ":" not in ref.removeprefix("azureml:"):
@@ -173,6 +171,4 @@ def _write(store: Store, address: str, action: str, message: str, records: list[
 
 def _no_hasher() -> Hasher:
     """Registering by hand hashes each file once as it is stored: no stat cache."""
-    from mlform.hashing import Hasher
-
     return Hasher(None)

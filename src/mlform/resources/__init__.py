@@ -7,9 +7,10 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 
 from mlform.config.workspace import Config
+from mlform.context import Context, Outcome
 from mlform.graph import topological
 from mlform.plan.model import Change, Desired
-from mlform.resources.base import Context, Kind, Outcome
+from mlform.resources.base import Kind
 from mlform.state.records import Recorded
 
 # kind → (module, class). A kind's module is imported the first time a resource of that

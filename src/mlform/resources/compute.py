@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from mlform.config.specs import ComputeSpec, Spec
+from mlform.context import Context, Outcome
 from mlform.plan.model import Change, Desired
-from mlform.resources.base import Context, Outcome, base_components, declared
+from mlform.resources.base import base_components, declared
 from mlform.state.records import Recorded
 
 

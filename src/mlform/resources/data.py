@@ -15,23 +15,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mlform.components import canonical
 from mlform.config.refs import DatastorePath, LocalPath, Url
 from mlform.config.specs import DataSpec, ModelSpec, Spec
+from mlform.context import Context, Outcome
 from mlform.errors import ApplyError, DatastoreError, PlanError
 from mlform.hashing import FileEntry, sha256_file, sha256_text, tree_digest
 from mlform.plan import keys
 from mlform.plan.model import Change, Desired
-from mlform.resources.base import (
-    Context,
-    Outcome,
-    base_components,
-    canonical,
-    declared,
-    latest_version,
-    plural,
-)
+from mlform.resources.base import base_components, declared, latest_version, plural
 from mlform.sizes import human_size
-from mlform.state.records import AssetMetadata, AssetVersion, Recorded
+from mlform.state.records import Archive, AssetMetadata, AssetVersion, Recorded
 from mlform.storage import filesystem, http, unreachable
 from mlform.storage.blobs import blob_key
 
@@ -113,8 +107,6 @@ class DataKind:
         return Outcome(outputs, [record], f"version {change.version}")
 
     def destroy(self, change: Change, ctx: Context) -> Outcome:
-        from mlform.state.records import Archive
-
         assert change.before is not None
         return Outcome(
             change.before.outputs, [Archive("data", change.before.name)], "versions archived"

@@ -6,14 +6,9 @@ from collections.abc import Mapping
 
 from mlform.config.refs import LocalPath
 from mlform.config.specs import DatastoreSpec, Spec
+from mlform.context import Context, Outcome
 from mlform.plan.model import Change, Desired
-from mlform.resources.base import (
-    Context,
-    Outcome,
-    base_components,
-    declared,
-    secret_components,
-)
+from mlform.resources.base import base_components, declared, secret_components
 from mlform.shownpath import shown
 from mlform.state.records import Recorded
 

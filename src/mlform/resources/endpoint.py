@@ -13,6 +13,7 @@ looks at what really runs: a deployment that died is drift, and apply starts it 
 
 from __future__ import annotations
 
+import json
 import secrets
 import socket
 import time
@@ -22,43 +23,32 @@ from pathlib import Path
 from typing import Any
 
 from mlform import snapshot as snapshots
-from mlform.config.specs import DeploymentSpec, EndpointSpec, Spec
+from mlform.components import canonical, digest_of
+from mlform.config.specs import DeploymentSpec, EndpointSpec, Probe, Spec, env_text
+from mlform.context import Context, Outcome
 from mlform.endpoints import instances, keys, local, probes, router, signing
 from mlform.endpoints.instances import Instance, Launch, Target
 from mlform.endpoints.mount import mount
+from mlform.endpoints.targets import targets
 from mlform.errors import ApplyError, MlformError, PlanError
 from mlform.hashing import sha256_text
 from mlform.plan import keys as component_keys
 from mlform.plan.model import Change, Desired
 from mlform.registry import models
-from mlform.resources.base import (
-    Context,
-    Outcome,
-    canonical,
-    content_spec,
-    declared,
-    digest_of,
-    secret_components,
-)
+from mlform.resources.base import content_spec, declared, secret_components
 from mlform.resources.environment import ensure_built
 from mlform.resources.image import (
     copy_code,
     environment_build,
     resolve_model,
     runtime_digest,
+    runtime_folder,
 )
 from mlform.secrets import references
 from mlform.state.records import Recorded
 
 _SWITCH = 0.6  # seconds for the router to pick up new routes and finish what is in flight
 _LOG_TAIL = 25
-
-
-def targets() -> dict[str, Target]:
-    from mlform.endpoints.docker import DockerTarget
-    from mlform.endpoints.local import LocalTarget
-
-    return {"local": LocalTarget(), "docker": DockerTarget()}
 
 
 class EndpointKind:
@@ -348,6 +338,7 @@ class _Rollout:
             python=venv / "bin" / "python",
             requirements=requirements,
             base_image=dep.base_image,
+            runtime=runtime_folder(ctx.cache),
             variables=variables,
             workers=dep.instance_count,
             secrets=secret_values,
@@ -430,8 +421,6 @@ def _keys_digest(ctx: Context, spec: EndpointSpec) -> str:
 
 
 def _env_variables(ctx: Context, env_ref: str) -> dict[str, str]:
-    import json
-
     name, _, version = env_ref.partition(":")
     rows = ctx.read(
         "select spec from asset_versions where kind = 'environment' and name = ? and version = ?",
@@ -440,14 +429,10 @@ def _env_variables(ctx: Context, env_ref: str) -> dict[str, str]:
     if not rows:
         return {}
     spec = json.loads(rows[0][0])
-    from mlform.config.specs import env_text
-
     return {str(k): env_text(v) for k, v in (spec.get("environment_variables") or {}).items()}
 
 
 def _probe_of(recorded: Recorded, deployment: str) -> Any:
-    from mlform.config.specs import Probe
-
     timeout = ((recorded.outputs.get("probes") or {}).get(deployment) or {}).get("timeout")
     return Probe(timeout=float(timeout)) if timeout else Probe()
 

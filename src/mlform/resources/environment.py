@@ -35,25 +35,18 @@ from typing import Any
 import yaml
 
 from mlform import buildlog
-from mlform.compute import interpreters
+from mlform.components import canonical
+from mlform.compute import groups, interpreters
 from mlform.config.specs import EnvironmentSpec, Spec
+from mlform.context import Context, Outcome
 from mlform.errors import ApplyError, BuildFailed, PlanError
 from mlform.hashing import sha256_text
 from mlform.plan import keys
 from mlform.plan.model import Change, Desired
-from mlform.resources.base import (
-    Context,
-    Outcome,
-    base_components,
-    canonical,
-    content_spec,
-    declared,
-    latest_version,
-    plural,
-)
+from mlform.resources.base import base_components, content_spec, declared, latest_version, plural
 from mlform.resources.conda import CondaSpecError, to_pip
 from mlform.shownpath import shown
-from mlform.state.records import AssetMetadata, AssetVersion, EnvironmentBuild, Recorded
+from mlform.state.records import Archive, AssetMetadata, AssetVersion, EnvironmentBuild, Recorded
 
 COMPLETE = ".mlform-complete"
 IMAGE_ONLY = "image only: runs need compute of type docker"
@@ -162,8 +155,6 @@ class EnvironmentKind:
         return Outcome(outputs, records, message)
 
     def destroy(self, change: Change, ctx: Context) -> Outcome:
-        from mlform.state.records import Archive
-
         assert change.before is not None
         return Outcome(
             change.before.outputs,
@@ -469,8 +460,6 @@ def _create(
 
 
 def _run(address: str, command: list[str], what: str, held: int) -> None:
-    from mlform.compute import groups
-
     code, output = groups.output(command, what=f"venv for {address}", pass_fds=(held,))
     _check(address, code, output.strip().splitlines()[-_PIP_TAIL:], what)
 

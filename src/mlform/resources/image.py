@@ -23,9 +23,12 @@ import mlform
 from mlform import buildlog
 from mlform import snapshot as snapshots
 from mlform._resources import resource_dir
+from mlform.components import canonical, digest_of
 from mlform.config.refs import AssetRef
 from mlform.config.specs import ImageSpec, Spec
+from mlform.context import Context, Outcome
 from mlform.endpoints.mount import mount
+from mlform.endpoints.runtime import DEFAULT_BASE
 from mlform.errors import ApplyError, MlformError, PlanError
 from mlform.hashing import sha256_file, sha256_text
 from mlform.plan import keys
@@ -33,19 +36,10 @@ from mlform.plan.model import Change, Desired
 from mlform.registry import models
 from mlform.registry.images import ImageBuild
 from mlform.registry.models import ModelVersion
-from mlform.resources.base import (
-    Context,
-    Outcome,
-    canonical,
-    content_spec,
-    declared,
-    digest_of,
-    latest_version,
-)
+from mlform.resources.base import content_spec, declared, latest_version
 from mlform.shownpath import shown
 from mlform.state.records import Recorded
 
-DEFAULT_BASE = "python:3.11-slim"
 PORT = 5001
 _IN_IMAGE = "/opt/mlform"  # where the build puts each folder (templates/image/Dockerfile.j2)
 _RUNTIME_PACKAGES = ("starlette", "uvicorn")
@@ -118,6 +112,7 @@ class ImageKind:
                 message=f"{model.ref} is what it was built with: nothing to rebuild",
                 applied=after,
             )
+        # start-up: containers.build loads jinja2, only when an image is built
         from mlform.containers import build, engine
 
         try:

@@ -12,23 +12,18 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from mlform.config.specs import ModelSpec, Spec
+from mlform.context import Context, Outcome
 from mlform.errors import ApplyError, NotFound
 from mlform.hashing import FileEntry, sha256_text, tree_digest
 from mlform.plan import keys
 from mlform.plan.model import Change, Desired
 from mlform.registry import content, models
-from mlform.resources.base import (
-    Context,
-    Outcome,
-    base_components,
-    declared,
-    latest_version,
-    plural,
-)
+from mlform.resources.base import base_components, declared, latest_version, plural
 from mlform.resources.data import Scan, scan_location
 from mlform.sizes import human_size
 from mlform.state.records import Recorded
 from mlform.storage import Storage
+from mlform.storage.blobs import ingest_stream
 
 _LISTED_FILES = 1000
 
@@ -157,9 +152,8 @@ def _store(scan: Scan, storage: Storage) -> list[FileEntry]:
 
 def _download(scan: Scan, storage: Storage) -> list[FileEntry]:
     """Remote model files, streamed through the hash into the datastore."""
+    # start-up: fsspec, only when a model is read from a URL
     from fsspec.core import url_to_fs
-
-    from mlform.storage.blobs import ingest_stream
 
     fs, root = url_to_fs(scan.location)
     single = len(scan.files) == 1 and fs.isfile(root)

@@ -1,5 +1,4 @@
 """Pipelines: a job made of steps. The plan says, per step, `reuse` or why it must run:
-
     > pipeline/retrain  (prepare: reuse; train: code changed (src/train.py);
                          evaluate: after train; register: after evaluate)
 
@@ -14,7 +13,9 @@ from collections.abc import Mapping
 from dataclasses import replace
 
 from mlform import snapshot as snapshots
+from mlform.components import digest_of
 from mlform.config.specs import PipelineSpec, Spec
+from mlform.context import Context, Outcome
 from mlform.errors import ApplyError
 from mlform.graph import topological
 from mlform.pipelines import steps as stepdb
@@ -22,7 +23,8 @@ from mlform.plan import keys
 from mlform.plan import reasons as why
 from mlform.plan.model import Change, Desired
 from mlform.plan.reasons import Reason, ReasonCode
-from mlform.resources.base import Context, Outcome, declared, digest_of
+from mlform.resources.base import declared
+from mlform.resources.environment import ensure_built
 from mlform.secrets import references
 from mlform.state.records import Recorded
 
@@ -91,10 +93,11 @@ class PipelineKind:
 
     def apply(self, change: Change, ctx: Context) -> Outcome:
         assert change.after is not None
+        # start-up: plan imports this kind; running the steps' modules only when it applies
         from mlform.pipelines import execute
 
         spec, snaps, statics = change.after.payload
-        run = execute.PipelineRun(change.address, spec, snaps, statics, ctx)
+        run = execute.PipelineRun(change.address, spec, snaps, statics, ctx, ensure_built)
         results, parent = run.execute()
         outputs = execute.outputs_of(results, parent, run.outputs)
         failed = {n: r for n, r in results.items() if r.status in ("failed", "skipped")}

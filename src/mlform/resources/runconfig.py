@@ -14,19 +14,16 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from mlform import snapshot as snapshots
+from mlform.components import canonical
 from mlform.config.refs import LocalPath
 from mlform.config.specs import DataInput, RunconfigSpec, Spec
+from mlform.context import Context, Outcome
 from mlform.hashing import sha256_text, tree_digest
 from mlform.plan import keys
 from mlform.plan.model import Change, Desired
-from mlform.resources.base import (
-    Context,
-    Outcome,
-    canonical,
-    content_spec,
-    declared,
-    secret_components,
-)
+from mlform.registry import gated
+from mlform.resources.base import content_spec, declared, secret_components
+from mlform.resources.environment import ensure_built
 from mlform.state.records import Recorded
 
 _LISTED_FILES = 1000
@@ -71,8 +68,6 @@ class RunconfigKind:
         files = len(snap.files) if snap else 0
         note = ""
         if spec.register_model is not None:
-            from mlform.registry import gated
-
             note = gated.plan_note(ctx, spec)
         return declared(
             spec,
@@ -89,9 +84,10 @@ class RunconfigKind:
         return None
 
     def apply(self, change: Change, ctx: Context) -> Outcome:
-        from mlform.compute import runner
+        # start-up: plan loads this kind; the runner (tracking, MLflow store) only for apply
+        from mlform.jobs import runner
 
-        return runner.run(change, ctx)
+        return runner.run(change, ctx, ensure_built)
 
     def destroy(self, change: Change, ctx: Context) -> Outcome:
         assert change.before is not None

@@ -10,9 +10,8 @@ fingerprints say nothing about the values: a guess costs an HMAC per candidate u
 key no one has, where a plain hash of a short token could be searched.
 
 Fingerprints are not part of a resource's digest: a fingerprint made under another key
-cannot be compared, and must not look like a change. `compare` tells the two apart: a
-secret whose fingerprint moved under the same key changed; under another key, nothing
-can be said, and the plan notes it rather than rolling everything.
+cannot be compared, and must not look like a change. The planner tells the two apart
+(`mlform.plan.fingerprints`).
 """
 
 from __future__ import annotations
@@ -21,17 +20,12 @@ import hashlib
 import hmac
 import os
 import secrets
-from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 from mlform import private
 from mlform.errors import SecretError
-from mlform.plan import keys
-from mlform.plan import reasons as why
+from mlform.plan.fingerprints import ENV
 
-_KEY_ID = str(keys.FingerprintKey())
-ENV = "MLFORM_SECRETS_FINGERPRINT_KEY"
 _KEY_BYTES = 32
 
 
@@ -83,30 +77,3 @@ def key_id(key: bytes) -> str:
 
 def fingerprint(key: bytes, value: str) -> str:
     return hmac.new(key, value.encode(), hashlib.sha256).hexdigest()
-
-
-def excluded(component: str) -> bool:
-    """Whether a component is left out of a digest (compared by `compare` instead)."""
-    return isinstance(keys.parse(component), keys.Secret | keys.FingerprintKey)
-
-
-@dataclass(frozen=True, slots=True)
-class Comparison:
-    changed: tuple[str, ...] = ()  # names whose value changed
-    other_key: str | None = None  # the recorded key id, when it is not the current one
-
-    def reasons(self) -> list[str]:
-        return [why.secret_changed(name).text for name in self.changed]
-
-
-def compare(old: Mapping[str, str], new: Mapping[str, str]) -> Comparison:
-    """Which secrets changed between recorded and desired components. A secret newly
-    referenced is not "changed": the reference itself is a change of the spec."""
-    names = sorted(k.name for k in map(keys.parse, new) if isinstance(k, keys.Secret))
-    compared = [n for n in names if str(keys.Secret(n)) in old]
-    if not compared:
-        return Comparison()
-    if old.get(_KEY_ID) != new.get(_KEY_ID):
-        return Comparison(other_key=str(old.get(_KEY_ID)))
-    changed = tuple(n for n in compared if old[str(keys.Secret(n))] != new[str(keys.Secret(n))])
-    return Comparison(changed)

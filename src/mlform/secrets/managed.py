@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from mlform.config.specs import EndpointSpec
+
 if TYPE_CHECKING:
     from mlform.config.workspace import Config
 
@@ -35,8 +37,6 @@ class SigningKey:
     what = "token-signing key"
 
     def owners(self, config: Config) -> list[str]:
-        from mlform.config.specs import EndpointSpec
-
         return sorted(
             spec.name
             for spec in config.specs.values()
@@ -44,6 +44,7 @@ class SigningKey:
         )
 
     def rotate(self, state_dir: Path, owner: str) -> list[str]:
+        # start-up: `mlform --help` imports this module; the key ring only when rotating
         from mlform.endpoints import signing
 
         return signing.rotate(state_dir, owner).lines()

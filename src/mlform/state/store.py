@@ -315,6 +315,7 @@ class Store:
 
 
 def _connect(path: Path, *, read_only: bool) -> duckdb.DuckDBPyConnection:
+    # start-up: DuckDB, only when a read is not answered from state.duckdb.reads
     import duckdb
 
     if not read_only:

@@ -19,20 +19,6 @@ from mlform.config.specs import DatastoreSpec
 if TYPE_CHECKING:
     from fsspec import AbstractFileSystem
 
-# URL scheme → the extra that installs its fsspec driver
-EXTRAS = {
-    "s3": "s3",
-    "s3a": "s3",
-    "gs": "gcs",
-    "gcs": "gcs",
-    "az": "azure",
-    "abfs": "azure",
-    "abfss": "azure",
-    "adl": "azure",
-    "wasb": "azure",
-    "wasbs": "azure",
-}
-
 
 class Storage(Protocol):
     """A place to keep immutable, content-addressed objects under string keys."""
@@ -62,6 +48,7 @@ def open_storage(spec: DatastoreSpec, options: Mapping[str, Any]) -> Storage:
 
 def filesystem(url: str, options: Mapping[str, Any]) -> tuple[AbstractFileSystem, str]:
     """The fsspec filesystem and path for `url`, Azure ML's URL forms included."""
+    # start-up: fsspec and Azure's URL forms, only for data at a URL
     from fsspec.core import url_to_fs
 
     from mlform.storage import azure
@@ -88,26 +75,8 @@ def unreachable(url: str, err: BaseException) -> str | None:
     return None
 
 
-def protocol_problem(scheme: str) -> str | None:
-    """Why `scheme://` URLs cannot be used here, or None when they can."""
-    import fsspec
-
-    from mlform.storage import azure, http
-
-    if scheme in http.SCHEMES:
-        return None  # read with the standard library
-    try:
-        fsspec.get_filesystem_class("abfs" if scheme in azure.SCHEMES else scheme)
-    except ValueError:
-        return f"unknown URL scheme '{scheme}://'; use a local path or an fsspec URL"
-    except ImportError:
-        extra = EXTRAS.get(scheme)
-        how = f"pip install 'mlform[{extra}]'" if extra else "install its fsspec driver"
-        return f"'{scheme}://' URLs need an extra package: {how}"
-    return None
-
-
 def _local(spec: DatastoreSpec, options: Mapping[str, Any]) -> Storage:
+    # start-up: a backend's module only when a datastore of its kind is opened
     from mlform.storage.local import LocalStorage
 
     assert isinstance(spec.location, LocalPath)
@@ -115,6 +84,7 @@ def _local(spec: DatastoreSpec, options: Mapping[str, Any]) -> Storage:
 
 
 def _fsspec(spec: DatastoreSpec, options: Mapping[str, Any]) -> Storage:
+    # start-up: a backend's module only when a datastore of its kind is opened
     from mlform.storage.remote import FsspecStorage
 
     return FsspecStorage(spec, options)

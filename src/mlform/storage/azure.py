@@ -14,7 +14,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-SCHEMES = frozenset({"wasb", "wasbs", "abfs", "abfss"})
+from mlform.config import schemes
+
+SCHEMES = schemes.AZURE
 _PUBLIC_CLOUD = "core.windows.net"
 _HOSTED = re.compile(
     r"^(?P<scheme>wasbs?|abfss?)://(?P<container>[^@/]+)@(?P<account>[^./]+)"

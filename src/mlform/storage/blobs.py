@@ -13,14 +13,15 @@ import contextlib
 import fcntl
 import hashlib
 import os
+import tempfile
 import uuid
 from pathlib import Path
 from typing import BinaryIO
 
+from mlform.durable import settle
 from mlform.errors import DatastoreError
 from mlform.hashing import sha256_file
 from mlform.storage import Storage
-from mlform.storage.durable import settle
 
 _BLOCK = 1 << 20
 _FICLONE = 0x40049409
@@ -72,8 +73,6 @@ def ingest_stream(storage: Storage, stream: BinaryIO, name: str) -> tuple[str, i
     base = root / "incoming" if root is not None else None
     if base is not None:
         base.mkdir(parents=True, exist_ok=True)
-    import tempfile
-
     with tempfile.TemporaryDirectory(dir=base) as folder:
         partial = Path(folder) / "blob.partial"
         try:

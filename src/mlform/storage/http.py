@@ -18,9 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from mlform.config import schemes
 from mlform.errors import DatastoreError
 
-SCHEMES = frozenset({"http", "https"})
+SCHEMES = schemes.HTTP
 _TIMEOUT = 30.0
 
 

@@ -9,8 +9,8 @@ import uuid
 from pathlib import Path
 from typing import BinaryIO
 
+from mlform.durable import make_folders, settle
 from mlform.errors import DatastoreError
-from mlform.storage.durable import make_folders, settle
 
 _FICLONE = 0x40049409  # Linux ioctl: share the source's blocks (btrfs, xfs), no data copied
 

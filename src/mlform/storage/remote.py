@@ -9,12 +9,11 @@ from typing import Any, BinaryIO, cast
 from mlform.config.refs import Url
 from mlform.config.specs import DatastoreSpec
 from mlform.errors import DatastoreError
+from mlform.storage import filesystem
 
 
 class FsspecStorage:
     def __init__(self, spec: DatastoreSpec, options: Mapping[str, Any]) -> None:
-        from mlform.storage import filesystem
-
         assert isinstance(spec.location, Url)
         self.url = spec.location.url
         self.name = spec.name

@@ -205,6 +205,7 @@ def _insert_mlflow(con: duckdb.DuckDBPyConnection, table: str, run_id: str, run_
     rows = [row for row in mlflow_store.read_metrics(db) if row[0] in owners]
     if not rows:
         return 0
+    # start-up: pyarrow, only when metrics are ingested
     import pyarrow  # type: ignore[import-untyped]
 
     ids, keys, steps, stamps, values, nans = zip(*rows, strict=True)
@@ -300,6 +301,7 @@ def _walk(prefix: str, folder: Path) -> list[Artifact]:
 def final_metrics(run_id: str, run_dir: Path) -> dict[str, float]:
     """The last value of each metric the run itself logged (highest step, then latest
     time), with the SDK and MLflow points read the same way ingest reads them."""
+    # start-up: DuckDB, only when metrics are ingested
     import duckdb
 
     con = duckdb.connect()

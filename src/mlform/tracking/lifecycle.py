@@ -111,12 +111,14 @@ def _after_fork_in_child() -> None:
     # finalizers is cleared after this hook runs, hence the indirection through an
     # after-fork callback, which runs later.
     if "multiprocessing.util" in sys.modules:
+        # start-up: the SDK in a training script imports as little as it can
         import multiprocessing.util
 
         multiprocessing.util.register_after_fork(_token, _flush_at_worker_exit)
 
 
 def _flush_at_worker_exit(_: object) -> None:
+    # start-up: the SDK in a training script imports as little as it can
     import multiprocessing.util
 
     multiprocessing.util.Finalize(None, flush_all, exitpriority=100)

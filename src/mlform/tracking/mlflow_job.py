@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from mlform.compute import groups
 from mlform.tracking.protocol import MLFLOW_RUN
 
 _CREATE = """
@@ -66,8 +67,6 @@ def create(
     `python` on `env`'s PATH, from `cwd` (where MLflow puts artifacts by default); record
     it in `run_dir`. None when that Python has no mlflow."""
     python = shutil.which("python", path=env.get("PATH")) or "python"
-    from mlform.compute import groups
-
     with groups.running(
         [python, "-c", _CREATE, experiment, run_name],
         what=f"MLflow run for {run_name}",

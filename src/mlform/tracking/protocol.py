@@ -68,6 +68,7 @@ _NEEDS_QUOTES = frozenset(',"')
 
 def mlflow_tracking_uri(run_dir: Path) -> str:
     """The MLFLOW_TRACKING_URI that makes MLflow log into this run's own store."""
+    # start-up: urllib.request is slow to import; the SDK in a training script needs it rarely
     from urllib.request import pathname2url  # here: scripts import this module, mlform calls this
 
     prefix = "sqlite://" if sys.platform == "win32" else "sqlite:///"

@@ -12,22 +12,28 @@ import shlex
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import mlform
+from mlform import datasets, gitinfo
 from mlform import snapshot as snapshots
 from mlform.compute import TARGETS, Launch
 from mlform.config.refs import LocalPath, Url
 from mlform.config.specs import DataInput, RunconfigSpec, env_text
+from mlform.context import Context, Outcome
+from mlform.datasets import download
 from mlform.errors import ApplyError, RunFailed, SecretError
 from mlform.plan.model import Change
-from mlform.resources.base import Context, Outcome
+from mlform.registry import gated
 from mlform.state.records import Record
-from mlform.state.runs import Experiment, RunRow, SnapshotRow
+from mlform.state.runs import Abandoned, Experiment, RunRow, SnapshotRow
 from mlform.state.store import Store
-from mlform.tracking import protocol
+from mlform.tracking import mlflow_job, protocol
+from mlform.tracking.record import TrackingRecord
+from mlform.tracking.tail import Tail
 
 _SUBSTITUTION = re.compile(r"\$\{\{\s*(inputs|outputs)\.([A-Za-z0-9_.-]+)\s*\}\}")
 _LOG_TAIL = 30
@@ -35,18 +41,27 @@ _METRICS_EVERY = 2.0
 _STATUS_EVERY = 0.5
 
 
-def run(change: Change, ctx: Context, parent_id: str | None = None) -> Outcome:
-    """Run `change`'s runconfig (or a pipeline step made into one, under `parent_id`)."""
-    return _Run(change, ctx, parent_id).execute()
+# (ctx, owner address, environment name, version) → its virtual environment, built first
+# when this machine has none (`mlform.resources.environment.ensure_built`)
+Build = Callable[[Context, str, str, str], Path]
+
+
+def run(change: Change, ctx: Context, build: Build, parent_id: str | None = None) -> Outcome:
+    """Run `change`'s runconfig (or a pipeline step made into one, under `parent_id`),
+    in the environment `build` makes ready."""
+    return _Run(change, ctx, build, parent_id).execute()
 
 
 class _Run:
     """One run of a runconfig, from preparing its folder to recording what it did."""
 
-    def __init__(self, change: Change, ctx: Context, parent_id: str | None = None) -> None:
+    def __init__(
+        self, change: Change, ctx: Context, build: Build, parent_id: str | None = None
+    ) -> None:
         assert change.after is not None
         self.change = change
         self.ctx = ctx
+        self.build = build
         self.spec: RunconfigSpec = change.after.payload[0]
         self.snap: snapshots.Snapshot | None = change.after.payload[1]
         self.id = f"{self.spec.name}_{time.strftime('%Y%m%d_%H%M%S')}_{secrets.token_hex(2)}"
@@ -89,8 +104,6 @@ class _Run:
         final = replace(
             self.row, status=status, exit_code=code, ended_at=time.time(), log_tail=tail
         )
-        from mlform.tracking.record import TrackingRecord
-
         records: list[Record] = [final, TrackingRecord(self.id, self.dir)]
         if status != "completed":
             self.ctx.emit(records)
@@ -115,8 +128,6 @@ class _Run:
         }
         message = f"run {self.id} completed in {seconds:.1f}s"
         if self.spec.register_model is not None:
-            from mlform.registry import gated
-
             try:
                 registered = gated.register_output(
                     self.ctx, self.spec, self.id, self.dir, self.values
@@ -143,8 +154,6 @@ class _Run:
             ctx.emit([SnapshotRow(self.snap.digest, key, len(self.snap.files), self.snap.size)])
             _write_manifest(self.dir / "logs" / "snapshot.json", self.snap)
             self.row = replace(self.row, snapshot_id=self.snap.digest)
-        from mlform import gitinfo
-
         git = gitinfo.describe(spec.code or ctx.config.root, ignore=(ctx.state_dir, ctx.cache))
         self.row = replace(
             self.row, git_commit=git.commit, branch=git.branch, remote=git.remote, dirty=git.dirty
@@ -207,8 +216,6 @@ class _Run:
     def mlflow_run(self, env: dict[str, str], cwd: Path) -> dict[str, str]:
         """MLFLOW_RUN_ID and the experiment of the job's own MLflow run, as Azure ML sets
         them, when the run's Python has mlflow (`mlform.tracking.mlflow_job`)."""
-        from mlform.tracking import mlflow_job
-
         if not self._names_mlflow(cwd):
             return {}
         try:
@@ -250,9 +257,7 @@ class _Run:
         assert ref is not None
         address = f"environment/{ref.name}"
         version = ref.version or self._current_version(address)
-        from mlform.resources.environment import ensure_built
-
-        venv = ensure_built(self.ctx, self.change.address, ref.name, version)
+        venv = self.build(self.ctx, self.change.address, ref.name, version)
         rows = self.ctx.read(
             "select spec from asset_versions "
             "where kind = 'environment' and name = ? and version = ?",
@@ -273,12 +278,8 @@ class _Run:
             assert isinstance(location, Url)
             if value.mode == "direct":
                 return location.url, location.url
-            from mlform.datasets import download
-
             fetched = download(location.url, self.dir / "inputs" / name, value.type)
             return str(fetched), location.url
-        from mlform import datasets
-
         asset = value.asset
         address = f"data/{asset.name}"
         version = asset.version or self._current_version(address)
@@ -310,8 +311,6 @@ class _Run:
         (self.dir / "compute.json").write_text(
             json.dumps({"target": target, "ident": handle.ident}), encoding="utf-8"
         )
-        from mlform.tracking.tail import Tail
-
         started = time.monotonic()
         shown = 0
         metrics = Tail(self.dir)
@@ -404,8 +403,6 @@ def _env_name(name: str) -> str:
 def abandon_stale_runs(store: Store, apply_id: str) -> list[str]:
     """Runs an interrupted apply left unfinished: stop what still runs, keep what they
     logged, and record them as failed. Called as a new apply starts."""
-    from mlform.state.runs import Abandoned
-    from mlform.tracking.record import TrackingRecord
 
     stale = store.query(
         "select id, run_dir from runs where status in ('queued', 'preparing', 'running')"

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from mlform import private, snapshot
+from mlform.durable import settle
 from mlform.endpoints import keys, router
 from mlform.hashing import Hasher
 from mlform.registry.content import store_files
 from mlform.storage.blobs import blob_key, ingest, ingest_stream
-from mlform.storage.durable import settle
 from mlform.storage.local import LocalStorage
 
 Flushed = list[tuple[str, bool]]
