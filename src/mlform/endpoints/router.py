@@ -8,7 +8,6 @@ touches its endpoint, so that it checks tokens as this one does."""
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import os
 import secrets
@@ -18,10 +17,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import mlform
 from mlform import private
-from mlform.endpoints import local, probes
+from mlform.endpoints import local, probes, runtime
 from mlform.errors import ApplyError
+from mlform.hashing import sha256_file, sha256_text
 
 _START_WITHIN = 60.0  # seconds; a loaded machine can take many to start Python and uvicorn
 
@@ -142,14 +141,8 @@ def ensure(state_dir: Path, endpoint: str, port: int) -> Router:
 
 @functools.cache
 def code() -> str:
-    """A digest of the code a router runs: the serving and masking packages it imports."""
-    package = Path(mlform.__file__).parent
-    digest = hashlib.sha256()
-    for folder_name in ("serving", "masking"):
-        for path in sorted((package / folder_name).glob("*.py")):
-            digest.update(f"{folder_name}/{path.name}\0".encode())
-            digest.update(path.read_bytes())
-    return digest.hexdigest()
+    """A digest of the code a router runs: the serving runtime's own files."""
+    return sha256_text(*(sha256_file(path) for path in runtime.source_files()))
 
 
 def _not_started(endpoint: str, router: Router, log: Path) -> str:

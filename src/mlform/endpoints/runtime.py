@@ -13,6 +13,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import mlform
 from mlform.compute import groups
 from mlform.errors import BuildFailed
 from mlform.hashing import sha256_text
@@ -22,6 +23,15 @@ PACKAGES = ("starlette", "uvicorn", "httptools", "uvloop")
 CAPTURE = ("pyarrow",)  # data capture writes Parquet
 DEFAULT_BASE = "python:3.11-slim"  # the image a deployment's goes on, unless it names one
 _COMPLETE = ".mlform-complete"
+FOLDERS = ("serving", "masking")  # the packages of mlform a server runs, beside __init__.py
+
+
+def source_files() -> list[Path]:
+    """The runtime's own source files: the modules of `FOLDERS` and mlform's
+    `__init__.py`. Their digest tells a server started by another mlform."""
+    package = Path(mlform.__file__).parent
+    modules = (path for name in FOLDERS for path in sorted((package / name).glob("*.py")))
+    return [*modules, package / "__init__.py"]
 
 
 def pins(capture: bool = False) -> tuple[str, ...]:

@@ -27,6 +27,7 @@ from mlform.components import canonical, digest_of
 from mlform.config.refs import AssetRef
 from mlform.config.specs import ImageSpec, Spec
 from mlform.context import Context, Outcome
+from mlform.endpoints import runtime
 from mlform.endpoints.mount import mount
 from mlform.endpoints.runtime import DEFAULT_BASE
 from mlform.errors import ApplyError, MlformError, PlanError
@@ -44,7 +45,6 @@ PORT = 5001
 _IN_IMAGE = "/opt/mlform"  # where the build puts each folder (templates/image/Dockerfile.j2)
 _RUNTIME_PACKAGES = ("starlette", "uvicorn")
 # mlform's own packages a deployment runs: the server, and the masking of its output
-_RUNTIME_FOLDERS = ("serving", "masking")
 _BASE = str(keys.Setting("base"))  # component: the base image a build starts from
 _MODEL = str(keys.Setting("model"))  # component: the model version an image serves
 
@@ -262,11 +262,7 @@ def runtime_requirements() -> tuple[str, ...]:
 def runtime_digest() -> str:
     """Of the serving runtime's files, the Dockerfile template and the runtime's pins:
     a new mlform that serves differently rebuilds the images."""
-    package = Path(mlform.__file__).parent
-    files = [
-        *(path for name in _RUNTIME_FOLDERS for path in sorted((package / name).glob("*.py"))),
-        package / "__init__.py",
-    ]
+    files = runtime.source_files()
     template = resource_dir("templates") / "image" / "Dockerfile.j2"
     return sha256_text(*(sha256_file(path) for path in [*files, template]), *runtime_requirements())
 
@@ -350,7 +346,7 @@ def _linked(files: Iterable[tuple[Path, str]], target: Path) -> Path:
 
 def runtime_folder(cache: Path) -> Path:
     """A folder holding just the serving runtime (`mlform/__init__.py` and the
-    `_RUNTIME_FOLDERS`): it needs nothing but starlette and uvicorn."""
+    `runtime.FOLDERS`): it needs nothing but starlette and uvicorn."""
     target = cache / "runtime" / runtime_digest()[:20]
     if (target / "mlform" / "serving").is_dir():
         return target
@@ -359,7 +355,7 @@ def runtime_folder(cache: Path) -> Path:
     shutil.rmtree(partial, ignore_errors=True)
     (partial / "mlform").mkdir(parents=True)
     shutil.copy2(package / "__init__.py", partial / "mlform" / "__init__.py")
-    for name in _RUNTIME_FOLDERS:
+    for name in runtime.FOLDERS:
         shutil.copytree(
             package / name,
             partial / "mlform" / name,
