@@ -142,7 +142,7 @@ def stop_endpoints(root: Path) -> None:
     (another test's server, whose group id is its pid) is left alone."""
     import json
 
-    from mlform.endpoints import local
+    from mlform.kinds.endpoint import local
 
     for pidfile in (root / ".mlform" / "endpoints").glob("*/router.json"):
         data = json.loads(pidfile.read_text())

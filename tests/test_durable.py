@@ -11,8 +11,8 @@ import pytest
 
 from mlform import private, snapshot
 from mlform.durable import settle
-from mlform.endpoints import keys, router
 from mlform.hashing import Hasher
+from mlform.kinds.endpoint import keys, router
 from mlform.registry.content import store_files
 from mlform.storage.blobs import blob_key, ingest, ingest_stream
 from mlform.storage.local import LocalStorage

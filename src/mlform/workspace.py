@@ -24,9 +24,9 @@ from mlform.config.workspace import Config
 from mlform.context import Context
 from mlform.errors import ConfigInvalid, PlanError, StalePlan, StateError
 from mlform.hashing import Hasher
+from mlform.kinds import desire_all, refresh_all, refusals
 from mlform.plan.diff import diff
 from mlform.plan.model import Action, Change, Plan
-from mlform.resources import desire_all, refresh_all, refusals
 from mlform.state.lock import LockInfo
 
 if TYPE_CHECKING:
@@ -148,7 +148,7 @@ class Workspace:
             outcome.apply_id = apply_id = store.lock.info.id
             store.start_apply(apply_id)
             # start-up: every command loads this module; the runner only for apply
-            from mlform.jobs.runner import abandon_stale_runs
+            from mlform.kinds.runconfig.runner import abandon_stale_runs
 
             outcome.abandoned = abandon_stale_runs(store, apply_id)
             status = "interrupted"

@@ -14,9 +14,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from mlform.endpoints import keys
+from mlform.kinds.endpoint import keys
 from tests.conftest import Ran, free_port
-from tests.pipelines.test_endpoint import COPY, ECHO, PIPELINE, Endpoint, _wait_healthy
+from tests.kinds.pipeline.test_endpoint import COPY, ECHO, PIPELINE, Endpoint, _wait_healthy
 
 Cli = Callable[..., Ran]
 Make = Callable[[Mapping[str, str]], Path]

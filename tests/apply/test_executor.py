@@ -13,8 +13,8 @@ import pytest
 
 from mlform.apply.executor import execute
 from mlform.context import Context, Outcome
+from mlform.kinds import KINDS
 from mlform.plan.model import Action, Change, Desired, Plan
-from mlform.resources import KINDS
 from mlform.state.store import Identity, Store
 
 

@@ -7,9 +7,9 @@ import json
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from mlform.endpoints.local import Process
+from mlform.kinds.endpoint.local import Process
 from tests.conftest import Ran
-from tests.resources.test_endpoint import _pid, _state, tiny  # noqa: F401  (fixture)
+from tests.kinds.endpoint.test_kind import _pid, _state, tiny  # noqa: F401  (fixture)
 
 Cli = Callable[..., Ran]
 Make = Callable[[Mapping[str, str]], Path]

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from mlform.kinds.base import digest_of
 from mlform.plan import keys
-from mlform.resources.base import digest_of
 
 STORED = {
     "spec": keys.Spec(),

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from mlform.errors import NotFound
+from mlform.kinds import managed_secrets
 from mlform.secrets import managed, operations
 from mlform.workspace import Workspace
 
@@ -24,9 +25,9 @@ def test_a_token_endpoint_has_a_signing_key_a_key_endpoint_has_none(
         }
     )
     config = Workspace(root).config
-    assert [(f.name, f.address) for f in managed.every(config)] == [
+    assert [(f.name, f.address) for f in managed.every(config, managed_secrets())] == [
         ("endpoint/a/signing-key", "endpoint/a")
     ]
-    assert managed.find(config, "endpoint/b/signing-key") is None
+    assert managed.find(config, "endpoint/b/signing-key", managed_secrets()) is None
     with pytest.raises(NotFound, match="no secret named endpoint/b/signing-key in workspace"):
-        operations.rotate(config, "endpoint/b/signing-key", None)
+        operations.rotate(config, "endpoint/b/signing-key", None, managed_secrets())

@@ -23,9 +23,9 @@ from types import FrameType
 
 from mlform.context import Context, Outcome
 from mlform.errors import MlformError
+from mlform.kinds import KINDS
 from mlform.plan.diff import DELETED
 from mlform.plan.model import Action, Change, Plan
-from mlform.resources import KINDS
 from mlform.state.records import Event, Record, ResourceRow
 from mlform.state.store import Store
 

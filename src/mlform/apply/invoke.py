@@ -16,9 +16,9 @@ from mlform.config.opened import OpenWorkspace
 from mlform.context import Context
 from mlform.errors import MlformError, NotFound, PlanError
 from mlform.hashing import Hasher
-from mlform.pipelines.execute import PipelineRun, StepResult
-from mlform.resources import desire_all
-from mlform.resources.environment import ensure_built
+from mlform.kinds import desire_all
+from mlform.kinds.environment.kind import ensure_built
+from mlform.kinds.pipeline.execute import PipelineRun, StepResult
 from mlform.state.records import Record
 from mlform.state.runs import RunRow
 

@@ -18,9 +18,9 @@ from pathlib import Path
 from mlform.config.refs import LocalPath
 from mlform.config.specs import DatastoreSpec
 from mlform.config.workspace import Config
-from mlform.endpoints import instances, router
-from mlform.endpoints.instances import Instance
-from mlform.endpoints.targets import targets
+from mlform.kinds.endpoint import instances, router
+from mlform.kinds.endpoint.instances import Instance
+from mlform.kinds.endpoint.targets import targets
 from mlform.shownpath import shown
 
 

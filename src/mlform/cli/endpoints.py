@@ -15,7 +15,7 @@ from mlform.shownpath import shown
 from mlform.workspace import Workspace
 
 if TYPE_CHECKING:
-    from mlform.endpoints.signing import Rotation
+    from mlform.kinds.endpoint.signing import Rotation
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -67,7 +67,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 def list_(args: argparse.Namespace, out: Output) -> int:
     # start-up: `mlform --help` loads every command's module
-    from mlform.endpoints import operations
+    from mlform.kinds.endpoint import operations
 
     found = operations.endpoints(Workspace(args.directory))
     if args.json:
@@ -95,7 +95,7 @@ def list_(args: argparse.Namespace, out: Output) -> int:
 
 def show(args: argparse.Namespace, out: Output) -> int:
     # start-up: `mlform --help` loads every command's module
-    from mlform.endpoints import operations
+    from mlform.kinds.endpoint import operations
 
     ws = Workspace(args.directory)
     e = operations.endpoint(ws, args.name)
@@ -123,7 +123,7 @@ def show(args: argparse.Namespace, out: Output) -> int:
 
 def logs(args: argparse.Namespace, out: Output) -> int:
     # start-up: `mlform --help` loads every command's module
-    from mlform.endpoints import operations
+    from mlform.kinds.endpoint import operations
 
     text = operations.logs(Workspace(args.directory), args.name, args.deployment, args.lines)
     out.line(text)
@@ -132,7 +132,7 @@ def logs(args: argparse.Namespace, out: Output) -> int:
 
 def invoke(args: argparse.Namespace, out: Output) -> int:
     # start-up: `mlform --help` loads every command's module
-    from mlform.endpoints import operations
+    from mlform.kinds.endpoint import operations
 
     if args.data == "-":
         body = sys.stdin.buffer.read()
@@ -148,7 +148,7 @@ def invoke(args: argparse.Namespace, out: Output) -> int:
 
 def keys_(args: argparse.Namespace, out: Output) -> int:
     # start-up: `mlform --help` loads every command's module
-    from mlform.endpoints import operations
+    from mlform.kinds.endpoint import operations
 
     if args.rotate_token_key:
         return _rotated(operations.rotate_token_key(Workspace(args.directory), args.name), out)
@@ -172,7 +172,7 @@ def _utc(when: float) -> str:
 
 def token(args: argparse.Namespace, out: Output) -> int:
     # start-up: `mlform --help` loads every command's module
-    from mlform.endpoints import operations
+    from mlform.kinds.endpoint import operations
 
     made, expires = operations.token(Workspace(args.directory), args.name, args.expires)
     out.line(made)

@@ -37,7 +37,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 def list_(args: argparse.Namespace, out: Output) -> int:
     # start-up: `mlform --help` loads every command's module
-    from mlform.pipelines import operations
+    from mlform.kinds.pipeline import operations
 
     found = operations.published(Workspace(args.directory))
     if args.json:
@@ -57,7 +57,7 @@ def list_(args: argparse.Namespace, out: Output) -> int:
 
 def show(args: argparse.Namespace, out: Output) -> int:
     # start-up: `mlform --help` loads every command's module
-    from mlform.pipelines import operations
+    from mlform.kinds.pipeline import operations
 
     ws = Workspace(args.directory)
     found = {p.name: p for p in operations.published(ws)}
@@ -85,7 +85,7 @@ def show(args: argparse.Namespace, out: Output) -> int:
 
 def runs_(args: argparse.Namespace, out: Output) -> int:
     # start-up: `mlform --help` loads every command's module
-    from mlform.pipelines import operations
+    from mlform.kinds.pipeline import operations
 
     found = operations.runs(Workspace(args.directory), args.name)
     if args.json:
@@ -134,6 +134,6 @@ def invoke(args: argparse.Namespace, out: Output) -> int:
 
 def serve(args: argparse.Namespace, out: Output) -> int:
     # start-up: `mlform --help` loads every command's module
-    from mlform.pipelines import endpoint
+    from mlform.kinds.pipeline import endpoint
 
     return endpoint.serve(Workspace(args.directory), args.host, args.port, out.line)

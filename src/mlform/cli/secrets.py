@@ -8,6 +8,7 @@ import getpass
 import sys
 
 from mlform.cli.output import Output, add_json_flag
+from mlform.kinds import managed_secrets
 from mlform.secrets import operations
 from mlform.workspace import Workspace
 
@@ -30,7 +31,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def list_(args: argparse.Namespace, out: Output) -> int:
-    found = operations.listing(Workspace(args.directory).config)
+    found = operations.listing(Workspace(args.directory).config, managed_secrets())
     if args.json:
         out.json(found)
         return 0
@@ -62,7 +63,7 @@ def rotate(args: argparse.Namespace, out: Output) -> int:
     if not args.generate and "/" not in args.name:
         secret = operations.declared(config, args.name)
         value = "" if secret.kind == "env" else _read_value(args.name)
-    _report(out, operations.rotate(config, args.name, value))
+    _report(out, operations.rotate(config, args.name, value, managed_secrets()))
     return 0
 
 

@@ -1,7 +1,7 @@
 """Typed, immutable specs built from validated YAML, one class per kind.
 
 A spec knows what the user declared and where; it does no I/O beyond resolving paths.
-What a spec costs to digest and how it is applied lives in `mlform.resources`.
+What a spec costs to digest and how it is applied lives in `mlform.kinds`.
 """
 
 from __future__ import annotations

@@ -33,14 +33,14 @@ class Written:
     live: bool = False  # already in use where it is needed: nothing to roll
 
 
-def listing(config: Config) -> list[Listed]:
+def listing(config: Config, managed_secrets: managed.Managed) -> list[Listed]:
     uses = config.secret_uses()
     found = []
     for name, secret in sorted(config.vault.declared.items()):
         problem = config.vault.problem(name)
         users = tuple(sorted(a for a, names in uses.items() if name in names))
         found.append(Listed(name, secret.described, problem is None, problem, users))
-    for item in managed.every(config):
+    for item in managed.every(config, managed_secrets):
         found.append(Listed(item.name, f"managed: {item.secret.what}", True, None, (item.address,)))
     return found
 
@@ -66,10 +66,12 @@ def set_value(config: Config, name: str, value: str) -> Written:
     return Written(said, rolls(config, name), warning)
 
 
-def rotate(config: Config, name: str, value: str | None) -> Written:
+def rotate(
+    config: Config, name: str, value: str | None, managed_secrets: managed.Managed
+) -> Written:
     """A new value for a declared secret (`value`, or a random one when None), or a new
     managed secret (`endpoint/NAME/signing-key`)."""
-    found = managed.find(config, name)
+    found = managed.find(config, name, managed_secrets)
     if found is not None:
         said = found.secret.rotate(config.state_path.parent, found.owner)
         return Written("\n".join(said), (), live=True)

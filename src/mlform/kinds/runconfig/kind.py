@@ -1,0 +1,126 @@
+"""Runconfigs: a command run on a compute target and recorded as a run.
+
+A runconfig is applied when a completed run exists for its digest: the spec, every file
+of its code snapshot, and the content of the environment and data it names. So a
+commit that changes training code, data or environment plans a run, and one that
+changes none of them plans nothing. Description and tags are not part of the digest:
+editing them never retrains.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from mlform import snapshot as snapshots
+from mlform.components import canonical
+from mlform.config.refs import LocalPath
+from mlform.config.specs import DataInput, RunconfigSpec, Spec
+from mlform.context import Context, Outcome
+from mlform.hashing import sha256_text, tree_digest
+from mlform.kinds.base import content_spec, declared, secret_components
+from mlform.kinds.environment.kind import ensure_built
+from mlform.plan import keys
+from mlform.plan.model import Change, Desired
+from mlform.registry import gated
+from mlform.state.records import Recorded
+
+_LISTED_FILES = 1000
+# How a run is triggered, and what is done with its model afterwards, is not what it
+# computes: editing either never retrains (a new gate applies from the next run on).
+_NOT_DIGESTED = frozenset({"trigger", "register_model"})
+
+
+class RunconfigKind:
+    def desire(self, spec: Spec, ctx: Context, upstream: Mapping[str, Desired]) -> Desired:
+        assert isinstance(spec, RunconfigSpec)
+        body = {k: v for k, v in content_spec(spec.body).items() if k not in _NOT_DIGESTED}
+        components = {str(keys.Spec()): sha256_text(canonical(body))}
+        refs: dict[str, str] = {}
+        snap = None
+        if spec.code is not None:
+            # explaining costs nothing extra, and `runs snapshot --explain` reads it later
+            snap = snapshots.scan(spec.code, ctx.hasher, explain=True)
+            if len(snap.files) <= _LISTED_FILES:
+                # named from the workspace root, as the user sees them: code: src/train.py
+                prefix = _relative(spec.code, ctx.config.root)
+                components.update(
+                    {str(keys.CodeFile(prefix + f.relpath)): f.sha256 for f in snap.files}
+                )
+            else:
+                components[str(keys.Code())] = snap.digest
+        if spec.environment is not None:
+            address = f"environment/{spec.environment.name}"
+            _reference(
+                components, refs, keys.Environment(), address, spec.environment.version, upstream
+            )
+        for name, value in spec.inputs.items():
+            if not isinstance(value, DataInput):
+                continue
+            key = keys.Input(name)
+            if value.asset is not None:
+                address = f"data/{value.asset.name}"
+                _reference(components, refs, key, address, value.asset.version, upstream)
+            elif isinstance(value.location, LocalPath):
+                components[str(key)] = _local_digest(value.location.path, ctx)
+        components.update(secret_components(ctx, spec))
+        files = len(snap.files) if snap else 0
+        note = ""
+        if spec.register_model is not None:
+            note = gated.plan_note(ctx, spec)
+        return declared(
+            spec,
+            ctx,
+            components,
+            trigger=spec.trigger,
+            refs=refs,
+            summary=f"{files} code files" if snap else "",
+            note=note,
+            payload=(spec, snap),
+        )
+
+    def refresh(self, recorded: Recorded, ctx: Context) -> str | None:
+        return None
+
+    def apply(self, change: Change, ctx: Context) -> Outcome:
+        # start-up: plan loads this kind; the runner (tracking, MLflow store) only for apply
+        from mlform.kinds.runconfig import runner
+
+        return runner.run(change, ctx, ensure_built)
+
+    def destroy(self, change: Change, ctx: Context) -> Outcome:
+        assert change.before is not None
+        return Outcome(change.before.outputs, message="its runs stay in the history")
+
+
+def _reference(
+    components: dict[str, str],
+    refs: dict[str, str],
+    key: keys.Environment | keys.Input,
+    address: str,
+    version: str | None,
+    upstream: Mapping[str, Desired],
+) -> None:
+    """A pinned version is immutable: the reference itself is its digest. `@latest` is
+    the content the upstream resource declares now."""
+    name = address.partition("/")[2]
+    components[str(keys.Dep(address))] = "named"  # orders deletes; the digest ignores its content
+    if version is not None:
+        components[str(key)] = f"{name}:{version}"
+    elif address in upstream:
+        components[str(key)] = str(upstream[address].version_key)
+        refs[str(key)] = address
+
+
+def _relative(folder: Path, root: Path) -> str:
+    relative = os.path.relpath(folder, root)
+    if relative == ".":
+        return ""
+    return (relative if not relative.startswith("..") else str(folder)) + "/"
+
+
+def _local_digest(path: Path, ctx: Context) -> str:
+    if path.is_file():
+        return ctx.hasher.file(path)
+    return tree_digest(ctx.hasher.folder(path))

@@ -1,0 +1,422 @@
+"""Running one runconfig: prepare its folder, start it on a compute target, watch it,
+and record what happened — through the run protocol, the same on every target."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import secrets
+import shlex
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import mlform
+from mlform import datasets, gitinfo
+from mlform import snapshot as snapshots
+from mlform.compute import TARGETS, Launch
+from mlform.config.refs import LocalPath, Url
+from mlform.config.specs import DataInput, RunconfigSpec, env_text
+from mlform.context import Context, Outcome
+from mlform.datasets import download
+from mlform.errors import ApplyError, RunFailed, SecretError
+from mlform.plan.model import Change
+from mlform.registry import gated
+from mlform.state.records import Record
+from mlform.state.runs import Abandoned, Experiment, RunRow, SnapshotRow
+from mlform.state.store import Store
+from mlform.tracking import mlflow_job, protocol
+from mlform.tracking.record import TrackingRecord
+from mlform.tracking.tail import Tail
+
+_SUBSTITUTION = re.compile(r"\$\{\{\s*(inputs|outputs)\.([A-Za-z0-9_.-]+)\s*\}\}")
+_LOG_TAIL = 30
+_METRICS_EVERY = 2.0
+_STATUS_EVERY = 0.5
+
+
+# (ctx, owner address, environment name, version) → its virtual environment, built first
+# when this machine has none (`mlform.kinds.environment.kind.ensure_built`)
+Build = Callable[[Context, str, str, str], Path]
+
+
+def run(change: Change, ctx: Context, build: Build, parent_id: str | None = None) -> Outcome:
+    """Run `change`'s runconfig (or a pipeline step made into one, under `parent_id`),
+    in the environment `build` makes ready."""
+    return _Run(change, ctx, build, parent_id).execute()
+
+
+class _Run:
+    """One run of a runconfig, from preparing its folder to recording what it did."""
+
+    def __init__(
+        self, change: Change, ctx: Context, build: Build, parent_id: str | None = None
+    ) -> None:
+        assert change.after is not None
+        self.change = change
+        self.ctx = ctx
+        self.build = build
+        self.spec: RunconfigSpec = change.after.payload[0]
+        self.snap: snapshots.Snapshot | None = change.after.payload[1]
+        self.id = f"{self.spec.name}_{time.strftime('%Y%m%d_%H%M%S')}_{secrets.token_hex(2)}"
+        self.dir = ctx.state_dir / "runs" / self.id
+        self.values: dict[str, str] = {}  # inputs.x / outputs.x → what the command saw
+        self.row = RunRow(
+            id=self.id,
+            experiment=self.spec.experiment,
+            name=self.spec.name,
+            status="queued",
+            compute=self.spec.compute,
+            run_dir=str(self.dir),
+            runconfig=change.address,
+            parent_id=parent_id,
+            display_name=self.spec.display_name,
+            created_at=time.time(),
+            digest=change.after.digest,
+        )
+
+    def update(self, wait: bool = False, **fields: Any) -> None:
+        self.row = replace(self.row, **fields)
+        self.ctx.emit([self.row], wait=wait)
+
+    def execute(self) -> Outcome:
+        self.ctx.emit([Experiment(self.spec.experiment), self.row])
+        self.update(status="preparing")
+        try:
+            launch, versions, inputs = self.prepare()
+        except ApplyError as err:
+            self.update(status="failed", error=str(err), ended_at=time.time())
+            raise RunFailed(str(err), self.id) from err
+        # committed before the process starts, so a later apply can find it if this dies
+        self.update(status="running", started_at=time.time(), inputs=inputs, wait=True)
+        # Paths inside the workspace as the user would type them from its folder.
+        command = launch.command.replace(f"{self.ctx.config.root}{os.sep}", "")
+        self.ctx.log(self.change.address, f"run {self.id} started: {command}")
+        status, code = self.watch(launch)
+        # the state keeps the tail: a script that printed a secret leaves it out there
+        tail = _tail(launch.log, launch.secrets) if status != "completed" else None
+        final = replace(
+            self.row, status=status, exit_code=code, ended_at=time.time(), log_tail=tail
+        )
+        records: list[Record] = [final, TrackingRecord(self.id, self.dir)]
+        if status != "completed":
+            self.ctx.emit(records)
+            how = {"failed": f"failed (exit code {code})", "timed_out": "timed out"}.get(
+                status, status
+            )
+            shown = "\n".join(f"  | {line}" for line in (tail or "").splitlines())
+            raise RunFailed(
+                f"{self.change.address}: run {self.id} {how}"
+                # the first line says it all (a plan's reason); the log tail follows
+                + (f"\nthe last lines of its log:\n{shown}" if shown else ""),
+                self.id,
+            )
+        seconds = (final.ended_at or 0) - (final.started_at or 0)
+        outputs: dict[str, Any] = {
+            "run_id": self.id,
+            "status": status,
+            "experiment": self.spec.experiment,
+            "run_dir": str(self.dir),
+            "versions": versions,
+            "inputs": inputs,
+        }
+        message = f"run {self.id} completed in {seconds:.1f}s"
+        if self.spec.register_model is not None:
+            try:
+                registered = gated.register_output(
+                    self.ctx, self.spec, self.id, self.dir, self.values
+                )
+            except ApplyError:
+                self.ctx.emit(records)  # the run did complete: its record stays
+                raise
+            records.extend(registered.records)
+            outputs.update(registered.outputs)
+            message += f"; {registered.message}"
+            self.ctx.log(self.change.address, registered.message)
+        return Outcome(outputs, records, message)
+
+    # -- preparing -----------------------------------------------------------------------
+
+    def prepare(self) -> tuple[Launch, dict[str, str], dict[str, str]]:
+        spec, ctx = self.spec, self.ctx
+        for sub in (protocol.OUTPUTS, protocol.LOGS, "snapshot"):
+            (self.dir / sub).mkdir(parents=True, exist_ok=True)
+        if self.snap is not None:
+            storage = ctx.storage(ctx.config.default_datastore)
+            key = snapshots.store(self.snap, storage)
+            snapshots.extract(storage, key, self.dir / "snapshot")
+            ctx.emit([SnapshotRow(self.snap.digest, key, len(self.snap.files), self.snap.size)])
+            _write_manifest(self.dir / "logs" / "snapshot.json", self.snap)
+            self.row = replace(self.row, snapshot_id=self.snap.digest)
+        git = gitinfo.describe(spec.code or ctx.config.root, ignore=(ctx.state_dir, ctx.cache))
+        self.row = replace(
+            self.row, git_commit=git.commit, branch=git.branch, remote=git.remote, dirty=git.dirty
+        )
+        env = dict(os.environ)
+        versions: dict[str, str] = {}
+        # Without an environment, `python` is the interpreter running mlform.
+        path_prefix = f"{Path(sys.executable).parent}{os.pathsep}"
+        if spec.environment is not None:
+            version, venv, variables = self.environment()
+            versions[f"environment/{spec.environment.name}"] = version
+            env.update(variables)
+            env["VIRTUAL_ENV"] = str(venv)
+            path_prefix = f"{venv / 'bin'}{os.pathsep}"
+            self.row = replace(
+                self.row, environment=f"{spec.environment.name}:{version}", env_digest=str(venv)
+            )
+        try:
+            variables, secret_values = ctx.config.vault.resolve(dict(spec.variables))
+        except SecretError as err:
+            raise ApplyError(f"{self.change.address}: {err}") from None
+        env.update(variables)
+        values: dict[str, str] = {}
+        inputs: dict[str, str] = {}
+        for name, value in spec.inputs.items():
+            if not isinstance(value, DataInput):
+                values[f"inputs.{name}"] = inputs[name] = value
+                continue
+            path, label = self.data_input(name, value, versions)
+            values[f"inputs.{name}"] = path
+            inputs[name] = label
+            env[f"MLFORM_INPUT_{_env_name(name)}"] = path
+        for name, kind in spec.outputs.items():
+            target = self.dir / protocol.OUTPUTS / name
+            if kind != "uri_file":
+                target.mkdir(parents=True, exist_ok=True)
+            values[f"outputs.{name}"] = str(target)
+            env[f"MLFORM_OUTPUT_{_env_name(name)}"] = str(target)
+        self.values = values
+        command = _SUBSTITUTION.sub(lambda m: shlex.quote(values[f"{m[1]}.{m[2]}"]), spec.command)
+        env.update(protocol.run_environment(self.id, self.dir))
+        env.update(
+            {
+                "MLFORM_EXPERIMENT": spec.experiment,
+                "MLFLOW_EXPERIMENT_NAME": spec.experiment,
+                "PYTHONUNBUFFERED": "1",
+                "PATH": path_prefix + env.get("PATH", os.defpath),
+                "PYTHONPATH": os.pathsep.join(
+                    p for p in (str(self.sdk()), env.get("PYTHONPATH", "")) if p
+                ),
+            }
+        )
+        cwd = self.dir / "snapshot"
+        _working_folders(cwd, self.dir)
+        env.update(self.mlflow_run(env, cwd))
+        self.row = replace(self.row, command=command)
+        launch = Launch(command, cwd, env, self.dir / protocol.LOGS / "std_log.txt", secret_values)
+        return launch, versions, inputs
+
+    def mlflow_run(self, env: dict[str, str], cwd: Path) -> dict[str, str]:
+        """MLFLOW_RUN_ID and the experiment of the job's own MLflow run, as Azure ML sets
+        them, when the run's Python has mlflow (`mlform.tracking.mlflow_job`)."""
+        if not self._names_mlflow(cwd):
+            return {}
+        try:
+            job = mlflow_job.create(env, cwd, self.dir, self.spec.experiment, self.id)
+        except mlflow_job.JobRunFailed as err:
+            raise ApplyError(
+                f"{self.change.address}: {err}. Repair or remove mlflow in the run's "
+                "environment, then apply again"
+            ) from err
+        return job.environment() if job is not None else {}
+
+    def _names_mlflow(self, cwd: Path) -> bool:
+        """Whether the command or a Python file of its code names mlflow. Creating the job's
+        MLflow run imports mlflow, seconds of CPU that a script without MLflow would pay
+        for nothing; a library that logs to MLflow by itself still lands in the run, as
+        its one top-level MLflow run (`mlform.tracking.ingest`)."""
+        if "mlflow" in self.spec.command:
+            return True
+        files = self.snap.files if self.snap is not None else ()
+        for file in files:
+            if file.relpath.endswith(".py"):
+                with contextlib.suppress(OSError):
+                    if b"mlflow" in (cwd / file.relpath).read_bytes():
+                        return True
+        return False
+
+    def sdk(self) -> Path:
+        """A folder holding only the `mlform` package, so a script in any environment can
+        `import mlform` for the SDK without mlform's own dependencies leaking in."""
+        shim = self.dir / ".sdk"
+        shim.mkdir(exist_ok=True)
+        link = shim / "mlform"
+        if not link.exists():
+            link.symlink_to(Path(mlform.__file__).resolve().parent, target_is_directory=True)
+        return shim
+
+    def environment(self) -> tuple[str, Path, dict[str, str]]:
+        ref = self.spec.environment
+        assert ref is not None
+        address = f"environment/{ref.name}"
+        version = ref.version or self._current_version(address)
+        venv = self.build(self.ctx, self.change.address, ref.name, version)
+        rows = self.ctx.read(
+            "select spec from asset_versions "
+            "where kind = 'environment' and name = ? and version = ?",
+            [ref.name, version],
+        )
+        spec = json.loads(rows[0][0])
+        variables = {
+            str(k): env_text(v) for k, v in (spec.get("environment_variables") or {}).items()
+        }
+        return version, venv, variables
+
+    def data_input(self, name: str, value: DataInput, versions: dict[str, str]) -> tuple[str, str]:
+        """The local path the command sees for a data input, and how the run records it."""
+        if value.asset is None:
+            location = value.location
+            if isinstance(location, LocalPath):
+                return str(location.path), str(location.path)
+            assert isinstance(location, Url)
+            if value.mode == "direct":
+                return location.url, location.url
+            fetched = download(location.url, self.dir / "inputs" / name, value.type)
+            return str(fetched), location.url
+        asset = value.asset
+        address = f"data/{asset.name}"
+        version = asset.version or self._current_version(address)
+        item = datasets.find(self.ctx.read, asset.name, version)
+        if item is None:
+            raise ApplyError(f"{self.change.address}: data {asset.name}:{version} does not exist")
+        versions[address] = version
+        direct = datasets.direct_location(self.ctx, item) if value.mode == "direct" else None
+        if direct is not None:
+            return direct, f"{asset.name}:{version}"
+        target = self.dir / "inputs" / name
+        datasets.materialize(self.ctx, item, target)
+        if item.type == "uri_file" and len(item.manifest) == 1:
+            return str(target / item.manifest[0]["path"]), f"{asset.name}:{version}"
+        return str(target), f"{asset.name}:{version}"
+
+    def _current_version(self, address: str) -> str:
+        rows = self.ctx.read("select outputs from resources where address = ?", [address])
+        version = json.loads(rows[0][0]).get("version") if rows else None
+        if version is None:
+            raise ApplyError(f"{self.change.address}: {address} has no version yet")
+        return str(version)
+
+    # -- running -------------------------------------------------------------------------
+
+    def watch(self, launch: Launch) -> tuple[str, int]:
+        target = self.ctx.config.compute_target(self.spec.compute)
+        handle = TARGETS[target].start(launch)
+        (self.dir / "compute.json").write_text(
+            json.dumps({"target": target, "ident": handle.ident}), encoding="utf-8"
+        )
+        started = time.monotonic()
+        shown = 0
+        metrics = Tail(self.dir)
+        last_metrics = started
+        latest: dict[str, float] = {}
+        status = ""
+        address = self.change.address
+        progress = self.ctx.progress
+        while (code := handle.poll()) is None:
+            if self.ctx.cancelled.is_set():
+                code, status = handle.stop(), "canceled"
+                break
+            if self.spec.timeout is not None and time.monotonic() - started > self.spec.timeout:
+                code, status = handle.stop(), "timed_out"
+                break
+            shown = self._show_log(launch.log, shown)
+            now = time.monotonic()
+            if now - last_metrics >= (_STATUS_EVERY if progress else _METRICS_EVERY):
+                last_metrics = now
+                new = metrics.latest()
+                latest.update(new)
+                text = ", ".join(f"{k}={v:.4g}" for k, v in sorted(latest.items())[:6])
+                if progress is not None:  # a terminal: one status line, redrawn in place
+                    progress(address, f"running {now - started:.0f}s  {text}".rstrip())
+                elif new:  # plain output: a line whenever the metrics moved
+                    self.ctx.log(address, f"metrics: {text}")
+            time.sleep(0.1)
+        if progress is not None:
+            progress(address, None)
+        self._show_log(launch.log, shown)
+        return status or ("completed" if code == 0 else "failed"), code
+
+    def _show_log(self, log: Path, offset: int) -> int:
+        try:
+            with log.open("rb") as handle:
+                handle.seek(offset)
+                data = handle.read()
+        except FileNotFoundError:
+            return offset
+        end = data.rfind(b"\n") + 1
+        for line in data[:end].decode(errors="replace").splitlines():
+            self.ctx.log(self.change.address, line)
+        return offset + end
+
+
+def _write_manifest(path: Path, snap: snapshots.Snapshot) -> None:
+    """What went into the snapshot and what was left out, by which rule, for
+    `mlform runs snapshot RUN [--explain]`."""
+    data = {
+        "digest": snap.digest,
+        "files": [{"path": f.relpath, "size": f.size, "sha256": f.sha256} for f in snap.files],
+        "excluded": [
+            {"relpath": e.relpath, "rule_file": e.rule_file, "line": e.line, "pattern": e.pattern}
+            for e in snap.excluded
+        ],
+    }
+    path.write_text(json.dumps(data, indent=1), encoding="utf-8")
+
+
+def _working_folders(cwd: Path, run_dir: Path) -> None:
+    """`./outputs` and `./logs` in the job's working directory are the run folder's own, as
+    Azure ML uploads those two folders of a job's working directory as its outputs and
+    logs: what a script writes there (`outputs/model.pkl`) is kept with the run. Files the
+    code snapshot brought in them move there too."""
+    for name in (protocol.OUTPUTS, protocol.LOGS):
+        inside, kept = cwd / name, run_dir / name
+        if inside.is_dir() and not inside.is_symlink():
+            shutil.copytree(inside, kept, dirs_exist_ok=True)
+            shutil.rmtree(inside)
+        elif inside.exists() or inside.is_symlink():
+            inside.unlink()
+        # relative, so the pair stays right wherever the run folder is mounted or copied
+        inside.symlink_to(Path("..") / name, target_is_directory=True)
+
+
+def _tail(log: Path, secrets: tuple[str, ...] = ()) -> str:
+    try:
+        text = log.read_text(errors="replace")
+    except FileNotFoundError:
+        return ""
+    for value in sorted(secrets, key=len, reverse=True):
+        text = text.replace(value, "***")
+    return "\n".join(text.splitlines()[-_LOG_TAIL:])
+
+
+def _env_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]", "_", name).upper()
+
+
+def abandon_stale_runs(store: Store, apply_id: str) -> list[str]:
+    """Runs an interrupted apply left unfinished: stop what still runs, keep what they
+    logged, and record them as failed. Called as a new apply starts."""
+
+    stale = store.query(
+        "select id, run_dir from runs where status in ('queued', 'preparing', 'running')"
+    )
+    for run_id, run_dir in stale:
+        where = Path(run_dir)
+        try:
+            launched = json.loads((where / "compute.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            launched = None
+        if launched and launched.get("target") in TARGETS:
+            TARGETS[launched["target"]].stop_orphan(str(launched["ident"]))
+        records: list[Record] = [Abandoned(run_id, "the apply running it was interrupted")]
+        if where.is_dir():
+            records.append(TrackingRecord(run_id, where))
+        store.write(apply_id, records)
+    return [run_id for run_id, _ in stale]

@@ -1,0 +1,113 @@
+"""The endpoint's router process: started, recorded, and a start that fails told as it
+was seen."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import re
+import socket
+import stat
+from pathlib import Path
+
+import pytest
+
+from mlform.errors import ApplyError
+from mlform.kinds.endpoint import probes, router
+from mlform.kinds.endpoint.keys import hashed
+
+
+def test_a_router_starts_is_recorded_and_stops(tmp_path: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    started = router.ensure(tmp_path, "iris", port)
+    try:
+        assert started.alive()
+        record = json.loads((router.folder(tmp_path, "iris") / "router.json").read_text())
+        assert record == {
+            "pid": started.pid,
+            "started": started.process.started,
+            "instance": record["instance"],
+            "port": port,
+            "code": router.code(),
+        }
+        assert router.current(tmp_path, "iris") == started
+        assert router.ensure(tmp_path, "iris", port) == started  # running: kept
+        assert probes.status(port, "/health", 5.0) == 200
+    finally:
+        router.stop(tmp_path, "iris")
+    assert not started.alive()
+    assert router.current(tmp_path, "iris") is None
+
+
+def test_a_router_another_mlform_started_is_restarted(tmp_path: Path) -> None:
+    # After an upgrade the router still runs the old code: the next apply that touches
+    # its endpoint starts this mlform's router in its place, on the same port.
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    old = router.ensure(tmp_path, "iris", port)
+    try:
+        path = router.folder(tmp_path, "iris") / "router.json"
+        for older in ({"code": "0" * 64}, {}):  # another digest; a record from before digests
+            record = {k: v for k, v in json.loads(path.read_text()).items() if k != "code"}
+            path.write_text(json.dumps({**record, **older}))
+            new = router.ensure(tmp_path, "iris", port)
+            assert new.pid != old.pid and new.code == router.code()
+            assert not old.alive() and new.alive()
+            assert probes.status(port, "/health", 5.0) == 200
+            old = new
+    finally:
+        router.stop(tmp_path, "iris")
+
+
+def test_a_router_that_exits_is_told_with_its_exit_code_and_log(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(ApplyError) as caught:
+            router.ensure(tmp_path, "iris", port)
+    message = str(caught.value)
+    log = router.folder(tmp_path, "iris") / "router.log"
+    assert re.match(
+        rf"endpoint/iris: its router \(pid \d+\) exited with code 3 before it listened on "
+        rf"port {port}; the last lines of {re.escape(str(log))}:\n  \| ",
+        message,
+    ), message
+    assert "address already in use" in message
+
+
+def test_the_router_checks_the_endpoints_keys_before_forwarding(tmp_path: Path) -> None:
+    ports = []
+    for _ in range(2):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            ports.append(sock.getsockname()[1])
+    port, nobody = ports  # nothing listens on `nobody`: a forwarded request is a 502
+    key = "k" * 43
+    routes = router.write_routes(
+        tmp_path, "iris", {"blue": (f"http://127.0.0.1:{nobody}", 1)}, ("key", [hashed(key)])
+    )
+    assert stat.S_IMODE(routes.stat().st_mode) == 0o600
+    assert json.loads(routes.read_text())["auth"] == {"mode": "key", "key_hashes": [hashed(key)]}
+    router.ensure(tmp_path, "iris", port)
+    try:
+        refused = post(port, {})
+        forwarded = post(port, {"Authorization": f"Bearer {key}"})
+    finally:
+        router.stop(tmp_path, "iris")
+    assert refused == (401, "Bearer")
+    assert forwarded == (502, None)
+
+
+def post(port: int, headers: dict[str, str]) -> tuple[int, str | None]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        connection.request("POST", "/score", b"{}", {"Content-Type": "application/json", **headers})
+        response = connection.getresponse()
+        response.read()
+        return response.status, response.getheader("www-authenticate")
+    finally:
+        connection.close()
