@@ -20,7 +20,8 @@ import yaml
 
 from mlform import __version__
 from mlform._resources import resource_dir
-from mlform.config.workspace import COMPONENT_FOLDER, FOLDERS, WORKSPACE_FILES
+from mlform.config.kinds import FOLDERS
+from mlform.config.workspace import COMPONENT_FOLDER, WORKSPACE_FILES
 from mlform.errors import MlformError
 
 SCHEMA_FOLDER = ".schema"
@@ -102,7 +103,7 @@ def _schema_files() -> dict[str, bytes]:
 def _editor_schemas() -> dict[str, list[str]]:
     """`yaml.schemas` for the YAML language server: schema file → the files it checks."""
     globs = {"workspace": list(WORKSPACE_FILES)}
-    for folder, (kind, _) in FOLDERS.items():
+    for folder, kind in FOLDERS.items():
         globs[kind] = [f"{folder}/*.yml", f"{folder}/*.yaml"]
     globs["component"] = [f"{COMPONENT_FOLDER}/*.yml", f"{COMPONENT_FOLDER}/*.yaml"]
     return {

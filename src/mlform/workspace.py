@@ -24,13 +24,13 @@ from mlform.config.workspace import Config
 from mlform.context import Context
 from mlform.errors import ConfigInvalid, PlanError, StalePlan, StateError
 from mlform.hashing import Hasher
-from mlform.kinds import desire_all, refresh_all, refusals
+from mlform.kind import desire_all, refresh_all, refusals
 from mlform.plan.diff import diff
 from mlform.plan.model import Action, Change, Plan
 from mlform.state.lock import LockInfo
 
 if TYPE_CHECKING:
-    from mlform.apply.leftovers import Leftovers
+    from mlform.leftovers import Leftovers
     from mlform.runs import Run
 from mlform.state.store import Store
 
@@ -139,7 +139,7 @@ class Workspace:
                 return outcome
             if leftovers:
                 # start-up: every command loads this module; leftovers only for apply
-                from mlform.apply import leftovers as earlier
+                from mlform import leftovers as earlier
 
                 earlier.stop(leftovers, self.state_path.parent, lambda line: log("state", line))
             if not plan.changes:
@@ -179,13 +179,13 @@ class Workspace:
         if self.state_path.exists():
             return []
         # start-up: every command loads this module; leftovers only for apply
-        from mlform.apply import leftovers
+        from mlform import leftovers
 
         return leftovers.find(self.config).describe(self.root)
 
     def _leftovers(self, reinit: bool) -> Leftovers | None:
         # start-up: every command loads this module; leftovers only for apply
-        from mlform.apply import leftovers
+        from mlform import leftovers
 
         if self.state_path.exists():
             if reinit:

@@ -11,10 +11,10 @@ from typing import Any
 import duckdb
 import pytest
 
+import mlform.kinds.runconfig
 from mlform.apply.executor import execute
 from mlform.context import Context, Outcome
-from mlform.kinds import KINDS
-from mlform.plan.model import Action, Change, Desired, Plan
+from mlform.plan.model import Action, Change, Desired, Payload, Plan
 from mlform.state.store import Identity, Store
 
 
@@ -27,13 +27,19 @@ class CtrlCWhileWriting:
         con.execute("insert into probe select * from range(100000)")
 
 
+class ProbePayload(Payload):
+    pass
+
+
 class Probe:
     """A kind whose apply records a CtrlCWhileWriting, then runs until it is cancelled."""
+
+    payload = ProbePayload
 
     def __init__(self) -> None:
         self.saw_cancel = False
 
-    def apply(self, change: Change, ctx: Context) -> Outcome:
+    def apply(self, change: Change, payload: ProbePayload, ctx: Context) -> Outcome:
         ctx.emit([CtrlCWhileWriting()], wait=True)
         self.saw_cancel = ctx.cancelled.wait(timeout=60)
         return Outcome({})
@@ -43,9 +49,19 @@ def test_ctrl_c_during_a_state_write_lets_it_commit_then_cancels(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     probe = Probe()
-    # the registry makes a kind on first use; this one is made already
-    monkeypatch.setitem(KINDS._made, "runconfig", probe)  # type: ignore[attr-defined]
-    after = Desired("runconfig/p", "runconfig", "p", "d", {}, {}, (), "runconfigs/p.yml:1")
+    # the registry reads a kind's `KIND` from its package
+    monkeypatch.setattr(mlform.kinds.runconfig, "KIND", probe)
+    after = Desired(
+        "runconfig/p",
+        "runconfig",
+        "p",
+        "d",
+        {},
+        {},
+        (),
+        "runconfigs/p.yml:1",
+        payload=ProbePayload(),
+    )
     change = Change(Action.RUN, "runconfig/p", "runconfig", "p", ("new",), None, after)
     ctx: Any = Context(config=None, hasher=None)  # type: ignore[arg-type]
     with Store.open(tmp_path / "state.duckdb", "apply", write=True) as store:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from mlform.errors import NotFound
-from mlform.kinds import managed_secrets
+from mlform.kind import managed_secrets
 from mlform.secrets import managed, operations
 from mlform.workspace import Workspace
 

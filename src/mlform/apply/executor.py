@@ -23,7 +23,7 @@ from types import FrameType
 
 from mlform.context import Context, Outcome
 from mlform.errors import MlformError
-from mlform.kinds import KINDS
+from mlform.kind import apply_change
 from mlform.plan.diff import DELETED
 from mlform.plan.model import Action, Change, Plan
 from mlform.state.records import Event, Record, ResourceRow
@@ -113,7 +113,7 @@ def execute(
                 while ready and len(running) < parallelism:
                     change = ready.popleft()
                     if change.address not in results:
-                        running[pool.submit(_run, change, ctx)] = (change, time.monotonic())
+                        running[pool.submit(apply_change, change, ctx)] = (change, time.monotonic())
                 if not running:
                     break
                 finished, _ = wait(running, timeout=0.05, return_when=FIRST_COMPLETED)
@@ -169,15 +169,6 @@ def _skip_rest(
             _skip_event(store, apply_id, change, why)
             results[change.address] = result = Result(change, Status.SKIPPED, why)
             report(result)
-
-
-def _run(change: Change, ctx: Context) -> Outcome:
-    kind = KINDS[change.kind]
-    if change.action is Action.DELETE:
-        return kind.destroy(change, ctx)
-    if change.action is Action.REPLACE:
-        kind.destroy(change, ctx)
-    return kind.apply(change, ctx)
 
 
 def _record(

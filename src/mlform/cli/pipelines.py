@@ -110,7 +110,7 @@ def runs_(args: argparse.Namespace, out: Output) -> int:
 
 def invoke(args: argparse.Namespace, out: Output) -> int:
     # start-up: `mlform --help` imports every command's module
-    from mlform.apply import invoke
+    from mlform.kinds.pipeline import invoke
 
     overrides = {}
     for item in args.sets:

@@ -8,7 +8,7 @@ import getpass
 import sys
 
 from mlform.cli.output import Output, add_json_flag
-from mlform.kinds import managed_secrets
+from mlform.kind import managed_secrets
 from mlform.secrets import operations
 from mlform.workspace import Workspace
 

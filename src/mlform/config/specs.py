@@ -58,6 +58,7 @@ class Source:
 @dataclass(frozen=True, slots=True)
 class Spec:
     kind: ClassVar[str]
+    part_of: ClassVar[str | None] = None  # the kind whose resources it is part of
     name: str
     source: Source = field(compare=False)
     body: Mapping[str, Any]  # the mapping as written, without $schema
@@ -223,6 +224,7 @@ class Probe:
 @dataclass(frozen=True, slots=True)
 class DeploymentSpec(Spec):
     kind: ClassVar[str] = "deployment"
+    part_of: ClassVar[str | None] = "endpoint"
     endpoint: str = ""
     model: AssetRef | None = None
     environment: AssetRef | None = None
@@ -254,19 +256,12 @@ class EndpointSpec(Spec):
     deployments: tuple[DeploymentSpec, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class ComputeSpec(Spec):
-    """A named compute target (Azure ML's compute YAML), for jobs to name in compute:."""
-
-    kind: ClassVar[str] = "compute"
-    type: str = "local"
-
-
 IMPLICIT_DATASTORE = "workspaceblobstore"  # Azure ML's name, so azureml:// paths keep working
 IMPLICIT_DATASTORE_PATH = ".mlform/datastore"
 
 
-def _common(body: Mapping[str, Any]) -> dict[str, Any]:
+def common(body: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields every spec has, read from its validated document."""
     return {
         "name": str(body["name"]),
         "body": {k: v for k, v in body.items() if k != "$schema"},
@@ -275,7 +270,8 @@ def _common(body: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _version(body: Mapping[str, Any]) -> str | None:
+def version_of(body: Mapping[str, Any]) -> str | None:
+    """A version fixed in the file, as text (Azure ML's YAML may write it as a number)."""
     value = body.get("version")
     return None if value is None else str(value)
 
@@ -289,7 +285,7 @@ def datastore(body: Mapping[str, Any], source: Source, root: Path) -> DatastoreS
         parsed = parse_location(str(body.get("path", IMPLICIT_DATASTORE_PATH)), root)
         location = parsed if isinstance(parsed, LocalPath | Url) else LocalPath(root)
     return DatastoreSpec(
-        **_common(body),
+        **common(body),
         source=source,
         location=location,
         storage_options=options,
@@ -299,11 +295,11 @@ def datastore(body: Mapping[str, Any], source: Source, root: Path) -> DatastoreS
 
 def data(body: Mapping[str, Any], source: Source) -> DataSpec:
     return DataSpec(
-        **_common(body),
+        **common(body),
         source=source,
         type=str(body.get("type", "uri_folder")),
         location=parse_location(str(body["path"]), source.doc.path.parent),
-        version=_version(body),
+        version=version_of(body),
     )
 
 
@@ -312,9 +308,9 @@ def environment(body: Mapping[str, Any], source: Source) -> EnvironmentSpec:
     conda = body.get("conda_file")
     requirements = body.get("requirements")
     return EnvironmentSpec(
-        **_common(body),
+        **common(body),
         source=source,
-        version=_version(body),
+        version=version_of(body),
         pip=tuple(str(line) for line in body.get("pip", ())),
         requirements=local_path(base, requirements) if requirements else None,
         conda_file=local_path(base, conda) if isinstance(conda, str) else conda,
@@ -327,7 +323,7 @@ def environment(body: Mapping[str, Any], source: Source) -> EnvironmentSpec:
 
 def runconfig(body: Mapping[str, Any], source: Source) -> RunconfigSpec:
     base = source.doc.path.parent
-    common = _common(body)
+    fields = common(body)
     inputs = _inputs(body, base)
     outputs = {
         str(k): str((v or {}).get("type", "uri_folder"))
@@ -337,7 +333,7 @@ def runconfig(body: Mapping[str, Any], source: Source) -> RunconfigSpec:
     code = body.get("code")
     limits = body.get("limits") or {}
     return RunconfigSpec(
-        **common,
+        **fields,
         source=source,
         command=str(body["command"]),
         code=local_path(base, code) if code else None,
@@ -345,7 +341,7 @@ def runconfig(body: Mapping[str, Any], source: Source) -> RunconfigSpec:
         compute=str(body.get("compute", "local")).removeprefix("azureml:"),
         inputs=inputs,
         outputs=outputs,
-        experiment=str(body.get("experiment_name") or common["name"]),
+        experiment=str(body.get("experiment_name") or fields["name"]),
         display_name=body.get("display_name"),
         variables={
             str(k): env_text(v) for k, v in (body.get("environment_variables") or {}).items()
@@ -408,7 +404,7 @@ def binding(value: Any) -> Binding | None:
 
 def pipeline(body: Mapping[str, Any], source: Source) -> PipelineSpec:
     base = source.doc.path.parent
-    common = _common(body)
+    fields = common(body)
     settings = body.get("settings") or {}
     default_compute = str(settings.get("default_compute", "local")).removeprefix("azureml:")
     default_env = settings.get("default_environment")
@@ -418,9 +414,9 @@ def pipeline(body: Mapping[str, Any], source: Source) -> PipelineSpec:
             where = Source(source.doc, (*source.where, "jobs", str(name)))
             steps.append(_step(str(name), step, where, default_compute, default_env))
     return PipelineSpec(
-        **common,
+        **fields,
         source=source,
-        experiment=str(body.get("experiment_name") or common["name"]),
+        experiment=str(body.get("experiment_name") or fields["name"]),
         inputs=_inputs(body, base),
         outputs={
             str(k): str((v or {}).get("type", "uri_folder"))
@@ -530,11 +526,11 @@ def _register(body: Any) -> RegisterModel | None:
 
 def model(body: Mapping[str, Any], source: Source) -> ModelSpec:
     return ModelSpec(
-        **_common(body),
+        **common(body),
         source=source,
         location=parse_location(str(body["path"]), source.doc.path.parent),
         type=str(body.get("type", "custom_model")),
-        version=_version(body),
+        version=version_of(body),
     )
 
 
@@ -542,7 +538,7 @@ def image(body: Mapping[str, Any], source: Source) -> ImageSpec:
     base = source.doc.path.parent
     code = body.get("code_configuration") or {}
     return ImageSpec(
-        **_common(body),
+        **common(body),
         source=source,
         model=parse_asset_ref(str(body["model"])),
         environment=parse_asset_ref(str(body["environment"])),
@@ -568,7 +564,7 @@ def deployment(body: Mapping[str, Any], source: Source, endpoint: str = "") -> D
     model_ref, model_inline = _model_ref(body["model"], source)
     env_ref, env_inline = _environment_ref(body["environment"], source)
     return DeploymentSpec(
-        **_common(body),
+        **common(body),
         source=source,
         endpoint=str(body.get("endpoint_name") or endpoint),
         model=model_ref,
@@ -598,10 +594,6 @@ def _probe(body: Any) -> Probe:
     return Probe(**known)
 
 
-def compute(body: Mapping[str, Any], source: Source) -> ComputeSpec:
-    return ComputeSpec(**_common(body), source=source, type=str(body.get("type", "local")))
-
-
 def endpoint(body: Mapping[str, Any], source: Source) -> EndpointSpec:
     name = str(body["name"])
     inline = tuple(
@@ -610,7 +602,7 @@ def endpoint(body: Mapping[str, Any], source: Source) -> EndpointSpec:
         if isinstance(item, Mapping) and all(k in item for k in ("name", "model", "environment"))
     )
     return EndpointSpec(
-        **_common(body),
+        **common(body),
         source=source,
         auth_mode=str(body.get("auth_mode", "key")),
         port=body.get("port"),
@@ -637,7 +629,6 @@ def env_text(value: Any) -> str:
 
 
 __all__ = [
-    "ComputeSpec",
     "DataSpec",
     "DatastorePath",
     "DatastoreSpec",

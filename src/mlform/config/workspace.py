@@ -15,30 +15,24 @@ import difflib
 import itertools
 import os
 import re
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from mlform.config import components, schema, specs
-from mlform.config.checks import check_spec
 from mlform.config.components import ComponentSpec
 from mlform.config.containment import Boundary, check_paths
+from mlform.config.kinds import BY_NAME, FOLDERS, Declaring, Parser, declaring
 from mlform.config.listing import yaml_files
 from mlform.config.names import name_problem
-from mlform.config.refs import AssetRef, DatastorePath, local_path
+from mlform.config.refs import AssetRef, DatastorePath, Location, local_path
 from mlform.config.schema import Where
 from mlform.config.specs import (
     IMPLICIT_DATASTORE,
     Binding,
-    ComputeSpec,
-    DataInput,
-    DataSpec,
     DatastoreSpec,
     DeploymentSpec,
     EndpointSpec,
-    ImageSpec,
-    ModelSpec,
     PipelineSpec,
     RunconfigSpec,
     Source,
@@ -46,37 +40,18 @@ from mlform.config.specs import (
     StepSpec,
 )
 from mlform.config.unsupported import unsupported
-from mlform.config.yamlfile import Document, read_document
+from mlform.config.yamlfile import Document, JsonPath, read_document
 from mlform.errors import ConfigInvalid, Problem, WorkspaceNotFound
 from mlform.graph import find_cycles
 from mlform.secrets import declared as declared_secrets
 from mlform.secrets import references as secret_references
 from mlform.secrets.vault import Vault
 
-COMPUTE_TARGETS = ("local",)
 WORKSPACE_FILES = ("workspace.yml", "workspace.yaml")
 DEFAULT_STATE = ".mlform/state.duckdb"
 
-Parser = Callable[[Mapping[str, Any], Source], Spec]
-
-# kind folder → (kind, parser). Adding a kind is one line here and one module in resources/.
-FOLDERS: dict[str, tuple[str, Parser]] = {
-    "data": ("data", specs.data),
-    "environments": ("environment", specs.environment),
-    "runconfigs": ("runconfig", specs.runconfig),
-    "pipelines": ("pipeline", specs.pipeline),
-    "models": ("model", specs.model),
-    "images": ("image", specs.image),
-    "endpoints": ("endpoint", specs.endpoint),
-    "compute": ("compute", specs.compute),
-}
 # Folders of Azure ML files that mlform does not run yet: each file is reported.
 UNSUPPORTED_FOLDERS = {"schedules": "job schedules"}
-# A file in a kind folder that has this key declares another kind: a deployment in its
-# own file, as Azure ML keeps them, names its endpoint.
-SUBKINDS: dict[str, tuple[str, str, Parser]] = {
-    "endpoints": ("endpoint_name", "deployment", specs.deployment),
-}
 # Command components live here, or beside the jobs and pipelines that run them. They are
 # no resource of their own: a pipeline step runs one.
 COMPONENT_FOLDER = "components"
@@ -127,12 +102,6 @@ class Config:
         """A problem per secret the resources use that cannot be read here."""
         return self.vault.problems(self.secret_uses())
 
-    def compute_target(self, compute: str) -> str:
-        """The target that runs what names `compute`: a declared compute's type, or the
-        built-in target of that name (local)."""
-        spec = self.specs.get(f"compute/{compute}")
-        return spec.type if isinstance(spec, ComputeSpec) else compute
-
     def datastore(self, name: str) -> DatastoreSpec:
         spec = self.specs[f"datastore/{name}"]
         assert isinstance(spec, DatastoreSpec)
@@ -163,7 +132,9 @@ class _Loader:
         self.specs: dict[str, Spec] = {}
         self.broken: set[str] = set()  # addresses declared in files too broken to build
         self.stores_known = True  # False when some datastore entry could not be read
-        self.sources: dict[str, list[str]] | None = None  # model name → its producers
+        # (kind, name) → what makes versions of it, and where it writes the name
+        self.sources: dict[tuple[str, str], list[tuple[str, JsonPath]]] | None = None
+        self.default = ""  # the default datastore's name, once the datastores are read
         self.deployments: list[DeploymentSpec] = []  # from files of their own
         self.components: dict[Path, ComponentSpec | None] = {}  # None: too broken to use
         self.checked: list[tuple[Document, str]] = []  # every document read, and its kind
@@ -180,12 +151,9 @@ class _Loader:
         self.problems.extend(problems)
         known = {**dict.fromkeys(broken), **self.secrets}  # a broken one is reported already
         default = self._datastores(ws, bad)
-        for folder, (kind, parse) in FOLDERS.items():
+        for folder, kind in FOLDERS.items():
             for doc, doc_kind, doc_bad in self._documents(folder, kind):
-                if doc_kind == kind:
-                    self._build(doc, kind, parse, doc_bad)
-                else:
-                    self._build(doc, doc_kind, SUBKINDS[folder][2], doc_bad)
+                self._build(doc, doc_kind, self._parser(kind, doc_kind), doc_bad)
         self._attach_deployments()
         for doc in self._component_documents():
             self._component(doc)
@@ -193,8 +161,9 @@ class _Loader:
         self._stray_folders()
         self._unsupported_folders()
         self._check_containment()
-        deps = {address: self._dependencies(spec, default) for address, spec in self.specs.items()}
-        self._check_model_sources()
+        self.default = default
+        deps = {address: self._dependencies(spec) for address, spec in self.specs.items()}
+        self._check_productions()
         self._check_cycles(deps)
         for doc, kind in self.checked:
             self.problems.extend(secret_references.document_problems(doc, kind, known))
@@ -270,7 +239,7 @@ class _Loader:
         # A conda file or a YAML data file next to the file that names it is not a
         # declaration of its own.
         named = _named_files(docs)
-        key, other, _ = SUBKINDS.get(folder, ("", kind, None))
+        parts = declaring(kind).parts
         found = []
         for doc in docs:
             if doc.path in named:
@@ -280,7 +249,8 @@ class _Loader:
             ):
                 self._component(doc)
                 continue
-            doc_kind = other if key and isinstance(doc.data, dict) and key in doc.data else kind
+            data = doc.data if isinstance(doc.data, dict) else {}
+            doc_kind = next((part for key, (part, _) in parts.items() if key in data), kind)
             found.append((doc, doc_kind, self._check(doc, doc_kind)))
         return found
 
@@ -316,11 +286,11 @@ class _Loader:
         if isinstance(spec, DeploymentSpec):
             if register:
                 self.deployments.append(spec)
-            self.problems.extend(check_spec(spec, self.root, skip))
+            self.problems.extend(self._checker(spec).check(spec, self.root, skip))
             return
         if isinstance(spec, EndpointSpec):
             for inline in spec.deployments:
-                self.problems.extend(check_spec(inline, self.root, set()))
+                self.problems.extend(self._checker(inline).check(inline, self.root, set()))
         other = self.specs.get(spec.address)
         if register and other is not None:
             self.problems.append(
@@ -332,7 +302,18 @@ class _Loader:
             )
         elif register:
             self.specs[spec.address] = spec
-        self.problems.extend(check_spec(spec, self.root, skip))
+        self.problems.extend(self._checker(spec).check(spec, self.root, skip))
+
+    def _parser(self, kind: str, doc_kind: str) -> Parser:
+        """How a document of `doc_kind` found in `kind`'s folder is built into a spec."""
+        implementation = declaring(kind)
+        if doc_kind == kind:
+            return implementation.parse
+        return next(parse for part, parse in implementation.parts.values() if part == doc_kind)
+
+    def _checker(self, spec: Spec) -> Declaring[Any]:
+        """The kind that checks `spec`: its own, or the kind it is a part of."""
+        return declaring(spec.part_of or spec.kind)
 
     def _add_anonymous(self, spec: Spec) -> None:
         """Register the environments and models `spec` defines in place. One defined the
@@ -346,7 +327,7 @@ class _Loader:
             for defined in getattr(owner, "inline", ()):
                 if defined.address not in self.specs:
                     self.specs[defined.address] = defined
-                    self.problems.extend(check_spec(defined, self.root, set()))
+                    self.problems.extend(self._checker(defined).check(defined, self.root, set()))
 
     def _datastores(self, ws: Document, bad: frozenset[Where]) -> str:
         declared = ws.data.get("datastores") if isinstance(ws.data, dict) else None
@@ -431,23 +412,8 @@ class _Loader:
 
     # -- references ----------------------------------------------------------------------
 
-    def _dependencies(self, spec: Spec, default: str) -> tuple[str, ...]:
-        deps: list[str] = []
-        if isinstance(spec, DataSpec | ModelSpec):
-            store = default
-            if isinstance(spec.location, DatastorePath):
-                store = spec.location.datastore
-                if f"datastore/{store}" not in self.specs and self.stores_known:
-                    self.problems.append(spec.source.problem(["path"], self._no_store(store)))
-            deps.append(f"datastore/{store}")
-        if isinstance(spec, RunconfigSpec):
-            deps.extend(self._run_references(spec))
-        if isinstance(spec, ImageSpec):
-            deps.extend(self._image_references(spec))
-        if isinstance(spec, EndpointSpec):
-            deps.extend(self._endpoint_references(spec))
-        if isinstance(spec, PipelineSpec):
-            deps.extend(self._pipeline_references(spec))
+    def _dependencies(self, spec: Spec) -> tuple[str, ...]:
+        deps = self._checker(spec).references(spec, self)
         for index, address in enumerate(spec.depends_on):
             if address in self.broken:
                 continue  # its own file's problems are already reported
@@ -471,37 +437,30 @@ class _Loader:
                 deps.append(address)
         return tuple(dict.fromkeys(d for d in deps if d in self.specs))
 
-    def _run_references(self, spec: RunconfigSpec) -> list[str]:
-        """The environment and data a runconfig names, each declared here."""
-        refs: list[tuple[str, AssetRef, list[str | int]]] = []
-        found = [self._environment(spec.environment, spec.source, spec.body)]
-        for key, value in spec.inputs.items():
-            if isinstance(value, DataInput) and value.asset is not None:
-                refs.append(("data", value.asset, ["inputs", key, "path"]))
-        found.extend(self._asset(kind, ref, spec.source, where) for kind, ref, where in refs)
-        found.append(self._check_compute(spec.source, spec.compute, "runs"))
-        return [address for address in found if address]
+    # -- the Resolver kinds resolve their references with ------------------------------
 
-    def _environment(
-        self, ref: AssetRef | None, source: Source, body: Mapping[str, Any]
-    ) -> str | None:
-        """The environment a job or step runs in; a problem if what it names is not one
-        (never a silent run in mlform's own Python)."""
-        if ref is not None:
-            return self._asset("environment", ref, source, ["environment"])
-        written = source.doc.text([*source.where, "environment"])
-        if written is not None and "environment" in body:
-            self.problems.append(
-                source.problem(
-                    ["environment"],
-                    f"'{written}' is not an environment reference; write NAME, NAME:VERSION "
-                    "or NAME@latest (azureml: prefix allowed), or "
-                    "azureml://registries/<registry>/environments/NAME/versions/N",
-                )
-            )
-        return None
+    def problem(self, problem: Problem) -> None:
+        self.problems.append(problem)
 
-    def _kind_fits(self, kind: str, ref: AssetRef, source: Source) -> bool:
+    def declared(self, kind: str) -> list[str]:
+        found = [a for a in [*self.specs, *self.broken] if a.startswith(f"{kind}/")]
+        return sorted({a.partition("/")[2] for a in found})
+
+    def is_declared(self, address: str) -> bool:
+        return address in self.specs
+
+    def datastore(self, location: Location, source: Source, where: JsonPath) -> str:
+        store = self.default
+        if isinstance(location, DatastorePath):
+            store = location.datastore
+            if f"datastore/{store}" not in self.specs and self.stores_known:
+                self.problems.append(source.problem(where, self._no_store(store)))
+        return f"datastore/{store}"
+
+    def producers(self, kind: str, name: str) -> list[str]:
+        return [address for address, _ in self._productions().get((kind, name), [])]
+
+    def fits(self, kind: str, ref: AssetRef, source: Source) -> bool:
         """False, with a problem, when an Azure ML URI names an asset of another kind."""
         plural = "data" if kind == "data" else f"{kind}s"
         if ref.kind is None or ref.kind == plural:
@@ -517,16 +476,14 @@ class _Loader:
         )
         return False
 
-    def _asset(
-        self, kind: str, ref: AssetRef, source: Source, where: list[str | int]
-    ) -> str | None:
+    def asset(self, kind: str, ref: AssetRef, source: Source, where: JsonPath) -> str | None:
         """The address of the asset `ref` names, declared here; else None and a problem.
         A reference into an Azure ML registry resolves to the asset of that name here."""
-        if where == [kind] and not self._kind_fits(kind, ref, source):
+        if list(where) == [kind] and not self.fits(kind, ref, source):
             return None
         address = f"{kind}/{ref.name}"
         if ref.registry is None or address in self.specs or address in self.broken:
-            return self._reference(kind, ref.name, source, where)
+            return self.reference(kind, ref.name, source, where)
         folder = _folder_of(kind)
         version = f", version: {ref.version}" if ref.version else ""
         self.problems.append(
@@ -539,9 +496,7 @@ class _Loader:
         )
         return None
 
-    def _reference(
-        self, kind: str, name: str, source: Source, where: list[str | int]
-    ) -> str | None:
+    def reference(self, kind: str, name: str, source: Source, where: JsonPath) -> str | None:
         """The address of `kind/name` if it is declared; else None, and the problem said
         where the reference is written (unless that resource's own file is broken)."""
         address = f"{kind}/{name}"
@@ -558,26 +513,6 @@ class _Loader:
             )
         return None
 
-    def _check_compute(self, source: Source, compute: str, what: str) -> str | None:
-        """The address of the compute `compute` names, if declared; a problem if it names
-        neither a declared compute nor a built-in target."""
-        address = f"compute/{compute}"
-        if address in self.specs:
-            return address
-        if compute in COMPUTE_TARGETS or address in self.broken:
-            return None
-        declared = [a for a in [*self.specs, *self.broken] if a.startswith("compute/")]
-        known = sorted({*COMPUTE_TARGETS, *(a.partition("/")[2] for a in declared)})
-        hint = schema.did_you_mean(compute, known) or f" ({what} can use: {', '.join(known)})"
-        self.problems.append(
-            source.problem(
-                ["compute"],
-                f"unknown compute '{compute}'{hint}; declare it in compute/{compute}.yml "
-                "with type: local, or use compute: local",
-            )
-        )
-        return None
-
     def _attach_deployments(self) -> None:
         """Give each endpoint the deployments declared in files of their own, and check
         names and traffic once an endpoint has all of them."""
@@ -586,21 +521,11 @@ class _Loader:
             if isinstance(owner, EndpointSpec):
                 self.specs[owner.address] = replace(owner, deployments=(*owner.deployments, dep))
             else:
-                self._reference("endpoint", dep.endpoint, dep.source, ["endpoint_name"])
+                self.reference("endpoint", dep.endpoint, dep.source, ["endpoint_name"])
         for spec in list(self.specs.values()):
             if isinstance(spec, EndpointSpec):
                 broken = {a.partition("/")[2] for a in self.broken if a.startswith("deployment/")}
                 self.problems.extend(_endpoint_problems(spec, broken | _written_deployments(spec)))
-
-    def _endpoint_references(self, spec: EndpointSpec) -> list[str]:
-        found: list[str] = []
-        for dep in spec.deployments:
-            if dep.environment is not None:
-                env = self._asset("environment", dep.environment, dep.source, ["environment"])
-                found.extend([env] if env else [])
-            if dep.model is not None and self._kind_fits("model", dep.model, dep.source):
-                found.extend(self._model_sources().get(dep.model.name, ()))
-        return found
 
     def _component_documents(self) -> list[Document]:
         base = self.root / COMPONENT_FOLDER
@@ -706,7 +631,7 @@ class _Loader:
     def _named_component(self, step: StepSpec, ref: AssetRef) -> ComponentSpec | None:
         """The component `ref` names, declared here. A reference into an Azure ML registry
         resolves to the component of that name and version here, or says how to declare it."""
-        if not self._kind_fits("component", ref, step.source):
+        if not self.fits("component", ref, step.source):
             return None
         named = [c for c in self.components.values() if c is not None and c.name == ref.name]
         if ref.version is not None:
@@ -746,65 +671,29 @@ class _Loader:
         )
         return None
 
-    def _pipeline_references(self, spec: PipelineSpec) -> list[str]:
-        found: list[str] = []
-        inputs: list[Binding | DataInput | str] = list(spec.inputs.values())
-        for step in spec.steps:
-            inputs.extend(step.inputs.values())
-            origin = step.origin if "environment" not in step.body and step.origin else None
-            env = self._environment(
-                step.environment, origin or step.source, step.body if origin is None else {}
-            )
-            found.extend([env] if env else [])
-            found.extend(filter(None, [self._check_compute(step.source, step.compute, "steps")]))
-        for value in inputs:
-            if isinstance(value, DataInput) and value.asset is not None:
-                address = f"data/{value.asset.name}"
-                if address in self.specs:
-                    found.append(address)
-        return found
-
-    def _image_references(self, spec: ImageSpec) -> list[str]:
-        """The environment an image installs, and what registers its model: a models/
-        file or a runconfig's register_model. A model registered only by hand
-        (`mlform models register`) has no producer here; the plan checks it exists."""
-        found: list[str] = []
-        if spec.environment is not None:
-            env = self._asset("environment", spec.environment, spec.source, ["environment"])
-            found.extend([env] if env else [])
-        if spec.model is not None:
-            found.extend(self._model_sources().get(spec.model.name, ()))
-        return found
-
-    def _model_sources(self) -> dict[str, list[str]]:
-        """Model name → the addresses in this workspace that register versions of it."""
+    def _productions(self) -> dict[tuple[str, str], list[tuple[str, JsonPath]]]:
+        """(kind, name) → the addresses in this workspace that make versions of it (a
+        model that a models/ file declares or a runconfig registers), each with where it
+        writes the name."""
         if self.sources is not None:
             return self.sources
-        sources: dict[str, list[str]] = {}
+        sources: dict[tuple[str, str], list[tuple[str, JsonPath]]] = {}
         self.sources = sources
         for address, spec in self.specs.items():
-            if isinstance(spec, ModelSpec):
-                sources.setdefault(spec.name, []).append(address)
-            elif isinstance(spec, RunconfigSpec) and spec.register_model is not None:
-                sources.setdefault(spec.register_model.name, []).append(address)
-            elif isinstance(spec, PipelineSpec):
-                for step in spec.steps:
-                    if step.register_model is not None:
-                        sources.setdefault(step.register_model.name, []).append(address)
+            for kind, name, where in self._checker(spec).produces(spec):
+                sources.setdefault((kind, name), []).append((address, where))
         return sources
 
-    def _check_model_sources(self) -> None:
-        """One source per model name, so versions are numbered in one place per apply."""
-        for name, addresses in self._model_sources().items():
-            first, *others = (self.specs[a] for a in addresses)
-            for other in others:
-                where = _model_name_at(other)
+    def _check_productions(self) -> None:
+        """One source per name, so versions are numbered in one place per apply."""
+        for (kind, name), made in self._productions().items():
+            (first, first_at), *others = ((self.specs[a], where) for a, where in made)
+            for other, where in others:
                 self.problems.append(
                     other.source.problem(
                         where,
-                        f"model '{name}' is also registered by {first.address} "
-                        f"({_at(first, _model_name_at(first))}); give one of them another "
-                        "model name",
+                        f"{kind} '{name}' is also registered by {first.address} "
+                        f"({_at(first, first_at)}); give one of them another {kind} name",
                     )
                 )
 
@@ -1016,7 +905,7 @@ def _endpoint_problems(spec: EndpointSpec, unbuilt: set[str]) -> list[Problem]:
 
 def _folder_of(kind: str) -> str:
     """The folder whose files declare `kind`."""
-    return next(folder for folder, (k, _) in FOLDERS.items() if k == kind)
+    return BY_NAME[kind].folder if kind in BY_NAME else kind
 
 
 def _usable(value: Any, where: Where, bad: frozenset[Where]) -> dict[str, Any] | None:
@@ -1069,8 +958,8 @@ def _misplaced(declared: Any, kind: str) -> str | None:
     other = _AZURE_KINDS.get(match["kind"], match["kind"]) if match else kind
     if other == kind:
         return None
-    places = {"workspace": "workspace.yml"} | {k: f"{f}/" for f, (k, _) in FOLDERS.items()}
-    places |= {kind: f"{folder}/" for folder, (_, kind, _) in SUBKINDS.items()}
+    places = {"workspace": "workspace.yml"} | {k: f"{f}/" for f, k in FOLDERS.items()}
+    places["deployment"] = places["endpoint"]  # Azure ML keeps them beside their endpoints
     places["component"] = f"{COMPONENT_FOLDER}/"
     if other not in places:
         return None  # a kind mlform does not read: the schema check says what is wrong
@@ -1092,17 +981,6 @@ def _guess_name(doc: Document) -> str:
     return match["name"] if match else doc.path.stem
 
 
-def _model_name_at(spec: Spec) -> list[str | int]:
-    """Where a model source writes the model's name (a pipeline: in the step that does)."""
-    if isinstance(spec, ModelSpec):
-        return ["name"]
-    if isinstance(spec, PipelineSpec):
-        for step in spec.steps:
-            if step.register_model is not None:
-                return [*step.source.where[len(spec.source.where) :], "register_model", "name"]
-    return ["register_model", "name"]
-
-
 def _display(path: Path, root: Path) -> str:
     """How problems name a file: relative to the workspace when inside it."""
     return (
@@ -1117,7 +995,7 @@ def _version_key(version: str | None) -> tuple[int, int, str]:
     return (1, int(version), "") if version.isdigit() else (1, -1, version)
 
 
-def _at(spec: Spec, where: list[str | int]) -> str:
+def _at(spec: Spec, where: JsonPath) -> str:
     line, col = spec.source.doc.locate([*spec.source.where, *where])
     return f"{spec.source.file}:{line}:{col}"
 

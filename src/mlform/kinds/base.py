@@ -1,18 +1,17 @@
-"""What a resource kind is: how it is digested, refreshed, applied and destroyed."""
+"""What the kinds share: the components every spec has, and the `Desired` they fill alike."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 from mlform.components import canonical, digest_of
 from mlform.config.specs import METADATA_KEYS, Spec
-from mlform.context import Context, Outcome
+from mlform.context import Context
 from mlform.hashing import sha256_text
 from mlform.plan import keys
-from mlform.plan.model import Change, Desired
+from mlform.plan.model import Desired
 from mlform.secrets import references
-from mlform.state.records import Recorded
 
 
 def secret_components(ctx: Context, spec: Spec) -> dict[str, str]:
@@ -23,20 +22,6 @@ def secret_components(ctx: Context, spec: Spec) -> dict[str, str]:
 def content_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
     """The spec without the keys that only describe it (description, tags, …)."""
     return {k: v for k, v in spec.items() if k not in METADATA_KEYS}
-
-
-class Kind(Protocol):
-    def desire(self, spec: Spec, ctx: Context, upstream: Mapping[str, Desired]) -> Desired:
-        """The resource as declared, digested with its files and upstream digests."""
-
-    def refresh(self, recorded: Recorded, ctx: Context) -> str | None:
-        """How the real world differs from the record (the drift reason), or None."""
-
-    def apply(self, change: Change, ctx: Context) -> Outcome:
-        """Create, update or replace: make the real world match `change.after`."""
-
-    def destroy(self, change: Change, ctx: Context) -> Outcome:
-        """Remove what `change.before` created; history (versions) is archived, not erased."""
 
 
 def base_components(

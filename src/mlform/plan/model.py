@@ -30,6 +30,13 @@ SYMBOLS = {
 }
 
 
+class Payload:
+    """What a kind's `desire` computed that its `apply` needs; each kind's is a frozen
+    dataclass of its own (`mlform.kind.Kind`)."""
+
+    __slots__ = ()
+
+
 @dataclass(frozen=True, slots=True)
 class Desired:
     """A resource as the files declare it, with the digest of everything it depends on."""
@@ -52,7 +59,7 @@ class Desired:
     note: str = ""  # said under the plan when this resource changes (what a run registers)
     explain: tuple[Reason, ...] = ()  # a job's own reasons (a pipeline's, step by step)
     numbered_from: str | None = None  # highest version registered by anything else
-    payload: Any = field(default=None, compare=False, repr=False)  # for apply only
+    payload: Payload | None = field(default=None, compare=False, repr=False)  # for apply
 
 
 @dataclass(frozen=True, slots=True)

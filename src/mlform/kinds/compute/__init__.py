@@ -1,1 +1,14 @@
-"""The compute kind."""
+"""Compute targets declared in compute/*.yml: a name that jobs run on.
+
+A compute of type local is this machine, so creating one provisions nothing; it is a
+resource all the same, so the plan shows it (`+ compute/cpu-cluster`), jobs are ordered
+after it, and removing a file that jobs still name is refused by validation.
+
+    spec        ComputeSpec and its parsing
+    references  how jobs and steps name one (`compute_reference`, `target_of`)
+    kind        the kind: plan and apply
+"""
+
+from mlform.kinds.compute.kind import ComputeKind
+
+KIND = ComputeKind()

@@ -1,24 +1,32 @@
-"""Compute targets declared in compute/*.yml: a name that jobs run on.
-
-A compute of type local is this machine, so creating one provisions nothing; it is a
-resource all the same, so the plan shows it (`+ compute/cpu-cluster`), jobs are ordered
-after it, and removing a file that jobs still name is refused by validation.
-"""
+"""The compute kind: declared, checked and applied (nothing to provision for local)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
-from mlform.config.specs import ComputeSpec, Spec
+from mlform.config.specs import Source
 from mlform.context import Context, Outcome
+from mlform.kind import Kind
 from mlform.kinds.base import base_components, declared
-from mlform.plan.model import Change, Desired
-from mlform.state.records import Recorded
+from mlform.kinds.compute.spec import ComputeSpec, parse
+from mlform.plan.model import Change, Desired, Payload
 
 
-class ComputeKind:
-    def desire(self, spec: Spec, ctx: Context, upstream: Mapping[str, Desired]) -> Desired:
-        assert isinstance(spec, ComputeSpec)
+@dataclass(frozen=True, slots=True)
+class ComputePayload(Payload):
+    spec: ComputeSpec
+
+
+class ComputeKind(Kind[ComputeSpec, ComputePayload]):
+    name = "compute"
+    payload = ComputePayload
+
+    def parse(self, body: Mapping[str, Any], source: Source) -> ComputeSpec:
+        return parse(body, source)
+
+    def desire(self, spec: ComputeSpec, ctx: Context, upstream: Mapping[str, Desired]) -> Desired:
         components = base_components(spec, upstream, ctx.config.deps.get(spec.address, ()))
         return declared(
             spec,
@@ -26,15 +34,11 @@ class ComputeKind:
             components,
             replace_keys=frozenset({"type"}),
             summary=f"type {spec.type}",
-            payload=spec,
+            payload=ComputePayload(spec),
         )
 
-    def refresh(self, recorded: Recorded, ctx: Context) -> str | None:
-        return None
-
-    def apply(self, change: Change, ctx: Context) -> Outcome:
-        assert change.after is not None
-        return Outcome({"type": str(change.after.spec.get("type", "local"))})
+    def apply(self, change: Change, payload: ComputePayload, ctx: Context) -> Outcome:
+        return Outcome({"type": payload.spec.type})
 
     def destroy(self, change: Change, ctx: Context) -> Outcome:
         return Outcome({})

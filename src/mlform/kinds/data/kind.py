@@ -10,26 +10,29 @@ from __future__ import annotations
 
 import errno
 import stat
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from mlform.components import canonical
+from mlform.config import checks, specs
+from mlform.config.kinds import Resolver
 from mlform.config.refs import DatastorePath, LocalPath, Url
-from mlform.config.specs import DataSpec, ModelSpec, Spec
+from mlform.config.specs import DataSpec, ModelSpec, Source
 from mlform.context import Context, Outcome
-from mlform.errors import ApplyError, DatastoreError, PlanError
+from mlform.errors import ApplyError, DatastoreError, PlanError, Problem
 from mlform.hashing import FileEntry, sha256_file, sha256_text, tree_digest
+from mlform.kind import Kind
 from mlform.kinds.base import base_components, declared, latest_version, plural
 from mlform.plan import keys
-from mlform.plan.model import Change, Desired
+from mlform.plan.model import Change, Desired, Payload
 from mlform.sizes import human_size
 from mlform.state.records import Archive, AssetMetadata, AssetVersion, Recorded
 from mlform.storage import filesystem, http, unreachable
 from mlform.storage.blobs import blob_key
 
-__all__ = ["DataKind", "Scan", "human_size", "scan_location"]
+__all__ = ["DataKind", "DataPayload", "Scan", "human_size", "scan_location"]
 
 _LISTED_FILES = 1000  # past this many files, a folder is one "content" component
 _MISSING = (errno.ENOENT, errno.ENOTDIR, errno.EBADF, errno.ELOOP)  # as Path.is_file
@@ -43,9 +46,28 @@ class Scan:
     upload: bool
 
 
-class DataKind:
-    def desire(self, spec: Spec, ctx: Context, upstream: Mapping[str, Desired]) -> Desired:
-        assert isinstance(spec, DataSpec)
+@dataclass(frozen=True, slots=True)
+class DataPayload(Payload):
+    spec: DataSpec
+    scan: Scan
+    content: str  # the digest of every file's content
+
+
+class DataKind(Kind[DataSpec, DataPayload]):
+    name = "data"
+    payload = DataPayload
+
+    def parse(self, body: Mapping[str, Any], source: Source) -> DataSpec:
+        return specs.data(body, source)
+
+    def check(self, spec: DataSpec, root: Path, skip: Collection[str]) -> list[Problem]:
+        return checks.check_spec(spec, root, skip)
+
+    def references(self, spec: DataSpec, refs: Resolver) -> list[str]:
+        """The datastore its path is on (the default one for a local path)."""
+        return [refs.datastore(spec.location, spec.source, ["path"])]
+
+    def desire(self, spec: DataSpec, ctx: Context, upstream: Mapping[str, Desired]) -> Desired:
         scan = scan_location(spec, ctx)
         deps = ctx.config.deps.get(spec.address, ())
         components = base_components(spec, upstream, deps)
@@ -62,15 +84,15 @@ class DataKind:
             version_key=sha256_text(spec.type, content, canonical(spec.version)),
             version=spec.version,
             summary=f"{plural(len(scan.files), 'file')}, {human_size(size)}",
-            payload=(spec, scan, content),
+            payload=DataPayload(spec, scan, content),
         )
 
     def refresh(self, recorded: Recorded, ctx: Context) -> str | None:
         return None
 
-    def apply(self, change: Change, ctx: Context) -> Outcome:
+    def apply(self, change: Change, payload: DataPayload, ctx: Context) -> Outcome:
         assert change.after is not None
-        spec, scan, content = change.after.payload
+        spec, scan, content = payload.spec, payload.scan, payload.content
         before = dict(change.before.outputs) if change.before else {}
         if change.version is None:  # metadata only: the current version gets it
             version = str(before["version"])

@@ -2,20 +2,42 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
+from mlform.config import checks, specs
 from mlform.config.refs import LocalPath
-from mlform.config.specs import DatastoreSpec, Spec
+from mlform.config.specs import DatastoreSpec, Source
 from mlform.context import Context, Outcome
+from mlform.errors import Problem
+from mlform.kind import Kind
 from mlform.kinds.base import base_components, declared, secret_components
-from mlform.plan.model import Change, Desired
+from mlform.plan.model import Change, Desired, Payload
 from mlform.shownpath import shown
 from mlform.state.records import Recorded
 
 
-class DatastoreKind:
-    def desire(self, spec: Spec, ctx: Context, upstream: Mapping[str, Desired]) -> Desired:
-        assert isinstance(spec, DatastoreSpec)
+@dataclass(frozen=True, slots=True)
+class DatastorePayload(Payload):
+    spec: DatastoreSpec
+
+
+class DatastoreKind(Kind[DatastoreSpec, DatastorePayload]):
+    """Declared under datastores: in workspace.yml; `mlform.config.workspace` reads them
+    with the workspace, which every other kind's paths resolve against."""
+
+    name = "datastore"
+    payload = DatastorePayload
+
+    def parse(self, body: Mapping[str, Any], source: Source) -> DatastoreSpec:
+        return specs.datastore(body, source, source.doc.path.parent)
+
+    def check(self, spec: DatastoreSpec, root: Path, skip: Collection[str]) -> list[Problem]:
+        return checks.check_spec(spec, root, skip)
+
+    def desire(self, spec: DatastoreSpec, ctx: Context, upstream: Mapping[str, Desired]) -> Desired:
         location = spec.location
         # Relative to the workspace, so two clones of it plan alike.
         root = ctx.config.root
@@ -32,7 +54,7 @@ class DatastoreKind:
             body=body,
             replace_keys=frozenset({"path", "type", "account_name", "container_name"}),
             summary=f"{kind} {where}",
-            payload=spec,
+            payload=DatastorePayload(spec),
         )
 
     def refresh(self, recorded: Recorded, ctx: Context) -> str | None:
@@ -43,10 +65,8 @@ class DatastoreKind:
             return f"folder {folder} is missing"
         return None
 
-    def apply(self, change: Change, ctx: Context) -> Outcome:
-        assert change.after is not None
-        spec = change.after.payload
-        assert isinstance(spec, DatastoreSpec)
+    def apply(self, change: Change, payload: DatastorePayload, ctx: Context) -> Outcome:
+        spec = payload.spec
         storage = ctx.storage(spec.name)
         storage.ensure()
         outputs: dict[str, str] = {"url": storage.url}

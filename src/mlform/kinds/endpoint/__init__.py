@@ -14,3 +14,7 @@
 `mlform.kinds.endpoint.kind` plans and applies endpoints with these; `mlform.serving`
 is what runs inside each instance.
 """
+
+from mlform.kinds.endpoint.kind import EndpointKind
+
+KIND = EndpointKind()

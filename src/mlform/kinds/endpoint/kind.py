@@ -17,20 +17,24 @@ import json
 import secrets
 import socket
 import time
-from collections.abc import Mapping
-from dataclasses import replace
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from mlform import snapshot as snapshots
 from mlform.components import canonical, digest_of
-from mlform.config.specs import DeploymentSpec, EndpointSpec, Probe, Spec, env_text
+from mlform.config import checks, specs
+from mlform.config.kinds import Parser, Resolver
+from mlform.config.specs import DeploymentSpec, EndpointSpec, Probe, Source, Spec, env_text
 from mlform.context import Context, Outcome
-from mlform.errors import ApplyError, MlformError, PlanError
+from mlform.errors import ApplyError, MlformError, PlanError, Problem
 from mlform.hashing import sha256_text
+from mlform.kind import Kind
 from mlform.kinds.base import content_spec, declared, secret_components
 from mlform.kinds.endpoint import instances, keys, local, probes, router, signing
 from mlform.kinds.endpoint.instances import Instance, Launch, Target
+from mlform.kinds.endpoint.managed import MANAGED
 from mlform.kinds.endpoint.targets import targets
 from mlform.kinds.environment.kind import ensure_built
 from mlform.kinds.image.kind import (
@@ -41,19 +45,51 @@ from mlform.kinds.image.kind import (
     runtime_folder,
 )
 from mlform.plan import keys as component_keys
-from mlform.plan.model import Change, Desired
+from mlform.plan.model import Change, Desired, Payload
 from mlform.registry import models
 from mlform.registry.mount import mount
 from mlform.secrets import references
+from mlform.secrets.managed import ManagedSecret
 from mlform.state.records import Recorded
 
 _SWITCH = 0.6  # seconds for the router to pick up new routes and finish what is in flight
 _LOG_TAIL = 25
 
 
-class EndpointKind:
-    def desire(self, spec: Spec, ctx: Context, upstream: Mapping[str, Desired]) -> Desired:
-        assert isinstance(spec, EndpointSpec)
+@dataclass(frozen=True, slots=True)
+class EndpointPayload(Payload):
+    spec: EndpointSpec
+    snaps: Mapping[str, snapshots.Snapshot]  # deployment → its scoring code, as planned
+
+
+class EndpointKind(Kind[EndpointSpec, EndpointPayload]):
+    name = "endpoint"
+    payload = EndpointPayload
+    # A deployment in a file of its own, as Azure ML keeps them, names its endpoint.
+    parts: ClassVar[Mapping[str, tuple[str, Parser]]] = {
+        "endpoint_name": ("deployment", specs.deployment)
+    }
+    managed_secrets: ClassVar[Mapping[str, ManagedSecret]] = MANAGED
+
+    def parse(self, body: Mapping[str, Any], source: Source) -> EndpointSpec:
+        return specs.endpoint(body, source)
+
+    def check(self, spec: Spec, root: Path, skip: Collection[str]) -> list[Problem]:
+        """An endpoint's own keys need no files; its deployments' code does."""
+        return checks.check_spec(spec, root, skip)
+
+    def references(self, spec: EndpointSpec, refs: Resolver) -> list[str]:
+        """Each deployment's environment, and what registers its model."""
+        found: list[str] = []
+        for dep in spec.deployments:
+            if dep.environment is not None:
+                env = refs.asset("environment", dep.environment, dep.source, ["environment"])
+                found.extend([env] if env else [])
+            if dep.model is not None and refs.fits("model", dep.model, dep.source):
+                found.extend(refs.producers("model", dep.model.name))
+        return found
+
+    def desire(self, spec: EndpointSpec, ctx: Context, upstream: Mapping[str, Desired]) -> Desired:
         body = {k: v for k, v in content_spec(spec.body).items() if k != "deployments"}
         components = {
             str(component_keys.Spec()): sha256_text(
@@ -96,7 +132,7 @@ class EndpointKind:
             body=body,
             replace_keys=frozenset({"auth_mode", "port"}),
             summary=f"deployments: {shown}",
-            payload=(spec, snaps),
+            payload=EndpointPayload(spec, snaps),
         )
 
     def refresh(self, recorded: Recorded, ctx: Context) -> str | None:
@@ -122,11 +158,8 @@ class EndpointKind:
             )
         return "; ".join(problems) or None
 
-    def apply(self, change: Change, ctx: Context) -> Outcome:
-        assert change.after is not None
-        spec: EndpointSpec = change.after.payload[0]
-        snaps: dict[str, snapshots.Snapshot] = change.after.payload[1]
-        return _Rollout(change, ctx, spec, snaps).run()
+    def apply(self, change: Change, payload: EndpointPayload, ctx: Context) -> Outcome:
+        return _Rollout(change, ctx, payload.spec, payload.snaps).run()
 
     def destroy(self, change: Change, ctx: Context) -> Outcome:
         assert change.before is not None
@@ -150,7 +183,7 @@ class _Rollout:
     to what is ready, then stop what was replaced."""
 
     def __init__(
-        self, change: Change, ctx: Context, spec: EndpointSpec, snaps: dict[str, Any]
+        self, change: Change, ctx: Context, spec: EndpointSpec, snaps: Mapping[str, Any]
     ) -> None:
         self.change, self.ctx, self.spec, self.snaps = change, ctx, spec, snaps
         self.address = change.address

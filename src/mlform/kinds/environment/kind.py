@@ -27,7 +27,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,14 +37,16 @@ import yaml
 from mlform import buildlog
 from mlform.components import canonical
 from mlform.compute import groups, interpreters
-from mlform.config.specs import EnvironmentSpec, Spec
+from mlform.config import checks, specs
+from mlform.config.specs import EnvironmentSpec, Source
 from mlform.context import Context, Outcome
-from mlform.errors import ApplyError, BuildFailed, PlanError
+from mlform.errors import ApplyError, BuildFailed, PlanError, Problem
 from mlform.hashing import sha256_text
+from mlform.kind import Kind
 from mlform.kinds.base import base_components, content_spec, declared, latest_version, plural
 from mlform.kinds.environment.conda import CondaSpecError, to_pip
 from mlform.plan import keys
-from mlform.plan.model import Change, Desired
+from mlform.plan.model import Change, Desired, Payload
 from mlform.shownpath import shown
 from mlform.state.records import Archive, AssetMetadata, AssetVersion, EnvironmentBuild, Recorded
 
@@ -71,9 +73,26 @@ def env_path(cache: Path, digest: str) -> Path:
     return cache / "envs" / digest[:20]
 
 
-class EnvironmentKind:
-    def desire(self, spec: Spec, ctx: Context, upstream: Mapping[str, Desired]) -> Desired:
-        assert isinstance(spec, EnvironmentSpec)
+@dataclass(frozen=True, slots=True)
+class EnvironmentPayload(Payload):
+    spec: EnvironmentSpec
+    packages: Packages
+    build: str  # the digest of what gets installed
+
+
+class EnvironmentKind(Kind[EnvironmentSpec, EnvironmentPayload]):
+    name = "environment"
+    payload = EnvironmentPayload
+
+    def parse(self, body: Mapping[str, Any], source: Source) -> EnvironmentSpec:
+        return specs.environment(body, source)
+
+    def check(self, spec: EnvironmentSpec, root: Path, skip: Collection[str]) -> list[Problem]:
+        return checks.check_spec(spec, root, skip)
+
+    def desire(
+        self, spec: EnvironmentSpec, ctx: Context, upstream: Mapping[str, Desired]
+    ) -> Desired:
         packages = resolve_packages(spec)
         deps = ctx.config.deps.get(spec.address, ())
         components = base_components(spec, upstream, deps)
@@ -100,7 +119,7 @@ class EnvironmentKind:
             version_key=key,
             version=spec.version,
             summary=summary,
-            payload=(spec, packages, build),
+            payload=EnvironmentPayload(spec, packages, build),
         )
 
     def refresh(self, recorded: Recorded, ctx: Context) -> str | None:
@@ -108,9 +127,9 @@ class EnvironmentKind:
         # machine without it (a fresh CI runner) builds it when a run needs it.
         return None
 
-    def apply(self, change: Change, ctx: Context) -> Outcome:
+    def apply(self, change: Change, payload: EnvironmentPayload, ctx: Context) -> Outcome:
         assert change.after is not None
-        spec, packages, build = change.after.payload
+        spec, packages, build = payload.spec, payload.packages, payload.build
         path = env_path(ctx.cache, build)
         records: list[Any] = []
         only_image = image_only(spec, packages)

@@ -14,8 +14,8 @@ import importlib.metadata
 import json
 import os
 import shutil
-from collections.abc import Iterable, Mapping
-from dataclasses import replace
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,14 +24,17 @@ from mlform import buildlog
 from mlform import snapshot as snapshots
 from mlform._resources import resource_dir
 from mlform.components import canonical, digest_of
+from mlform.config import checks, specs
+from mlform.config.kinds import Resolver
 from mlform.config.refs import AssetRef
-from mlform.config.specs import ImageSpec, Spec
+from mlform.config.specs import ImageSpec, Source
 from mlform.context import Context, Outcome
-from mlform.errors import ApplyError, MlformError, PlanError
+from mlform.errors import ApplyError, MlformError, PlanError, Problem
 from mlform.hashing import sha256_file, sha256_text
+from mlform.kind import Kind
 from mlform.kinds.base import content_spec, declared, latest_version
 from mlform.plan import keys
-from mlform.plan.model import Change, Desired
+from mlform.plan.model import Change, Desired, Payload
 from mlform.registry import models
 from mlform.registry.images import ImageBuild
 from mlform.registry.models import ModelVersion
@@ -49,9 +52,36 @@ _BASE = str(keys.Setting("base"))  # component: the base image a build starts fr
 _MODEL = str(keys.Setting("model"))  # component: the model version an image serves
 
 
-class ImageKind:
-    def desire(self, spec: Spec, ctx: Context, upstream: Mapping[str, Desired]) -> Desired:
-        assert isinstance(spec, ImageSpec) and spec.model and spec.environment
+@dataclass(frozen=True, slots=True)
+class ImagePayload(Payload):
+    spec: ImageSpec
+    snap: snapshots.Snapshot  # its scoring code, as planned
+
+
+class ImageKind(Kind[ImageSpec, ImagePayload]):
+    name = "image"
+    payload = ImagePayload
+
+    def parse(self, body: Mapping[str, Any], source: Source) -> ImageSpec:
+        return specs.image(body, source)
+
+    def check(self, spec: ImageSpec, root: Path, skip: Collection[str]) -> list[Problem]:
+        return checks.check_spec(spec, root, skip)
+
+    def references(self, spec: ImageSpec, refs: Resolver) -> list[str]:
+        """The environment an image installs, and what registers its model: a models/
+        file or a runconfig's register_model. A model registered only by hand
+        (`mlform models register`) has no producer here; the plan checks it exists."""
+        found: list[str] = []
+        if spec.environment is not None:
+            env = refs.asset("environment", spec.environment, spec.source, ["environment"])
+            found.extend([env] if env else [])
+        if spec.model is not None:
+            found.extend(refs.producers("model", spec.model.name))
+        return found
+
+    def desire(self, spec: ImageSpec, ctx: Context, upstream: Mapping[str, Desired]) -> Desired:
+        assert spec.model and spec.environment  # else the workspace does not load
         snap = snapshots.scan(spec.code, ctx.hasher)
         env = upstream.get(f"environment/{spec.environment.name}")
         components = {
@@ -81,7 +111,7 @@ class ImageKind:
             ctx,
             components,
             summary=f"model {model.ref if model else spec.model}, {len(snap.files)} code files",
-            payload=(spec, snap),
+            payload=ImagePayload(spec, snap),
         )
 
     def refresh(self, recorded: Recorded, ctx: Context) -> str | None:
@@ -89,10 +119,9 @@ class ImageKind:
         # none, and what needs one (a docker deployment) builds its image when it starts.
         return None
 
-    def apply(self, change: Change, ctx: Context) -> Outcome:
+    def apply(self, change: Change, payload: ImagePayload, ctx: Context) -> Outcome:
         assert change.after is not None
-        spec: ImageSpec = change.after.payload[0]
-        snap: snapshots.Snapshot = change.after.payload[1]
+        spec, snap = payload.spec, payload.snap
         model = _model(ctx, spec)
         if model is None:
             raise ApplyError(

@@ -1,1 +1,5 @@
-"""The model kind."""
+"""Models declared in models/*.yml: files registered as a new version when they change."""
+
+from mlform.kinds.model.kind import ModelKind
+
+KIND = ModelKind()

@@ -8,17 +8,23 @@ never registered twice.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from mlform.config.specs import ModelSpec, Spec
+from mlform.config import checks, specs
+from mlform.config.kinds import Resolver
+from mlform.config.specs import ModelSpec, Source
+from mlform.config.yamlfile import JsonPath
 from mlform.context import Context, Outcome
-from mlform.errors import ApplyError, NotFound
+from mlform.errors import ApplyError, NotFound, Problem
 from mlform.hashing import FileEntry, sha256_text, tree_digest
+from mlform.kind import Kind
 from mlform.kinds.base import base_components, declared, latest_version, plural
 from mlform.kinds.data.kind import Scan, scan_location
 from mlform.plan import keys
-from mlform.plan.model import Change, Desired
+from mlform.plan.model import Change, Desired, Payload
 from mlform.registry import content, models
 from mlform.sizes import human_size
 from mlform.state.records import Recorded
@@ -28,9 +34,30 @@ from mlform.storage.blobs import ingest_stream
 _LISTED_FILES = 1000
 
 
-class ModelKind:
-    def desire(self, spec: Spec, ctx: Context, upstream: Mapping[str, Desired]) -> Desired:
-        assert isinstance(spec, ModelSpec)
+@dataclass(frozen=True, slots=True)
+class ModelPayload(Payload):
+    spec: ModelSpec
+    scan: Scan
+
+
+class ModelKind(Kind[ModelSpec, ModelPayload]):
+    name = "model"
+    payload = ModelPayload
+
+    def parse(self, body: Mapping[str, Any], source: Source) -> ModelSpec:
+        return specs.model(body, source)
+
+    def check(self, spec: ModelSpec, root: Path, skip: Collection[str]) -> list[Problem]:
+        return checks.check_spec(spec, root, skip)
+
+    def references(self, spec: ModelSpec, refs: Resolver) -> list[str]:
+        """The datastore its path is on (the default one for a local path)."""
+        return [refs.datastore(spec.location, spec.source, ["path"])]
+
+    def produces(self, spec: ModelSpec) -> list[tuple[str, str, JsonPath]]:
+        return [("model", spec.name, ["name"])]
+
+    def desire(self, spec: ModelSpec, ctx: Context, upstream: Mapping[str, Desired]) -> Desired:
         scan = scan_location(spec, ctx)
         components = base_components(spec, upstream, ctx.config.deps.get(spec.address, ()))
         digest = tree_digest(scan.files)
@@ -49,7 +76,7 @@ class ModelKind:
             version=spec.version,
             numbered_from=str(max(numbers)) if numbers else None,
             summary=f"{plural(len(scan.files), 'file')}, {human_size(size)}",
-            payload=(spec, scan),
+            payload=ModelPayload(spec, scan),
         )
 
     def refresh(self, recorded: Recorded, ctx: Context) -> str | None:
@@ -68,9 +95,9 @@ class ModelKind:
             "or move the deployment to another model and apply first"
         )
 
-    def apply(self, change: Change, ctx: Context) -> Outcome:
+    def apply(self, change: Change, payload: ModelPayload, ctx: Context) -> Outcome:
         assert change.after is not None
-        spec, scan = change.after.payload
+        spec, scan = payload.spec, payload.scan
         before = dict(change.before.outputs) if change.before else {}
         if change.version is None:  # tags or description only: the current version gets them
             version = str(before["version"])

@@ -6,3 +6,7 @@
 
 `mlform.kinds.pipeline.kind` plans and applies them.
 """
+
+from mlform.kinds.pipeline.kind import PipelineKind
+
+KIND = PipelineKind()

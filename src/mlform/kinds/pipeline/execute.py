@@ -30,6 +30,7 @@ from mlform.context import Context, Outcome
 from mlform.errors import ApplyError, RunFailed
 from mlform.kinds.pipeline import steps as stepdb
 from mlform.kinds.runconfig import runner
+from mlform.kinds.runconfig.payload import RunPayload
 from mlform.plan import keys
 from mlform.plan.model import Action, Change, Desired
 from mlform.state.runs import Experiment, RunRow
@@ -246,6 +247,7 @@ class PipelineRun:
 
     def _run(self, step: StepSpec, digest: str, components: Mapping[str, str]) -> StepResult:
         spec = self._runconfig(step)
+        payload = RunPayload(spec, self.snaps.get(step.name))
         desired = Desired(
             address=f"{self.address}/{step.name}",
             kind="runconfig",
@@ -255,12 +257,12 @@ class PipelineRun:
             spec=dict(step.body),
             deps=(),
             source=str(step.source),
-            payload=(spec, self.snaps.get(step.name)),
+            payload=payload,
         )
         change = Change(Action.RUN, desired.address, "runconfig", step.name, (), None, desired)
         self.log(f"step {step.name}: running")
         try:
-            outcome: Outcome = runner.run(change, self.ctx, self.build, parent_id=self.id)
+            outcome: Outcome = runner.run(change, payload, self.ctx, self.build, parent_id=self.id)
         except ApplyError as err:
             self.log(f"step {step.name}: failed")
             run_id = err.run_id if isinstance(err, RunFailed) else None

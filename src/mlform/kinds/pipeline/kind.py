@@ -10,28 +10,77 @@ what depends on it, reusing data preparation.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from typing import Any
 
 from mlform import snapshot as snapshots
 from mlform.components import digest_of
-from mlform.config.specs import PipelineSpec, Spec
+from mlform.config import specs
+from mlform.config.kinds import Resolver
+from mlform.config.specs import Binding, DataInput, PipelineSpec, Source
+from mlform.config.yamlfile import JsonPath
 from mlform.context import Context, Outcome
 from mlform.errors import ApplyError
 from mlform.graph import topological
+from mlform.kind import Kind
 from mlform.kinds.base import declared
+from mlform.kinds.compute.references import compute_reference
 from mlform.kinds.environment.kind import ensure_built
+from mlform.kinds.environment.references import environment_reference
 from mlform.kinds.pipeline import steps as stepdb
 from mlform.plan import keys
 from mlform.plan import reasons as why
-from mlform.plan.model import Change, Desired
+from mlform.plan.model import Change, Desired, Payload
 from mlform.plan.reasons import Reason, ReasonCode
 from mlform.secrets import references
 from mlform.state.records import Recorded
 
 
-class PipelineKind:
-    def desire(self, spec: Spec, ctx: Context, upstream: Mapping[str, Desired]) -> Desired:
-        assert isinstance(spec, PipelineSpec)
+@dataclass(frozen=True, slots=True)
+class PipelinePayload(Payload):
+    spec: PipelineSpec
+    snaps: Mapping[str, snapshots.Snapshot | None]  # step → its code, as planned
+    statics: Mapping[str, Mapping[str, str]]  # step → what its digest is made of, as planned
+
+
+class PipelineKind(Kind[PipelineSpec, PipelinePayload]):
+    name = "pipeline"
+    payload = PipelinePayload
+
+    def parse(self, body: Mapping[str, Any], source: Source) -> PipelineSpec:
+        return specs.pipeline(body, source)
+
+    def references(self, spec: PipelineSpec, refs: Resolver) -> list[str]:
+        """Each step's environment and compute, and the data assets the pipeline and its
+        steps take as inputs."""
+        found: list[str] = []
+        inputs: list[Binding | DataInput | str] = list(spec.inputs.values())
+        for step in spec.steps:
+            inputs.extend(step.inputs.values())
+            origin = step.origin if "environment" not in step.body and step.origin else None
+            env = environment_reference(
+                refs, step.environment, origin or step.source, step.body if origin is None else {}
+            )
+            found.extend([env] if env else [])
+            compute = compute_reference(refs, step.source, step.compute, "steps")
+            found.extend([compute] if compute else [])
+        for value in inputs:
+            if isinstance(value, DataInput) and value.asset is not None:
+                address = f"data/{value.asset.name}"
+                if refs.is_declared(address):
+                    found.append(address)
+        return found
+
+    def produces(self, spec: PipelineSpec) -> list[tuple[str, str, JsonPath]]:
+        """The models its steps register, each where its step writes the name."""
+        found: list[tuple[str, str, JsonPath]] = []
+        for step in spec.steps:
+            if step.register_model is not None:
+                where = [*step.source.where[len(spec.source.where) :], "register_model", "name"]
+                found.append(("model", step.register_model.name, where))
+        return found
+
+    def desire(self, spec: PipelineSpec, ctx: Context, upstream: Mapping[str, Desired]) -> Desired:
         scans: dict[str, snapshots.Snapshot] = {}  # steps often share their code folder
         snaps: dict[str, snapshots.Snapshot | None] = {}
         statics: dict[str, dict[str, str]] = {}
@@ -85,18 +134,18 @@ class PipelineKind:
             trigger=spec.trigger,
             explain=tuple(said),
             summary=f"{len(spec.steps)} steps, {files} code files",
-            payload=(spec, snaps, statics),
+            payload=PipelinePayload(spec, snaps, statics),
         )
 
     def refresh(self, recorded: Recorded, ctx: Context) -> str | None:
         return None
 
-    def apply(self, change: Change, ctx: Context) -> Outcome:
+    def apply(self, change: Change, payload: PipelinePayload, ctx: Context) -> Outcome:
         assert change.after is not None
         # start-up: plan imports this kind; running the steps' modules only when it applies
         from mlform.kinds.pipeline import execute
 
-        spec, snaps, statics = change.after.payload
+        spec, snaps, statics = payload.spec, payload.snaps, payload.statics
         run = execute.PipelineRun(change.address, spec, snaps, statics, ctx, ensure_built)
         results, parent = run.execute()
         outputs = execute.outputs_of(results, parent, run.outputs)

@@ -1,7 +1,7 @@
 """What `mlform pipelines …` reads: the published pipelines, one of them, its runs.
 
 A pipeline is published by applying it: each apply that changes its definition makes a
-new version, and the default version is the latest. Invoking it is `mlform.apply.invoke`.
+new version, and the default version is the latest. Invoking it is `mlform.kinds.pipeline.invoke`.
 """
 
 from __future__ import annotations

@@ -10,17 +10,26 @@ editing them never retrains.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
+from typing import Any
 
 from mlform import snapshot as snapshots
 from mlform.components import canonical
-from mlform.config.refs import LocalPath
-from mlform.config.specs import DataInput, RunconfigSpec, Spec
+from mlform.config import checks, specs
+from mlform.config.kinds import Resolver
+from mlform.config.refs import AssetRef, LocalPath
+from mlform.config.specs import DataInput, RunconfigSpec, Source
+from mlform.config.yamlfile import JsonPath
 from mlform.context import Context, Outcome
+from mlform.errors import Problem
 from mlform.hashing import sha256_text, tree_digest
+from mlform.kind import Kind
 from mlform.kinds.base import content_spec, declared, secret_components
+from mlform.kinds.compute.references import compute_reference
 from mlform.kinds.environment.kind import ensure_built
+from mlform.kinds.environment.references import environment_reference
+from mlform.kinds.runconfig.payload import RunPayload
 from mlform.plan import keys
 from mlform.plan.model import Change, Desired
 from mlform.registry import gated
@@ -32,9 +41,32 @@ _LISTED_FILES = 1000
 _NOT_DIGESTED = frozenset({"trigger", "register_model"})
 
 
-class RunconfigKind:
-    def desire(self, spec: Spec, ctx: Context, upstream: Mapping[str, Desired]) -> Desired:
-        assert isinstance(spec, RunconfigSpec)
+class RunconfigKind(Kind[RunconfigSpec, RunPayload]):
+    name = "runconfig"
+    payload = RunPayload
+
+    def parse(self, body: Mapping[str, Any], source: Source) -> RunconfigSpec:
+        return specs.runconfig(body, source)
+
+    def check(self, spec: RunconfigSpec, root: Path, skip: Collection[str]) -> list[Problem]:
+        return checks.check_spec(spec, root, skip)
+
+    def references(self, spec: RunconfigSpec, refs: Resolver) -> list[str]:
+        """The environment, data and compute a runconfig names, each declared here."""
+        named: list[tuple[str, AssetRef, JsonPath]] = []
+        found = [environment_reference(refs, spec.environment, spec.source, spec.body)]
+        for key, value in spec.inputs.items():
+            if isinstance(value, DataInput) and value.asset is not None:
+                named.append(("data", value.asset, ["inputs", key, "path"]))
+        found.extend(refs.asset(kind, ref, spec.source, where) for kind, ref, where in named)
+        found.append(compute_reference(refs, spec.source, spec.compute, "runs"))
+        return [address for address in found if address]
+
+    def produces(self, spec: RunconfigSpec) -> list[tuple[str, str, JsonPath]]:
+        model = spec.register_model
+        return [] if model is None else [("model", model.name, ["register_model", "name"])]
+
+    def desire(self, spec: RunconfigSpec, ctx: Context, upstream: Mapping[str, Desired]) -> Desired:
         body = {k: v for k, v in content_spec(spec.body).items() if k not in _NOT_DIGESTED}
         components = {str(keys.Spec()): sha256_text(canonical(body))}
         refs: dict[str, str] = {}
@@ -77,17 +109,17 @@ class RunconfigKind:
             refs=refs,
             summary=f"{files} code files" if snap else "",
             note=note,
-            payload=(spec, snap),
+            payload=RunPayload(spec, snap),
         )
 
     def refresh(self, recorded: Recorded, ctx: Context) -> str | None:
         return None
 
-    def apply(self, change: Change, ctx: Context) -> Outcome:
+    def apply(self, change: Change, payload: RunPayload, ctx: Context) -> Outcome:
         # start-up: plan loads this kind; the runner (tracking, MLflow store) only for apply
         from mlform.kinds.runconfig import runner
 
-        return runner.run(change, ctx, ensure_built)
+        return runner.run(change, payload, ctx, ensure_built)
 
     def destroy(self, change: Change, ctx: Context) -> Outcome:
         assert change.before is not None

@@ -26,6 +26,8 @@ from mlform.config.specs import DataInput, RunconfigSpec, env_text
 from mlform.context import Context, Outcome
 from mlform.datasets import download
 from mlform.errors import ApplyError, RunFailed, SecretError
+from mlform.kinds.compute.references import target_of
+from mlform.kinds.runconfig.payload import RunPayload
 from mlform.plan.model import Change
 from mlform.registry import gated
 from mlform.state.records import Record
@@ -46,24 +48,35 @@ _STATUS_EVERY = 0.5
 Build = Callable[[Context, str, str, str], Path]
 
 
-def run(change: Change, ctx: Context, build: Build, parent_id: str | None = None) -> Outcome:
+def run(
+    change: Change,
+    payload: RunPayload,
+    ctx: Context,
+    build: Build,
+    parent_id: str | None = None,
+) -> Outcome:
     """Run `change`'s runconfig (or a pipeline step made into one, under `parent_id`),
     in the environment `build` makes ready."""
-    return _Run(change, ctx, build, parent_id).execute()
+    return _Run(change, payload, ctx, build, parent_id).execute()
 
 
 class _Run:
     """One run of a runconfig, from preparing its folder to recording what it did."""
 
     def __init__(
-        self, change: Change, ctx: Context, build: Build, parent_id: str | None = None
+        self,
+        change: Change,
+        payload: RunPayload,
+        ctx: Context,
+        build: Build,
+        parent_id: str | None = None,
     ) -> None:
         assert change.after is not None
         self.change = change
         self.ctx = ctx
         self.build = build
-        self.spec: RunconfigSpec = change.after.payload[0]
-        self.snap: snapshots.Snapshot | None = change.after.payload[1]
+        self.spec: RunconfigSpec = payload.spec
+        self.snap: snapshots.Snapshot | None = payload.snap
         self.id = f"{self.spec.name}_{time.strftime('%Y%m%d_%H%M%S')}_{secrets.token_hex(2)}"
         self.dir = ctx.state_dir / "runs" / self.id
         self.values: dict[str, str] = {}  # inputs.x / outputs.x → what the command saw
@@ -306,7 +319,7 @@ class _Run:
     # -- running -------------------------------------------------------------------------
 
     def watch(self, launch: Launch) -> tuple[str, int]:
-        target = self.ctx.config.compute_target(self.spec.compute)
+        target = target_of(self.ctx.config.specs, self.spec.compute)
         handle = TARGETS[target].start(launch)
         (self.dir / "compute.json").write_text(
             json.dumps({"target": target, "ident": handle.ident}), encoding="utf-8"

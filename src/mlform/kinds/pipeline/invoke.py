@@ -16,9 +16,10 @@ from mlform.config.opened import OpenWorkspace
 from mlform.context import Context
 from mlform.errors import MlformError, NotFound, PlanError
 from mlform.hashing import Hasher
-from mlform.kinds import desire_all
+from mlform.kind import desire_all
 from mlform.kinds.environment.kind import ensure_built
 from mlform.kinds.pipeline.execute import PipelineRun, StepResult
+from mlform.kinds.pipeline.kind import PipelinePayload
 from mlform.state.records import Record
 from mlform.state.runs import RunRow
 
@@ -61,7 +62,9 @@ def invoke(
                 f"pipeline {name} has changes that are not applied (the published version "
                 f"is {version}); run `mlform apply` first, so what runs is what was reviewed"
             )
-        pipeline, snaps, statics = want.payload
+        payload = want.payload
+        assert isinstance(payload, PipelinePayload)
+        pipeline, snaps, statics = payload.spec, payload.snaps, payload.statics
         assert store.lock is not None and store.lock.info is not None
         writer = _Writer(store.write, store.lock.info.id)
         ctx.emit = writer.emit

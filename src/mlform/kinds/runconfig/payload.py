@@ -1,0 +1,17 @@
+"""What a job's plan hands its run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mlform import snapshot as snapshots
+from mlform.config.specs import RunconfigSpec
+from mlform.plan.model import Payload
+
+
+@dataclass(frozen=True, slots=True)
+class RunPayload(Payload):
+    """What running a job needs: a runconfig, or a pipeline step made into one."""
+
+    spec: RunconfigSpec
+    snap: snapshots.Snapshot | None  # its code, as planned; None: it has no code
