@@ -66,17 +66,19 @@ class _Kinds(Mapping[str, "Kind[Any, Any]"]):
     is applied."""
 
     def __getitem__(self, name: str) -> Kind[Any, Any]:
+        if name not in registry.RESOURCES:
+            raise KeyError(name)
         kind: Kind[Any, Any] = registry.declaring(name)  # type: ignore[assignment]
         return kind
 
     def __iter__(self) -> Iterator[str]:
-        return iter(registry.BY_NAME)
+        return iter(registry.RESOURCES)
 
     def __len__(self) -> int:
-        return len(registry.BY_NAME)
+        return len(registry.RESOURCES)
 
     def __contains__(self, name: object) -> bool:
-        return name in registry.BY_NAME
+        return name in registry.RESOURCES
 
 
 KINDS: Mapping[str, Kind[Any, Any]] = _Kinds()

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from mlform.config.specs import EndpointSpec
 from mlform.config.workspace import load
+from mlform.kinds.endpoint.spec import EndpointSpec
 
 Make = Callable[[Mapping[str, str]], Path]
 

@@ -20,21 +20,8 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from mlform.config.components import ComponentSpec
 from mlform.config.refs import LocalPath
-from mlform.config.specs import (
-    DataInput,
-    DataSpec,
-    DatastoreSpec,
-    DeploymentSpec,
-    EndpointSpec,
-    EnvironmentSpec,
-    ImageSpec,
-    ModelSpec,
-    PipelineSpec,
-    RunconfigSpec,
-    Source,
-)
+from mlform.config.specs import DataInput, DatastoreSpec, Source
 from mlform.errors import Problem
 
 Where = tuple[str | int, ...]
@@ -97,10 +84,10 @@ def _under(target: str, folder: str) -> bool:
     return target == folder or target.startswith(folder.rstrip(os.sep) + os.sep)
 
 
-def check_paths(specs: Iterable[object], boundary: Boundary) -> list[Problem]:
-    """A problem for each local path a spec names that resolves outside `boundary`."""
+def check_paths(paths: Iterable[Found], boundary: Boundary) -> list[Problem]:
+    """A problem for each of the `paths` the specs name that resolves outside `boundary`."""
     problems = []
-    for source, where, what, written, path, data in _paths(specs):
+    for source, where, what, written, path, data in paths:
         target = boundary.outside(path, data=data)
         if target is not None:
             message = boundary.message(what, written, path, target, data=data)
@@ -134,56 +121,22 @@ def link_outside(folder: Path, boundary: Boundary) -> tuple[str, str] | None:
 Found = tuple[Source, Where, str, str, Path, bool]
 
 
-def _paths(specs: Iterable[object]) -> Iterator[Found]:
-    for spec in specs:
-        if isinstance(spec, DataSpec | ModelSpec) and isinstance(spec.location, LocalPath):
-            what = "path" if isinstance(spec, DataSpec) else "model path"
-            yield _found(spec.source, spec.body, ("path",), what, spec.location.path, True)
-        elif isinstance(spec, EnvironmentSpec):
-            for key in ("requirements", "conda_file"):
-                value = getattr(spec, key)
-                if isinstance(value, Path):
-                    yield _found(spec.source, spec.body, (key,), key, value, False)
-            build = spec.body.get("build")
-            if isinstance(build, Mapping) and isinstance(build.get("path"), str):
-                context = Path(os.path.normpath(spec.source.doc.path.parent / build["path"]))
-                yield _found(
-                    spec.source, spec.body, ("build", "path"), "build path", context, False
-                )
-        elif isinstance(spec, RunconfigSpec | ComponentSpec):
-            yield from _code(spec.source, spec.body, ("code",), spec.code)
-            if isinstance(spec, RunconfigSpec):
-                yield from _inputs(spec.source, spec.body, (), spec.inputs)
-        elif isinstance(spec, PipelineSpec):
-            yield from _inputs(spec.source, spec.body, (), spec.inputs)
-            for step in spec.steps:
-                if "code" in step.body:
-                    yield from _code(step.source, step.body, ("code",), step.code)
-                yield from _inputs(step.source, step.body, (), step.inputs)
-                if isinstance(step.component, Path) and "component" in step.body:
-                    yield _found(
-                        step.source, step.body, ("component",), "component", step.component, False
-                    )
-        elif isinstance(spec, ImageSpec | DeploymentSpec):
-            where = ("code_configuration", "code")
-            yield from _code(spec.source, spec.body, where, spec.code)
-        if isinstance(spec, EndpointSpec):
-            yield from _paths(spec.deployments)
-
-
-def _code(source: Source, body: object, where: Where, code: Path | None) -> Iterator[Found]:
+def code_path(source: Source, body: object, where: Where, code: Path | None) -> Iterator[Found]:
+    """The code folder a spec names, if it names one."""
     if code is not None:
-        yield _found(source, body, where, "code", code, False)
+        yield found(source, body, where, "code", code, False)
 
 
-def _inputs(source: Source, body: object, at: Where, inputs: object) -> Iterator[Found]:
+def input_paths(source: Source, body: object, at: Where, inputs: object) -> Iterator[Found]:
+    """The local paths a spec's data inputs name."""
     for name, value in inputs.items() if isinstance(inputs, Mapping) else ():
         if isinstance(value, DataInput) and isinstance(value.location, LocalPath):
             where = (*at, "inputs", name, "path")
-            yield _found(source, body, where, "input path", value.location.path, True)
+            yield found(source, body, where, "input path", value.location.path, True)
 
 
-def _found(source: Source, body: object, where: Where, what: str, path: Path, data: bool) -> Found:
+def found(source: Source, body: object, where: Where, what: str, path: Path, data: bool) -> Found:
+    """A path a spec names: where it is written, what it is, and whether it is data."""
     written: object = body
     for step in where:
         written = written.get(step) if isinstance(written, Mapping) else None

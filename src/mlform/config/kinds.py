@@ -1,9 +1,11 @@
-"""The kinds of resource a workspace declares, and what the loader asks of each.
+"""The kinds a workspace declares, and what the loader asks of each.
 
-The loader knows no kind: it reads each registered kind's folder, and asks the kind to
-build a spec from a document (`parse`), to check it against the files it names
-(`check`), and to say what it depends on (`references`), which the kind resolves with
-the loader's `Resolver`. Adding a kind is its package under `mlform.kinds`, one line in
+The loader knows no kind. It reads each registered kind's folder and asks the kind, by
+this protocol, to build a spec from a document (`parse`), to check it against the files
+it names (`check`), to say what it defines in place (`defines`), what it depends on
+(`references`, resolved with the loader's `Resolver`), what it makes versions of
+(`produces`), which local paths it names (`paths`) and which secrets its processes get
+(`secret_uses`). Adding a kind is its package under `mlform.kinds`, one line in
 `REGISTERED` and its schema file (`schema/<kind>.schema.json`).
 
 A kind's package is imported the first time a file of its folder is read or a resource
@@ -13,46 +15,79 @@ of its kind is planned: a workspace without endpoints never loads what serving n
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, TypeVar
 
+from mlform.config.containment import Found
 from mlform.config.refs import AssetRef, Location
 from mlform.config.specs import Source, Spec
-from mlform.config.yamlfile import JsonPath
+from mlform.config.yamlfile import Document, JsonPath
 from mlform.errors import Problem
+
+Where = tuple[str | int, ...]  # a path into a document
 
 
 @dataclass(frozen=True, slots=True)
 class Registered:
     name: str  # the kind, as addresses spell it: `endpoint/iris`
-    folder: str  # where its files are: endpoints/
+    folder: str  # where its files are: endpoints/ ("": declared in workspace.yml)
     package: str  # the package that implements it; its `KIND` is the implementation
+    # Azure ML's schema names (`…/commandJob.schema.json`) of its files, and of its parts'
+    azure: Mapping[str, str] = field(default_factory=dict)
+    parts: tuple[str, ...] = ()  # kinds declared in its folder that are parts of it
+    resource: bool = True  # False: a library the resources use (components), not planned
 
 
-# One line per kind. The order is the order the folders are read in, so the order specs
-# are listed in when nothing orders them.
+# One line per kind. The order is the order the folders are read in, and so the order
+# specs are listed in where nothing else orders them.
 REGISTERED = (
     Registered("data", "data", "mlform.kinds.data"),
     Registered("environment", "environments", "mlform.kinds.environment"),
-    Registered("runconfig", "runconfigs", "mlform.kinds.runconfig"),
-    Registered("pipeline", "pipelines", "mlform.kinds.pipeline"),
+    Registered("runconfig", "runconfigs", "mlform.kinds.runconfig", {"commandJob": "runconfig"}),
+    Registered("pipeline", "pipelines", "mlform.kinds.pipeline", {"pipelineJob": "pipeline"}),
     Registered("model", "models", "mlform.kinds.model"),
     Registered("image", "images", "mlform.kinds.image"),
-    Registered("endpoint", "endpoints", "mlform.kinds.endpoint"),
-    Registered("compute", "compute", "mlform.kinds.compute"),
-    # declared in workspace.yml, not in a folder of their own
-    Registered("datastore", "", "mlform.kinds.datastore"),
+    Registered(
+        "endpoint",
+        "endpoints",
+        "mlform.kinds.endpoint",
+        {
+            "managedOnlineEndpoint": "endpoint",
+            "kubernetesOnlineEndpoint": "endpoint",
+            "managedOnlineDeployment": "deployment",
+            "kubernetesOnlineDeployment": "deployment",
+        },
+        parts=("deployment",),
+    ),
+    Registered(
+        "compute",
+        "compute",
+        "mlform.kinds.compute",
+        {"amlCompute": "compute", "computeInstance": "compute"},
+    ),
+    Registered("datastore", "", "mlform.kinds.datastore"),  # declared in workspace.yml
+    Registered(
+        "component",
+        "components",
+        "mlform.kinds.component",
+        {"commandComponent": "component"},
+        resource=False,
+    ),
 )
 BY_NAME = {entry.name: entry for entry in REGISTERED}
 FOLDERS = {entry.folder: entry.name for entry in REGISTERED if entry.folder}
+RESOURCES = tuple(entry.name for entry in REGISTERED if entry.resource)
+AZURE_SCHEMAS = {schema: kind for entry in REGISTERED for schema, kind in entry.azure.items()}
 
 
 class Resolver(Protocol):
     """What a kind resolves its references with: the other declarations of the
     workspace. Each method reports a problem where the reference is written when it
     names nothing declared (unless that thing's own file is broken: its errors say so)."""
+
+    root: Path
 
     def problem(self, problem: Problem) -> None:
         """Report a problem of the spec being resolved."""
@@ -81,25 +116,71 @@ class Resolver(Protocol):
         """The addresses that make versions of `kind/name` (a model a runconfig
         registers), in the order they are declared."""
 
+    def spec_in_file(self, kind: str, path: Path) -> Spec | None:
+        """The spec of `kind` the file at `path` declares, if it declares one."""
+
+    def library(self, kind: str) -> list[Spec]:
+        """Every spec of a library kind (components) read so far, whole."""
+
+    def library_file(self, kind: str, path: Path) -> Spec | None:
+        """The spec of a library kind the file at `path` declares, read and checked once;
+        None when it is too broken to use (its problems are reported)."""
+
 
 S = TypeVar("S", bound=Spec)
 Parser = Callable[[Mapping[str, Any], Source], Spec]
 
 
 class Declaring(Protocol[S]):
-    """What the loader asks of a kind."""
+    """What the loader asks of a kind. Only `parse` has no default."""
 
     name: str
     # Documents in the kind's folder that have key K declare a part of another kind:
     # K → (that kind, its parser). A deployment in a file of its own names its endpoint.
     parts: ClassVar[Mapping[str, tuple[str, Parser]]] = {}
+    name_from_file: ClassVar[bool] = False  # a file without name: is named by its stem
 
     def parse(self, body: Mapping[str, Any], source: Source) -> S:
         """The spec a validated document (or entry of one) declares."""
+        ...
+
+    def claims(self, data: Any, folder: str) -> bool:
+        """For a library kind: whether a document in another kind's folder is one of its
+        own (a component beside the jobs that run it)."""
+        return False
+
+    def misfiled(self, doc: Document) -> str | None:
+        """Why a document in the kind's folder is not a declaration at all, if it is not
+        (a conda file no environment names)."""
+        return None
+
+    def parse_document(self, doc: Document, bad: frozenset[Where]) -> S | None:
+        """For a library kind: the spec a document declares, its wrong parts left out;
+        None when too little is right to build one."""
+        return None
+
+    def duplicate(self, spec: S, others: Iterable[S]) -> Problem | None:
+        """For a library kind: why `spec` clashes with one read before, if it does."""
+        return None
 
     def check(self, spec: S, root: Path, skip: Collection[str]) -> list[Problem]:
         """What is wrong with the files the spec names; `skip`: keys the schema rejected."""
         return []
+
+    def defines(self, spec: Spec) -> Sequence[Spec]:
+        """The environments and models the spec defines in place (anonymous ones)."""
+        return ()
+
+    def assemble(
+        self, spec: S, parts: Sequence[Spec], unbuilt: set[str]
+    ) -> tuple[S, list[Problem]]:
+        """The spec with the parts declared in files of their own; what is wrong once it
+        has all of them. `unbuilt`: names of parts too broken to build."""
+        return spec, []
+
+    def resolve(self, spec: S, refs: Resolver) -> S:
+        """The spec with what it runs from other files filled in (a step's component)."""
+        return spec
 
     def references(self, spec: S, refs: Resolver) -> list[str]:
         """The addresses the spec depends on, each resolved with `refs`."""
@@ -109,8 +190,21 @@ class Declaring(Protocol[S]):
         """What the spec makes versions of: (kind, name, where the name is written)."""
         return []
 
+    def paths(self, spec: Spec) -> Iterable[Found]:
+        """Each local path the spec names, for the check that it stays in the workspace."""
+        return ()
+
+    def secret_uses(self, spec: Spec) -> tuple[str, ...]:
+        """The secrets the resource's processes get (`${{secrets.NAME}}` in them)."""
+        return ()
+
 
 def declaring(name: str) -> Declaring[Any]:
     """The implementation of kind `name` (its package imported on first use)."""
     kind: Declaring[Any] = importlib.import_module(BY_NAME[name].package).KIND
     return kind
+
+
+def of(spec: Spec) -> Declaring[Any]:
+    """The kind that reads `spec`: its own, or the kind it is a part of."""
+    return declaring(spec.part_of or spec.kind)

@@ -369,3 +369,16 @@ def closest(word: str, choices: Iterable[str]) -> str | None:
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     close = closest(word, choices)
     return f" (did you mean '{close}'?)" if close else ""
+
+
+def usable(value: Any, where: Where, bad: frozenset[Where]) -> dict[str, Any] | None:
+    """The mapping at `where` without its wrong keys; None if the mapping itself is wrong."""
+    if not isinstance(value, dict):
+        return None
+    if not bad:
+        return value
+    if any(where[:depth] in bad for depth in range(len(where) + 1)):
+        return None
+    depth = len(where)
+    drop = {b[depth] for b in bad if len(b) > depth and b[:depth] == where}
+    return {key: item for key, item in value.items() if key not in drop}

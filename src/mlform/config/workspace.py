@@ -15,30 +15,26 @@ import difflib
 import itertools
 import os
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlform.config import components, schema, specs
-from mlform.config.components import ComponentSpec
+from mlform.config import schema, specs
 from mlform.config.containment import Boundary, check_paths
-from mlform.config.kinds import BY_NAME, FOLDERS, Declaring, Parser, declaring
+from mlform.config.kinds import (
+    AZURE_SCHEMAS,
+    BY_NAME,
+    FOLDERS,
+    REGISTERED,
+    Declaring,
+    declaring,
+    of,
+)
 from mlform.config.listing import yaml_files
 from mlform.config.names import name_problem
 from mlform.config.refs import AssetRef, DatastorePath, Location, local_path
-from mlform.config.schema import Where
-from mlform.config.specs import (
-    IMPLICIT_DATASTORE,
-    Binding,
-    DatastoreSpec,
-    DeploymentSpec,
-    EndpointSpec,
-    PipelineSpec,
-    RunconfigSpec,
-    Source,
-    Spec,
-    StepSpec,
-)
+from mlform.config.schema import Where, usable
+from mlform.config.specs import IMPLICIT_DATASTORE, DatastoreSpec, Source, Spec
 from mlform.config.unsupported import unsupported
 from mlform.config.yamlfile import Document, JsonPath, read_document
 from mlform.errors import ConfigInvalid, Problem, WorkspaceNotFound
@@ -54,22 +50,12 @@ DEFAULT_STATE = ".mlform/state.duckdb"
 UNSUPPORTED_FOLDERS = {"schedules": "job schedules"}
 # Command components live here, or beside the jobs and pipelines that run them. They are
 # no resource of their own: a pipeline step runs one.
-COMPONENT_FOLDER = "components"
+COMPONENT_FOLDER = BY_NAME["component"].folder
+LIBRARIES = tuple(e.name for e in REGISTERED if not e.resource)
+_RESOURCE_FOLDERS = [e.folder for e in REGISTERED if e.resource and e.folder]
 
 _UNUSABLE: frozenset[Where] = frozenset({()})
-_CONDA_KEYS = {"name", "channels", "dependencies", "prefix", "variables"}
 _SCHEMA_NAME = re.compile(r"(?:^|/)(?P<kind>[A-Za-z]+)\.schema\.json$")
-_AZURE_KINDS = {
-    "commandJob": "runconfig",
-    "commandComponent": "component",
-    "pipelineJob": "pipeline",
-    "managedOnlineEndpoint": "endpoint",
-    "kubernetesOnlineEndpoint": "endpoint",
-    "managedOnlineDeployment": "deployment",
-    "kubernetesOnlineDeployment": "deployment",
-    "amlCompute": "compute",
-    "computeInstance": "compute",
-}  # Azure ML's schema file names for mlform kinds
 _NAME_LINE = re.compile(r"^name:[ \t]*[\"']?(?P<name>[A-Za-z0-9][A-Za-z0-9_.-]*)", re.MULTILINE)
 
 
@@ -89,7 +75,7 @@ class Config:
 
     def secret_uses(self) -> dict[str, tuple[str, ...]]:
         """Address → the secrets its processes get, for the resources that use any."""
-        found = {a: secret_references.uses(s) for a, s in self.specs.items()}
+        found = {a: of(s).secret_uses(s) for a, s in self.specs.items()}
         return {address: names for address, names in found.items() if names}
 
     def storage_options(self, store: DatastoreSpec) -> dict[str, Any]:
@@ -135,8 +121,10 @@ class _Loader:
         # (kind, name) → what makes versions of it, and where it writes the name
         self.sources: dict[tuple[str, str], list[tuple[str, JsonPath]]] | None = None
         self.default = ""  # the default datastore's name, once the datastores are read
-        self.deployments: list[DeploymentSpec] = []  # from files of their own
-        self.components: dict[Path, ComponentSpec | None] = {}  # None: too broken to use
+        self.parts: list[Spec] = []  # parts declared in files of their own (deployments)
+        # library kind → file → the spec it declares (None: too broken to use)
+        self.libraries: dict[str, dict[Path, Spec | None]] = {}
+        self.by_file: dict[tuple[str, Path], Spec] | None = None  # once every file is read
         self.checked: list[tuple[Document, str]] = []  # every document read, and its kind
         self.secrets: dict[str, declared_secrets.Secret] = {}
 
@@ -151,13 +139,16 @@ class _Loader:
         self.problems.extend(problems)
         known = {**dict.fromkeys(broken), **self.secrets}  # a broken one is reported already
         default = self._datastores(ws, bad)
-        for folder, kind in FOLDERS.items():
-            for doc, doc_kind, doc_bad in self._documents(folder, kind):
-                self._build(doc, doc_kind, self._parser(kind, doc_kind), doc_bad)
-        self._attach_deployments()
-        for doc in self._component_documents():
-            self._component(doc)
-        self._resolve_components()
+        for entry in REGISTERED:
+            if entry.resource and entry.folder:
+                reader = declaring(entry.name) if (self.root / entry.folder).is_dir() else None
+                for doc, doc_kind, doc_bad in self._documents(entry.folder, entry.name):
+                    assert reader is not None
+                    self._build(doc, doc_kind, reader, doc_bad)
+        self._assemble()
+        for kind in LIBRARIES:
+            self._library_documents(kind)
+        self._resolve()
         self._stray_folders()
         self._unsupported_folders()
         self._check_containment()
@@ -171,7 +162,7 @@ class _Loader:
         vault = Vault(self.secrets, self.root, state_path.parent)
         if any(p.severity == "error" for p in self.problems):
             # every problem at once: those of the secrets the resources use too
-            uses = {a: secret_references.uses(s) for a, s in self.specs.items()}
+            uses = {a: of(s).secret_uses(s) for a, s in self.specs.items()}
             self.problems.extend(vault.problems(uses))
         problems = sorted(dict.fromkeys(self.problems), key=_order)
         if any(p.severity == "error" for p in problems):
@@ -215,15 +206,9 @@ class _Loader:
         if misplaced:
             self.problems.append(doc.problem(["$schema"], misplaced))
             return _UNUSABLE
-        if kind == "environment" and "dependencies" in data and data.keys() <= _CONDA_KEYS:
-            self.problems.append(
-                doc.problem(
-                    [],
-                    "this looks like a conda file (it has dependencies:), but no environment "
-                    "names it; point one at it with conda_file: "
-                    f"{doc.path.name}, or move it out of environments/",
-                )
-            )
+        misfiled = declaring(kind).misfiled(doc) if kind in BY_NAME else None
+        if misfiled:
+            self.problems.append(doc.problem([], misfiled))
             return _UNUSABLE
         found = schema.check(doc, kind)
         self.problems.extend(found.problems)
@@ -244,23 +229,26 @@ class _Loader:
         for doc in docs:
             if doc.path in named:
                 continue
-            if folder in ("runconfigs", "pipelines") and components.declares_component(
-                doc.data, folder
-            ):
-                self._component(doc)
+            library = next((k for k in LIBRARIES if declaring(k).claims(doc.data, folder)), None)
+            if library is not None:  # a component beside the jobs that run it
+                self._library_document(library, doc)
                 continue
             data = doc.data if isinstance(doc.data, dict) else {}
             doc_kind = next((part for key, (part, _) in parts.items() if key in data), kind)
             found.append((doc, doc_kind, self._check(doc, doc_kind)))
         return found
 
-    def _build(self, doc: Document, kind: str, parse: Parser, bad: frozenset[Where]) -> None:
-        body = _usable(doc.data, (), bad)
+    def _build(
+        self, doc: Document, kind: str, reader: Declaring[Any], bad: frozenset[Where]
+    ) -> None:
+        """Build the spec of `kind` a document in `reader`'s folder declares (`kind` is
+        the reader's own, or one of its parts)."""
+        body = usable(doc.data, (), bad)
         needed = [key for key in schema.required(kind) if key != "name"]
         if body is None or any(key not in body for key in needed):
             self.broken.add(f"{kind}/{_guess_name(doc)}")
             return
-        if kind in ("runconfig", "pipeline") and "name" not in body:
+        if reader.name_from_file and kind == reader.name and "name" not in body:
             body = {**body, "name": doc.path.stem}  # Azure ML job files may leave it out
         named = "name" in body
         written = doc.data.get("name") if isinstance(doc.data, dict) else None
@@ -276,21 +264,24 @@ class _Loader:
             # workspace: references to it are judged by its own file's errors.
             body = {**body, "name": str(doc.data.get("name", ""))}
             self.broken.add(f"{kind}/{body['name']}")
-        spec = parse(body, Source(doc))
+        if kind == reader.name:
+            spec = reader.parse(body, Source(doc))
+        else:
+            spec = next(parse for part, parse in reader.parts.values() if part == kind)(
+                body, Source(doc)
+            )
         skip = {str(where[0]) for where in bad if where}
         self._add(spec, skip, register=named)
 
     def _add(self, spec: Spec, skip: set[str], *, register: bool = True) -> None:
         if register:
             self._add_anonymous(spec)
-        if isinstance(spec, DeploymentSpec):
+        problems = of(spec).check(spec, self.root, skip)
+        if spec.owner is not None:  # a part, in a file of its own: its owner gets it
             if register:
-                self.deployments.append(spec)
-            self.problems.extend(self._checker(spec).check(spec, self.root, skip))
+                self.parts.append(spec)
+            self.problems.extend(problems)
             return
-        if isinstance(spec, EndpointSpec):
-            for inline in spec.deployments:
-                self.problems.extend(self._checker(inline).check(inline, self.root, set()))
         other = self.specs.get(spec.address)
         if register and other is not None:
             self.problems.append(
@@ -302,32 +293,15 @@ class _Loader:
             )
         elif register:
             self.specs[spec.address] = spec
-        self.problems.extend(self._checker(spec).check(spec, self.root, skip))
-
-    def _parser(self, kind: str, doc_kind: str) -> Parser:
-        """How a document of `doc_kind` found in `kind`'s folder is built into a spec."""
-        implementation = declaring(kind)
-        if doc_kind == kind:
-            return implementation.parse
-        return next(parse for part, parse in implementation.parts.values() if part == doc_kind)
-
-    def _checker(self, spec: Spec) -> Declaring[Any]:
-        """The kind that checks `spec`: its own, or the kind it is a part of."""
-        return declaring(spec.part_of or spec.kind)
+        self.problems.extend(problems)
 
     def _add_anonymous(self, spec: Spec) -> None:
         """Register the environments and models `spec` defines in place. One defined the
         same way in several places is one resource, checked once."""
-        owners: list[Any] = [spec]
-        if isinstance(spec, PipelineSpec):
-            owners.extend(spec.steps)
-        if isinstance(spec, EndpointSpec):
-            owners.extend(spec.deployments)
-        for owner in owners:
-            for defined in getattr(owner, "inline", ()):
-                if defined.address not in self.specs:
-                    self.specs[defined.address] = defined
-                    self.problems.extend(self._checker(defined).check(defined, self.root, set()))
+        for defined in of(spec).defines(spec):
+            if defined.address not in self.specs:
+                self.specs[defined.address] = defined
+                self.problems.extend(of(defined).check(defined, self.root, set()))
 
     def _datastores(self, ws: Document, bad: frozenset[Where]) -> str:
         declared = ws.data.get("datastores") if isinstance(ws.data, dict) else None
@@ -336,7 +310,7 @@ class _Loader:
         defaults: list[DatastoreSpec] = []
         for index, item in enumerate(declared if isinstance(declared, list) else []):
             where: Where = ("datastores", index)
-            body = _usable(item, where, bad)
+            body = usable(item, where, bad)
             if body is None or "name" not in body:
                 self.stores_known = False
                 continue
@@ -365,11 +339,11 @@ class _Loader:
     def _stray_folders(self) -> None:
         """Warn about YAML files in a folder whose name is a near miss of a kind folder."""
         for entry in os.scandir(self.root):
-            if entry.name in (*FOLDERS, COMPONENT_FOLDER) or entry.name.startswith("."):
+            if entry.name in FOLDERS or entry.name.startswith("."):
                 continue
             if not entry.is_dir():
                 continue
-            close = difflib.get_close_matches(entry.name, list(FOLDERS), n=1, cutoff=0.8)
+            close = difflib.get_close_matches(entry.name, _RESOURCE_FOLDERS, n=1, cutoff=0.8)
             if not close:
                 continue
             try:
@@ -392,9 +366,10 @@ class _Loader:
 
     def _check_containment(self) -> None:
         stores = [s for s in self.specs.values() if isinstance(s, DatastoreSpec)]
-        components = [c for c in self.components.values() if c is not None]
-        specs = [*self.specs.values(), *self.deployments, *components]
-        self.problems.extend(check_paths(specs, Boundary.of(self.root, stores)))
+        read = [*self.specs.values(), *self.parts]
+        read.extend(s for files in self.libraries.values() for s in files.values() if s)
+        paths = [found for spec in read for found in of(spec).paths(spec)]
+        self.problems.extend(check_paths(paths, Boundary.of(self.root, stores)))
 
     def _unsupported_folders(self) -> None:
         """Files in folders of kinds mlform does not run yet, one problem each."""
@@ -413,7 +388,7 @@ class _Loader:
     # -- references ----------------------------------------------------------------------
 
     def _dependencies(self, spec: Spec) -> tuple[str, ...]:
-        deps = self._checker(spec).references(spec, self)
+        deps = of(spec).references(spec, self)
         for index, address in enumerate(spec.depends_on):
             if address in self.broken:
                 continue  # its own file's problems are already reported
@@ -513,163 +488,86 @@ class _Loader:
             )
         return None
 
-    def _attach_deployments(self) -> None:
-        """Give each endpoint the deployments declared in files of their own, and check
-        names and traffic once an endpoint has all of them."""
-        for dep in self.deployments:
-            owner = self.specs.get(f"endpoint/{dep.endpoint}")
-            if isinstance(owner, EndpointSpec):
-                self.specs[owner.address] = replace(owner, deployments=(*owner.deployments, dep))
+    def _assemble(self) -> None:
+        """Give each resource the parts declared in files of their own (an endpoint its
+        deployments), and check it once it has all of them."""
+        owned: dict[str, list[Spec]] = {}
+        for part in self.parts:
+            assert part.part_of is not None and part.owner is not None
+            name, where = part.owner
+            address = f"{part.part_of}/{name}"
+            if address in self.specs:
+                owned.setdefault(address, []).append(part)
             else:
-                self.reference("endpoint", dep.endpoint, dep.source, ["endpoint_name"])
-        for spec in list(self.specs.values()):
-            if isinstance(spec, EndpointSpec):
-                broken = {a.partition("/")[2] for a in self.broken if a.startswith("deployment/")}
-                self.problems.extend(_endpoint_problems(spec, broken | _written_deployments(spec)))
-
-    def _component_documents(self) -> list[Document]:
-        base = self.root / COMPONENT_FOLDER
-        if not base.is_dir():
-            return []
-        names, unreadable = yaml_files(base, COMPONENT_FOLDER)
-        self.problems.extend(unreadable)
-        docs = [read_document(base / n, f"{COMPONENT_FOLDER}/{n}") for n in names]
-        named = _named_files(docs)  # a conda file beside the component that names it
-        return [doc for doc in docs if doc.path not in named]
-
-    def _component(self, doc: Document) -> ComponentSpec | None:
-        """The component a file declares, read and checked once however many steps run it."""
-        path = doc.path.resolve()
-        if path in self.components:
-            return self.components[path]
-        bad = self._check(doc, "component")
-        # A wrong input or output leaves out only itself: the others are still checked.
-        entries = {w for w in bad if len(w) > 2 and w[0] in ("inputs", "outputs")}
-        body = _usable(doc.data, (), bad - entries)
-        for group, name in {(str(w[0]), w[1]) for w in entries}:
-            kept = body.get(group) if body is not None else None
-            if body is not None and isinstance(kept, dict):
-                body = {**body, group: {k: v for k, v in kept.items() if k != name}}
-        found = None
-        if body is not None and "command" in body:
-            found = components.parse(body, Source(doc))
-            self.problems.extend(components.check(found))
-            for other in self.components.values():
-                if other is not None and (other.name, other.version) == (found.name, found.version):
-                    self.problems.append(
-                        found.source.problem(
-                            ["version" if found.version else "name"],
-                            f"component {found} is also declared at {other.source}; give one "
-                            "of them another version",
-                        )
+                self.reference(part.part_of, name, part.source, where)
+        for entry in REGISTERED:
+            if not entry.parts:
+                continue
+            unbuilt = {
+                address.partition("/")[2]
+                for address in self.broken
+                if address.partition("/")[0] in entry.parts
+            }
+            for address, spec in list(self.specs.items()):
+                if spec.kind == entry.name:
+                    whole, problems = declaring(entry.name).assemble(
+                        spec, owned.get(address, []), unbuilt
                     )
-        self.components[path] = found
+                    self.specs[address] = whole
+                    self.problems.extend(problems)
+
+    def _library_documents(self, kind: str) -> None:
+        """Read the folder of a library kind (components/)."""
+        folder = BY_NAME[kind].folder
+        base = self.root / folder
+        if not base.is_dir():
+            return
+        names, unreadable = yaml_files(base, folder)
+        self.problems.extend(unreadable)
+        docs = [read_document(base / n, f"{folder}/{n}") for n in names]
+        named = _named_files(docs)  # a conda file beside the component that names it
+        for doc in docs:
+            if doc.path not in named:
+                self._library_document(kind, doc)
+
+    def _library_document(self, kind: str, doc: Document) -> Spec | None:
+        """The spec of a library kind a file declares, read and checked once however
+        many resources use it."""
+        path = doc.path.resolve()
+        files = self.libraries.setdefault(kind, {})
+        if path in files:
+            return files[path]
+        reader = declaring(kind)
+        found = reader.parse_document(doc, self._check(doc, kind))
+        if found is not None:
+            self.problems.extend(reader.check(found, self.root, set()))
+            clash = reader.duplicate(found, [s for s in files.values() if s is not None])
+            self.problems.extend([clash] if clash else [])
+        files[path] = found
         return found
 
-    def _resolve_components(self) -> None:
-        """Steps that run a component (or a runconfig file) take its command, code,
-        environment, inputs and outputs, with what the step says over them."""
-        by_file = {
-            s.source.doc.path.resolve(): s
-            for s in self.specs.values()
-            if isinstance(s, RunconfigSpec)
-        }
+    def _resolve(self) -> None:
+        """Each spec with what it runs from other files filled in (a pipeline step's
+        component), then what it defines there registered."""
         for address, spec in list(self.specs.items()):
-            if not isinstance(spec, PipelineSpec):
-                continue
-            steps = []
-            for step in spec.steps:
-                if step.component is None and "component" not in step.body:
-                    steps.append(step)
-                    continue
-                if isinstance(step.component, Path) and step.component.resolve() in by_file:
-                    steps.append(_merged(step, by_file[step.component.resolve()]))
-                    continue
-                component = self._step_component(step)
-                if component is None:
-                    steps.append(step)
-                    continue
-                merged, problems = components.bind(step, component, spec)
-                self.problems.extend(problems)
-                steps.append(merged)
-            merged_spec = replace(spec, steps=tuple(steps))
-            self.specs[address] = merged_spec
-            self._add_anonymous(merged_spec)  # environments its components define in place
-            self.problems.extend(_pipeline_problems(merged_spec))
+            resolved = of(spec).resolve(spec, self)
+            if resolved is not spec:
+                self.specs[address] = resolved
+                self._add_anonymous(resolved)  # environments its components define in place
 
-    def _step_component(self, step: StepSpec) -> ComponentSpec | None:
-        """The component a step names, or None and the problem said (unless the
-        component's own file is too broken to use: its errors say so)."""
-        written = step.body.get("component")
-        ref = step.component
-        if isinstance(ref, AssetRef):
-            return self._named_component(step, ref)
-        if not isinstance(ref, Path):
-            self.problems.append(
-                step.source.problem(
-                    ["component"],
-                    f"component '{written}' is neither a file (./train.yml) nor a component "
-                    "reference (azureml:NAME:VERSION, azureml:NAME@latest or "
-                    "azureml://registries/<registry>/components/NAME/versions/N)",
-                )
-            )
-            return None
-        resolved = ref.resolve()
-        if resolved in self.components:
-            return self.components[resolved]
-        if not os.path.isfile(ref):
-            self.problems.append(
-                step.source.problem(
-                    ["component"],
-                    f"component file '{written}' does not exist; the path is relative to "
-                    f"{step.source.file}",
-                )
-            )
-            return None
-        return self._component(read_document(ref, _display(ref, self.root)))
+    def spec_in_file(self, kind: str, path: Path) -> Spec | None:
+        if self.by_file is None:
+            self.by_file = {(s.kind, s.source.doc.path.resolve()): s for s in self.specs.values()}
+        return self.by_file.get((kind, path.resolve()))
 
-    def _named_component(self, step: StepSpec, ref: AssetRef) -> ComponentSpec | None:
-        """The component `ref` names, declared here. A reference into an Azure ML registry
-        resolves to the component of that name and version here, or says how to declare it."""
-        if not self.fits("component", ref, step.source):
-            return None
-        named = [c for c in self.components.values() if c is not None and c.name == ref.name]
-        if ref.version is not None:
-            named = [c for c in named if c.version == ref.version]
-        if named:
-            return max(named, key=lambda c: _version_key(c.version))
-        if ref.registry is not None:
-            version = f", version: {ref.version}" if ref.version else ""
-            self.problems.append(
-                step.source.problem(
-                    ["component"],
-                    f"component '{ref.name}'{f' version {ref.version}' if ref.version else ''} "
-                    f"(from Azure ML registry '{ref.registry}') is not declared in this "
-                    "workspace, and mlform does not fetch from registries; declare it in "
-                    f"{COMPONENT_FOLDER}/{ref.name}.yml (name: {ref.name}{version})",
-                )
-            )
-            return None
-        if ref.name in {c.name for c in self.components.values() if c is not None}:
-            versions = sorted(
-                str(c.version)
-                for c in self.components.values()
-                if c is not None and c.name == ref.name
-            )
-            hint = f" (versions: {', '.join(versions)})"
-        else:
-            known = sorted({c.name for c in self.components.values() if c is not None})
-            hint = schema.did_you_mean(ref.name, known) or (
-                f" (declared: {', '.join(known)})" if known else ""
-            )
-        self.problems.append(
-            step.source.problem(
-                ["component"],
-                f"unknown component '{step.body.get('component')}'{hint}; declare it in "
-                f"{COMPONENT_FOLDER}/ or point at its file (./{ref.name}.yml)",
-            )
-        )
-        return None
+    def library(self, kind: str) -> list[Spec]:
+        return [s for s in self.libraries.get(kind, {}).values() if s is not None]
+
+    def library_file(self, kind: str, path: Path) -> Spec | None:
+        known = self.libraries.get(kind, {})
+        if path.resolve() in known:
+            return known[path.resolve()]
+        return self._library_document(kind, read_document(path, _display(path, self.root)))
 
     def _productions(self) -> dict[tuple[str, str], list[tuple[str, JsonPath]]]:
         """(kind, name) → the addresses in this workspace that make versions of it (a
@@ -680,7 +578,7 @@ class _Loader:
         sources: dict[tuple[str, str], list[tuple[str, JsonPath]]] = {}
         self.sources = sources
         for address, spec in self.specs.items():
-            for kind, name, where in self._checker(spec).produces(spec):
+            for kind, name, where in of(spec).produces(spec):
                 sources.setdefault((kind, name), []).append((address, where))
         return sources
 
@@ -734,191 +632,10 @@ class _Loader:
             )
 
 
-def _merged(step: StepSpec, base: RunconfigSpec) -> StepSpec:
-    """A step over the runconfig it names: the step's own keys win."""
-    body = step.body
-    return replace(
-        step,
-        command=step.command or base.command,
-        code=step.code if "code" in body else base.code,
-        environment=step.environment if "environment" in body else base.environment,
-        inputs={**base.inputs, **step.inputs},
-        outputs={**base.outputs, **step.outputs},
-        variables={**base.variables, **step.variables},
-        timeout=step.timeout if step.timeout is not None else base.timeout,
-        # what a runconfig registers when it runs as itself is not the step's to register
-        register_model=step.register_model,
-    )
-
-
-def _pipeline_problems(spec: PipelineSpec) -> list[Problem]:
-    """Bindings that name no step, output or input, commands that use undeclared inputs,
-    and cycles — each where it is written."""
-    problems: list[Problem] = []
-    steps = {s.name: s for s in spec.steps}
-    for step in spec.steps:
-        if not step.command and "component" not in step.body:  # else: said where resolved
-            problems.append(
-                step.source.problem([], "a step needs a command (or a component: runconfig)")
-            )
-        for key, value in step.inputs.items():
-            if not isinstance(value, Binding):
-                continue
-            where = ["inputs", key]
-            if value.step is None:
-                if value.name not in spec.inputs:
-                    known = ", ".join(sorted(spec.inputs)) or "none"
-                    problems.append(
-                        step.source.problem(
-                            where,
-                            f"{value} names no input of the pipeline (inputs: {known}); "
-                            "declare it under the pipeline's inputs:",
-                        )
-                    )
-                continue
-            upstream = steps.get(value.step)
-            if upstream is None:
-                hint = schema.did_you_mean(value.step, list(steps)) or (
-                    f" (steps: {', '.join(steps)})"
-                )
-                problems.append(
-                    step.source.problem(where, f"{value} names no step '{value.step}'{hint}")
-                )
-            elif value.name not in upstream.outputs:
-                known = ", ".join(sorted(upstream.outputs)) or "none"
-                problems.append(
-                    step.source.problem(
-                        where,
-                        f"{value}: step {value.step} has no output '{value.name}' "
-                        f"(outputs: {known}); declare it under its outputs:",
-                    )
-                )
-        for match in _COMMAND_BINDING.finditer("" if step.origin else step.command):
-            group, name = match[1], match[2]
-            declared = {"inputs": step.inputs, "outputs": step.outputs}.get(group)
-            if declared is not None and name not in declared:
-                known = ", ".join(sorted(declared)) or "none"
-                problems.append(
-                    step.source.problem(
-                        ["command"],
-                        f"command uses {match[0]}, but step {step.name} declares no "
-                        f"{group[:-1]} '{name}' ({group}: {known})",
-                    )
-                )
-        if step.code is not None and not os.path.isdir(step.code) and "code" in step.body:
-            problems.append(
-                step.source.problem(
-                    ["code"], f"code folder '{step.body.get('code')}' does not exist"
-                )
-            )
-    problems.extend(_published_outputs(spec))
-    graph = {s.name: tuple(u for u in s.upstream if u in steps) for s in spec.steps}
-    for cycle in find_cycles(graph):
-        first = steps[cycle[0]]
-        problems.append(
-            first.source.problem(
-                ["inputs"], f"steps bind each other's outputs in a cycle: {' → '.join(cycle)}"
-            )
-        )
-    return problems
-
-
-def _published_outputs(spec: PipelineSpec) -> list[Problem]:
-    """Each `${{parent.outputs.x}}` names an output the pipeline declares, once."""
-    problems: list[Problem] = []
-    publisher: dict[str, tuple[str, str]] = {}
-    for step in spec.steps:
-        for output, name in step.parent_outputs.items():
-            where = ["outputs", output]
-            if name not in spec.outputs:
-                known = ", ".join(sorted(spec.outputs)) or "none"
-                problems.append(
-                    step.source.problem(
-                        where,
-                        f"${{{{parent.outputs.{name}}}}} names no output of the pipeline "
-                        f"(outputs: {known}); declare it under the pipeline's outputs:",
-                    )
-                )
-            elif name in publisher:
-                problems.append(
-                    step.source.problem(
-                        where,
-                        f"pipeline output '{name}' is already bound to step "
-                        f"{publisher[name][0]}'s output {publisher[name][1]}; bind each "
-                        "pipeline output once",
-                    )
-                )
-            else:
-                publisher[name] = (step.name, output)
-    return problems
-
-
-_COMMAND_BINDING = re.compile(r"\$\{\{\s*(inputs|outputs)\.([A-Za-z0-9_.-]+)\s*\}\}")
-
-
-def _written_deployments(spec: EndpointSpec) -> set[str]:
-    """Names of the deployments the endpoint's file lists, those the schema rejected too."""
-    data = spec.source.doc.data
-    for step in spec.source.where:
-        data = data.get(step) if isinstance(data, dict) else None
-    listed = data.get("deployments") if isinstance(data, dict) else None
-    items = listed if isinstance(listed, list) else []
-    return {str(item["name"]) for item in items if isinstance(item, dict) and "name" in item}
-
-
-def _endpoint_problems(spec: EndpointSpec, unbuilt: set[str]) -> list[Problem]:
-    """Names and traffic; `unbuilt` are deployments whose own errors are reported, so
-    traffic naming one of them is not a second error."""
-    problems = []
-    seen: dict[str, DeploymentSpec] = {}
-    for dep in spec.deployments:
-        if dep.name in seen:
-            problems.append(
-                dep.source.problem(
-                    ["name"],
-                    f"endpoint {spec.name} already has a deployment '{dep.name}' "
-                    f"({_at(seen[dep.name], ['name'])}); rename one of them",
-                )
-            )
-        seen[dep.name] = dep
-    for name in spec.traffic:
-        if name not in seen and name not in unbuilt:
-            known = ", ".join(sorted(seen)) or "none"
-            problems.append(
-                spec.source.problem(
-                    ["traffic", name],
-                    f"traffic names deployment '{name}', which endpoint {spec.name} does not "
-                    f"have (deployments: {known})",
-                    key=True,
-                )
-            )
-    total = sum(spec.traffic.values())
-    if spec.traffic and total not in (0, 100):
-        problems.append(
-            spec.source.problem(
-                ["traffic"],
-                f"traffic adds up to {total}; the percentages must add up to 100 (or all be 0)",
-            )
-        )
-    return problems
-
-
 def _folder_of(kind: str) -> str:
     """The folder whose files declare `kind`."""
-    return BY_NAME[kind].folder if kind in BY_NAME else kind
-
-
-def _usable(value: Any, where: Where, bad: frozenset[Where]) -> dict[str, Any] | None:
-    """The mapping at `where` without its wrong keys; None if the mapping itself is wrong."""
-    if not isinstance(value, dict):
-        return None
-    if not bad:
-        return value
-    if any(where[:depth] in bad for depth in range(len(where) + 1)):
-        return None
-    depth = len(where)
-    drop = {b[depth] for b in bad if len(b) > depth and b[:depth] == where}
-    return {key: item for key, item in value.items() if key not in drop}
+    owner = next((e for e in REGISTERED if kind == e.name or kind in e.parts), None)
+    return owner.folder if owner is not None else kind
 
 
 def _named_files(docs: list[Document]) -> set[Path]:
@@ -955,12 +672,11 @@ def _definitions(data: Any) -> list[dict[str, Any]]:
 def _misplaced(declared: Any, kind: str) -> str | None:
     """Why a file whose `$schema` names another kind is in the wrong place, if it is."""
     match = _SCHEMA_NAME.search(declared) if isinstance(declared, str) else None
-    other = _AZURE_KINDS.get(match["kind"], match["kind"]) if match else kind
+    other = AZURE_SCHEMAS.get(match["kind"], match["kind"]) if match else kind
     if other == kind:
         return None
     places = {"workspace": "workspace.yml"} | {k: f"{f}/" for f, k in FOLDERS.items()}
-    places["deployment"] = places["endpoint"]  # Azure ML keeps them beside their endpoints
-    places["component"] = f"{COMPONENT_FOLDER}/"
+    places |= {part: f"{e.folder}/" for e in REGISTERED for part in e.parts}
     if other not in places:
         return None  # a kind mlform does not read: the schema check says what is wrong
     here = places.get(kind, kind)
@@ -988,16 +704,8 @@ def _display(path: Path, root: Path) -> str:
     )
 
 
-def _version_key(version: str | None) -> tuple[int, int, str]:
-    """Latest first by number when versions are numbers, as Azure ML numbers them."""
-    if version is None:
-        return (0, 0, "")
-    return (1, int(version), "") if version.isdigit() else (1, -1, version)
-
-
 def _at(spec: Spec, where: JsonPath) -> str:
-    line, col = spec.source.doc.locate([*spec.source.where, *where])
-    return f"{spec.source.file}:{line}:{col}"
+    return spec.source.at(where)
 
 
 def _order(problem: Problem) -> tuple[str, int, int]:

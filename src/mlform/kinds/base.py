@@ -6,17 +6,17 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mlform.components import canonical, digest_of
+from mlform.config import kinds
 from mlform.config.specs import METADATA_KEYS, Spec
 from mlform.context import Context
 from mlform.hashing import sha256_text
 from mlform.plan import keys
 from mlform.plan.model import Desired
-from mlform.secrets import references
 
 
 def secret_components(ctx: Context, spec: Spec) -> dict[str, str]:
     """A fingerprint per secret the resource's processes get (none: no components)."""
-    return ctx.config.vault.components(references.uses(spec))
+    return ctx.config.vault.components(kinds.of(spec).secret_uses(spec))
 
 
 def content_spec(spec: Mapping[str, Any]) -> dict[str, Any]:

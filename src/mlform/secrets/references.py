@@ -14,7 +14,6 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from mlform.config import schema
-from mlform.config.specs import DatastoreSpec, EndpointSpec, PipelineSpec, RunconfigSpec, Spec
 from mlform.config.yamlfile import Document
 from mlform.errors import Problem
 
@@ -108,16 +107,3 @@ def _matches(where: Where, pattern: tuple[str, ...]) -> bool:
         if index >= len(where) or (step != _ANY and where[index] != step):
             return False
     return len(where) == len(pattern)
-
-
-def uses(spec: Spec) -> tuple[str, ...]:
-    """The secrets a resource's processes get."""
-    if isinstance(spec, RunconfigSpec):
-        return tuple(names_in(dict(spec.variables)))
-    if isinstance(spec, PipelineSpec):
-        return tuple(names_in([dict(step.variables) for step in spec.steps]))
-    if isinstance(spec, EndpointSpec):
-        return tuple(names_in([dict(dep.variables) for dep in spec.deployments]))
-    if isinstance(spec, DatastoreSpec):
-        return tuple(names_in(dict(spec.storage_options)))
-    return ()

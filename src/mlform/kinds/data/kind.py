@@ -10,21 +10,23 @@ from __future__ import annotations
 
 import errno
 import stat
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from mlform.components import canonical
-from mlform.config import checks, specs
+from mlform.config.containment import Found, found
 from mlform.config.kinds import Resolver
-from mlform.config.refs import DatastorePath, LocalPath, Url
-from mlform.config.specs import DataSpec, ModelSpec, Source
+from mlform.config.refs import DatastorePath, LocalPath, Location, Url
+from mlform.config.specs import Source, Spec
 from mlform.context import Context, Outcome
 from mlform.errors import ApplyError, DatastoreError, PlanError, Problem
 from mlform.hashing import FileEntry, sha256_file, sha256_text, tree_digest
 from mlform.kind import Kind
 from mlform.kinds.base import base_components, declared, latest_version, plural
+from mlform.kinds.data import checks
+from mlform.kinds.data.spec import DataSpec, parse
 from mlform.plan import keys
 from mlform.plan.model import Change, Desired, Payload
 from mlform.sizes import human_size
@@ -36,6 +38,17 @@ __all__ = ["DataKind", "DataPayload", "Scan", "human_size", "scan_location"]
 
 _LISTED_FILES = 1000  # past this many files, a folder is one "content" component
 _MISSING = (errno.ENOENT, errno.ENOTDIR, errno.EBADF, errno.ELOOP)  # as Path.is_file
+
+
+class Located(Protocol):
+    """What names files to scan: a data asset or a model."""
+
+    @property
+    def address(self) -> str: ...
+    @property
+    def source(self) -> Source: ...
+    @property
+    def location(self) -> Location: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,10 +71,14 @@ class DataKind(Kind[DataSpec, DataPayload]):
     payload = DataPayload
 
     def parse(self, body: Mapping[str, Any], source: Source) -> DataSpec:
-        return specs.data(body, source)
+        return parse(body, source)
 
     def check(self, spec: DataSpec, root: Path, skip: Collection[str]) -> list[Problem]:
-        return checks.check_spec(spec, root, skip)
+        return checks.check(spec, root, skip)
+
+    def paths(self, spec: Spec) -> Iterable[Found]:
+        if isinstance(spec, DataSpec) and isinstance(spec.location, LocalPath):
+            yield found(spec.source, spec.body, ("path",), "path", spec.location.path, True)
 
     def references(self, spec: DataSpec, refs: Resolver) -> list[str]:
         """The datastore its path is on (the default one for a local path)."""
@@ -147,7 +164,7 @@ def _upload(ctx: Context, store: str, source: Path, entry: FileEntry) -> None:
         raise ApplyError(f"{source} changed while it was being registered; run `mlform plan` again")
 
 
-def scan_location(spec: DataSpec | ModelSpec, ctx: Context) -> Scan:
+def scan_location(spec: Located, ctx: Context) -> Scan:
     """The files at a data or model path: hashed locally (stat-cached), or fingerprinted
     from what a remote store reports."""
     location = spec.location
@@ -167,7 +184,7 @@ def scan_location(spec: DataSpec | ModelSpec, ctx: Context) -> Scan:
     return _scan_remote(spec, location.url, {})
 
 
-def _scan_http(spec: DataSpec | ModelSpec, url: str) -> Scan:
+def _scan_http(spec: Located, url: str) -> Scan:
     try:
         remote = http.stat(url)
     except DatastoreError as err:
@@ -176,9 +193,7 @@ def _scan_http(spec: DataSpec | ModelSpec, url: str) -> Scan:
     return Scan([entry], None, url, upload=False)
 
 
-def _scan_local(
-    spec: DataSpec | ModelSpec, path: Path, where: str, *, upload: bool, ctx: Context
-) -> Scan:
+def _scan_local(spec: Located, path: Path, where: str, *, upload: bool, ctx: Context) -> Scan:
     try:
         st = path.stat()  # once: plan stats every data file of the workspace
     except OSError as err:
@@ -193,7 +208,7 @@ def _scan_local(
     raise PlanError(f"{spec.address} ({spec.source}): path {where} does not exist")
 
 
-def _scan_remote(spec: DataSpec | ModelSpec, url: str, options: dict[str, Any]) -> Scan:
+def _scan_remote(spec: Located, url: str, options: dict[str, Any]) -> Scan:
     """Fingerprint remote files by what the store reports (ETag, checksum, size, mtime)
     rather than downloading them on every plan, as DVC does for remote dependencies."""
     try:

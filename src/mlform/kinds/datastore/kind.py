@@ -7,14 +7,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlform.config import checks, specs
-from mlform.config.refs import LocalPath
-from mlform.config.specs import DatastoreSpec, Source
+from mlform.config import specs
+from mlform.config.checks import url_problems
+from mlform.config.refs import LocalPath, Url
+from mlform.config.specs import DatastoreSpec, Source, Spec
 from mlform.context import Context, Outcome
 from mlform.errors import Problem
 from mlform.kind import Kind
 from mlform.kinds.base import base_components, declared, secret_components
 from mlform.plan.model import Change, Desired, Payload
+from mlform.secrets import references
 from mlform.shownpath import shown
 from mlform.state.records import Recorded
 
@@ -35,7 +37,14 @@ class DatastoreKind(Kind[DatastoreSpec, DatastorePayload]):
         return specs.datastore(body, source, source.doc.path.parent)
 
     def check(self, spec: DatastoreSpec, root: Path, skip: Collection[str]) -> list[Problem]:
-        return checks.check_spec(spec, root, skip)
+        if isinstance(spec.location, Url):
+            return url_problems(spec.source, spec.location)
+        return []
+
+    def secret_uses(self, spec: Spec) -> tuple[str, ...]:
+        if isinstance(spec, DatastoreSpec):
+            return tuple(references.names_in(dict(spec.storage_options)))
+        return ()
 
     def desire(self, spec: DatastoreSpec, ctx: Context, upstream: Mapping[str, Desired]) -> Desired:
         location = spec.location

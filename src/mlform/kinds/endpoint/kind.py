@@ -17,26 +17,28 @@ import json
 import secrets
 import socket
 import time
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
 from mlform import snapshot as snapshots
 from mlform.components import canonical, digest_of
-from mlform.config import checks, specs
+from mlform.config.containment import Found, code_path
 from mlform.config.kinds import Parser, Resolver
-from mlform.config.specs import DeploymentSpec, EndpointSpec, Probe, Source, Spec, env_text
+from mlform.config.specs import Source, Spec, env_text
 from mlform.context import Context, Outcome
 from mlform.errors import ApplyError, MlformError, PlanError, Problem
 from mlform.hashing import sha256_text
 from mlform.kind import Kind
 from mlform.kinds.base import content_spec, declared, secret_components
-from mlform.kinds.endpoint import instances, keys, local, probes, router, signing
+from mlform.kinds.endpoint import assemble, instances, keys, local, probes, router, signing
 from mlform.kinds.endpoint.instances import Instance, Launch, Target
 from mlform.kinds.endpoint.managed import MANAGED
+from mlform.kinds.endpoint.spec import DeploymentSpec, EndpointSpec, Probe, deployment, parse
 from mlform.kinds.endpoint.targets import targets
 from mlform.kinds.environment.kind import ensure_built
+from mlform.kinds.image import checks as image_checks
 from mlform.kinds.image.kind import (
     copy_code,
     environment_build,
@@ -67,16 +69,46 @@ class EndpointKind(Kind[EndpointSpec, EndpointPayload]):
     payload = EndpointPayload
     # A deployment in a file of its own, as Azure ML keeps them, names its endpoint.
     parts: ClassVar[Mapping[str, tuple[str, Parser]]] = {
-        "endpoint_name": ("deployment", specs.deployment)
+        "endpoint_name": ("deployment", deployment)
     }
     managed_secrets: ClassVar[Mapping[str, ManagedSecret]] = MANAGED
 
     def parse(self, body: Mapping[str, Any], source: Source) -> EndpointSpec:
-        return specs.endpoint(body, source)
+        return parse(body, source)
 
     def check(self, spec: Spec, root: Path, skip: Collection[str]) -> list[Problem]:
-        """An endpoint's own keys need no files; its deployments' code does."""
-        return checks.check_spec(spec, root, skip)
+        """An endpoint's own keys need no files; its deployments' code does (a
+        deployment in a file of its own is checked as it is read)."""
+        if isinstance(spec, DeploymentSpec):
+            return image_checks.check(spec, root)
+        if isinstance(spec, EndpointSpec):
+            return [p for d in spec.deployments for p in image_checks.check(d, root)]
+        return []
+
+    def defines(self, spec: Spec) -> Sequence[Spec]:
+        if isinstance(spec, DeploymentSpec):
+            return spec.inline
+        if isinstance(spec, EndpointSpec):
+            return [defined for dep in spec.deployments for defined in dep.inline]
+        return ()
+
+    def assemble(
+        self, spec: EndpointSpec, parts: Sequence[Spec], unbuilt: set[str]
+    ) -> tuple[EndpointSpec, list[Problem]]:
+        return assemble.assemble(spec, parts, unbuilt)
+
+    def paths(self, spec: Spec) -> Iterable[Found]:
+        if isinstance(spec, DeploymentSpec):
+            where = ("code_configuration", "code")
+            yield from code_path(spec.source, spec.body, where, spec.code)
+        elif isinstance(spec, EndpointSpec):
+            for dep in spec.deployments:
+                yield from self.paths(dep)
+
+    def secret_uses(self, spec: Spec) -> tuple[str, ...]:
+        if isinstance(spec, EndpointSpec):
+            return tuple(references.names_in([dict(d.variables) for d in spec.deployments]))
+        return ()
 
     def references(self, spec: EndpointSpec, refs: Resolver) -> list[str]:
         """Each deployment's environment, and what registers its model."""

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mlform.config.specs import EndpointSpec
 from mlform.config.workspace import Config
+from mlform.kinds.endpoint.spec import EndpointSpec
 
 
 class SigningKey:

@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from mlform.config.specs import Probe
+from mlform.kinds.endpoint.spec import Probe
 
 
 def status(port: int, path: str, timeout: float) -> int | None:

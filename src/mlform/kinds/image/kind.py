@@ -24,15 +24,17 @@ from mlform import buildlog
 from mlform import snapshot as snapshots
 from mlform._resources import resource_dir
 from mlform.components import canonical, digest_of
-from mlform.config import checks, specs
+from mlform.config.containment import Found, code_path
 from mlform.config.kinds import Resolver
 from mlform.config.refs import AssetRef
-from mlform.config.specs import ImageSpec, Source
+from mlform.config.specs import Source, Spec
 from mlform.context import Context, Outcome
 from mlform.errors import ApplyError, MlformError, PlanError, Problem
 from mlform.hashing import sha256_file, sha256_text
 from mlform.kind import Kind
 from mlform.kinds.base import content_spec, declared, latest_version
+from mlform.kinds.image import checks
+from mlform.kinds.image.spec import ImageSpec, parse
 from mlform.plan import keys
 from mlform.plan.model import Change, Desired, Payload
 from mlform.registry import models
@@ -63,10 +65,15 @@ class ImageKind(Kind[ImageSpec, ImagePayload]):
     payload = ImagePayload
 
     def parse(self, body: Mapping[str, Any], source: Source) -> ImageSpec:
-        return specs.image(body, source)
+        return parse(body, source)
+
+    def paths(self, spec: Spec) -> Iterable[Found]:
+        if isinstance(spec, ImageSpec):
+            where = ("code_configuration", "code")
+            yield from code_path(spec.source, spec.body, where, spec.code)
 
     def check(self, spec: ImageSpec, root: Path, skip: Collection[str]) -> list[Problem]:
-        return checks.check_spec(spec, root, skip)
+        return checks.check(spec, root)
 
     def references(self, spec: ImageSpec, refs: Resolver) -> list[str]:
         """The environment an image installs, and what registers its model: a models/

@@ -8,14 +8,15 @@ never registered twice.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlform.config import checks, specs
+from mlform.config.containment import Found, found
 from mlform.config.kinds import Resolver
-from mlform.config.specs import ModelSpec, Source
+from mlform.config.refs import LocalPath
+from mlform.config.specs import Source, Spec
 from mlform.config.yamlfile import JsonPath
 from mlform.context import Context, Outcome
 from mlform.errors import ApplyError, NotFound, Problem
@@ -23,6 +24,8 @@ from mlform.hashing import FileEntry, sha256_text, tree_digest
 from mlform.kind import Kind
 from mlform.kinds.base import base_components, declared, latest_version, plural
 from mlform.kinds.data.kind import Scan, scan_location
+from mlform.kinds.model import checks
+from mlform.kinds.model.spec import ModelSpec, parse
 from mlform.plan import keys
 from mlform.plan.model import Change, Desired, Payload
 from mlform.registry import content, models
@@ -45,10 +48,15 @@ class ModelKind(Kind[ModelSpec, ModelPayload]):
     payload = ModelPayload
 
     def parse(self, body: Mapping[str, Any], source: Source) -> ModelSpec:
-        return specs.model(body, source)
+        return parse(body, source)
 
     def check(self, spec: ModelSpec, root: Path, skip: Collection[str]) -> list[Problem]:
-        return checks.check_spec(spec, root, skip)
+        return checks.check(spec, root)
+
+    def paths(self, spec: Spec) -> Iterable[Found]:
+        if isinstance(spec, ModelSpec) and isinstance(spec.location, LocalPath):
+            path = spec.location.path
+            yield found(spec.source, spec.body, ("path",), "model path", path, True)
 
     def references(self, spec: ModelSpec, refs: Resolver) -> list[str]:
         """The datastore its path is on (the default one for a local path)."""

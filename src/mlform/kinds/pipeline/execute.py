@@ -25,12 +25,14 @@ from typing import Any
 
 from mlform import snapshot as snapshots
 from mlform.config.refs import LocalPath
-from mlform.config.specs import Binding, DataInput, PipelineSpec, RunconfigSpec, StepSpec
+from mlform.config.specs import DataInput
 from mlform.context import Context, Outcome
 from mlform.errors import ApplyError, RunFailed
 from mlform.kinds.pipeline import steps as stepdb
+from mlform.kinds.pipeline.spec import Binding, PipelineSpec, StepSpec
 from mlform.kinds.runconfig import runner
 from mlform.kinds.runconfig.payload import RunPayload
+from mlform.kinds.runconfig.spec import RunconfigSpec
 from mlform.plan import keys
 from mlform.plan.model import Action, Change, Desired
 from mlform.state.runs import Experiment, RunRow

@@ -9,15 +9,16 @@ what depends on it, reusing data preparation.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from mlform import snapshot as snapshots
 from mlform.components import digest_of
-from mlform.config import specs
+from mlform.config.containment import Found, code_path, found, input_paths
 from mlform.config.kinds import Resolver
-from mlform.config.specs import Binding, DataInput, PipelineSpec, Source
+from mlform.config.specs import DataInput, Source, Spec
 from mlform.config.yamlfile import JsonPath
 from mlform.context import Context, Outcome
 from mlform.errors import ApplyError
@@ -27,12 +28,15 @@ from mlform.kinds.base import declared
 from mlform.kinds.compute.references import compute_reference
 from mlform.kinds.environment.kind import ensure_built
 from mlform.kinds.environment.references import environment_reference
+from mlform.kinds.pipeline import resolve
 from mlform.kinds.pipeline import steps as stepdb
+from mlform.kinds.pipeline.spec import Binding, PipelineSpec, parse
 from mlform.plan import keys
 from mlform.plan import reasons as why
 from mlform.plan.model import Change, Desired, Payload
 from mlform.plan.reasons import Reason, ReasonCode
 from mlform.secrets import references
+from mlform.secrets import references as secret_references
 from mlform.state.records import Recorded
 
 
@@ -46,9 +50,35 @@ class PipelinePayload(Payload):
 class PipelineKind(Kind[PipelineSpec, PipelinePayload]):
     name = "pipeline"
     payload = PipelinePayload
+    name_from_file = True  # Azure ML job files may leave name: out
 
     def parse(self, body: Mapping[str, Any], source: Source) -> PipelineSpec:
-        return specs.pipeline(body, source)
+        return parse(body, source)
+
+    def defines(self, spec: Spec) -> Sequence[Spec]:
+        if not isinstance(spec, PipelineSpec):
+            return ()
+        return [defined for step in spec.steps for defined in step.inline]
+
+    def resolve(self, spec: PipelineSpec, refs: Resolver) -> PipelineSpec:
+        return resolve.resolve(spec, refs)
+
+    def paths(self, spec: Spec) -> Iterable[Found]:
+        if not isinstance(spec, PipelineSpec):
+            return
+        yield from input_paths(spec.source, spec.body, (), spec.inputs)
+        for step in spec.steps:
+            if "code" in step.body:
+                yield from code_path(step.source, step.body, ("code",), step.code)
+            yield from input_paths(step.source, step.body, (), step.inputs)
+            if isinstance(step.component, Path) and "component" in step.body:
+                written = ("component",)
+                yield found(step.source, step.body, written, "component", step.component, False)
+
+    def secret_uses(self, spec: Spec) -> tuple[str, ...]:
+        if isinstance(spec, PipelineSpec):
+            return tuple(secret_references.names_in([dict(s.variables) for s in spec.steps]))
+        return ()
 
     def references(self, spec: PipelineSpec, refs: Resolver) -> list[str]:
         """Each step's environment and compute, and the data assets the pipeline and its

@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 from mlform.components import canonical, digest_of
 from mlform.config.refs import LocalPath
-from mlform.config.specs import Binding, DataInput, PipelineSpec, StepSpec
+from mlform.config.specs import DataInput
 from mlform.hashing import Hasher, sha256_text, tree_digest
+from mlform.kinds.pipeline.spec import Binding, PipelineSpec, StepSpec
 from mlform.plan import fingerprints, keys
 from mlform.plan.model import Desired
 from mlform.state.records import dumps

@@ -10,16 +10,16 @@ editing them never retrains.
 from __future__ import annotations
 
 import os
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from mlform import snapshot as snapshots
 from mlform.components import canonical
-from mlform.config import checks, specs
+from mlform.config.containment import Found, code_path, input_paths
 from mlform.config.kinds import Resolver
 from mlform.config.refs import AssetRef, LocalPath
-from mlform.config.specs import DataInput, RunconfigSpec, Source
+from mlform.config.specs import DataInput, Source, Spec
 from mlform.config.yamlfile import JsonPath
 from mlform.context import Context, Outcome
 from mlform.errors import Problem
@@ -29,10 +29,12 @@ from mlform.kinds.base import content_spec, declared, secret_components
 from mlform.kinds.compute.references import compute_reference
 from mlform.kinds.environment.kind import ensure_built
 from mlform.kinds.environment.references import environment_reference
+from mlform.kinds.runconfig import checks, gated
 from mlform.kinds.runconfig.payload import RunPayload
+from mlform.kinds.runconfig.spec import RunconfigSpec, parse
 from mlform.plan import keys
 from mlform.plan.model import Change, Desired
-from mlform.registry import gated
+from mlform.secrets import references as secret_references
 from mlform.state.records import Recorded
 
 _LISTED_FILES = 1000
@@ -44,12 +46,26 @@ _NOT_DIGESTED = frozenset({"trigger", "register_model"})
 class RunconfigKind(Kind[RunconfigSpec, RunPayload]):
     name = "runconfig"
     payload = RunPayload
+    name_from_file = True  # Azure ML job files may leave name: out
 
     def parse(self, body: Mapping[str, Any], source: Source) -> RunconfigSpec:
-        return specs.runconfig(body, source)
+        return parse(body, source)
+
+    def defines(self, spec: Spec) -> Sequence[Spec]:
+        return spec.inline if isinstance(spec, RunconfigSpec) else ()
+
+    def paths(self, spec: Spec) -> Iterable[Found]:
+        if isinstance(spec, RunconfigSpec):
+            yield from code_path(spec.source, spec.body, ("code",), spec.code)
+            yield from input_paths(spec.source, spec.body, (), spec.inputs)
+
+    def secret_uses(self, spec: Spec) -> tuple[str, ...]:
+        if isinstance(spec, RunconfigSpec):
+            return tuple(secret_references.names_in(dict(spec.variables)))
+        return ()
 
     def check(self, spec: RunconfigSpec, root: Path, skip: Collection[str]) -> list[Problem]:
-        return checks.check_spec(spec, root, skip)
+        return checks.check(spec, root) + checks.register_model(spec)
 
     def references(self, spec: RunconfigSpec, refs: Resolver) -> list[str]:
         """The environment, data and compute a runconfig names, each declared here."""

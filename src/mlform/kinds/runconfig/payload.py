@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mlform import snapshot as snapshots
-from mlform.config.specs import RunconfigSpec
+from mlform.kinds.runconfig.spec import RunconfigSpec
 from mlform.plan.model import Payload
 
 

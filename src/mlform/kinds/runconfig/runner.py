@@ -22,14 +22,15 @@ from mlform import datasets, gitinfo
 from mlform import snapshot as snapshots
 from mlform.compute import TARGETS, Launch
 from mlform.config.refs import LocalPath, Url
-from mlform.config.specs import DataInput, RunconfigSpec, env_text
+from mlform.config.specs import DataInput, env_text
 from mlform.context import Context, Outcome
 from mlform.datasets import download
 from mlform.errors import ApplyError, RunFailed, SecretError
 from mlform.kinds.compute.references import target_of
+from mlform.kinds.runconfig import gated
 from mlform.kinds.runconfig.payload import RunPayload
+from mlform.kinds.runconfig.spec import RunconfigSpec
 from mlform.plan.model import Change
-from mlform.registry import gated
 from mlform.state.records import Record
 from mlform.state.runs import Abandoned, Experiment, RunRow, SnapshotRow
 from mlform.state.store import Store

@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from mlform.config import conditions
-from mlform.config.specs import RegisterModel, RunconfigSpec
+from mlform.config.specs import RegisterModel
 from mlform.context import Context
 from mlform.errors import ApplyError, NotFound
+from mlform.kinds.runconfig.spec import RunconfigSpec
 from mlform.registry import content, gate, models
 from mlform.tracking.protocol import OUTPUTS
 

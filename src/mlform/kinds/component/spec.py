@@ -21,28 +21,22 @@ import json
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from mlform.config.refs import AssetRef, local_path
-from mlform.config.specs import (
-    METADATA_KEYS,
-    Binding,
-    DataInput,
-    PipelineSpec,
-    Source,
-    Spec,
-    StepSpec,
-    _environment_ref,
-    env_text,
-)
+from mlform.config.specs import METADATA_KEYS, Source, Spec, env_text
 from mlform.errors import Problem
 from mlform.hashing import sha256_text
+from mlform.kinds.environment.spec import environment_ref
 
 DATA_TYPES = frozenset({"uri_folder", "uri_file", "mltable", "mlflow_model", "custom_model"})
+
 _COMPONENT_SCHEMA = re.compile(r"(?:^|/)[A-Za-z]*Component\.schema\.json$")
+
 _OTHER_SCHEMA = re.compile(r"(?:^|/)[A-Za-z]+\.schema\.json$")
+
 _DECLARING = frozenset({"default", "optional", "min", "max", "enum", "description"})
 _OPTIONAL = re.compile(r"\$\[\[(.*?)\]\]", re.DOTALL)
 _INPUT = re.compile(r"\$\{\{\s*inputs\.([A-Za-z0-9_.-]+)\s*\}\}")
@@ -65,10 +59,8 @@ class ComponentInput:
 
 
 @dataclass(frozen=True, slots=True)
-class ComponentSpec:
-    name: str
-    source: Source = field(compare=False)
-    body: Mapping[str, Any]
+class ComponentSpec(Spec):
+    kind: ClassVar[str] = "component"
     version: str | None = None
     command: str = ""
     code: Path | None = None
@@ -119,7 +111,7 @@ def _declaration(value: Any) -> bool:
 def parse(body: Mapping[str, Any], source: Source) -> ComponentSpec:
     """A component from a body that passed its schema (wrong keys already left out)."""
     base = source.doc.path.parent
-    env, inline = _environment_ref(body.get("environment"), source)
+    env, inline = environment_ref(body.get("environment"), source)
     code = body.get("code")
     version = body.get("version")
     inputs = {}
@@ -161,7 +153,7 @@ def check(component: ComponentSpec) -> list[Problem]:
     src = component.source
     for name, declared in component.inputs.items():
         if declared.default is not None:
-            wrong = _wrong_value(declared, declared.default)
+            wrong = wrong_value(declared, declared.default)
             if wrong:
                 problems.append(src.problem(["inputs", name, "default"], f"default {wrong}"))
     kept = _OPTIONAL.sub("", component.command)
@@ -202,79 +194,6 @@ def check(component: ComponentSpec) -> list[Problem]:
     return problems
 
 
-def bind(
-    step: StepSpec, component: ComponentSpec, pipeline: PipelineSpec
-) -> tuple[StepSpec, list[Problem]]:
-    """The step running `component`: its inputs checked against the declarations,
-    defaults filled in, optional arguments resolved. The step's own keys win."""
-    problems: list[Problem] = []
-    src = step.source
-    label = f"component {component}"
-    inputs: dict[str, Binding | DataInput | str] = {}
-    for name, value in step.inputs.items():
-        declared = component.inputs.get(name)
-        if declared is None:
-            known = ", ".join(sorted(component.inputs)) or "none"
-            problems.append(
-                src.problem(
-                    ["inputs", name],
-                    f"{label} has no input '{name}' (inputs: {known}); remove it or "
-                    "declare it in the component",
-                    key=True,
-                )
-            )
-            continue
-        wrong = _wrong_input(declared, value, pipeline)
-        if wrong:
-            problems.append(src.problem(["inputs", name], f"input {name}: {wrong}"))
-        inputs[name] = value
-    missing = [n for n, d in component.inputs.items() if d.required and n not in inputs]
-    if missing:
-        problems.append(
-            src.problem(
-                ["inputs"] if "inputs" in step.body else [],
-                f"step {step.name} does not give {label} its required input"
-                f"{'s' if len(missing) > 1 else ''} {', '.join(missing)}; bind "
-                f"{'them' if len(missing) > 1 else 'it'} under the step's inputs:",
-                key=True,
-            )
-        )
-    for name, declared in component.inputs.items():
-        if name not in inputs and declared.default is not None:
-            inputs[name] = env_text(declared.default)
-    for name in step.outputs:
-        if name not in component.outputs:
-            known = ", ".join(sorted(component.outputs)) or "none"
-            problems.append(
-                src.problem(
-                    ["outputs", name],
-                    f"{label} has no output '{name}' (outputs: {known}); remove it or "
-                    "declare it in the component",
-                    key=True,
-                )
-            )
-    body = step.body
-    outputs = dict(component.outputs)
-    for name, value in (body.get("outputs") or {}).items():
-        if name in outputs and isinstance(value, Mapping) and "type" in value:
-            outputs[name] = str(value["type"])
-    own_env = "environment" in body or component.environment is None
-    merged = replace(
-        step,
-        command=step.command or optional_arguments(component.command, set(inputs)),
-        code=step.code if "code" in body else component.code,
-        environment=step.environment if own_env else component.environment,
-        inputs=inputs,
-        outputs=outputs,
-        variables={**component.variables, **step.variables},
-        deterministic=bool(body.get("is_deterministic", component.deterministic)),
-        origin=component.source,
-        component_digest=component.digest,
-        inline=step.inline if own_env else component.inline,
-    )
-    return merged, problems
-
-
 def optional_arguments(command: str, given: set[str]) -> str:
     """Azure's `$[[...]]`: kept without its brackets when every input it uses has a value."""
 
@@ -285,26 +204,7 @@ def optional_arguments(command: str, given: set[str]) -> str:
     return _OPTIONAL.sub(resolve, command)
 
 
-def _wrong_input(
-    declared: ComponentInput, value: Binding | DataInput | str, pipeline: PipelineSpec
-) -> str | None:
-    if isinstance(value, Binding):
-        if value.step is not None:
-            if declared.type not in DATA_TYPES:
-                return f"a {declared.type} input cannot take a step's output ({value})"
-            return None
-        bound = pipeline.inputs.get(value.name)
-        if bound is None:
-            return None  # the pipeline check says the input is missing
-        return _wrong_input(declared, bound, pipeline)
-    if isinstance(value, DataInput):
-        if declared.type not in DATA_TYPES:
-            return f"expects a {declared.type} value, not data (a path:)"
-        return None
-    return _wrong_value(declared, value)
-
-
-def _wrong_value(declared: ComponentInput, value: Any) -> str | None:
+def wrong_value(declared: ComponentInput, value: Any) -> str | None:
     """What is wrong with a literal for the declared input, if anything. Values arrive
     as YAML gave them, or as text when they came through the step's inputs."""
     kind = declared.type

@@ -1,0 +1,77 @@
+"""A job's command, code, inputs and register_model."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from mlform.config import conditions
+from mlform.config.checks import declared_in_file, missing, url_problems
+from mlform.config.refs import LocalPath, Url
+from mlform.config.specs import DataInput
+from mlform.errors import Problem
+from mlform.kinds.runconfig.spec import RunconfigSpec
+
+
+def register_model(spec: RunconfigSpec) -> list[Problem]:
+    register = spec.register_model
+    if register is None:
+        return []
+    problems = []
+    parts = Path(register.path).parts
+    if Path(register.path).is_absolute() or ".." in parts:
+        problems.append(
+            spec.source.problem(
+                ["register_model", "path"],
+                f"path '{register.path}' must be inside the run's outputs: write it relative "
+                "to them, e.g. model for ${{outputs.model}}",
+            )
+        )
+    try:
+        conditions.parse(register.when)
+    except ValueError as err:
+        problems.append(spec.source.problem(["register_model", "when"], str(err)))
+    return problems
+
+
+_BINDING = re.compile(r"\$\{\{\s*([A-Za-z_]+)\.([A-Za-z0-9_.-]+)\s*\}\}")
+
+
+def check(spec: RunconfigSpec, root: Path) -> list[Problem]:
+    problems = []
+    for match in _BINDING.finditer(spec.command):
+        group, name = match[1], match[2]
+        declared = {"inputs": spec.inputs, "outputs": spec.outputs}.get(group)
+        if group == "secrets":
+            continue  # said where every secret reference is checked (`mlform.secrets`)
+        if declared is None:
+            message = (
+                f"command uses {match[0]}, but only ${{{{inputs.NAME}}}} and "
+                "${{outputs.NAME}} are replaced in a command"
+            )
+        elif name not in declared and name not in declared_in_file(spec.source, group):
+            known = ", ".join(sorted(declared)) or "none"
+            message = (
+                f"command uses {match[0]}, but no {group[:-1]} '{name}' is declared "
+                f"({group}: {known}); declare it under {group}:"
+            )
+        else:
+            continue
+        problems.append(spec.source.problem(["command"], message))
+    if spec.code is not None and not os.path.isdir(spec.code):
+        written = str(spec.body["code"])
+        if os.path.exists(spec.code):
+            message = f"code '{written}' is a file; point code: at the folder that holds it"
+        else:
+            message = missing(spec.source, "code folder", written, spec.code, root)
+        problems.append(spec.source.problem(["code"], message))
+    for key, value in spec.inputs.items():
+        if isinstance(value, DataInput) and isinstance(value.location, LocalPath):
+            if not os.path.exists(value.location.path):
+                written = str(spec.body["inputs"][key]["path"])
+                message = missing(spec.source, "input path", written, value.location.path, root)
+                problems.append(spec.source.problem(["inputs", key, "path"], message))
+        elif isinstance(value, DataInput) and isinstance(value.location, Url):
+            problems.extend(url_problems(spec.source, value.location, ["inputs", key, "path"]))
+    return problems
