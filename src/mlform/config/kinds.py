@@ -149,9 +149,10 @@ class Declaring(Protocol[S]):
         own (a component beside the jobs that run it)."""
         return False
 
-    def misfiled(self, doc: Document) -> str | None:
-        """Why a document in the kind's folder is not a declaration at all, if it is not
-        (a conda file no environment names)."""
+    def misfiled(self, doc: Document) -> Problem | None:
+        """Why a document in the kind's folder cannot be read as a declaration of the
+        kind, if it cannot (a conda file no environment names, a compute type mlform does
+        not run)."""
         return None
 
     def parse_document(self, doc: Document, bad: frozenset[Where]) -> S | None:

@@ -13,7 +13,7 @@ from typing import Any
 from mlform.config.yamlfile import Document
 from mlform.errors import Problem
 
-_TODO = "not supported yet"
+TODO = "not supported yet"  # how a problem says mlform does not do something yet
 # Azure ML's schema file names (…/latest/<name>.schema.json) of files mlform does not run.
 _SCHEMAS = {
     "sweepJob": "sweep jobs (hyperparameter tuning)",
@@ -47,20 +47,10 @@ _WHAT_TO_DO = {
 }
 
 
-COMPUTE_TYPES = ("local",)  # a compute file's type: → the target that runs its jobs
-
-
 def unsupported(doc: Document, kind: str, default: str | None = None) -> Problem | None:
     """The one problem of a file of a kind mlform does not run yet (`default`, when its
     keys do not tell: a file in schedules/); None for the others."""
     data: dict[str, Any] = doc.data if isinstance(doc.data, dict) else {}
-    compute = data.get("type")
-    if kind == "compute" and isinstance(compute, str) and compute not in COMPUTE_TYPES:
-        return doc.problem(
-            ["type"],
-            f"{_TODO}: compute type '{compute}' (in {doc.display}); mlform runs jobs on this "
-            "machine: use type: local",
-        )
     found = _what(data) or (([], default) if default else None)
     if found is None:
         return None
@@ -68,7 +58,7 @@ def unsupported(doc: Document, kind: str, default: str | None = None) -> Problem
     todo = _WHAT_TO_DO.get(what, "remove the file or keep it outside this workspace")
     return doc.problem(
         where,
-        f"{_TODO}: {what}; mlform does not read {doc.display} ({todo})",
+        f"{TODO}: {what}; mlform does not read {doc.display} ({todo})",
         key=where == ["trigger"],
     )
 

@@ -208,7 +208,7 @@ class _Loader:
             return _UNUSABLE
         misfiled = declaring(kind).misfiled(doc) if kind in BY_NAME else None
         if misfiled:
-            self.problems.append(doc.problem([], misfiled))
+            self.problems.append(misfiled)
             return _UNUSABLE
         found = schema.check(doc, kind)
         self.problems.extend(found.problems)

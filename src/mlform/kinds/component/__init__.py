@@ -22,7 +22,6 @@ from mlform.errors import Problem
 from mlform.kinds.component import spec as components
 from mlform.kinds.component.spec import ComponentSpec
 
-
 _BESIDE = ("runconfigs", "pipelines")
 
 

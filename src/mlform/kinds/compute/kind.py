@@ -7,10 +7,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from mlform.config.specs import Source
+from mlform.config.unsupported import TODO
+from mlform.config.yamlfile import Document
 from mlform.context import Context, Outcome
+from mlform.errors import Problem
 from mlform.kind import Kind
 from mlform.kinds.base import base_components, declared
-from mlform.kinds.compute.spec import ComputeSpec, parse
+from mlform.kinds.compute.spec import TYPES, ComputeSpec, parse
 from mlform.plan.model import Change, Desired, Payload
 
 
@@ -25,6 +28,16 @@ class ComputeKind(Kind[ComputeSpec, ComputePayload]):
 
     def parse(self, body: Mapping[str, Any], source: Source) -> ComputeSpec:
         return parse(body, source)
+
+    def misfiled(self, doc: Document) -> Problem | None:
+        written = doc.data.get("type") if isinstance(doc.data, dict) else None
+        if isinstance(written, str) and written not in TYPES:
+            return doc.problem(
+                ["type"],
+                f"{TODO}: compute type '{written}' (in {doc.display}); mlform runs jobs on "
+                "this machine: use type: local",
+            )
+        return None
 
     def desire(self, spec: ComputeSpec, ctx: Context, upstream: Mapping[str, Desired]) -> Desired:
         components = base_components(spec, upstream, ctx.config.deps.get(spec.address, ()))

@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 from mlform.config.specs import Source, Spec, common
 
 BUILT_IN = ("local",)  # targets a job may name without declaring them
+TYPES = ("local",)  # a compute file's type: → the target that runs its jobs
 
 
 @dataclass(frozen=True, slots=True)

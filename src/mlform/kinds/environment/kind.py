@@ -93,13 +93,14 @@ class EnvironmentKind(Kind[EnvironmentSpec, EnvironmentPayload]):
     def parse(self, body: Mapping[str, Any], source: Source) -> EnvironmentSpec:
         return parse(body, source)
 
-    def misfiled(self, doc: Document) -> str | None:
+    def misfiled(self, doc: Document) -> Problem | None:
         data = doc.data if isinstance(doc.data, dict) else {}
         if "dependencies" in data and data.keys() <= _CONDA_KEYS:
-            return (
+            return doc.problem(
+                [],
                 "this looks like a conda file (it has dependencies:), but no environment "
                 f"names it; point one at it with conda_file: {doc.path.name}, or move it "
-                "out of environments/"
+                "out of environments/",
             )
         return None
 
