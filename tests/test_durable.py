@@ -12,7 +12,7 @@ import pytest
 from mlform import private, snapshot
 from mlform.durable import settle
 from mlform.hashing import Hasher
-from mlform.kinds.endpoint import keys, router
+from mlform.kinds.endpoint import keys, routing
 from mlform.registry.content import store_files
 from mlform.storage.blobs import blob_key, ingest, ingest_stream
 from mlform.storage.local import LocalStorage
@@ -145,14 +145,14 @@ def test_the_states_side_files_are_flushed_under_a_temporary_name_then_named(
     assert sorted(p.name for p in kept.parent.iterdir()) == ["iris.json"]
 
     flushed.clear()
-    routes = router.write_routes(tmp_path, "iris", {"blue": ("http://127.0.0.1:1", 100)})
+    routes = routing.write_routes(tmp_path, "iris", {"blue": ("http://127.0.0.1:1", 100)})
     assert [folder for _, folder in flushed] == [False, True]
     assert flushed[-1] == (str(routes.parent), True)
     assert json.loads(routes.read_text())["deployments"]["blue"]["weight"] == 100
 
 
 def test_a_side_file_is_never_seen_half_written(tmp_path: Path) -> None:
-    target = tmp_path / "router.json"
+    target = tmp_path / "routing.json"
     private.write(target, b'{"pid": 1}')
     real = os.fsync
     seen: list[bytes] = []

@@ -4,7 +4,7 @@ A state file deleted (or lost) while its endpoints still serve would make the ne
 start from zero: register every version again from 1, and start a second router and
 deployment beside the ones still running, which nothing would record any more. What
 outlives the state says whether one existed: the processes recorded beside it (each
-router's `router.json`, each instance's `instance.json`) and the registered content of
+router's `routing.json`, each instance's `instance.json`) and the registered content of
 the datastores kept inside the workspace. A datastore outside it (a shared folder, a
 bucket) may as well hold another workspace's versions, so it is no evidence.
 """
@@ -18,7 +18,7 @@ from pathlib import Path
 from mlform.config.refs import LocalPath
 from mlform.config.specs import DatastoreSpec
 from mlform.config.workspace import Config
-from mlform.kinds.endpoint import instances, router
+from mlform.kinds.endpoint import instances, routing
 from mlform.kinds.endpoint.instances import Instance
 from mlform.kinds.endpoint.targets import targets
 from mlform.shownpath import shown
@@ -26,7 +26,7 @@ from mlform.shownpath import shown
 
 @dataclass(frozen=True, slots=True)
 class Leftovers:
-    routers: list[tuple[str, router.Router]]  # endpoint name, its running router
+    routers: list[tuple[str, routing.Router]]  # endpoint name, its running router
     instances: list[Instance]  # deployment instances still running
     datastores: list[tuple[str, Path, int]]  # name, folder, registered files in it
 
@@ -57,7 +57,7 @@ def find(config: Config) -> Leftovers:
     names = sorted(p.name for p in home.iterdir() if p.is_dir()) if home.is_dir() else []
     routers = []
     for name in names:
-        running = router.current(state_dir, name)
+        running = routing.current(state_dir, name)
         if running is not None and running.alive():
             routers.append((name, running))
     known = targets()
@@ -75,7 +75,7 @@ def stop(leftovers: Leftovers, state_dir: Path, log: Callable[[str], None]) -> N
         instances.forget(inst, state_dir / "endpoints")
         log(f"stopped deployment {inst.endpoint}/{inst.deployment} ({_handle(inst)})")
     for name, running in leftovers.routers:
-        router.stop(state_dir, name)
+        routing.stop(state_dir, name)
         log(f"stopped the router of endpoint {name} (pid {running.pid})")
 
 

@@ -21,7 +21,7 @@ import yaml
 from mlform import __version__
 from mlform._resources import resource_dir
 from mlform.config.kinds import FOLDERS
-from mlform.config.workspace import COMPONENT_FOLDER, WORKSPACE_FILES
+from mlform.config.workspace import WORKSPACE_FILES
 from mlform.errors import MlformError
 
 SCHEMA_FOLDER = ".schema"
@@ -105,7 +105,6 @@ def _editor_schemas() -> dict[str, list[str]]:
     globs = {"workspace": list(WORKSPACE_FILES)}
     for folder, kind in FOLDERS.items():
         globs[kind] = [f"{folder}/*.yml", f"{folder}/*.yaml"]
-    globs["component"] = [f"{COMPONENT_FOLDER}/*.yml", f"{COMPONENT_FOLDER}/*.yaml"]
     return {
         f"./{SCHEMA_FOLDER}/{path.name}": globs[kind]
         for kind, path in schemas().items()

@@ -16,7 +16,7 @@ import pytest
 
 from mlform.kinds.endpoint import keys
 from tests.conftest import Ran, free_port
-from tests.kinds.pipeline.test_endpoint import COPY, ECHO, PIPELINE, Endpoint, _wait_healthy
+from tests.kinds.pipeline.test_published import COPY, ECHO, PIPELINE, Endpoint, _wait_healthy
 
 Cli = Callable[..., Ran]
 Make = Callable[[Mapping[str, str]], Path]

@@ -9,7 +9,7 @@ from pathlib import Path
 from tests.cli.test_runs import git
 from tests.cli.test_tokens import ME
 from tests.conftest import Ran
-from tests.kinds.pipeline.test_endpoint import COPY, ECHO, PIPELINE
+from tests.kinds.pipeline.test_published import COPY, ECHO, PIPELINE
 
 Cli = Callable[..., Ran]
 Make = Callable[[Mapping[str, str]], Path]

@@ -134,6 +134,6 @@ def invoke(args: argparse.Namespace, out: Output) -> int:
 
 def serve(args: argparse.Namespace, out: Output) -> int:
     # start-up: `mlform --help` loads every command's module
-    from mlform.kinds.pipeline import endpoint
+    from mlform.kinds.pipeline import published
 
-    return endpoint.serve(Workspace(args.directory), args.host, args.port, out.line)
+    return published.serve(Workspace(args.directory), args.host, args.port, out.line)

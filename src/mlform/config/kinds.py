@@ -109,6 +109,11 @@ class Resolver(Protocol):
         """The address of the datastore a data or model path is on: the one it names
         (azureml://datastores/NAME/paths/…), else the default one."""
 
+    def named(self, kind: str, name: str, source: Source, where: JsonPath, user: str) -> str | None:
+        """The address of `kind/name` if declared; None, without a problem, for one of
+        the kind's built-in names (`compute: local`); else a problem that says what
+        `user` (runs, steps) can name."""
+
     def is_declared(self, address: str) -> bool:
         """Whether `address` is declared here and built."""
 
@@ -139,10 +144,20 @@ class Declaring(Protocol[S]):
     # K → (that kind, its parser). A deployment in a file of its own names its endpoint.
     parts: ClassVar[Mapping[str, tuple[str, Parser]]] = {}
     name_from_file: ClassVar[bool] = False  # a file without name: is named by its stem
+    built_in: ClassVar[tuple[str, ...]] = ()  # names others may use without declaring them
+
+    def secret_places(self, kind: str) -> tuple[tuple[str, ...], ...]:
+        """Where a file of `kind` (the kind's own, or one of its parts') may reference a
+        secret: paths of keys, `*` any one key, `**` anything below."""
+        return ()
 
     def parse(self, body: Mapping[str, Any], source: Source) -> S:
         """The spec a validated document (or entry of one) declares."""
         ...
+
+    def how_to_declare(self, name: str, folder: str) -> str:
+        """What a problem about an unknown `name` of the kind tells the user to do."""
+        return f"declare it in {folder}/{name}.yml"
 
     def claims(self, data: Any, folder: str) -> bool:
         """For a library kind: whether a document in another kind's folder is one of its
@@ -204,6 +219,12 @@ def declaring(name: str) -> Declaring[Any]:
     """The implementation of kind `name` (its package imported on first use)."""
     kind: Declaring[Any] = importlib.import_module(BY_NAME[name].package).KIND
     return kind
+
+
+def reader_of(kind: str) -> Declaring[Any] | None:
+    """The kind that reads files of `kind`: itself, or the kind it is a part of."""
+    entry = next((e for e in REGISTERED if kind == e.name or kind in e.parts), None)
+    return declaring(entry.name) if entry is not None else None
 
 
 def of(spec: Spec) -> Declaring[Any]:

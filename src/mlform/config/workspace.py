@@ -29,6 +29,7 @@ from mlform.config.kinds import (
     Declaring,
     declaring,
     of,
+    reader_of,
 )
 from mlform.config.listing import yaml_files
 from mlform.config.names import name_problem
@@ -48,9 +49,6 @@ DEFAULT_STATE = ".mlform/state.duckdb"
 
 # Folders of Azure ML files that mlform does not run yet: each file is reported.
 UNSUPPORTED_FOLDERS = {"schedules": "job schedules"}
-# Command components live here, or beside the jobs and pipelines that run them. They are
-# no resource of their own: a pipeline step runs one.
-COMPONENT_FOLDER = BY_NAME["component"].folder
 LIBRARIES = tuple(e.name for e in REGISTERED if not e.resource)
 _RESOURCE_FOLDERS = [e.folder for e in REGISTERED if e.resource and e.folder]
 
@@ -157,7 +155,9 @@ class _Loader:
         self._check_productions()
         self._check_cycles(deps)
         for doc, kind in self.checked:
-            self.problems.extend(secret_references.document_problems(doc, kind, known))
+            reader = reader_of(kind)
+            places = reader.secret_places(kind) if reader else secret_references.WORKSPACE
+            self.problems.extend(secret_references.document_problems(doc, places, known))
         state_path = (self.root / str(state)).resolve()
         vault = Vault(self.secrets, self.root, state_path.parent)
         if any(p.severity == "error" for p in self.problems):
@@ -423,6 +423,20 @@ class _Loader:
 
     def is_declared(self, address: str) -> bool:
         return address in self.specs
+
+    def named(self, kind: str, name: str, source: Source, where: JsonPath, user: str) -> str | None:
+        address = f"{kind}/{name}"
+        if address in self.specs:
+            return address
+        reader = declaring(kind)
+        declared = self.declared(kind)
+        if name in reader.built_in or name in declared:
+            return None  # built in, or declared in a file too broken to build
+        known = sorted({*reader.built_in, *declared})
+        hint = schema.did_you_mean(name, known) or f" ({user} can use: {', '.join(known)})"
+        todo = reader.how_to_declare(name, _folder_of(kind))
+        self.problems.append(source.problem(where, f"unknown {kind} '{name}'{hint}; {todo}"))
+        return None
 
     def datastore(self, location: Location, source: Source, where: JsonPath) -> str:
         store = self.default

@@ -19,18 +19,10 @@ from mlform.errors import Problem
 
 REFERENCE = re.compile(r"\$\{\{\s*secrets\.([^\s}]*)\s*\}\}")
 
-_ANY = "*"
-_REST = "**"
-# Where each kind of file may reference a secret (a path of keys; `*` any one key,
-# `**` anything below).
-ALLOWED: dict[str, tuple[tuple[str, ...], ...]] = {
-    "workspace": (("datastores", _ANY, "storage_options", _REST),),
-    "runconfig": (("environment_variables", _ANY),),
-    "component": (("environment_variables", _ANY),),
-    "pipeline": (("jobs", _ANY, "environment_variables", _ANY),),
-    "deployment": (("environment_variables", _ANY),),
-    "endpoint": (("deployments", _ANY, "environment_variables", _ANY),),
-}
+ANY = "*"  # in a place a secret may be referenced: any one key
+REST = "**"  # anything below
+Places = tuple[tuple[str, ...], ...]  # where a kind of file may reference a secret
+WORKSPACE: Places = (("datastores", ANY, "storage_options", REST),)
 PLACES = (
     "environment_variables of a job, pipeline step, component or deployment, or a "
     "datastore's storage_options"
@@ -57,11 +49,10 @@ def substitute(value: Any, lookup: Callable[[str], str]) -> Any:
     return value
 
 
-def document_problems(doc: Document, kind: str, declared: Mapping[str, Any]) -> list[Problem]:
+def document_problems(doc: Document, allowed: Places, declared: Mapping[str, Any]) -> list[Problem]:
     """Each reference in `doc` that names no declared secret, or sits where it is not
-    substituted."""
+    substituted (`allowed`: where its kind of file may reference one)."""
     problems = []
-    allowed = ALLOWED.get(kind, ())
     for where, text in _strings(doc.data, ()):
         for name in _names(text):
             written = f"${{{{secrets.{name}}}}}"
@@ -102,8 +93,8 @@ def _strings(value: Any, where: Where) -> Iterator[tuple[Where, str]]:
 
 def _matches(where: Where, pattern: tuple[str, ...]) -> bool:
     for index, step in enumerate(pattern):
-        if step == _REST:
+        if step == REST:
             return len(where) > index
-        if index >= len(where) or (step != _ANY and where[index] != step):
+        if index >= len(where) or (step != ANY and where[index] != step):
             return False
     return len(where) == len(pattern)

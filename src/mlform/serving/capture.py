@@ -244,6 +244,7 @@ def _warm_up() -> None:
     then would lose its records. One tiny write to memory imports them all.
     """
     try:
+        # what this checks is that pyarrow imports: it is not needed until capture starts
         import pyarrow
         import pyarrow.parquet
 

@@ -21,6 +21,7 @@ from mlform.config.yamlfile import Document
 from mlform.errors import Problem
 from mlform.kinds.component import spec as components
 from mlform.kinds.component.spec import ComponentSpec
+from mlform.secrets.references import ANY
 
 _BESIDE = ("runconfigs", "pipelines")
 
@@ -59,6 +60,9 @@ class ComponentKind(Declaring[ComponentSpec]):
 
     def check(self, spec: ComponentSpec, root: Path, skip: Collection[str]) -> list[Problem]:
         return components.check(spec)
+
+    def secret_places(self, kind: str) -> tuple[tuple[str, ...], ...]:
+        return (("environment_variables", ANY),)
 
     def defines(self, spec: Spec) -> Sequence[Spec]:
         return spec.inline if isinstance(spec, ComponentSpec) else ()

@@ -4,8 +4,7 @@ A compute of type local is this machine, so creating one provisions nothing; it 
 resource all the same, so the plan shows it (`+ compute/cpu-cluster`), jobs are ordered
 after it, and removing a file that jobs still name is refused by validation.
 
-    spec        ComputeSpec and its parsing
-    references  how jobs and steps name one (`compute_reference`, `target_of`)
+    spec        ComputeSpec and its parsing; the built-in target (local)
     kind        the kind: plan and apply
 """
 

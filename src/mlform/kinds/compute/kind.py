@@ -13,7 +13,7 @@ from mlform.context import Context, Outcome
 from mlform.errors import Problem
 from mlform.kind import Kind
 from mlform.kinds.base import base_components, declared
-from mlform.kinds.compute.spec import TYPES, ComputeSpec, parse
+from mlform.kinds.compute.spec import BUILT_IN, TYPES, ComputeSpec, parse
 from mlform.plan.model import Change, Desired, Payload
 
 
@@ -25,6 +25,10 @@ class ComputePayload(Payload):
 class ComputeKind(Kind[ComputeSpec, ComputePayload]):
     name = "compute"
     payload = ComputePayload
+    built_in = BUILT_IN
+
+    def how_to_declare(self, name: str, folder: str) -> str:
+        return f"declare it in {folder}/{name}.yml with type: local, or use compute: local"
 
     def parse(self, body: Mapping[str, Any], source: Source) -> ComputeSpec:
         return parse(body, source)

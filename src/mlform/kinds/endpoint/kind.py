@@ -32,7 +32,7 @@ from mlform.errors import ApplyError, MlformError, PlanError, Problem
 from mlform.hashing import sha256_text
 from mlform.kind import Kind
 from mlform.kinds.base import content_spec, declared, secret_components
-from mlform.kinds.endpoint import assemble, instances, keys, local, probes, router, signing
+from mlform.kinds.endpoint import assemble, instances, keys, local, probes, routing, signing
 from mlform.kinds.endpoint.instances import Instance, Launch, Target
 from mlform.kinds.endpoint.managed import MANAGED
 from mlform.kinds.endpoint.spec import DeploymentSpec, EndpointSpec, Probe, deployment, parse
@@ -52,6 +52,7 @@ from mlform.registry import models
 from mlform.registry.mount import mount
 from mlform.secrets import references
 from mlform.secrets.managed import ManagedSecret
+from mlform.secrets.references import ANY
 from mlform.state.records import Recorded
 
 _SWITCH = 0.6  # seconds for the router to pick up new routes and finish what is in flight
@@ -84,6 +85,11 @@ class EndpointKind(Kind[EndpointSpec, EndpointPayload]):
         if isinstance(spec, EndpointSpec):
             return [p for d in spec.deployments for p in image_checks.check(d, root)]
         return []
+
+    def secret_places(self, kind: str) -> tuple[tuple[str, ...], ...]:
+        if kind == "deployment":
+            return (("environment_variables", ANY),)
+        return (("deployments", ANY, "environment_variables", ANY),)
 
     def defines(self, spec: Spec) -> Sequence[Spec]:
         if isinstance(spec, DeploymentSpec):
@@ -170,7 +176,7 @@ class EndpointKind(Kind[EndpointSpec, EndpointPayload]):
     def refresh(self, recorded: Recorded, ctx: Context) -> str | None:
         """What is not running that the record says should be."""
         problems = []
-        running = router.current(ctx.state_dir, recorded.name)
+        running = routing.current(ctx.state_dir, recorded.name)
         if running is None or not running.alive():
             problems.append("its router is not running")
         known = targets()
@@ -203,7 +209,7 @@ class EndpointKind(Kind[EndpointSpec, EndpointPayload]):
             instances.forget(inst, ctx.state_dir / "endpoints")
             ctx.emit([replace(inst, status="deleted")])
             stopped.append(inst.deployment)
-        router.stop(ctx.state_dir, name)
+        routing.stop(ctx.state_dir, name)
         keys.remove(ctx.state_dir, name)
         signing.remove(ctx.state_dir, name)
         shown = ", ".join(stopped) or "none running"
@@ -219,7 +225,7 @@ class _Rollout:
     ) -> None:
         self.change, self.ctx, self.spec, self.snaps = change, ctx, spec, snaps
         self.address = change.address
-        self.home = router.folder(ctx.state_dir, spec.name)
+        self.home = routing.folder(ctx.state_dir, spec.name)
         self.targets = targets()
         self.token_key: Path | None = None  # the file of the key tokens are signed with
 
@@ -234,7 +240,7 @@ class _Rollout:
         if spec.auth_mode in signing.TOKEN_MODES:
             self.token_key = signing.ensure(ctx.state_dir, spec.name, sha256_text(*hashes))
         port = spec.port or before.get("port") or _free_port()
-        router.ensure(ctx.state_dir, spec.name, int(port))
+        routing.ensure(ctx.state_dir, spec.name, int(port))
         serving_now = instances.serving(ctx.read, spec.name)
         for stray in strays(ctx, spec.name, serving_now):
             self.targets[stray.compute].stop(stray)
@@ -285,7 +291,7 @@ class _Rollout:
         shares = weights(spec)
         routes = {n: (i.url, shares.get(n, 0)) for n, i in serving.items()}
         auth = (spec.auth_mode, hashes)
-        router.write_routes(ctx.state_dir, spec.name, routes, auth, token_key=self.token_key)
+        routing.write_routes(ctx.state_dir, spec.name, routes, auth, token_key=self.token_key)
         if replaced or gone:
             time.sleep(_SWITCH)  # the router takes the new table; requests in flight end
         for old in (*replaced, *gone):
@@ -297,7 +303,7 @@ class _Rollout:
         )
         if failures and not serving:
             # A router with nothing behind it would be a process no record shows.
-            router.stop(ctx.state_dir, spec.name)
+            routing.stop(ctx.state_dir, spec.name)
             failures.append(
                 f"nothing serves {self.address}, so its router on port {port} was stopped; "
                 "fix the deployment and apply again"

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mlform.errors import MlformError, NotFound
-from mlform.kinds.endpoint import instances, local, router, signing
+from mlform.kinds.endpoint import instances, local, routing, signing
 from mlform.kinds.endpoint import keys as key_file
 from mlform.kinds.endpoint.docker import DockerTarget
 from mlform.kinds.endpoint.targets import targets
@@ -55,7 +55,7 @@ def endpoints(ws: OpenWorkspace) -> list[Endpoint]:
         outputs = json.loads(outputs_text)
         if "port" not in outputs:
             continue
-        running = router.current(state_dir, name)
+        running = routing.current(state_dir, name)
         deployed = [
             Deployed(
                 i.deployment,

@@ -25,7 +25,6 @@ from mlform.errors import ApplyError
 from mlform.graph import topological
 from mlform.kind import Kind
 from mlform.kinds.base import declared
-from mlform.kinds.compute.references import compute_reference
 from mlform.kinds.environment.kind import ensure_built
 from mlform.kinds.environment.references import environment_reference
 from mlform.kinds.pipeline import resolve
@@ -37,6 +36,7 @@ from mlform.plan.model import Change, Desired, Payload
 from mlform.plan.reasons import Reason, ReasonCode
 from mlform.secrets import references
 from mlform.secrets import references as secret_references
+from mlform.secrets.references import ANY
 from mlform.state.records import Recorded
 
 
@@ -54,6 +54,9 @@ class PipelineKind(Kind[PipelineSpec, PipelinePayload]):
 
     def parse(self, body: Mapping[str, Any], source: Source) -> PipelineSpec:
         return parse(body, source)
+
+    def secret_places(self, kind: str) -> tuple[tuple[str, ...], ...]:
+        return (("jobs", ANY, "environment_variables", ANY),)
 
     def defines(self, spec: Spec) -> Sequence[Spec]:
         if not isinstance(spec, PipelineSpec):
@@ -92,7 +95,7 @@ class PipelineKind(Kind[PipelineSpec, PipelinePayload]):
                 refs, step.environment, origin or step.source, step.body if origin is None else {}
             )
             found.extend([env] if env else [])
-            compute = compute_reference(refs, step.source, step.compute, "steps")
+            compute = refs.named("compute", step.compute, step.source, ["compute"], "steps")
             found.extend([compute] if compute else [])
         for value in inputs:
             if isinstance(value, DataInput) and value.asset is not None:

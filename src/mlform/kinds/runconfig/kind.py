@@ -26,7 +26,6 @@ from mlform.errors import Problem
 from mlform.hashing import sha256_text, tree_digest
 from mlform.kind import Kind
 from mlform.kinds.base import content_spec, declared, secret_components
-from mlform.kinds.compute.references import compute_reference
 from mlform.kinds.environment.kind import ensure_built
 from mlform.kinds.environment.references import environment_reference
 from mlform.kinds.runconfig import checks, gated
@@ -35,6 +34,7 @@ from mlform.kinds.runconfig.spec import RunconfigSpec, parse
 from mlform.plan import keys
 from mlform.plan.model import Change, Desired
 from mlform.secrets import references as secret_references
+from mlform.secrets.references import ANY
 from mlform.state.records import Recorded
 
 _LISTED_FILES = 1000
@@ -50,6 +50,9 @@ class RunconfigKind(Kind[RunconfigSpec, RunPayload]):
 
     def parse(self, body: Mapping[str, Any], source: Source) -> RunconfigSpec:
         return parse(body, source)
+
+    def secret_places(self, kind: str) -> tuple[tuple[str, ...], ...]:
+        return (("environment_variables", ANY),)
 
     def defines(self, spec: Spec) -> Sequence[Spec]:
         return spec.inline if isinstance(spec, RunconfigSpec) else ()
@@ -75,7 +78,7 @@ class RunconfigKind(Kind[RunconfigSpec, RunPayload]):
             if isinstance(value, DataInput) and value.asset is not None:
                 named.append(("data", value.asset, ["inputs", key, "path"]))
         found.extend(refs.asset(kind, ref, spec.source, where) for kind, ref, where in named)
-        found.append(compute_reference(refs, spec.source, spec.compute, "runs"))
+        found.append(refs.named("compute", spec.compute, spec.source, ["compute"], "runs"))
         return [address for address in found if address]
 
     def produces(self, spec: RunconfigSpec) -> list[tuple[str, str, JsonPath]]:

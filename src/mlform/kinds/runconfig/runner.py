@@ -26,7 +26,6 @@ from mlform.config.specs import DataInput, env_text
 from mlform.context import Context, Outcome
 from mlform.datasets import download
 from mlform.errors import ApplyError, RunFailed, SecretError
-from mlform.kinds.compute.references import target_of
 from mlform.kinds.runconfig import gated
 from mlform.kinds.runconfig.payload import RunPayload
 from mlform.kinds.runconfig.spec import RunconfigSpec
@@ -320,7 +319,9 @@ class _Run:
     # -- running -------------------------------------------------------------------------
 
     def watch(self, launch: Launch) -> tuple[str, int]:
-        target = target_of(self.ctx.config.specs, self.spec.compute)
+        # a declared compute runs on the target its type names; else `compute:` names one
+        declared = self.ctx.config.specs.get(f"compute/{self.spec.compute}")
+        target = str(declared.body.get("type", "local")) if declared else self.spec.compute
         handle = TARGETS[target].start(launch)
         (self.dir / "compute.json").write_text(
             json.dumps({"target": target, "ident": handle.ident}), encoding="utf-8"

@@ -1,4 +1,4 @@
-"""The pipeline endpoint: published pipelines run over REST, as Azure ML's pipeline
+"""Published pipelines, run over REST, as Azure ML's pipeline
 endpoints do. `mlform pipelines serve` starts it.
 
     GET  /health                           liveness (open)

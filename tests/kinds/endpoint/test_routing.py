@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from mlform.errors import ApplyError
-from mlform.kinds.endpoint import probes, router
+from mlform.kinds.endpoint import probes, routing
 from mlform.kinds.endpoint.keys import hashed
 
 
@@ -21,24 +21,24 @@ def test_a_router_starts_is_recorded_and_stops(tmp_path: Path) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    started = router.ensure(tmp_path, "iris", port)
+    started = routing.ensure(tmp_path, "iris", port)
     try:
         assert started.alive()
-        record = json.loads((router.folder(tmp_path, "iris") / "router.json").read_text())
+        record = json.loads((routing.folder(tmp_path, "iris") / "routing.json").read_text())
         assert record == {
             "pid": started.pid,
             "started": started.process.started,
             "instance": record["instance"],
             "port": port,
-            "code": router.code(),
+            "code": routing.code(),
         }
-        assert router.current(tmp_path, "iris") == started
-        assert router.ensure(tmp_path, "iris", port) == started  # running: kept
+        assert routing.current(tmp_path, "iris") == started
+        assert routing.ensure(tmp_path, "iris", port) == started  # running: kept
         assert probes.status(port, "/health", 5.0) == 200
     finally:
-        router.stop(tmp_path, "iris")
+        routing.stop(tmp_path, "iris")
     assert not started.alive()
-    assert router.current(tmp_path, "iris") is None
+    assert routing.current(tmp_path, "iris") is None
 
 
 def test_a_router_another_mlform_started_is_restarted(tmp_path: Path) -> None:
@@ -47,19 +47,19 @@ def test_a_router_another_mlform_started_is_restarted(tmp_path: Path) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    old = router.ensure(tmp_path, "iris", port)
+    old = routing.ensure(tmp_path, "iris", port)
     try:
-        path = router.folder(tmp_path, "iris") / "router.json"
+        path = routing.folder(tmp_path, "iris") / "routing.json"
         for older in ({"code": "0" * 64}, {}):  # another digest; a record from before digests
             record = {k: v for k, v in json.loads(path.read_text()).items() if k != "code"}
             path.write_text(json.dumps({**record, **older}))
-            new = router.ensure(tmp_path, "iris", port)
-            assert new.pid != old.pid and new.code == router.code()
+            new = routing.ensure(tmp_path, "iris", port)
+            assert new.pid != old.pid and new.code == routing.code()
             assert not old.alive() and new.alive()
             assert probes.status(port, "/health", 5.0) == 200
             old = new
     finally:
-        router.stop(tmp_path, "iris")
+        routing.stop(tmp_path, "iris")
 
 
 def test_a_router_that_exits_is_told_with_its_exit_code_and_log(tmp_path: Path) -> None:
@@ -68,9 +68,9 @@ def test_a_router_that_exits_is_told_with_its_exit_code_and_log(tmp_path: Path) 
         taken.listen()
         port = taken.getsockname()[1]
         with pytest.raises(ApplyError) as caught:
-            router.ensure(tmp_path, "iris", port)
+            routing.ensure(tmp_path, "iris", port)
     message = str(caught.value)
-    log = router.folder(tmp_path, "iris") / "router.log"
+    log = routing.folder(tmp_path, "iris") / "routing.log"
     assert re.match(
         rf"endpoint/iris: its router \(pid \d+\) exited with code 3 before it listened on "
         rf"port {port}; the last lines of {re.escape(str(log))}:\n  \| ",
@@ -87,17 +87,17 @@ def test_the_router_checks_the_endpoints_keys_before_forwarding(tmp_path: Path) 
             ports.append(sock.getsockname()[1])
     port, nobody = ports  # nothing listens on `nobody`: a forwarded request is a 502
     key = "k" * 43
-    routes = router.write_routes(
+    routes = routing.write_routes(
         tmp_path, "iris", {"blue": (f"http://127.0.0.1:{nobody}", 1)}, ("key", [hashed(key)])
     )
     assert stat.S_IMODE(routes.stat().st_mode) == 0o600
     assert json.loads(routes.read_text())["auth"] == {"mode": "key", "key_hashes": [hashed(key)]}
-    router.ensure(tmp_path, "iris", port)
+    routing.ensure(tmp_path, "iris", port)
     try:
         refused = post(port, {})
         forwarded = post(port, {"Authorization": f"Bearer {key}"})
     finally:
-        router.stop(tmp_path, "iris")
+        routing.stop(tmp_path, "iris")
     assert refused == (401, "Bearer")
     assert forwarded == (502, None)
 
