@@ -221,7 +221,11 @@ class _Rollout:
     to what is ready, then stop what was replaced."""
 
     def __init__(
-        self, change: Change, ctx: Context, spec: EndpointSpec, snaps: Mapping[str, Any]
+        self,
+        change: Change,
+        ctx: Context,
+        spec: EndpointSpec,
+        snaps: Mapping[str, snapshots.Snapshot],
     ) -> None:
         self.change, self.ctx, self.spec, self.snaps = change, ctx, spec, snaps
         self.address = change.address
