@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from mlform.cachedir import cache_dir
-from mlform.config.workspace import Config
 from mlform.hashing import Hasher
+from mlform.loader import Config
 from mlform.plan.model import Desired
 from mlform.state.records import Record
 from mlform.storage import Storage, open_storage

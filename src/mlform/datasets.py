@@ -15,10 +15,10 @@ import duckdb
 import yaml
 
 from mlform.config.refs import LocalPath, parse_asset_ref
-from mlform.config.workspace import Config
 from mlform.context import Context
 from mlform.errors import DatastoreError, MlformError, NotFound
 from mlform.hashing import Hasher
+from mlform.loader import Config
 from mlform.state.store import Store
 from mlform.storage import filesystem, http, unreachable
 from mlform.storage.local import copy_file

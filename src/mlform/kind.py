@@ -20,10 +20,10 @@ from typing import Any, ClassVar, Protocol, TypeVar
 from mlform.config import kinds as registry
 from mlform.config.kinds import Declaring
 from mlform.config.specs import Spec
-from mlform.config.workspace import Config
 from mlform.context import Context, Outcome
 from mlform.errors import ApplyError
 from mlform.graph import topological
+from mlform.loader import Config
 from mlform.plan.model import Action, Change, Desired, Payload
 from mlform.secrets.managed import ManagedSecret
 from mlform.state.records import Recorded

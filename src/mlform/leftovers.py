@@ -17,10 +17,10 @@ from pathlib import Path
 
 from mlform.config.refs import LocalPath
 from mlform.config.specs import DatastoreSpec
-from mlform.config.workspace import Config
 from mlform.kinds.endpoint import instances, routing
 from mlform.kinds.endpoint.instances import Instance
 from mlform.kinds.endpoint.targets import targets
+from mlform.loader import Config
 from mlform.shownpath import shown
 
 

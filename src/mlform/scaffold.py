@@ -21,8 +21,8 @@ import yaml
 from mlform import __version__
 from mlform._resources import resource_dir
 from mlform.config.kinds import FOLDERS
-from mlform.config.workspace import WORKSPACE_FILES
 from mlform.errors import MlformError
+from mlform.loader import WORKSPACE_FILES
 
 SCHEMA_FOLDER = ".schema"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,254}")  # as the schemas' definitions/name

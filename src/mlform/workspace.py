@@ -18,13 +18,13 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlform import loader as config_loader
 from mlform.apply.executor import Report, Result, Status, execute
-from mlform.config import workspace as config_loader
-from mlform.config.workspace import Config
 from mlform.context import Context
 from mlform.errors import ConfigInvalid, PlanError, StalePlan, StateError
 from mlform.hashing import Hasher
 from mlform.kind import desire_all, refresh_all, refusals
+from mlform.loader import Config
 from mlform.plan.diff import diff
 from mlform.plan.model import Action, Change, Plan
 from mlform.state.lock import LockInfo

@@ -7,7 +7,7 @@ import json
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from mlform.config.workspace import load
+from mlform.loader import load
 from tests.conftest import Ran
 
 Cli = Callable[..., Ran]

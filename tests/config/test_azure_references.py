@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from mlform.config.workspace import load
+from mlform.loader import load
 from tests.conftest import Ran
 
 Cli = Callable[..., Ran]

@@ -24,8 +24,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mlform.config.workspace import load
 from mlform.errors import ConfigInvalid
+from mlform.loader import load
 
 SUPPORT = {
     "workspace.yml": "name: fuzz\n",

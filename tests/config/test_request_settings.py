@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from mlform.config.workspace import load
 from mlform.kinds.endpoint.spec import EndpointSpec
+from mlform.loader import load
 
 Make = Callable[[Mapping[str, str]], Path]
 

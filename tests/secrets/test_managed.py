@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from mlform import secretops as operations
 from mlform.errors import NotFound
 from mlform.kind import managed_secrets
-from mlform.secrets import managed, operations
+from mlform.secrets import managed
 from mlform.workspace import Workspace
 
 
@@ -25,9 +26,9 @@ def test_a_token_endpoint_has_a_signing_key_a_key_endpoint_has_none(
         }
     )
     config = Workspace(root).config
-    assert [(f.name, f.address) for f in managed.every(config, managed_secrets())] == [
+    assert [(f.name, f.address) for f in managed.every(config.specs, managed_secrets())] == [
         ("endpoint/a/signing-key", "endpoint/a")
     ]
-    assert managed.find(config, "endpoint/b/signing-key", managed_secrets()) is None
+    assert managed.find(config.specs, "endpoint/b/signing-key", managed_secrets()) is None
     with pytest.raises(NotFound, match="no secret named endpoint/b/signing-key in workspace"):
         operations.rotate(config, "endpoint/b/signing-key", None, managed_secrets())

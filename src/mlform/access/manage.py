@@ -15,8 +15,8 @@ from mlform.access import audit, tokenfile, tokens
 from mlform.access.actor import os_user
 from mlform.access.durations import iso
 from mlform.access.roles import Role
-from mlform.config.opened import OpenWorkspace
 from mlform.errors import MlformError, NotFound
+from mlform.opened import OpenWorkspace
 from mlform.state.store import Store
 
 

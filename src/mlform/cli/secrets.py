@@ -7,9 +7,9 @@ import argparse
 import getpass
 import sys
 
+from mlform import secretops as operations
 from mlform.cli.output import Output, add_json_flag
 from mlform.kind import managed_secrets
-from mlform.secrets import operations
 from mlform.workspace import Workspace
 
 

@@ -21,8 +21,8 @@ from mlform.state.records import Event
 from mlform.state.store import Store
 
 if TYPE_CHECKING:
-    from mlform.config.opened import OpenWorkspace
     from mlform.hashing import Hasher
+    from mlform.opened import OpenWorkspace
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,18 +10,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from mlform.config.workspace import Config
+from mlform.config.specs import Spec
 
 
 class ManagedSecret(Protocol):
     kind: str  # the kind of resource that has one
     what: str  # shown in `mlform secrets list`
 
-    def owners(self, config: Config) -> list[str]:
-        """The names of the resources of `kind` that have one."""
+    def owners(self, specs: Mapping[str, Spec]) -> list[str]:
+        """The names of the declared resources of `kind` (`specs`: by address) that
+        have one."""
 
     def rotate(self, state_dir: Path, owner: str) -> list[str]:
         """Make a new one, in use at once; what changed, and how long the old one keeps
@@ -42,14 +42,14 @@ class Found:
 Managed = Mapping[str, ManagedSecret]  # secret name (`signing-key`) → what it is
 
 
-def every(config: Config, managed: Managed) -> list[Found]:
+def every(specs: Mapping[str, Spec], managed: Managed) -> list[Found]:
     return [
         Found(f"{secret.kind}/{owner}/{key}", secret, owner)
         for key, secret in managed.items()
-        for owner in secret.owners(config)
+        for owner in secret.owners(specs)
     ]
 
 
-def find(config: Config, name: str, managed: Managed) -> Found | None:
+def find(specs: Mapping[str, Spec], name: str, managed: Managed) -> Found | None:
     """The managed secret `name` names, if it names one."""
-    return next((found for found in every(config, managed) if found.name == name), None)
+    return next((found for found in every(specs, managed) if found.name == name), None)

@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from mlform.config.workspace import load
 from mlform.kinds.component.spec import optional_arguments
 from mlform.kinds.pipeline.spec import PipelineSpec
+from mlform.loader import load
 from tests.cli.test_runs import changes
 from tests.conftest import Ran
 

@@ -157,8 +157,8 @@ def test_an_azure_conda_file_pins_the_interpreter_and_translates_its_packages(
 ) -> None:
     from mlform.compute import interpreters
     from mlform.config.specs import EnvironmentSpec
-    from mlform.config.workspace import load
     from mlform.kinds.environment.kind import resolve_packages
+    from mlform.loader import load
 
     if interpreters.find("3.10") is None and os.environ.get("CI") != "true":
         pytest.skip("no Python 3.10 here (pyenv install 3.10)")

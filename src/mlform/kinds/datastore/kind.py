@@ -27,7 +27,7 @@ class DatastorePayload(Payload):
 
 
 class DatastoreKind(Kind[DatastoreSpec, DatastorePayload]):
-    """Declared under datastores: in workspace.yml; `mlform.config.workspace` reads them
+    """Declared under datastores: in workspace.yml; `mlform.loader` reads them
     with the workspace, which every other kind's paths resolve against."""
 
     name = "datastore"

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
-from mlform.config.workspace import Config
+from mlform.config.specs import Spec
 from mlform.kinds.endpoint.spec import EndpointSpec
 
 
@@ -15,10 +16,10 @@ class SigningKey:
     kind = "endpoint"
     what = "token-signing key"
 
-    def owners(self, config: Config) -> list[str]:
+    def owners(self, specs: Mapping[str, Spec]) -> list[str]:
         return sorted(
             spec.name
-            for spec in config.specs.values()
+            for spec in specs.values()
             if isinstance(spec, EndpointSpec) and spec.auth_mode in ("token", "aml_token")
         )
 

@@ -17,7 +17,7 @@ from mlform.serving.auth import mint
 from mlform.serving.keyring import MAX_TOKEN_LIFETIME
 
 if TYPE_CHECKING:
-    from mlform.config.opened import OpenWorkspace
+    from mlform.opened import OpenWorkspace
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,6 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 
 from mlform.access import actor, audit
-from mlform.config.opened import OpenWorkspace
 from mlform.context import Context
 from mlform.errors import MlformError, NotFound, PlanError
 from mlform.hashing import Hasher
@@ -20,6 +19,7 @@ from mlform.kind import desire_all
 from mlform.kinds.environment.kind import ensure_built
 from mlform.kinds.pipeline.execute import PipelineRun, StepResult
 from mlform.kinds.pipeline.kind import PipelinePayload
+from mlform.opened import OpenWorkspace
 from mlform.state.records import Record
 from mlform.state.runs import RunRow
 

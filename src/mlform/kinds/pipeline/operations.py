@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from mlform.config.opened import OpenWorkspace
+    from mlform.opened import OpenWorkspace
 
 
 @dataclass(frozen=True, slots=True)

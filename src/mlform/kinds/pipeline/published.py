@@ -51,15 +51,15 @@ from mlform.access.guard import AccessGuard, Rule, principal
 from mlform.access.journal import Journal
 from mlform.access.roles import Role
 from mlform.config.specs import env_text
-from mlform.config.workspace import Config, load
 from mlform.errors import MlformError
 from mlform.kinds.endpoint import keys as endpoint_keys
+from mlform.loader import Config, load
 from mlform.serving.app import error_response, route_errors
 from mlform.serving.auth import CHALLENGE, KeyCheck
 from mlform.serving.scoring import ServingError
 
 if TYPE_CHECKING:
-    from mlform.config.opened import OpenWorkspace
+    from mlform.opened import OpenWorkspace
 
 KEYS = "pipelines"  # the name its keys are kept under, beside the online endpoints'
 MAX_BODY = 1024 * 1024

@@ -7,8 +7,8 @@ import secrets as random
 from dataclasses import dataclass
 
 from mlform.config.schema import did_you_mean
-from mlform.config.workspace import Config
 from mlform.errors import NotFound, SecretError
+from mlform.loader import Config
 from mlform.secrets import managed
 from mlform.secrets.declared import Secret
 from mlform.secrets.sources import SOURCES
@@ -40,7 +40,7 @@ def listing(config: Config, managed_secrets: managed.Managed) -> list[Listed]:
         problem = config.vault.problem(name)
         users = tuple(sorted(a for a, names in uses.items() if name in names))
         found.append(Listed(name, secret.described, problem is None, problem, users))
-    for item in managed.every(config, managed_secrets):
+    for item in managed.every(config.specs, managed_secrets):
         found.append(Listed(item.name, f"managed: {item.secret.what}", True, None, (item.address,)))
     return found
 
@@ -71,7 +71,7 @@ def rotate(
 ) -> Written:
     """A new value for a declared secret (`value`, or a random one when None), or a new
     managed secret (`endpoint/NAME/signing-key`)."""
-    found = managed.find(config, name, managed_secrets)
+    found = managed.find(config.specs, name, managed_secrets)
     if found is not None:
         said = found.secret.rotate(config.state_path.parent, found.owner)
         return Written("\n".join(said), (), live=True)

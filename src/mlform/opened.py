@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Protocol
 
-from mlform.config.workspace import Config
+from mlform.loader import Config
 from mlform.state.store import Store
 
 
