@@ -138,11 +138,11 @@ class _Loader:
         known = {**dict.fromkeys(broken), **self.secrets}  # a broken one is reported already
         default = self._datastores(ws, bad)
         for entry in REGISTERED:
-            if entry.resource and entry.folder:
-                reader = declaring(entry.name) if (self.root / entry.folder).is_dir() else None
-                for doc, doc_kind, doc_bad in self._documents(entry.folder, entry.name):
-                    assert reader is not None
-                    self._build(doc, doc_kind, reader, doc_bad)
+            if not (entry.resource and entry.folder and (self.root / entry.folder).is_dir()):
+                continue  # libraries come once the resources are read; datastores were above
+            reader = declaring(entry.name)
+            for doc, doc_kind, doc_bad in self._documents(entry.folder, entry.name):
+                self._build(doc, doc_kind, reader, doc_bad)
         self._assemble()
         for kind in LIBRARIES:
             self._library_documents(kind)
