@@ -1,8 +1,10 @@
 """What a kind of resource is, to the planner and the executor: the whole contract.
 
-A kind is a package under `mlform.kinds` whose `KIND` implements `Kind`, registered by
-one line in `mlform.config.kinds.REGISTERED`. The planner and the executor call it
-through this protocol and never name a concrete kind.
+A kind is a package under `mlform.kinds`, registered by one line in
+`mlform.config.kinds.REGISTERED`: its `DECLARING` reads its files (`Declaring`, imported
+by the loader), and its `kind` module's `KIND` implements `Kind`, which adds the lifecycle
+to the reading (imported the first time a resource of the kind is planned). The planner
+and the executor call it through this protocol and never name a concrete kind.
 
 `Kind` is generic over the kind's spec and its payload: what `desire` computed that
 `apply` needs (the snapshot of the code, the files scanned), a frozen dataclass of the
@@ -13,6 +15,7 @@ the kind's own before handing it over.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, ClassVar, Protocol, TypeVar
@@ -68,7 +71,8 @@ class _Kinds(Mapping[str, "Kind[Any, Any]"]):
     def __getitem__(self, name: str) -> Kind[Any, Any]:
         if name not in registry.RESOURCES:
             raise KeyError(name)
-        kind: Kind[Any, Any] = registry.declaring(name)  # type: ignore[assignment]
+        package = registry.BY_NAME[name].package
+        kind: Kind[Any, Any] = importlib.import_module(f"{package}.kind").KIND
         return kind
 
     def __iter__(self) -> Iterator[str]:

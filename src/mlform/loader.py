@@ -155,8 +155,8 @@ class _Loader:
         self._check_productions()
         self._check_cycles(deps)
         for doc, kind in self.checked:
-            reader = reader_of(kind)
-            places = reader.secret_places(kind) if reader else secret_references.WORKSPACE
+            owner = reader_of(kind)
+            places = owner.secret_places(kind) if owner else secret_references.WORKSPACE
             self.problems.extend(secret_references.document_problems(doc, places, known))
         state_path = (self.root / str(state)).resolve()
         vault = Vault(self.secrets, self.root, state_path.parent)

@@ -11,7 +11,7 @@ from typing import Any
 import duckdb
 import pytest
 
-import mlform.kinds.runconfig
+import mlform.kinds.runconfig.kind
 from mlform.apply.executor import execute
 from mlform.context import Context, Outcome
 from mlform.plan.model import Action, Change, Desired, Payload, Plan
@@ -49,8 +49,8 @@ def test_ctrl_c_during_a_state_write_lets_it_commit_then_cancels(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     probe = Probe()
-    # the registry reads a kind's `KIND` from its package
-    monkeypatch.setattr(mlform.kinds.runconfig, "KIND", probe)
+    # the registry takes a kind from its package's `kind` module
+    monkeypatch.setattr(mlform.kinds.runconfig.kind, "KIND", probe)
     after = Desired(
         "runconfig/p",
         "runconfig",

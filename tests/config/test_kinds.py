@@ -1,5 +1,6 @@
-"""The registry of kinds: each line names a package whose `KIND` is that kind, with a
-schema, a folder of its own, and (for a resource) the lifecycle the planner calls."""
+"""The registry of kinds: each line names a package whose `DECLARING` reads its files,
+with a schema and a folder of its own, and (for a resource) whose `kind.KIND` adds the
+lifecycle the planner calls."""
 
 from __future__ import annotations
 
@@ -18,21 +19,25 @@ SCHEMAS = Path(__file__).parents[2] / "schema"
 
 @pytest.mark.parametrize("entry", kinds.REGISTERED, ids=lambda e: e.name)
 def test_each_registered_kind_is_its_package_and_schema(entry: kinds.Registered) -> None:
-    package = importlib.import_module(entry.package)
-    kind = package.KIND
-    assert kind.name == entry.name
-    assert kinds.declaring(entry.name) is kind
+    reader = importlib.import_module(entry.package).DECLARING
+    assert reader.name == entry.name
+    assert kinds.declaring(entry.name) is reader
     schema = "workspace" if entry.name == "datastore" else entry.name  # in workspace.yml
     assert (SCHEMAS / f"{schema}.schema.json").is_file()
     for part in entry.parts:
         assert (SCHEMAS / f"{part}.schema.json").is_file()
-        assert part in {p for p, _ in kind.parts.values()}
+        assert part in {p for p, _ in reader.parts.values()}
     if entry.resource:
+        kind = KINDS[entry.name]
+        assert kind is importlib.import_module(f"{entry.package}.kind").KIND
         assert Kind in type(kind).__mro__  # the whole contract, its defaults included
+        assert isinstance(kind, type(reader))  # reads as its package's DECLARING does
         assert issubclass(kind.payload, Payload)
-        assert entry.name in KINDS
     else:
         assert entry.name not in KINDS
+        assert not (
+            Path(importlib.import_module(entry.package).__file__).parent / "kind.py"
+        ).exists()
 
 
 def test_folders_and_azure_schema_names_belong_to_one_kind_each() -> None:

@@ -33,7 +33,9 @@ Where = tuple[str | int, ...]  # a path into a document
 class Registered:
     name: str  # the kind, as addresses spell it: `endpoint/iris`
     folder: str  # where its files are: endpoints/ ("": declared in workspace.yml)
-    package: str  # the package that implements it; its `KIND` is the implementation
+    # The package that implements it: `<package>.DECLARING` reads its files,
+    # `<package>.kind.KIND` plans and applies its resources.
+    package: str
     # Azure ML's schema names (`…/commandJob.schema.json`) of its files, and of its parts'
     azure: Mapping[str, str] = field(default_factory=dict)
     parts: tuple[str, ...] = ()  # kinds declared in its folder that are parts of it
@@ -216,9 +218,10 @@ class Declaring(Protocol[S]):
 
 
 def declaring(name: str) -> Declaring[Any]:
-    """The implementation of kind `name` (its package imported on first use)."""
-    kind: Declaring[Any] = importlib.import_module(BY_NAME[name].package).KIND
-    return kind
+    """How files of kind `name` are read: its package's `DECLARING` (the package imported
+    on first use; what plans and applies it, `<package>.kind`, only when planning)."""
+    reader: Declaring[Any] = importlib.import_module(BY_NAME[name].package).DECLARING
+    return reader
 
 
 def reader_of(kind: str) -> Declaring[Any] | None:

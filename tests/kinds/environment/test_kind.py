@@ -156,8 +156,8 @@ def test_an_azure_conda_file_pins_the_interpreter_and_translates_its_packages(
     cli: Cli, make_workspace: Make, tmp_path: Path
 ) -> None:
     from mlform.compute import interpreters
-    from mlform.kinds.environment.spec import EnvironmentSpec
     from mlform.kinds.environment.kind import resolve_packages
+    from mlform.kinds.environment.spec import EnvironmentSpec
     from mlform.loader import load
 
     if interpreters.find("3.10") is None and os.environ.get("CI") != "true":

@@ -8,6 +8,6 @@ after it, and removing a file that jobs still name is refused by validation.
     kind        the kind: plan and apply
 """
 
-from mlform.kinds.compute.kind import ComputeKind
+from mlform.kinds.compute.declaring import DECLARING
 
-KIND = ComputeKind()
+__all__ = ["DECLARING"]

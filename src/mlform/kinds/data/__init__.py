@@ -1,5 +1,5 @@
 """Data assets declared in data/*.yml: files, folders and tables, versioned by content."""
 
-from mlform.kinds.data.kind import DataKind
+from mlform.kinds.data.declaring import DECLARING
 
-KIND = DataKind()
+__all__ = ["DECLARING"]

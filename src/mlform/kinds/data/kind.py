@@ -10,23 +10,21 @@ from __future__ import annotations
 
 import errno
 import stat
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from mlform.components import canonical
-from mlform.config.containment import Found, found
-from mlform.config.kinds import Resolver
 from mlform.config.refs import DatastorePath, LocalPath, Location, Url
-from mlform.config.specs import Source, Spec
+from mlform.config.specs import Source
 from mlform.context import Context, Outcome
-from mlform.errors import ApplyError, DatastoreError, PlanError, Problem
+from mlform.errors import ApplyError, DatastoreError, PlanError
 from mlform.hashing import FileEntry, sha256_file, sha256_text, tree_digest
 from mlform.kind import Kind
 from mlform.kinds.base import base_components, declared, latest_version, plural
-from mlform.kinds.data import checks
-from mlform.kinds.data.spec import DataSpec, parse
+from mlform.kinds.data.declaring import DataDeclaring
+from mlform.kinds.data.spec import DataSpec
 from mlform.plan import keys
 from mlform.plan.model import Change, Desired, Payload
 from mlform.sizes import human_size
@@ -66,23 +64,8 @@ class DataPayload(Payload):
     content: str  # the digest of every file's content
 
 
-class DataKind(Kind[DataSpec, DataPayload]):
-    name = "data"
+class DataKind(DataDeclaring, Kind[DataSpec, DataPayload]):
     payload = DataPayload
-
-    def parse(self, body: Mapping[str, Any], source: Source) -> DataSpec:
-        return parse(body, source)
-
-    def check(self, spec: DataSpec, root: Path, skip: Collection[str]) -> list[Problem]:
-        return checks.check(spec, root, skip)
-
-    def paths(self, spec: Spec) -> Iterable[Found]:
-        if isinstance(spec, DataSpec) and isinstance(spec.location, LocalPath):
-            yield found(spec.source, spec.body, ("path",), "path", spec.location.path, True)
-
-    def references(self, spec: DataSpec, refs: Resolver) -> list[str]:
-        """The datastore its path is on (the default one for a local path)."""
-        return [refs.datastore(spec.location, spec.source, ["path"])]
 
     def desire(self, spec: DataSpec, ctx: Context, upstream: Mapping[str, Desired]) -> Desired:
         scan = scan_location(spec, ctx)
@@ -247,3 +230,6 @@ def _fingerprint(info: Mapping[str, Any]) -> str:
         None,
     )
     return f"size:{info.get('size')}:changed:{changed}"
+
+
+KIND = DataKind()

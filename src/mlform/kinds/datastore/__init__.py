@@ -1,5 +1,5 @@
 """Datastores declared under datastores: in workspace.yml: where versions are kept."""
 
-from mlform.kinds.datastore.kind import DatastoreKind
+from mlform.kinds.datastore.declaring import DECLARING
 
-KIND = DatastoreKind()
+__all__ = ["DECLARING"]

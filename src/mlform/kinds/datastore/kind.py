@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
-from mlform.config import specs
-from mlform.config.checks import url_problems
-from mlform.config.refs import LocalPath, Url
-from mlform.config.specs import DatastoreSpec, Source, Spec
+from mlform.config.refs import LocalPath
+from mlform.config.specs import DatastoreSpec
 from mlform.context import Context, Outcome
-from mlform.errors import Problem
 from mlform.kind import Kind
 from mlform.kinds.base import base_components, declared, secret_components
+from mlform.kinds.datastore.declaring import DatastoreDeclaring
 from mlform.plan.model import Change, Desired, Payload
-from mlform.secrets import references
 from mlform.shownpath import shown
 from mlform.state.records import Recorded
 
@@ -26,25 +21,8 @@ class DatastorePayload(Payload):
     spec: DatastoreSpec
 
 
-class DatastoreKind(Kind[DatastoreSpec, DatastorePayload]):
-    """Declared under datastores: in workspace.yml; `mlform.loader` reads them
-    with the workspace, which every other kind's paths resolve against."""
-
-    name = "datastore"
+class DatastoreKind(DatastoreDeclaring, Kind[DatastoreSpec, DatastorePayload]):
     payload = DatastorePayload
-
-    def parse(self, body: Mapping[str, Any], source: Source) -> DatastoreSpec:
-        return specs.datastore(body, source, source.doc.path.parent)
-
-    def check(self, spec: DatastoreSpec, root: Path, skip: Collection[str]) -> list[Problem]:
-        if isinstance(spec.location, Url):
-            return url_problems(spec.source, spec.location)
-        return []
-
-    def secret_uses(self, spec: Spec) -> tuple[str, ...]:
-        if isinstance(spec, DatastoreSpec):
-            return tuple(references.names_in(dict(spec.storage_options)))
-        return ()
 
     def desire(self, spec: DatastoreSpec, ctx: Context, upstream: Mapping[str, Desired]) -> Desired:
         location = spec.location
@@ -86,3 +64,6 @@ class DatastoreKind(Kind[DatastoreSpec, DatastorePayload]):
     def destroy(self, change: Change, ctx: Context) -> Outcome:
         where = change.before.outputs.get("url", "") if change.before else ""
         return Outcome({}, message=f"unregistered; the files at {where} are left in place")
+
+
+KIND = DatastoreKind()

@@ -20,6 +20,6 @@ traffic weight (blue/green), with keys, probes and data capture.
 `mlform.serving` is what runs inside each instance, and the router.
 """
 
-from mlform.kinds.endpoint.kind import EndpointKind
+from mlform.kinds.endpoint.declaring import DECLARING
 
-KIND = EndpointKind()
+__all__ = ["DECLARING"]

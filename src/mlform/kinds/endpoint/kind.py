@@ -17,28 +17,26 @@ import json
 import secrets
 import socket
 import time
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
 from mlform import snapshot as snapshots
 from mlform.components import canonical, digest_of
-from mlform.config.containment import Found, code_path
-from mlform.config.kinds import Parser, Resolver
-from mlform.config.specs import Source, Spec, env_text
+from mlform.config.specs import env_text
 from mlform.context import Context, Outcome
-from mlform.errors import ApplyError, MlformError, PlanError, Problem
+from mlform.errors import ApplyError, MlformError, PlanError
 from mlform.hashing import sha256_text
 from mlform.kind import Kind
 from mlform.kinds.base import content_spec, declared, secret_components
-from mlform.kinds.endpoint import assemble, instances, keys, local, probes, routing, signing
+from mlform.kinds.endpoint import instances, keys, local, probes, routing, signing
+from mlform.kinds.endpoint.declaring import EndpointDeclaring
 from mlform.kinds.endpoint.instances import Instance, Launch, Target
 from mlform.kinds.endpoint.managed import MANAGED
-from mlform.kinds.endpoint.spec import DeploymentSpec, EndpointSpec, Probe, deployment, parse
+from mlform.kinds.endpoint.spec import DeploymentSpec, EndpointSpec, Probe
 from mlform.kinds.endpoint.targets import targets
 from mlform.kinds.environment.kind import ensure_built
-from mlform.kinds.image import checks as image_checks
 from mlform.kinds.image.kind import (
     copy_code,
     environment_build,
@@ -52,7 +50,6 @@ from mlform.registry import models
 from mlform.registry.mount import mount
 from mlform.secrets import references
 from mlform.secrets.managed import ManagedSecret
-from mlform.secrets.references import ANY
 from mlform.state.records import Recorded
 
 _SWITCH = 0.6  # seconds for the router to pick up new routes and finish what is in flight
@@ -65,67 +62,9 @@ class EndpointPayload(Payload):
     snaps: Mapping[str, snapshots.Snapshot]  # deployment → its scoring code, as planned
 
 
-class EndpointKind(Kind[EndpointSpec, EndpointPayload]):
-    name = "endpoint"
+class EndpointKind(EndpointDeclaring, Kind[EndpointSpec, EndpointPayload]):
     payload = EndpointPayload
-    # A deployment in a file of its own, as Azure ML keeps them, names its endpoint.
-    parts: ClassVar[Mapping[str, tuple[str, Parser]]] = {
-        "endpoint_name": ("deployment", deployment)
-    }
     managed_secrets: ClassVar[Mapping[str, ManagedSecret]] = MANAGED
-
-    def parse(self, body: Mapping[str, Any], source: Source) -> EndpointSpec:
-        return parse(body, source)
-
-    def check(self, spec: Spec, root: Path, skip: Collection[str]) -> list[Problem]:
-        """An endpoint's own keys need no files; its deployments' code does (a
-        deployment in a file of its own is checked as it is read)."""
-        if isinstance(spec, DeploymentSpec):
-            return image_checks.check(spec, root)
-        if isinstance(spec, EndpointSpec):
-            return [p for d in spec.deployments for p in image_checks.check(d, root)]
-        return []
-
-    def secret_places(self, kind: str) -> tuple[tuple[str, ...], ...]:
-        if kind == "deployment":
-            return (("environment_variables", ANY),)
-        return (("deployments", ANY, "environment_variables", ANY),)
-
-    def defines(self, spec: Spec) -> Sequence[Spec]:
-        if isinstance(spec, DeploymentSpec):
-            return spec.inline
-        if isinstance(spec, EndpointSpec):
-            return [defined for dep in spec.deployments for defined in dep.inline]
-        return ()
-
-    def assemble(
-        self, spec: EndpointSpec, parts: Sequence[Spec], unbuilt: set[str]
-    ) -> tuple[EndpointSpec, list[Problem]]:
-        return assemble.assemble(spec, parts, unbuilt)
-
-    def paths(self, spec: Spec) -> Iterable[Found]:
-        if isinstance(spec, DeploymentSpec):
-            where = ("code_configuration", "code")
-            yield from code_path(spec.source, spec.body, where, spec.code)
-        elif isinstance(spec, EndpointSpec):
-            for dep in spec.deployments:
-                yield from self.paths(dep)
-
-    def secret_uses(self, spec: Spec) -> tuple[str, ...]:
-        if isinstance(spec, EndpointSpec):
-            return tuple(references.names_in([dict(d.variables) for d in spec.deployments]))
-        return ()
-
-    def references(self, spec: EndpointSpec, refs: Resolver) -> list[str]:
-        """Each deployment's environment, and what registers its model."""
-        found: list[str] = []
-        for dep in spec.deployments:
-            if dep.environment is not None:
-                env = refs.asset("environment", dep.environment, dep.source, ["environment"])
-                found.extend([env] if env else [])
-            if dep.model is not None and refs.fits("model", dep.model, dep.source):
-                found.extend(refs.producers("model", dep.model.name))
-        return found
 
     def desire(self, spec: EndpointSpec, ctx: Context, upstream: Mapping[str, Desired]) -> Desired:
         body = {k: v for k, v in content_spec(spec.body).items() if k != "deployments"}
@@ -516,3 +455,6 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+KIND = EndpointKind()

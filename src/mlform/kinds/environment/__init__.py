@@ -1,5 +1,5 @@
 """Environments declared in environments/*.yml: packages, variables and a base image."""
 
-from mlform.kinds.environment.kind import EnvironmentKind
+from mlform.kinds.environment.declaring import DECLARING
 
-KIND = EnvironmentKind()
+__all__ = ["DECLARING"]

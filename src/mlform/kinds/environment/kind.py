@@ -27,7 +27,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,17 +37,14 @@ import yaml
 from mlform import buildlog
 from mlform.components import canonical
 from mlform.compute import groups, interpreters
-from mlform.config.containment import Found, found
-from mlform.config.specs import Source, Spec
-from mlform.config.yamlfile import Document
 from mlform.context import Context, Outcome
-from mlform.errors import ApplyError, BuildFailed, PlanError, Problem
+from mlform.errors import ApplyError, BuildFailed, PlanError
 from mlform.hashing import sha256_text
 from mlform.kind import Kind
 from mlform.kinds.base import base_components, content_spec, declared, latest_version, plural
-from mlform.kinds.environment import checks
 from mlform.kinds.environment.conda import CondaSpecError, to_pip
-from mlform.kinds.environment.spec import EnvironmentSpec, parse
+from mlform.kinds.environment.declaring import EnvironmentDeclaring
+from mlform.kinds.environment.spec import EnvironmentSpec
 from mlform.plan import keys
 from mlform.plan.model import Change, Desired, Payload
 from mlform.shownpath import shown
@@ -83,40 +80,8 @@ class EnvironmentPayload(Payload):
     build: str  # the digest of what gets installed
 
 
-_CONDA_KEYS = {"name", "channels", "dependencies", "prefix", "variables"}
-
-
-class EnvironmentKind(Kind[EnvironmentSpec, EnvironmentPayload]):
-    name = "environment"
+class EnvironmentKind(EnvironmentDeclaring, Kind[EnvironmentSpec, EnvironmentPayload]):
     payload = EnvironmentPayload
-
-    def parse(self, body: Mapping[str, Any], source: Source) -> EnvironmentSpec:
-        return parse(body, source)
-
-    def misfiled(self, doc: Document) -> Problem | None:
-        data = doc.data if isinstance(doc.data, dict) else {}
-        if "dependencies" in data and data.keys() <= _CONDA_KEYS:
-            return doc.problem(
-                [],
-                "this looks like a conda file (it has dependencies:), but no environment "
-                f"names it; point one at it with conda_file: {doc.path.name}, or move it "
-                "out of environments/",
-            )
-        return None
-
-    def paths(self, spec: Spec) -> Iterable[Found]:
-        if not isinstance(spec, EnvironmentSpec):
-            return
-        for key, value in (("requirements", spec.requirements), ("conda_file", spec.conda_file)):
-            if isinstance(value, Path):
-                yield found(spec.source, spec.body, (key,), key, value, False)
-        build = spec.body.get("build")
-        if isinstance(build, Mapping) and isinstance(build.get("path"), str):
-            context = Path(os.path.normpath(spec.source.doc.path.parent / build["path"]))
-            yield found(spec.source, spec.body, ("build", "path"), "build path", context, False)
-
-    def check(self, spec: EnvironmentSpec, root: Path, skip: Collection[str]) -> list[Problem]:
-        return checks.check(spec, root)
 
     def desire(
         self, spec: EnvironmentSpec, ctx: Context, upstream: Mapping[str, Desired]
@@ -530,3 +495,6 @@ def _describe(path: Path, build: str, started: float, python: str) -> Environmen
     )
     frozen = json.loads(result.stdout) if result.returncode == 0 else []
     return EnvironmentBuild(build, str(path), python, frozen, time.monotonic() - started)
+
+
+KIND = EnvironmentKind()

@@ -1,5 +1,5 @@
 """Images declared in images/*.yml: a model, its scoring code and environment, built."""
 
-from mlform.kinds.image.kind import ImageKind
+from mlform.kinds.image.declaring import DECLARING
 
-KIND = ImageKind()
+__all__ = ["DECLARING"]

@@ -14,7 +14,7 @@ import importlib.metadata
 import json
 import os
 import shutil
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -24,17 +24,14 @@ from mlform import buildlog
 from mlform import snapshot as snapshots
 from mlform._resources import resource_dir
 from mlform.components import canonical, digest_of
-from mlform.config.containment import Found, code_path
-from mlform.config.kinds import Resolver
 from mlform.config.refs import AssetRef
-from mlform.config.specs import Source, Spec
 from mlform.context import Context, Outcome
-from mlform.errors import ApplyError, MlformError, PlanError, Problem
+from mlform.errors import ApplyError, MlformError, PlanError
 from mlform.hashing import sha256_file, sha256_text
 from mlform.kind import Kind
 from mlform.kinds.base import content_spec, declared, latest_version
-from mlform.kinds.image import checks
-from mlform.kinds.image.spec import ImageSpec, parse
+from mlform.kinds.image.declaring import ImageDeclaring
+from mlform.kinds.image.spec import ImageSpec
 from mlform.plan import keys
 from mlform.plan.model import Change, Desired, Payload
 from mlform.registry import models
@@ -60,32 +57,8 @@ class ImagePayload(Payload):
     snap: snapshots.Snapshot  # its scoring code, as planned
 
 
-class ImageKind(Kind[ImageSpec, ImagePayload]):
-    name = "image"
+class ImageKind(ImageDeclaring, Kind[ImageSpec, ImagePayload]):
     payload = ImagePayload
-
-    def parse(self, body: Mapping[str, Any], source: Source) -> ImageSpec:
-        return parse(body, source)
-
-    def paths(self, spec: Spec) -> Iterable[Found]:
-        if isinstance(spec, ImageSpec):
-            where = ("code_configuration", "code")
-            yield from code_path(spec.source, spec.body, where, spec.code)
-
-    def check(self, spec: ImageSpec, root: Path, skip: Collection[str]) -> list[Problem]:
-        return checks.check(spec, root)
-
-    def references(self, spec: ImageSpec, refs: Resolver) -> list[str]:
-        """The environment an image installs, and what registers its model: a models/
-        file or a runconfig's register_model. A model registered only by hand
-        (`mlform models register`) has no producer here; the plan checks it exists."""
-        found: list[str] = []
-        if spec.environment is not None:
-            env = refs.asset("environment", spec.environment, spec.source, ["environment"])
-            found.extend([env] if env else [])
-        if spec.model is not None:
-            found.extend(refs.producers("model", spec.model.name))
-        return found
 
     def desire(self, spec: ImageSpec, ctx: Context, upstream: Mapping[str, Desired]) -> Desired:
         assert spec.model and spec.environment  # else the workspace does not load
@@ -400,3 +373,6 @@ def runtime_folder(cache: Path) -> Path:
     shutil.rmtree(target, ignore_errors=True)
     partial.rename(target)
     return target
+
+
+KIND = ImageKind()

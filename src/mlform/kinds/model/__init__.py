@@ -1,5 +1,5 @@
 """Models declared in models/*.yml: files registered as a new version when they change."""
 
-from mlform.kinds.model.kind import ModelKind
+from mlform.kinds.model.declaring import DECLARING
 
-KIND = ModelKind()
+__all__ = ["DECLARING"]

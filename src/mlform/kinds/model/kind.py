@@ -8,24 +8,18 @@ never registered twice.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from mlform.config.containment import Found, found
-from mlform.config.kinds import Resolver
-from mlform.config.refs import LocalPath
-from mlform.config.specs import Source, Spec
-from mlform.config.yamlfile import JsonPath
 from mlform.context import Context, Outcome
-from mlform.errors import ApplyError, NotFound, Problem
+from mlform.errors import ApplyError, NotFound
 from mlform.hashing import FileEntry, sha256_text, tree_digest
 from mlform.kind import Kind
 from mlform.kinds.base import base_components, declared, latest_version, plural
 from mlform.kinds.data.kind import Scan, scan_location
-from mlform.kinds.model import checks
-from mlform.kinds.model.spec import ModelSpec, parse
+from mlform.kinds.model.declaring import ModelDeclaring
+from mlform.kinds.model.spec import ModelSpec
 from mlform.plan import keys
 from mlform.plan.model import Change, Desired, Payload
 from mlform.registry import content, models
@@ -43,27 +37,8 @@ class ModelPayload(Payload):
     scan: Scan
 
 
-class ModelKind(Kind[ModelSpec, ModelPayload]):
-    name = "model"
+class ModelKind(ModelDeclaring, Kind[ModelSpec, ModelPayload]):
     payload = ModelPayload
-
-    def parse(self, body: Mapping[str, Any], source: Source) -> ModelSpec:
-        return parse(body, source)
-
-    def check(self, spec: ModelSpec, root: Path, skip: Collection[str]) -> list[Problem]:
-        return checks.check(spec, root)
-
-    def paths(self, spec: Spec) -> Iterable[Found]:
-        if isinstance(spec, ModelSpec) and isinstance(spec.location, LocalPath):
-            path = spec.location.path
-            yield found(spec.source, spec.body, ("path",), "model path", path, True)
-
-    def references(self, spec: ModelSpec, refs: Resolver) -> list[str]:
-        """The datastore its path is on (the default one for a local path)."""
-        return [refs.datastore(spec.location, spec.source, ["path"])]
-
-    def produces(self, spec: ModelSpec) -> list[tuple[str, str, JsonPath]]:
-        return [("model", spec.name, ["name"])]
 
     def desire(self, spec: ModelSpec, ctx: Context, upstream: Mapping[str, Desired]) -> Desired:
         scan = scan_location(spec, ctx)
@@ -199,3 +174,6 @@ def _download(scan: Scan, storage: Storage) -> list[FileEntry]:
             digest, size = ingest_stream(storage, stream, f"{scan.location}/{entry.relpath}")
         entries.append(FileEntry(entry.relpath, size, digest))
     return entries
+
+
+KIND = ModelKind()

@@ -12,6 +12,6 @@ published  published pipelines over REST (`mlform pipelines serve`)
 operations what `mlform pipelines …` lists and shows
 """
 
-from mlform.kinds.pipeline.kind import PipelineKind
+from mlform.kinds.pipeline.declaring import DECLARING
 
-KIND = PipelineKind()
+__all__ = ["DECLARING"]

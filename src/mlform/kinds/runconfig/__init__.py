@@ -9,6 +9,6 @@ command job).
     gated    the model a run registers, when its register_model gate passes
 """
 
-from mlform.kinds.runconfig.kind import RunconfigKind
+from mlform.kinds.runconfig.declaring import DECLARING
 
-KIND = RunconfigKind()
+__all__ = ["DECLARING"]

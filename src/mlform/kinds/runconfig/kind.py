@@ -10,31 +10,24 @@ editing them never retrains.
 from __future__ import annotations
 
 import os
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from mlform import snapshot as snapshots
 from mlform.components import canonical
-from mlform.config.containment import Found, code_path, input_paths
-from mlform.config.kinds import Resolver
-from mlform.config.refs import AssetRef, LocalPath
-from mlform.config.specs import DataInput, Source, Spec
-from mlform.config.yamlfile import JsonPath
+from mlform.config.refs import LocalPath
+from mlform.config.specs import DataInput
 from mlform.context import Context, Outcome
-from mlform.errors import Problem
 from mlform.hashing import sha256_text, tree_digest
 from mlform.kind import Kind
 from mlform.kinds.base import content_spec, declared, secret_components
 from mlform.kinds.environment.kind import ensure_built
-from mlform.kinds.environment.references import environment_reference
-from mlform.kinds.runconfig import checks, gated
+from mlform.kinds.runconfig import gated
+from mlform.kinds.runconfig.declaring import RunconfigDeclaring
 from mlform.kinds.runconfig.payload import RunPayload
-from mlform.kinds.runconfig.spec import RunconfigSpec, parse
+from mlform.kinds.runconfig.spec import RunconfigSpec
 from mlform.plan import keys
 from mlform.plan.model import Change, Desired
-from mlform.secrets import references as secret_references
-from mlform.secrets.references import ANY
 from mlform.state.records import Recorded
 
 _LISTED_FILES = 1000
@@ -43,47 +36,8 @@ _LISTED_FILES = 1000
 _NOT_DIGESTED = frozenset({"trigger", "register_model"})
 
 
-class RunconfigKind(Kind[RunconfigSpec, RunPayload]):
-    name = "runconfig"
+class RunconfigKind(RunconfigDeclaring, Kind[RunconfigSpec, RunPayload]):
     payload = RunPayload
-    name_from_file = True  # Azure ML job files may leave name: out
-
-    def parse(self, body: Mapping[str, Any], source: Source) -> RunconfigSpec:
-        return parse(body, source)
-
-    def secret_places(self, kind: str) -> tuple[tuple[str, ...], ...]:
-        return (("environment_variables", ANY),)
-
-    def defines(self, spec: Spec) -> Sequence[Spec]:
-        return spec.inline if isinstance(spec, RunconfigSpec) else ()
-
-    def paths(self, spec: Spec) -> Iterable[Found]:
-        if isinstance(spec, RunconfigSpec):
-            yield from code_path(spec.source, spec.body, ("code",), spec.code)
-            yield from input_paths(spec.source, spec.body, (), spec.inputs)
-
-    def secret_uses(self, spec: Spec) -> tuple[str, ...]:
-        if isinstance(spec, RunconfigSpec):
-            return tuple(secret_references.names_in(dict(spec.variables)))
-        return ()
-
-    def check(self, spec: RunconfigSpec, root: Path, skip: Collection[str]) -> list[Problem]:
-        return checks.check(spec, root) + checks.register_model(spec)
-
-    def references(self, spec: RunconfigSpec, refs: Resolver) -> list[str]:
-        """The environment, data and compute a runconfig names, each declared here."""
-        named: list[tuple[str, AssetRef, JsonPath]] = []
-        found = [environment_reference(refs, spec.environment, spec.source, spec.body)]
-        for key, value in spec.inputs.items():
-            if isinstance(value, DataInput) and value.asset is not None:
-                named.append(("data", value.asset, ["inputs", key, "path"]))
-        found.extend(refs.asset(kind, ref, spec.source, where) for kind, ref, where in named)
-        found.append(refs.named("compute", spec.compute, spec.source, ["compute"], "runs"))
-        return [address for address in found if address]
-
-    def produces(self, spec: RunconfigSpec) -> list[tuple[str, str, JsonPath]]:
-        model = spec.register_model
-        return [] if model is None else [("model", model.name, ["register_model", "name"])]
 
     def desire(self, spec: RunconfigSpec, ctx: Context, upstream: Mapping[str, Desired]) -> Desired:
         body = {k: v for k, v in content_spec(spec.body).items() if k not in _NOT_DIGESTED}
@@ -175,3 +129,6 @@ def _local_digest(path: Path, ctx: Context) -> str:
     if path.is_file():
         return ctx.hasher.file(path)
     return tree_digest(ctx.hasher.folder(path))
+
+
+KIND = RunconfigKind()

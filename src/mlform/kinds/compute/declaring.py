@@ -1,0 +1,37 @@
+"""How compute files are read: parsed, checked, resolved (`Declaring`)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from mlform.config.kinds import Declaring
+from mlform.config.specs import Source
+from mlform.config.unsupported import TODO
+from mlform.config.yamlfile import Document
+from mlform.errors import Problem
+from mlform.kinds.compute.spec import BUILT_IN, TYPES, ComputeSpec, parse
+
+
+class ComputeDeclaring(Declaring[ComputeSpec]):
+    name = "compute"
+    built_in = BUILT_IN
+
+    def how_to_declare(self, name: str, folder: str) -> str:
+        return f"declare it in {folder}/{name}.yml with type: local, or use compute: local"
+
+    def parse(self, body: Mapping[str, Any], source: Source) -> ComputeSpec:
+        return parse(body, source)
+
+    def misfiled(self, doc: Document) -> Problem | None:
+        written = doc.data.get("type") if isinstance(doc.data, dict) else None
+        if isinstance(written, str) and written not in TYPES:
+            return doc.problem(
+                ["type"],
+                f"{TODO}: compute type '{written}' (in {doc.display}); mlform runs jobs on "
+                "this machine: use type: local",
+            )
+        return None
+
+
+DECLARING = ComputeDeclaring()
