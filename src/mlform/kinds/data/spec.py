@@ -6,17 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from mlform.config.refs import (
-    Location,
-    parse_location,
-)
-from mlform.config.specs import (
-    HERE,
-    Source,
-    Spec,
-    common,
-    version_of,
-)
+from mlform.config.refs import Location, parse_location
+from mlform.config.specs import HERE, Source, Spec, common, version_of
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,14 +36,7 @@ from pathlib import Path
 from mlform import private
 from mlform.errors import NotFound
 from mlform.kinds.endpoint.keys import secrets_folder
-from mlform.serving.keyring import (
-    KEY_BYTES,
-    MAX_TOKEN_LIFETIME,
-    KeyRing,
-    TokenKey,
-    dump,
-    read,
-)
+from mlform.serving.keyring import KEY_BYTES, MAX_TOKEN_LIFETIME, KeyRing, TokenKey, dump, read
 
 TOKEN_MODES = ("token", "aml_token")  # Azure ML's name, and the short one
 

@@ -8,16 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from mlform.config.refs import (
-    AssetRef,
-    local_path,
-)
-from mlform.config.specs import (
-    Source,
-    Spec,
-    common,
-    env_text,
-)
+from mlform.config.refs import AssetRef, local_path
+from mlform.config.specs import Source, Spec, common, env_text
 from mlform.config.yamlfile import JsonPath
 from mlform.kinds.environment.spec import environment_ref
 from mlform.kinds.model.spec import model_ref

@@ -8,19 +8,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from mlform.config.anonymous import anonymous_name
-from mlform.config.refs import (
-    AssetRef,
-    local_path,
-    parse_asset_ref,
-)
-from mlform.config.specs import (
-    Source,
-    Spec,
-    common,
-    env_text,
-    in_place,
-    version_of,
-)
+from mlform.config.refs import AssetRef, local_path, parse_asset_ref
+from mlform.config.specs import Source, Spec, common, env_text, in_place, version_of
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,17 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from mlform.config.refs import (
-    AssetRef,
-    local_path,
-    parse_asset_ref,
-)
-from mlform.config.specs import (
-    Source,
-    Spec,
-    common,
-    env_text,
-)
+from mlform.config.refs import AssetRef, local_path, parse_asset_ref
+from mlform.config.specs import Source, Spec, common, env_text
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,20 +7,8 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from mlform.config.anonymous import anonymous_name
-from mlform.config.refs import (
-    AssetRef,
-    Location,
-    parse_asset_ref,
-    parse_location,
-)
-from mlform.config.specs import (
-    HERE,
-    Source,
-    Spec,
-    common,
-    in_place,
-    version_of,
-)
+from mlform.config.refs import AssetRef, Location, parse_asset_ref, parse_location
+from mlform.config.specs import HERE, Source, Spec, common, in_place, version_of
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,11 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from mlform.config.refs import (
-    AssetRef,
-    local_path,
-    parse_asset_ref,
-)
+from mlform.config.refs import AssetRef, local_path, parse_asset_ref
 from mlform.config.specs import (
     DataInput,
     RegisterModel,

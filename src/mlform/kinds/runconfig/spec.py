@@ -7,10 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from mlform.config.refs import (
-    AssetRef,
-    local_path,
-)
+from mlform.config.refs import AssetRef, local_path
 from mlform.config.specs import (
     DataInput,
     RegisterModel,
