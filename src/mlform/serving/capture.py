@@ -210,6 +210,7 @@ class Capture:
     def _write_file(
         self, folder: Path, rows: Iterable[tuple[int, str, str | None, str | None]]
     ) -> None:
+        # start-up: pyarrow is loaded by the capture thread, never on a request's path
         import pyarrow  # type: ignore[import-untyped]
         import pyarrow.parquet  # type: ignore[import-untyped]
 
