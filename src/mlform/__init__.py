@@ -19,7 +19,6 @@ __all__ = ["Run", "Workspace", "get_run"]
 
 
 def __getattr__(name: str) -> object:
-    # start-up: `import mlform` (a training script's) loads neither the front door nor the SDK
     if name == "Workspace":
         from mlform.workspace import Workspace
 

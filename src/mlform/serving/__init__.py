@@ -22,5 +22,5 @@ and uvicorn (and pyarrow where capture is on), so they import nothing else: the
 standard library, starlette, uvicorn, and numpy, pandas or pyarrow only when needed.
 uvicorn takes httptools and uvloop where they are installed (local deployments have
 them); the router, which runs beside mlform and never in an image, needs httptools.
-Starting, stopping and watching deployments is `mlform.kinds.endpoint`' work.
+Starting, stopping and watching deployments is `mlform.endpoints`' work.
 """

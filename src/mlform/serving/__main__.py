@@ -220,7 +220,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _app(script: ScoringScript, args: argparse.Namespace) -> Starlette:
     capture_dir = os.environ.get("MLFORM_CAPTURE_DIR")
     if capture_dir:
-        # start-up: pyarrow, only for a deployment that captures data
         from mlform.serving.capture import Capture
 
         rate = float(os.environ.get("MLFORM_CAPTURE_RATE", "1"))

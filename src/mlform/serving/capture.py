@@ -210,7 +210,6 @@ class Capture:
     def _write_file(
         self, folder: Path, rows: Iterable[tuple[int, str, str | None, str | None]]
     ) -> None:
-        # start-up: pyarrow is loaded by the capture thread, never on a request's path
         import pyarrow  # type: ignore[import-untyped]
         import pyarrow.parquet  # type: ignore[import-untyped]
 
@@ -245,7 +244,6 @@ def _warm_up() -> None:
     then would lose its records. One tiny write to memory imports them all.
     """
     try:
-        # what this checks is that pyarrow imports: it is not needed until capture starts
         import pyarrow
         import pyarrow.parquet
 

@@ -238,7 +238,7 @@ def import_script(
 
     `MLFORM_MODEL_DIR` names `model_dir` (the model's files) and `AZUREML_MODEL_DIR`
     names `azureml_model_dir` (the files as Azure ML mounts them, see
-    `mlform.registry.mount`; default: `model_dir`), set before the import since scripts
+    `mlform.endpoints.mount`; default: `model_dir`), set before the import since scripts
     read them at top level. The script's folder goes first on `sys.path`, so it imports
     its sibling modules.
     """
