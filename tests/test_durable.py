@@ -152,7 +152,7 @@ def test_the_states_side_files_are_flushed_under_a_temporary_name_then_named(
 
 
 def test_a_side_file_is_never_seen_half_written(tmp_path: Path) -> None:
-    target = tmp_path / "routing.json"
+    target = tmp_path / "router.json"
     private.write(target, b'{"pid": 1}')
     real = os.fsync
     seen: list[bytes] = []

@@ -4,7 +4,7 @@ A state file deleted (or lost) while its endpoints still serve would make the ne
 start from zero: register every version again from 1, and start a second router and
 deployment beside the ones still running, which nothing would record any more. What
 outlives the state says whether one existed: the processes recorded beside it (each
-router's `routing.json`, each instance's `instance.json`) and the registered content of
+router's `router.json`, each instance's `instance.json`) and the registered content of
 the datastores kept inside the workspace. A datastore outside it (a shared folder, a
 bucket) may as well hold another workspace's versions, so it is no evidence.
 """

@@ -24,7 +24,7 @@ def test_a_router_starts_is_recorded_and_stops(tmp_path: Path) -> None:
     started = routing.ensure(tmp_path, "iris", port)
     try:
         assert started.alive()
-        record = json.loads((routing.folder(tmp_path, "iris") / "routing.json").read_text())
+        record = json.loads((routing.folder(tmp_path, "iris") / "router.json").read_text())
         assert record == {
             "pid": started.pid,
             "started": started.process.started,
@@ -49,7 +49,7 @@ def test_a_router_another_mlform_started_is_restarted(tmp_path: Path) -> None:
         port = sock.getsockname()[1]
     old = routing.ensure(tmp_path, "iris", port)
     try:
-        path = routing.folder(tmp_path, "iris") / "routing.json"
+        path = routing.folder(tmp_path, "iris") / "router.json"
         for older in ({"code": "0" * 64}, {}):  # another digest; a record from before digests
             record = {k: v for k, v in json.loads(path.read_text()).items() if k != "code"}
             path.write_text(json.dumps({**record, **older}))
@@ -70,7 +70,7 @@ def test_a_router_that_exits_is_told_with_its_exit_code_and_log(tmp_path: Path) 
         with pytest.raises(ApplyError) as caught:
             routing.ensure(tmp_path, "iris", port)
     message = str(caught.value)
-    log = routing.folder(tmp_path, "iris") / "routing.log"
+    log = routing.folder(tmp_path, "iris") / "router.log"
     assert re.match(
         rf"endpoint/iris: its router \(pid \d+\) exited with code 3 before it listened on "
         rf"port {port}; the last lines of {re.escape(str(log))}:\n  \| ",
