@@ -18,6 +18,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
+from types import ModuleType
 from typing import Any, ClassVar, Protocol, TypeVar
 
 from mlform.config import kinds as registry
@@ -68,11 +69,17 @@ class _Kinds(Mapping[str, "Kind[Any, Any]"]):
     not typed each as itself: which payload goes with which kind is checked as a change
     is applied."""
 
+    def __init__(self) -> None:
+        self._modules: dict[str, ModuleType] = {}  # kind → its `kind` module, once imported
+
     def __getitem__(self, name: str) -> Kind[Any, Any]:
         if name not in registry.RESOURCES:
             raise KeyError(name)
-        package = registry.BY_NAME[name].package
-        kind: Kind[Any, Any] = importlib.import_module(f"{package}.kind").KIND
+        module = self._modules.get(name)
+        if module is None:
+            package = registry.BY_NAME[name].package
+            module = self._modules[name] = importlib.import_module(f"{package}.kind")
+        kind: Kind[Any, Any] = module.KIND
         return kind
 
     def __iter__(self) -> Iterator[str]:

@@ -18,6 +18,7 @@ import importlib
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any, ClassVar, Protocol, TypeVar
 
 from mlform.config.containment import Found
@@ -217,10 +218,16 @@ class Declaring(Protocol[S]):
         return ()
 
 
+_packages: dict[str, ModuleType] = {}  # kind → its package, once imported (asked per spec)
+
+
 def declaring(name: str) -> Declaring[Any]:
     """How files of kind `name` are read: its package's `DECLARING` (the package imported
     on first use; what plans and applies it, `<package>.kind`, only when planning)."""
-    reader: Declaring[Any] = importlib.import_module(BY_NAME[name].package).DECLARING
+    package = _packages.get(name)
+    if package is None:
+        package = _packages[name] = importlib.import_module(BY_NAME[name].package)
+    reader: Declaring[Any] = package.DECLARING
     return reader
 
 
