@@ -4,7 +4,9 @@ mlform's scoring server calls init() once, with the model version's files in
 MLFORM_MODEL_DIR, then run(data) for each request. MLFORM_PARSED_INPUT asks mlform to
 parse the request for run(): {"data": [[5.1, 3.5, 1.4, 0.2], ...]} gives the rows;
 MLflow-style dataframe_split or dataframe_records payloads arrive as a pandas DataFrame.
-(Without it, run() gets the request body as a str, as on Azure ML.)
+(Without it, run() gets the request body as a str, as on Azure ML.) MLFORM_BATCHABLE says
+run() predicts each row on its own, so mlform may give it the rows of requests that arrive
+together in one call, and send each client its own rows' predictions.
 
 No rows (an empty list, null, a frame without rows) score to no predictions. Input that
 is not flowers is refused with a message for the client: mlform answers 400 to
@@ -24,6 +26,7 @@ except ImportError:
     BadPayload = ValueError
 
 MLFORM_PARSED_INPUT = True
+MLFORM_BATCHABLE = True
 COLUMNS = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 EXPECTED = "send rows of 4 numbers (" + ", ".join(COLUMNS) + "), or records with those keys"
 model = None

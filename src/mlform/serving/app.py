@@ -58,11 +58,14 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from mlform.serving.auth import CHALLENGE, KeyCheck, KeyMissing, KeyRejected, NotAllowed
+from mlform.serving.batching import Batcher
 from mlform.serving.keyring import KeyRing
 from mlform.serving.metrics import CONTENT_TYPE, Metrics
 from mlform.serving.openapi import DEFAULT_QUEUE_WAIT, JSON, MAX_BODY, openapi_document
 from mlform.serving.placement import Placement
 from mlform.serving.scoring import (
+    BATCH_MARKER,
+    PARSED_MARKER,
     RAW,
     BadPayload,
     BadResult,
@@ -152,7 +155,7 @@ def create_app(
         "retry shortly, or raise the limit (max_concurrent_requests_per_instance) or the "
         "wait (max_queue_wait_ms), or add instances"
     )
-    run = _runner(script, request_timeout, pooled=max_concurrent is not None)
+    run, batcher = _runner(script, request_timeout, pooled=max_concurrent is not None)
     # As Azure ML's inference server: a raw run() gets any body as text; one that is
     # given parsed JSON (schema-decorated, or mlform's parsed mode) needs a JSON type.
     json_only = script.input != RAW
@@ -231,7 +234,8 @@ def create_app(
         return Response(not_ready, status_code=503, media_type=JSON)
 
     async def report(request: Request) -> Response:
-        return Response(metrics.render(script.ready), media_type=CONTENT_TYPE)
+        batched = None if batcher is None else (batcher.requests, batcher.calls)
+        return Response(metrics.render(script.ready, batched), media_type=CONTENT_TYPE)
 
     async def describe(request: Request) -> Response:
         return Response(openapi, media_type=JSON)
@@ -253,26 +257,54 @@ def create_app(
 
 def _runner(
     script: ScoringScript, timeout: float | None, *, pooled: bool
+) -> tuple[Callable[[bytes, str], Awaitable[bytes]], Batcher | None]:
+    """`script.score`, alone or with concurrent requests (`batching`: then with its
+    Batcher), where `Placement` puts it; in the thread pool if `pooled` or timed, given
+    up on after `timeout` s."""
+    placement = Placement(pooled=pooled or timeout is not None)
+    single = _single(script, timeout, placement)
+    if not script.batchable:
+        if getattr(script.module, BATCH_MARKER, False) is True:
+            logger.warning(
+                "%s sets %s but not %s = True: requests are scored one at a time (a "
+                "script that gets the body as text cannot share calls)",
+                script.name,
+                BATCH_MARKER,
+                PARSED_MARKER,
+            )
+        return single, None
+    batcher = Batcher(script, placement, single, timeout=timeout)
+    if timeout is None:
+        return batcher.score, batcher
+    message = _timed_out(timeout)
+
+    async def run_batched(body: bytes, request_id: str) -> bytes:
+        try:
+            return await batcher.score(body, request_id)
+        except TimeoutError:
+            raise TimedOut(message) from None
+
+    return run_batched, batcher
+
+
+def _single(
+    script: ScoringScript, timeout: float | None, placement: Placement
 ) -> Callable[[bytes, str], Awaitable[bytes]]:
-    """`script.score` where `Placement` puts it; in the thread pool if `pooled` or timed,
-    given up on after `timeout` seconds."""
-    if timeout is None and not pooled:
-        placement = Placement()
+    """`script.score` for one request, where `placement` puts it; given up on after
+    `timeout` seconds (in a thread: a timed call never runs on the loop)."""
+    if timeout is None and not placement.pooled:
 
         async def run_placed(body: bytes, request_id: str) -> bytes:
             return await placement.call(script.score, body, request_id)
 
         return run_placed
-    if timeout is None:
+    if timeout is None:  # pooled: the thread pool, always
 
         async def run_pooled(body: bytes, request_id: str) -> bytes:
             return await run_in_threadpool(script.score, body, request_id)
 
         return run_pooled
-    message = (
-        f"the scoring script did not answer within this deployment's request timeout of "
-        f"{timeout:g} s; send fewer rows per request, or raise the timeout"
-    )
+    message = _timed_out(timeout)
 
     async def run(body: bytes, request_id: str) -> bytes:
         # Abandoned, not cancelled, on timeout: cancelling would wait for the thread.
@@ -283,6 +315,13 @@ def _runner(
             raise TimedOut(message) from None
 
     return run
+
+
+def _timed_out(timeout: float) -> str:
+    return (
+        f"the scoring script did not answer within this deployment's request timeout of "
+        f"{timeout:g} s; send fewer rows per request, or raise the timeout"
+    )
 
 
 async def _take(slots: asyncio.Semaphore, wait: float, busy: str) -> None:

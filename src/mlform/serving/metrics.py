@@ -5,6 +5,10 @@
     mlform_request_duration_seconds      a histogram of the time to answer one
     mlform_requests_in_flight            scoring requests being answered now
     mlform_ready                         1 once init() has succeeded, else 0
+    mlform_batched_requests_total        requests answered by a run() call they shared
+    mlform_batch_calls_total             those calls (requests ÷ calls: the mean batch)
+
+The last two only for a script that sets MLFORM_BATCHABLE (see `batching`).
 
 Written by hand rather than with prometheus_client, which deployment images do not
 hold. Recording a request is a few integer updates and one bisect; all of them run on
@@ -41,8 +45,9 @@ class Metrics:
         self.buckets[bisect_left(BUCKETS, seconds)] += 1
         self.seconds += seconds
 
-    def render(self, ready: bool) -> bytes:
-        """The exposition text, with `ready` as the mlform_ready gauge."""
+    def render(self, ready: bool, batched: tuple[int, int] | None = None) -> bytes:
+        """The exposition text, with `ready` as the mlform_ready gauge and `batched`, the
+        requests that shared run() calls and those calls, if batching is on."""
         duration = "mlform_request_duration_seconds"
         lines = [
             "# HELP mlform_requests_total Scoring requests answered, by HTTP status code.",
@@ -71,4 +76,15 @@ class Metrics:
             "# TYPE mlform_ready gauge",
             f"mlform_ready {int(ready)}",
         ]
+        if batched is not None:
+            requests, calls = batched
+            lines += [
+                "# HELP mlform_batched_requests_total Scoring requests answered by a shared "
+                "run() call.",
+                "# TYPE mlform_batched_requests_total counter",
+                f"mlform_batched_requests_total {requests}",
+                "# HELP mlform_batch_calls_total run() calls shared by scoring requests.",
+                "# TYPE mlform_batch_calls_total counter",
+                f"mlform_batch_calls_total {calls}",
+            ]
         return ("\n".join(lines) + "\n").encode("ascii")

@@ -35,12 +35,13 @@ WEIGHT = 0.2  # of the newest call in the moving average
 class Placement:
     """Calls one function on the event loop or in the thread pool, by its recent times."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, pooled: bool = False) -> None:
+        self.pooled = pooled  # always in the thread pool
         self.average = 0.0  # seconds, moving average of recent calls
 
     @property
     def inline(self) -> bool:
-        return self.average < QUICK
+        return not self.pooled and self.average < QUICK
 
     async def call(self, function: Callable[..., T], *args: object) -> T:
         result: T

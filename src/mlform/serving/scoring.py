@@ -56,6 +56,8 @@ SCRIPT_MODULE = "mlform_scoring_script"
 
 # Set at a script's top level, it asks for run(data) with the parsed payload.
 PARSED_MARKER = "MLFORM_PARSED_INPUT"
+# Set too, it says run() scores each row on its own, so requests may share a call.
+BATCH_MARKER = "MLFORM_BATCHABLE"
 RAW, SCHEMA, PARSED = "raw", "schema", "parsed"
 
 # Python's parser recurses once per level of nesting: a deep enough body ends in a
@@ -110,6 +112,8 @@ class ScoringScript:
         self.module = module
         self.run: Callable[..., Any] = run
         self.input = input_mode(module, run)
+        # run() scores each row on its own: concurrent requests may share a call (`batching`).
+        self.batchable = self.input == PARSED and getattr(module, BATCH_MARKER, False) is True
         self._parameters = _parameters(run) if self.input == SCHEMA else ()
         self.ready = False
         # Told of each request scored: its data, run()'s result and the request id (data
@@ -131,27 +135,43 @@ class ScoringScript:
     def score(self, body: bytes, request_id: str = "") -> bytes:
         """One request: its body in (given to run() as `self.input` says), JSON of
         `run()`'s result out."""
-        if not self.ready:
-            raise NotReady(f"{self.name} is not ready: its init() has not completed")
+        self.require_ready()
         if self.input == RAW:
             try:
                 data: Any = body.decode("utf-8")
             except UnicodeDecodeError as err:
                 raise BadPayload(f"the request body is not UTF-8 text: {err}") from err
-            arguments: dict[str, Any] = {}
-        elif self.input == SCHEMA:
-            arguments = self._arguments(_json(body))
+            return self.answer(data, self.call(data), request_id)
+        if self.input == SCHEMA:
+            arguments = self._arguments(read_json(body))
             data = next(iter(arguments.values()), None)
-        else:
-            data, arguments = parse_payload(_json(body)), {}
+            return self.answer(data, self.call(None, arguments), request_id)
+        return self.score_parsed(read_json(body), request_id)
+
+    def score_parsed(self, payload: Any, request_id: str = "") -> bytes:
+        """One request of the parsed mode, its body already read as JSON."""
+        self.require_ready()
+        data = parse_payload(payload)
+        return self.answer(data, self.call(data), request_id)
+
+    def require_ready(self) -> None:
+        if not self.ready:
+            raise NotReady(f"{self.name} is not ready: its init() has not completed")
+
+    def call(self, data: Any, arguments: dict[str, Any] | None = None) -> Any:
+        """run(data), or run(**arguments) for a schema-decorated run(): its result, or
+        RunFailed (BadPayload passes: the script's own word to the client, a 400)."""
         try:
-            result = self.run(**arguments) if self.input == SCHEMA else self.run(data)
+            return self.run(**arguments) if arguments is not None else self.run(data)
         except BadPayload:
-            raise  # the script's own word to the client on its input: a 400
+            raise
         except Exception as err:
             raise RunFailed(
                 f"the scoring script raised {type(err).__name__}; see the deployment's log"
             ) from err
+
+    def answer(self, data: Any, result: Any, request_id: str) -> bytes:
+        """run()'s `result` for `data` as the JSON sent back, offered to data capture."""
         encoded = to_json(result)
         if self.capture is not None:
             self.capture(_captured(data) if self.input == RAW else data, result, request_id)
@@ -207,7 +227,8 @@ def _parameters(run: Callable[..., Any]) -> tuple[tuple[str, Any], ...]:
     return tuple((p.name, p.default) for p in signature.parameters.values() if p.kind in kinds)
 
 
-def _json(body: bytes) -> Any:
+def read_json(body: bytes) -> Any:
+    """A request body parsed as JSON; BadPayload if it is not JSON."""
     try:
         return json.loads(body)
     except ValueError as err:
