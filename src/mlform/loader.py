@@ -34,10 +34,10 @@ from mlform.config.kinds import (
 from mlform.config.listing import yaml_files
 from mlform.config.names import name_problem
 from mlform.config.refs import AssetRef, DatastorePath, Location, local_path
-from mlform.config.schema import Where, usable
+from mlform.config.schema import usable
 from mlform.config.specs import IMPLICIT_DATASTORE, DatastoreSpec, Source, Spec
 from mlform.config.unsupported import unsupported
-from mlform.config.yamlfile import Document, JsonPath, read_document
+from mlform.config.yamlfile import Document, JsonPath, Where, read_document
 from mlform.errors import ConfigInvalid, Problem, WorkspaceNotFound
 from mlform.graph import find_cycles
 from mlform.secrets import declared as declared_secrets

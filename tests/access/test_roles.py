@@ -5,8 +5,6 @@ refused; every denial in the audit log; no token anywhere in plain text."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -14,9 +12,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from mlform.kinds.endpoint import keys
-from tests.conftest import Ran, free_port
-from tests.kinds.pipeline.test_published import COPY, ECHO, PIPELINE, Endpoint, _wait_healthy
+from tests.conftest import Ran
+from tests.kinds.pipeline.test_published import Endpoint, serving_pipelines
 
 Cli = Callable[..., Ran]
 Make = Callable[[Mapping[str, str]], Path]
@@ -41,33 +38,8 @@ TABLE = [
 
 @pytest.fixture
 def served(cli: Cli, make_workspace: Make, tmp_path: Path) -> Iterator[Endpoint]:
-    root = make_workspace(
-        {
-            "workspace.yml": "name: pipes\n",
-            "src/echo.py": ECHO,
-            "src/copy.py": COPY,
-            "pipelines/echo.yml": PIPELINE,
-        }
-    )
-    applied = cli("apply", "--yes", cwd=root)
-    assert applied.code == 0, applied.out + applied.err
-    port = free_port()
-    log = tmp_path / "serve.log"
-    argv = [sys.executable, "-m", "mlform.cli.main", "-C", str(root)]
-    with log.open("wb") as sink:
-        server = subprocess.Popen(
-            [*argv, "pipelines", "serve", "--port", str(port)],
-            stdin=subprocess.DEVNULL,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        _wait_healthy(server, port, log)
-        found = keys.load(root / ".mlform", "pipelines")
-        yield Endpoint(root, port, found["primary"], found["secondary"])
-    finally:
-        server.kill()
-        server.wait()
+    with serving_pipelines(cli, make_workspace, tmp_path) as endpoint:
+        yield endpoint
 
 
 def create(cli: Cli, root: Path, name: str, role: str, expires: str = "30d") -> str:

@@ -22,9 +22,8 @@ from pathlib import Path
 
 from mlform.config.refs import LocalPath
 from mlform.config.specs import DataInput, DatastoreSpec, Source
+from mlform.config.yamlfile import Where
 from mlform.errors import Problem
-
-Where = tuple[str | int, ...]
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,10 +24,8 @@ from typing import Any, ClassVar, Protocol, TypeVar
 from mlform.config.containment import Found
 from mlform.config.refs import AssetRef, Location
 from mlform.config.specs import Source, Spec
-from mlform.config.yamlfile import Document, JsonPath
+from mlform.config.yamlfile import Document, JsonPath, Where
 from mlform.errors import Problem
-
-Where = tuple[str | int, ...]  # a path into a document
 
 
 @dataclass(frozen=True, slots=True)

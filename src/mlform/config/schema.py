@@ -25,13 +25,11 @@ import fastjsonschema
 
 from mlform._resources import resource_dir
 from mlform.cachedir import cache_dir
-from mlform.config.yamlfile import Document
+from mlform.config.yamlfile import Document, Where
 from mlform.errors import Problem
 
 if TYPE_CHECKING:
     import jsonschema
-
-Where = tuple[str | int, ...]
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from mlform.config import schema
-from mlform.config.yamlfile import Document
+from mlform.config.yamlfile import Document, Where
 from mlform.errors import Problem
 
 REFERENCE = re.compile(r"\$\{\{\s*secrets\.([^\s}]*)\s*\}\}")
@@ -75,9 +75,6 @@ def document_problems(doc: Document, allowed: Places, declared: Mapping[str, Any
                     )
                 )
     return problems
-
-
-Where = tuple[str | int, ...]
 
 
 def _strings(value: Any, where: Where) -> Iterator[tuple[Where, str]]:

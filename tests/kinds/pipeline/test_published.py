@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -111,8 +112,8 @@ class Endpoint:
             time.sleep(0.25)
 
 
-@pytest.fixture
-def endpoint(cli: Cli, make_workspace: Make, tmp_path: Path) -> Iterator[Endpoint]:
+@contextmanager
+def serving_pipelines(cli: Cli, make_workspace: Make, tmp_path: Path) -> Iterator[Endpoint]:
     """The two-step pipeline applied, and `mlform pipelines serve` on a free port."""
     root = make_workspace(
         {
@@ -141,6 +142,12 @@ def endpoint(cli: Cli, make_workspace: Make, tmp_path: Path) -> Iterator[Endpoin
     finally:
         server.kill()
         server.wait()
+
+
+@pytest.fixture
+def endpoint(cli: Cli, make_workspace: Make, tmp_path: Path) -> Iterator[Endpoint]:
+    with serving_pipelines(cli, make_workspace, tmp_path) as served:
+        yield served
 
 
 def _wait_healthy(server: subprocess.Popen[bytes], port: int, log: Path) -> None:

@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from mlform.config.containment import Found, code_path
-from mlform.config.kinds import Declaring, Where
+from mlform.config.kinds import Declaring
 from mlform.config.schema import usable
 from mlform.config.specs import Source, Spec
-from mlform.config.yamlfile import Document
+from mlform.config.yamlfile import Document, Where
 from mlform.errors import Problem
 from mlform.kinds.component import spec as components
 from mlform.kinds.component.spec import ComponentSpec

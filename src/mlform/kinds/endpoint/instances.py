@@ -17,7 +17,6 @@ if TYPE_CHECKING:
     import duckdb
 
 Reader = Callable[[str, Sequence[Any]], list[tuple[Any, ...]]]
-SERVING = ("running", "creating")
 RECORD = "instance.json"  # beside the instance's files: what runs outlives a lost state
 
 
