@@ -15,6 +15,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from mlform.errors import StateLocked
+from mlform.state import store as stores
 from mlform.state.migrations import MIGRATIONS
 from mlform.state.store import Store
 from tests.conftest import Ran
@@ -324,3 +326,45 @@ def test_a_state_without_a_workspace_name_adopts_the_first_applier(
     refused = cli("plan", cwd=root / "beta")
     assert refused.code == 1
     assert refused.err.startswith(f"error: the state {state} belongs to workspace 'alpha', ")
+
+
+def test_a_writer_lets_readers_in_between_its_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "state.duckdb"
+    monkeypatch.setattr(stores, "ACCESS_WAIT", 0.2)
+    writer = Store.open(path, "apply", write=True)
+    try:
+        with writer.transaction() as con:
+            con.execute("update meta set workspace = 'first'")
+        # Just written: the file stays open, and a reader waits, then is told by whom.
+        writer.idle()
+        assert writer.connected
+        with pytest.raises(StateLocked, match=r"is being written by `mlform apply` \(lock ID"):
+            Store.open(path, "plan", write=False)
+        writer.idle(after=0.0)  # quiet: the file is closed until the next write
+        assert not writer.connected
+        with Store.open(path, "plan", write=False) as reader:
+            assert reader.workspace() == "first"  # what was committed
+        with writer.transaction() as con:
+            con.execute("update meta set workspace = 'second'")
+        assert writer.connected and writer.workspace() == "second"
+    finally:
+        writer.close()
+    with Store.open(path, "plan", write=False) as reader:
+        assert reader.workspace() == "second"
+
+
+def test_a_busy_writer_still_pauses_for_readers_after_holding_the_file_a_while(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "state.duckdb"
+    with Store.open(path, "apply", write=True) as writer:
+        writer.query("select 1")
+        writer.idle()
+        assert writer.connected  # used just now
+        monkeypatch.setattr(stores, "HOLD", 0.0)
+        writer.idle()
+        assert not writer.connected  # held long enough: readers' turn
+        assert writer.query("select 1") == [(1,)]  # and open again on use
+        assert writer.connected

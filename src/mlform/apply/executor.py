@@ -123,6 +123,7 @@ def execute(
                     settle(
                         _record(store, apply_id, change, future, time.monotonic() - started, ctx)
                     )
+                store.idle()  # between writes, readers may open the state
             if ctx.cancelled.is_set():
                 raise KeyboardInterrupt
         except KeyboardInterrupt:

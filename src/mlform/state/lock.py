@@ -1,4 +1,5 @@
 """One writer at a time: an flock on `<state>.lock`, with the holder written inside.
+Readers take no part in it: they open the file between a writer's writes (`Access`).
 
 The kernel drops an flock when its process dies, however it dies, so a killed apply
 never leaves the state locked on this machine; the next one notes the interruption and
@@ -98,6 +99,67 @@ class StateLock:
         return (
             f"the state is locked by {holder.describe()}. Wait for it to finish, or, if no "
             f"mlform process is running, run `mlform force-unlock {holder.id}`"
+        )
+
+
+class Access:
+    """Who has the state's DuckDB file open: an flock on `<state>.access`, shared by
+    readers, held alone by a writer, and only while a connection is open.
+
+    DuckDB lets one process open a file for writing, and then no other may open it at
+    all. So a writer (which also holds `StateLock` for its whole run) closes its
+    connection between writes and lets readers in: `plan`, `runs list` and a pipeline
+    endpoint read what has been committed so far while an apply trains for hours.
+    """
+
+    def __init__(self, state_path: Path) -> None:
+        self.state = state_path
+        self.path = state_path.with_name(state_path.name + ".access")
+        self._fd: int | None = None
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def acquire(self, *, exclusive: bool, wait: float) -> None:
+        """Shared (a reader) or exclusive (a writer), waited for up to `wait` seconds;
+        StateLocked, naming the one in the way, if it is not free by then."""
+        if self._fd is not None:
+            return
+        mode = (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB
+        deadline = time.monotonic() + wait
+        fd = private.open_fd(self.path, os.O_RDWR)
+        while True:
+            try:
+                fcntl.flock(fd, mode)
+            except BlockingIOError:
+                if time.monotonic() < deadline:
+                    time.sleep(0.01)
+                    continue
+                os.close(fd)
+                raise StateLocked(self._refusal(exclusive, wait)) from None
+            self._fd = fd
+            return
+
+    def release(self) -> None:
+        if self._fd is None:
+            return
+        with contextlib.suppress(OSError):
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        os.close(self._fd)
+        self._fd = None
+
+    def _refusal(self, exclusive: bool, wait: float) -> str:
+        if exclusive:
+            return (
+                f"the state {self.state} stayed open in other mlform processes that read it "
+                f"for {wait:g} s; one of them may be hung. Stop it, then try again"
+            )
+        holder = _read(self.state.with_name(self.state.name + ".lock"))
+        writer = holder.describe() if holder is not None else "another mlform process"
+        return (
+            f"the state {self.state} is being written by {writer}, which did not pause for "
+            f"readers within {wait:g} s; try again in a moment"
         )
 
 

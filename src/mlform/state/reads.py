@@ -5,8 +5,9 @@ runs, the latest model versions. Readers keep each query's rows in
 `state.duckdb.reads`, tagged with the state file's signature (size, times and inode of
 the file and of its write-ahead log) and the schema's migrations; the next reader of an
 unchanged file answers from it, and never imports or opens DuckDB. Any write changes
-the signature, so nothing stale is ever served: readers hold the shared lock from the
-moment they look at the signature until they save, and writers need it exclusively.
+the signature, so nothing stale is ever served: readers hold the file's shared lock
+(`lock.Access`) from the moment they look at the signature until they save, and writers
+need it exclusively to write.
 """
 
 from __future__ import annotations

@@ -3,6 +3,10 @@
 Opening refuses, and never overwrites, a file that is not an mlform state, is damaged,
 or was written by a newer mlform. Each `transaction()` is one change: it commits with
 the serial bumped, or not at all, so a killed apply leaves a state the next continues.
+
+A writer holds the writers' lock (`StateLock`) from open to close, and the file itself
+(`Access`) only while its connection is open: `idle()` closes it between writes, so
+readers, who take no writers' lock, read what has been committed so far.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import json
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -20,13 +25,20 @@ from typing import TYPE_CHECKING, Any
 
 from mlform import __version__, private
 from mlform.errors import StateError, StateIncompatible, StateLocked
-from mlform.state.lock import LockInfo, StateLock
+from mlform.state.lock import Access, LockInfo, StateLock
 from mlform.state.migrations import MIGRATIONS
 from mlform.state.reads import ReadCache
 from mlform.state.records import EVENT_COLUMNS, Record, Recorded
 
 if TYPE_CHECKING:
     import duckdb
+
+
+# A reader waits this long for a writer to pause (writers pause within IDLE of their
+# last write, or after HOLD of continuous writing); a writer, this long for readers.
+ACCESS_WAIT = 30.0
+IDLE = 0.25  # seconds a writer's connection stays open unused
+HOLD = 2.0  # seconds a writer keeps its connection, however busy, before letting readers in
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +58,7 @@ class Store:
         *,
         write: bool = False,
         reads: ReadCache | None = None,
+        access: Access | None = None,
     ) -> None:
         self.path = path
         self._con = con
@@ -54,7 +67,14 @@ class Store:
         # What earlier readers read from this very file: a plan that changes nothing is
         # answered from it without opening DuckDB at all (see state/reads.py).
         self._reads = reads
+        self._access = access
         self._connecting = threading.Lock()
+        # The connection's lifetime against reads on other threads (`read`), for `idle`.
+        self._guard = threading.Lock()
+        self._users = 0
+        self._in_transaction = False
+        self._paused = False  # a writer's connection closed by idle(): reopened on use
+        self._opened = self._used = time.monotonic()
 
     # -- opening -------------------------------------------------------------------------
 
@@ -66,15 +86,19 @@ class Store:
             return cls(path, None, None)
         # Its folder first: the lock file would otherwise create it with the umask's mode.
         private.folder(path.parent)
-        lock = StateLock(path)
-        lock.acquire(operation, exclusive=write, wait=wait if write else max(wait, 10.0))
-        _restrict(path)  # as an older mlform may have left them
+        lock = None
+        if write:
+            lock = StateLock(path)
+            lock.acquire(operation, exclusive=True, wait=wait)
+        access = Access(path)
         try:
+            access.acquire(exclusive=write, wait=max(wait, ACCESS_WAIT))
+            _restrict(path)  # as an older mlform may have left them
             reads = ReadCache.load(path, [m.name for m in MIGRATIONS])
             if reads is not None:  # connected only if a read misses, or to write
-                return cls(path, None, lock, write=write, reads=reads)
+                return cls(path, None, lock, write=write, reads=reads, access=access)
             con = _connect(path, read_only=not write)
-            store = cls(path, con, lock, write=write)
+            store = cls(path, con, lock, write=write, access=access)
             pending = store._pending_migrations()
             if pending and not write:
                 store.close()  # upgrading needs the writer's lock, briefly
@@ -86,7 +110,9 @@ class Store:
                 store._reads = ReadCache.start(path, [m.name for m in MIGRATIONS])
             return store
         except BaseException:
-            lock.release()
+            access.release()
+            if lock is not None:
+                lock.release()
             raise
 
     @property
@@ -101,8 +127,28 @@ class Store:
             _restrict(self.path)
         if self._reads is not None and not self._write:
             self._reads.save()  # still under the lock: the file is as it was read
+        if self._access is not None:
+            self._access.release()
         if self.lock is not None:
             self.lock.release()
+
+    def idle(self, after: float = IDLE) -> None:
+        """A writer's pause: close the connection, letting readers open the file, if it
+        has not been used for `after` seconds, or has been open for HOLD; the next use
+        opens it again. Called between writes (the executor does, each time round)."""
+        if not self._write or self._con is None or self._access is None:
+            return
+        with self._guard:
+            now = time.monotonic()
+            if self._users or self._in_transaction or self._con is None:
+                return
+            if now - self._used < after and now - self._opened < HOLD:
+                return
+            self._con.close()
+            self._con = None
+            self._paused = True
+            _restrict(self.path)
+            self._access.release()
 
     def __enter__(self) -> Store:
         return self
@@ -112,6 +158,13 @@ class Store:
 
     @property
     def con(self) -> duckdb.DuckDBPyConnection:
+        if self._con is None and self._paused:
+            with self._connecting:
+                if self._con is None:
+                    assert self._access is not None
+                    self._access.acquire(exclusive=True, wait=ACCESS_WAIT)
+                    self._con = _connect(self.path, read_only=False)
+                    self._opened = time.monotonic()
         if self._con is None and self._reads is not None:
             with self._connecting:
                 if self._con is None:
@@ -126,8 +179,13 @@ class Store:
         return self._con
 
     @property
+    def connected(self) -> bool:
+        """Whether this store has the file open now (a writer does between idle pauses)."""
+        return self._con is not None
+
+    @property
     def exists(self) -> bool:
-        return self._con is not None or self._reads is not None
+        return self._con is not None or self._reads is not None or self._paused
 
     def _rows(self, sql: str, params: Sequence[Any] = (), *, cursor: bool = False) -> list[Any]:
         """Rows of a query, from what earlier readers read when the file is unchanged."""
@@ -136,15 +194,22 @@ class Store:
             found = reads.get(sql, params)
             if found is not None:
                 return found
-        con = self.con
-        if cursor:
-            cur = con.cursor()
-            try:
-                rows = cur.execute(sql, list(params)).fetchall()
-            finally:
-                cur.close()
-        else:
-            rows = con.execute(sql, list(params)).fetchall()
+        with self._guard:
+            self._users += 1
+        try:
+            con = self.con
+            if cursor:
+                cur = con.cursor()
+                try:
+                    rows = cur.execute(sql, list(params)).fetchall()
+                finally:
+                    cur.close()
+            else:
+                rows = con.execute(sql, list(params)).fetchall()
+        finally:
+            with self._guard:
+                self._users -= 1
+                self._used = time.monotonic()
         reads = self._reads
         if reads is not None:
             reads.put(sql, params, rows)
@@ -272,18 +337,23 @@ class Store:
         workspace is (the serial a saved plan is checked against); audit events and API
         tokens are not, so they leave a saved plan valid."""
         con = self.con
-        con.execute("begin")
+        self._in_transaction = True
         try:
-            yield con
-            if bump:
-                con.execute(
-                    "update meta set serial = serial + 1, written_by = ?",
-                    [f"mlform {__version__}"],
-                )
-            con.execute("commit")
-        except BaseException:
-            con.execute("rollback")
-            raise
+            con.execute("begin")
+            try:
+                yield con
+                if bump:
+                    con.execute(
+                        "update meta set serial = serial + 1, written_by = ?",
+                        [f"mlform {__version__}"],
+                    )
+                con.execute("commit")
+            except BaseException:
+                con.execute("rollback")
+                raise
+        finally:
+            self._in_transaction = False
+            self._used = time.monotonic()
         _restrict(self.path)  # DuckDB makes a new WAL with the umask's mode after a checkpoint
 
     def write(self, apply_id: str, records: Sequence[Record]) -> None:
@@ -337,12 +407,12 @@ def _connect(path: Path, *, read_only: bool) -> duckdb.DuckDBPyConnection:
 
 
 def _restrict(path: Path) -> None:
-    """The state, its WAL and its reads readable by their owner only: DuckDB creates the
-    first two with the umask's mode and offers no setting for it. The folder mlform keeps
-    them in is 0700 as well (`private`), so the moment between creation and this is not
-    an opening. A mode already right is left alone: a chmod changes the file's ctime,
-    which tells readers (`reads`) that the file changed."""
-    for side in ("", ".wal", ".reads"):
+    """The state, its WAL, its reads and its lock readable by their owner only: DuckDB
+    creates the first two with the umask's mode and offers no setting for it. The folder
+    mlform keeps them in is 0700 as well (`private`), so the moment between creation and
+    this is not an opening. A mode already right is left alone: a chmod changes the
+    file's ctime, which tells readers (`reads`) that the file changed."""
+    for side in ("", ".wal", ".reads", ".lock"):
         private.restrict(path.with_name(path.name + side))
 
 

@@ -66,7 +66,7 @@ def invoke(
         assert isinstance(payload, PipelinePayload)
         pipeline, snaps, statics = payload.spec, payload.snaps, payload.statics
         assert store.lock is not None and store.lock.info is not None
-        writer = _Writer(store.write, store.lock.info.id)
+        writer = _Writer(store.write, store.lock.info.id, store.idle)
         ctx.emit = writer.emit
         run = PipelineRun(address, pipeline, snaps, statics, ctx, ensure_built, overrides, run_id)
         outcome = writer.drive(run.execute)
@@ -79,10 +79,16 @@ def invoke(
 
 
 class _Writer:
-    """Records from the step threads, written by this thread (DuckDB's one writer)."""
+    """Records from the step threads, written by this thread (DuckDB's one writer), which
+    lets readers at the state (`idle`) between writes."""
 
-    def __init__(self, write: Callable[[str, Sequence[Record]], None], apply_id: str) -> None:
-        self.write, self.apply_id = write, apply_id
+    def __init__(
+        self,
+        write: Callable[[str, Sequence[Record]], None],
+        apply_id: str,
+        idle: Callable[[], None],
+    ) -> None:
+        self.write, self.apply_id, self.idle = write, apply_id, idle
         self.queue: queue.SimpleQueue[tuple[Sequence[Record], threading.Event | None]]
         self.queue = queue.SimpleQueue()
 
@@ -110,6 +116,7 @@ class _Writer:
             try:
                 records, done = self.queue.get(timeout=0.05)
             except queue.Empty:
+                self.idle()
                 continue
             self.write(self.apply_id, records)
             if done is not None:
