@@ -62,6 +62,8 @@ ROOT = HERE.parent.parent
 IRIS = ROOT / "examples" / "iris" / "data" / "iris.csv"
 SCRIPT = ROOT / "examples" / "iris" / "score" / "score.py"
 BASE = WORK / "serving"
+SINGLE = BASE / "unbatched" / "score.py"
+UNBATCHED = "mlform, deployment, unbatched"
 
 COLUMNS = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 ROW = [5.1, 3.5, 1.4, 0.2]
@@ -99,6 +101,7 @@ class Load:
     p99: float
     requests: int
     cpu: float  # CPU seconds per request of the server's processes (and the router's)
+    per_call: float | None = None  # requests per run() call, where the script batches
 
 
 @dataclass(frozen=True)
@@ -109,12 +112,13 @@ class Address:
     url: str
     headers: dict[str, str]
     sessions: tuple[int, ...]  # the process sessions serving it, for their CPU time
+    metrics: str | None = None  # the deployment's /metrics, for its run() calls
 
 
 def run(*, quick: bool) -> bool:
     seconds, rounds = QUICK if quick else FULL
     busy = os.getloadavg()[0]
-    names = ("mlform, deployment", "mlform, endpoint (router)", "MLflow")
+    names = ("mlform, deployment", "mlform, endpoint (router)", "MLflow", UNBATCHED)
     loads: dict[str, list[Load]] = {name: [] for name in names}
     try:
         wrk = _wrk()
@@ -134,7 +138,7 @@ def run(*, quick: bool) -> bool:
         print(f"   a side failed, so there is no figure. {err}")
         return False
 
-    direct, routed, peer = (_medians(loads[name]) for name in names)
+    direct, routed, peer, single = (_medians(loads[name]) for name in names)
     ratio, ratio_direct = routed.rps / peer.rps, direct.rps / peer.rps
     share = routed.rps / direct.rps
     print(
@@ -177,22 +181,24 @@ def run(*, quick: bool) -> bool:
     ]
     ok = _table(rows)
     print(
-        f"   deployment's own address vs MLflow: {_times(ratio_direct)} (information; "
-        "users call the endpoint)"
+        f"   deployment's own address vs MLflow: {_times(ratio_direct)}; the same script "
+        f"without MLFORM_BATCHABLE: {_times(single.rps / peer.rps)} (information; users call "
+        "the endpoint)"
     )
     print(
         f"   {'':<3}{'address':<28} {'requests/s':>11} {'p50':>9} {'p99':>9} {'CPU/req':>9}"
-        "  runs (requests/s)"
+        f" {'req/call':>9}  runs (requests/s)"
     )
-    for name, med in zip(names, (direct, routed, peer), strict=True):
+    for name, med in zip(names, (direct, routed, peer, single), strict=True):
         runs = ", ".join(f"{load.rps:,.0f}" for load in loads[name])
+        per_call = "" if med.per_call is None else f"{med.per_call:.1f}"
         print(
             f"   {'':<3}{name:<28} {med.rps:>11,.0f} {_ms(med.p50):>9} {_ms(med.p99):>9} "
-            f"{_ms(med.cpu):>9}  {runs}"
+            f"{_ms(med.cpu):>9} {per_call:>9}  {runs}"
         )
     print(
         "   CPU/req: CPU time of the server's processes (with the router's, for the endpoint) "
-        "per request answered"
+        "per request answered; req/call: requests the deployment answered per run() call"
     )
     print(
         "   mlform with key auth and its JSON access log on, MLflow with its access log on "
@@ -214,10 +220,17 @@ def _slug(name: str) -> str:
 
 
 def _prepare() -> dict[str, Any]:
-    """The model, as model.pkl (the scoring script's) and as an MLflow model folder."""
+    """The model, as model.pkl (the scoring script's) and as an MLflow model folder; the
+    example's script, and a copy that does not ask for batching."""
     if BASE.exists():
         shutil.rmtree(BASE)
     (BASE / "logs").mkdir(parents=True)
+    marker = "MLFORM_BATCHABLE = True\n"
+    code = SCRIPT.read_text(encoding="utf-8")
+    if marker not in code:
+        raise ServerFailed(f"{SCRIPT.relative_to(ROOT)} no longer sets {marker.strip()}")
+    SINGLE.parent.mkdir()
+    SINGLE.write_text(code.replace(marker, ""), encoding="utf-8")
     quiet = {"PYTHONWARNINGS": "ignore", "MLFLOW_LOGGING_LEVEL": "ERROR"}
     return worker(HERE, "model", str(IRIS), str(BASE), env=quiet)
 
@@ -227,7 +240,7 @@ def _mlform(models: dict[str, Any], key: str, round_: int) -> Iterator[list[Addr
     """A deployment of the example's script and the endpoint's router in front of it."""
     python = sys.executable
     digest = hashlib.sha256(key.encode()).hexdigest()
-    deployment, router = _free_port(), _free_port()
+    deployment, router, unbatched = _free_port(), _free_port(), _free_port()
     routes = BASE / "routes.json"
     table = {
         "endpoint": "iris",
@@ -238,6 +251,11 @@ def _mlform(models: dict[str, Any], key: str, round_: int) -> Iterator[list[Addr
     serve = [
         *(python, "-m", "mlform.serving", "--script", str(SCRIPT), "--model-dir", str(BASE)),
         *("--host", "127.0.0.1", "--port", str(deployment), "--key-hashes", digest),
+        *("--workers", str(WORKERS), "--name", "blue"),
+    ]
+    single = [
+        *(python, "-m", "mlform.serving", "--script", str(SINGLE), "--model-dir", str(BASE)),
+        *("--host", "127.0.0.1", "--port", str(unbatched), "--key-hashes", digest),
         *("--workers", str(WORKERS), "--name", "blue"),
     ]
     route = [
@@ -259,20 +277,30 @@ def _mlform(models: dict[str, Any], key: str, round_: int) -> Iterator[list[Addr
             for command, port, ready, name in (
                 (serve, deployment, "/ready", "deployment"),
                 (route, router, "/health", "router"),
+                (single, unbatched, "/ready", "unbatched"),
             )
         ]
+        metrics = f"http://127.0.0.1:{deployment}/metrics"
         addresses = [
             Address(
                 "mlform, deployment",
                 f"http://127.0.0.1:{deployment}/score",
                 headers,
                 (sessions[0],),
+                metrics,
             ),
             Address(
                 "mlform, endpoint (router)",
                 f"http://127.0.0.1:{router}/score",
                 headers,
-                tuple(sessions),
+                (sessions[0], sessions[1]),
+                metrics,
+            ),
+            Address(
+                UNBATCHED,
+                f"http://127.0.0.1:{unbatched}/score",
+                headers,
+                (sessions[2],),
             ),
         ]
         for address in addresses:
@@ -399,9 +427,31 @@ def _measure(wrk: str, address: Address, seconds: int, label: str) -> Load:
     body = _lua_string(json.dumps(PAYLOAD))
     lua.write_text(WRK_SCRIPT.format(body=body, headers=headers), "utf-8")
     _load(wrk, address.url, lua, WARM_UP)
-    before = _cpu(address.sessions)
+    before, calls = _cpu(address.sessions), _calls(address.metrics)
     load = _load(wrk, address.url, lua, seconds)
-    return replace(load, cpu=(_cpu(address.sessions) - before) / load.requests)
+    cpu = (_cpu(address.sessions) - before) / load.requests
+    per_call = None
+    if address.metrics is not None:
+        (answered, made), (answered_before, made_before) = _calls(address.metrics), calls
+        made -= made_before
+        per_call = (answered - answered_before) / made if made else None
+    return replace(load, cpu=cpu, per_call=per_call)
+
+
+def _calls(metrics: str | None) -> tuple[int, int]:
+    """From a deployment's /metrics: the scoring requests it answered, and its run()
+    calls (each batched call once, each request not batched once)."""
+    if metrics is None:
+        return (0, 0)
+    with urllib.request.urlopen(metrics, timeout=10) as answer:
+        lines = answer.read().decode().splitlines()
+
+    def total(name: str) -> int:
+        return sum(int(float(line.split()[-1])) for line in lines if line.startswith(name))
+
+    answered = total("mlform_requests_total")
+    batched = total("mlform_batched_requests_total")
+    return answered, answered - batched + total("mlform_batch_calls_total")
 
 
 def _cpu(sessions: tuple[int, ...]) -> float:
@@ -451,6 +501,9 @@ def _medians(loads: list[Load]) -> Load:
         statistics.median(load.p99 for load in loads),
         sum(load.requests for load in loads),
         statistics.median(load.cpu for load in loads),
+        statistics.median(calls)
+        if (calls := [load.per_call for load in loads if load.per_call])
+        else None,
     )
 
 
