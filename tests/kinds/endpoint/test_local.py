@@ -21,6 +21,11 @@ from mlform.kinds.image.kind import runtime_folder
 from tests.serving.conftest import call, free_port
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(60)"]
+TALKING_SLEEPER = [
+    sys.executable,
+    "-c",
+    "import time; print('sleeping', flush=True); time.sleep(60)",
+]
 
 
 @pytest.fixture
@@ -71,11 +76,14 @@ def test_an_old_record_without_start_time_is_known_by_its_instance(
     tmp_path: Path, spawned: list[Process]
 ) -> None:
     env = {"PATH": os.defpath, "MLFORM_INSTANCE": "abc123"}
-    process = local.spawn(SLEEPER, env, tmp_path / "log", cwd=tmp_path)
+    log = tmp_path / "log"
+    process = local.spawn(TALKING_SLEEPER, env, log, cwd=tmp_path)
     spawned.append(process)
-    # Its environment is readable once the program runs; the deadline only bounds a hang.
+    # An old record's process has long been running: wait until the program itself runs
+    # (it says so). Before, the shell that becomes it has the same environment, and for a
+    # moment while it execs the program, /proc shows none; the deadline bounds a hang.
     deadline = time.monotonic() + 30
-    while not Process(process.pid, None, "abc123").running() and time.monotonic() < deadline:
+    while "sleeping" not in log.read_text() and time.monotonic() < deadline:
         time.sleep(0.01)
     assert Process(process.pid, None, "abc123").running(), described(process)
     assert not Process(process.pid, None, "another").running()
