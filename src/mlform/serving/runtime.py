@@ -48,7 +48,7 @@ def packages(cache: Path, capture: bool = False) -> Path:
     target = cache / "serving-packages" / sha256_text(python, *wanted)[:20]
     if (target / _COMPLETE).is_file():
         return target
-    with _locked(target):
+    with locked(target):
         if (target / _COMPLETE).is_file():
             return target
         shutil.rmtree(target, ignore_errors=True)
@@ -78,7 +78,9 @@ def packages(cache: Path, capture: bool = False) -> Path:
 
 
 @contextlib.contextmanager
-def _locked(target: Path) -> Iterator[None]:
+def locked(target: Path) -> Iterator[None]:
+    """`target` (a cache folder) built by one thread or process at a time: an flock on a
+    file beside it, a new open file for each caller, so threads wait for each other too."""
     target.parent.mkdir(parents=True, exist_ok=True)
     with (target.parent / f".{target.name}.lock").open("w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)

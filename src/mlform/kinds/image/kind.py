@@ -359,19 +359,24 @@ def runtime_folder(cache: Path) -> Path:
     target = cache / "runtime" / runtime_digest()[:20]
     if (target / "mlform" / "serving").is_dir():
         return target
-    package = Path(mlform.__file__).parent
-    partial = target.with_name(target.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    (partial / "mlform").mkdir(parents=True)
-    shutil.copy2(package / "__init__.py", partial / "mlform" / "__init__.py")
-    for name in runtime.FOLDERS:
-        shutil.copytree(
-            package / name,
-            partial / "mlform" / name,
-            ignore=shutil.ignore_patterns("__pycache__"),
-        )
-    shutil.rmtree(target, ignore_errors=True)
-    partial.rename(target)
+    # An image and a local deployment may both ask at once (apply runs changes side by
+    # side): one builds, the other waits and finds it built.
+    with runtime.locked(target):
+        if (target / "mlform" / "serving").is_dir():
+            return target
+        package = Path(mlform.__file__).parent
+        partial = target.with_name(target.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        (partial / "mlform").mkdir(parents=True)
+        shutil.copy2(package / "__init__.py", partial / "mlform" / "__init__.py")
+        for name in runtime.FOLDERS:
+            shutil.copytree(
+                package / name,
+                partial / "mlform" / name,
+                ignore=shutil.ignore_patterns("__pycache__"),
+            )
+        shutil.rmtree(target, ignore_errors=True)
+        partial.rename(target)
     return target
 
 
