@@ -8,6 +8,9 @@ What is compared, for one-row `dataframe_split` requests to the iris classifier:
   on, as a deployment runs it;
 - mlform, at the endpoint's address: the router (`python -m mlform.serving.router`) in
   front of that same deployment, the address users call (`mlform endpoints invoke`);
+- mlform, a copy of the script without `MLFORM_BATCHABLE` (information: the example's
+  script asks for concurrent requests to share run() calls, and this shows what that
+  adds); the deployment's /metrics give the requests answered per run() call;
 - MLflow: `mlflow models serve --env-manager local` of the same fitted model (saved with
   `mlflow.sklearn.save_model`), with its access log on (its default) and no auth (it has
   none). MLflow's pyfunc server builds a DataFrame from `dataframe_split` and predicts.

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mlform.serving import batching
 from mlform.serving.app import create_app
 from mlform.serving.batching import Batcher, cut, rows_of
 from mlform.serving.placement import Placement
@@ -60,8 +61,8 @@ def _script(tmp_path: Path, code: str = BATCHED_PY) -> ScoringScript:
 def _batcher(script: ScoringScript) -> Batcher:
     placement = Placement()
 
-    async def alone(body: bytes, request_id: str) -> bytes:
-        return await placement.call(script.score, body, request_id)
+    async def alone(payload: Any, request_id: str) -> bytes:
+        return await placement.call(script.score_parsed, payload, request_id)
 
     return Batcher(script, placement, alone)
 
@@ -148,6 +149,21 @@ def test_frames_join_only_where_pandas_would_build_the_same_columns(tmp_path: Pa
     assert list(shared.columns) == ["x", "y"]
 
 
+@pytest.mark.usefixtures("isolated_import")
+def test_a_request_that_cannot_join_is_read_as_json_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    script = _script(tmp_path)
+    reads: list[bytes] = []
+    read = batching.read_json
+    monkeypatch.setattr(batching, "read_json", lambda body: reads.append(body) or read(body))
+    many = {"data": [[i] for i in range(100)]}  # more rows than join others
+    answers = _together(script, [many, {"data": [[1]]}])
+    assert answers == [[i * 2 for i in range(100)], [2]]
+    assert len(reads) == 2  # one per request: the lone one's JSON is handed on, not read again
+    assert script.module.calls == [100, 1]
+
+
 def test_only_rows_of_one_type_per_column_may_join() -> None:
     assert rows_of({"data": [[1, 2.0], [3, 4.0]]}) is not None
     assert rows_of({"inputs": [{"a": 1}, {"a": 2}]}) is not None
@@ -156,6 +172,8 @@ def test_only_rows_of_one_type_per_column_may_join() -> None:
         {"data": [[2**63]]},  # beyond int64: pandas would choose another dtype for it
         {"data": [[[1, 2]]]},  # a nested value
         {"data": [[1], [1, 2]]},  # ragged
+        {"data": [[1]] * 65},  # enough rows to be worth a call of its own
+        {"dataframe_records": [{"a": 1}] * 65},
         {"data": []},  # no rows: run() answers for none
         {"data": "text"},
         {"data": {"a": [1]}},

@@ -47,7 +47,7 @@ import logging
 import os
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from time import perf_counter
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio.to_thread
 from starlette.applications import Starlette
@@ -75,6 +75,7 @@ from mlform.serving.scoring import (
     ServingError,
 )
 
+T = TypeVar("T")
 logger = logging.getLogger("mlform.serving")
 access_logger = logging.getLogger("mlform.serving.access")
 
@@ -262,7 +263,7 @@ def _runner(
     Batcher), where `Placement` puts it; in the thread pool if `pooled` or timed, given
     up on after `timeout` s."""
     placement = Placement(pooled=pooled or timeout is not None)
-    single = _single(script, timeout, placement)
+    single: Callable[[bytes, str], Awaitable[bytes]] = _single(script.score, timeout, placement)
     if not script.batchable:
         if getattr(script.module, BATCH_MARKER, False) is True:
             logger.warning(
@@ -273,7 +274,8 @@ def _runner(
                 PARSED_MARKER,
             )
         return single, None
-    batcher = Batcher(script, placement, single, timeout=timeout)
+    alone = _single(script.score_parsed, timeout, placement)
+    batcher = Batcher(script, placement, alone, timeout=timeout)
     if timeout is None:
         return batcher.score, batcher
     message = _timed_out(timeout)
@@ -288,29 +290,30 @@ def _runner(
 
 
 def _single(
-    script: ScoringScript, timeout: float | None, placement: Placement
-) -> Callable[[bytes, str], Awaitable[bytes]]:
-    """`script.score` for one request, where `placement` puts it; given up on after
-    `timeout` seconds (in a thread: a timed call never runs on the loop)."""
+    score: Callable[[T, str], bytes], timeout: float | None, placement: Placement
+) -> Callable[[T, str], Awaitable[bytes]]:
+    """`score` (the script's, of a body or of a body already read as JSON) for one
+    request, where `placement` puts it; given up on after `timeout` seconds (in a thread:
+    a timed call never runs on the loop)."""
     if timeout is None and not placement.pooled:
 
-        async def run_placed(body: bytes, request_id: str) -> bytes:
-            return await placement.call(script.score, body, request_id)
+        async def run_placed(given: T, request_id: str) -> bytes:
+            return await placement.call(score, given, request_id)
 
         return run_placed
     if timeout is None:  # pooled: the thread pool, always
 
-        async def run_pooled(body: bytes, request_id: str) -> bytes:
-            return await run_in_threadpool(script.score, body, request_id)
+        async def run_pooled(given: T, request_id: str) -> bytes:
+            return await run_in_threadpool(score, given, request_id)
 
         return run_pooled
     message = _timed_out(timeout)
 
-    async def run(body: bytes, request_id: str) -> bytes:
+    async def run(given: T, request_id: str) -> bytes:
         # Abandoned, not cancelled, on timeout: cancelling would wait for the thread.
         try:
             async with asyncio.timeout(timeout):
-                return await anyio.to_thread.run_sync(script.score, body, request_id, **_ABANDON)
+                return await anyio.to_thread.run_sync(score, given, request_id, **_ABANDON)
         except TimeoutError:
             raise TimedOut(message) from None
 

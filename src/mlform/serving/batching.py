@@ -14,8 +14,8 @@ Nothing waits for a batch to fill: the requests that have arrived while the prev
 ran are the next batch (at most `MOST` of them), so an idle deployment answers a lone
 request as fast as before, and a busy one makes fewer, larger calls.
 
-Requests join one call only when their rows would make the same DataFrame apart from
-its length: the same payload key (`dataframe_split` without an index,
+Requests of up to `MOST_ROWS` rows join one call only when their rows would make the same
+DataFrame apart from its length: the same payload key (`dataframe_split` without an index,
 `dataframe_records`, or `data`/`instances`/`inputs` holding rows), the same columns, and
 in each column values of one Python type (so pandas infers the same dtypes for the
 combined rows as for each request's own). Any other request is scored alone.
@@ -48,6 +48,9 @@ from mlform.serving.scoring import (
 logger = logging.getLogger("mlform.serving")
 
 MOST = 32  # requests in one run() call
+# A request with more rows is scored alone: the fixed cost of a call is already small
+# beside its rows, and checking each value's type would cost more than sharing saves.
+MOST_ROWS = 64
 
 _ROW_KEYS = ("data", "instances", "inputs")
 _SCALARS = (int, float, str, bool, type(None))
@@ -76,7 +79,7 @@ class Batcher:
     """Scores `script` for requests that arrive together with as few run() calls as their
     shapes allow; run() is called where `placement` says (the loop or a thread).
 
-    A request that cannot join others is given to `alone`. A request whose answer takes
+    A request that cannot join others is given to `alone`, read as JSON. One whose answer takes
     longer than `timeout` seconds gets TimeoutError; its call goes on, for the others.
     """
 
@@ -84,7 +87,7 @@ class Batcher:
         self,
         script: ScoringScript,
         placement: Placement,
-        alone: Callable[[bytes, str], Awaitable[bytes]],
+        alone: Callable[[Any, str], Awaitable[bytes]],
         *,
         timeout: float | None = None,
         most: int = MOST,
@@ -106,7 +109,7 @@ class Batcher:
         payload = read_json(body)
         rows = rows_of(payload) if self.enabled else None
         if rows is None:
-            return await self.alone(body, request_id)
+            return await self.alone(payload, request_id)
         loop = asyncio.get_running_loop()
         waiting = _Waiting(rows, payload, request_id, loop.create_future())
         self._pending.append(waiting)
@@ -239,8 +242,8 @@ def _name(column: Any) -> bool:
 
 def _list_types(rows: Any, width: int) -> tuple[type, ...] | None:
     """The type of each column of `rows` (lists of `width` scalars), if every row has the
-    same ones; None if not, or if there are no rows."""
-    if not isinstance(rows, list) or not rows:
+    same ones; None if not, if there are no rows, or more than MOST_ROWS."""
+    if not isinstance(rows, list) or not rows or len(rows) > MOST_ROWS:
         return None
     first = rows[0]
     if not isinstance(first, list) or len(first) != width:
@@ -257,7 +260,7 @@ def _list_types(rows: Any, width: int) -> tuple[type, ...] | None:
 def _record_shape(records: Any) -> tuple[Any, ...] | None:
     """The keys of `records` (objects with the same keys in the same order) and the type
     of each value, if every record has the same ones; None if not."""
-    if not _records(records):
+    if not _records(records) or len(records) > MOST_ROWS:
         return None
     keys = tuple(records[0])
     types = tuple(type(value) for value in records[0].values())
