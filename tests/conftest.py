@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from mlform.cli.main import main
+from tests.stores import azurite, s3_server  # noqa: F401 - fixtures every package may use
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "iris"

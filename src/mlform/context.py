@@ -45,7 +45,7 @@ class Context:
 
     @property
     def state_dir(self) -> Path:
-        return self.config.state_path.parent
+        return self.config.home
 
     def storage(self, datastore: str) -> Storage:
         if datastore not in self._storages:

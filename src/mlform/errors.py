@@ -7,7 +7,8 @@
     ├── StalePlan                a saved plan no longer matches the state or the files
     ├── StateError               the state file cannot be used
     │   ├── StateLocked          another process holds the lock
-    │   └── StateIncompatible    written by a newer mlform, corrupted, or not a state file
+    │   ├── StateIncompatible    written by a newer mlform, corrupted, or not a state file
+    │   └── StateConflict        a remote state moved on since it was read: not written over
     ├── ApplyError               a change failed while applying
     │   ├── BuildFailed          an environment build failed (carries pip's own output)
     │   └── RunFailed            a run did not complete (carries its id)
@@ -91,6 +92,18 @@ class StateLocked(StateError):
 
 class StateIncompatible(StateError):
     pass
+
+
+class StateConflict(StateError):
+    """A remote state changed since it was read: it is never written over."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        super().__init__(
+            f"the state {url} changed since this process read it (another writer persisted "
+            "it, or a lock was broken meanwhile); it was not written over. Run `mlform plan` "
+            "to see the state as it is now"
+        )
 
 
 class ApplyError(MlformError):

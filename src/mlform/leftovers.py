@@ -52,7 +52,7 @@ class Leftovers:
 
 def find(config: Config) -> Leftovers:
     """What shows that a state existed where there is none now."""
-    state_dir = config.state_path.parent
+    state_dir = config.home
     home = state_dir / "endpoints"
     names = sorted(p.name for p in home.iterdir() if p.is_dir()) if home.is_dir() else []
     routers = []
@@ -79,10 +79,10 @@ def stop(leftovers: Leftovers, state_dir: Path, log: Callable[[str], None]) -> N
         log(f"stopped the router of endpoint {name} (pid {running.pid})")
 
 
-def refusal(state_path: Path, leftovers: Leftovers, root: Path) -> str:
+def refusal(state: str, leftovers: Leftovers, root: Path) -> str:
     found = "\n".join(f"  - {line}" for line in leftovers.describe(root))
     return (
-        f"there is no state at {state_path}, but an earlier one existed:\n{found}\n"
+        f"there is no state at {state}, but an earlier one existed:\n{found}\n"
         "Starting from zero would register every version again from 1 and leave what runs "
         "unknown to the new state. Restore the state file if you can (a backup, git, "
         "another machine); or run `mlform apply --reinit` to stop what runs and start a new "

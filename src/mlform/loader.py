@@ -40,9 +40,12 @@ from mlform.config.unsupported import unsupported
 from mlform.config.yamlfile import Document, JsonPath, Where, read_document
 from mlform.errors import ConfigInvalid, Problem, WorkspaceNotFound
 from mlform.graph import find_cycles
+from mlform.private import HOME
 from mlform.secrets import declared as declared_secrets
 from mlform.secrets import references as secret_references
 from mlform.secrets.vault import Vault
+from mlform.state import backends
+from mlform.state.backends import RemoteSpec
 
 WORKSPACE_FILES = ("workspace.yml", "workspace.yaml")
 DEFAULT_STATE = ".mlform/state.duckdb"
@@ -70,6 +73,16 @@ class Config:
     warnings: list[Problem] = field(default_factory=list)
     container_registry: str | None = None  # where built images are pushed
     vault: Vault = field(default_factory=lambda: Vault({}, Path(), Path()))
+    # A remote state (`state:` a backend or URL); `state_path` is then this machine's copy.
+    remote_state: RemoteSpec | None = None
+
+    @property
+    def home(self) -> Path:
+        """The folder of what stays on this machine: caches, logs, secrets' keys, and
+        the state itself when it is local."""
+        if self.remote_state is not None:
+            return self.root / HOME
+        return self.state_path.parent
 
     def secret_uses(self) -> dict[str, tuple[str, ...]]:
         """Address → the secrets its processes get, for the resources that use any."""
@@ -131,7 +144,7 @@ class _Loader:
         ws, bad = self._read(path, path.name, "workspace")
         body = ws.data if isinstance(ws.data, dict) else {}
         name = body.get("name") if isinstance(body.get("name"), str) else self.root.name
-        state = body.get("state") if isinstance(body.get("state"), str) else DEFAULT_STATE
+        state, remote = self._state(ws, body)
         registry = body.get("container_registry")
         self.secrets, problems, broken = declared_secrets.parse(ws, bad, self.root)
         self.problems.extend(problems)
@@ -158,8 +171,12 @@ class _Loader:
             owner = reader_of(kind)
             places = owner.secret_places(kind) if owner else secret_references.WORKSPACE
             self.problems.extend(secret_references.document_problems(doc, places, known))
-        state_path = (self.root / str(state)).resolve()
-        vault = Vault(self.secrets, self.root, state_path.parent)
+        if remote is not None:
+            state_path = self.root / HOME / "remote" / remote.slug / "state.duckdb"
+        else:
+            state_path = (self.root / state).resolve()
+        home = self.root / HOME if remote is not None else state_path.parent
+        vault = Vault(self.secrets, self.root, home)
         if any(p.severity == "error" for p in self.problems):
             # every problem at once: those of the secrets the resources use too
             uses = {a: of(s).secret_uses(s) for a, s in self.specs.items()}
@@ -177,6 +194,7 @@ class _Loader:
             problems,
             registry if isinstance(registry, str) else None,
             vault,
+            remote,
         )
 
     # -- reading -------------------------------------------------------------------------
@@ -186,6 +204,17 @@ class _Loader:
             if (self.root / candidate).is_file():
                 return self.root / candidate
         raise WorkspaceNotFound(f"no workspace.yml in {self.root}")
+
+    def _state(self, ws: Document, body: dict[str, Any]) -> tuple[str, RemoteSpec | None]:
+        """`state:` as a local path (relative to the root) or a remote state's address."""
+        try:
+            found = backends.parse(body.get("state"))
+        except backends.BadState as err:
+            self.problems.append(ws.problem(["state", *err.where], str(err)))
+            return DEFAULT_STATE, None
+        if isinstance(found, RemoteSpec):
+            return DEFAULT_STATE, found
+        return found or DEFAULT_STATE, None
 
     def _read(self, path: Path, display: str, kind: str) -> tuple[Document, frozenset[Where]]:
         doc = read_document(path, display)

@@ -22,6 +22,9 @@ class OpenWorkspace(Protocol):
     @property
     def state_path(self) -> Path: ...
 
+    @property
+    def home(self) -> Path: ...
+
     def validate(self) -> Config:
         """The configuration, with every secret its resources use readable here."""
         ...

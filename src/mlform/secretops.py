@@ -73,7 +73,7 @@ def rotate(
     managed secret (`endpoint/NAME/signing-key`)."""
     found = managed.find(config.specs, name, managed_secrets)
     if found is not None:
-        said = found.secret.rotate(config.state_path.parent, found.owner)
+        said = found.secret.rotate(config.home, found.owner)
         return Written("\n".join(said), (), live=True)
     return set_value(config, name, generate() if value is None else value)
 

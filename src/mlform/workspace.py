@@ -11,6 +11,7 @@ The CLI is a thin layer over this class, and so is anything a user scripts.
 from __future__ import annotations
 
 import gc
+import sys
 from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -32,6 +33,8 @@ from mlform.state.lock import LockInfo
 if TYPE_CHECKING:
     from mlform.leftovers import Leftovers
     from mlform.runs import Run
+    from mlform.state.backends import RemoteSpec
+    from mlform.state.remote import RemoteState
 from mlform.state.store import Store
 
 Log = Callable[[str, str], None]
@@ -59,6 +62,10 @@ class ApplyReport:
         return self.confirmed and not self.failed and not self.unsettled
 
 
+def _warn(line: str) -> None:
+    print(f"warning: {line}", file=sys.stderr)
+
+
 class Workspace:
     def __init__(self, path: Path | str = ".") -> None:
         self.root = config_loader.find_root(Path(path))
@@ -70,7 +77,13 @@ class Workspace:
 
     @property
     def state_path(self) -> Path:
+        """The state's DuckDB file on this machine (a remote state's working copy)."""
         return self.config.state_path
+
+    @property
+    def home(self) -> Path:
+        """Where what stays on this machine is kept (`Config.home`)."""
+        return self.config.home
 
     def validate(self) -> Config:
         """The configuration, with every secret its resources use readable here."""
@@ -80,16 +93,47 @@ class Workspace:
             raise ConfigInvalid(unresolved)
         return config
 
-    def store(self, operation: str, *, write: bool = False, wait: float = 0.0) -> Store:
+    @property
+    def state_name(self) -> str:
+        """The state as messages name it: its URL, or its file."""
+        remote = self.config.remote_state
+        return remote.url if remote is not None else str(self.state_path)
+
+    @property
+    def state_location(self) -> Path | RemoteSpec:
+        """The state's file, or the remote state's address."""
+        return self.config.remote_state or self.state_path
+
+    @cached_property
+    def remote(self) -> RemoteState | None:
+        """The remote state's client and this machine's copies of it, if the state is remote."""
+        spec = self.config.remote_state
+        if spec is None:
+            return None
+        # start-up: remote states only for workspaces that have one
+        from mlform.state.remote import RemoteState
+
+        return RemoteState(spec, self.home)
+
+    def state_exists(self) -> bool:
+        return self.remote.exists() if self.remote is not None else self.state_path.exists()
+
+    def store(
+        self, operation: str, *, write: bool = False, wait: float = 0.0, log: Log | None = None
+    ) -> Store:
         """The state, open; a writer is refused a state another workspace applies to."""
-        store = Store.open(self.state_path, operation, write=write, wait=wait)
+        if self.remote is not None:
+            say = (lambda line: log("state", line)) if log is not None else _warn
+            store = self.remote.open(operation, write=write, wait=wait, log=say)
+        else:
+            store = Store.open(self.state_path, operation, write=write, wait=wait)
         if write:
             try:
                 _check_owner(self.config, store)
                 # start-up: every command loads this module; the audit log only for a writer
                 from mlform.access import audit
 
-                audit.ingest(store, self.state_path.parent)  # what servers saw meanwhile
+                audit.ingest(store, self.home)  # what servers saw meanwhile
             except BaseException:
                 store.close()
                 raise
@@ -120,7 +164,7 @@ class Workspace:
         Where the state is missing but an earlier one left processes or registered files,
         only `reinit` starts a new one (and stops those processes first)."""
         leftovers = self._leftovers(reinit)
-        with self.store("apply", write=True, wait=lock_wait) as store:
+        with self.store("apply", write=True, wait=lock_wait, log=log) as store:
             # start-up: every command loads this module; process groups only for apply
             from mlform.compute import groups
 
@@ -141,7 +185,7 @@ class Workspace:
                 # start-up: every command loads this module; leftovers only for apply
                 from mlform import leftovers as earlier
 
-                earlier.stop(leftovers, self.state_path.parent, lambda line: log("state", line))
+                earlier.stop(leftovers, self.home, lambda line: log("state", line))
             if not plan.changes:
                 return outcome
             assert store.lock is not None and store.lock.info is not None
@@ -176,7 +220,7 @@ class Workspace:
 
     def earlier_state(self) -> list[str]:
         """What shows that a state existed, when there is none (else nothing)."""
-        if self.state_path.exists():
+        if self.state_exists():
             return []
         # start-up: every command loads this module; leftovers only for apply
         from mlform import leftovers
@@ -187,16 +231,16 @@ class Workspace:
         # start-up: every command loads this module; leftovers only for apply
         from mlform import leftovers
 
-        if self.state_path.exists():
+        if self.state_exists():
             if reinit:
                 raise StateError(
-                    f"--reinit starts a new state where there is none, and {self.state_path} "
+                    f"--reinit starts a new state where there is none, and {self.state_name} "
                     "exists: apply without --reinit"
                 )
             return None
         found = leftovers.find(self.config)
         if found and not reinit:
-            raise StateError(leftovers.refusal(self.state_path, found, self.root))
+            raise StateError(leftovers.refusal(self.state_name, found, self.root))
         return found or None
 
     def runs(self, **filters: Any) -> list[Run]:
@@ -230,7 +274,7 @@ class Workspace:
         config = self.validate()
         _check_owner(config, store)
         with _gc_paused():
-            hasher = Hasher(config.state_path.parent / "cache" / "hashes.json")
+            hasher = Hasher(config.home / "cache" / "hashes.json")
             ctx = Context(config, hasher) if log is None else Context(config, hasher, log=log)
             ctx.read = store.read  # kinds look up the registry (latest model versions)
             desired = desire_all(config, ctx)

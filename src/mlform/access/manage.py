@@ -64,15 +64,15 @@ def create(ws: OpenWorkspace, name: str, role: Role, lasts: float | None) -> tup
                 con, who, "token.create", f"token/{name}", "succeeded",
                 f"role {role}, expires {iso(kept.expires)}",
             )  # fmt: skip
-        _publish(store, ws.state_path.parent)
+        _publish(store, ws.home)
         return TokenInfo(name, str(role), "active", now, who, kept.expires, None, None), minted.text
 
 
 def list_(ws: OpenWorkspace) -> list[TokenInfo]:
     """Every token, active or not, oldest first; uses the servers saw recorded first."""
     with ws.store("tokens list", write=True) as store:
-        if not tokenfile.path(ws.state_path.parent).exists():
-            _publish(store, ws.state_path.parent)  # removed by hand: the servers need it
+        if not tokenfile.path(ws.home).exists():
+            _publish(store, ws.home)  # removed by hand: the servers need it
         now = time.time()
         return [
             TokenInfo(t.name, str(t.role), t.status(now), t.created, by, t.expires, used, t.revoked)
@@ -97,7 +97,7 @@ def revoke(ws: OpenWorkspace, name: str) -> int:
                 [name],
             )
             audit.insert(con, who, "token.revoke", f"token/{name}", "succeeded", "")
-        _publish(store, ws.state_path.parent)
+        _publish(store, ws.home)
         return len(found)
 
 

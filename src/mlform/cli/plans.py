@@ -87,7 +87,7 @@ def plan(args: argparse.Namespace, out: Output) -> int:
     earlier = ws.earlier_state()
     if earlier:
         out.warn(
-            f"there is no state at {ws.state_path}, but an earlier one existed ("
+            f"there is no state at {ws.state_name}, but an earlier one existed ("
             + "; ".join(earlier)
             + "): `mlform apply` will refuse to start from zero without --reinit"
         )

@@ -275,7 +275,7 @@ def experiments(args: argparse.Namespace, out: Output) -> int:
 
 
 def _run_dir(ws: Workspace, ref: str) -> Path:
-    base = ws.state_path.parent / "runs"
+    base = ws.home / "runs"
     exact = base / ref
     if exact.is_dir():
         return exact

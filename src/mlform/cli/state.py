@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from mlform.cli.output import Output, add_json_flag
 from mlform.config.names import cli_address
 from mlform.errors import NotFound
-from mlform.state.lock import force_unlock
+from mlform.state import transfer
 from mlform.workspace import Workspace
 
 # Environment variables (an environment's `variables` once applied): the state keeps
@@ -38,11 +39,27 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     q.add_argument("address", metavar="KIND/NAME", type=cli_address)
     add_json_flag(q)  # accepted for symmetry: `state show` always prints JSON
     q.set_defaults(run=show)
+    q = sub.add_parser("pull", help="copy the state, as last committed, into a file")
+    q.add_argument("file", metavar="FILE", type=Path)
+    q.set_defaults(run=pull)
+    q = sub.add_parser(
+        "push", help="make a state file the state (refused for another lineage or older serial)"
+    )
+    q.add_argument("file", metavar="FILE", type=Path)
+    q.add_argument("--force", action="store_true", help="push whatever the state there is")
+    q.add_argument("--lock-timeout", type=float, default=0.0, metavar="SECONDS")
+    q.set_defaults(run=push)
+    q = sub.add_parser("migrate", help="copy the state to another backend that holds none yet")
+    q.add_argument(
+        "--to", required=True, metavar="URL", help="s3://…, az://…, wasbs://…, or a local path"
+    )
+    q.add_argument("--lock-timeout", type=float, default=0.0, metavar="SECONDS")
+    q.set_defaults(run=migrate)
 
 
 def unlock(args: argparse.Namespace, out: Output) -> int:
     ws = Workspace(args.directory)
-    unlocked = force_unlock(ws.state_path, args.lock_id, force=args.force)
+    unlocked = transfer.unlock(ws.state_location, ws.home, args.lock_id, force=args.force)
     if unlocked.warning:
         out.warn(unlocked.warning)
     out.line(f"Removed lock {unlocked.holder.id}, held by {unlocked.holder.describe()}.")
@@ -75,7 +92,7 @@ def list_(args: argparse.Namespace, out: Output) -> int:
             flag = "" if record.status == "applied" else f"  ({record.status})"
             out.line(f"{address}{flag}")
     out.line(
-        out.dim(f"state {ws.state_path}, lineage {identity.lineage}, serial {identity.serial}")
+        out.dim(f"state {ws.state_name}, lineage {identity.lineage}, serial {identity.serial}")
     )
     return 0
 
@@ -98,6 +115,43 @@ def show(args: argparse.Namespace, out: Output) -> int:
             "outputs": hide_values(record.outputs, _SECRET_MAPS),
             "components": record.components,
         }
+    )
+    return 0
+
+
+def pull(args: argparse.Namespace, out: Output) -> int:
+    ws = Workspace(args.directory)
+    identity = transfer.pull(ws.state_location, ws.home, args.file)
+    out.line(
+        f"Pulled {ws.state_name} (lineage {identity.lineage}, serial {identity.serial}) "
+        f"into {args.file}."
+    )
+    return 0
+
+
+def push(args: argparse.Namespace, out: Output) -> int:
+    ws = Workspace(args.directory)
+    identity = transfer.push(
+        ws.state_location, ws.home, args.file, force=args.force, wait=args.lock_timeout
+    )
+    out.line(
+        f"Pushed {args.file} (lineage {identity.lineage}, serial {identity.serial}) to "
+        f"{ws.state_name}."
+    )
+    return 0
+
+
+def migrate(args: argparse.Namespace, out: Output) -> int:
+    ws = Workspace(args.directory)
+    target = transfer.location(args.to, ws.root)
+    identity = transfer.migrate(ws.state_location, target, ws.home, wait=args.lock_timeout)
+    out.line(
+        f"Copied the state (lineage {identity.lineage}, serial {identity.serial}) from "
+        f"{ws.state_name} to {transfer.name(target)}."
+    )
+    out.line(
+        f"Now set `state: {args.to}` in workspace.yml. The state at {ws.state_name} is left "
+        "as it was: remove it once the workspace uses the new one."
     )
     return 0
 

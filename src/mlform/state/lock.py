@@ -91,7 +91,7 @@ class StateLock:
 
     def _refusal(self) -> str:
         holder = _read(self.path)
-        if holder is None or not _alive(holder):
+        if holder is None or not alive(holder):
             return (
                 f"the state {self.path.with_suffix('')} is in use by another mlform process "
                 "that is reading it; try again in a moment"
@@ -188,7 +188,7 @@ def force_unlock(state_path: Path, lock_id: str, *, force: bool = False) -> Unlo
             f"lock {holder.id} was taken on host {holder.host}, where mlform cannot see "
             f"whether pid {holder.pid} still runs; make sure no mlform process runs there"
         )
-    elif not force and _held(path) and _alive(holder):
+    elif not force and _held(path) and alive(holder):
         raise StateLocked(
             f"lock {holder.id} is held by {holder.describe()}, which is still running: "
             f"removing the lock would let another apply write beside it. Wait for it to "
@@ -223,7 +223,8 @@ def _read(path: Path) -> LockInfo | None:
         return None
 
 
-def _alive(info: LockInfo) -> bool:
+def alive(info: LockInfo) -> bool:
+    """Whether the holder may still run: on another host, assumed so."""
     if info.host != socket.gethostname():
         return True  # cannot tell from here: assume it is
     try:

@@ -21,7 +21,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from mlform import __version__, private
 from mlform.errors import StateError, StateIncompatible, StateLocked
@@ -49,6 +49,18 @@ class Identity:
     serial: int
 
 
+class Keeper(Protocol):
+    """Where a writer's commits are kept beyond the local file: a remote state."""
+
+    interrupted: LockInfo | None  # an earlier holder of its lock that never released it
+
+    def persist(self, store: Store) -> None:
+        """Copy what `store` has committed to where it is kept."""
+
+    def release(self) -> None:
+        """Give up what was taken to write (the remote lock)."""
+
+
 class Store:
     def __init__(
         self,
@@ -61,6 +73,7 @@ class Store:
         access: Access | None = None,
     ) -> None:
         self.path = path
+        self.keeper: Keeper | None = None
         self._con = con
         self.lock = lock
         self._write = write
@@ -118,19 +131,49 @@ class Store:
     @property
     def interrupted(self) -> LockInfo | None:
         """The holder of the previous lock, if it died without releasing it."""
+        if self.keeper is not None and self.keeper.interrupted is not None:
+            return self.keeper.interrupted
         return self.lock.interrupted if self.lock else None
 
     def close(self) -> None:
-        if self._con is not None:
-            self._con.close()
-            self._con = None
-            _restrict(self.path)
-        if self._reads is not None and not self._write:
-            self._reads.save()  # still under the lock: the file is as it was read
-        if self._access is not None:
-            self._access.release()
-        if self.lock is not None:
-            self.lock.release()
+        try:
+            if self.keeper is not None and self.exists:
+                self.keeper.persist(self)
+        finally:
+            if self._con is not None:
+                self._con.close()
+                self._con = None
+                _restrict(self.path)
+            if self._reads is not None and not self._write:
+                self._reads.save()  # still under the lock: the file is as it was read
+            if self._access is not None:
+                self._access.release()
+            if self.lock is not None:
+                self.lock.release()
+            if self.keeper is not None:
+                self.keeper.release()
+
+    @contextmanager
+    def settled(self) -> Iterator[Path]:
+        """The file complete on disk and unchanging until the block ends, for a copy to
+        be taken: the connection closed (DuckDB then checkpoints its WAL into the file)
+        and not reopened meanwhile; the next use reopens it."""
+        with self._connecting:
+            while True:
+                with self._guard:
+                    # A closed connection has no users to wait for: a reader on another
+                    # thread waits for `_connecting` to reopen it, after this block.
+                    if self._con is None or not self._users:
+                        if self._con is not None:
+                            self._con.close()
+                            self._con = None
+                            self._paused = True
+                            _restrict(self.path)
+                            if self._access is not None:
+                                self._access.release()
+                        break
+                time.sleep(0.005)
+            yield self.path
 
     def idle(self, after: float = IDLE) -> None:
         """A writer's pause: close the connection, letting readers open the file, if it
@@ -355,6 +398,8 @@ class Store:
             self._in_transaction = False
             self._used = time.monotonic()
         _restrict(self.path)  # DuckDB makes a new WAL with the umask's mode after a checkpoint
+        if bump and self.keeper is not None:
+            self.keeper.persist(self)  # a change with effects outside mlform is kept at once
 
     def write(self, apply_id: str, records: Sequence[Record]) -> None:
         with self.transaction() as con:

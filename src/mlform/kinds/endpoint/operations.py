@@ -48,7 +48,7 @@ def endpoints(ws: OpenWorkspace) -> list[Endpoint]:
             "order by name"
         )
         serving = instances.serving(store.read)
-    state_dir = ws.state_path.parent
+    state_dir = ws.home
     known = targets()
     found = []
     for name, outputs_text in rows:
@@ -107,7 +107,7 @@ def invoke(ws: OpenWorkspace, name: str, body: bytes, deployment: str | None) ->
     found = endpoint(ws, name)
     port = int(found.url.rsplit(":", 1)[1])
     headers = {"Content-Type": "application/json"}
-    secret = key_file.load(ws.state_path.parent, name)
+    secret = key_file.load(ws.home, name)
     if found.auth_mode in signing.TOKEN_MODES:
         headers["Authorization"] = f"Bearer {token(ws, name, 60)[0]}"
     elif secret:
@@ -143,9 +143,9 @@ def token(ws: OpenWorkspace, name: str, seconds: float) -> tuple[str, float]:
             "day), so that a rotated key is dropped a day after; ask for a new one when "
             "it expires"
         )
-    ring = signing.load(ws.state_path.parent, name)
+    ring = signing.load(ws.home, name)
     if ring is None:
-        raise NotFound(signing.missing(ws.state_path.parent, name))
+        raise NotFound(signing.missing(ws.home, name))
     return mint(ring.current.secret, name, seconds, kid=ring.current.kid)
 
 
@@ -157,12 +157,12 @@ def rotate_token_key(ws: OpenWorkspace, name: str) -> signing.Rotation:
             f"endpoint {name} takes keys (auth_mode: {found.auth_mode}), so it has no token "
             f"key to rotate; `mlform endpoints keys {name} --regenerate secondary` renews a key"
         )
-    return signing.rotate(ws.state_path.parent, name)
+    return signing.rotate(ws.home, name)
 
 
 def keys(ws: OpenWorkspace, name: str, regenerate: str | None) -> dict[str, str]:
     endpoint(ws, name)
-    state_dir = ws.state_path.parent
+    state_dir = ws.home
     if regenerate:
         return key_file.ensure(state_dir, name, (regenerate,))
     return key_file.load(state_dir, name)

@@ -347,7 +347,7 @@ def _build(
     with _build_lock(path):
         if (path / COMPLETE).is_file():
             return None
-        log = ctx.config.state_path.parent / "logs" / f"{address.replace('/', '-')}.log"
+        log = ctx.config.home / "logs" / f"{address.replace('/', '-')}.log"
         log_name = shown(log, ctx.config.root)
         ctx.log(address, f"building virtual environment ({summary}); pip's output: {log_name}")
         _remove_leftovers(path)

@@ -192,7 +192,7 @@ class ImageKind(ImageDeclaring, Kind[ImageSpec, ImagePayload]):
             command=("python", "-m", "mlform.serving"),
             port=PORT,
         )
-        log = ctx.config.state_path.parent / "logs" / f"{change.address.replace('/', '-')}.log"
+        log = ctx.config.home / "logs" / f"{change.address.replace('/', '-')}.log"
         log_name = shown(log, ctx.config.root)
         ctx.log(change.address, f"building {reference}; Docker's output: {log_name}")
         progress = ctx.progress

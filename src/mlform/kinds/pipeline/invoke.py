@@ -48,7 +48,7 @@ def invoke(
         )
     with ws.store("pipelines invoke", write=True) as store:
         recorded = store.recorded().get(address)
-        hasher = Hasher(config.state_path.parent / "cache" / "hashes.json")
+        hasher = Hasher(config.home / "cache" / "hashes.json")
         ctx = Context(config, hasher, log=log)
         ctx.read = store.read
         want = desire_all(config, ctx)[address]

@@ -348,7 +348,7 @@ def serve(ws: OpenWorkspace, host: str, port: int, say: Callable[[str], None]) -
     # start-up: uvicorn, only when the pipeline endpoint serves
     import uvicorn
 
-    state_dir = ws.state_path.parent
+    state_dir = ws.home
     keys = endpoint_keys.ensure(state_dir, KEYS)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
