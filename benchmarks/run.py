@@ -22,7 +22,15 @@ from typing import Protocol
 HERE = Path(__file__).resolve().parent
 
 # name → module in this folder; each has `describe: str` and `run(quick: bool) -> bool`.
-BENCHMARKS = ("plan_scale", "tracking", "snapshots", "registry", "serving", "pipelines")
+BENCHMARKS = (
+    "plan_scale",
+    "tracking",
+    "snapshots",
+    "registry",
+    "serving",
+    "pipelines",
+    "remote_state",
+)
 
 
 class Benchmark(Protocol):

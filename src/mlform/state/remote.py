@@ -32,6 +32,7 @@ from mlform import private
 from mlform.errors import StateError
 from mlform.hashing import sha256_file
 from mlform.state.backends import Backend, Held, RemoteSpec, Version, connect
+from mlform.state.backends.peek import peek
 from mlform.state.lock import LockInfo
 from mlform.state.store import Identity, Store
 
@@ -66,6 +67,9 @@ class RemoteState:
         self.work = self.folder / "state.duckdb"
         self.reading = self.folder / "read" / "state.duckdb"
         self._backend: Backend | None = None
+        # What `exists` just saw, for the read that follows it in the same command: one
+        # request to the store, not two. Taken once; every later look asks again.
+        self._seen: Version | None = None
 
     @property
     def backend(self) -> Backend:
@@ -74,7 +78,15 @@ class RemoteState:
         return self._backend
 
     def exists(self) -> bool:
-        return self.backend.head() is not None
+        self._seen = self._latest()
+        return self._seen is not None
+
+    def _latest(self) -> Version | None:
+        """The latest version's identity: one signed HEAD, the SDK only if need be."""
+        found = peek(self.spec)
+        if isinstance(found, str):
+            return self.backend.head()
+        return found
 
     def open(self, operation: str, *, write: bool, wait: float = 0.0, log: Log = print) -> Store:
         return self._writer(operation, wait, log) if write else self._reader(operation, wait)
@@ -85,7 +97,7 @@ class RemoteState:
         """The last persisted state, downloaded only if it moved since this machine read it."""
         private.folder(self.reading.parent)
         with _exclusive(self.folder / "read.lock"):  # one download at a time here
-            latest = self.backend.head()
+            latest, self._seen = self._seen or self._latest(), None
             if latest is None:
                 return Store(self.reading, None, None)
             copied = Copied.load(self.reading)
