@@ -94,6 +94,13 @@ def test_a_state_applied_in_one_clone_is_the_state_of_another(
     fetched = cli("models", "download", "iris-classifier:1", str(tmp_path / "model"), cwd=laptop)
     assert fetched.code == 0, fetched
     assert (tmp_path / "model" / "model.pkl").stat().st_size > 0
+    # The run's outputs and logs, kept in the shared datastore as it ended.
+    restored = cli("runs", "download", "train", str(tmp_path / "run"), cwd=laptop)
+    assert restored.code == 0, restored
+    model = tmp_path / "run" / "outputs" / "model" / "model.pkl"
+    assert model.read_bytes() == (tmp_path / "model" / "model.pkl").read_bytes()
+    log = (tmp_path / "run" / "logs" / "std_log.txt").read_text()
+    assert log and cli("runs", "logs", "train", cwd=laptop).out == log
     listed = cli("state", "list", cwd=laptop)
     assert f"state {remote.spec.url}, lineage" in listed.out
     # The laptop's copies sit in its own .mlform, never in the repository's files.

@@ -201,7 +201,15 @@ def test_a_state_from_an_older_mlform_upgrades_itself(cli: Cli, make_workspace: 
     state = root / "custom" / "place" / "state.duckdb"
     with duckdb.connect(str(state)) as con:  # make it what the first release wrote
         later = ("experiments", "runs", "params", "tags", "metrics", "artifacts", "snapshots")
-        for table in (*later, "models", "images", "deployments", "step_runs", "tokens"):
+        for table in (
+            *later,
+            "models",
+            "images",
+            "deployments",
+            "step_runs",
+            "tokens",
+            "run_files",
+        ):
             con.execute(f"drop table {table}")
         con.execute("alter table meta drop column workspace")
         for column in ("actor", "source", "event_id"):

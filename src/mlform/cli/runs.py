@@ -197,9 +197,15 @@ def compare(args: argparse.Namespace, out: Output) -> int:
 
 
 def logs(args: argparse.Namespace, out: Output) -> int:
-    """Read from the run folder itself, so it works while an apply holds the state."""
+    """Read from the run folder itself, so it works while an apply holds the state; a run
+    applied on another machine is read from what the datastore keeps of it."""
     ws = Workspace(args.directory)
-    run_dir = _run_dir(ws, args.ref)
+    try:
+        run_dir = _run_dir(ws, args.ref)
+    except NotFound:
+        if _kept_log(ws, args.ref, out):
+            return 0
+        raise
     log = run_dir / "logs" / "std_log.txt"
     offset = 0
     while True:
@@ -212,6 +218,31 @@ def logs(args: argparse.Namespace, out: Output) -> int:
         if not args.follow or _finished(ws, run_dir.name):
             return 0
         time.sleep(0.5)
+
+
+def _kept_log(ws: Workspace, ref: str, out: Output) -> bool:
+    """Print a run's log as kept in the datastore; False if none is kept."""
+    # start-up: `mlform --help` loads every command's module
+    import codecs
+
+    from mlform.storage import folders
+
+    with ws.store("runs logs") as store:
+        run = runs.find(store, ref)
+        kept = store.query("select manifest from run_files where run_id = ?", [run.id])
+    if not kept:
+        return False
+    spec = ws.config.datastore(ws.config.default_datastore)
+    storage = open_storage(spec, ws.config.storage_options(spec))
+    handle = folders.open_file(storage, kept[0][0], "logs/std_log.txt")
+    if handle is None:
+        return False
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    with handle:
+        while chunk := handle.read(1 << 20):
+            out.write(decoder.decode(chunk))
+    out.write(decoder.decode(b"", final=True))
+    return True
 
 
 def snapshot(args: argparse.Namespace, out: Output) -> int:
@@ -236,23 +267,27 @@ def snapshot(args: argparse.Namespace, out: Output) -> int:
 def download(args: argparse.Namespace, out: Output) -> int:
     # start-up: `mlform --help` loads every command's module
     from mlform import snapshot as snapshots
+    from mlform.storage import folders
     from mlform.tracking.protocol import LOGS, OUTPUTS
 
     ws = Workspace(args.directory)
     with ws.store("runs download") as store:
         run = runs.find(store, args.ref)
         key = store.query("select key from snapshots where id = ?", [run.snapshot_id or ""])
+        kept = store.query("select manifest from run_files where run_id = ?", [run.id])
     dest = Path(args.dest or run.id)
     if dest.exists() and any(dest.iterdir()):
         raise MlformError(f"{dest} is not empty; choose an empty or new folder")
+    spec = ws.config.datastore(ws.config.default_datastore)
+    storage = open_storage(spec, ws.config.storage_options(spec))
     if key:
-        spec = ws.config.datastore(ws.config.default_datastore)
-        storage = open_storage(spec, ws.config.storage_options(spec))
         snapshots.extract(storage, key[0][0], dest / "snapshot")
-    for name in (OUTPUTS, LOGS):
-        kept = Path(run.run_dir) / name
-        if kept.is_dir():
-            shutil.copytree(kept, dest / name, dirs_exist_ok=True)
+    here = [name for name in (OUTPUTS, LOGS) if (Path(run.run_dir) / name).is_dir()]
+    if here:  # this machine ran it: its own folder, as the run left it
+        for name in here:
+            shutil.copytree(Path(run.run_dir) / name, dest / name, dirs_exist_ok=True)
+    elif kept:  # another machine ran it: what the datastore keeps of it
+        folders.restore(storage, kept[0][0], dest)
     out.line(f"Restored run {run.id} into {dest}/ (snapshot/, outputs/ and logs/).")
     return 0
 

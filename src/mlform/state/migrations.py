@@ -278,4 +278,13 @@ MIGRATIONS: tuple[Migration, ...] = (
         alter table events alter column apply_id drop not null;
         """,
     ),
+    Migration(
+        "0010_run_files",
+        """
+        -- A run's outputs and logs as kept in the default datastore when it ended: the
+        -- digest of a manifest blob naming each file's blob (mlform.storage.folders), so
+        -- a run applied on one machine can be downloaded and read on another.
+        create table run_files (run_id varchar not null, manifest varchar not null);
+        """,
+    ),
 )

@@ -123,6 +123,18 @@ class SnapshotRow:
 
 
 @dataclass(frozen=True, slots=True)
+class RunFiles:
+    """Where a finished run's outputs and logs are kept: a manifest in the datastore."""
+
+    run_id: str
+    manifest: str
+
+    def write(self, con: duckdb.DuckDBPyConnection, apply_id: str) -> None:
+        con.execute("delete from run_files where run_id = ?", [self.run_id])
+        con.execute("insert into run_files values (?, ?)", [self.run_id, self.manifest])
+
+
+@dataclass(frozen=True, slots=True)
 class Abandoned:
     """A run whose apply died before recording its end."""
 

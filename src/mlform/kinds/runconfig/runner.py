@@ -25,13 +25,13 @@ from mlform.config.refs import LocalPath, Url
 from mlform.config.specs import DataInput, env_text
 from mlform.context import Context, Outcome
 from mlform.datasets import download
-from mlform.errors import ApplyError, RunFailed, SecretError
+from mlform.errors import ApplyError, DatastoreError, RunFailed, SecretError
 from mlform.kinds.runconfig import gated
 from mlform.kinds.runconfig.payload import RunPayload
 from mlform.kinds.runconfig.spec import RunconfigSpec
 from mlform.plan.model import Change
 from mlform.state.records import Record
-from mlform.state.runs import Abandoned, Experiment, RunRow, SnapshotRow
+from mlform.state.runs import Abandoned, Experiment, RunFiles, RunRow, SnapshotRow
 from mlform.state.store import Store
 from mlform.tracking import mlflow_job, protocol
 from mlform.tracking.record import TrackingRecord
@@ -118,6 +118,7 @@ class _Run:
             self.row, status=status, exit_code=code, ended_at=time.time(), log_tail=tail
         )
         records: list[Record] = [final, TrackingRecord(self.id, self.dir)]
+        records.extend(self.kept())
         if status != "completed":
             self.ctx.emit(records)
             how = {"failed": f"failed (exit code {code})", "timed_out": "timed out"}.get(
@@ -153,6 +154,24 @@ class _Run:
             message += f"; {registered.message}"
             self.ctx.log(self.change.address, registered.message)
         return Outcome(outputs, records, message)
+
+    def kept(self) -> list[RunFiles]:
+        """The run's outputs and logs, kept in the default datastore as it ends, so that
+        another machine sharing the datastore can download and read them. A datastore
+        that fails now costs only that: the run's own record is not lost with it."""
+        # start-up: folders of blobs only once a run ends
+        from mlform.storage import folders
+
+        try:
+            storage = self.ctx.storage(self.ctx.config.default_datastore)
+            manifest = folders.keep(storage, self.dir, (protocol.OUTPUTS, protocol.LOGS))
+        except DatastoreError as err:
+            self.ctx.log(
+                self.change.address,
+                f"run {self.id}: its outputs and logs stay on this machine only ({err})",
+            )
+            return []
+        return [RunFiles(self.id, manifest)]
 
     # -- preparing -----------------------------------------------------------------------
 
