@@ -38,8 +38,11 @@ class Scaffolded:
     kept: list[Path]  # already there (with force): left untouched
 
 
-def scaffold(path: str | Path, *, name: str | None, force: bool) -> Scaffolded:
-    """Write a new workspace into `path` (made if missing)."""
+def scaffold(
+    path: str | Path, *, name: str | None, force: bool, state: str | None = None
+) -> Scaffolded:
+    """Write a new workspace into `path` (made if missing); `state`: a remote state's
+    URL, with the default datastore beside it."""
     root = Path(path)
     where = root.resolve()
     if where.exists() and not where.is_dir():
@@ -50,9 +53,12 @@ def scaffold(path: str | Path, *, name: str | None, force: bool) -> Scaffolded:
             "(files already there are kept, never overwritten)"
         )
     name = _workspace_name(name, where)
+    datastore = _datastore_beside(state) if state is not None else None
     files = _render(
         {
             "name": name,
+            "state": state,
+            "datastore": datastore,
             "version": __version__,
             "yaml_schemas": _editor_schemas(),
             "requirement": mlform_requirement(),
@@ -61,6 +67,22 @@ def scaffold(path: str | Path, *, name: str | None, force: bool) -> Scaffolded:
     files.update({f"{SCHEMA_FOLDER}/{n}": data for n, data in _schema_files().items()})
     created, kept = _write(root, files, replace=False)
     return Scaffolded(root, name, created, kept)
+
+
+def _datastore_beside(state: str) -> str:
+    """The default datastore's URL for a remote state's URL: `datastore/` in the same
+    container or bucket (s3://bucket/team/state.duckdb → s3://bucket/datastore)."""
+    # start-up: remote state URLs only for `init --state`
+    from urllib.parse import urlsplit
+
+    from mlform.state import backends
+
+    try:
+        backends.from_url(state)
+    except backends.BadState as err:
+        raise MlformError(f"--state: {err}") from err
+    parts = urlsplit(state)
+    return f"{parts.scheme}://{parts.netloc}/datastore"
 
 
 def mlform_requirement() -> str:

@@ -194,19 +194,37 @@ def test_workflow_plans_pull_requests_and_applies_main(new: Path) -> None:
     runs = steps_run(plan)
     assert any("if mlform validate > validate.out 2>&1; then" in run for run in runs)
     assert any("mlform plan --markdown > plan.md" in run for run in runs)
-    comment = next(
-        s for s in plan["steps"] if s.get("uses", "").startswith("actions/github-script")
-    )
-    assert "createComment" in comment["with"]["script"]
+    # One comment, with the GitHub CLI the runners have, found by its marker and edited.
+    comment = next(s for s in plan["steps"] if s.get("name", "").startswith("Comment the plan"))
+    assert comment["env"]["GH_TOKEN"] == "${{ github.token }}"
+    assert "gh api --method PATCH" in comment["run"] and "gh pr comment" in comment["run"]
     assert plan["concurrency"]["group"] == "mlform-plan-${{ github.event.pull_request.number }}"
 
     assert apply["if"] == "github.event_name == 'push'"
-    assert "mlform apply --yes" in steps_run(apply)
+    assert "mlform apply --yes --lock-timeout 600" in steps_run(apply)
     assert apply["concurrency"] == {"group": "mlform-apply", "cancel-in-progress": False}
     assert "env" not in workflow
-    identity = {"MLFORM_AGE_IDENTITY": "${{ secrets.MLFORM_AGE_IDENTITY }}"}  # only where read
-    assert [s["env"] for s in plan["steps"] if s.get("id") == "plan"] == [identity]
-    assert [s["env"] for s in apply["steps"] if s.get("name") == "mlform apply"] == [identity]
+    # The state is shared, in a remote backend: nothing is cached in the runner, and each
+    # job first refuses a state that is a local file.
+    text = (new / ".github/workflows/mlform.yml").read_text()
+    assert "actions/cache" not in text
+    for job in (plan, apply):
+        assert "mlform state where --shared" in steps_run(job)
+    # Secrets only where read: the age identity and the backend's credentials.
+    read = {
+        "MLFORM_AGE_IDENTITY": "${{ secrets.MLFORM_AGE_IDENTITY }}",
+        **{
+            name: f"${{{{ secrets.{name} }}}}"
+            for name in (
+                "AZURE_STORAGE_CONNECTION_STRING",
+                "ARM_ACCESS_KEY",
+                "AWS_ACCESS_KEY_ID",
+                "AWS_SECRET_ACCESS_KEY",
+            )
+        },
+    }
+    assert [s["env"] for s in plan["steps"] if s.get("id") == "plan"] == [read]
+    assert [s["env"] for s in apply["steps"] if s.get("name") == "mlform apply"] == [read]
 
 
 def test_workflow_installs_the_mlform_the_repository_pins(new: Path) -> None:
@@ -316,3 +334,25 @@ def test_schema_export_writes_every_schema(cli: Callable[..., Ran], tmp_path: Pa
     assert files_in(dest) == SCHEMAS
     for name in SCHEMAS:
         assert (dest / name).read_bytes() == (REPO / "schema" / name).read_bytes()
+
+
+def test_init_with_a_remote_state_keeps_the_datastore_beside_it(
+    cli: Callable[..., Ran], tmp_path: Path
+) -> None:
+    url = "s3://team-bucket/ml/state.duckdb"
+    assert cli("init", "--state", url, str(tmp_path / "shared")).code == 0
+    body = yaml.safe_load((tmp_path / "shared" / "workspace.yml").read_text())
+    assert body["state"] == url
+    assert body["datastores"][0]["path"] == "s3://team-bucket/datastore"
+    assert body["datastores"][0]["default"] is True
+    assert cli("state", "where", "--shared", cwd=tmp_path / "shared").out == f"{url}\n"
+
+    assert cli("init", str(tmp_path / "alone")).code == 0
+    refused = cli("state", "where", "--shared", cwd=tmp_path / "alone")
+    assert refused.code != 0 and "the state is a local file" in refused.err
+    assert "mlform state migrate --to" in refused.err
+
+    bad = cli("init", "--state", "ftp://host/state.duckdb", str(tmp_path / "bad"))
+    assert bad.code == 1
+    assert "--state: state URL ftp://host/state.duckdb: the scheme ftp:// is not" in bad.err
+    assert not (tmp_path / "bad").exists()

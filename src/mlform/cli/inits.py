@@ -18,6 +18,12 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         action="store_true",
         help="write into a non-empty folder; files already there are kept, never overwritten",
     )
+    p.add_argument(
+        "--state",
+        metavar="URL",
+        help="keep the state in a remote backend (az://container/key, s3://bucket/key, "
+        "wasbs://…), with the default datastore beside it: what CI and a team need",
+    )
     p.set_defaults(run=init)
 
 
@@ -26,7 +32,7 @@ def init(args: argparse.Namespace, out: Output) -> int:
     from mlform.scaffold import scaffold
 
     target = Path(args.directory) / args.path  # -C moves the start, as for every command
-    result = scaffold(target, name=args.name, force=args.force)
+    result = scaffold(target, name=args.name, force=args.force, state=args.state)
     for path in result.created:
         out.line(f"  created {path}")
     for path in result.kept:

@@ -8,7 +8,7 @@ from typing import Any
 
 from mlform.cli.output import Output, add_json_flag
 from mlform.config.names import cli_address
-from mlform.errors import NotFound
+from mlform.errors import NotFound, StateError
 from mlform.state import transfer
 from mlform.workspace import Workspace
 
@@ -39,6 +39,13 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     q.add_argument("address", metavar="KIND/NAME", type=cli_address)
     add_json_flag(q)  # accepted for symmetry: `state show` always prints JSON
     q.set_defaults(run=show)
+    q = sub.add_parser("where", help="where the state is kept: its URL, or its file")
+    q.add_argument(
+        "--shared",
+        action="store_true",
+        help="fail unless it is in a remote backend (what a CI job needs)",
+    )
+    q.set_defaults(run=where)
     q = sub.add_parser("pull", help="copy the state, as last committed, into a file")
     q.add_argument("file", metavar="FILE", type=Path)
     q.set_defaults(run=pull)
@@ -116,6 +123,20 @@ def show(args: argparse.Namespace, out: Output) -> int:
             "components": record.components,
         }
     )
+    return 0
+
+
+def where(args: argparse.Namespace, out: Output) -> int:
+    ws = Workspace(args.directory)
+    if args.shared and ws.remote is None:
+        raise StateError(
+            f"the state is a local file ({ws.state_path}), which a fresh CI runner or "
+            "another clone does not have: each would start over and apply everything "
+            "again. Keep it in a remote backend: `mlform state migrate --to "
+            "az://CONTAINER/state.duckdb` (or s3://BUCKET/state.duckdb), then set `state:` "
+            "in workspace.yml to that URL"
+        )
+    out.line(ws.state_name)
     return 0
 
 

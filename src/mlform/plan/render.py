@@ -55,24 +55,11 @@ def text(plan: Plan, *, color: bool = False) -> str:
 
 
 def markdown(plan: Plan) -> str:
-    """A pull-request comment: summary first, the changes as a diff block GitHub colours."""
-    head = "No changes" if not plan.changes else plan.summary().removesuffix(".")
-    lines = [f"### mlform plan: {head}", ""]
-    for refusal in plan.refusals:
-        lines.append(f"> **Error:** {refusal}")
-        lines.append("")
-    for note in plan.notes:
-        lines.append(f"> **Note:** {note}")
-        lines.append("")
-    if plan.changes:
-        lines.append("```diff")
-        for change in plan.changes:
-            mark = {"~": "!", "-/+": "!", ">": "+"}.get(change.symbol, change.symbol)
-            lines.append(f"{mark} {change.symbol} {change.address}  ({texts(change.reasons)})")
-        lines.append("```")
-        lines.append("")
-    lines.append(f"{plan.unchanged} resources unchanged · state serial {plan.identity.serial}")
-    return "\n".join(lines) + "\n"
+    """A pull-request comment (see plan/markdown.py)."""
+    # start-up: the comment's layout only for `plan --markdown`
+    from mlform.plan import markdown as comment
+
+    return comment.markdown(plan)
 
 
 def as_dict(plan: Plan) -> dict[str, Any]:
