@@ -114,3 +114,39 @@ def without_credentials(url: str) -> str:
         return url  # ssh://git@host/…: the user name is part of the address
     host = parts.netloc.rsplit("@", 1)[1]
     return urlunsplit(parts._replace(netloc=host))
+
+
+def follow(source: str, branch: str, folder: Path) -> str:
+    """Clone `source` into `folder` (or fetch, if done before), move the working tree to
+    the head of `branch`, and return that commit. Untracked files are removed; ignored
+    ones (`.mlform/`) are kept. ValueError, with git's own last line, if it fails."""
+    import git
+
+    try:
+        if not (folder / ".git").exists():
+            folder.parent.mkdir(parents=True, exist_ok=True)
+            repo = git.Repo.clone_from(source, folder, branch=branch)
+        else:
+            repo = git.Repo(folder)
+            repo.remotes.origin.fetch(branch)
+        head = repo.commit(f"origin/{branch}").hexsha
+        repo.git.checkout("--detach", "--force", head)
+        repo.git.clean("-fd")
+    except (git.GitCommandError, git.InvalidGitRepositoryError, ValueError) as err:
+        lines = str(err).strip().splitlines() or [type(err).__name__]
+        raise ValueError(lines[-1].strip()) from err
+    return str(head)
+
+
+def relation(path: Path, commit: str) -> tuple[int, int] | None:
+    """(ahead, behind): how many commits the checkout at `path` has that `commit` has not,
+    and the reverse; None outside git, or when the checkout does not have `commit`."""
+    import git
+
+    try:
+        repo = git.Repo(path, search_parent_directories=True)
+        counts = repo.git.rev_list("--left-right", "--count", f"HEAD...{commit}")
+    except (git.GitCommandError, git.InvalidGitRepositoryError, git.NoSuchPathError, ValueError):
+        return None
+    ahead, behind = (int(n) for n in counts.split())
+    return ahead, behind

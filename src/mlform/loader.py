@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlform.config import schema, specs
+from mlform.config import agentpolicy, schema, specs
+from mlform.config.agentpolicy import AgentPolicy
 from mlform.config.containment import Boundary, check_paths
 from mlform.config.kinds import (
     AZURE_SCHEMAS,
@@ -75,6 +76,7 @@ class Config:
     vault: Vault = field(default_factory=lambda: Vault({}, Path(), Path()))
     # A remote state (`state:` a backend or URL); `state_path` is then this machine's copy.
     remote_state: RemoteSpec | None = None
+    agent: AgentPolicy = field(default_factory=AgentPolicy)
 
     @property
     def home(self) -> Path:
@@ -145,6 +147,8 @@ class _Loader:
         body = ws.data if isinstance(ws.data, dict) else {}
         name = body.get("name") if isinstance(body.get("name"), str) else self.root.name
         state, remote = self._state(ws, body)
+        agent, problems = agentpolicy.parse(ws, body)
+        self.problems.extend(problems)
         registry = body.get("container_registry")
         self.secrets, problems, broken = declared_secrets.parse(ws, bad, self.root)
         self.problems.extend(problems)
@@ -195,6 +199,7 @@ class _Loader:
             registry if isinstance(registry, str) else None,
             vault,
             remote,
+            agent,
         )
 
     # -- reading -------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlform import gitinfo
 from mlform import loader as config_loader
 from mlform.apply.executor import Report, Result, Status, execute
 from mlform.context import Context
@@ -28,6 +29,7 @@ from mlform.kind import desire_all, refresh_all, refusals
 from mlform.loader import Config
 from mlform.plan.diff import diff
 from mlform.plan.model import Action, Change, Plan
+from mlform.state import syncs
 from mlform.state.lock import LockInfo
 
 if TYPE_CHECKING:
@@ -60,6 +62,37 @@ class ApplyReport:
     @property
     def ok(self) -> bool:
         return self.confirmed and not self.failed and not self.unsettled
+
+
+def _behind_or_ahead(root: Path, commit: str) -> str | None:
+    """What to say when this checkout is not at the commit the state reflects."""
+    found = gitinfo.relation(root, commit)
+    short = commit[:10]
+    if found is None:
+        return (
+            f"the state reflects commit {short} (applied by `mlform agent`), which this "
+            "checkout does not have: fetch to compare"
+        )
+    ahead, behind = found
+
+    def commits(n: int) -> str:
+        return f"{n} commit" + ("" if n == 1 else "s")
+
+    if ahead and behind:
+        return (
+            f"this checkout and commit {short}, which the state reflects, have diverged "
+            f"({commits(ahead)} here, {commits(behind)} there)"
+        )
+    if ahead:
+        return (
+            f"this checkout is {commits(ahead)} ahead of commit {short}, which the state reflects"
+        )
+    if behind:
+        return (
+            f"this checkout is {commits(behind)} behind commit {short}, which the state "
+            "reflects: pull before you plan"
+        )
+    return None
 
 
 def _warn(line: str) -> None:
@@ -142,6 +175,11 @@ class Workspace:
     def plan(self, *, rerun: Collection[str] = (), lock_wait: float = 0.0) -> Plan:
         with self.store("plan", wait=lock_wait) as store:
             plan, _ = self._plan(store, rerun=rerun)
+            synced = syncs.last(store, applied=True) if store.exists else None
+        if synced is not None:
+            note = _behind_or_ahead(self.root, synced.commit)
+            if note:
+                plan = replace(plan, notes=(*plan.notes, note))
         return plan
 
     def apply(

@@ -209,6 +209,8 @@ def test_a_state_from_an_older_mlform_upgrades_itself(cli: Cli, make_workspace: 
             "step_runs",
             "tokens",
             "run_files",
+            "syncs",
+            "approvals",
         ):
             con.execute(f"drop table {table}")
         con.execute("alter table meta drop column workspace")

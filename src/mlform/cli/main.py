@@ -36,6 +36,7 @@ COMMANDS = {
     "secrets": "secrets",
     "state": "state",
     "force-unlock": "state",
+    "agent": "agent",
     "schema": "schemas",
 }
 

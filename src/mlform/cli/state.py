@@ -9,7 +9,7 @@ from typing import Any
 from mlform.cli.output import Output, add_json_flag
 from mlform.config.names import cli_address
 from mlform.errors import NotFound, StateError
-from mlform.state import transfer
+from mlform.state import syncs, transfer
 from mlform.workspace import Workspace
 
 # Environment variables (an environment's `variables` once applied): the state keeps
@@ -35,8 +35,10 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     q = sub.add_parser("list", help="every recorded resource and its status")
     add_json_flag(q)
     q.set_defaults(run=list_)
-    q = sub.add_parser("show", help="one recorded resource, as JSON")
-    q.add_argument("address", metavar="KIND/NAME", type=cli_address)
+    q = sub.add_parser(
+        "show", help="one recorded resource, or (without one) the state itself, as JSON"
+    )
+    q.add_argument("address", metavar="KIND/NAME", type=cli_address, nargs="?")
     add_json_flag(q)  # accepted for symmetry: `state show` always prints JSON
     q.set_defaults(run=show)
     q = sub.add_parser("where", help="where the state is kept: its URL, or its file")
@@ -106,6 +108,8 @@ def list_(args: argparse.Namespace, out: Output) -> int:
 
 def show(args: argparse.Namespace, out: Output) -> int:
     ws = Workspace(args.directory)
+    if args.address is None:
+        return _show_state(ws, out)
     with ws.store("state show") as store:
         record = store.recorded().get(args.address)
     if record is None or record.status == "deleted":
@@ -173,6 +177,24 @@ def migrate(args: argparse.Namespace, out: Output) -> int:
     out.line(
         f"Now set `state: {args.to}` in workspace.yml. The state at {ws.state_name} is left "
         "as it was: remove it once the workspace uses the new one."
+    )
+    return 0
+
+
+def _show_state(ws: Workspace, out: Output) -> int:
+    """Where the state is, how far along, and the commit it reflects (`mlform agent`)."""
+    with ws.store("state show") as store:
+        identity = store.identity()
+        synced = syncs.last(store, applied=True) if store.exists else None
+    out.json(
+        {
+            "state": ws.state_name,
+            "lineage": identity.lineage,
+            "serial": identity.serial,
+            "commit": synced.commit if synced else None,
+            "synced_at": synced.at.isoformat() if synced else None,
+            "branch": synced.branch if synced else None,
+        }
     )
     return 0
 

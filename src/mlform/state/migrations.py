@@ -287,4 +287,29 @@ MIGRATIONS: tuple[Migration, ...] = (
         create table run_files (run_id varchar not null, manifest varchar not null);
         """,
     ),
+    Migration(
+        "0011_agent",
+        """
+        -- What `mlform agent` reconciled: each commit of the branch it follows, and what
+        -- became of it (applied, no changes, failed, invalid, waiting for approval). The
+        -- latest row is the commit the state reflects, for `state show` and `plan`.
+        create table syncs (
+            commit_sha varchar not null,
+            branch varchar,
+            synced_at timestamptz not null,
+            result varchar not null,
+            detail varchar
+        );
+        -- A plan the agent holds back under the `require_approval` policy: applied once
+        -- `mlform agent approve` records who approved that very plan (its digest).
+        create table approvals (
+            commit_sha varchar not null,
+            plan varchar not null,
+            summary varchar not null,
+            requested_at timestamptz not null,
+            approved_at timestamptz,
+            approved_by varchar
+        );
+        """,
+    ),
 )
