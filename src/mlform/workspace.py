@@ -167,10 +167,24 @@ class Workspace:
                 from mlform.access import audit
 
                 audit.ingest(store, self.home)  # what servers saw meanwhile
+                self.keep_captures()
             except BaseException:
                 store.close()
                 raise
         return store
+
+    def keep_captures(self) -> int:
+        """Move what deployments captured into the outbox to the default datastore, when
+        that is not a local folder (storage/captures.py); return how many files."""
+        # start-up: every command loads this module; the outbox only for writers
+        from mlform.storage import captures, open_storage
+
+        box = captures.outbox(self.home)
+        if not box.is_dir():
+            return 0
+        config = self.config
+        spec = config.datastore(config.default_datastore)
+        return captures.upload(open_storage(spec, config.storage_options(spec)), box)
 
     def plan(self, *, rerun: Collection[str] = (), lock_wait: float = 0.0) -> Plan:
         with self.store("plan", wait=lock_wait) as store:

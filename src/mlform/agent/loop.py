@@ -116,6 +116,10 @@ class Agent:
         except MlformError as err:
             self._result("failed", str(err), commit)
             return
+        try:
+            ws.keep_captures()  # what deployments captured, to a datastore in the cloud
+        except MlformError as err:
+            self.log("error", message=f"captured requests stay in the outbox: {err}")
         gauges.drift = 0 if new else len(plan.changes)
         if not plan.changes:
             if new:

@@ -51,6 +51,7 @@ from mlform.registry.mount import mount
 from mlform.secrets import references
 from mlform.secrets.managed import ManagedSecret
 from mlform.state.records import Recorded
+from mlform.storage import captures
 
 _SWITCH = 0.6  # seconds for the router to pick up new routes and finish what is in flight
 _LOG_TAIL = 25
@@ -330,11 +331,9 @@ class _Rollout:
             store = ctx.storage(ctx.config.default_datastore)
             store.ensure()
             root = store.local_path("")
-            if root is None:
-                raise ApplyError(
-                    f"{self.address}: deployment {dep.name}: data capture needs a local "
-                    "default datastore"
-                )
+            if root is None:  # a datastore in the cloud: an outbox mlform uploads from
+                root = captures.outbox(ctx.config.home)
+                root.mkdir(parents=True, exist_ok=True)
             variables["MLFORM_CAPTURE_DIR"] = str(root)
             variables["MLFORM_CAPTURE_RATE"] = f"{dep.sampling_rate:g}"
         launch = Launch(
