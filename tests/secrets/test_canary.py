@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
@@ -214,8 +215,17 @@ def test_a_canary_reaches_each_process_and_nothing_else(
     after = _outputs(root, "endpoint/canary")["deployments"]
     assert isinstance(before, dict) and isinstance(after, dict)
     assert before["blue"]["instance"] != after["blue"]["instance"]  # restarted: a new value
+    # A client that knows the new value sends it. (The old one is no secret of the new
+    # deployment's any more: sent now, it would be captured as it is, like any data.)
+    request.write_text(json.dumps({"data": [NEW_CANARY]}))
+    captured = root / ".mlform" / "datastore" / "captures" / "canary" / "blue"
+    before = set(captured.glob("*/part-*.parquet"))
     invoked = cli("endpoints", "invoke", "canary", "--data", str(request), cwd=root)
     assert invoked.out == json.dumps(_sha(NEW_CANARY)) + "\n"
+    deadline = time.monotonic() + 30
+    while set(captured.glob("*/part-*.parquet")) == before:  # written within a second
+        assert time.monotonic() < deadline, "the second request was never captured"
+        time.sleep(0.1)
     assert _got(root, str(_outputs(root, "runconfig/job")["run_dir"])) == _sha(NEW_CANARY)
     assert cli("plan", "--detailed-exitcode", cwd=root).code == 0
 
