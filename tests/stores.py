@@ -87,22 +87,28 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
         stderr=subprocess.STDOUT,
         text=True,
     )
+    found = _announced(process, r"successfully listens on (http://127\.0\.0\.1:\d+)", "Azurite")
     assert process.stdout is not None
-    seen = []
-    for line in process.stdout:  # ends if Azurite exits
-        seen.append(line)
-        found = re.search(r"successfully listens on (http://127\.0\.0\.1:\d+)", line)
-        if found:
-            break
-    else:
-        process.wait()
-        pytest.fail(f"Azurite did not start:\n{''.join(seen)}")
     try:
         yield Azurite(f"{found[1]}/{AZURITE_ACCOUNT}")
     finally:
         process.terminate()
         process.wait()
         process.stdout.close()
+
+
+def _announced(process: subprocess.Popen[str], pattern: str, what: str) -> re.Match[str]:
+    """The line where a server says it listens; the test fails with its output if it
+    exits first."""
+    assert process.stdout is not None
+    seen = []
+    for line in process.stdout:  # ends if the server exits
+        seen.append(line)
+        found = re.search(pattern, line)
+        if found:
+            return found
+    process.wait()
+    pytest.fail(f"{what} did not start:\n{''.join(seen)}")
 
 
 @dataclass(frozen=True)
@@ -150,16 +156,8 @@ def s3_server() -> Iterator[S3Server]:
         stderr=subprocess.STDOUT,
         text=True,
     )
+    found = _announced(process, r"Running on (http://127\.0\.0\.1:\d+)", "moto's S3 server")
     assert process.stdout is not None
-    seen = []
-    for line in process.stdout:  # ends if moto exits
-        seen.append(line)
-        found = re.search(r"Running on (http://127\.0\.0\.1:\d+)", line)
-        if found:
-            break
-    else:
-        process.wait()
-        pytest.fail(f"moto's S3 server did not start:\n{''.join(seen)}")
     drain = threading.Thread(target=process.stdout.read, daemon=True)
     drain.start()  # its request log must not fill the pipe and stall it
     try:

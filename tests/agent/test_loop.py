@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import signal
+import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -127,8 +128,10 @@ def test_sigterm_mid_run_stops_cleanly_and_the_next_start_resumes(
     commit = remote.push({**WORKSPACE, "src/train.py": slow}, "a slow model")
     agent = start_agent(remote, "--interval", str(INTERVAL))
     agent.wait_for(lambda e: e["event"] == "apply", 120)
-    while not started.exists():
-        agent.wait_for(lambda e: e["event"] == "progress", 60)
+    deadline = time.monotonic() + 60
+    while not started.exists():  # the script itself says when it trains
+        assert time.monotonic() < deadline and agent.process.poll() is None, agent.log()
+        time.sleep(0.05)
     assert agent.stop(signal.SIGTERM) == 0  # Ctrl-C's rules: the run is cancelled
     assert agent.events[-1]["event"] == "stopped"
     assert cli("runs", "list", "--status", "completed", "--json", cwd=agent.folder).out == "[]\n"

@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-import socket
 import threading
 from collections.abc import Callable
 
@@ -23,7 +22,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from mlform.agent.loop import Agent
-from mlform.errors import MlformError
+from mlform.listening import listen
 
 SECRET = "MLFORM_AGENT_SECRET"
 MAX_BODY = 1 << 20  # GitHub's push events are well under this
@@ -112,23 +111,16 @@ def serve(agent: Agent, host: str, port: int, say: Callable[[str], None]) -> thr
     # start-up: uvicorn, only when the agent serves
     import uvicorn
 
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as err:
-        sock.close()
-        raise MlformError(
-            f"cannot listen on {host}:{port} ({err.strerror}); pick another with --port"
-        ) from None
-    bound = sock.getsockname()[1]
+    bound = listen(host, port)
     app = create_app(agent, os.environ.get(SECRET) or None)
     config = uvicorn.Config(app, http="h11", loop="asyncio", access_log=False, log_level="warning")
     server = uvicorn.Server(config)
     thread = threading.Thread(
-        target=server.run, kwargs={"sockets": [sock]}, name="mlform-agent-http", daemon=True
+        target=server.run, kwargs={"sockets": [bound.sock]}, name="mlform-agent-http", daemon=True
     )
     thread.start()
-    say(f"agent listening on http://{host}:{bound} (/healthz, /metrics, POST /hooks/git)")
+    say(
+        f"agent listening on http://{bound.shown}:{bound.port} (/healthz, /metrics, "
+        "POST /hooks/git)"
+    )
     return thread

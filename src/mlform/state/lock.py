@@ -175,13 +175,8 @@ def force_unlock(state_path: Path, lock_id: str, *, force: bool = False) -> Unlo
     host cannot be checked from here, so the caller is warned instead."""
     path = state_path.with_name(state_path.name + ".lock")
     holder = _read(path)
-    if holder is None:
-        raise StateError(f"the state {state_path} is not locked; nothing to unlock")
-    if holder.id != lock_id:
-        raise StateError(
-            f"lock ID {lock_id} does not match the current lock {holder.id} held by "
-            f"{holder.describe()}; pass that ID if you mean to remove it"
-        )
+    check_id(str(state_path), holder, lock_id)
+    assert holder is not None
     warning = None
     if holder.host != socket.gethostname():
         warning = (
@@ -197,6 +192,17 @@ def force_unlock(state_path: Path, lock_id: str, *, force: bool = False) -> Unlo
         )
     path.unlink()
     return Unlocked(holder, warning)
+
+
+def check_id(state: str, holder: LockInfo | None, lock_id: str) -> None:
+    """Refuse to break a lock other than the one the user named."""
+    if holder is None:
+        raise StateError(f"the state {state} is not locked; nothing to unlock")
+    if holder.id != lock_id:
+        raise StateError(
+            f"lock ID {lock_id} does not match the current lock {holder.id} held by "
+            f"{holder.describe()}; pass that ID if you mean to remove it"
+        )
 
 
 def _held(path: Path) -> bool:

@@ -31,7 +31,6 @@ import json
 import os
 import re
 import secrets
-import socket
 import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -53,6 +52,7 @@ from mlform.access.roles import Role
 from mlform.config.specs import env_text
 from mlform.errors import MlformError
 from mlform.kinds.endpoint import keys as endpoint_keys
+from mlform.listening import listen
 from mlform.loader import Config, load
 from mlform.serving.app import error_response, route_errors
 from mlform.serving.auth import CHALLENGE, KeyCheck
@@ -350,18 +350,8 @@ def serve(ws: OpenWorkspace, host: str, port: int, say: Callable[[str], None]) -
 
     state_dir = ws.home
     keys = endpoint_keys.ensure(state_dir, KEYS)
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as err:
-        sock.close()
-        raise MlformError(
-            f"cannot listen on {host}:{port} ({err.strerror}); pick another with --port"
-        ) from None
-    port = sock.getsockname()[1]
-    shown = f"[{host}]" if family == socket.AF_INET6 else host
+    bound = listen(host, port)
+    sock, port, shown = bound.sock, bound.port, bound.shown
     say(
         f"Pipeline endpoint on http://{shown}:{port}/pipelines; send "
         "`Authorization: Bearer <token>` with an API token (`mlform tokens create NAME "

@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from mlform.errors import StateConflict, StateError, StateLocked
 from mlform.state.backends import RemoteSpec, Version
-from mlform.state.backends.leases import LEASE, Renewal, matches, parse_info, refusal, waiting
-from mlform.state.lock import LockInfo
+from mlform.state.backends.leases import LEASE, HeldLease, parse_info, refusal, waiting
+from mlform.state.lock import LockInfo, check_id
 
 if TYPE_CHECKING:
     from azure.storage.blob import BlobLeaseClient
@@ -126,7 +126,7 @@ class AzureBackend:
 
         with self._errors():
             holder = self.holder()
-            matches(self.url, holder, lock_id)
+            check_id(self.url, holder, lock_id)
             assert holder is not None
             BlobLeaseClient(self._lock).break_lease(lease_break_period=0)
         return holder
@@ -181,7 +181,7 @@ class AzureBackend:
             raise StateError(f"the state {self.url}: {_first(err)}") from err
 
 
-class _Lease:
+class _Lease(HeldLease):
     def __init__(
         self,
         backend: AzureBackend,
@@ -189,24 +189,14 @@ class _Lease:
         info: LockInfo,
         earlier: LockInfo | None,
     ) -> None:
+        super().__init__(backend.url, info, earlier, lease.renew)
         self._backend = backend
         self._lease = lease
-        self.info = info
-        self.interrupted = earlier
-        self._renewal = Renewal(backend.url, lease.renew)
 
-    def check(self) -> None:
-        self._renewal.check()
-
-    def release(self) -> None:
-        self._renewal.stop()
-        if self._renewal.lost is not None:
-            return  # someone else's now
-        # Cleared first, so a later holder does not take it for an interrupted one; if this
-        # fails, the lease lapses within LEASE seconds anyway.
-        with contextlib.suppress(Exception):
-            self._backend._lock.upload_blob(b"", overwrite=True, lease=self._lease)
-            self._lease.release()
+    def _let_go(self) -> None:
+        # Cleared first, so a later holder does not take it for an interrupted one.
+        self._backend._lock.upload_blob(b"", overwrite=True, lease=self._lease)
+        self._lease.release()
 
 
 def _service(spec: RemoteSpec) -> Any:

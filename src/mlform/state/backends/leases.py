@@ -10,13 +10,14 @@ beside another writer's.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import fields
 
-from mlform.errors import StateError, StateLocked
+from mlform.errors import StateLocked
 from mlform.state.lock import LockInfo
 
 LEASE = 30  # seconds: Azure's leases take 15-60
@@ -56,6 +57,30 @@ class Renewal:
         self._thread.join()
 
 
+class HeldLease:
+    """A lock taken and renewed in the background; a backend says how to let it go."""
+
+    def __init__(
+        self, url: str, info: LockInfo, earlier: LockInfo | None, renew: Callable[[], None]
+    ) -> None:
+        self.info = info
+        self.interrupted = earlier
+        self._renewal = Renewal(url, renew)
+
+    def check(self) -> None:
+        self._renewal.check()
+
+    def release(self) -> None:
+        self._renewal.stop()
+        if self._renewal.lost is not None:
+            return  # someone else's now
+        with contextlib.suppress(Exception):  # else it lapses within LEASE seconds
+            self._let_go()
+
+    def _let_go(self) -> None:
+        raise NotImplementedError
+
+
 def refusal(url: str, holder: LockInfo | None) -> str:
     if holder is None:
         return f"the state {url} is locked by another process; try again in a moment"
@@ -85,14 +110,3 @@ def parse_info(data: bytes) -> LockInfo | None:
         return LockInfo(**{f.name: found[f.name] for f in fields(LockInfo)})
     except (ValueError, TypeError, KeyError):
         return None
-
-
-def matches(url: str, holder: LockInfo | None, lock_id: str) -> None:
-    """Refuse to break a lock other than the one the user named."""
-    if holder is None:
-        raise StateError(f"the state {url} is not locked; nothing to unlock")
-    if holder.id != lock_id:
-        raise StateError(
-            f"lock ID {lock_id} does not match the current lock {holder.id} held by "
-            f"{holder.describe()}; pass that ID if you mean to remove it"
-        )

@@ -13,7 +13,6 @@ AWS_ENDPOINT_URL_S3 (or `endpoint:` in workspace.yml) for an S3-compatible store
 
 from __future__ import annotations
 
-import contextlib
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,8 +24,8 @@ from typing import Any, BinaryIO
 
 from mlform.errors import StateConflict, StateError, StateLocked
 from mlform.state.backends import RemoteSpec, Version
-from mlform.state.backends.leases import LEASE, Renewal, matches, parse_info, refusal, waiting
-from mlform.state.lock import LockInfo
+from mlform.state.backends.leases import LEASE, HeldLease, parse_info, refusal, waiting
+from mlform.state.lock import LockInfo, check_id
 
 _CHUNK = 1 << 20
 _CONFLICT = {"PreconditionFailed", "ConditionalRequestConflict", "412", "409"}
@@ -118,7 +117,7 @@ class S3Backend:
         with self._errors():
             found = self._get_lock()
             holder = None if found is None else found[0]
-            matches(self.url, holder, lock_id)
+            check_id(self.url, holder, lock_id)
             assert found is not None and holder is not None
             try:
                 self._client.delete_object(Bucket=self.bucket, Key=self.lock_key, IfMatch=found[1])
@@ -185,16 +184,14 @@ class S3Backend:
             raise StateError(f"the state {self.url}: {err}") from err
 
 
-class _LockObject:
+class _LockObject(HeldLease):
     def __init__(
         self, backend: S3Backend, info: LockInfo, etag: str, earlier: LockInfo | None
     ) -> None:
         self._backend = backend
-        self.info = info
-        self.interrupted = earlier
         self._etag = etag
         self._renewals = 0
-        self._renewal = Renewal(backend.url, self._renew)
+        super().__init__(backend.url, info, earlier, self._renew)
 
     def _renew(self) -> None:
         self._renewals += 1  # a new body each time: a new ETag, so a takeover cannot match
@@ -202,17 +199,10 @@ class _LockObject:
             _body(self.info, self._renewals), {"IfMatch": self._etag}
         )
 
-    def check(self) -> None:
-        self._renewal.check()
-
-    def release(self) -> None:
-        self._renewal.stop()
-        if self._renewal.lost is not None:
-            return  # someone else's now
-        with contextlib.suppress(Exception):  # else it lapses within LEASE seconds
-            self._backend._client.delete_object(
-                Bucket=self._backend.bucket, Key=self._backend.lock_key, IfMatch=self._etag
-            )
+    def _let_go(self) -> None:
+        self._backend._client.delete_object(
+            Bucket=self._backend.bucket, Key=self._backend.lock_key, IfMatch=self._etag
+        )
 
 
 def _client(spec: RemoteSpec) -> Any:
