@@ -145,8 +145,11 @@ def _azurite() -> Iterator[dict[str, str]]:
     shutil.rmtree(data, ignore_errors=True)
     data.mkdir(parents=True)
     process = subprocess.Popen(
-        [str(binary), "--blobHost", "127.0.0.1", "--blobPort", "0", "--location", str(data)]
-        + ["--silent", "--skipApiVersionCheck", "--loose", "--disableTelemetry"],
+        [
+            str(binary),
+            *("--blobHost", "127.0.0.1", "--blobPort", "0", "--location", str(data)),
+            *("--silent", "--skipApiVersionCheck", "--loose", "--disableTelemetry"),
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
