@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import select
 import time
+
+import pytest
 
 from mlform.masking import Masker
 from mlform.masking.relay import Relay
@@ -46,3 +49,68 @@ def test_closing_lets_out_what_the_pipe_still_holds() -> None:
     os.close(source_write)
     assert read_until(sink_read, b"last words: ***, then s3") == b"last words: ***, then s3"
     os.close(sink_read)
+
+
+def test_relays_into_one_pipe_let_out_whole_lines_that_never_merge() -> None:
+    sink_read, sink_write = os.pipe()
+    sources = [os.pipe() for _ in range(2)]
+    masker = Masker(["s3cr3t-value"])
+    relays = [
+        Relay(read, os.dup(sink_write), masker, idle=30, whole_lines=True) for read, _ in sources
+    ]
+    os.close(sink_write)
+    try:
+        # as `print` writes with unbuffered output: the text, then its newline
+        os.write(sources[0][1], b"alpha s3cr3t-value")
+        os.write(sources[1][1], b"beta s3cr3t-value")
+        time.sleep(0.3)  # both relays have read their pieces
+        os.set_blocking(sink_read, False)
+        with pytest.raises(BlockingIOError):  # no partial line went out
+            os.read(sink_read, 1024)
+        os.write(sources[0][1], b"\n")
+        os.write(sources[1][1], b"\n")
+        got = read_until(sink_read, b"alpha ***\nbeta ***\n")
+        assert sorted(got.splitlines(keepends=True)) == [b"alpha ***\n", b"beta ***\n"]
+    finally:
+        for relay, (_, write) in zip(relays, sources, strict=True):
+            os.close(write)
+            relay.close()
+        os.close(sink_read)
+
+
+def test_a_partial_line_goes_out_once_idle_or_as_long_as_a_pipe_keeps_whole() -> None:
+    sink_read, sink_write = os.pipe()
+    source_read, source_write = os.pipe()
+    relay = Relay(source_read, sink_write, Masker(["s3cr3t-value"]), idle=0.05, whole_lines=True)
+    try:
+        os.write(source_write, b"prompt> ")
+        assert read_until(sink_read, b"prompt> ") == b"prompt> "
+    finally:
+        os.close(source_write)
+        relay.close()
+        os.close(sink_read)
+    sink_read, sink_write = os.pipe()
+    source_read, source_write = os.pipe()
+    relay = Relay(source_read, sink_write, Masker(["s3cr3t-value"]), idle=30, whole_lines=True)
+    try:
+        long = b"." * select.PIPE_BUF
+        os.write(source_write, long)
+        assert read_until(sink_read, long) == long
+    finally:
+        os.close(source_write)
+        relay.close()
+        os.close(sink_read)
+
+
+def test_many_lines_at_once_arrive_complete_and_in_order() -> None:
+    sink_read, sink_write = os.pipe()
+    source_read, source_write = os.pipe()
+    relay = Relay(source_read, sink_write, Masker(["s3cr3t-value"]), idle=30, whole_lines=True)
+    lines = b"".join(b"%04d " % i + b"x" * 90 + b"\n" for i in range(100))  # 9,600 bytes
+    try:
+        os.write(source_write, lines)
+        assert read_until(sink_read, lines) == lines
+    finally:
+        os.close(source_write)
+        relay.close()
+        os.close(sink_read)

@@ -8,6 +8,12 @@ that may be is held until the next write completes or refutes it, or for `IDLE` 
 of silence, after which it is let out as it is (a prompt or a progress bar then shows,
 a value split by a pause that long does not hide).
 
+Where several processes relay into one pipe (a server's workers), each lets out whole
+lines (`whole_lines`): a line written in pieces (`print` writes its text, then its
+newline, when Python's output is unbuffered) reaches the shared log in one write, which a
+pipe keeps whole, so two workers' lines never merge. A partial line goes out once the
+output is idle, or once it is as long as a pipe keeps whole (`PIPE_BUF`).
+
 The relay fails closed: if it breaks, it closes the pipe, and what the process writes
 next is lost (a write fails with EPIPE) rather than shown unmasked.
 """
@@ -29,10 +35,20 @@ _CHUNK = 65536
 class Relay:
     """Copies `source` (a pipe's read end) to `sink` through `masker`; owns both."""
 
-    def __init__(self, source: int, sink: int, masker: Masker, *, idle: float = IDLE) -> None:
+    def __init__(
+        self,
+        source: int,
+        sink: int,
+        masker: Masker,
+        *,
+        idle: float = IDLE,
+        whole_lines: bool = False,
+    ) -> None:
         self._source = source
         self._sink = sink
         self._stream = masker.stream()
+        self._whole_lines = whole_lines
+        self._line = b""  # masked, not let out: the start of a line (`whole_lines`)
         self._idle_ms = int(idle * 1000)
         self._wake_read, self._wake_write = os.pipe()
         self._closed = False
@@ -67,16 +83,17 @@ class Relay:
         poller.register(self._wake_read, select.POLLIN)
         stream = self._stream
         while True:
-            events = poller.poll(self._idle_ms if stream.pending else None)
+            held = stream.pending or self._line
+            events = poller.poll(self._idle_ms if held else None)
             if not events:  # idle with a tail held back
-                self._write(stream.flush())
+                self._write(stream.flush(), end=True)
                 continue
             if any(fd == self._wake_read for fd, _ in events):
                 self._drain()
                 return
             data = os.read(self._source, _CHUNK)
             if not data:  # every writer has closed it
-                self._write(stream.flush())
+                self._write(stream.flush(), end=True)
                 return
             self._write(stream.feed(data))
 
@@ -85,9 +102,27 @@ class Relay:
         with contextlib.suppress(BlockingIOError):
             while data := os.read(self._source, _CHUNK):
                 self._write(self._stream.feed(data))
-        self._write(self._stream.flush())
+        self._write(self._stream.flush(), end=True)
 
-    def _write(self, data: bytes) -> None:
+    def _write(self, data: bytes, *, end: bool = False) -> None:
+        """Let `data` out; with `whole_lines`, only up to its last complete line unless
+        `end` (or the partial line is as long as a pipe keeps whole)."""
+        if not self._whole_lines:
+            self._put(data)
+            return
+        data, self._line = self._line + data, b""
+        if not end:
+            cut = data.rfind(b"\n") + 1
+            if len(data) - cut < select.PIPE_BUF:
+                data, self._line = data[:cut], data[cut:]
+        # one write per run of whole lines a pipe keeps whole
+        while len(data) > select.PIPE_BUF:
+            cut = data.rfind(b"\n", 0, select.PIPE_BUF) + 1 or select.PIPE_BUF
+            self._put(data[:cut])
+            data = data[cut:]
+        self._put(data)
+
+    def _put(self, data: bytes) -> None:
         view = memoryview(data)
         while view:
             try:
@@ -102,9 +137,10 @@ class Relay:
 class TakeOver:
     """This process's stdout and stderr (file descriptors 1 and 2, so whatever writes to
     them: print, logging, C code, subprocesses) sent through relays masked by `masker`
-    to where they went before. `end` it before the process ends."""
+    to where they went before (in `whole_lines` if other processes write there too).
+    `end` it before the process ends."""
 
-    def __init__(self, masker: Masker) -> None:
+    def __init__(self, masker: Masker, *, whole_lines: bool = False) -> None:
         self._sinks: dict[int, int] = {}  # fd → where it went before
         self._relays: list[Relay] = []
         for stream in (sys.stdout, sys.stderr):
@@ -118,7 +154,8 @@ class TakeOver:
                 self._sinks[fd] = os.dup(fd)
                 os.dup2(write, fd)
             os.close(write)
-            self._relays.append(Relay(read, os.dup(self._sinks[fds[0]]), masker))
+            sink = os.dup(self._sinks[fds[0]])
+            self._relays.append(Relay(read, sink, masker, whole_lines=whole_lines))
 
     def end(self, *, back: bool) -> None:
         """Let out what the relays hold. Then stdout and stderr lead where they went

@@ -9,7 +9,8 @@ then still end it by that signal), what the pipes hold is let out.
 
 With several workers, each worker masks its own output too, in front of the supervisor's
 relays: two workers printing a value at once, each in two writes, would otherwise reach
-the supervisor's pipe interleaved, in pieces that are no longer the value.
+the supervisor's pipe interleaved, in pieces that are no longer the value. A worker lets
+out whole lines, so that two workers' lines do not merge in the log either.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ def mask_worker_output() -> Callable[[Starlette], Starlette]:
     masker = from_environment(os.environ)
     if not masker:
         return lambda app: app
-    taken = TakeOver(masker)
+    taken = TakeOver(masker, whole_lines=True)
     atexit.register(taken.end, back=True)
 
     @contextlib.asynccontextmanager
