@@ -52,7 +52,7 @@ WORKSPACE_FILES = ("workspace.yml", "workspace.yaml")
 DEFAULT_STATE = ".mlform/state.duckdb"
 
 # Folders of Azure ML files that mlform does not run yet: each file is reported.
-UNSUPPORTED_FOLDERS = {"schedules": "job schedules"}
+UNSUPPORTED_FOLDERS = {"monitors": "model monitors"}
 LIBRARIES = tuple(e.name for e in REGISTERED if not e.resource)
 _RESOURCE_FOLDERS = [e.folder for e in REGISTERED if e.resource and e.folder]
 

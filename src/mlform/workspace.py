@@ -15,6 +15,7 @@ import sys
 from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,7 +30,8 @@ from mlform.kind import desire_all, refresh_all, refusals
 from mlform.loader import Config
 from mlform.plan.diff import diff
 from mlform.plan.model import Action, Change, Plan
-from mlform.state import syncs
+from mlform.state import fires, syncs
+from mlform.state.fires import Fire
 from mlform.state.lock import LockInfo
 
 if TYPE_CHECKING:
@@ -54,6 +56,7 @@ class ApplyReport:
     # What a plan made right after still shows, though every change succeeded (an
     # instance that died once ready, a file edited while applying): not done yet.
     unsettled: list[Change] = field(default_factory=list)
+    fired: list[Fire] = field(default_factory=list)  # the schedules whose jobs it ran
 
     @property
     def failed(self) -> list[Result]:
@@ -209,12 +212,15 @@ class Workspace:
         progress: Callable[[str, str | None], None] | None = None,
         auto_approve: bool = False,
         reinit: bool = False,
+        schedules_at: datetime | None = None,
     ) -> ApplyReport:
         """Plan again and apply that plan. `confirm(plan)` is asked first unless
         `auto_approve` (as `mlform apply --yes`) or `saved` (a plan already reviewed);
         `report` hears of each change as it ends, `log` of each line of progress.
         Where the state is missing but an earlier one left processes or registered files,
-        only `reinit` starts a new one (and stops those processes first)."""
+        only `reinit` starts a new one (and stops those processes first).
+        With `schedules_at`, the jobs of the schedules due at that instant run too; the
+        occurrences are recorded as fired as the apply starts (kinds/schedule/due.py)."""
         leftovers = self._leftovers(reinit)
         with self.store("apply", write=True, wait=lock_wait, log=log) as store:
             # start-up: every command loads this module; process groups only for apply
@@ -222,7 +228,8 @@ class Workspace:
 
             # first, so a pip a killed apply left running stops writing into the cache
             stopped = groups.reap()
-            plan, ctx = self._plan(store, log, rerun)
+            due = self._due(store, schedules_at, log)
+            plan, ctx = self._plan(store, log, [*rerun, *(fire.job for fire in due)])
             ctx.progress = progress
             if saved is not None:
                 _check_saved(saved, plan)
@@ -243,6 +250,8 @@ class Workspace:
             assert store.lock is not None and store.lock.info is not None
             outcome.apply_id = apply_id = store.lock.info.id
             store.start_apply(apply_id)
+            fires.record(store, due, apply_id)
+            outcome.fired = due
             # start-up: every command loads this module; the runner only for apply
             from mlform.kinds.runconfig.runner import abandon_stale_runs
 
@@ -261,6 +270,33 @@ class Workspace:
                 store.finish_apply(apply_id, status, _summary(outcome.results))
                 self._audit(store, ctx, apply_id, status, plan)
             return outcome
+
+    def due(self, at: datetime) -> list[Fire]:
+        """The schedules due at `at`, as the state records them now (read without the
+        lock: `apply(schedules_at=at)` decides again under it)."""
+        with self.store("schedules") as store:
+            return self._due(store, at)
+
+    def _due(self, store: Store, at: datetime | None, log: Log | None = None) -> list[Fire]:
+        if at is None:
+            return []
+        # start-up: every command loads this module; schedules only where they run
+        from mlform.kinds.schedule import due
+
+        declared = self.validate().specs
+        # a schedule or job removed from the files (this apply deletes it) runs nothing
+        found = [f for f in due.due(store, at) if f.schedule in declared and f.job in declared]
+        for fire in found:
+            if log is None:
+                break
+            missed = (
+                f"; {fire.missed} earlier occurrence{'s' if fire.missed != 1 else ''} "
+                "since its last run were missed and run once with it"
+                if fire.missed
+                else ""
+            )
+            log(fire.schedule, f"due at {fire.occurrence.isoformat()}: runs {fire.job}{missed}")
+        return found
 
     def _audit(self, store: Store, ctx: Context, apply_id: str, status: str, plan: Plan) -> None:
         # start-up: every command loads this module; the audit log only for apply

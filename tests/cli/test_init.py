@@ -29,6 +29,7 @@ FILES = [
     ".schema/model.schema.json",
     ".schema/pipeline.schema.json",
     ".schema/runconfig.schema.json",
+    ".schema/schedule.schema.json",
     ".schema/workspace.schema.json",
     ".vscode/extensions.json",
     ".vscode/settings.json",
@@ -50,6 +51,7 @@ SCHEMAS = [
     "model.schema.json",
     "pipeline.schema.json",
     "runconfig.schema.json",
+    "schedule.schema.json",
     "workspace.schema.json",
 ]
 
@@ -186,7 +188,12 @@ def steps_run(job: dict[str, Any]) -> list[str]:
 def test_workflow_plans_pull_requests_and_applies_main(new: Path) -> None:
     workflow = yaml.safe_load((new / ".github/workflows/mlform.yml").read_text())
     triggers = workflow[True]  # YAML 1.1 reads the key `on` as true
-    assert triggers == {"pull_request": None, "push": {"branches": ["main"]}}
+    assert triggers == {
+        "pull_request": None,
+        "push": {"branches": ["main"]},
+        "schedule": [{"cron": "*/15 * * * *"}],
+        "workflow_dispatch": None,
+    }
 
     plan, apply = workflow["jobs"]["plan"], workflow["jobs"]["apply"]
     assert plan["if"] == "github.event_name == 'pull_request'"
@@ -203,12 +210,19 @@ def test_workflow_plans_pull_requests_and_applies_main(new: Path) -> None:
     assert apply["if"] == "github.event_name == 'push'"
     assert "mlform apply --yes --lock-timeout 600" in steps_run(apply)
     assert apply["concurrency"] == {"group": "mlform-apply", "cancel-in-progress": False}
+    # The cron event: one pass runs what schedules/*.yml says is due, one writer at a time.
+    scheduled = workflow["jobs"]["schedules"]
+    assert scheduled["if"] == (
+        "github.event_name == 'schedule' || github.event_name == 'workflow_dispatch'"
+    )
+    assert "mlform schedules run-due --lock-timeout 600" in steps_run(scheduled)
+    assert scheduled["concurrency"] == apply["concurrency"]
     assert "env" not in workflow
     # The state is shared, in a remote backend: nothing is cached in the runner, and each
     # job first refuses a state that is a local file.
     text = (new / ".github/workflows/mlform.yml").read_text()
     assert "actions/cache" not in text
-    for job in (plan, apply):
+    for job in (plan, apply, scheduled):
         assert "mlform state where --shared" in steps_run(job)
     # Secrets only where read: the age identity and the backend's credentials.
     read = {
@@ -303,6 +317,7 @@ def test_editor_settings_map_the_copied_schemas(new: Path) -> None:
             "./.schema/model.schema.json": ["models/*.yml", "models/*.yaml"],
             "./.schema/pipeline.schema.json": ["pipelines/*.yml", "pipelines/*.yaml"],
             "./.schema/runconfig.schema.json": ["runconfigs/*.yml", "runconfigs/*.yaml"],
+            "./.schema/schedule.schema.json": ["schedules/*.yml", "schedules/*.yaml"],
             "./.schema/workspace.schema.json": ["workspace.yml", "workspace.yaml"],
         }
     }
@@ -322,7 +337,8 @@ def test_schema_refuses_an_unknown_kind(cli: Callable[..., Ran]) -> None:
     assert (ran.code, ran.out) == (1, "")
     assert ran.err == (
         "error: no schema for kind 'monitor'; the kinds are: component, compute, data, "
-        "deployment, endpoint, environment, image, model, pipeline, runconfig, workspace\n"
+        "deployment, endpoint, environment, image, model, pipeline, runconfig, schedule, "
+        "workspace\n"
     )
 
 

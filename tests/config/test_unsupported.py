@@ -55,15 +55,13 @@ def test_each_unsupported_azure_file_is_one_problem(cli: Cli, make_workspace: Ma
                   time_zone: UTC
                 create_job: ./train.yml
                 """,
-            "schedules/weekly.yml": """
-                name: weekly
-                trigger:
-                  type: recurrence
-                  frequency: week
-                  interval: 1
-                create_job: ../pipelines/train.yml
+            "monitors/drift.yml": """
+                $schema: http://azureml/sdk-2-0/Schedule.json
+                name: fraud_drift
+                trigger: {type: recurrence, frequency: day, interval: 1}
+                create_monitor:
+                  monitoring_target: {ml_task: classification}
                 """,
-            "schedules/empty.yml": "name: empty\n",
             "data/snowflake.yml": """
                 $schema: http://azureml/sdk-2-0/DataImport.json
                 type: mltable
@@ -95,8 +93,10 @@ def test_each_unsupported_azure_file_is_one_problem(cli: Cli, make_workspace: Ma
         "read data/snowflake.yml (export the data to a file and declare it with path:)",
         "endpoints/batch.yml:1:10: error: not supported yet: batch endpoints; mlform does not "
         "read endpoints/batch.yml (remove the file or keep it outside this workspace)",
-        "pipelines/nightly.yml:1:10: error: not supported yet: job schedules; mlform does not "
-        "read pipelines/nightly.yml (run `mlform apply` from cron or CI instead)",
+        "monitors/drift.yml:1:1: error: not supported yet: model monitors; mlform does not "
+        "read monitors/drift.yml (remove the file or keep it outside this workspace)",
+        "pipelines/nightly.yml:1:10: error: $schema says this is a schedule file, but "
+        "pipelines/ holds pipeline declarations; move it to schedules/ or correct $schema",
         "runconfigs/automl.yml:1:7: error: not supported yet: AutoML jobs; mlform does not "
         "read runconfigs/automl.yml (remove the file or keep it outside this workspace)",
         "runconfigs/spark.yml:1:10: error: not supported yet: Spark jobs; mlform does not "
@@ -104,9 +104,5 @@ def test_each_unsupported_azure_file_is_one_problem(cli: Cli, make_workspace: Ma
         "runconfigs/sweep.yml:1:10: error: not supported yet: sweep jobs (hyperparameter "
         "tuning); mlform does not read runconfigs/sweep.yml (remove the file or keep it "
         "outside this workspace)",
-        "schedules/empty.yml:1:1: error: not supported yet: job schedules; mlform does not "
-        "read schedules/empty.yml (run `mlform apply` from cron or CI instead)",
-        "schedules/weekly.yml:2:1: error: not supported yet: job schedules; mlform does not "
-        "read schedules/weekly.yml (run `mlform apply` from cron or CI instead)",
-        "validation failed: 9 errors",
+        "validation failed: 8 errors",
     ]

@@ -211,6 +211,7 @@ def test_a_state_from_an_older_mlform_upgrades_itself(cli: Cli, make_workspace: 
             "run_files",
             "syncs",
             "approvals",
+            "schedule_fires",
         ):
             con.execute(f"drop table {table}")
         con.execute("alter table meta drop column workspace")

@@ -22,7 +22,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from mlform.agent import schedules
 from mlform.agent.checkout import Checkout
 from mlform.errors import ConfigInvalid, MlformError
 from mlform.plan import render
@@ -107,7 +106,8 @@ class Agent:
             self.log("commit", commit=commit, branch=self.checkout.branch)
         try:
             ws.validate()
-            due = schedules.due(ws.config, self.clock())
+            now = self.clock()
+            due = [fire.job for fire in ws.due(now)]
             plan = ws.plan(rerun=due)
         except ConfigInvalid as err:
             self._record(ws, commit, "invalid", f"{len(err.problems)} problems")
@@ -120,15 +120,17 @@ class Agent:
             ws.keep_captures()  # what deployments captured, to a datastore in the cloud
         except MlformError as err:
             self.log("error", message=f"captured requests stay in the outbox: {err}")
-        gauges.drift = 0 if new else len(plan.changes)
+        # a scheduled rerun is not drift: the files asked for it
+        drifted = [c.address for c in plan.changes if c.address not in due]
+        gauges.drift = 0 if new else len(drifted)
         if not plan.changes:
             if new:
                 self._record(ws, commit, "no changes")
             gauges.waiting = 0
             self._result("no changes", commit=commit)
             return
-        if not new:
-            self.log("drift", commit=commit, changes=[c.address for c in plan.changes])
+        if not new and drifted:
+            self.log("drift", commit=commit, changes=drifted)
         held = [c.address for c in plan.changes if ws.config.agent.holds(c.kind)]
         saved = None
         if held:
@@ -145,10 +147,10 @@ class Agent:
                 return
             saved = render.as_dict(plan)  # exactly the plan approved, or nothing
         gauges.waiting = 0
-        self._apply(ws, commit, plan, saved, due)
+        self._apply(ws, commit, plan, saved, now)
 
     def _apply(
-        self, ws: Workspace, commit: str, plan: Plan, saved: dict[str, Any] | None, due: list[str]
+        self, ws: Workspace, commit: str, plan: Plan, saved: dict[str, Any] | None, now: datetime
     ) -> None:
         self.log("apply", commit=commit, changes=[c.address for c in plan.changes])
         began = time.monotonic()
@@ -156,7 +158,7 @@ class Agent:
             report = ws.apply(
                 saved=saved,
                 auto_approve=True,
-                rerun=due,
+                schedules_at=now,
                 log=lambda address, line: self.log("progress", address=address, line=line),
             )
         except MlformError as err:
@@ -168,6 +170,14 @@ class Agent:
             with self.gauges.lock:
                 self.gauges.applies += 1
                 self.gauges.apply_seconds += seconds
+        for fire in report.fired:
+            self.log(
+                "scheduled",
+                schedule=fire.schedule,
+                occurrence=fire.occurrence.isoformat(),
+                missed=fire.missed,
+                job=fire.job,
+            )
         failed = [f"{r.change.address}: {r.message}" for r in report.failed]
         result = "applied" if report.ok else "failed"
         self._record(ws, commit, result, "; ".join(failed))

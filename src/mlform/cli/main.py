@@ -31,6 +31,7 @@ COMMANDS = {
     "images": "images",
     "endpoints": "endpoints",
     "pipelines": "pipelines",
+    "schedules": "schedules",
     "tokens": "tokens",
     "audit": "audit",
     "secrets": "secrets",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -114,6 +115,13 @@ def plan(args: argparse.Namespace, out: Output) -> int:
 
 
 def apply(args: argparse.Namespace, out: Output) -> int:
+    return run_apply(args, out)
+
+
+def run_apply(
+    args: argparse.Namespace, out: Output, *, schedules_at: datetime | None = None
+) -> int:
+    """`mlform apply` as `args` ask (and with the schedules due at `schedules_at`)."""
     ws = Workspace(args.directory)
     saved = _load_plan(args.planfile) if args.planfile else None
 
@@ -157,6 +165,7 @@ def apply(args: argparse.Namespace, out: Output) -> int:
         rerun=args.rerun,
         progress=out.status if out.live else None,
         reinit=args.reinit,
+        schedules_at=schedules_at,
     )
     if outcome.resumed is not None:
         out.warn(

@@ -68,6 +68,7 @@ REGISTERED = (
         "mlform.kinds.compute",
         {"amlCompute": "compute", "computeInstance": "compute"},
     ),
+    Registered("schedule", "schedules", "mlform.kinds.schedule", {"schedule": "schedule"}),
     Registered("datastore", "", "mlform.kinds.datastore"),  # declared in workspace.yml
     Registered(
         "component",

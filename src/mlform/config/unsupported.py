@@ -1,7 +1,7 @@
 """Azure ML files that are valid for Azure but that mlform does not run yet.
 
-Such a file is one problem, at the key that says what it is (`type: sweep`, `$schema`,
-`trigger:`), naming what it is and what to do, instead of a list of keys the schema of
+Such a file is one problem, at the key that says what it is (`type: sweep`, `$schema`),
+naming what it is and what to do, instead of a list of keys the schema of
 the folder it sits in does not know.
 """
 
@@ -21,7 +21,6 @@ _SCHEMAS = {
     "sparkJob": "Spark jobs",
     "parallelJob": "parallel jobs",
     "dataImport": "data imports",
-    "schedule": "job schedules",
     "batchEndpoint": "batch endpoints",
     "batchDeployment": "batch deployments",
     "modelBatchDeployment": "batch deployments",
@@ -42,14 +41,13 @@ _JOB_TYPES = {
 }
 _SCHEMA_NAME = re.compile(r"(?:^|/)(?P<name>[A-Za-z]+)\.(?:schema\.)?json$")
 _WHAT_TO_DO = {
-    "job schedules": "run `mlform apply` from cron or CI instead",
     "data imports": "export the data to a file and declare it with path:",
 }
 
 
 def unsupported(doc: Document, kind: str, default: str | None = None) -> Problem | None:
     """The one problem of a file of a kind mlform does not run yet (`default`, when its
-    keys do not tell: a file in schedules/); None for the others."""
+    keys do not tell); None for the others."""
     data: dict[str, Any] = doc.data if isinstance(doc.data, dict) else {}
     found = _what(data) or (([], default) if default else None)
     if found is None:
@@ -59,7 +57,7 @@ def unsupported(doc: Document, kind: str, default: str | None = None) -> Problem
     return doc.problem(
         where,
         f"{TODO}: {what}; mlform does not read {doc.display} ({todo})",
-        key=where == ["trigger"],
+        key=False,
     )
 
 
@@ -75,8 +73,6 @@ def _what(data: dict[str, Any]) -> tuple[list[str], str] | None:
     if isinstance(kind, str) and kind.lower() in _JOB_TYPES:
         what = _JOB_TYPES[kind.lower()]
         return ["type"], "data imports" if kind.lower() == "import" else what
-    if isinstance(data.get("trigger"), dict) and "create_job" in data:
-        return ["trigger"], "job schedules"
     if isinstance(data.get("source"), dict) and data["source"].get("type") in (
         "database",
         "file_system",

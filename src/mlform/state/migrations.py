@@ -312,4 +312,20 @@ MIGRATIONS: tuple[Migration, ...] = (
         );
         """,
     ),
+    Migration(
+        "0012_schedule_fires",
+        """
+        -- Each occurrence of a schedule that ran its job: the latest one a schedule was
+        -- due at (`occurrence`), how many before it since the last fire were missed and
+        -- run with it, and the apply that ran the job (its outcome is that apply's).
+        create table schedule_fires (
+            schedule varchar not null,
+            occurrence timestamptz not null,
+            missed integer not null,
+            job varchar not null,
+            fired_at timestamptz not null,
+            apply_id varchar not null
+        );
+        """,
+    ),
 )
