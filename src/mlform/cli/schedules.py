@@ -103,6 +103,9 @@ def list_(args: argparse.Namespace, out: Output) -> int:
 
 
 def show(args: argparse.Namespace, out: Output) -> int:
+    # start-up: schedules only for `schedules`
+    from mlform.schedules import zones
+
     ws = Workspace(args.directory)
     found = scheduled(ws, args.name, UPCOMING)
     if not found:
@@ -120,7 +123,7 @@ def show(args: argparse.Namespace, out: Output) -> int:
     out.line(f"schedule/{s.name}")
     out.line(f"  trigger:  {s.trigger}")
     out.line(f"  runs:     {s.job}")
-    zone = s.upcoming[0].tzinfo if s.upcoming else UTC
+    zone = zones.zone(s.time_zone)
     out.line(f"  counting from {_when(s.since.astimezone(zone))}")
     if s.upcoming:
         out.line(f"  next {len(s.upcoming)} ({s.time_zone}):")

@@ -80,6 +80,7 @@ from mlform.monitoring.names import (
     KOLMOGOROV_SMIRNOV,
     PSI,
     WASSERSTEIN,
+    check_metrics,
 )
 from mlform.monitoring.relations import (
     _NUMERIC,
@@ -218,14 +219,8 @@ def data_drift(
     a table, a view, `read_parquet('…')`), in the order of `features`. `metrics` picks
     among DRIFT_METRICS, each computed for the feature types it applies to; by default,
     DEFAULT_DRIFT_METRICS."""
-    if metrics is not None:
-        known = set(DRIFT_METRICS["numerical"]) | set(DRIFT_METRICS["categorical"])
-        unknown = sorted(set(metrics) - known)
-        if unknown:
-            raise MlformError(
-                f"unknown data drift metric {', '.join(f'`{m}`' for m in unknown)}: "
-                f"choose among {', '.join(sorted(known))}"
-            )
+    known = sorted(set(DRIFT_METRICS["numerical"]) | set(DRIFT_METRICS["categorical"]))
+    check_metrics(metrics, known, "data drift")
     ref_kinds = columns_of(con, reference, "reference")
     prod_kinds = columns_of(con, production, "production")
     numerical = [f for f, t in features.items() if t == "numerical"]

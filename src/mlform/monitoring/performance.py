@@ -36,6 +36,7 @@ import duckdb
 
 from mlform.errors import MlformError
 from mlform.monitoring.metrics import breached
+from mlform.monitoring.names import check_metrics
 from mlform.monitoring.relations import columns_of, is_numeric, one_row, quote
 
 Task = Literal["classification", "regression"]
@@ -80,12 +81,7 @@ def model_performance(
     `prediction` and `ground_truth` hold what the model answered and what was true;
     `metrics` picks among PERFORMANCE_METRICS[task], all of them by default."""
     known = PERFORMANCE_METRICS[task]
-    unknown = sorted(set(metrics or ()) - set(known))
-    if unknown:
-        raise MlformError(
-            f"unknown {task} metric {', '.join(f'`{m}`' for m in unknown)}: "
-            f"choose among {', '.join(known)}"
-        )
+    check_metrics(metrics, known, task)
     kinds = columns_of(con, pairs, "performance")
     missing = [c for c in (prediction, ground_truth) if c not in kinds]
     if missing:

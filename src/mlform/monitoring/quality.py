@@ -33,8 +33,8 @@ from collections.abc import Collection, Mapping
 
 import duckdb
 
-from mlform.errors import MlformError
 from mlform.monitoring.metrics import FeatureResult, FeatureType
+from mlform.monitoring.names import check_metrics
 from mlform.monitoring.relations import as_double, category_counts, columns_of, one_row, quote
 
 NULL_VALUE_RATE = "null_value_rate"
@@ -58,12 +58,7 @@ def data_quality(
     wanted = (
         QUALITY_METRICS if metrics is None else tuple(m for m in QUALITY_METRICS if m in metrics)
     )
-    unknown = sorted(set(metrics or ()) - set(QUALITY_METRICS))
-    if unknown:
-        raise MlformError(
-            f"unknown data quality metric {', '.join(f'`{m}`' for m in unknown)}: "
-            f"choose among {', '.join(QUALITY_METRICS)}"
-        )
+    check_metrics(metrics, QUALITY_METRICS, "data quality")
     ref_kinds = columns_of(con, reference, "reference")
     prod_kinds = columns_of(con, production, "production")
     ref_rows, ref_nulls, bounds = _reference_profile(con, reference, ref_kinds, features)

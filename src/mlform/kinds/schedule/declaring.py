@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -47,18 +48,7 @@ class ScheduleDeclaring(Declaring[ScheduleSpec]):
         """The spec with the address of the job it runs. That job is not one of its
         dependencies: a schedule is not applied again each time its job runs."""
         target = _target(spec, refs)
-        if target is None:
-            return spec
-        return ScheduleSpec(
-            name=spec.name,
-            source=spec.source,
-            body=spec.body,
-            protect=spec.protect,
-            depends_on=spec.depends_on,
-            job=spec.job,
-            job_where=spec.job_where,
-            target=target,
-        )
+        return spec if target is None else replace(spec, target=target)
 
 
 def _target(spec: ScheduleSpec, refs: Resolver) -> str | None:
