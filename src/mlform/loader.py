@@ -240,6 +240,17 @@ class _Loader:
         if misplaced:
             self.problems.append(doc.problem(["$schema"], misplaced))
             return _UNUSABLE
+        if kind != "schedule" and isinstance(data.get("trigger"), dict) and "create_job" in data:
+            self.problems.append(
+                doc.problem(
+                    ["create_job"],
+                    f"this file is a schedule (it has trigger: and create_job:), but "
+                    f"{_folder(kind)} holds {kind} declarations; move it to "
+                    "schedules/",
+                    key=True,
+                )
+            )
+            return _UNUSABLE
         misfiled = declaring(kind).misfiled(doc) if kind in BY_NAME else None
         if misfiled:
             self.problems.append(misfiled)
@@ -758,3 +769,9 @@ def _at(spec: Spec, where: JsonPath) -> str:
 
 def _order(problem: Problem) -> tuple[str, int, int]:
     return (problem.path, problem.line, problem.col)
+
+
+def _folder(kind: str) -> str:
+    """Where files of `kind` are: `runconfigs/`, or workspace.yml."""
+    entry = BY_NAME.get(kind)
+    return f"{entry.folder}/" if entry is not None and entry.folder else "workspace.yml"

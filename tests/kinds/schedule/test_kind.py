@@ -203,6 +203,11 @@ def test_what_is_wrong_in_a_schedule_is_said_where_it_is_written(
                   job: train
                   inputs: {n: 3}
                 """,
+            "runconfigs/weekly.yml": """
+                name: weekly
+                trigger: {type: recurrence, frequency: week, interval: 1}
+                create_job: ./train.yml
+                """,
             "schedules/monitor.yml": """
                 name: drift
                 trigger: {type: cron, expression: "0 * * * *"}
@@ -222,14 +227,19 @@ def test_what_is_wrong_in_a_schedule_is_said_where_it_is_written(
         "schedules/no-file.yml",
         "schedules/override.yml",
         "schedules/monitor.yml",
+        "runconfigs/weekly.yml",
     }, ran.err
+    assert by_file["runconfigs/weekly.yml"] == (
+        "runconfigs/weekly.yml:3:1: error: this file is a schedule (it has trigger: and "
+        "create_job:), but runconfigs/ holds runconfig declarations; move it to schedules/"
+    )
     assert by_file["schedules/bad-cron.yml"].startswith("schedules/bad-cron.yml:4:15: error: ")
     assert "61" in by_file["schedules/bad-cron.yml"]
     assert by_file["schedules/bad-zone.yml"].startswith("schedules/bad-zone.yml:6:14: error: ")
     assert "Mars Standard Time" in by_file["schedules/bad-zone.yml"]
     assert by_file["schedules/no-job.yml"] == (
         "schedules/no-job.yml:3:13: error: no runconfig or pipeline is named 'retrain' "
-        "(declared: runconfig/train)"
+        "(declared: runconfig/train, runconfig/weekly)"
     )
     assert by_file["schedules/no-file.yml"].startswith(
         "schedules/no-file.yml:5:8: error: '../pipelines/retrain.yml' does not exist"
