@@ -15,10 +15,10 @@ the kind's own before handing it over.
 
 from __future__ import annotations
 
+import functools
 import importlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
-from types import ModuleType
 from typing import Any, ClassVar, Protocol, TypeVar
 
 from mlform.config import kinds as registry
@@ -69,18 +69,10 @@ class _Kinds(Mapping[str, "Kind[Any, Any]"]):
     not typed each as itself: which payload goes with which kind is checked as a change
     is applied."""
 
-    def __init__(self) -> None:
-        self._modules: dict[str, ModuleType] = {}  # kind → its `kind` module, once imported
-
     def __getitem__(self, name: str) -> Kind[Any, Any]:
         if name not in registry.RESOURCES:
             raise KeyError(name)
-        module = self._modules.get(name)
-        if module is None:
-            package = registry.BY_NAME[name].package
-            module = self._modules[name] = importlib.import_module(f"{package}.kind")
-        kind: Kind[Any, Any] = module.KIND
-        return kind
+        return _kind(name)
 
     def __iter__(self) -> Iterator[str]:
         return iter(registry.RESOURCES)
@@ -90,6 +82,13 @@ class _Kinds(Mapping[str, "Kind[Any, Any]"]):
 
     def __contains__(self, name: object) -> bool:
         return name in registry.RESOURCES
+
+
+@functools.cache  # asked once per change: a dict lookup, not the import machinery
+def _kind(name: str) -> Kind[Any, Any]:
+    """The `KIND` of `<package>.kind`, the module imported on first use."""
+    kind: Kind[Any, Any] = importlib.import_module(f"{registry.BY_NAME[name].package}.kind").KIND
+    return kind
 
 
 KINDS: Mapping[str, Kind[Any, Any]] = _Kinds()

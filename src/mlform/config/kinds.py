@@ -14,11 +14,11 @@ of its kind is planned: a workspace without endpoints never loads what serving n
 
 from __future__ import annotations
 
+import functools
 import importlib
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Any, ClassVar, Protocol, TypeVar
 
 from mlform.config.containment import Found
@@ -217,16 +217,11 @@ class Declaring(Protocol[S]):
         return ()
 
 
-_packages: dict[str, ModuleType] = {}  # kind → its package, once imported (asked per spec)
-
-
+@functools.cache  # asked once per spec: a dict lookup, not the import machinery
 def declaring(name: str) -> Declaring[Any]:
     """How files of kind `name` are read: its package's `DECLARING` (the package imported
     on first use; what plans and applies it, `<package>.kind`, only when planning)."""
-    package = _packages.get(name)
-    if package is None:
-        package = _packages[name] = importlib.import_module(BY_NAME[name].package)
-    reader: Declaring[Any] = package.DECLARING
+    reader: Declaring[Any] = importlib.import_module(BY_NAME[name].package).DECLARING
     return reader
 
 
