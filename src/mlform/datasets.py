@@ -114,8 +114,7 @@ def resolve(store: Store, ref: str) -> DataVersion:
 
 def head(store: Store, config: Config, ref: str, rows: int = 10) -> Table:
     item = resolve(store, ref)
-    with _local_files(config, item) as files:
-        reader, paths = _reader(item, files)
+    with table_files(config, item) as (reader, paths):
         con = duckdb.connect()
         try:
             relation = con.sql(f"select * from {reader}(?) limit {int(rows)}", params=[paths])
@@ -125,6 +124,14 @@ def head(store: Store, config: Config, ref: str, rows: int = 10) -> Table:
             raise MlformError(f"cannot read {item.name}:{item.version} as a table: {err}") from err
         finally:
             con.close()
+
+
+@contextmanager
+def table_files(config: Config, item: DataVersion) -> Iterator[tuple[str, list[str]]]:
+    """The DuckDB reader (`read_csv_auto`, `read_parquet`, …) and the local paths that
+    read the version as one table, fetched if remote, while the block runs."""
+    with _local_files(config, item) as files:
+        yield _reader(item, files)
 
 
 def _reader(item: DataVersion, files: dict[str, Path]) -> tuple[str, list[str]]:

@@ -52,7 +52,7 @@ WORKSPACE_FILES = ("workspace.yml", "workspace.yaml")
 DEFAULT_STATE = ".mlform/state.duckdb"
 
 # Folders of Azure ML files that mlform does not run yet: each file is reported.
-UNSUPPORTED_FOLDERS = {"monitors": "model monitors"}
+UNSUPPORTED_FOLDERS: dict[str, str] = {}
 LIBRARIES = tuple(e.name for e in REGISTERED if not e.resource)
 _RESOURCE_FOLDERS = [e.folder for e in REGISTERED if e.resource and e.folder]
 
@@ -468,6 +468,9 @@ class _Loader:
 
     def is_declared(self, address: str) -> bool:
         return address in self.specs
+
+    def spec(self, address: str) -> Spec | None:
+        return self.specs.get(address)
 
     def named(self, kind: str, name: str, source: Source, where: JsonPath, user: str) -> str | None:
         address = f"{kind}/{name}"

@@ -24,7 +24,7 @@ from mlform import gitinfo
 from mlform import loader as config_loader
 from mlform.apply.executor import Report, Result, Status, execute
 from mlform.context import Context
-from mlform.errors import ConfigInvalid, PlanError, StalePlan, StateError
+from mlform.errors import ConfigInvalid, NotFound, PlanError, StalePlan, StateError
 from mlform.hashing import Hasher
 from mlform.kind import desire_all, refresh_all, refusals
 from mlform.loader import Config
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from mlform.leftovers import Leftovers
     from mlform.runs import Run
     from mlform.state.backends import RemoteSpec
+    from mlform.state.monitors import MonitorRun
     from mlform.state.remote import RemoteState
 from mlform.state.store import Store
 
@@ -297,6 +298,52 @@ class Workspace:
             )
             log(fire.schedule, f"due at {fire.occurrence.isoformat()}: runs {fire.job}{missed}")
         return found
+
+    def run_monitors(
+        self,
+        at: datetime,
+        names: Collection[str] = (),
+        *,
+        log: Log = lambda address, message: None,
+        lock_wait: float = 0.0,
+    ) -> list[MonitorRun]:
+        """Compute the monitors due at `at`, or the ones `names` names whether due or
+        not, under the writer lock; record each run, and for one that was due the
+        occurrence it ran for (kinds/monitor/compute.py)."""
+        # start-up: every command loads this module; monitors only where they run
+        from mlform.kinds.monitor import compute
+        from mlform.kinds.monitor.spec import MonitorSpec
+        from mlform.kinds.schedule import due
+        from mlform.state import monitors
+
+        if not names:  # the lock only when something is due: the agent asks every tick
+            with self.store("monitors") as store:
+                if not due.due(store, at, "monitor"):
+                    return []
+        with self.store("monitors", write=True, wait=lock_wait, log=log) as store:
+            config = self.validate()
+            recorded = store.recorded()
+            timed = {f.schedule: f for f in due.due(store, at, "monitor")}
+            wanted = [f"monitor/{name}" for name in names] or sorted(timed)
+            done: list[MonitorRun] = []
+            for address in wanted:
+                spec = config.specs.get(address)
+                record = recorded.get(address)
+                if not isinstance(spec, MonitorSpec) or record is None:
+                    raise NotFound(
+                        f"no monitor {address.partition('/')[2]} is applied: declare it in "
+                        "monitors/ and run `mlform apply`"
+                    )
+                since = monitors.last_end(store, address) or due.since(record)
+                log(address, f"computing {', '.join(s.name for s in spec.signals)}")
+                result = compute.run(config, store, spec, since, at)
+                assert store.lock is not None and store.lock.info is not None
+                with store.transaction(bump=False) as con:
+                    result.write(con, store.lock.info.id)
+                if address in timed:
+                    fires.record(store, [timed[address]], result.run.id)
+                done.append(result)
+            return done
 
     def _audit(self, store: Store, ctx: Context, apply_id: str, status: str, plan: Plan) -> None:
         # start-up: every command loads this module; the audit log only for apply

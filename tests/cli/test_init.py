@@ -27,6 +27,7 @@ FILES = [
     ".schema/environment.schema.json",
     ".schema/image.schema.json",
     ".schema/model.schema.json",
+    ".schema/monitor.schema.json",
     ".schema/pipeline.schema.json",
     ".schema/runconfig.schema.json",
     ".schema/schedule.schema.json",
@@ -49,6 +50,7 @@ SCHEMAS = [
     "environment.schema.json",
     "image.schema.json",
     "model.schema.json",
+    "monitor.schema.json",
     "pipeline.schema.json",
     "runconfig.schema.json",
     "schedule.schema.json",
@@ -315,6 +317,7 @@ def test_editor_settings_map_the_copied_schemas(new: Path) -> None:
             "./.schema/environment.schema.json": ["environments/*.yml", "environments/*.yaml"],
             "./.schema/image.schema.json": ["images/*.yml", "images/*.yaml"],
             "./.schema/model.schema.json": ["models/*.yml", "models/*.yaml"],
+            "./.schema/monitor.schema.json": ["monitors/*.yml", "monitors/*.yaml"],
             "./.schema/pipeline.schema.json": ["pipelines/*.yml", "pipelines/*.yaml"],
             "./.schema/runconfig.schema.json": ["runconfigs/*.yml", "runconfigs/*.yaml"],
             "./.schema/schedule.schema.json": ["schedules/*.yml", "schedules/*.yaml"],
@@ -333,12 +336,12 @@ def test_schema_prints_one_kind(cli: Callable[..., Ran]) -> None:
 
 
 def test_schema_refuses_an_unknown_kind(cli: Callable[..., Ran]) -> None:
-    ran = cli("schema", "monitor")
+    ran = cli("schema", "sweep")
     assert (ran.code, ran.out) == (1, "")
     assert ran.err == (
-        "error: no schema for kind 'monitor'; the kinds are: component, compute, data, "
-        "deployment, endpoint, environment, image, model, pipeline, runconfig, schedule, "
-        "workspace\n"
+        "error: no schema for kind 'sweep'; the kinds are: component, compute, data, "
+        "deployment, endpoint, environment, image, model, monitor, pipeline, runconfig, "
+        "schedule, workspace\n"
     )
 
 

@@ -55,13 +55,6 @@ def test_each_unsupported_azure_file_is_one_problem(cli: Cli, make_workspace: Ma
                   time_zone: UTC
                 create_job: ./train.yml
                 """,
-            "monitors/drift.yml": """
-                $schema: http://azureml/sdk-2-0/Schedule.json
-                name: fraud_drift
-                trigger: {type: recurrence, frequency: day, interval: 1}
-                create_monitor:
-                  monitoring_target: {ml_task: classification}
-                """,
             "data/snowflake.yml": """
                 $schema: http://azureml/sdk-2-0/DataImport.json
                 type: mltable
@@ -93,8 +86,6 @@ def test_each_unsupported_azure_file_is_one_problem(cli: Cli, make_workspace: Ma
         "read data/snowflake.yml (export the data to a file and declare it with path:)",
         "endpoints/batch.yml:1:10: error: not supported yet: batch endpoints; mlform does not "
         "read endpoints/batch.yml (remove the file or keep it outside this workspace)",
-        "monitors/drift.yml:1:1: error: not supported yet: model monitors; mlform does not "
-        "read monitors/drift.yml (remove the file or keep it outside this workspace)",
         "pipelines/nightly.yml:1:10: error: $schema says this is a schedule file, but "
         "pipelines/ holds pipeline declarations; move it to schedules/ or correct $schema",
         "runconfigs/automl.yml:1:7: error: not supported yet: AutoML jobs; mlform does not "
@@ -104,5 +95,5 @@ def test_each_unsupported_azure_file_is_one_problem(cli: Cli, make_workspace: Ma
         "runconfigs/sweep.yml:1:10: error: not supported yet: sweep jobs (hyperparameter "
         "tuning); mlform does not read runconfigs/sweep.yml (remove the file or keep it "
         "outside this workspace)",
-        "validation failed: 8 errors",
+        "validation failed: 7 errors",
     ]

@@ -212,6 +212,7 @@ def test_a_state_from_an_older_mlform_upgrades_itself(cli: Cli, make_workspace: 
             "syncs",
             "approvals",
             "schedule_fires",
+            "monitor_results",
         ):
             con.execute(f"drop table {table}")
         con.execute("alter table meta drop column workspace")

@@ -87,20 +87,27 @@ class Agent:
             self.wake.clear()
 
     def tick(self) -> None:
+        ws = self._reconcile()
+        if ws is not None:
+            self._monitor(ws)
+
+    def _reconcile(self) -> Workspace | None:
+        """Bring the state to the branch's commit; the workspace, once it is checked out
+        and readable."""
         gauges = self.gauges
         gauges.ticks += 1
         try:
             commit = self.checkout.sync()
         except MlformError as err:
             self._result("fetch failed", str(err))
-            return
+            return None
         ws = Workspace(self.checkout.workspace)
         try:
             with ws.store("agent") as store:
                 synced = syncs.last(store, applied=True)
         except MlformError as err:
             self._result("failed", str(err), commit)
-            return
+            return None
         new = synced is None or synced.commit != commit
         if new:
             self.log("commit", commit=commit, branch=self.checkout.branch)
@@ -112,10 +119,10 @@ class Agent:
         except ConfigInvalid as err:
             self._record(ws, commit, "invalid", f"{len(err.problems)} problems")
             self.log("invalid", commit=commit, problems=[str(p) for p in err.problems])
-            return
+            return None
         except MlformError as err:
             self._result("failed", str(err), commit)
-            return
+            return None
         try:
             ws.keep_captures()  # what deployments captured, to a datastore in the cloud
         except MlformError as err:
@@ -128,7 +135,7 @@ class Agent:
                 self._record(ws, commit, "no changes")
             gauges.waiting = 0
             self._result("no changes", commit=commit)
-            return
+            return ws
         if not new and drifted:
             self.log("drift", commit=commit, changes=drifted)
         held = [c.address for c in plan.changes if ws.config.agent.holds(c.kind)]
@@ -144,10 +151,28 @@ class Agent:
                 self._result(
                     "waiting for approval", commit=commit, plan=digest, held=held, log=True
                 )
-                return
+                return ws
             saved = render.as_dict(plan)  # exactly the plan approved, or nothing
         gauges.waiting = 0
         self._apply(ws, commit, plan, saved, now)
+        return ws
+
+    def _monitor(self, ws: Workspace) -> None:
+        """Compute the monitors due now, each run logged with what breached."""
+        try:
+            done = ws.run_monitors(self.clock())
+        except MlformError as err:
+            self.log("error", message=f"monitors: {err}")
+            return
+        for result in done:
+            breached = sorted(
+                {
+                    f"{v.signal}.{v.feature}" if v.feature else v.signal
+                    for v in result.values
+                    if v.breached
+                }
+            )
+            self.log("monitored", monitor=result.monitor, run=result.run.id, breached=breached)
 
     def _apply(
         self, ws: Workspace, commit: str, plan: Plan, saved: dict[str, Any] | None, now: datetime

@@ -32,6 +32,7 @@ COMMANDS = {
     "endpoints": "endpoints",
     "pipelines": "pipelines",
     "schedules": "schedules",
+    "monitors": "monitors",
     "tokens": "tokens",
     "audit": "audit",
     "secrets": "secrets",

@@ -159,6 +159,10 @@ def run_due(args: argparse.Namespace, out: Output) -> int:
     ws = Workspace(args.directory)
     with ws.store("schedules run-due") as store:
         pending = due.due(store, now)
+        watching = due.due(store, now, "monitor")
+    code = _monitors(ws, now, args, out) if watching else 0
+    if not pending and watching:
+        return code
     if not pending:
         nearest = [s for s in scheduled(ws) if s.upcoming]
         nearest.sort(key=lambda s: s.upcoming[0])
@@ -170,7 +174,19 @@ def run_due(args: argparse.Namespace, out: Output) -> int:
         out.line(f"Nothing is due at {_when(now)}{after}.")
         return 0
     args.planfile, args.yes, args.rerun, args.reinit = None, True, [], False
-    return plans.run_apply(args, out, schedules_at=now)
+    return plans.run_apply(args, out, schedules_at=now) or code
+
+
+def _monitors(ws: Workspace, now: datetime, args: argparse.Namespace, out: Output) -> int:
+    """The monitors due now, computed and recorded; 1 when a signal breached."""
+    # start-up: monitors only where they run
+    from mlform.cli import monitors
+
+    def log(address: str, message: str) -> None:
+        out.line(out.dim(f"    {address}: {message}"))
+
+    done = ws.run_monitors(now, log=log, lock_wait=args.lock_timeout)
+    return monitors.report(out, done)
 
 
 def _when(at: datetime) -> str:

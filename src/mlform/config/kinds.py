@@ -69,6 +69,7 @@ REGISTERED = (
         {"amlCompute": "compute", "computeInstance": "compute"},
     ),
     Registered("schedule", "schedules", "mlform.kinds.schedule", {"schedule": "schedule"}),
+    Registered("monitor", "monitors", "mlform.kinds.monitor", {"monitorSchedule": "monitor"}),
     Registered("datastore", "", "mlform.kinds.datastore"),  # declared in workspace.yml
     Registered(
         "component",
@@ -118,6 +119,9 @@ class Resolver(Protocol):
 
     def is_declared(self, address: str) -> bool:
         """Whether `address` is declared here and built."""
+
+    def spec(self, address: str) -> Spec | None:
+        """The spec declared at `address`, built (with its parts), if it is."""
 
     def producers(self, kind: str, name: str) -> Sequence[str]:
         """The addresses that make versions of `kind/name` (a model a runconfig

@@ -6,6 +6,7 @@ breaches its threshold.
 - `samples`: the counting in buckets that gives the numerical drift metrics exactly
 - `names`: the drift metrics' names, which `metrics` and `samples` share
 - `relations`: the SQL over the monitored relations that the signals share
+- `production`: a deployment's captured requests in a window, one row per scored row
 - `quality`: data quality per feature (null values, data type errors, out of bounds)
 - `performance`: model performance over (prediction, ground truth) pairs
 - `alerts`: the alert document, and its delivery by email (SMTP) and signed webhooks

@@ -16,14 +16,14 @@ class Fire:
     schedule: str  # the schedule's address
     occurrence: datetime  # the latest occurrence it was due at
     missed: int  # earlier occurrences since its last fire, run with this one
-    job: str  # the address of the runconfig or pipeline it ran
+    job: str  # the address of the runconfig or pipeline it ran (a monitor's: what it watches)
 
 
 @dataclass(frozen=True, slots=True)
 class Fired:
     fire: Fire
     fired_at: datetime
-    apply_id: str
+    apply_id: str  # the apply that ran the job (a monitor's: its run)
     result: str  # the apply's status: succeeded | failed | interrupted | running
 
 
@@ -49,8 +49,8 @@ def history(store: Store, schedule: str, limit: int = 10) -> list[Fired]:
     """The latest fires of `schedule`, newest first, each with its apply's outcome."""
     rows = store.query(
         "select f.schedule, f.occurrence, f.missed, f.job, f.fired_at, f.apply_id, "
-        "coalesce(a.status, 'running') from schedule_fires f "
-        "left join applies a on a.id = f.apply_id "
+        "coalesce(a.status, r.status, 'running') from schedule_fires f "
+        "left join applies a on a.id = f.apply_id left join runs r on r.id = f.apply_id "
         "where f.schedule = ? order by f.occurrence desc limit ?",
         [schedule, limit],
     )

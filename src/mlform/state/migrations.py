@@ -328,4 +328,26 @@ MIGRATIONS: tuple[Migration, ...] = (
         );
         """,
     ),
+    Migration(
+        "0013_monitor_results",
+        """
+        -- Each monitor run's values, one row per signal, feature and metric (the run
+        -- itself is a row of runs, its values metrics too): with the threshold it was
+        -- held to and whether it breached, over which window of production data.
+        create table monitor_results (
+            run_id varchar not null,
+            monitor varchar not null,
+            signal varchar not null,
+            signal_type varchar not null,
+            feature varchar,
+            metric varchar not null,
+            value double,
+            threshold double,
+            breached boolean not null,
+            window_start timestamptz not null,
+            window_end timestamptz not null,
+            note varchar
+        );
+        """,
+    ),
 )

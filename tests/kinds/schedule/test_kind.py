@@ -254,6 +254,6 @@ def test_what_is_wrong_in_a_schedule_is_said_where_it_is_written(
         "schedule it",
     ]
     assert by_file["schedules/monitor.yml"] == (
-        "schedules/monitor.yml:3:1: error: not supported yet: model monitors (in "
-        "schedules/monitor.yml); mlform does not read them"
+        "schedules/monitor.yml:3:1: error: this file is a monitor (it has create_monitor:), "
+        "but schedules/ holds schedule declarations; move it to monitors/"
     )

@@ -29,7 +29,8 @@ class ScheduleDeclaring(Declaring[ScheduleSpec]):
         if "create_monitor" in data:
             return doc.problem(
                 ["create_monitor"],
-                f"{TODO}: model monitors (in {doc.display}); mlform does not read them",
+                "this file is a monitor (it has create_monitor:), but schedules/ holds "
+                "schedule declarations; move it to monitors/",
                 key=True,
             )
         if "import_data" in data:

@@ -1,6 +1,7 @@
-"""Which schedules are due at an instant, from what the state records: the schedules
-applied (their trigger as applied, not as the files say now: applying a schedule is what
-makes it count) and the occurrence each fired last.
+"""Which schedules (and monitors, whose triggers are a schedule's) are due at an
+instant, from what the state records: the schedules applied (their trigger as applied,
+not as the files say now: applying a schedule is what makes it count) and the
+occurrence each fired last.
 
 A schedule is due when at least one of its occurrences fell after the later of its last
 fire and the instant it counts from (`since`, recorded by its apply), and not after
@@ -19,12 +20,10 @@ from mlform.state.fires import Fire
 from mlform.state.records import Recorded
 from mlform.state.store import Store
 
-KIND = "schedule"
 
-
-def applied(store: Store) -> list[Recorded]:
-    """The schedules the state records as applied, by address."""
-    found = [r for r in store.recorded().values() if r.kind == KIND and r.status == "applied"]
+def applied(store: Store, kind: str = "schedule") -> list[Recorded]:
+    """The schedules (or monitors) the state records as applied, by address."""
+    found = [r for r in store.recorded().values() if r.kind == kind and r.status == "applied"]
     return sorted(found, key=lambda r: r.address)
 
 
@@ -32,16 +31,17 @@ def since(schedule: Recorded) -> datetime:
     return datetime.fromisoformat(str(schedule.outputs["since"]))
 
 
-def due(store: Store, now: datetime) -> list[Fire]:
-    """The schedules due at `now`, each with the job it runs."""
+def due(store: Store, now: datetime, kind: str = "schedule") -> list[Fire]:
+    """The schedules due at `now`, each with the job it runs (or the monitors, each with
+    the deployment it watches)."""
     last = fires.last(store)
     found = []
-    for schedule in applied(store):
+    for schedule in applied(store, kind):
         start = since(schedule)
         after = max(start, last.get(schedule.address, start))
         trigger = trigger_of(schedule.spec["trigger"])
         count, latest = triggers.latest(trigger, after, now, created=start)
         if latest is not None:
-            job = str(schedule.outputs["job"])
+            job = str(schedule.outputs["job" if kind == "schedule" else "target"])
             found.append(Fire(schedule.address, latest, count - 1, job))
     return found

@@ -1,0 +1,274 @@
+"""One run of a monitor: its signals computed over the deployment's captured requests in
+a window, against the reference data, recorded as a run (`MonitorRun`).
+
+- **Which model.** The version the deployment serves now, as the state records it.
+- **Reference data.** The signal's `reference_data.input_data.path`, else the data asset
+  the run that registered that model version read (its lineage); a run that read several
+  names the input whose name says training (`train…`), else the signal must say which.
+- **Production data.** The captured requests of the deployment with `ts` in the window:
+  `[end - lookback_window_size, end)` with `end = now - lookback_window_offset`; without a
+  size, from where the monitor's previous run ended (or the instant it was applied) to now.
+- **Features.** The signal's list, else every column the requests carry: by key for
+  records, by position against the reference's columns less the target for rows. The
+  target column is the signal's `target_column_name` (or `data_column_names.target_column`),
+  else the one reference column the requests lack.
+- **Signals.** data drift over the features; prediction drift of the deployment's
+  outputs against the reference's target column; data quality of the features. Each
+  metric is held to the signal's `metric_thresholds` for the feature's type, else to
+  Azure's defaults (monitoring/metrics.py).
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import duckdb
+
+from mlform import datasets
+from mlform.config.refs import parse_asset_ref
+from mlform.context import Context
+from mlform.errors import MlformError
+from mlform.hashing import Hasher
+from mlform.kinds.monitor.spec import MonitorSpec, Signal
+from mlform.loader import Config
+from mlform.registry import models
+from mlform.state.monitors import MonitorRun, Value
+from mlform.state.runs import RunRow
+from mlform.state.store import Store
+
+EXPERIMENT = "monitors"
+PREDICTION = "prediction"  # the production relation's column of the deployment's outputs
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    start: datetime
+    end: datetime
+
+
+def window(signal: Signal, since: datetime, now: datetime) -> Window:
+    end = now - signal.offset
+    start = end - signal.window if signal.window is not None else since
+    return Window(min(start, end), end)
+
+
+def run(
+    config: Config, store: Store, spec: MonitorSpec, since: datetime, now: datetime
+) -> MonitorRun:
+    """Compute every signal of `spec`; `since`: where a window without a size starts."""
+    # start-up: the metrics (NumPy, SciPy) only for a monitor's run
+    from mlform.monitoring import production as captured
+
+    model = served_model(store, spec)
+    ctx = Context(config, Hasher(None))
+    root = ctx.storage(config.default_datastore).local_path("")
+    if root is None:
+        raise MlformError(
+            f"monitor/{spec.name}: reading captured requests from a datastore in the cloud "
+            "is not supported yet; monitors read a local default datastore"
+        )
+    captures = str(root / "captures")
+    run_id = f"{spec.name}_{time.strftime('%Y%m%d_%H%M%S')}_{secrets.token_hex(2)}"
+    started = time.time()
+    values: list[Value] = []
+    inputs: dict[str, str] = {"model": model}
+    windows: list[Window] = []
+    con = duckdb.connect()
+    try:
+        for signal in spec.signals:
+            item = reference(store, signal, model, spec)
+            inputs[f"{signal.name}.reference"] = f"{item.name}:{item.version}"
+            span = window(signal, since, now)
+            windows.append(span)
+            with datasets.table_files(config, item) as (reader, paths):
+                listed = ", ".join(_literal(p) for p in paths)
+                con.execute(
+                    f"create or replace view reference as select * from {reader}([{listed}])"
+                )
+                columns = [row[0] for row in con.execute("describe reference").fetchall()]
+                features = list(signal.features or ()) or captured.infer_features(
+                    con,
+                    captures,
+                    spec.endpoint,
+                    spec.deployment,
+                    span.start,
+                    span.end,
+                    columns,
+                    signal.target_column,
+                )
+                target = signal.target_column or _target(columns, features)
+                production = captured.production(
+                    con,
+                    captures,
+                    spec.endpoint,
+                    spec.deployment,
+                    span.start,
+                    span.end,
+                    features,
+                    outputs=PREDICTION,
+                )
+                values.extend(_signal(con, signal, production, features, target))
+    except duckdb.Error as err:
+        raise MlformError(f"monitor/{spec.name}: {err}") from err
+    finally:
+        con.close()
+    ended = time.time()
+    row = RunRow(
+        id=run_id,
+        experiment=EXPERIMENT,
+        name=spec.name,
+        status="completed",
+        compute="local",
+        run_dir="",
+        runconfig=spec.address,
+        display_name=f"{spec.name} of {spec.target}",
+        created_at=started,
+        started_at=started,
+        ended_at=ended,
+        inputs=inputs,
+    )
+    start = min(w.start for w in windows)
+    end = max(w.end for w in windows)
+    return MonitorRun(row, spec.address, start, end, values)
+
+
+def served_model(store: Store, spec: MonitorSpec) -> str:
+    rows = store.query(
+        "select model from deployments where endpoint = ? and name = ? "
+        "and status in ('running', 'creating')",
+        [spec.endpoint, spec.deployment],
+    )
+    if not rows:
+        raise MlformError(
+            f"monitor/{spec.name}: deployment {spec.target} is not running; apply its "
+            "endpoint first (`mlform apply`)"
+        )
+    return str(rows[0][0])
+
+
+def reference(store: Store, signal: Signal, model: str, spec: MonitorSpec) -> datasets.DataVersion:
+    """The data `signal` compares against: named, or what `model` was trained on."""
+    if signal.reference is not None:
+        return datasets.resolve(store, str(signal.reference))
+    version = models.resolve(store.read, model)
+    found = models.lineage(store.read, version)
+    inputs = found.inputs if found is not None else {}
+    data = {
+        name: item
+        for name, value in inputs.items()
+        if isinstance(value, str) and (item := _data(store, value)) is not None
+    }
+    training = [n for n in data if n.lower().startswith("train")] if len(data) > 1 else list(data)
+    if len(training) == 1:
+        return data[training[0]]
+    why = (
+        f"the run that registered {model} read no data asset"
+        if not data
+        else f"the run that registered {model} read several ({', '.join(sorted(data))})"
+    )
+    raise MlformError(
+        f"monitor/{spec.name}: signal {signal.name} has no reference data: {why}; name it "
+        f"under reference_data.input_data.path (azureml:NAME:VERSION)"
+    )
+
+
+def _data(store: Store, value: str) -> datasets.DataVersion | None:
+    ref = parse_asset_ref(value)
+    if ref is None or ref.version is None:
+        return None
+    try:
+        return datasets.resolve(store, value)
+    except MlformError:
+        return None
+
+
+def _target(columns: Sequence[str], features: Sequence[str]) -> str | None:
+    left = [c for c in columns if c not in features]
+    return left[0] if len(left) == 1 else None
+
+
+def _signal(
+    con: duckdb.DuckDBPyConnection,
+    signal: Signal,
+    production: str,
+    features: Sequence[str],
+    target: str | None,
+) -> list[Value]:
+    # start-up: the metrics (NumPy, SciPy) only for a monitor's run
+    from mlform.monitoring import metrics, quality
+
+    if signal.type == "prediction_drift":
+        if target is None:
+            return [_note(signal, "no target column: set reference_data.target_column_name")]
+        con.execute(
+            f"create or replace view reference_prediction as select {_name(target)} as "
+            f"{PREDICTION} from reference"
+        )
+        reference, features = "reference_prediction", [PREDICTION]
+    else:
+        reference = "reference"
+    types = metrics.feature_types(con, reference, features)
+    if signal.type == "data_quality":
+        results = quality.data_quality(con, reference, production, types, _asked(signal))
+    else:
+        results = metrics.data_drift(con, reference, production, types, _asked(signal))
+    found: list[Value] = []
+    for result in results:
+        thresholds = _thresholds(signal, result.type, result.values)
+        breaching = set(result.breaches(thresholds))
+        for metric, value in result.values.items():
+            found.append(
+                Value(
+                    signal.name,
+                    signal.type,
+                    result.feature,
+                    metric,
+                    value,
+                    thresholds.get(metric),
+                    metric in breaching,
+                    result.note,
+                )
+            )
+    return found
+
+
+def _asked(signal: Signal) -> list[str] | None:
+    """The metrics the signal's thresholds name, and for a feature type it names none of,
+    the default one (data drift); None: the defaults."""
+    # start-up: the metrics (NumPy, SciPy) only for a monitor's run
+    from mlform.monitoring import metrics
+
+    named = {m for kind in signal.thresholds.values() for m in kind}
+    if not named:
+        return None
+    if signal.type != "data_quality":
+        for kind, metric in metrics.DEFAULT_DRIFT_METRICS.items():
+            if not signal.thresholds.get(kind):
+                named.add(metric)
+    return sorted(named)
+
+
+def _thresholds(signal: Signal, kind: str, values: Mapping[str, float | None]) -> dict[str, float]:
+    """Each metric's threshold for a feature of type `kind`: the signal's, else Azure's
+    default, else none (it is shown, and never breaches)."""
+    from mlform.monitoring import metrics
+
+    own = signal.thresholds.get(kind) or {}
+    defaults = metrics.DEFAULT_THRESHOLDS
+    return {m: own[m] if m in own else defaults[m] for m in values if m in own or m in defaults}
+
+
+def _note(signal: Signal, note: str) -> Value:
+    return Value(signal.name, signal.type, None, "rows", None, None, False, note)
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _name(column: str) -> str:
+    return '"' + column.replace('"', '""') + '"'

@@ -1,0 +1,183 @@
+"""A monitor as `monitors/*.yml` declares it: Azure ML's monitor schedule YAML
+(`trigger:` and `create_monitor:`), read into the signals mlform computes.
+
+The production data of every signal is what the deployment captured (its
+`data_collector`), over a window: `production_data.data_window.lookback_window_size`
+back from the run (offset by `lookback_window_offset`), by default the time since the
+monitor's previous run, as Azure's "last monitoring period". The reference data is the
+data asset `reference_data.input_data.path` names, or by default the data the deployed
+model version was trained on, found through its lineage (Azure asks for it; mlform knows
+it). A monitor without signals gets Azure's basic three: data drift, prediction drift and
+data quality.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, ClassVar
+
+from mlform.config.refs import AssetRef, parse_asset_ref
+from mlform.config.specs import Source, Spec, common
+from mlform.errors import Problem
+
+# What mlform computes; a monitor without signals gets each of them, named by its type.
+SIGNALS = ("data_drift", "prediction_drift", "data_quality")
+_DURATION = re.compile(r"^P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?$")
+_DEPLOYMENT = re.compile(r"^(?:azureml:)?(?P<endpoint>[^:/]+):(?P<deployment>[^:/]+)$")
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    name: str
+    type: str  # data_drift | prediction_drift | data_quality
+    reference: AssetRef | None  # None: the training data, through lineage
+    target_column: str | None
+    features: tuple[str, ...] | None  # None: all features
+    thresholds: Mapping[str, Mapping[str, float]]  # numerical|categorical → metric → value
+    window: timedelta | None  # None: since the previous run
+    offset: timedelta
+    alert: bool
+    where: tuple[str, ...]  # its path in the file
+
+
+@dataclass(frozen=True, slots=True)
+class MonitorSpec(Spec):
+    """Signals of one deployment, computed when the trigger says."""
+
+    kind: ClassVar[str] = "monitor"
+    endpoint: str = ""
+    deployment: str = ""
+    ml_task: str | None = None
+    signals: tuple[Signal, ...] = ()
+    emails: tuple[str, ...] = ()
+    webhooks: tuple[Mapping[str, str], ...] = field(default=())
+
+    @property
+    def target(self) -> str:
+        return f"{self.endpoint}:{self.deployment}"
+
+    def problems(self) -> list[Problem]:
+        problems: list[Problem] = []
+        where = ["create_monitor", "monitoring_target", "endpoint_deployment_id"]
+        if not self.endpoint:
+            written = self.body["create_monitor"]["monitoring_target"]["endpoint_deployment_id"]
+            problems.append(
+                self.source.problem(
+                    where,
+                    f"'{written}' is not an endpoint and deployment; write "
+                    "azureml:ENDPOINT:DEPLOYMENT",
+                )
+            )
+        signals = self.body["create_monitor"].get("monitoring_signals") or {}
+        for name, body in signals.items():
+            at = ["create_monitor", "monitoring_signals", name]
+            if body["type"] not in SIGNALS:
+                problems.append(
+                    self.source.problem(
+                        [*at, "type"],
+                        f"{body['type']} signals are not supported yet; mlform computes "
+                        f"{', '.join(SIGNALS)}",
+                    )
+                )
+            for side in ("production_data", "reference_data"):
+                data = body.get(side) or {}
+                if "pre_processing_component" in data:
+                    problems.append(
+                        self.source.problem(
+                            [*at, side, "pre_processing_component"],
+                            "a pre-processing component is not supported yet; mlform reads "
+                            "the deployment's own captured requests",
+                            key=True,
+                        )
+                    )
+            if "input_data" in (body.get("production_data") or {}):
+                problems.append(
+                    self.source.problem(
+                        [*at, "production_data", "input_data"],
+                        "production data other than the deployment's captured requests is "
+                        "not supported yet; leave input_data out",
+                        key=True,
+                    )
+                )
+            reference = ((body.get("reference_data") or {}).get("input_data") or {}).get("path")
+            if reference is not None and parse_asset_ref(str(reference)) is None:
+                problems.append(
+                    self.source.problem(
+                        [*at, "reference_data", "input_data", "path"],
+                        f"'{reference}' is not a data asset reference; write "
+                        "azureml:NAME:VERSION or NAME@latest",
+                    )
+                )
+            if isinstance(body.get("features"), dict):
+                problems.append(
+                    self.source.problem(
+                        [*at, "features", "top_n_feature_importance"],
+                        "features by importance are not supported yet; list the features, "
+                        "or write all_features",
+                    )
+                )
+        return problems
+
+
+def parse(body: Mapping[str, Any], source: Source) -> MonitorSpec:
+    create = body["create_monitor"]
+    target = create["monitoring_target"]
+    found = _DEPLOYMENT.match(str(target["endpoint_deployment_id"]))
+    signals = create.get("monitoring_signals") or {}
+    if not signals:
+        parsed = tuple(_signal(kind, {"type": kind}, ("create_monitor",)) for kind in SIGNALS)
+    else:
+        parsed = tuple(
+            _signal(name, signal, ("create_monitor", "monitoring_signals", name))
+            for name, signal in signals.items()
+        )
+    alerts = create.get("alert_notification") or {}
+    return MonitorSpec(
+        **common(body),
+        source=source,
+        endpoint=found["endpoint"] if found else "",
+        deployment=found["deployment"] if found else "",
+        ml_task=target.get("ml_task"),
+        signals=parsed,
+        emails=tuple(str(e) for e in alerts.get("emails") or ()),
+        webhooks=tuple(dict(w) for w in alerts.get("webhooks") or ()),
+    )
+
+
+def _signal(name: str, body: Mapping[str, Any], where: tuple[str, ...]) -> Signal:
+    reference = body.get("reference_data") or {}
+    production = body.get("production_data") or {}
+    window = production.get("data_window") or {}
+    path = (reference.get("input_data") or {}).get("path")
+    columns = reference.get("data_column_names") or {}
+    features = body.get("features")
+    thresholds = body.get("metric_thresholds") or {}
+    return Signal(
+        name=name,
+        type=str(body["type"]),
+        reference=parse_asset_ref(str(path)) if path is not None else None,
+        target_column=reference.get("target_column_name") or columns.get("target_column"),
+        features=tuple(features) if isinstance(features, list) else None,
+        thresholds={
+            kind: {str(k): float(v) for k, v in (thresholds.get(kind) or {}).items()}
+            for kind in ("numerical", "categorical")
+        },
+        window=duration(window["lookback_window_size"])
+        if "lookback_window_size" in window
+        else None,
+        offset=duration(window.get("lookback_window_offset", "P0D")),
+        alert=bool(body.get("alert_enabled", True)),
+        where=where,
+    )
+
+
+def duration(text: str) -> timedelta:
+    """An ISO 8601 duration of days and time (`P7D`, `PT12H`), as the schema admits."""
+    found = _DURATION.match(text)
+    if found is None:
+        raise ValueError(f"{text!r} is not an ISO 8601 duration such as P7D or PT12H")
+    days, hours, minutes, seconds = (int(part or 0) for part in found.groups())
+    return timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)

@@ -1,0 +1,172 @@
+"""Monitors declared in monitors/*.yml (Azure ML's monitor YAML) over the example's real
+endpoint: unshifted traffic breaches nothing; traffic with one feature moved by 2σ
+breaches data drift on exactly that feature, against the training data found through
+the model's lineage; each run is recorded as a run with its metrics."""
+
+from __future__ import annotations
+
+import csv
+import http.client
+import json
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from tests.cli.test_endpoints import port_of, primary_key
+from tests.conftest import Ran
+
+Cli = Callable[..., Ran]
+
+MONITOR = """
+    $schema: http://azureml/sdk-2-0/Schedule.json
+    name: iris-drift
+    display_name: Iris drift
+    trigger:
+      type: recurrence
+      frequency: day
+      interval: 1
+      schedule: {hours: 3, minutes: 15}
+    create_monitor:
+      compute: {instance_type: standard_e4s_v3, runtime_version: "3.3"}
+      monitoring_target:
+        ml_task: classification
+        endpoint_deployment_id: azureml:iris:blue
+      monitoring_signals:
+        drift:
+          type: data_drift
+          reference_data:          # the data: what the model was trained on (lineage)
+            data_context: training
+            data_column_names: {target_column: species}
+          features: all_features
+      alert_notification:
+        emails: [ml-team@example.com]
+    """
+
+
+def flowers(root: Path) -> list[list[float]]:
+    with (root / "data" / "iris.csv").open() as rows:
+        return [[float(v) for v in row[:4]] for row in list(csv.reader(rows))[1:]]
+
+
+def score(port: int, key: str, rows: list[list[float]]) -> None:
+    for start in range(0, len(rows), 25):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        body = json.dumps({"data": rows[start : start + 25]})
+        conn.request(
+            "POST",
+            "/score",
+            body=body,
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {key}"},
+        )
+        assert conn.getresponse().status == 200
+        conn.close()
+
+
+def captured(root: Path, rows: int) -> None:
+    """Wait until the deployment's capture holds `rows` rows (it writes every second)."""
+    import duckdb
+
+    folder = root / ".mlform" / "datastore" / "captures" / "iris" / "blue"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if list(folder.glob("*/*.parquet")):
+            found = duckdb.sql(
+                f"select sum(json_array_length(inputs)) from read_parquet('{folder}/*/*.parquet')"
+            ).fetchall()
+            if found[0][0] is not None and found[0][0] >= rows:
+                return
+        time.sleep(0.2)
+    raise AssertionError(f"the capture did not reach {rows} rows")
+
+
+def test_a_monitor_finds_drift_on_exactly_the_shifted_feature(
+    cli: Cli, example_with_endpoint: Path
+) -> None:
+    root = example_with_endpoint
+    (root / "monitors").mkdir()
+    (root / "monitors" / "iris-drift.yml").write_text(MONITOR.replace("\n    ", "\n"))
+    planned = cli("plan", cwd=root)
+    assert any(
+        " ".join(line.split())
+        == "+ monitor/iris-drift (new: drift of iris:blue, every day at 03:15 (UTC))"
+        for line in planned.out.splitlines()
+    ), planned.out
+    applied = cli("apply", "--yes", cwd=root)
+    assert applied.code == 0, applied.out + applied.err
+    port, key = port_of(root), primary_key(cli, root)
+    rows = flowers(root)
+
+    # Traffic like the training data: nothing breaches.
+    score(port, key, rows)
+    captured(root, len(rows))
+    calm = cli("monitors", "run", "iris-drift", cwd=root)
+    assert calm.code == 0, calm.out + calm.err
+    assert "BREACHED" not in calm.out
+
+    # petal_length moved by 2σ: data drift on that feature, and on no other.
+    sigma = statistics.pstdev(r[2] for r in rows)
+    shifted = [[r[0], r[1], r[2] + 2 * sigma, r[3]] for r in rows]
+    score(port, key, shifted)
+    captured(root, 2 * len(rows))
+    drifted = cli("monitors", "run", "iris-drift", cwd=root)
+    assert drifted.code == 1, drifted.out + drifted.err
+    breached = [line.split() for line in drifted.out.splitlines() if "BREACHED" in line]
+    assert [(b[0], b[1]) for b in breached] == [("drift", "petal_length")], drifted.out
+
+    shown = cli("monitors", "show", "iris-drift", cwd=root)
+    assert shown.code == 0
+    assert "HISTORY" in shown.out  # two runs: a sparkline per value
+    listed = cli("monitors", "list", cwd=root).out
+    assert "drift.petal_length" in listed
+    runs = json.loads(cli("runs", "list", "--json", cwd=root).out)
+    monitor_runs = [r for r in runs if r["experiment"] == "monitors"]
+    assert len(monitor_runs) == 2
+    metrics = cli("runs", "metrics", monitor_runs[0]["id"], cwd=root).out
+    assert "drift.petal_length.normalized_wasserstein_distance" in metrics
+
+
+def test_what_is_wrong_in_a_monitor_is_said_where_it_is_written(
+    cli: Cli, example_with_endpoint: Path
+) -> None:
+    root = example_with_endpoint
+    (root / "monitors").mkdir()
+    bad = {
+        "no-deployment.yml": MONITOR.replace("azureml:iris:blue", "azureml:iris:green"),
+        "no-endpoint.yml": MONITOR.replace("azureml:iris:blue", "azureml:fraud:main"),
+        "not-a-target.yml": MONITOR.replace("azureml:iris:blue", "iris"),
+        "custom.yml": MONITOR.replace("type: data_drift", "type: feature_attribution_drift"),
+        "no-data.yml": MONITOR.replace(
+            "data_context: training",
+            "data_context: training\n"
+            "            input_data: {path: azureml:credit:1, type: mltable}",
+        ),
+    }
+    for name, text in bad.items():
+        body = text.replace("\n    ", "\n").replace("name: iris-drift", f"name: {name[:-4]}")
+        (root / "monitors" / name).write_text(body)
+    (root / "schedules").mkdir()
+    (root / "schedules" / "drift.yml").write_text(MONITOR.replace("\n    ", "\n"))
+    ran = cli("validate", cwd=root)
+    assert ran.code == 1
+    errors = ran.err.splitlines()[:-1]
+    by_file = {line.split(":")[0]: line for line in errors}
+    assert by_file["monitors/no-deployment.yml"].endswith(
+        "error: endpoint iris has no deployment named green (its deployments: blue)"
+    )
+    assert (
+        "endpoint 'fraud'" in by_file["monitors/no-endpoint.yml"]
+        or "fraud" in (by_file["monitors/no-endpoint.yml"])
+    )
+    assert by_file["monitors/not-a-target.yml"].endswith(
+        "error: 'iris' is not an endpoint and deployment; write azureml:ENDPOINT:DEPLOYMENT"
+    )
+    assert by_file["monitors/custom.yml"].endswith(
+        "error: feature_attribution_drift signals are not supported yet; mlform computes "
+        "data_drift, prediction_drift, data_quality"
+    )
+    assert "credit" in by_file["monitors/no-data.yml"]
+    assert by_file["schedules/drift.yml"].endswith(
+        "error: this file is a monitor (it has create_monitor:), but schedules/ holds "
+        "schedule declarations; move it to monitors/"
+    )
