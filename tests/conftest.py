@@ -135,8 +135,11 @@ def example_with_endpoint(tmp_path: Path) -> Iterator[Path]:
 
 
 def _copy_example(tmp_path: Path, *left_out: str) -> Path:
+    """The example less `left_out`, and less its monitor and schedule (which name its
+    endpoint and pipeline): the tests of those kinds write their own."""
     target = tmp_path / "iris"
-    shutil.copytree(EXAMPLE, target, ignore=shutil.ignore_patterns(".mlform", *left_out))
+    ignored = shutil.ignore_patterns(".mlform", "monitors", "schedules", *left_out)
+    shutil.copytree(EXAMPLE, target, ignore=ignored)
     return target
 
 

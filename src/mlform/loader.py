@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlform.config import agentpolicy, schema, specs
+from mlform.config import agentpolicy, alertsettings, schema, specs
 from mlform.config.agentpolicy import AgentPolicy
+from mlform.config.alertsettings import SmtpSettings
 from mlform.config.containment import Boundary, check_paths
 from mlform.config.kinds import (
     AZURE_SCHEMAS,
@@ -77,6 +78,7 @@ class Config:
     # A remote state (`state:` a backend or URL); `state_path` is then this machine's copy.
     remote_state: RemoteSpec | None = None
     agent: AgentPolicy = field(default_factory=AgentPolicy)
+    smtp: SmtpSettings | None = None  # the mail server of monitors' alert emails
 
     @property
     def home(self) -> Path:
@@ -149,6 +151,8 @@ class _Loader:
         state, remote = self._state(ws, body)
         agent, problems = agentpolicy.parse(ws, body)
         self.problems.extend(problems)
+        broken_alerts = any(b[:1] in ((), ("alerts",)) for b in bad)
+        smtp = None if broken_alerts else alertsettings.parse(body)
         registry = body.get("container_registry")
         self.secrets, problems, broken = declared_secrets.parse(ws, bad, self.root)
         self.problems.extend(problems)
@@ -200,6 +204,7 @@ class _Loader:
             vault,
             remote,
             agent,
+            smtp,
         )
 
     # -- reading -------------------------------------------------------------------------

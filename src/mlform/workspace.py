@@ -45,6 +45,12 @@ from mlform.state.store import Store
 Log = Callable[[str, str], None]
 
 
+@dataclass(frozen=True, slots=True)
+class Monitored:
+    run: MonitorRun
+    invoke: str | None  # the job its on_breach runs, when a signal breached
+
+
 @dataclass
 class ApplyReport:
     plan: Plan
@@ -306,12 +312,13 @@ class Workspace:
         *,
         log: Log = lambda address, message: None,
         lock_wait: float = 0.0,
-    ) -> list[MonitorRun]:
+    ) -> list[Monitored]:
         """Compute the monitors due at `at`, or the ones `names` names whether due or
         not, under the writer lock; record each run, and for one that was due the
-        occurrence it ran for (kinds/monitor/compute.py)."""
+        occurrence it ran for (kinds/monitor/compute.py); send the alerts of what
+        breached. A breached monitor's `on_breach` job is for the caller to apply."""
         # start-up: every command loads this module; monitors only where they run
-        from mlform.kinds.monitor import compute
+        from mlform.kinds.monitor import alerting, compute
         from mlform.kinds.monitor.spec import MonitorSpec
         from mlform.kinds.schedule import due
         from mlform.state import monitors
@@ -325,7 +332,7 @@ class Workspace:
             recorded = store.recorded()
             timed = {f.schedule: f for f in due.due(store, at, "monitor")}
             wanted = [f"monitor/{name}" for name in names] or sorted(timed)
-            done: list[MonitorRun] = []
+            done: list[Monitored] = []
             for address in wanted:
                 spec = config.specs.get(address)
                 record = recorded.get(address)
@@ -342,7 +349,13 @@ class Workspace:
                     result.write(con, store.lock.info.id)
                 if address in timed:
                     fires.record(store, [timed[address]], result.run.id)
-                done.append(result)
+                for line in alerting.send(config, spec, result):
+                    log(address, f"alert: {line}")
+                breached = any(value.breached for value in result.values)
+                invoke = spec.on_breach_job if breached else None
+                if invoke is not None:
+                    log(address, f"breached: {invoke} runs (on_breach)")
+                done.append(Monitored(result, invoke))
             return done
 
     def _audit(self, store: Store, ctx: Context, apply_id: str, status: str, plan: Plan) -> None:

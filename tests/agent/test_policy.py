@@ -21,12 +21,16 @@ Start = Callable[..., AgentProcess]
 INTERVAL = 2.0
 
 
+# no image (a Docker build) and no pipeline, nor what names the pipeline
+EXCLUDED = (".mlform", "images", "pipelines", "monitors", "schedules")
+
+
 def example_files(port: int) -> dict[str, str]:
     """The iris example, its endpoint on `port`, as files to commit."""
     files = {}
     for path in EXAMPLE.rglob("*"):
         rel = path.relative_to(EXAMPLE)
-        if path.is_file() and rel.parts[0] not in (".mlform", "images", "pipelines"):
+        if path.is_file() and rel.parts[0] not in EXCLUDED:
             files[rel.as_posix()] = path.read_text()
     files["endpoints/iris.yml"] = files["endpoints/iris.yml"].replace("port: 5080", f"port: {port}")
     files[".gitignore"] = ".mlform/\n"

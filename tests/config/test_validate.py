@@ -422,7 +422,7 @@ def test_unknown_keys_without_a_close_match_list_the_known_ones(
     assert ran.err.splitlines() == [
         "environments/e.yml:3:14: error: a resource cannot depend on itself; remove this entry",
         "workspace.yml:2:1: error: unknown key 'region'; expected one of: $schema, name, "
-        "display_name, description, tags, location, state, agent, container_registry, "
+        "display_name, description, tags, location, state, alerts, agent, container_registry, "
         "datastores, secrets",
         "validation failed: 2 errors",
     ]

@@ -68,7 +68,11 @@ def clone(tmp_path: Path, remote: Remote, name: str) -> Path:
     """A checkout of the example whose state and default datastore are `remote`."""
     root = tmp_path / name
     shutil.copytree(
-        EXAMPLE, root, ignore=shutil.ignore_patterns(".mlform", "images", "endpoints", "pipelines")
+        EXAMPLE,
+        root,
+        ignore=shutil.ignore_patterns(
+            ".mlform", "images", "endpoints", "pipelines", "monitors", "schedules"
+        ),
     )
     ws = root / "workspace.yml"
     text = ws.read_text()

@@ -164,7 +164,8 @@ class Agent:
         except MlformError as err:
             self.log("error", message=f"monitors: {err}")
             return
-        for result in done:
+        for monitored in done:
+            result = monitored.run
             breached = sorted(
                 {
                     f"{v.signal}.{v.feature}" if v.feature else v.signal
@@ -173,6 +174,21 @@ class Agent:
                 }
             )
             self.log("monitored", monitor=result.monitor, run=result.run.id, breached=breached)
+        jobs = list(dict.fromkeys(m.invoke for m in done if m.invoke is not None))
+        if not jobs:
+            return
+        self.log("on_breach", jobs=jobs)
+        try:
+            report = ws.apply(
+                auto_approve=True,
+                rerun=jobs,
+                log=lambda address, line: self.log("progress", address=address, line=line),
+            )
+        except MlformError as err:
+            self._result("failed", str(err))
+            return
+        failed = [f"{r.change.address}: {r.message}" for r in report.failed]
+        self._result("applied" if report.ok else "failed", "; ".join(failed) or None)
 
     def _apply(
         self, ws: Workspace, commit: str, plan: Plan, saved: dict[str, Any] | None, now: datetime

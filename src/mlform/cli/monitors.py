@@ -8,11 +8,12 @@ import math
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+from mlform.cli import plans
 from mlform.cli.output import Output, add_json_flag
 from mlform.config.names import cli_name
 from mlform.errors import NotFound
-from mlform.state.monitors import MonitorRun, Recorded, Value
-from mlform.workspace import Workspace
+from mlform.state.monitors import Recorded, Value
+from mlform.workspace import Monitored, Workspace
 
 HISTORY = 20  # runs a sparkline shows
 _BARS = "▁▂▃▄▅▆▇█"
@@ -91,15 +92,27 @@ def run(args: argparse.Namespace, out: Output) -> int:
         out.line(out.dim(f"    {address}: {message}"))
 
     done = ws.run_monitors(datetime.now(UTC), args.names, log=log, lock_wait=args.lock_timeout)
-    return report(out, done)
+    code = report(out, done)
+    jobs = invoked(done)
+    if not jobs:
+        return code
+    args.planfile, args.yes, args.rerun, args.reinit = None, True, jobs, False
+    args.parallelism = 4
+    return plans.run_apply(args, out) or code
 
 
-def report(out: Output, done: Sequence[MonitorRun]) -> int:
+def report(out: Output, done: Sequence[Monitored]) -> int:
     """Each run's values; 1 when a signal breached (for CI: a drift fails the job)."""
-    for result in done:
+    for monitored in done:
+        result = monitored.run
         recorded = Recorded(result.run.id, result.end, list(result.values))
         _values(out, result.monitor, recorded, [recorded])
-    return 1 if any(v.breached for result in done for v in result.values) else 0
+    return 1 if any(v.breached for m in done for v in m.run.values) else 0
+
+
+def invoked(done: Sequence[Monitored]) -> list[str]:
+    """The jobs the breached monitors' on_breach runs, each once."""
+    return list(dict.fromkeys(m.invoke for m in done if m.invoke is not None))
 
 
 def _values(out: Output, address: str, latest: Recorded, runs: Sequence[Recorded]) -> None:

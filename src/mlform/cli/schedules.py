@@ -160,10 +160,10 @@ def run_due(args: argparse.Namespace, out: Output) -> int:
     with ws.store("schedules run-due") as store:
         pending = due.due(store, now)
         watching = due.due(store, now, "monitor")
-    code = _monitors(ws, now, args, out) if watching else 0
-    if not pending and watching:
+    code, jobs = _monitors(ws, now, args, out) if watching else (0, [])
+    if not pending and watching and not jobs:
         return code
-    if not pending:
+    if not pending and not jobs:
         nearest = [s for s in scheduled(ws) if s.upcoming]
         nearest.sort(key=lambda s: s.upcoming[0])
         after = (
@@ -173,12 +173,15 @@ def run_due(args: argparse.Namespace, out: Output) -> int:
         )
         out.line(f"Nothing is due at {_when(now)}{after}.")
         return 0
-    args.planfile, args.yes, args.rerun, args.reinit = None, True, [], False
+    args.planfile, args.yes, args.rerun, args.reinit = None, True, jobs, False
     return plans.run_apply(args, out, schedules_at=now) or code
 
 
-def _monitors(ws: Workspace, now: datetime, args: argparse.Namespace, out: Output) -> int:
-    """The monitors due now, computed and recorded; 1 when a signal breached."""
+def _monitors(
+    ws: Workspace, now: datetime, args: argparse.Namespace, out: Output
+) -> tuple[int, list[str]]:
+    """The monitors due now, computed and recorded: 1 when a signal breached, and the
+    jobs their on_breach runs."""
     # start-up: monitors only where they run
     from mlform.cli import monitors
 
@@ -186,7 +189,7 @@ def _monitors(ws: Workspace, now: datetime, args: argparse.Namespace, out: Outpu
         out.line(out.dim(f"    {address}: {message}"))
 
     done = ws.run_monitors(now, log=log, lock_wait=args.lock_timeout)
-    return monitors.report(out, done)
+    return monitors.report(out, done), monitors.invoked(done)
 
 
 def _when(at: datetime) -> str:

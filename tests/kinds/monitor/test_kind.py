@@ -1,7 +1,9 @@
 """Monitors declared in monitors/*.yml (Azure ML's monitor YAML) over the example's real
 endpoint: unshifted traffic breaches nothing; traffic with one feature moved by 2σ
 breaches data drift on exactly that feature, against the training data found through
-the model's lineage; each run is recorded as a run with its metrics."""
+the model's lineage; each run is recorded as a run with its metrics. A breach sends the
+email (to a real SMTP server) and the signed webhook (to a real HTTP receiver), and its
+on_breach retrains: the training job runs, and its gate decides the registration."""
 
 from __future__ import annotations
 
@@ -10,11 +12,14 @@ import http.client
 import json
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+
+import pytest
 
 from tests.cli.test_endpoints import port_of, primary_key
 from tests.conftest import Ran
+from tests.monitoring.test_alerts import SECRET, Inbox, Receiver, _smtp_server
 
 Cli = Callable[..., Ran]
 
@@ -39,9 +44,21 @@ MONITOR = """
             data_context: training
             data_column_names: {target_column: species}
           features: all_features
+      on_breach:
+        invoke: ../runconfigs/train.yml
       alert_notification:
         emails: [ml-team@example.com]
+        webhooks:
+          - url: http://127.0.0.1:RECEIVER/hook
+            secret: ${{secrets.HOOK_SECRET}}
     """
+ALERTS = """
+alerts:
+  smtp: {host: 127.0.0.1, port: SMTP, from: mlform@example.com}
+secrets:
+  - name: HOOK_SECRET
+    env: MONITOR_HOOK_SECRET
+"""
 
 
 def flowers(root: Path) -> list[list[float]]:
@@ -80,12 +97,30 @@ def captured(root: Path, rows: int) -> None:
     raise AssertionError(f"the capture did not reach {rows} rows")
 
 
-def test_a_monitor_finds_drift_on_exactly_the_shifted_feature(
-    cli: Cli, example_with_endpoint: Path
-) -> None:
+@pytest.fixture
+def alerted(
+    example_with_endpoint: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[Path, Inbox, Receiver]]:
+    """The example with the monitor, a real SMTP server and a real webhook receiver."""
+    monkeypatch.setenv("MONITOR_HOOK_SECRET", SECRET)
     root = example_with_endpoint
-    (root / "monitors").mkdir()
-    (root / "monitors" / "iris-drift.yml").write_text(MONITOR.replace("\n    ", "\n"))
+    receiver = Receiver()
+    try:
+        for box, port in _smtp_server(Inbox()):
+            with (root / "workspace.yml").open("a") as ws:
+                ws.write(ALERTS.replace("SMTP", str(port)))
+            (root / "monitors").mkdir()
+            monitor = MONITOR.replace("\n    ", "\n").replace("RECEIVER", str(receiver.port))
+            (root / "monitors" / "iris-drift.yml").write_text(monitor)
+            yield root, box, receiver
+    finally:
+        receiver.close()
+
+
+def test_a_monitor_finds_drift_on_exactly_the_shifted_feature(
+    cli: Cli, alerted: tuple[Path, Inbox, Receiver]
+) -> None:
+    root, inbox, receiver = alerted
     planned = cli("plan", cwd=root)
     assert any(
         " ".join(line.split())
@@ -103,6 +138,7 @@ def test_a_monitor_finds_drift_on_exactly_the_shifted_feature(
     calm = cli("monitors", "run", "iris-drift", cwd=root)
     assert calm.code == 0, calm.out + calm.err
     assert "BREACHED" not in calm.out
+    assert (inbox.envelopes, receiver.received) == ([], [])  # nothing to tell
 
     # petal_length moved by 2σ: data drift on that feature, and on no other.
     sigma = statistics.pstdev(r[2] for r in rows)
@@ -113,6 +149,27 @@ def test_a_monitor_finds_drift_on_exactly_the_shifted_feature(
     assert drifted.code == 1, drifted.out + drifted.err
     breached = [line.split() for line in drifted.out.splitlines() if "BREACHED" in line]
     assert [(b[0], b[1]) for b in breached] == [("drift", "petal_length")], drifted.out
+
+    # Told: the email through the SMTP server, the webhook signed with the secret.
+    mail = inbox.message()
+    assert mail["To"] == "ml-team@example.com"
+    assert "data drift" in mail["Subject"] and "iris" in mail["Subject"]
+    (hook,) = receiver.received
+    assert hook.signed
+    document = json.loads(hook.body)
+    (signal,) = document["signals"]
+    assert [b["feature"] for b in signal["breaches"]] == ["petal_length"]
+    assert SECRET not in drifted.out + drifted.err
+    # on_breach retrains: the job runs again, and its gate decides the registration
+    # (the same data gives the same accuracy, which is not better than the latest)
+    assert "breached: runconfig/train runs (on_breach)" in drifted.out
+    assert "> runconfig/train" in drifted.out and "(--rerun)" in drifted.out
+    trained = [
+        r
+        for r in json.loads(cli("runs", "list", "--json", cwd=root).out)
+        if r["experiment"] == "iris-classifier"
+    ]
+    assert len(trained) == 2
 
     shown = cli("monitors", "show", "iris-drift", cwd=root)
     assert shown.code == 0
@@ -131,12 +188,13 @@ def test_what_is_wrong_in_a_monitor_is_said_where_it_is_written(
 ) -> None:
     root = example_with_endpoint
     (root / "monitors").mkdir()
+    plain = MONITOR[: MONITOR.index("      on_breach:")]  # no secrets, no webhooks
     bad = {
-        "no-deployment.yml": MONITOR.replace("azureml:iris:blue", "azureml:iris:green"),
-        "no-endpoint.yml": MONITOR.replace("azureml:iris:blue", "azureml:fraud:main"),
-        "not-a-target.yml": MONITOR.replace("azureml:iris:blue", "iris"),
-        "custom.yml": MONITOR.replace("type: data_drift", "type: feature_attribution_drift"),
-        "no-data.yml": MONITOR.replace(
+        "no-deployment.yml": plain.replace("azureml:iris:blue", "azureml:iris:green"),
+        "no-endpoint.yml": plain.replace("azureml:iris:blue", "azureml:fraud:main"),
+        "not-a-target.yml": plain.replace("azureml:iris:blue", "iris"),
+        "custom.yml": plain.replace("type: data_drift", "type: feature_attribution_drift"),
+        "no-data.yml": plain.replace(
             "data_context: training",
             "data_context: training\n"
             "            input_data: {path: azureml:credit:1, type: mltable}",
@@ -146,7 +204,7 @@ def test_what_is_wrong_in_a_monitor_is_said_where_it_is_written(
         body = text.replace("\n    ", "\n").replace("name: iris-drift", f"name: {name[:-4]}")
         (root / "monitors" / name).write_text(body)
     (root / "schedules").mkdir()
-    (root / "schedules" / "drift.yml").write_text(MONITOR.replace("\n    ", "\n"))
+    (root / "schedules" / "drift.yml").write_text(plain.replace("\n    ", "\n"))
     ran = cli("validate", cwd=root)
     assert ran.code == 1
     errors = ran.err.splitlines()[:-1]
@@ -154,9 +212,9 @@ def test_what_is_wrong_in_a_monitor_is_said_where_it_is_written(
     assert by_file["monitors/no-deployment.yml"].endswith(
         "error: endpoint iris has no deployment named green (its deployments: blue)"
     )
-    assert (
-        "endpoint 'fraud'" in by_file["monitors/no-endpoint.yml"]
-        or "fraud" in (by_file["monitors/no-endpoint.yml"])
+    assert by_file["monitors/no-endpoint.yml"].endswith(
+        "error: unknown endpoint 'fraud' (a monitor's endpoint_deployment_id can use: iris); "
+        "declare it in endpoints/fraud.yml"
     )
     assert by_file["monitors/not-a-target.yml"].endswith(
         "error: 'iris' is not an endpoint and deployment; write azureml:ENDPOINT:DEPLOYMENT"

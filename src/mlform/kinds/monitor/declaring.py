@@ -4,15 +4,19 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from mlform.config.kinds import Declaring, Resolver
-from mlform.config.specs import Source
+from mlform.config.specs import Source, Spec
 from mlform.errors import Problem
 from mlform.kinds.endpoint.spec import EndpointSpec
 from mlform.kinds.monitor.spec import MonitorSpec, parse
+from mlform.kinds.schedule.declaring import job_address
 from mlform.kinds.schedule.spec import ScheduleSpec
+from mlform.secrets import references
+from mlform.secrets.references import ANY
 
 
 class MonitorDeclaring(Declaring[MonitorSpec]):
@@ -20,6 +24,14 @@ class MonitorDeclaring(Declaring[MonitorSpec]):
 
     def parse(self, body: Mapping[str, Any], source: Source) -> MonitorSpec:
         return parse(body, source)
+
+    def secret_places(self, kind: str) -> tuple[tuple[str, ...], ...]:
+        return (("create_monitor", "alert_notification", "webhooks", ANY, "secret"),)
+
+    def secret_uses(self, spec: Spec) -> tuple[str, ...]:
+        if isinstance(spec, MonitorSpec):
+            return tuple(references.names_in([dict(h) for h in spec.webhooks]))
+        return ()
 
     def check(self, spec: MonitorSpec, root: Path, skip: Collection[str]) -> list[Problem]:
         problems = [] if "create_monitor" in skip else spec.problems()
@@ -30,6 +42,15 @@ class MonitorDeclaring(Declaring[MonitorSpec]):
             )
             problems.extend(as_schedule.problems())
         return problems
+
+    def resolve(self, spec: MonitorSpec, refs: Resolver) -> MonitorSpec:
+        """The spec with the address of the job a breach runs (not a dependency: a
+        monitor is not applied again each time that job runs)."""
+        if spec.on_breach is None:
+            return spec
+        where = ["create_monitor", "on_breach", "invoke"]
+        job = job_address(spec.source, spec.on_breach, where, refs)
+        return spec if job is None else replace(spec, on_breach_job=job)
 
     def references(self, spec: MonitorSpec, refs: Resolver) -> list[str]:
         """The endpoint it watches (a monitor follows its deployments), and the data its

@@ -54,6 +54,8 @@ class MonitorSpec(Spec):
     signals: tuple[Signal, ...] = ()
     emails: tuple[str, ...] = ()
     webhooks: tuple[Mapping[str, str], ...] = field(default=())
+    on_breach: str | None = None  # as written: the job a breach runs (a path or a name)
+    on_breach_job: str | None = None  # its address, once resolved
 
     @property
     def target(self) -> str:
@@ -144,6 +146,7 @@ def parse(body: Mapping[str, Any], source: Source) -> MonitorSpec:
         signals=parsed,
         emails=tuple(str(e) for e in alerts.get("emails") or ()),
         webhooks=tuple(dict(w) for w in alerts.get("webhooks") or ()),
+        on_breach=(create.get("on_breach") or {}).get("invoke"),
     )
 
 

@@ -11,7 +11,7 @@ from typing import Any
 from mlform.config.kinds import Declaring, Resolver
 from mlform.config.specs import Source
 from mlform.config.unsupported import TODO
-from mlform.config.yamlfile import Document
+from mlform.config.yamlfile import Document, JsonPath
 from mlform.errors import Problem
 from mlform.kinds.schedule.spec import ScheduleSpec, job_path, parse
 
@@ -53,12 +53,14 @@ class ScheduleDeclaring(Declaring[ScheduleSpec]):
 
 
 def _target(spec: ScheduleSpec, refs: Resolver) -> str | None:
-    """The address of the runconfig or pipeline `create_job:` names, or None with a
-    problem where it is written."""
-    written = spec.job
-    where = job_path(spec)
+    return job_address(spec.source, spec.job, job_path(spec), refs)
+
+
+def job_address(source: Source, written: str, where: JsonPath, refs: Resolver) -> str | None:
+    """The address of the runconfig or pipeline `written` names (a file, relative to
+    `source`'s, or a name), or None with a problem where it is written."""
     if written.endswith((".yml", ".yaml")) or "/" in written:
-        path = (spec.source.doc.path.parent / written).resolve()
+        path = (source.doc.path.parent / written).resolve()
         for kind in JOBS:
             spec_found = refs.spec_in_file(kind, path)
             if spec_found is not None:
@@ -68,10 +70,10 @@ def _target(spec: ScheduleSpec, refs: Resolver) -> str | None:
         else:
             what = f"'{written}' declares no runconfig or pipeline"
         refs.problem(
-            spec.source.problem(
+            source.problem(
                 where,
-                f"{what}; create_job names a file in runconfigs/ or pipelines/ "
-                "(relative to this file), or a job's name",
+                f"{what}; name a file in runconfigs/ or pipelines/ (relative to this file), "
+                "or a job's name",
             )
         )
         return None
@@ -88,7 +90,7 @@ def _target(spec: ScheduleSpec, refs: Resolver) -> str | None:
         jobs = [f"{kind}/{n}" for kind in JOBS for n in refs.declared(kind)]
         listed = f" (declared: {', '.join(jobs)})" if jobs else " (none are declared)"
         message = f"no runconfig or pipeline is named '{name}'{listed}"
-    refs.problem(spec.source.problem(where, message))
+    refs.problem(source.problem(where, message))
     return None
 
 
