@@ -218,9 +218,10 @@ def _signal(
         results = metrics.data_drift(con, reference, production, types, _asked(signal))
     found: list[Value] = []
     for result in results:
-        thresholds = _thresholds(signal, result.type, result.values)
+        values = _wanted(signal, result.type, result.values)
+        thresholds = _thresholds(signal, result.type, values)
         breaching = set(result.breaches(thresholds))
-        for metric, value in result.values.items():
+        for metric, value in values.items():
             found.append(
                 Value(
                     signal.name,
@@ -250,6 +251,23 @@ def _asked(signal: Signal) -> list[str] | None:
             if not signal.thresholds.get(kind):
                 named.add(metric)
     return sorted(named)
+
+
+def _wanted(
+    signal: Signal, kind: str, values: Mapping[str, float | None]
+) -> dict[str, float | None]:
+    """A drift feature's values of the metrics its type's thresholds name (else of its
+    type's default metric): computing one asked for the other type computes it for
+    both. Data quality keeps them all."""
+    # start-up: the metrics (NumPy, SciPy) only for a monitor's run
+    from mlform.monitoring import metrics
+
+    if signal.type == "data_quality":
+        return dict(values)
+    own = signal.thresholds.get(kind) or {}
+    default = metrics.DEFAULT_DRIFT_METRICS["numerical" if kind == "numerical" else "categorical"]
+    names = set(own) or {default}
+    return {m: v for m, v in values.items() if m in names}
 
 
 def _thresholds(signal: Signal, kind: str, values: Mapping[str, float | None]) -> dict[str, float]:
