@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from mlform.components import canonical
 from mlform.context import Context, Outcome
@@ -15,6 +14,7 @@ from mlform.kind import Kind
 from mlform.kinds.base import declared
 from mlform.kinds.monitor.declaring import MonitorDeclaring
 from mlform.kinds.monitor.spec import MonitorSpec
+from mlform.kinds.schedule import due
 from mlform.kinds.schedule.spec import describe, trigger_of
 from mlform.plan import keys
 from mlform.plan.model import Change, Desired, Payload
@@ -41,14 +41,7 @@ class MonitorKind(MonitorDeclaring, Kind[MonitorSpec, MonitorPayload]):
 
     def apply(self, change: Change, payload: MonitorPayload, ctx: Context) -> Outcome:
         spec = payload.spec
-        before = change.before
-        since = datetime.now(UTC).isoformat()
-        if (
-            before is not None
-            and before.outputs.get("since")
-            and before.spec.get("trigger") == spec.body["trigger"]
-        ):
-            since = str(before.outputs["since"])
+        since = due.counted_from(change.before, spec.body["trigger"])
         trigger = describe(trigger_of(spec.body["trigger"]))
         return Outcome(
             {"target": spec.target, "since": since, "trigger": trigger},

@@ -11,7 +11,9 @@ counted as missed (`Fire.missed`), as after downtime.
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
 
 from mlform.kinds.schedule.spec import trigger_of
 from mlform.schedules import triggers
@@ -29,6 +31,15 @@ def applied(store: Store, kind: str = "schedule") -> list[Recorded]:
 
 def since(schedule: Recorded) -> datetime:
     return datetime.fromisoformat(str(schedule.outputs["since"]))
+
+
+def counted_from(before: Recorded | None, trigger: Mapping[str, Any]) -> str:
+    """The instant a schedule (or monitor) applied now counts from, as its record keeps
+    it: the one recorded before while its trigger stays the same, else now (Azure's
+    default start, "the job creation time")."""
+    if before is not None and before.outputs.get("since") and before.spec.get("trigger") == trigger:
+        return str(before.outputs["since"])
+    return datetime.now(UTC).isoformat()
 
 
 def due(store: Store, now: datetime, kind: str = "schedule") -> list[Fire]:

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from mlform.components import canonical
 from mlform.context import Context, Outcome
 from mlform.hashing import sha256_text
 from mlform.kind import Kind
 from mlform.kinds.base import declared
+from mlform.kinds.schedule import due
 from mlform.kinds.schedule.declaring import ScheduleDeclaring
 from mlform.kinds.schedule.spec import ScheduleSpec, describe
 from mlform.plan import keys
@@ -44,14 +44,7 @@ class ScheduleKind(ScheduleDeclaring, Kind[ScheduleSpec, SchedulePayload]):
 
     def apply(self, change: Change, payload: SchedulePayload, ctx: Context) -> Outcome:
         spec = payload.spec
-        before = change.before
-        since = datetime.now(UTC).isoformat()
-        if (
-            before is not None
-            and before.outputs.get("since")
-            and before.spec.get("trigger") == spec.body["trigger"]
-        ):
-            since = str(before.outputs["since"])
+        since = due.counted_from(change.before, spec.body["trigger"])
         return Outcome(
             {"job": spec.target, "since": since, "trigger": describe(spec.trigger)},
             message=f"runs {spec.target} {describe(spec.trigger)}",
