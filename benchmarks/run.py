@@ -30,6 +30,7 @@ BENCHMARKS = (
     "serving",
     "pipelines",
     "remote_state",
+    "drift",
 )
 
 
