@@ -71,7 +71,6 @@ from typing import Any, Literal
 import duckdb
 import numpy as np
 from numpy.typing import NDArray
-from scipy import stats  # type: ignore[import-untyped]
 
 from mlform.errors import MlformError
 from mlform.monitoring.names import (
@@ -369,6 +368,14 @@ def _population_stability_index(counts_r: NDArray[Any], counts_p: NDArray[Any]) 
     return float(np.sum((q - p) * np.log(q / p)))
 
 
+def _stats() -> Any:
+    """scipy.stats, imported by the first p-value asked for: importing it costs about
+    half a second, more than the distances over a million rows take."""
+    from scipy import stats  # type: ignore[import-untyped]
+
+    return stats
+
+
 def _chi_squared_pvalue(counts_r: NDArray[Any], counts_p: NDArray[Any]) -> float:
     """The p-value of Pearson's chi-squared test of homogeneity on the 2 × k table."""
     if counts_r.size < 2:
@@ -377,7 +384,7 @@ def _chi_squared_pvalue(counts_r: NDArray[Any], counts_p: NDArray[Any]) -> float
     total = observed.sum()
     expected = np.outer(observed.sum(axis=1), observed.sum(axis=0)) / total
     statistic = float(np.sum((observed - expected) ** 2 / expected))
-    return float(stats.chi2.sf(statistic, counts_r.size - 1))
+    return float(_stats().chi2.sf(statistic, counts_r.size - 1))
 
 
 def _ks_pvalue(
@@ -389,6 +396,7 @@ def _ks_pvalue(
     """The two-sided p-value of the Kolmogorov-Smirnov statistic `d` for samples of `n_r`
     and `n_p` values, as ks_2samp(method="auto") gives it: exact, from `samples`, when
     neither has more than 10,000 values; else Smirnov's distribution, kstwo."""
+    stats = _stats()
     if samples is not None:
         with warnings.catch_warnings():
             # ks_2samp falls back to the asymptotic p-value, and warns, where the exact
