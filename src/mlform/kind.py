@@ -19,6 +19,7 @@ import functools
 import importlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
+from types import ModuleType
 from typing import Any, ClassVar, Protocol, TypeVar
 
 from mlform.config import kinds as registry
@@ -84,11 +85,16 @@ class _Kinds(Mapping[str, "Kind[Any, Any]"]):
         return name in registry.RESOURCES
 
 
-@functools.cache  # asked once per change: a dict lookup, not the import machinery
 def _kind(name: str) -> Kind[Any, Any]:
-    """The `KIND` of `<package>.kind`, the module imported on first use."""
-    kind: Kind[Any, Any] = importlib.import_module(f"{registry.BY_NAME[name].package}.kind").KIND
+    """The `KIND` of `<package>.kind`, the module imported on first use (read from the
+    module each time, so the module stays the one place that says what it is)."""
+    kind: Kind[Any, Any] = _module(f"{registry.BY_NAME[name].package}.kind").KIND
     return kind
+
+
+@functools.cache  # asked once per change: a dict lookup, not the import machinery
+def _module(name: str) -> ModuleType:
+    return importlib.import_module(name)
 
 
 KINDS: Mapping[str, Kind[Any, Any]] = _Kinds()

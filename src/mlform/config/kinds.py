@@ -19,6 +19,7 @@ import importlib
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any, ClassVar, Protocol, TypeVar
 
 from mlform.config.containment import Found
@@ -221,12 +222,16 @@ class Declaring(Protocol[S]):
         return ()
 
 
-@functools.cache  # asked once per spec: a dict lookup, not the import machinery
 def declaring(name: str) -> Declaring[Any]:
     """How files of kind `name` are read: its package's `DECLARING` (the package imported
     on first use; what plans and applies it, `<package>.kind`, only when planning)."""
-    reader: Declaring[Any] = importlib.import_module(BY_NAME[name].package).DECLARING
+    reader: Declaring[Any] = _package(BY_NAME[name].package).DECLARING
     return reader
+
+
+@functools.cache  # asked once per spec: a dict lookup, not the import machinery
+def _package(name: str) -> ModuleType:
+    return importlib.import_module(name)
 
 
 def reader_of(kind: str) -> Declaring[Any] | None:
