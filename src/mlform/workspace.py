@@ -293,16 +293,15 @@ class Workspace:
         declared = self.validate().specs
         # a schedule or job removed from the files (this apply deletes it) runs nothing
         found = [f for f in due.due(store, at) if f.schedule in declared and f.job in declared]
-        for fire in found:
-            if log is None:
-                break
-            missed = (
-                f"; {fire.missed} earlier occurrence{'s' if fire.missed != 1 else ''} "
-                "since its last run were missed and run once with it"
-                if fire.missed
-                else ""
-            )
-            log(fire.schedule, f"due at {fire.occurrence.isoformat()}: runs {fire.job}{missed}")
+        if log is not None:
+            for fire in found:
+                missed = (
+                    f"; {fire.missed} earlier occurrence{'s' if fire.missed != 1 else ''} "
+                    "since its last run were missed and run once with it"
+                    if fire.missed
+                    else ""
+                )
+                log(fire.schedule, f"due at {fire.occurrence.isoformat()}: runs {fire.job}{missed}")
         return found
 
     def run_monitors(
@@ -331,7 +330,10 @@ class Workspace:
             config = self.validate()
             recorded = store.recorded()
             timed = {f.schedule: f for f in due.due(store, at, "monitor")}
-            wanted = [f"monitor/{name}" for name in names] or sorted(timed)
+            # a monitor removed from the files (the next apply deletes it) runs no more
+            wanted = [f"monitor/{name}" for name in names] or sorted(
+                address for address in timed if address in config.specs
+            )
             done: list[Monitored] = []
             for address in wanted:
                 spec = config.specs.get(address)
