@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 @dataclass(frozen=True, slots=True)
 class Value:
     signal: str
-    signal_type: str  # data_drift | prediction_drift | data_quality
+    signal_type: str  # data_drift | prediction_drift | data_quality | model_performance
     feature: str | None  # None: a value of the whole signal (no data in the window)
     metric: str
     value: float | None

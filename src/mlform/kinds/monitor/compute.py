@@ -13,7 +13,8 @@ a window, against the reference data, recorded as a run (`MonitorRun`).
   target column is the signal's `target_column_name` (or `data_column_names.target_column`),
   else the one reference column the requests lack.
 - **Signals.** data drift over the features; prediction drift of the deployment's
-  outputs against the reference's target column; data quality of the features. Each
+  outputs against the reference's target column; data quality of the features; model
+  performance of the outputs against the ground truth joined on the request id. Each
   metric is held to the signal's `metric_thresholds` for the feature's type, else to
   Azure's defaults (monitoring/metrics.py).
 """
@@ -90,6 +91,19 @@ def run(
                     f"create or replace view reference as select * from {reader}([{listed}])"
                 )
                 columns = [row[0] for row in con.execute("describe reference").fetchall()]
+                if signal.type == "model_performance":
+                    production = captured.production(
+                        con,
+                        captures,
+                        spec.endpoint,
+                        spec.deployment,
+                        span.start,
+                        span.end,
+                        (),
+                        outputs=PREDICTION,
+                    )
+                    values.extend(_performance(con, signal, spec, item, columns, production))
+                    continue
                 features = list(signal.features or ()) or captured.infer_features(
                     con,
                     captures,
@@ -235,6 +249,57 @@ def _signal(
                 )
             )
     return found
+
+
+def _performance(
+    con: duckdb.DuckDBPyConnection,
+    signal: Signal,
+    spec: MonitorSpec,
+    truth: datasets.DataVersion,
+    columns: Sequence[str],
+    production: str,
+) -> list[Value]:
+    """The model's performance over the window: each captured row's prediction paired
+    with the ground truth whose correlation id names its request (`<x-request-id>/<row>`
+    in a request of several rows)."""
+    # start-up: the metrics only for a monitor's run
+    from mlform.monitoring import performance
+
+    task = signal.task(spec.ml_task)
+    actual, key = signal.target_column, signal.correlation_column
+    assert task is not None and actual is not None  # validated: MonitorSpec.problems
+    missing = [c for c in (actual, key) if c not in columns]
+    if missing:
+        raise MlformError(
+            f"monitor/{spec.name}: signal {signal.name}: the ground truth "
+            f"{truth.name}:{truth.version} has no column {', '.join(f'`{c}`' for c in missing)}"
+            f" (its columns: {', '.join(columns)}); name its columns under "
+            "reference_data.data_column_names (actual, correlation_id)"
+        )
+    con.execute(
+        f"""create or replace temp view pairs as
+            select p.{PREDICTION} as prediction, g.{_name(actual)} as ground_truth
+            from (select {PREDICTION}, case when count(*) over (partition by request_id, ts) = 1
+                         then request_id else request_id || '/' || row end as correlation
+                  from {production}) p
+            join reference g on cast(g.{_name(key)} as varchar) = p.correlation"""
+    )
+    result = performance.model_performance(con, "pairs", task)
+    thresholds = signal.thresholds.get(f"tabular_{task}") or {}
+    breaching = set(result.breaches(thresholds))
+    return [
+        Value(
+            signal.name,
+            signal.type,
+            None,
+            metric,
+            value,
+            thresholds.get(metric),
+            metric in breaching,
+            result.note,
+        )
+        for metric, value in result.values.items()
+    ]
 
 
 def _asked(signal: Signal) -> list[str] | None:

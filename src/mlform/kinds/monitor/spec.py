@@ -9,6 +9,13 @@ data asset `reference_data.input_data.path` names, or by default the data the de
 model version was trained on, found through its lineage (Azure asks for it; mlform knows
 it). A monitor without signals gets Azure's basic three: data drift, prediction drift and
 data quality.
+
+A `model_performance` signal compares the deployment's predictions with ground truth that
+came in later: the data asset `reference_data.input_data.path` (Azure's `data_context:
+actuals`), whose `data_column_names.actual` column holds what was true and whose
+`correlation_id` column names the request (its `x-request-id`; row i of a request of
+several rows is `<x-request-id>/<i>`). Its thresholds are under
+`metric_thresholds.tabular_classification` or `tabular_regression`, as Azure writes them.
 """
 
 from __future__ import annotations
@@ -17,14 +24,23 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from mlform.config.refs import AssetRef, parse_asset_ref
 from mlform.config.specs import Source, Spec, common
 from mlform.errors import Problem
 
-# What mlform computes; a monitor without signals gets each of them, named by its type.
-SIGNALS = ("data_drift", "prediction_drift", "data_quality")
+# A monitor without signals gets each of these, named by its type.
+BASIC_SIGNALS = ("data_drift", "prediction_drift", "data_quality")
+# What mlform computes.
+SIGNALS = (*BASIC_SIGNALS, "model_performance")
+# metric_thresholds' key of a model performance signal's task, as Azure names it
+Task = Literal["classification", "regression"]
+PERFORMANCE_TASKS: Mapping[str, Task] = {
+    "tabular_classification": "classification",
+    "tabular_regression": "regression",
+}
+_KINDS = ("numerical", "categorical", *PERFORMANCE_TASKS)
 _DURATION = re.compile(r"^P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?$")
 _DEPLOYMENT = re.compile(r"^(?:azureml:)?(?P<endpoint>[^:/]+):(?P<deployment>[^:/]+)$")
 
@@ -32,15 +48,26 @@ _DEPLOYMENT = re.compile(r"^(?:azureml:)?(?P<endpoint>[^:/]+):(?P<deployment>[^:
 @dataclass(frozen=True, slots=True)
 class Signal:
     name: str
-    type: str  # data_drift | prediction_drift | data_quality
+    type: str  # data_drift | prediction_drift | data_quality | model_performance
     reference: AssetRef | None  # None: the training data, through lineage
-    target_column: str | None
+    target_column: str | None  # model_performance: the ground truth's column of actuals
     features: tuple[str, ...] | None  # None: all features
-    thresholds: Mapping[str, Mapping[str, float]]  # numerical|categorical → metric → value
+    # numerical|categorical|tabular_classification|tabular_regression → metric → value
+    thresholds: Mapping[str, Mapping[str, float]]
     window: timedelta | None  # None: since the previous run
     offset: timedelta
     alert: bool
     where: tuple[str, ...]  # its path in the file
+    correlation_column: str = "correlation_id"  # model_performance: the ground truth's
+
+    def task(self, ml_task: str | None) -> Task | None:
+        """A model performance signal's task: its thresholds' (tabular_classification or
+        tabular_regression), else the monitor's `ml_task`."""
+        named = [PERFORMANCE_TASKS[k] for k in PERFORMANCE_TASKS if self.thresholds.get(k)]
+        if len(named) == 1:
+            return named[0]
+        tasks: dict[str | None, Task] = {task: task for task in PERFORMANCE_TASKS.values()}
+        return tasks.get(ml_task) if not named else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,12 +140,83 @@ class MonitorSpec(Spec):
                         "azureml:NAME:VERSION or NAME@latest",
                     )
                 )
+            if body["type"] == "model_performance":
+                problems.extend(self._performance_problems(at, body))
+            else:
+                problems.extend(
+                    self.source.problem(
+                        [*at, "metric_thresholds", kind],
+                        f"{kind} thresholds are for a model_performance signal; a "
+                        f"{body['type']} signal's go under numerical and categorical",
+                        key=True,
+                    )
+                    for kind in PERFORMANCE_TASKS
+                    if (body.get("metric_thresholds") or {}).get(kind)
+                )
             if isinstance(body.get("features"), dict):
                 problems.append(
                     self.source.problem(
                         [*at, "features", "top_n_feature_importance"],
                         "features by importance are not supported yet; list the features, "
                         "or write all_features",
+                    )
+                )
+        return problems
+
+    def _performance_problems(self, at: list[str], body: Mapping[str, Any]) -> list[Problem]:
+        """A model performance signal needs its ground truth, the column of actuals in it,
+        and one task."""
+        problems: list[Problem] = []
+        reference = body.get("reference_data") or {}
+        if not (reference.get("input_data") or {}).get("path"):
+            problems.append(
+                self.source.problem(
+                    at,
+                    "a model_performance signal needs its ground truth: name the data asset "
+                    "under reference_data.input_data.path (azureml:NAME:VERSION), with "
+                    "data_context: actuals",
+                )
+            )
+        columns = reference.get("data_column_names") or {}
+        if not (reference.get("target_column_name") or columns.get("target_column")) and not (
+            columns.get("actual")
+        ):
+            problems.append(
+                self.source.problem(
+                    at,
+                    "a model_performance signal needs the ground truth's column of actual "
+                    "values: write reference_data.data_column_names.actual",
+                )
+            )
+        thresholds = body.get("metric_thresholds") or {}
+        named = [k for k in PERFORMANCE_TASKS if thresholds.get(k)]
+        task = self.ml_task
+        if len(named) > 1 or (not named and task not in PERFORMANCE_TASKS.values()):
+            problems.append(
+                self.source.problem(
+                    [*at, "metric_thresholds"] if named else at,
+                    "a model_performance signal measures one task: give its thresholds under "
+                    "metric_thresholds.tabular_classification or tabular_regression, or set "
+                    "monitoring_target.ml_task to classification or regression",
+                )
+            )
+        elif named and task is not None and PERFORMANCE_TASKS[named[0]] != task:
+            problems.append(
+                self.source.problem(
+                    [*at, "metric_thresholds", named[0]],
+                    f"{named[0]} thresholds on a monitor whose ml_task is {task}; write "
+                    f"the thresholds of {task}",
+                    key=True,
+                )
+            )
+        for kind in ("numerical", "categorical"):
+            if thresholds.get(kind):
+                problems.append(
+                    self.source.problem(
+                        [*at, "metric_thresholds", kind],
+                        f"a model_performance signal has no {kind} features; its thresholds "
+                        "go under tabular_classification or tabular_regression",
+                        key=True,
                     )
                 )
         return problems
@@ -130,7 +228,7 @@ def parse(body: Mapping[str, Any], source: Source) -> MonitorSpec:
     found = _DEPLOYMENT.match(str(target["endpoint_deployment_id"]))
     signals = create.get("monitoring_signals") or {}
     if not signals:
-        parsed = tuple(_signal(kind, {"type": kind}, ("create_monitor",)) for kind in SIGNALS)
+        parsed = tuple(_signal(kind, {"type": kind}, ("create_monitor",)) for kind in BASIC_SIGNALS)
     else:
         parsed = tuple(
             _signal(name, signal, ("create_monitor", "monitoring_signals", name))
@@ -162,11 +260,13 @@ def _signal(name: str, body: Mapping[str, Any], where: tuple[str, ...]) -> Signa
         name=name,
         type=str(body["type"]),
         reference=parse_asset_ref(str(path)) if path is not None else None,
-        target_column=reference.get("target_column_name") or columns.get("target_column"),
+        target_column=reference.get("target_column_name")
+        or columns.get("target_column")
+        or columns.get("actual"),
         features=tuple(features) if isinstance(features, list) else None,
         thresholds={
             kind: {str(k): float(v) for k, v in (thresholds.get(kind) or {}).items()}
-            for kind in ("numerical", "categorical")
+            for kind in _KINDS
         },
         window=duration(window["lookback_window_size"])
         if "lookback_window_size" in window
@@ -174,6 +274,11 @@ def _signal(name: str, body: Mapping[str, Any], where: tuple[str, ...]) -> Signa
         offset=duration(window.get("lookback_window_offset", "P0D")),
         alert=bool(body.get("alert_enabled", True)),
         where=where,
+        correlation_column=str(
+            columns.get("correlation_id")
+            or columns.get("correlation_id_column")
+            or "correlation_id"
+        ),
     )
 
 
