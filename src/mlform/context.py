@@ -41,6 +41,9 @@ class Context:
     cancelled: threading.Event = field(default_factory=threading.Event)  # set on Ctrl-C
     # A status line per running change on a terminal (None clears it); None off a terminal.
     progress: Callable[[str, str | None], None] | None = None
+    # Jobs run with inputs of their own (a monitor's on_breach `with:`): their runs are
+    # recorded, and their declared state is kept as it was, so the next plan is unchanged.
+    invoked: frozenset[str] = frozenset()
     _storages: dict[str, Storage] = field(default_factory=dict)
 
     @property

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from mlform import gitinfo
 from mlform import loader as config_loader
 from mlform.apply.executor import Report, Result, Status, execute
+from mlform.config.specs import Spec
 from mlform.context import Context
 from mlform.errors import ConfigInvalid, NotFound, PlanError, StalePlan, StateError
 from mlform.hashing import Hasher
@@ -49,6 +50,18 @@ Log = Callable[[str, str], None]
 class Monitored:
     run: MonitorRun
     invoke: str | None  # the job its on_breach runs, when a signal breached
+    inputs: Mapping[str, str] = field(default_factory=dict)  # its on_breach `with:`, resolved
+
+
+def breach_jobs(done: Collection[Monitored]) -> dict[str, dict[str, str]]:
+    """The jobs the breached monitors' on_breach runs, each once, with the inputs their
+    `with:` gives (the first monitor's, where two give the same input)."""
+    jobs: dict[str, dict[str, str]] = {}
+    for monitored in done:
+        if monitored.invoke is not None:
+            given = jobs.setdefault(monitored.invoke, {})
+            given.update({k: v for k, v in monitored.inputs.items() if k not in given})
+    return jobs
 
 
 @dataclass
@@ -220,6 +233,7 @@ class Workspace:
         auto_approve: bool = False,
         reinit: bool = False,
         schedules_at: datetime | None = None,
+        inputs: Mapping[str, Mapping[str, str]] | None = None,
     ) -> ApplyReport:
         """Plan again and apply that plan. `confirm(plan)` is asked first unless
         `auto_approve` (as `mlform apply --yes`) or `saved` (a plan already reviewed);
@@ -227,7 +241,9 @@ class Workspace:
         Where the state is missing but an earlier one left processes or registered files,
         only `reinit` starts a new one (and stops those processes first).
         With `schedules_at`, the jobs of the schedules due at that instant run too; the
-        occurrences are recorded as fired as the apply starts (kinds/schedule/due.py)."""
+        occurrences are recorded as fired as the apply starts (kinds/schedule/due.py).
+        `inputs` runs jobs (addresses) with inputs of their own, as a monitor's on_breach
+        `with:` gives them: each runs, and its declared state stays as it was."""
         leftovers = self._leftovers(reinit)
         with self.store("apply", write=True, wait=lock_wait, log=log) as store:
             # start-up: every command loads this module; process groups only for apply
@@ -236,8 +252,12 @@ class Workspace:
             # first, so a pip a killed apply left running stops writing into the cache
             stopped = groups.reap()
             due = self._due(store, schedules_at, log)
-            plan, ctx = self._plan(store, log, [*rerun, *(fire.job for fire in due)])
+            variants = self._variants(store, inputs or {})
+            plan, ctx = self._plan(
+                store, log, [*rerun, *(fire.job for fire in due), *variants], variants
+            )
             ctx.progress = progress
+            ctx.invoked = frozenset(variants)
             if saved is not None:
                 _check_saved(saved, plan)
             if plan.refusals:
@@ -278,6 +298,19 @@ class Workspace:
                 self._audit(store, ctx, apply_id, status, plan)
             return outcome
 
+    def _variants(self, store: Store, inputs: Mapping[str, Mapping[str, str]]) -> dict[str, Spec]:
+        """The jobs `inputs` names, each with those inputs in place of its declared ones."""
+        # start-up: every command loads this module; variants only for on_breach
+        from mlform.kinds.monitor import invoking
+
+        config = self.validate()
+        recorded = store.recorded()
+        return {
+            address: invoking.variant(config, recorded, address, given)
+            for address, given in inputs.items()
+            if given
+        }
+
     def due(self, at: datetime) -> list[Fire]:
         """The schedules due at `at`, as the state records them now (read without the
         lock: `apply(schedules_at=at)` decides again under it)."""
@@ -317,7 +350,7 @@ class Workspace:
         occurrence it ran for (kinds/monitor/compute.py); send the alerts of what
         breached. A breached monitor's `on_breach` job is for the caller to apply."""
         # start-up: every command loads this module; monitors only where they run
-        from mlform.kinds.monitor import alerting, compute
+        from mlform.kinds.monitor import alerting, compute, invoking
         from mlform.kinds.monitor.spec import MonitorSpec
         from mlform.kinds.schedule import due
         from mlform.state import monitors
@@ -355,9 +388,14 @@ class Workspace:
                     log(address, f"alert: {line}")
                 breached = any(value.breached for value in result.values)
                 invoke = spec.on_breach_job if breached else None
+                given = invoking.inputs(spec, result) if invoke is not None else {}
                 if invoke is not None:
-                    log(address, f"breached: {invoke} runs (on_breach)")
-                done.append(Monitored(result, invoke))
+                    with_ = ", ".join(f"{k}={v}" for k, v in given.items())
+                    log(
+                        address,
+                        f"breached: {invoke} runs (on_breach{', with ' if with_ else ''}{with_})",
+                    )
+                done.append(Monitored(result, invoke, given))
             return done
 
     def _audit(self, store: Store, ctx: Context, apply_id: str, status: str, plan: Plan) -> None:
@@ -419,9 +457,15 @@ class Workspace:
             return runs.metric_history(store, runs.find(store, ref).id, key)
 
     def _plan(
-        self, store: Store, log: Log | None = None, rerun: Collection[str] = ()
+        self,
+        store: Store,
+        log: Log | None = None,
+        rerun: Collection[str] = (),
+        variants: Mapping[str, Spec] | None = None,
     ) -> tuple[Plan, Context]:
         config = self.validate()
+        if variants:
+            config = replace(config, specs={**config.specs, **variants})
         _check_owner(config, store)
         with _gc_paused():
             hasher = Hasher(config.home / "cache" / "hashes.json")

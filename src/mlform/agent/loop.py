@@ -27,7 +27,7 @@ from mlform.errors import ConfigInvalid, MlformError
 from mlform.plan import render
 from mlform.plan.model import Plan
 from mlform.state import syncs
-from mlform.workspace import Workspace
+from mlform.workspace import Workspace, breach_jobs
 
 
 @dataclass
@@ -174,14 +174,15 @@ class Agent:
                 }
             )
             self.log("monitored", monitor=result.monitor, run=result.run.id, breached=breached)
-        jobs = list(dict.fromkeys(m.invoke for m in done if m.invoke is not None))
+        jobs = breach_jobs(done)
         if not jobs:
             return
-        self.log("on_breach", jobs=jobs)
+        self.log("on_breach", jobs=list(jobs))
         try:
             report = ws.apply(
                 auto_approve=True,
-                rerun=jobs,
+                rerun=[job for job, given in jobs.items() if not given],
+                inputs=jobs,
                 log=lambda address, line: self.log("progress", address=address, line=line),
             )
         except MlformError as err:

@@ -26,7 +26,7 @@ from mlform.errors import MlformError
 from mlform.kind import apply_change
 from mlform.plan.diff import DELETED
 from mlform.plan.model import Action, Change, Plan
-from mlform.state.records import Event, Record, ResourceRow
+from mlform.state.records import Event, Record, Recorded, ResourceRow
 from mlform.state.store import Store
 
 _EMIT_WAIT = 30.0  # seconds a worker waits for its records to be committed
@@ -183,9 +183,10 @@ def _record(
     error = future.exception()
     if error is None:
         outcome = future.result()
+        kept = change.before if change.address in ctx.invoked else None
         records: list[Record] = [
             *outcome.records,
-            _row(change, outcome),
+            _row(change, outcome) if kept is None else _kept_row(kept),
             Event(change.address, change.action, Status.SUCCEEDED, outcome.message),
         ]
         store.write(apply_id, records)
@@ -198,13 +199,10 @@ def _record(
         message = "".join(traceback.format_exception(error)).strip()
     # what a driver raised may quote the credential it was given
     message = ctx.config.vault.scrub(message)
-    store.write(
-        apply_id,
-        [
-            _failed_row(change, message),
-            Event(change.address, change.action, Status.FAILED, message),
-        ],
-    )
+    failed = Event(change.address, change.action, Status.FAILED, message)
+    # a job run with inputs of its own that failed leaves its declared state as it was
+    keep = change.before is not None and change.address in ctx.invoked
+    store.write(apply_id, [failed] if keep else [_failed_row(change, message), failed])
     return Result(change, Status.FAILED, message, seconds)
 
 
@@ -243,6 +241,23 @@ def _row(change: Change, outcome: Outcome) -> ResourceRow:
         None,
         after.protect,
         after.source,
+    )
+
+
+def _kept_row(before: Recorded) -> ResourceRow:
+    """A job run with inputs of its own keeps the state its declaration was applied with."""
+    return ResourceRow(
+        before.address,
+        before.kind,
+        before.name,
+        before.digest,
+        before.components,
+        before.spec,
+        before.outputs,
+        "applied",
+        None,
+        before.protect,
+        before.source,
     )
 
 

@@ -13,7 +13,7 @@ from mlform.cli.output import Output, add_json_flag
 from mlform.config.names import cli_name
 from mlform.errors import NotFound
 from mlform.state.monitors import Recorded, Value
-from mlform.workspace import Monitored, Workspace
+from mlform.workspace import Monitored, Workspace, breach_jobs
 
 HISTORY = 20  # runs a sparkline shows
 _BARS = "▁▂▃▄▅▆▇█"
@@ -93,12 +93,13 @@ def run(args: argparse.Namespace, out: Output) -> int:
 
     done = ws.run_monitors(datetime.now(UTC), args.names, log=log, lock_wait=args.lock_timeout)
     code = report(out, done)
-    jobs = invoked(done)
+    jobs = breach_jobs(done)
     if not jobs:
         return code
-    args.planfile, args.yes, args.rerun, args.reinit = None, True, jobs, False
+    rerun = [job for job, given in jobs.items() if not given]
+    args.planfile, args.yes, args.rerun, args.reinit = None, True, rerun, False
     args.parallelism = 4
-    return plans.run_apply(args, out) or code
+    return plans.run_apply(args, out, inputs=jobs) or code
 
 
 def report(out: Output, done: Sequence[Monitored]) -> int:
@@ -108,11 +109,6 @@ def report(out: Output, done: Sequence[Monitored]) -> int:
         recorded = Recorded(result.run.id, result.end, list(result.values))
         _values(out, result.monitor, recorded, [recorded])
     return 1 if any(v.breached for m in done for v in m.run.values) else 0
-
-
-def invoked(done: Sequence[Monitored]) -> list[str]:
-    """The jobs the breached monitors' on_breach runs, each once."""
-    return list(dict.fromkeys(m.invoke for m in done if m.invoke is not None))
 
 
 def _values(out: Output, address: str, latest: Recorded, runs: Sequence[Recorded]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -119,9 +120,14 @@ def apply(args: argparse.Namespace, out: Output) -> int:
 
 
 def run_apply(
-    args: argparse.Namespace, out: Output, *, schedules_at: datetime | None = None
+    args: argparse.Namespace,
+    out: Output,
+    *,
+    schedules_at: datetime | None = None,
+    inputs: Mapping[str, Mapping[str, str]] | None = None,
 ) -> int:
-    """`mlform apply` as `args` ask (and with the schedules due at `schedules_at`)."""
+    """`mlform apply` as `args` ask (and with the schedules due at `schedules_at`, and
+    the jobs `inputs` names run with those inputs)."""
     ws = Workspace(args.directory)
     saved = _load_plan(args.planfile) if args.planfile else None
 
@@ -166,6 +172,7 @@ def run_apply(
         progress=out.status if out.live else None,
         reinit=args.reinit,
         schedules_at=schedules_at,
+        inputs=inputs,
     )
     if outcome.resumed is not None:
         out.warn(

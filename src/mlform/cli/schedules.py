@@ -12,7 +12,7 @@ from mlform.cli.output import Output, add_json_flag
 from mlform.config.names import cli_name
 from mlform.errors import NotFound
 from mlform.state.fires import Fired
-from mlform.workspace import Workspace
+from mlform.workspace import Workspace, breach_jobs
 
 UPCOMING = 5  # occurrences `show` lists
 
@@ -160,7 +160,7 @@ def run_due(args: argparse.Namespace, out: Output) -> int:
     with ws.store("schedules run-due") as store:
         pending = due.due(store, now)
         watching = due.due(store, now, "monitor")
-    code, jobs = _monitors(ws, now, args, out) if watching else (0, [])
+    code, jobs = _monitors(ws, now, args, out) if watching else (0, {})
     if not pending and watching and not jobs:
         return code
     if not pending and not jobs:
@@ -173,15 +173,16 @@ def run_due(args: argparse.Namespace, out: Output) -> int:
         )
         out.line(f"Nothing is due at {_when(now)}{after}.")
         return 0
-    args.planfile, args.yes, args.rerun, args.reinit = None, True, jobs, False
-    return plans.run_apply(args, out, schedules_at=now) or code
+    rerun = [job for job, given in jobs.items() if not given]
+    args.planfile, args.yes, args.rerun, args.reinit = None, True, rerun, False
+    return plans.run_apply(args, out, schedules_at=now, inputs=jobs) or code
 
 
 def _monitors(
     ws: Workspace, now: datetime, args: argparse.Namespace, out: Output
-) -> tuple[int, list[str]]:
+) -> tuple[int, dict[str, dict[str, str]]]:
     """The monitors due now, computed and recorded: 1 when a signal breached, and the
-    jobs their on_breach runs."""
+    jobs their on_breach runs (with the inputs their `with:` gives)."""
     # start-up: monitors only where they run
     from mlform.cli import monitors
 
@@ -189,7 +190,7 @@ def _monitors(
         out.line(out.dim(f"    {address}: {message}"))
 
     done = ws.run_monitors(now, log=log, lock_wait=args.lock_timeout)
-    return monitors.report(out, done), monitors.invoked(done)
+    return monitors.report(out, done), breach_jobs(done)
 
 
 def _when(at: datetime) -> str:

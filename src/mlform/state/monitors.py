@@ -42,6 +42,8 @@ class MonitorRun:
     start: datetime
     end: datetime
     values: Sequence[Value]
+    # the breached window's production rows, kept for its on_breach job (a CSV file)
+    production_data: str | None = None
 
     def write(self, con: duckdb.DuckDBPyConnection, apply_id: str) -> None:
         self.run.write(con, apply_id)

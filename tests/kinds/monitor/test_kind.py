@@ -46,12 +46,70 @@ MONITOR = """
           features: all_features
       on_breach:
         invoke: ../runconfigs/train.yml
+        with:
+          recent: ${{monitor.production_data}}
+          C: 1.0
       alert_notification:
         emails: [ml-team@example.com]
         webhooks:
           - url: http://127.0.0.1:RECEIVER/hook
             secret: ${{secrets.HOOK_SECRET}}
     """
+# The example's training, reading recent data too (declared: the training data; after a
+# breach: the window that drifted). C = 1.0, from the monitor, scores 1.0 on the held-out
+# flowers, above the 0.978 of the declared C = 0.1, so the gate registers that model.
+RETRAIN = """
+$schema: https://azuremlschemas.azureedge.net/latest/commandJob.schema.json
+type: command
+name: train
+experiment_name: iris-classifier
+code: ../src
+command: >-
+  python retrain.py --data ${{inputs.training_data}} --recent ${{inputs.recent}}
+  --C ${{inputs.C}} --model-dir ${{outputs.model}}
+inputs:
+  training_data: {type: uri_file, path: azureml:iris@latest}
+  recent: {type: uri_file, path: azureml:iris@latest}
+  C: 0.1
+outputs:
+  model: {type: uri_folder}
+environment: azureml:sklearn-env@latest
+register_model:
+  name: iris-classifier
+  path: model
+  when: accuracy >= 0.9 and accuracy > latest
+"""
+RETRAIN_SCRIPT = """
+import argparse, pickle
+from pathlib import Path
+
+import pandas as pd
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import accuracy_score
+from sklearn.model_selection import train_test_split
+
+import mlform
+
+parser = argparse.ArgumentParser()
+for flag in ("--data", "--recent", "--C", "--model-dir"):
+    parser.add_argument(flag, required=True)
+args = parser.parse_args()
+run = mlform.get_run()
+recent = pd.read_csv(args.recent)
+run.log("recent_rows", len(recent))
+if "prediction" in recent.columns:  # the window's captured rows, with what was answered
+    run.log("recent_petal_length", float(recent["petal_length"].mean()))
+frame = pd.read_csv(args.data)
+x, y = frame.drop(columns="species"), frame["species"]
+x_train, x_test, y_train, y_test = train_test_split(
+    x, y, test_size=0.3, random_state=0, stratify=y
+)
+model = LogisticRegression(C=float(args.C), max_iter=200).fit(x_train, y_train)
+run.log("accuracy", accuracy_score(y_test, model.predict(x_test)))
+out = Path(args.model_dir)
+out.mkdir(parents=True, exist_ok=True)
+(out / "model.pkl").write_bytes(pickle.dumps(model))
+"""
 ALERTS = """
 alerts:
   smtp: {host: 127.0.0.1, port: SMTP, from: mlform@example.com}
@@ -112,6 +170,8 @@ def alerted(
             (root / "monitors").mkdir()
             monitor = MONITOR.replace("\n    ", "\n").replace("RECEIVER", str(receiver.port))
             (root / "monitors" / "iris-drift.yml").write_text(monitor)
+            (root / "runconfigs" / "train.yml").write_text(RETRAIN)
+            (root / "src" / "retrain.py").write_text(RETRAIN_SCRIPT)
             yield root, box, receiver
     finally:
         receiver.close()
@@ -160,16 +220,30 @@ def test_a_monitor_finds_drift_on_exactly_the_shifted_feature(
     (signal,) = document["signals"]
     assert [b["feature"] for b in signal["breaches"]] == ["petal_length"]
     assert SECRET not in drifted.out + drifted.err
-    # on_breach retrains: the job runs again, and its gate decides the registration
-    # (the same data gives the same accuracy, which is not better than the latest)
-    assert "breached: runconfig/train runs (on_breach)" in drifted.out
-    assert "> runconfig/train" in drifted.out and "(--rerun)" in drifted.out
-    trained = [
+    # on_breach retrains on the window that drifted, with C = 1.0: better than the
+    # model served, so its gate registers it, and blue (iris-classifier@latest) rolls out
+    assert "breached: runconfig/train runs (on_breach, with recent=" in drifted.out
+    retrained = [
         r
         for r in json.loads(cli("runs", "list", "--json", cwd=root).out)
         if r["experiment"] == "iris-classifier"
     ]
-    assert len(trained) == 2
+    assert len(retrained) == 2, retrained  # its first apply, and the breach
+    run = json.loads(cli("runs", "show", retrained[0]["id"], "--json", cwd=root).out)
+    window = run["inputs"]["recent"]
+    assert window.endswith("production.csv") and "iris-drift" in window, run["inputs"]
+    metrics = run["metrics"]
+    assert metrics["recent_rows"] == len(rows)  # the breached window: the shifted burst
+    assert metrics["recent_petal_length"] > statistics.mean(r[2] for r in rows) + sigma
+    assert metrics["accuracy"] == 1.0
+    versions = json.loads(cli("models", "list", "--json", cwd=root).out)
+    assert sorted(v["version"] for v in versions if v["name"] == "iris-classifier") == ["1", "2"]
+    shown = json.loads(cli("endpoints", "show", "iris", "--json", cwd=root).out)
+    assert [(d["model"], d["up"]) for d in shown["deployments"]] == [("iris-classifier:2", True)]
+    score(port, key, rows[:5])  # the rolled-out deployment answers
+    # the job's declared state is as its file says: nothing to do until the next change
+    again = cli("plan", cwd=root)
+    assert "No changes" in again.out, again.out
 
     shown = cli("monitors", "show", "iris-drift", cwd=root)
     assert shown.code == 0
@@ -194,6 +268,10 @@ def test_what_is_wrong_in_a_monitor_is_said_where_it_is_written(
         "no-endpoint.yml": plain.replace("azureml:iris:blue", "azureml:fraud:main"),
         "not-a-target.yml": plain.replace("azureml:iris:blue", "iris"),
         "custom.yml": plain.replace("type: data_drift", "type: feature_attribution_drift"),
+        "bad-with.yml": plain
+        + "      on_breach:\n        invoke: ../runconfigs/train.yml\n        with:\n"
+        + "          nope: 1\n          training_data: 5\n"
+        + "          C: ${{monitor.production_data}}\n          C2: ${{monitor.nope}}\n",
         "no-data.yml": plain.replace(
             "data_context: training",
             "data_context: training\n"
@@ -209,6 +287,16 @@ def test_what_is_wrong_in_a_monitor_is_said_where_it_is_written(
     assert ran.code == 1
     errors = ran.err.splitlines()[:-1]
     by_file = {line.split(":")[0]: line for line in errors}
+    with_errors = sorted(
+        line.partition("error: ")[2] for line in errors if line.startswith("monitors/bad-with")
+    )
+    assert with_errors == [
+        "input C of runconfig/train is a value, not data: give it a value, or "
+        "${{monitor.window_start}}, ${{monitor.window_end}} or ${{monitor.run_id}}",
+        "input training_data of runconfig/train is data: give it ${{monitor.production_data}}",
+        "runconfig/train has no input C2 (its inputs: C, training_data); declare it there",
+        "runconfig/train has no input nope (its inputs: C, training_data); declare it there",
+    ], ran.err
     assert by_file["monitors/no-deployment.yml"].endswith(
         "error: endpoint iris has no deployment named green (its deployments: blue)"
     )
@@ -221,7 +309,7 @@ def test_what_is_wrong_in_a_monitor_is_said_where_it_is_written(
     )
     assert by_file["monitors/custom.yml"].endswith(
         "error: feature_attribution_drift signals are not supported yet; mlform computes "
-        "data_drift, prediction_drift, data_quality"
+        "data_drift, prediction_drift, data_quality, model_performance"
     )
     assert "credit" in by_file["monitors/no-data.yml"]
     assert by_file["schedules/drift.yml"].endswith(

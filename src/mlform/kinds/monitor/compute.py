@@ -26,6 +26,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 import duckdb
 
@@ -34,7 +35,7 @@ from mlform.config.refs import parse_asset_ref
 from mlform.context import Context
 from mlform.errors import MlformError
 from mlform.hashing import Hasher
-from mlform.kinds.monitor.spec import MonitorSpec, Signal
+from mlform.kinds.monitor.spec import DATA, MONITOR_VALUE, MonitorSpec, Signal
 from mlform.loader import Config
 from mlform.registry import models
 from mlform.state.monitors import MonitorRun, Value
@@ -78,9 +79,11 @@ def run(
     values: list[Value] = []
     inputs: dict[str, str] = {"model": model}
     windows: list[Window] = []
+    tables: dict[str, str] = {}  # signal → its production table
+    window_file: str | None = None
     con = duckdb.connect()
     try:
-        for signal in spec.signals:
+        for index, signal in enumerate(spec.signals):
             item = reference(store, signal, model, spec)
             inputs[f"{signal.name}.reference"] = f"{item.name}:{item.version}"
             span = window(signal, since, now)
@@ -101,7 +104,9 @@ def run(
                         span.end,
                         (),
                         outputs=PREDICTION,
+                        name=f"production_{index}",
                     )
+                    tables[signal.name] = production
                     values.extend(_performance(con, signal, spec, item, columns, production))
                     continue
                 features = list(signal.features or ()) or captured.infer_features(
@@ -124,8 +129,14 @@ def run(
                     span.end,
                     features,
                     outputs=PREDICTION,
+                    name=f"production_{index}",
                 )
+                tables[signal.name] = production
                 values.extend(_signal(con, signal, production, features, target))
+        breached = [tables[v.signal] for v in values if v.breached and v.signal in tables]
+        if breached and DATA in _monitor_values(spec):
+            window_file = _keep(con, breached[0], root, spec.name, run_id)
+            inputs[DATA] = window_file
     except duckdb.Error as err:
         raise MlformError(f"monitor/{spec.name}: {err}") from err
     finally:
@@ -147,7 +158,26 @@ def run(
     )
     start = min(w.start for w in windows)
     end = max(w.end for w in windows)
-    return MonitorRun(row, spec.address, start, end, values)
+    return MonitorRun(row, spec.address, start, end, values, window_file)
+
+
+def _monitor_values(spec: MonitorSpec) -> set[str]:
+    """The `${{monitor.…}}` values its on_breach hands the job it runs."""
+    return {
+        found[1] for value in spec.on_breach_with.values() if (found := MONITOR_VALUE.match(value))
+    }
+
+
+def _keep(con: duckdb.DuckDBPyConnection, table: str, root: Path, monitor: str, run_id: str) -> str:
+    """Write the production rows of a breached signal to the datastore for the job its
+    on_breach runs: `monitors/<monitor>/<run id>/production.csv`, with a header. CSV, as
+    Azure's and scikit-learn's examples read training data: pandas reads it without
+    pyarrow, which a training environment may lack."""
+    folder = root / "monitors" / monitor / run_id
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "production.csv"
+    con.execute(f"COPY (SELECT * FROM {table}) TO {_literal(str(path))} (FORMAT csv, HEADER)")
+    return str(path)
 
 
 def served_model(store: Store, spec: MonitorSpec) -> str:

@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from mlform.config.kinds import Declaring, Resolver
-from mlform.config.specs import Source, Spec
+from mlform.config.specs import DataInput, Source, Spec
 from mlform.errors import Problem
 from mlform.kinds.endpoint.spec import EndpointSpec
-from mlform.kinds.monitor.spec import MonitorSpec, parse
+from mlform.kinds.monitor.spec import DATA, MONITOR_VALUE, MONITOR_VALUES, MonitorSpec, parse
 from mlform.kinds.schedule.declaring import job_address
 from mlform.kinds.schedule.spec import ScheduleSpec
 from mlform.secrets import references
@@ -50,7 +50,14 @@ class MonitorDeclaring(Declaring[MonitorSpec]):
             return spec
         where = ["create_monitor", "on_breach", "invoke"]
         job = job_address(spec.source, spec.on_breach, where, refs)
-        return spec if job is None else replace(spec, on_breach_job=job)
+        if job is None:
+            return spec
+        declared = refs.spec(job)
+        inputs = getattr(declared, "inputs", None)
+        if inputs is not None:
+            for problem in _with_problems(spec, job, inputs):
+                refs.problem(problem)
+        return replace(spec, on_breach_job=job)
 
     def references(self, spec: MonitorSpec, refs: Resolver) -> list[str]:
         """The endpoint it watches (a monitor follows its deployments), and the data its
@@ -79,6 +86,38 @@ class MonitorDeclaring(Declaring[MonitorSpec]):
                 data = refs.asset("data", signal.reference, spec.source, path)
                 found.extend([data] if data else [])
         return found
+
+
+def _with_problems(
+    spec: MonitorSpec, job: str, inputs: Mapping[str, DataInput | str]
+) -> list[Problem]:
+    """What is wrong in `on_breach.with:`: an input the job does not declare, a
+    `${{monitor.…}}` that is not one, or a value of the wrong sort for its input."""
+    problems: list[Problem] = []
+    for name, value in spec.on_breach_with.items():
+        where = ["create_monitor", "on_breach", "with", name]
+        declared = inputs.get(name)
+        found = MONITOR_VALUE.match(value)
+        if declared is None:
+            known = ", ".join(sorted(inputs)) or "none"
+            what = f"{job} has no input {name} (its inputs: {known}); declare it there"
+        elif found is not None and found[1] not in MONITOR_VALUES:
+            what = f"unknown ${{{{monitor.{found[1]}}}}}; a monitor gives " + ", ".join(
+                f"${{{{monitor.{k}}}}} ({v})" for k, v in MONITOR_VALUES.items()
+            )
+        elif found is None and "${{" in value:
+            what = f"'{value}' is not a value a monitor gives; write ${{{{monitor.NAME}}}}"
+        elif isinstance(declared, DataInput) != (found is not None and found[1] == DATA):
+            what = (
+                f"input {name} of {job} is data: give it ${{{{monitor.{DATA}}}}}"
+                if isinstance(declared, DataInput)
+                else f"input {name} of {job} is a value, not data: give it a value, or "
+                "${{monitor.window_start}}, ${{monitor.window_end}} or ${{monitor.run_id}}"
+            )
+        else:
+            continue
+        problems.append(spec.source.problem(where, what, key=declared is None))
+    return problems
 
 
 DECLARING = MonitorDeclaring()

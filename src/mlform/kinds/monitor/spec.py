@@ -34,6 +34,15 @@ from mlform.errors import Problem
 BASIC_SIGNALS = ("data_drift", "prediction_drift", "data_quality")
 # What mlform computes.
 SIGNALS = (*BASIC_SIGNALS, "model_performance")
+# What `on_breach.with:` can hand the job it runs, of the monitor's run that breached
+MONITOR_VALUES = {
+    "production_data": "the window's captured rows that breached, as a CSV file",
+    "window_start": "the window's start, ISO 8601 in UTC",
+    "window_end": "the window's end, ISO 8601 in UTC",
+    "run_id": "the monitor run's id",
+}
+DATA = "production_data"
+MONITOR_VALUE = re.compile(r"^\$\{\{\s*monitor\.([A-Za-z0-9_.-]+)\s*\}\}$")
 # metric_thresholds' key of a model performance signal's task, as Azure names it
 Task = Literal["classification", "regression"]
 PERFORMANCE_TASKS: Mapping[str, Task] = {
@@ -83,6 +92,8 @@ class MonitorSpec(Spec):
     webhooks: tuple[Mapping[str, str], ...] = field(default=())
     on_breach: str | None = None  # as written: the job a breach runs (a path or a name)
     on_breach_job: str | None = None  # its address, once resolved
+    # on_breach.with: the job's inputs for that run, as written (`${{monitor.…}}` or a value)
+    on_breach_with: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def target(self) -> str:
@@ -245,7 +256,17 @@ def parse(body: Mapping[str, Any], source: Source) -> MonitorSpec:
         emails=tuple(str(e) for e in alerts.get("emails") or ()),
         webhooks=tuple(dict(w) for w in alerts.get("webhooks") or ()),
         on_breach=(create.get("on_breach") or {}).get("invoke"),
+        on_breach_with={
+            str(k): _text(v) for k, v in ((create.get("on_breach") or {}).get("with") or {}).items()
+        },
     )
+
+
+def _text(value: Any) -> str:
+    """A literal input as a job's file writes it: YAML's true and false as Azure's."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 def _signal(name: str, body: Mapping[str, Any], where: tuple[str, ...]) -> Signal:
