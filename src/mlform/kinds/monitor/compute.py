@@ -9,7 +9,9 @@ a window, against the reference data, recorded as a run (`MonitorRun`).
   `[end - lookback_window_size, end)` with `end = now - lookback_window_offset`; without a
   size, from where the monitor's previous run ended (or the instant it was applied) to now.
 - **Features.** The signal's list, else every column the requests carry: by key for
-  records, by position against the reference's columns less the target for rows. The
+  records, by position against the reference's columns less the target for rows. Of
+  those, `top_n_feature_importance` keeps the ones the model's `feature_importance.json`
+  ranks highest. The
   target column is the signal's `target_column_name` (or `data_column_names.target_column`),
   else the one reference column the requests lack.
 - **Signals.** data drift over the features; prediction drift of the deployment's
@@ -21,12 +23,14 @@ a window, against the reference data, recorded as a run (`MonitorRun`).
 
 from __future__ import annotations
 
+import json
+import math
 import secrets
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import duckdb
 
@@ -41,8 +45,12 @@ from mlform.registry import models
 from mlform.state.monitors import MonitorRun, Value
 from mlform.state.runs import RunRow
 from mlform.state.store import Store
+from mlform.storage.blobs import blob_key
 
 EXPERIMENT = "monitors"
+# The file among a model's files that ranks its features (top_n_feature_importance)
+IMPORTANCE = "feature_importance.json"
+_IMPORTANCE_LIMIT = 1 << 20
 PREDICTION = "prediction"  # the production relation's column of the deployment's outputs
 
 
@@ -120,6 +128,12 @@ def run(
                     signal.target_column,
                 )
                 target = signal.target_column or _target(columns, features)
+                # rows of values give them to the features by position: all are read
+                watched = (
+                    features
+                    if signal.top_n is None
+                    else _most_important(ctx, store, model, features, signal, spec)
+                )
                 production = captured.production(
                     con,
                     captures,
@@ -132,7 +146,7 @@ def run(
                     name=f"production_{index}",
                 )
                 tables[signal.name] = production
-                values.extend(_signal(con, signal, production, features, target))
+                values.extend(_signal(con, signal, production, watched, target))
         breached = [tables[v.signal] for v in values if v.breached and v.signal in tables]
         if breached and DATA in _monitor_values(spec):
             window_file = _keep(con, breached[0], root, spec.name, run_id)
@@ -159,6 +173,55 @@ def run(
     start = min(w.start for w in windows)
     end = max(w.end for w in windows)
     return MonitorRun(row, spec.address, start, end, values, window_file)
+
+
+def _most_important(
+    ctx: Context,
+    store: Store,
+    model: str,
+    features: Sequence[str],
+    signal: Signal,
+    spec: MonitorSpec,
+) -> list[str]:
+    """The `signal.top_n` of `features` that `model` ranks highest in the importances it
+    exposes (IMPORTANCE among its files), by absolute value; ties by name."""
+    assert signal.top_n is not None
+    version = models.resolve(store.read, model)
+    where = f"monitor/{spec.name}: signal {signal.name}"
+    entries = [e for e in version.files if PurePosixPath(e["path"]).name == IMPORTANCE]
+    if not entries:
+        raise MlformError(
+            f"{where} monitors the {signal.top_n} most important features, but model "
+            f"{model} exposes no importances: have its training write {IMPORTANCE} "
+            '({"feature": importance, …}) beside the model, or list the features under '
+            "`features:`"
+        )
+    entry = min(entries, key=lambda e: (str(e["path"]).count("/"), str(e["path"])))
+    with ctx.storage(version.datastore).open(blob_key(entry["sha256"])) as handle:
+        raw = handle.read(_IMPORTANCE_LIMIT + 1)
+    try:
+        found = json.loads(raw) if len(raw) <= _IMPORTANCE_LIMIT else None
+    except ValueError:
+        found = None
+    if not isinstance(found, dict) or not all(
+        isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+        for v in found.values()
+    ):
+        raise MlformError(
+            f"{where}: {entry['path']} of model {model} is not a JSON object of feature → "
+            f"number (at most {_IMPORTANCE_LIMIT // 1024} KiB); its training writes it"
+        )
+    ranked = sorted(
+        ((abs(float(v)), str(k)) for k, v in found.items() if k in features),
+        key=lambda item: (-item[0], item[1]),
+    )
+    if not ranked:
+        raise MlformError(
+            f"{where}: none of the features {entry['path']} of model {model} ranks "
+            f"({', '.join(sorted(map(str, found))) or 'none'}) is among those the requests "
+            f"carry ({', '.join(features)})"
+        )
+    return [name for _, name in ranked[: signal.top_n]]
 
 
 def _monitor_values(spec: MonitorSpec) -> set[str]:

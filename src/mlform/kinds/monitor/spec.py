@@ -10,6 +10,11 @@ model version was trained on, found through its lineage (Azure asks for it; mlfo
 it). A monitor without signals gets Azure's basic three: data drift, prediction drift and
 data quality.
 
+`features: {top_n_feature_importance: N}` monitors the N features the deployed model
+version says matter most: the model exposes its importances as `feature_importance.json`
+among its files (`{"feature": importance, …}`, ranked by absolute value), which its
+training script writes beside the model.
+
 A `model_performance` signal compares the deployment's predictions with ground truth that
 came in later: the data asset `reference_data.input_data.path` (Azure's `data_context:
 actuals`), whose `data_column_names.actual` column holds what was true and whose
@@ -60,7 +65,7 @@ class Signal:
     type: str  # data_drift | prediction_drift | data_quality | model_performance
     reference: AssetRef | None  # None: the training data, through lineage
     target_column: str | None  # model_performance: the ground truth's column of actuals
-    features: tuple[str, ...] | None  # None: all features
+    features: tuple[str, ...] | None  # None: all features (or the top_n)
     # numerical|categorical|tabular_classification|tabular_regression → metric → value
     thresholds: Mapping[str, Mapping[str, float]]
     window: timedelta | None  # None: since the previous run
@@ -68,6 +73,7 @@ class Signal:
     alert: bool
     where: tuple[str, ...]  # its path in the file
     correlation_column: str = "correlation_id"  # model_performance: the ground truth's
+    top_n: int | None = None  # features.top_n_feature_importance: the model's most important
 
     def task(self, ml_task: str | None) -> Task | None:
         """A model performance signal's task: its thresholds' (tabular_classification or
@@ -163,14 +169,6 @@ class MonitorSpec(Spec):
                     )
                     for kind in PERFORMANCE_TASKS
                     if (body.get("metric_thresholds") or {}).get(kind)
-                )
-            if isinstance(body.get("features"), dict):
-                problems.append(
-                    self.source.problem(
-                        [*at, "features", "top_n_feature_importance"],
-                        "features by importance are not supported yet; list the features, "
-                        "or write all_features",
-                    )
                 )
         return problems
 
@@ -285,6 +283,7 @@ def _signal(name: str, body: Mapping[str, Any], where: tuple[str, ...]) -> Signa
         or columns.get("target_column")
         or columns.get("actual"),
         features=tuple(features) if isinstance(features, list) else None,
+        top_n=int(features["top_n_feature_importance"]) if isinstance(features, dict) else None,
         thresholds={
             kind: {str(k): float(v) for k, v in (thresholds.get(kind) or {}).items()}
             for kind in _KINDS
