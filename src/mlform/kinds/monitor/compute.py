@@ -45,6 +45,7 @@ from mlform.registry import models
 from mlform.state.monitors import MonitorRun, Value
 from mlform.state.runs import RunRow
 from mlform.state.store import Store
+from mlform.storage import Storage
 from mlform.storage.blobs import blob_key
 
 EXPERIMENT = "monitors"
@@ -75,13 +76,8 @@ def run(
 
     model = served_model(store, spec)
     ctx = Context(config, Hasher(None))
-    root = ctx.storage(config.default_datastore).local_path("")
-    if root is None:
-        raise MlformError(
-            f"monitor/{spec.name}: reading captured requests from a datastore in the cloud "
-            "is not supported yet; monitors read a local default datastore"
-        )
-    captures = str(root / "captures")
+    storage = ctx.storage(config.default_datastore)
+    root = storage.local_path("")
     run_id = f"{spec.name}_{time.strftime('%Y%m%d_%H%M%S')}_{secrets.token_hex(2)}"
     started = time.time()
     values: list[Value] = []
@@ -90,6 +86,7 @@ def run(
     tables: dict[str, str] = {}  # signal → its production table
     window_file: str | None = None
     con = duckdb.connect()
+    captures = str(root / "captures") if root is not None else _in_the_cloud(con, storage)
     try:
         for index, signal in enumerate(spec.signals):
             item = reference(store, signal, model, spec)
@@ -149,7 +146,8 @@ def run(
                 values.extend(_signal(con, signal, production, watched, target))
         breached = [tables[v.signal] for v in values if v.breached and v.signal in tables]
         if breached and DATA in _monitor_values(spec):
-            window_file = _keep(con, breached[0], root, spec.name, run_id)
+            kept = root if root is not None else config.home  # the job reads it here
+            window_file = _keep(con, breached[0], kept, spec.name, run_id)
             inputs[DATA] = window_file
     except duckdb.Error as err:
         raise MlformError(f"monitor/{spec.name}: {err}") from err
@@ -241,6 +239,24 @@ def _keep(con: duckdb.DuckDBPyConnection, table: str, root: Path, monitor: str, 
     path = folder / "production.csv"
     con.execute(f"COPY (SELECT * FROM {table}) TO {_literal(str(path))} (FORMAT csv, HEADER)")
     return str(path)
+
+
+def _in_the_cloud(con: duckdb.DuckDBPyConnection, storage: Storage) -> str:
+    """The URL of the captures on a datastore in Azure Blob Storage or S3, which the
+    deployments' outbox moves there (storage/captures.py), read by DuckDB through the
+    datastore's own fsspec filesystem and credentials."""
+    # start-up: the fsspec backend only for a datastore in the cloud
+    from mlform.storage.remote import FsspecStorage
+
+    if not isinstance(storage, FsspecStorage):
+        raise MlformError(
+            f"monitors read captured requests from a folder or an fsspec URL; the default "
+            f"datastore is {storage.url}"
+        )
+    con.register_filesystem(storage.fs)
+    protocol = storage.fs.protocol
+    scheme = protocol if isinstance(protocol, str) else protocol[0]
+    return f"{scheme}://{storage.root.strip('/')}/captures"
 
 
 def served_model(store: Store, spec: MonitorSpec) -> str:
