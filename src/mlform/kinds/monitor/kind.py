@@ -7,16 +7,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from mlform.components import canonical
 from mlform.context import Context, Outcome
-from mlform.hashing import sha256_text
 from mlform.kind import Kind
-from mlform.kinds.base import declared
+from mlform.kinds.base import base_components, declared
 from mlform.kinds.monitor.declaring import MonitorDeclaring
 from mlform.kinds.monitor.spec import MonitorSpec
 from mlform.kinds.schedule import due
 from mlform.kinds.schedule.spec import describe, trigger_of
-from mlform.plan import keys
 from mlform.plan.model import Change, Desired, Payload
 
 
@@ -29,7 +26,7 @@ class MonitorKind(MonitorDeclaring, Kind[MonitorSpec, MonitorPayload]):
     payload = MonitorPayload
 
     def desire(self, spec: MonitorSpec, ctx: Context, upstream: Mapping[str, Desired]) -> Desired:
-        components = {str(keys.Spec()): sha256_text(canonical(spec.body))}
+        components = base_components(spec, upstream, ())  # its declaration alone
         signals = ", ".join(s.name for s in spec.signals)
         return declared(
             spec,

@@ -12,15 +12,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from mlform.components import canonical
 from mlform.context import Context, Outcome
-from mlform.hashing import sha256_text
 from mlform.kind import Kind
-from mlform.kinds.base import declared
+from mlform.kinds.base import base_components, declared
 from mlform.kinds.schedule import due
 from mlform.kinds.schedule.declaring import ScheduleDeclaring
 from mlform.kinds.schedule.spec import ScheduleSpec, describe
-from mlform.plan import keys
 from mlform.plan.model import Change, Desired, Payload
 
 
@@ -33,7 +30,7 @@ class ScheduleKind(ScheduleDeclaring, Kind[ScheduleSpec, SchedulePayload]):
     payload = SchedulePayload
 
     def desire(self, spec: ScheduleSpec, ctx: Context, upstream: Mapping[str, Desired]) -> Desired:
-        components = {str(keys.Spec()): sha256_text(canonical(spec.body))}
+        components = base_components(spec, upstream, ())  # its declaration alone
         return declared(
             spec,
             ctx,
