@@ -124,7 +124,7 @@ def _values(out: Output, address: str, latest: Recorded, runs: Sequence[Recorded
                 _number(value.value),
                 _number(value.threshold),
                 "BREACHED" if value.breached else "ok",
-                sparkline(series) if len(runs) > 1 else "",
+                sparkline(series, value.threshold) if len(runs) > 1 else "",
                 value.note or "",
             )
         )
@@ -142,12 +142,17 @@ def _value_in(run: Recorded, value: Value) -> float | None:
     return None
 
 
-def sparkline(values: Sequence[float | None]) -> str:
-    """`▁▃█` from the values, scaled to their range; a gap for a missing one."""
+def sparkline(values: Sequence[float | None], threshold: float | None = None) -> str:
+    """`▁▃█` from the values, scaled to their range and the threshold's, so that a
+    change far below the threshold stays small; a gap for a missing value."""
     present = [v for v in values if v is not None and math.isfinite(v)]
     if not present:
         return ""
-    low, high = min(present), max(present)
+    bounds = [
+        *present,
+        *([threshold] if threshold is not None and math.isfinite(threshold) else []),
+    ]
+    low, high = min(bounds), max(bounds)
     span = high - low
     bars = []
     for v in values:

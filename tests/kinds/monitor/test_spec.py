@@ -37,6 +37,14 @@ def test_a_sparkline_scales_to_its_range_and_leaves_gaps() -> None:
     assert sparkline([None, float("nan")]) == ""
 
 
+def test_a_sparkline_shows_values_against_their_threshold() -> None:
+    # a change a hundredth of the threshold is a flat line, a breach reaches the top
+    assert sparkline([0.001, 0.002], threshold=0.1) == "▁▁"
+    assert sparkline([0.001, 0.2], threshold=0.1) == "▁█"
+    assert sparkline([0.0, 0.1], threshold=0.1) == "▁█"
+    assert sparkline([0.9, 0.95], threshold=0.9) == "▁█"  # at least: below it is worse
+
+
 def test_a_monitor_without_signals_gets_azures_basic_three(
     make_workspace: object,
 ) -> None:
