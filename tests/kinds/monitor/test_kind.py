@@ -270,8 +270,10 @@ def test_what_is_wrong_in_a_monitor_is_said_where_it_is_written(
         "custom.yml": plain.replace("type: data_drift", "type: feature_attribution_drift"),
         "bad-with.yml": plain
         + "      on_breach:\n        invoke: ../runconfigs/train.yml\n        with:\n"
-        + "          nope: 1\n          training_data: 5\n"
-        + "          C: ${{monitor.production_data}}\n          C2: ${{monitor.nope}}\n",
+        + "          nope: 1\n          training_data: 5\n          C: ${{monitor.nope}}\n",
+        "bad-with-2.yml": plain
+        + "      on_breach:\n        invoke: ../runconfigs/train.yml\n        with:\n"
+        + "          C: ${{monitor.production_data}}\n",
         "no-data.yml": plain.replace(
             "data_context: training",
             "data_context: training\n"
@@ -288,14 +290,31 @@ def test_what_is_wrong_in_a_monitor_is_said_where_it_is_written(
     errors = ran.err.splitlines()[:-1]
     by_file = {line.split(":")[0]: line for line in errors}
     with_errors = sorted(
-        line.partition("error: ")[2] for line in errors if line.startswith("monitors/bad-with")
+        (line.split(":")[0], line.partition(": error: ")[2])
+        for line in errors
+        if line.startswith("monitors/bad-with")
     )
     assert with_errors == [
-        "input C of runconfig/train is a value, not data: give it a value, or "
-        "${{monitor.window_start}}, ${{monitor.window_end}} or ${{monitor.run_id}}",
-        "input training_data of runconfig/train is data: give it ${{monitor.production_data}}",
-        "runconfig/train has no input C2 (its inputs: C, training_data); declare it there",
-        "runconfig/train has no input nope (its inputs: C, training_data); declare it there",
+        (
+            "monitors/bad-with-2.yml",
+            "input C of runconfig/train is a value, not data: give it a value, or "
+            "${{monitor.window_start}}, ${{monitor.window_end}} or ${{monitor.run_id}}",
+        ),
+        (
+            "monitors/bad-with.yml",
+            "input training_data of runconfig/train is data: give it ${{monitor.production_data}}",
+        ),
+        (
+            "monitors/bad-with.yml",
+            "runconfig/train has no input nope (its inputs: C, training_data); declare it there",
+        ),
+        (
+            "monitors/bad-with.yml",
+            "unknown ${{monitor.nope}}; a monitor gives ${{monitor.production_data}} (the "
+            "window's captured rows that breached, as a CSV file), ${{monitor.window_start}} "
+            "(the window's start, ISO 8601 in UTC), ${{monitor.window_end}} (the window's "
+            "end, ISO 8601 in UTC), ${{monitor.run_id}} (the monitor run's id)",
+        ),
     ], ran.err
     assert by_file["monitors/no-deployment.yml"].endswith(
         "error: endpoint iris has no deployment named green (its deployments: blue)"

@@ -13,6 +13,8 @@ from mlform.config.specs import DataInput, Source, Spec
 from mlform.errors import Problem
 from mlform.kinds.endpoint.spec import EndpointSpec
 from mlform.kinds.monitor.spec import DATA, MONITOR_VALUE, MONITOR_VALUES, MonitorSpec, parse
+from mlform.kinds.pipeline.spec import PipelineSpec
+from mlform.kinds.runconfig.spec import RunconfigSpec
 from mlform.kinds.schedule.declaring import job_address
 from mlform.kinds.schedule.spec import ScheduleSpec
 from mlform.secrets import references
@@ -53,9 +55,8 @@ class MonitorDeclaring(Declaring[MonitorSpec]):
         if job is None:
             return spec
         declared = refs.spec(job)
-        inputs = getattr(declared, "inputs", None)
-        if inputs is not None:
-            for problem in _with_problems(spec, job, inputs):
+        if isinstance(declared, RunconfigSpec | PipelineSpec):
+            for problem in _with_problems(spec, job, declared.inputs):
                 refs.problem(problem)
         return replace(spec, on_breach_job=job)
 
