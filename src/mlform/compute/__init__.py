@@ -7,7 +7,7 @@ protocol (files in the run folder) is the same on every target.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -21,6 +21,12 @@ class Launch:
     env: Mapping[str, str]
     log: Path  # stdout and stderr, interleaved as the user would see them, secrets masked
     secrets: tuple[str, ...] = ()  # values in `env` that the log shows as *** (`masking`)
+    # A container target's: the image to run the command in, what it mounts (a host path
+    # at the same path inside → writable), and its CPU and memory limits.
+    image: str | None = None
+    mounts: Mapping[str, bool] = field(default_factory=dict)
+    cpus: float | None = None
+    memory: str | None = None
 
 
 class Handle(Protocol):

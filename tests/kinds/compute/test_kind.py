@@ -99,9 +99,11 @@ def test_compute_that_is_not_local_or_not_declared_is_an_error(
     ran = cli("validate", cwd=root)
     assert ran.err.splitlines() == [
         "compute/gpu.yml:3:7: error: not supported yet: compute type 'amlcompute' "
-        "(in compute/gpu.yml); mlform runs jobs on this machine: use type: local",
+        "(in compute/gpu.yml); mlform runs jobs on this machine: use type: local, or type: "
+        "docker for a container",
         "compute/k8s.yml:3:7: error: not supported yet: compute type 'kubernetes' "
-        "(in compute/k8s.yml); mlform runs jobs on this machine: use type: local",
+        "(in compute/k8s.yml); mlform runs jobs on this machine: use type: local, or type: "
+        "docker for a container",
         "runconfigs/train.yml:3:10: error: unknown compute 'cpu-cluster' (did you mean "
         "'gpu-cluster'?); declare it in compute/cpu-cluster.yml with type: local, "
         "or use compute: local",

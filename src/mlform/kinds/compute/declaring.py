@@ -29,7 +29,7 @@ class ComputeDeclaring(Declaring[ComputeSpec]):
             return doc.problem(
                 ["type"],
                 f"{TODO}: compute type '{written}' (in {doc.display}); mlform runs jobs on "
-                "this machine: use type: local",
+                "this machine: use type: local, or type: docker for a container",
             )
         return None
 

@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 from mlform.config.specs import Source, Spec, common
 
 BUILT_IN = ("local",)  # targets a job may name without declaring them
-TYPES = ("local",)  # a compute file's type: → the target that runs its jobs
+TYPES = ("local", "docker")  # a compute file's type: → the target that runs its jobs
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,7 +18,18 @@ class ComputeSpec(Spec):
 
     kind: ClassVar[str] = "compute"
     type: str = "local"
+    cpus: float | None = None  # docker: `resources.cpus`, the CPUs a run may use
+    memory: str | None = None  # docker: `resources.memory`, as Docker writes it (2g)
 
 
 def parse(body: Mapping[str, Any], source: Source) -> ComputeSpec:
-    return ComputeSpec(**common(body), source=source, type=str(body.get("type", "local")))
+    resources = body.get("resources") or {}
+    cpus = resources.get("cpus")
+    memory = resources.get("memory")
+    return ComputeSpec(
+        **common(body),
+        source=source,
+        type=str(body.get("type", "local")),
+        cpus=float(cpus) if cpus is not None else None,
+        memory=str(memory) if memory is not None else None,
+    )

@@ -20,12 +20,13 @@ from typing import Any
 import mlform
 from mlform import datasets, gitinfo
 from mlform import snapshot as snapshots
-from mlform.compute import TARGETS, Launch
+from mlform.compute import TARGETS, Launch, Target
 from mlform.config.refs import LocalPath, Url
 from mlform.config.specs import DataInput, env_text
 from mlform.context import Context, Outcome
 from mlform.datasets import download
 from mlform.errors import ApplyError, DatastoreError, RunFailed, SecretError
+from mlform.kinds.compute.spec import ComputeSpec
 from mlform.kinds.runconfig import gated
 from mlform.kinds.runconfig.payload import RunPayload
 from mlform.kinds.runconfig.spec import RunconfigSpec
@@ -190,11 +191,28 @@ class _Run:
         self.row = replace(
             self.row, git_commit=git.commit, branch=git.branch, remote=git.remote, dirty=git.dirty
         )
-        env = dict(os.environ)
+        compute = self.compute()
+        container = compute is not None and compute.type == "docker"
+        # a container sees only what the run is given, never this machine's environment
+        env = {} if container else dict(os.environ)
         versions: dict[str, str] = {}
+        image: str | None = None
         # Without an environment, `python` is the interpreter running mlform.
         path_prefix = f"{Path(sys.executable).parent}{os.pathsep}"
-        if spec.environment is not None:
+        if container and spec.environment is None:
+            raise ApplyError(
+                f"{self.change.address}: compute {spec.compute} runs a job in a container of "
+                "its environment's image: name the job's environment"
+            )
+        if container:
+            version, image, variables = self.environment_image()
+            assert spec.environment is not None
+            versions[f"environment/{spec.environment.name}"] = version
+            env.update(variables)
+            self.row = replace(
+                self.row, environment=f"{spec.environment.name}:{version}", env_digest=image
+            )
+        elif spec.environment is not None:
             version, venv, variables = self.environment()
             versions[f"environment/{spec.environment.name}"] = version
             env.update(variables)
@@ -210,11 +228,13 @@ class _Run:
         env.update(variables)
         values: dict[str, str] = {}
         inputs: dict[str, str] = {}
+        data: list[str] = []  # the data inputs' paths, which a container mounts
         for name, value in spec.inputs.items():
             if not isinstance(value, DataInput):
                 values[f"inputs.{name}"] = inputs[name] = value
                 continue
             path, label = self.data_input(name, value, versions)
+            data.append(path)
             values[f"inputs.{name}"] = path
             inputs[name] = label
             env[f"MLFORM_INPUT_{_env_name(name)}"] = path
@@ -232,18 +252,67 @@ class _Run:
                 "MLFORM_EXPERIMENT": spec.experiment,
                 "MLFLOW_EXPERIMENT_NAME": spec.experiment,
                 "PYTHONUNBUFFERED": "1",
-                "PATH": path_prefix + env.get("PATH", os.defpath),
                 "PYTHONPATH": os.pathsep.join(
                     p for p in (str(self.sdk()), env.get("PYTHONPATH", "")) if p
                 ),
             }
         )
+        if not container:  # a container's image puts its environment first
+            env["PATH"] = path_prefix + env.get("PATH", os.defpath)
         cwd = self.dir / "snapshot"
         _working_folders(cwd, self.dir)
-        env.update(self.mlflow_run(env, cwd))
+        if not container:
+            env.update(self.mlflow_run(env, cwd))
         self.row = replace(self.row, command=command)
-        launch = Launch(command, cwd, env, self.dir / protocol.LOGS / "std_log.txt", secret_values)
+        log = self.dir / protocol.LOGS / "std_log.txt"
+        if not container:
+            return Launch(command, cwd, env, log, secret_values), versions, inputs
+        # start-up: the docker target only for a run on one
+        from mlform.kinds.compute.docker import image_mounts
+
+        assert compute is not None
+        launch = Launch(
+            command,
+            cwd,
+            env,
+            log,
+            secret_values,
+            image=image,
+            mounts=image_mounts(self.dir, cwd, data),
+            cpus=compute.cpus,
+            memory=compute.memory,
+        )
         return launch, versions, inputs
+
+    def compute(self) -> ComputeSpec | None:
+        """The declared compute the job names (None for `local`, which needs none)."""
+        declared = self.ctx.config.specs.get(f"compute/{self.spec.compute}")
+        return declared if isinstance(declared, ComputeSpec) else None
+
+    def environment_image(self) -> tuple[str, str, dict[str, str]]:
+        """The job's environment version, the id of its image, and its variables."""
+        # start-up: the docker target (the image builder) only for a run on one
+        from mlform.kinds.compute.docker import environment_image
+
+        ref = self.spec.environment
+        assert ref is not None
+        address = f"environment/{ref.name}"
+        version = ref.version or self._current_version(address)
+
+        def say(line: str) -> None:
+            self.ctx.log(self.change.address, line)
+
+        image = environment_image(self.ctx, self.change.address, ref.name, version, say)
+        rows = self.ctx.read(
+            "select spec from asset_versions "
+            "where kind = 'environment' and name = ? and version = ?",
+            [ref.name, version],
+        )
+        spec = json.loads(rows[0][0])
+        variables = {
+            str(k): env_text(v) for k, v in (spec.get("environment_variables") or {}).items()
+        }
+        return version, image, variables
 
     def mlflow_run(self, env: dict[str, str], cwd: Path) -> dict[str, str]:
         """MLFLOW_RUN_ID and the experiment of the job's own MLflow run, as Azure ML sets
@@ -339,9 +408,9 @@ class _Run:
 
     def watch(self, launch: Launch) -> tuple[str, int]:
         # a declared compute runs on the target its type names; else `compute:` names one
-        declared = self.ctx.config.specs.get(f"compute/{self.spec.compute}")
-        target = str(declared.body.get("type", "local")) if declared else self.spec.compute
-        handle = TARGETS[target].start(launch)
+        declared = self.compute()
+        target = declared.type if declared else self.spec.compute
+        handle = _target(target).start(launch)
         (self.dir / "compute.json").write_text(
             json.dumps({"target": target, "ident": handle.ident}), encoding="utf-8"
         )
@@ -434,6 +503,16 @@ def _env_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9]", "_", name).upper()
 
 
+def _target(name: str) -> Target:
+    """The compute target `name`: this machine's, or a container engine's."""
+    if name == "docker":
+        # start-up: the docker target (the engine's SDK) only for a run on one
+        from mlform.kinds.compute.docker import TARGET
+
+        return TARGET
+    return TARGETS[name]
+
+
 def abandon_stale_runs(store: Store, apply_id: str) -> list[str]:
     """Runs an interrupted apply left unfinished: stop what still runs, keep what they
     logged, and record them as failed. Called as a new apply starts."""
@@ -447,8 +526,8 @@ def abandon_stale_runs(store: Store, apply_id: str) -> list[str]:
             launched = json.loads((where / "compute.json").read_text(encoding="utf-8"))
         except (OSError, ValueError):
             launched = None
-        if launched and launched.get("target") in TARGETS:
-            TARGETS[launched["target"]].stop_orphan(str(launched["ident"]))
+        if launched and launched.get("target") in (*TARGETS, "docker"):
+            _target(launched["target"]).stop_orphan(str(launched["ident"]))
         records: list[Record] = [Abandoned(run_id, "the apply running it was interrupted")]
         if where.is_dir():
             records.append(TrackingRecord(run_id, where))
