@@ -115,3 +115,25 @@ def test_the_compute_schema_is_shipped(cli: Cli) -> None:
     shown = cli("schema", "compute")
     assert shown.code == 0
     assert '"title": "mlform compute"' in shown.out
+
+
+def test_a_job_on_a_docker_compute_must_name_its_environment(
+    cli: Cli, make_workspace: Make
+) -> None:
+    root = make_workspace(
+        {
+            "workspace.yml": "name: boxed\n",
+            "compute/cpu-cluster.yml": CLUSTER.replace("type: local", "type: docker"),
+            "runconfigs/job.yml": JOB,
+            "pipelines/p.yml": PIPELINE,
+        }
+    )
+    ran = cli("validate", cwd=root)
+    assert ran.code == 1
+    problem = (
+        "error: compute cpu-cluster is of type docker: it runs a job in a container of the "
+        "job's environment; name an environment (environment: azureml:NAME@latest)"
+    )
+    lines = ran.err.splitlines()
+    assert any(line.startswith("runconfigs/job.yml:") and line.endswith(problem) for line in lines)
+    assert any(line.startswith("pipelines/p.yml:") and line.endswith(problem) for line in lines)

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from mlform.config.kinds import Declaring
+from mlform.config.kinds import Declaring, Resolver
 from mlform.config.specs import Source
 from mlform.config.unsupported import TODO
-from mlform.config.yamlfile import Document
+from mlform.config.yamlfile import Document, JsonPath
 from mlform.errors import Problem
 from mlform.kinds.compute.spec import BUILT_IN, TYPES, ComputeSpec, parse
 
@@ -32,6 +32,22 @@ class ComputeDeclaring(Declaring[ComputeSpec]):
                 "this machine: use type: local, or type: docker for a container",
             )
         return None
+
+
+def environment_problem(
+    refs: Resolver, compute: str | None, has_environment: bool, source: Source, where: JsonPath
+) -> None:
+    """A job on a docker compute without an environment: it has no image to run in."""
+    declared = refs.spec(compute) if compute else None
+    if has_environment or not isinstance(declared, ComputeSpec) or declared.type != "docker":
+        return
+    refs.problem(
+        source.problem(
+            where,
+            f"compute {declared.name} is of type docker: it runs a job in a container of the "
+            "job's environment; name an environment (environment: azureml:NAME@latest)",
+        )
+    )
 
 
 DECLARING = ComputeDeclaring()

@@ -10,6 +10,7 @@ from mlform.config.containment import Found, code_path, found, input_paths
 from mlform.config.kinds import Declaring, Resolver
 from mlform.config.specs import DataInput, Source, Spec
 from mlform.config.yamlfile import JsonPath
+from mlform.kinds.compute.declaring import environment_problem
 from mlform.kinds.environment.references import environment_reference
 from mlform.kinds.pipeline import resolve
 from mlform.kinds.pipeline.spec import Binding, PipelineSpec, parse
@@ -65,6 +66,8 @@ class PipelineDeclaring(Declaring[PipelineSpec]):
             )
             found.extend([env] if env else [])
             compute = refs.named("compute", step.compute, step.source, ["compute"], "steps")
+            has_environment = step.environment is not None
+            environment_problem(refs, compute, has_environment, step.source, ["compute"])
             found.extend([compute] if compute else [])
         for value in inputs:
             if isinstance(value, DataInput) and value.asset is not None:

@@ -12,6 +12,7 @@ from mlform.config.refs import AssetRef
 from mlform.config.specs import DataInput, Source, Spec
 from mlform.config.yamlfile import JsonPath
 from mlform.errors import Problem
+from mlform.kinds.compute.declaring import environment_problem
 from mlform.kinds.environment.references import environment_reference
 from mlform.kinds.runconfig import checks
 from mlform.kinds.runconfig.spec import RunconfigSpec, parse
@@ -53,7 +54,9 @@ class RunconfigDeclaring(Declaring[RunconfigSpec]):
             if isinstance(value, DataInput) and value.asset is not None:
                 named.append(("data", value.asset, ["inputs", key, "path"]))
         found.extend(refs.asset(kind, ref, spec.source, where) for kind, ref, where in named)
-        found.append(refs.named("compute", spec.compute, spec.source, ["compute"], "runs"))
+        compute = refs.named("compute", spec.compute, spec.source, ["compute"], "runs")
+        environment_problem(refs, compute, spec.environment is not None, spec.source, ["compute"])
+        found.append(compute)
         return [address for address in found if address]
 
     def produces(self, spec: RunconfigSpec) -> list[tuple[str, str, JsonPath]]:
