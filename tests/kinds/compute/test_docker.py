@@ -125,3 +125,48 @@ def test_a_job_runs_in_a_container_of_its_environment(
     assert slow["status"] == "timed_out", slow
     # nothing left: every run's container is removed when it ends
     assert not client.containers.list(all=True, filters={"label": "mlform.run"})
+
+
+@pytest.mark.slow
+def test_pipeline_steps_run_on_their_docker_compute(
+    cli: Cli,
+    make_workspace: Callable[[Mapping[str, str]], Path],
+    client: docker.DockerClient,  # noqa: F811
+) -> None:
+    root = make_workspace(
+        {
+            **{k: v for k, v in FILES.items() if not k.startswith("runconfigs/")},
+            "workspace.yml": "name: boxed\n",
+            "pipelines/p.yml": """
+                type: pipeline
+                settings:
+                  default_compute: azureml:box
+                  default_environment: azureml:plain@latest
+                inputs:
+                  numbers: {type: uri_file, path: azureml:numbers@latest}
+                jobs:
+                  add:
+                    code: ../src
+                    command: >-
+                      python -c "import sys; open(sys.argv[2], 'w').write(str(sum(int(x)
+                      for x in open(sys.argv[1]).read().split()[1:])))"
+                      ${{inputs.numbers}} ${{outputs.total}}
+                    inputs: {numbers: "${{parent.inputs.numbers}}"}
+                    outputs: {total: {type: uri_file}}
+                  show:
+                    code: ../src
+                    command: >-
+                      python -c "import sys; print('total is', open(sys.argv[1]).read(),
+                      'in', sys.executable)" ${{inputs.total}}
+                    inputs: {total: "${{parent.jobs.add.outputs.total}}"}
+                """,
+        }
+    )
+    applied = cli("apply", "--yes", cwd=root)
+    assert applied.code == 0, applied.out + applied.err
+    steps = [r for r in json.loads(cli("runs", "list", "--json", cwd=root).out) if r["parent_id"]]
+    assert {r["status"] for r in steps} == {"completed"} and len(steps) == 2
+    show = next(r for r in steps if r["name"] == "show")
+    log = cli("runs", "logs", str(show["id"]), cwd=root).out
+    assert "total is 6 in /opt/mlform/venv/bin/python" in log  # in the environment's image
+    assert not client.containers.list(all=True, filters={"label": "mlform.run"})
