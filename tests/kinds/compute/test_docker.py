@@ -98,6 +98,8 @@ def test_a_job_runs_in_a_container_of_its_environment(
     monkeypatch.setenv("HOME_ON_HOST", "leaked")  # this machine's variables stay out
     monkeypatch.setenv("BOX_TOKEN", SECRET)
     root = make_workspace(FILES)
+    planned = cli("plan", cwd=root).out.splitlines()
+    assert "note: runconfig/job runs on compute box (docker)" in planned
     applied = cli("apply", "--yes", cwd=root)
     assert applied.code == 1, applied.out + applied.err  # the slow job timed out
     assert "runconfig/slow" in applied.out and "timed out" in applied.out
@@ -162,6 +164,8 @@ def test_pipeline_steps_run_on_their_docker_compute(
                 """,
         }
     )
+    planned = cli("plan", cwd=root).out.splitlines()
+    assert "note: pipeline/p runs on compute box (docker)" in planned
     applied = cli("apply", "--yes", cwd=root)
     assert applied.code == 0, applied.out + applied.err
     steps = [r for r in json.loads(cli("runs", "list", "--json", cwd=root).out) if r["parent_id"]]

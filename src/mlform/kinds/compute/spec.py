@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -33,3 +33,15 @@ def parse(body: Mapping[str, Any], source: Source) -> ComputeSpec:
         cpus=float(cpus) if cpus is not None else None,
         memory=str(memory) if memory is not None else None,
     )
+
+
+def where_it_runs(specs: Mapping[str, Spec], address: str, computes: Iterable[str]) -> str:
+    """What the plan says of where `address`'s runs execute, when any of `computes` (the
+    names its job or steps give) is a declared target that is not this machine's process:
+    `runconfig/train runs on compute box (docker)`; else nothing."""
+    shown = []
+    for name in dict.fromkeys(computes):
+        declared = specs.get(f"compute/{name}")
+        if isinstance(declared, ComputeSpec) and declared.type != "local":
+            shown.append(f"compute {name} ({declared.type})")
+    return f"{address} runs on {' and '.join(shown)}" if shown else ""

@@ -19,6 +19,7 @@ from mlform.errors import ApplyError
 from mlform.graph import topological
 from mlform.kind import Kind
 from mlform.kinds.base import declared
+from mlform.kinds.compute.spec import where_it_runs
 from mlform.kinds.environment.kind import ensure_built
 from mlform.kinds.pipeline import steps as stepdb
 from mlform.kinds.pipeline.declaring import PipelineDeclaring
@@ -95,6 +96,7 @@ class PipelineKind(PipelineDeclaring, Kind[PipelineSpec, PipelinePayload]):
             trigger=spec.trigger,
             explain=tuple(said),
             summary=f"{len(spec.steps)} steps, {files} code files",
+            note=where_it_runs(ctx.config.specs, spec.address, [s.compute for s in spec.steps]),
             payload=PipelinePayload(spec, snaps, statics),
         )
 

@@ -21,6 +21,7 @@ from mlform.context import Context, Outcome
 from mlform.hashing import sha256_text, tree_digest
 from mlform.kind import Kind
 from mlform.kinds.base import content_spec, declared, secret_components
+from mlform.kinds.compute.spec import where_it_runs
 from mlform.kinds.environment.kind import ensure_built
 from mlform.kinds.runconfig import gated
 from mlform.kinds.runconfig.declaring import RunconfigDeclaring
@@ -71,9 +72,10 @@ class RunconfigKind(RunconfigDeclaring, Kind[RunconfigSpec, RunPayload]):
                 components[str(key)] = _local_digest(value.location.path, ctx)
         components.update(secret_components(ctx, spec))
         files = len(snap.files) if snap else 0
-        note = ""
+        notes = [where_it_runs(ctx.config.specs, spec.address, [spec.compute])]
         if spec.register_model is not None:
-            note = gated.plan_note(ctx, spec)
+            notes.append(gated.plan_note(ctx, spec))
+        note = "; ".join(n for n in notes if n)
         return declared(
             spec,
             ctx,
