@@ -15,18 +15,39 @@ from mlform.compute.local import LocalTarget
 
 
 @dataclass(frozen=True, slots=True)
+class RemoteHost:
+    """Another machine a run's command executes on, over SSH."""
+
+    host: str
+    port: int
+    user: str
+    key_file: Path
+
+    def to_json(self) -> dict[str, str | int]:
+        return {"host": self.host, "port": self.port, "user": self.user, "key": str(self.key_file)}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, object]) -> RemoteHost:
+        return cls(
+            str(data["host"]), int(str(data["port"])), str(data["user"]), Path(str(data["key"]))
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Launch:
     command: str  # a shell command line, inputs and outputs already substituted
     cwd: Path  # the extracted code snapshot
     env: Mapping[str, str]
     log: Path  # stdout and stderr, interleaved as the user would see them, secrets masked
     secrets: tuple[str, ...] = ()  # values in `env` that the log shows as *** (`masking`)
-    # A container target's: the image to run the command in, what it mounts (a host path
-    # at the same path inside → writable), and its CPU and memory limits.
+    # A container's or another machine's: the image (docker) or the virtual environment
+    # on the machine (virtualmachine) to run the command in, what it mounts or mirrors (a
+    # local path → writable), a container's CPU and memory limits, and the machine.
     image: str | None = None
     mounts: Mapping[str, bool] = field(default_factory=dict)
     cpus: float | None = None
     memory: str | None = None
+    host: RemoteHost | None = None
 
 
 class Handle(Protocol):

@@ -42,7 +42,7 @@ _PIP_TAIL = 20
 _PROBE_TIMEOUT = 120
 
 # Runs in the base image with its own python3: standard library only, any Python 3.
-_PROBE = """\
+PROBE = """\
 import json, os, platform, sys, sysconfig
 try:
     libc = os.confstr("CS_GNU_LIBC_VERSION") or ""
@@ -137,7 +137,7 @@ def probe(client: docker.DockerClient, image: str, *, cache: Path | None = None)
             return PythonTarget.from_json(json.loads(remembered.read_text(encoding="utf-8")))
     with engine_errors(f"probing the Python of base image {image}"):
         facts = _run_probe(client, image, image_id)
-    target = _target(image, facts)
+    target = target_of(image, facts)
     if remembered is not None:
         remembered.parent.mkdir(parents=True, exist_ok=True)
         partial = remembered.with_suffix(f".{os.getpid()}.tmp")
@@ -152,7 +152,7 @@ def _run_probe(client: docker.DockerClient, image: str, image_id: str) -> dict[s
 
     container = client.containers.create(
         image_id,
-        entrypoint=["python3", "-c", _PROBE],
+        entrypoint=["python3", "-c", PROBE],
         network_mode="none",
         labels={"org.mlform.role": "probe"},
     )
@@ -182,7 +182,8 @@ def _run_probe(client: docker.DockerClient, image: str, image_id: str) -> dict[s
     return facts
 
 
-def _target(image: str, facts: dict[str, Any]) -> PythonTarget:
+def target_of(image: str, facts: dict[str, Any]) -> PythonTarget:
+    """The wheels' target of the Python `PROBE` described (in `image`, or on a machine)."""
     if facts["implementation"] != "cpython":
         raise BuildFailed(
             f"base image {image} runs {facts['implementation']}, not CPython; mlform builds "

@@ -131,8 +131,8 @@ def test_a_job_on_a_docker_compute_must_name_its_environment(
     ran = cli("validate", cwd=root)
     assert ran.code == 1
     problem = (
-        "error: compute cpu-cluster is of type docker: it runs a job in a container of the "
-        "job's environment; name an environment (environment: azureml:NAME@latest)"
+        "error: compute cpu-cluster is of type docker: it runs a job in the job's environment, "
+        "built there; name an environment (environment: azureml:NAME@latest)"
     )
     lines = ran.err.splitlines()
     assert any(line.startswith("runconfigs/job.yml:") and line.endswith(problem) for line in lines)

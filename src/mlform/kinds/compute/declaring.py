@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
+from pathlib import Path
 from typing import Any
 
 from mlform.config.kinds import Declaring, Resolver
@@ -10,7 +11,7 @@ from mlform.config.specs import Source
 from mlform.config.unsupported import TODO
 from mlform.config.yamlfile import Document, JsonPath
 from mlform.errors import Problem
-from mlform.kinds.compute.spec import BUILT_IN, TYPES, ComputeSpec, parse
+from mlform.kinds.compute.spec import BUILT_IN, ELSEWHERE, TYPES, ComputeSpec, parse
 
 
 class ComputeDeclaring(Declaring[ComputeSpec]):
@@ -22,6 +23,17 @@ class ComputeDeclaring(Declaring[ComputeSpec]):
 
     def parse(self, body: Mapping[str, Any], source: Source) -> ComputeSpec:
         return parse(body, source)
+
+    def check(self, spec: ComputeSpec, root: Path, skip: Collection[str]) -> list[Problem]:
+        if spec.type == "virtualmachine" and spec.host is None:
+            return [
+                spec.source.problem(
+                    ["type"],
+                    "a virtualmachine compute needs the machine's address: write host: NAME "
+                    "(Azure ML finds it from resource_id)",
+                )
+            ]
+        return []
 
     def misfiled(self, doc: Document) -> Problem | None:
         written = doc.data.get("type") if isinstance(doc.data, dict) else None
@@ -39,13 +51,16 @@ def environment_problem(
 ) -> None:
     """A job on a docker compute without an environment: it has no image to run in."""
     declared = refs.spec(compute) if compute else None
-    if has_environment or not isinstance(declared, ComputeSpec) or declared.type != "docker":
+    if has_environment or not isinstance(declared, ComputeSpec):
+        return
+    if declared.type not in ELSEWHERE:
         return
     refs.problem(
         source.problem(
             where,
-            f"compute {declared.name} is of type docker: it runs a job in a container of the "
-            "job's environment; name an environment (environment: azureml:NAME@latest)",
+            f"compute {declared.name} is of type {declared.type}: it runs a job in the "
+            "job's environment, built there; name an environment (environment: "
+            "azureml:NAME@latest)",
         )
     )
 

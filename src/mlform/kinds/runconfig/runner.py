@@ -26,7 +26,7 @@ from mlform.config.specs import DataInput, env_text
 from mlform.context import Context, Outcome
 from mlform.datasets import download
 from mlform.errors import ApplyError, DatastoreError, RunFailed, SecretError
-from mlform.kinds.compute.spec import ComputeSpec
+from mlform.kinds.compute.spec import ELSEWHERE, ComputeSpec
 from mlform.kinds.runconfig import gated
 from mlform.kinds.runconfig.payload import RunPayload
 from mlform.kinds.runconfig.spec import RunconfigSpec
@@ -192,8 +192,9 @@ class _Run:
             self.row, git_commit=git.commit, branch=git.branch, remote=git.remote, dirty=git.dirty
         )
         compute = self.compute()
-        container = compute is not None and compute.type == "docker"
-        # a container sees only what the run is given, never this machine's environment
+        container = compute is not None and compute.type in ELSEWHERE
+        # a container or another machine sees only what the run is given, never this
+        # machine's environment
         env = {} if container else dict(os.environ)
         versions: dict[str, str] = {}
         image: str | None = None
@@ -201,11 +202,12 @@ class _Run:
         path_prefix = f"{Path(sys.executable).parent}{os.pathsep}"
         if container and spec.environment is None:
             raise ApplyError(
-                f"{self.change.address}: compute {spec.compute} runs a job in a container of "
-                "its environment's image: name the job's environment"
+                f"{self.change.address}: compute {spec.compute} runs a job in its "
+                "environment, built there: name the job's environment"
             )
         if container:
-            version, image, variables = self.environment_image()
+            assert compute is not None
+            version, image, variables = self.environment_elsewhere(compute)
             assert spec.environment is not None
             versions[f"environment/{spec.environment.name}"] = version
             env.update(variables)
@@ -281,6 +283,7 @@ class _Run:
             mounts=image_mounts(self.dir, cwd, data),
             cpus=compute.cpus,
             memory=compute.memory,
+            host=compute.host,
         )
         return launch, versions, inputs
 
@@ -289,10 +292,12 @@ class _Run:
         declared = self.ctx.config.specs.get(f"compute/{self.spec.compute}")
         return declared if isinstance(declared, ComputeSpec) else None
 
-    def environment_image(self) -> tuple[str, str, dict[str, str]]:
-        """The job's environment version, the id of its image, and its variables."""
-        # start-up: the docker target (the image builder) only for a run on one
+    def environment_elsewhere(self, compute: ComputeSpec) -> tuple[str, str, dict[str, str]]:
+        """The job's environment version; its image (docker) or its virtual environment
+        on the machine (virtualmachine), built there first when missing; its variables."""
+        # start-up: the docker and SSH targets only for a run on one
         from mlform.kinds.compute.docker import environment_image
+        from mlform.kinds.compute.ssh import remote_environment
 
         ref = self.spec.environment
         assert ref is not None
@@ -302,7 +307,11 @@ class _Run:
         def say(line: str) -> None:
             self.ctx.log(self.change.address, line)
 
-        image = environment_image(self.ctx, self.change.address, ref.name, version, say)
+        owner = self.change.address
+        if compute.host is not None:
+            image = remote_environment(self.ctx, compute.host, owner, ref.name, version, say)
+        else:
+            image = environment_image(self.ctx, owner, ref.name, version, say)
         rows = self.ctx.read(
             "select spec from asset_versions "
             "where kind = 'environment' and name = ? and version = ?",
@@ -504,12 +513,18 @@ def _env_name(name: str) -> str:
 
 
 def _target(name: str) -> Target:
-    """The compute target `name`: this machine's, or a container engine's."""
+    """The compute target `name`: this machine's, a container engine's, another
+    machine's."""
     if name == "docker":
         # start-up: the docker target (the engine's SDK) only for a run on one
-        from mlform.kinds.compute.docker import TARGET
+        from mlform.kinds.compute import docker
 
-        return TARGET
+        return docker.TARGET
+    if name == "virtualmachine":
+        # start-up: the SSH target (fabric) only for a run on one
+        from mlform.kinds.compute import ssh
+
+        return ssh.TARGET
     return TARGETS[name]
 
 
@@ -526,7 +541,7 @@ def abandon_stale_runs(store: Store, apply_id: str) -> list[str]:
             launched = json.loads((where / "compute.json").read_text(encoding="utf-8"))
         except (OSError, ValueError):
             launched = None
-        if launched and launched.get("target") in (*TARGETS, "docker"):
+        if launched and launched.get("target") in (*TARGETS, *ELSEWHERE):
             _target(launched["target"]).stop_orphan(str(launched["ident"]))
         records: list[Record] = [Abandoned(run_id, "the apply running it was interrupted")]
         if where.is_dir():

@@ -1,0 +1,429 @@
+"""The virtualmachine target: a run on another machine over SSH (Azure ML's attached VM),
+through `fabric`.
+
+On the machine, under the user's `~/.mlform/`:
+
+    blobs/<sha256>        every file sent, once: an unchanged file is never sent again
+    venvs/<key>/          an environment, built from wheels this machine downloaded for
+                          the remote's Python (the same wheels an image gets), once
+    mirror/<local path>   what a run reads and writes, at its local path under mirror/
+
+A run's folder (its snapshot, data inputs and the SDK's package) is mirrored there, each
+file hard-linked from its blob, so the command line and every path it was given are the
+local ones with `mirror/` in front. The command runs detached (`setsid nohup`), so a lost
+connection does not end it; its log and metrics are read back as they grow, and when it
+ends its outputs, logs and run-protocol files are brought back into the local run folder,
+which the run record then reads as a local run's. Stopping it signals its process group
+(SIGTERM, then SIGKILL after 5 s). Secret variables travel in a file only the remote user
+reads, sourced by the command's shell and removed when the run ends; its log shows them
+as `***`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import re
+import secrets
+import shlex
+import stat
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mlform.cachedir import cache_dir
+from mlform.compute import Launch, RemoteHost
+from mlform.config.refs import AssetRef
+from mlform.context import Context
+from mlform.errors import ApplyError
+from mlform.masking import Masker
+from mlform.tracking import protocol
+
+if TYPE_CHECKING:
+    from fabric import Connection
+
+_GRACE_SECONDS = 5
+_POLL_EVERY = 0.5  # seconds between two looks at a running remote command
+_HOME = ".mlform"
+# what a run's folder does not bring back from the machine: what was sent to it
+_SENT = ("snapshot", "inputs", ".sdk")
+_FOLLOWED = (f"{protocol.LOGS}/std_log.txt", "metrics.csv")  # read back as they grow
+
+
+def connect(host: RemoteHost) -> Connection:
+    # start-up: fabric (and paramiko) only for a run on another machine
+    from fabric import Connection
+
+    conn = Connection(
+        host.host,
+        user=host.user,
+        port=host.port,
+        connect_timeout=15,
+        connect_kwargs={
+            "key_filename": str(host.key_file),
+            "look_for_keys": False,
+            "allow_agent": False,
+        },
+    )
+    # a host the user's known_hosts records must show that key (paramiko refuses another)
+    known = Path("~/.ssh/known_hosts").expanduser()
+    if known.is_file():
+        conn.client.load_system_host_keys(str(known))  # read, never written back
+    return conn
+
+
+def run(conn: Connection, command: str, what: str) -> str:
+    """`command` in the remote user's shell; its output, or an ApplyError that says `what`
+    failed, with the last lines it printed."""
+    try:
+        done = conn.run(command, hide=True, warn=True, in_stream=False)
+    except Exception as err:  # paramiko's and the socket's, as they come
+        where = f"{conn.user}@{conn.host}:{conn.port}"
+        raise ApplyError(f"{what}: cannot reach {where}: {err}") from err
+    if done.failed:
+        tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-10:])
+        raise ApplyError(f"{what} on {conn.host} failed (exit code {done.exited}):\n{tail}")
+    return str(done.stdout)
+
+
+class Remote:
+    """One machine over one connection: files sent by content, environments built."""
+
+    def __init__(self, host: RemoteHost) -> None:
+        self.host = host
+        self.conn = connect(host)
+        found = run(self.conn, f"mkdir -p ~/{_HOME}/blobs && cd ~/{_HOME} && pwd", "opening")
+        self.home = found.strip()
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def mirrored(self, local: str | Path) -> str:
+        """Where a local path is on the machine."""
+        return f"{self.home}/mirror{Path(local)}"
+
+    def send(
+        self,
+        files: Iterable[tuple[Path, str]],
+        links: Mapping[str, str] | None = None,
+        folders: Iterable[str] = (),
+    ) -> int:
+        """Put each (local file, remote path) in place, each (remote path → target)
+        symlink, and each folder; a file's content goes over only when the machine has no
+        blob of it. Return how many blobs were sent."""
+        links = links or {}
+        placed = [(local, remote, _sha256(local)) for local, remote in files]
+        have = set(run(self.conn, f"ls {self.home}/blobs", "listing blobs").split())
+        sftp = self.conn.sftp()
+        sent = 0
+        for local, _, sha in placed:
+            if sha in have:
+                continue
+            partial = f"{self.home}/blobs/.{sha}.{secrets.token_hex(4)}.partial"
+            sftp.put(str(local), partial)
+            sftp.chmod(partial, stat.S_IMODE(local.stat().st_mode) | 0o400)
+            # over a blob another run sent meanwhile: the same content
+            sftp.posix_rename(partial, f"{self.home}/blobs/{sha}")
+            have.add(sha)
+            sent += 1
+        script = ["set -e"]
+        made = {str(Path(remote).parent) for _, remote, _ in placed}
+        made |= {str(Path(remote).parent) for remote in links} | set(folders)
+        if made:
+            script.append("mkdir -p " + " ".join(shlex.quote(f) for f in sorted(made)))
+        for _, remote, sha in placed:
+            script.append(f"ln -f {self.home}/blobs/{sha} {shlex.quote(remote)}")
+        for remote, target in links.items():
+            script.append(f"ln -sfn {shlex.quote(target)} {shlex.quote(remote)}")
+        self.script("\n".join(script), "placing the run's files")
+        return sent
+
+    def script(self, text: str, what: str) -> str:
+        """Run a shell script on the machine (sent as a file: no command-line limit)."""
+        name = f"{self.home}/.script-{hashlib.sha256(text.encode()).hexdigest()[:16]}.sh"
+        self.conn.sftp().putfo(io.BytesIO(text.encode()), name)
+        try:
+            return run(self.conn, f"sh {shlex.quote(name)}", what)
+        finally:
+            with contextlib.suppress(Exception):
+                self.conn.sftp().remove(name)
+
+    def environment(
+        self, requirements: tuple[str, ...], cache: Path, log: Callable[[str], None]
+    ) -> str:
+        """A virtual environment with `requirements` on the machine (built from wheels
+        this machine downloads for its Python, the first time): its folder."""
+        # start-up: the wheel downloader only for a run on another machine
+        from mlform.containers import wheels
+
+        facts = json.loads(run(self.conn, f"python3 -c {shlex.quote(wheels.PROBE)}", "probing"))
+        target = wheels.target_of(f"{self.host.host}'s python3", facts)
+        folder = wheels.download(requirements, target, cache, log)
+        key = folder.name
+        venv = f"{self.home}/venvs/{key}"
+        done = run(self.conn, f"test -e {venv}/.complete && echo yes || true", "probing")
+        if done.strip() == "yes":
+            return venv
+        log(f"environment on {self.host.host}: building {venv} ({len(requirements)} packages)")
+        files = [p for p in sorted(folder.iterdir()) if p.is_file()]
+        wheelhouse = f"{self.home}/wheels/{key}"
+        self.send((p, f"{wheelhouse}/{p.name}") for p in files)
+        build = (
+            f"test -e {venv}/.complete && exit 0\n"  # another run built it meanwhile
+            f"rm -rf {venv}\n"
+            f"python3 -m venv {venv}\n"
+            f"{venv}/bin/pip install --no-index --find-links {wheelhouse} --no-cache-dir "
+            "--disable-pip-version-check --no-input --progress-bar off "
+            f"--requirement {wheelhouse}/{wheels.REQUIREMENTS} 2>&1\n"
+            f"touch {venv}/.complete\n"
+        )
+        self.script(
+            f"set -e\nmkdir -p {self.home}/venvs\n"
+            f"flock {self.home}/venvs/.{key}.lock sh -e -c {shlex.quote(build)}\n",
+            f"building the environment on {self.host.host}",
+        )
+        return venv
+
+
+class SshHandle:
+    def __init__(self, remote: Remote, launch: Launch, pid: int, folder: str) -> None:
+        self.remote = remote
+        self.launch = launch
+        self.pid = pid
+        self.folder = folder  # the run folder on the machine
+        self.ident = json.dumps({**remote.host.to_json(), "pid": pid})
+        self.offsets = dict.fromkeys(_FOLLOWED, 0)
+        self.masker = Masker(launch.secrets).stream()
+        self.checked = 0.0
+        self._code: int | None = None
+
+    def poll(self) -> int | None:
+        if self._code is not None:
+            return self._code
+        if time.monotonic() - self.checked < _POLL_EVERY:
+            return None
+        self.checked = time.monotonic()
+        with _said("following the run", self.remote.host):
+            self._follow()
+            code = run(self.remote.conn, f"cat {self.folder}/.exit 2>/dev/null || true", "polling")
+            if not code.strip():
+                return None
+            return self._end(int(code.strip()))
+
+    def stop(self) -> int:
+        if self._code is not None:
+            return self._code
+        with _said("stopping the run", self.remote.host):
+            return self._stop()
+
+    def _stop(self) -> int:
+        group = f"-{self.pid}"
+        run(self.remote.conn, f"kill -TERM -- {group} 2>/dev/null || true", "stopping")
+        deadline = time.monotonic() + _GRACE_SECONDS
+        while time.monotonic() < deadline:
+            alive = run(self.remote.conn, f"kill -0 -- {group} 2>/dev/null && echo y || true", "")
+            if not alive.strip():
+                break
+            time.sleep(0.2)
+        run(self.remote.conn, f"kill -KILL -- {group} 2>/dev/null || true", "stopping")
+        code = run(self.remote.conn, f"cat {self.folder}/.exit 2>/dev/null || true", "stopping")
+        return self._end(int(code.strip()) if code.strip() else -15)
+
+    def _follow(self) -> None:
+        """Read what the log and the metrics gained since the last look."""
+        sftp = self.remote.conn.sftp()
+        local = self.launch.log.parent.parent
+        for name, offset in self.offsets.items():
+            try:
+                with sftp.open(f"{self.folder}/{name}", "rb") as handle:
+                    handle.seek(offset)
+                    new = handle.read()
+            except OSError:
+                continue
+            if not new:
+                continue
+            self.offsets[name] = offset + len(new)
+            target = local / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shown = self.masker.feed(new) if name.startswith(protocol.LOGS) else new
+            with target.open("ab") as out:
+                out.write(shown)
+
+    def _end(self, code: int) -> int:
+        self._follow()
+        with self.launch.log.open("ab") as out:
+            out.write(self.masker.flush())
+        self._bring_back()
+        run(self.remote.conn, f"rm -f {self.folder}/.secret-variables.sh", "cleaning up")
+        self.remote.close()
+        self._code = code
+        return code
+
+    def _bring_back(self) -> None:
+        """Copy what the run wrote on the machine into the local run folder."""
+        local = self.launch.log.parent.parent
+        listing = run(
+            self.remote.conn,
+            f"cd {self.folder} && find . -type f "
+            + " ".join(f"-not -path './{s}/*'" for s in _SENT)
+            + " -not -name '.exit' -not -name '.secret-variables.sh'",
+            "listing the run's files",
+        )
+        sftp = self.remote.conn.sftp()
+        for line in listing.splitlines():
+            relative = line.strip().removeprefix("./")
+            if not relative or relative in _FOLLOWED:
+                continue
+            target = local / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            sftp.get(f"{self.folder}/{relative}", str(target))
+
+
+@contextlib.contextmanager
+def _said(what: str, host: RemoteHost) -> Iterator[None]:
+    """An SFTP or SSH failure as an ApplyError that says what failed where."""
+    try:
+        yield
+    except ApplyError:
+        raise
+    except (OSError, EOFError) as err:
+        where = f"{host.user}@{host.host}:{host.port}"
+        raise ApplyError(f"{what} on {where} failed: {err or type(err).__name__}") from err
+    except Exception as err:  # paramiko's own (SSHException, …)
+        where = f"{host.user}@{host.host}:{host.port}"
+        raise ApplyError(f"{what} on {where} failed: {type(err).__name__}: {err}") from err
+
+
+class SshTarget:
+    def start(self, launch: Launch) -> SshHandle:
+        assert launch.host is not None and launch.image is not None
+        with _said("starting the run", launch.host):
+            remote = Remote(launch.host)
+            try:
+                return self._start(remote, launch)
+            except BaseException:
+                remote.close()
+                raise
+
+    def _start(self, remote: Remote, launch: Launch) -> SshHandle:
+        run_dir = launch.log.parent.parent
+        files: list[tuple[Path, str]] = []
+        links: dict[str, str] = {}
+        folders: list[str] = []
+        for root in launch.mounts:
+            for path in _files(Path(root)):
+                if path.is_symlink():
+                    links[remote.mirrored(path)] = _mirrored_link(remote, path)
+                elif path.is_dir():
+                    folders.append(remote.mirrored(path))
+                else:
+                    files.append((path, remote.mirrored(path)))
+        sent = remote.send(files, links, folders)
+        folder = remote.mirrored(run_dir)
+        launch.log.parent.mkdir(parents=True, exist_ok=True)
+        with launch.log.open("a", encoding="utf-8") as log:
+            log.write(
+                f"mlform: {len(files)} files on {remote.host.host}, {sent} of them sent (the "
+                "others were there)\n"
+            )
+
+        # every local path the run was given, at its place on the machine: in one pass, so
+        # that a path already moved is not moved again
+        roots = re.compile("|".join(re.escape(r) for r in sorted(launch.mounts, key=len)[::-1]))
+
+        def moved(text: str) -> str:
+            return roots.sub(lambda found: remote.mirrored(found[0]), text)
+
+        env = {k: moved(v) for k, v in launch.env.items()}
+        hidden = {k: v for k, v in env.items() if any(s and s in v for s in launch.secrets)}
+        exports = "".join(
+            f"export {k}={shlex.quote(v)}\n" for k, v in env.items() if k not in hidden
+        )
+        secrets = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in hidden.items())
+        if secrets:  # a file only its user reads, removed when the run ends
+            remote.conn.sftp().putfo(io.BytesIO(secrets.encode()), f"{folder}/.secret-variables.sh")
+            run(remote.conn, f"chmod 600 {folder}/.secret-variables.sh", "sending secrets")
+        inner = (
+            f"cd {shlex.quote(moved(str(launch.cwd)))} && "
+            + (f". {folder}/.secret-variables.sh && " if secrets else "")
+            + f"export PATH={launch.image}/bin:$PATH VIRTUAL_ENV={launch.image} && "
+            + moved(launch.command)
+        )
+        wrapper = (
+            f"{exports}"
+            f"mkdir -p {folder}/{protocol.LOGS}\n"
+            f"rm -f {folder}/.exit\n"
+            f"setsid nohup sh -c {shlex.quote(f'({inner}); echo $? > {folder}/.exit')} "
+            f"> {folder}/{protocol.LOGS}/std_log.txt 2>&1 < /dev/null &\n"
+            "echo $!\n"
+        )
+        pid = int(remote.script(wrapper, "starting the run").strip().splitlines()[-1])
+        return SshHandle(remote, launch, pid, folder)
+
+    def stop_orphan(self, ident: str) -> bool:
+        try:
+            found = json.loads(ident)
+            host = RemoteHost.from_json(found)
+            pid = int(found["pid"])
+        except (ValueError, KeyError, TypeError):
+            return False
+        try:
+            conn = connect(host)
+            alive = run(conn, f"kill -0 -- -{pid} 2>/dev/null && echo y || true", "probing")
+            if alive.strip():
+                run(conn, f"kill -KILL -- -{pid} 2>/dev/null || true", "stopping")
+            conn.close()
+            return bool(alive.strip())
+        except ApplyError:
+            return False
+
+
+def _files(root: Path) -> list[Path]:
+    """Every folder, file and symlink under `root` (or `root` itself, a file), without
+    Python's bytecode caches; a symlink is not followed."""
+    if not root.is_dir():
+        return [root]
+    found: list[Path] = [root]
+    for path in sorted(root.rglob("*")):
+        if "__pycache__" in path.parts:
+            continue
+        if path.is_symlink() or path.is_file() or path.is_dir():
+            found.append(path)
+    return found
+
+
+def _mirrored_link(remote: Remote, link: Path) -> str:
+    """A symlink's target on the machine: a relative one as it is, an absolute one
+    mirrored (`.sdk/mlform` → the package's mirrored folder)."""
+    target = link.readlink()
+    return str(target) if not target.is_absolute() else remote.mirrored(target)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def remote_environment(
+    ctx: Context, host: RemoteHost, owner: str, name: str, version: str, log: Callable[[str], None]
+) -> str:
+    """The virtual environment of environment `name:version` on `host`: its folder."""
+    # start-up: the image kind's reading of an environment only for a run elsewhere
+    from mlform.kinds.image.kind import environment_build
+
+    _, requirements, _ = environment_build(ctx, AssetRef(name, version), owner)
+    with _said(f"building environment {name}:{version}", host):
+        remote = Remote(host)
+        try:
+            return remote.environment(tuple(requirements), cache_dir() / "wheels", log)
+        finally:
+            remote.close()
+
+
+TARGET = SshTarget()

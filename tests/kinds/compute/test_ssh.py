@@ -1,0 +1,129 @@
+"""Jobs on a `type: virtualmachine` compute (Azure ML's attached VM) over real SSH: a
+second account on a real sshd, so the run's user, home and Python are not mlform's.
+The environment is built there from wheels downloaded here; the run logs with the SDK as
+a local run does; its outputs come back; an unchanged file is never sent twice; a
+timeout stops its whole process group there."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Ran
+from tests.kinds.compute.conftest import Sshd
+
+Cli = Callable[..., Ran]
+SECRET = "vm-token-93b7a2"
+VM = "Microsoft.Compute/virtualMachines/vm"
+
+
+def _files(sshd: Sshd) -> dict[str, str]:
+    return {
+        "workspace.yml": "name: attached\nsecrets:\n  - name: TOKEN\n    env: VM_TOKEN\n",
+        "data/numbers.csv": "x\n1\n2\n3\n",
+        "data/numbers.yml": "name: numbers\ntype: uri_file\npath: numbers.csv\n",
+        "environments/plain.yml": "name: plain\npip: []\n",
+        "compute/vm.yml": f"""
+            $schema: https://azuremlschemas.azureedge.net/latest/vmCompute.schema.json
+            name: vm
+            type: virtualmachine
+            resource_id: /subscriptions/0/resourceGroups/rg/providers/{VM}
+            host: 127.0.0.1
+            ssh_settings:
+              admin_username: {sshd.user}
+              ssh_port: {sshd.port}
+              ssh_private_key_file: {sshd.key}
+            """,
+        "src/job.py": """
+            import getpass, os, sys
+            from pathlib import Path
+
+            import mlform
+
+            data, out = sys.argv[1], Path(sys.argv[2])
+            total = sum(int(line) for line in open(data).read().split()[1:])
+            run = mlform.get_run()
+            run.log("total", total)
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "total.txt").write_text(str(total))
+            print("user", getpass.getuser())
+            print("python", sys.executable)
+            print("token", os.environ["TOKEN"])
+            print("host home", os.environ.get("HOME_ON_HOST", "absent"))
+            """,
+        "runconfigs/job.yml": """
+            code: ../src
+            command: python job.py ${{inputs.numbers}} ${{outputs.out}}
+            inputs:
+              numbers: {type: uri_file, path: azureml:numbers@latest}
+            outputs:
+              out: {type: uri_folder}
+            environment: azureml:plain@latest
+            environment_variables:
+              TOKEN: ${{secrets.TOKEN}}
+            compute: azureml:vm
+            """,
+        "runconfigs/slow.yml": """
+            code: ../src
+            command: sleep 600 & sleep 601
+            environment: azureml:plain@latest
+            compute: azureml:vm
+            limits: {timeout: 3}
+            """,
+    }
+
+
+def _runs(cli: Cli, root: Path) -> Mapping[str, dict[str, object]]:
+    listed = json.loads(cli("runs", "list", "--json", cwd=root).out)
+    return {str(r["runconfig"]): r for r in reversed(listed)}  # newest first: the latest
+
+
+@pytest.mark.slow
+def test_a_job_runs_on_another_machine_over_ssh(
+    cli: Cli,
+    make_workspace: Callable[[Mapping[str, str]], Path],
+    sshd: Sshd,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HOME_ON_HOST", "leaked")  # this machine's variables stay here
+    monkeypatch.setenv("VM_TOKEN", SECRET)
+    root = make_workspace(_files(sshd))
+    planned = cli("plan", cwd=root).out.splitlines()
+    assert "note: runconfig/job runs on compute vm (virtualmachine)" in planned
+    applied = cli("apply", "--yes", cwd=root)
+    assert applied.code == 1, applied.out + applied.err  # the slow job timed out
+    assert "runconfig/slow" in applied.out and "timed out" in applied.out
+
+    job = _runs(cli, root)["runconfig/job"]
+    assert job["status"] == "completed", job
+    shown = json.loads(cli("runs", "show", str(job["id"]), "--json", cwd=root).out)
+    assert shown["metrics"]["total"] == 6
+    log = cli("runs", "logs", str(job["id"]), cwd=root).out
+    assert f"user {sshd.user}" in log  # another account, on its own environment
+    assert f"python {sshd.home}/.mlform/venvs/" in log
+    assert "token ***" in log and SECRET not in log + applied.out + applied.err
+    assert "host home absent" in log
+    output = Path(str(shown["run_dir"])) / "outputs" / "out" / "total.txt"
+    assert output.read_text() == "6"  # brought back
+    leftovers = subprocess.run(
+        ["find", str(sshd.home / ".mlform" / "mirror"), "-name", ".secret-variables.sh"],
+        capture_output=True,
+        text=True,
+    ).stdout
+    assert leftovers == ""  # the secrets' file is gone with the run
+
+    # the timed-out job's whole process group is gone there
+    sleeping = subprocess.run(["pgrep", "-u", sshd.user, "-f", "sleep 60"], capture_output=True)
+    assert sleeping.returncode == 1, sleeping.stdout
+
+    # again, unchanged: no file's content is sent twice
+    rerun = cli("apply", "--yes", "--rerun", "runconfig/job", cwd=root)
+    assert "runconfig/job" in rerun.out
+    again = _runs(cli, root)["runconfig/job"]
+    assert again["id"] != job["id"] and again["status"] == "completed"
+    log = cli("runs", "logs", str(again["id"]), cwd=root).out
+    assert ", 0 of them sent (the others were there)" in log.splitlines()[0], log
