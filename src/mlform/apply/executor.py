@@ -244,8 +244,9 @@ def _row(change: Change, outcome: Outcome) -> ResourceRow:
     )
 
 
-def _kept_row(before: Recorded) -> ResourceRow:
-    """A job run with inputs of its own keeps the state its declaration was applied with."""
+def _kept_row(before: Recorded, status: str = "applied", error: str | None = None) -> ResourceRow:
+    """The row as it was recorded, with `status`: a job run with inputs of its own keeps
+    the state its declaration was applied with; a failed change its last good one."""
     return ResourceRow(
         before.address,
         before.kind,
@@ -254,8 +255,8 @@ def _kept_row(before: Recorded) -> ResourceRow:
         before.components,
         before.spec,
         before.outputs,
-        "applied",
-        None,
+        status,
+        error,
         before.protect,
         before.source,
     )
@@ -265,19 +266,7 @@ def _failed_row(change: Change, message: str) -> ResourceRow:
     """Keep the last good digest and outputs, so the next plan retries with the reason."""
     before, after = change.before, change.after
     if before is not None and before.status != DELETED:
-        return ResourceRow(
-            before.address,
-            before.kind,
-            before.name,
-            before.digest,
-            before.components,
-            before.spec,
-            before.outputs,
-            "failed",
-            message,
-            before.protect,
-            before.source,
-        )
+        return _kept_row(before, "failed", message)
     assert after is not None
     outputs = before.outputs if before is not None else {}
     return ResourceRow(

@@ -99,30 +99,16 @@ def run(
                     f"create or replace view reference as select * from {reader}([{listed}])"
                 )
                 columns = [row[0] for row in con.execute("describe reference").fetchall()]
+                here = (captures, spec.endpoint, spec.deployment, span.start, span.end)
                 if signal.type == "model_performance":
                     production = captured.production(
-                        con,
-                        captures,
-                        spec.endpoint,
-                        spec.deployment,
-                        span.start,
-                        span.end,
-                        (),
-                        outputs=PREDICTION,
-                        name=f"production_{index}",
+                        con, *here, (), outputs=PREDICTION, name=f"production_{index}"
                     )
                     tables[signal.name] = production
                     values.extend(_performance(con, signal, spec, item, columns, production))
                     continue
                 features = list(signal.features or ()) or captured.infer_features(
-                    con,
-                    captures,
-                    spec.endpoint,
-                    spec.deployment,
-                    span.start,
-                    span.end,
-                    columns,
-                    signal.target_column,
+                    con, *here, columns, signal.target_column
                 )
                 target = signal.target_column or _target(columns, features)
                 # rows of values give them to the features by position: all are read
@@ -132,15 +118,7 @@ def run(
                     else _most_important(ctx, store, model, features, signal, spec)
                 )
                 production = captured.production(
-                    con,
-                    captures,
-                    spec.endpoint,
-                    spec.deployment,
-                    span.start,
-                    span.end,
-                    features,
-                    outputs=PREDICTION,
-                    name=f"production_{index}",
+                    con, *here, features, outputs=PREDICTION, name=f"production_{index}"
                 )
                 tables[signal.name] = production
                 values.extend(_signal(con, signal, production, watched, target))

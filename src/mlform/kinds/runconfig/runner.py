@@ -312,16 +312,7 @@ class _Run:
             image = remote_environment(self.ctx, compute.host, owner, ref.name, version, say)
         else:
             image = environment_image(self.ctx, owner, ref.name, version, say)
-        rows = self.ctx.read(
-            "select spec from asset_versions "
-            "where kind = 'environment' and name = ? and version = ?",
-            [ref.name, version],
-        )
-        spec = json.loads(rows[0][0])
-        variables = {
-            str(k): env_text(v) for k, v in (spec.get("environment_variables") or {}).items()
-        }
-        return version, image, variables
+        return version, image, self.environment_variables(ref.name, version)
 
     def mlflow_run(self, env: dict[str, str], cwd: Path) -> dict[str, str]:
         """MLFLOW_RUN_ID and the experiment of the job's own MLflow run, as Azure ML sets
@@ -368,16 +359,17 @@ class _Run:
         address = f"environment/{ref.name}"
         version = ref.version or self._current_version(address)
         venv = self.build(self.ctx, self.change.address, ref.name, version)
+        return version, venv, self.environment_variables(ref.name, version)
+
+    def environment_variables(self, name: str, version: str) -> dict[str, str]:
+        """The variables environment `name:version` sets."""
         rows = self.ctx.read(
             "select spec from asset_versions "
             "where kind = 'environment' and name = ? and version = ?",
-            [ref.name, version],
+            [name, version],
         )
         spec = json.loads(rows[0][0])
-        variables = {
-            str(k): env_text(v) for k, v in (spec.get("environment_variables") or {}).items()
-        }
-        return version, venv, variables
+        return {str(k): env_text(v) for k, v in (spec.get("environment_variables") or {}).items()}
 
     def data_input(self, name: str, value: DataInput, versions: dict[str, str]) -> tuple[str, str]:
         """The local path the command sees for a data input, and how the run records it."""
