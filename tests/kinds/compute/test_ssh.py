@@ -88,10 +88,12 @@ def test_a_job_runs_on_another_machine_over_ssh(
     make_workspace: Callable[[Mapping[str, str]], Path],
     sshd: Sshd,
     monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> None:
     monkeypatch.setenv("HOME_ON_HOST", "leaked")  # this machine's variables stay here
     monkeypatch.setenv("VM_TOKEN", SECRET)
-    root = make_workspace(_files(sshd))
+    # a workspace's path may hold a space: every command line there quotes it
+    root = make_workspace(_files(sshd)).rename(Path(tmp_path) / "my workspace")
     planned = cli("plan", cwd=root).out.splitlines()
     assert "note: runconfig/job runs on compute vm (virtualmachine)" in planned
     applied = cli("apply", "--yes", cwd=root)

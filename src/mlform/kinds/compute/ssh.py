@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from fabric import Connection
 
 _GRACE_SECONDS = 5
+q = shlex.quote  # every path in a command line: a workspace's path may hold spaces
 _POLL_EVERY = 0.5  # seconds between two looks at a running remote command
 _HOME = ".mlform"
 # what a run's folder does not bring back from the machine: what was sent to it
@@ -116,7 +117,7 @@ class Remote:
         blob of it. Return how many blobs were sent."""
         links = links or {}
         placed = [(local, remote, _sha256(local)) for local, remote in files]
-        have = set(run(self.conn, f"ls {self.home}/blobs", "listing blobs").split())
+        have = set(run(self.conn, f"ls {q(self.home)}/blobs", "listing blobs").split())
         sftp = self.conn.sftp()
         sent = 0
         for local, _, sha in placed:
@@ -133,20 +134,21 @@ class Remote:
         made = {str(Path(remote).parent) for _, remote, _ in placed}
         made |= {str(Path(remote).parent) for remote in links} | set(folders)
         if made:
-            script.append("mkdir -p " + " ".join(shlex.quote(f) for f in sorted(made)))
+            script.append("mkdir -p " + " ".join(q(f) for f in sorted(made)))
         for _, remote, sha in placed:
-            script.append(f"ln -f {self.home}/blobs/{sha} {shlex.quote(remote)}")
+            script.append(f"ln -f {q(self.home)}/blobs/{sha} {q(remote)}")
         for remote, target in links.items():
-            script.append(f"ln -sfn {shlex.quote(target)} {shlex.quote(remote)}")
+            script.append(f"ln -sfn {q(target)} {q(remote)}")
         self.script("\n".join(script), "placing the run's files")
         return sent
 
     def script(self, text: str, what: str) -> str:
         """Run a shell script on the machine (sent as a file: no command-line limit)."""
-        name = f"{self.home}/.script-{hashlib.sha256(text.encode()).hexdigest()[:16]}.sh"
+        # a name of its own: another run may send a script of the same text meanwhile
+        name = f"{self.home}/.script-{secrets.token_hex(8)}.sh"
         self.conn.sftp().putfo(io.BytesIO(text.encode()), name)
         try:
-            return run(self.conn, f"sh {shlex.quote(name)}", what)
+            return run(self.conn, f"sh {q(name)}", what)
         finally:
             with contextlib.suppress(Exception):
                 self.conn.sftp().remove(name)
@@ -164,25 +166,26 @@ class Remote:
         folder = wheels.download(requirements, target, cache, log)
         key = folder.name
         venv = f"{self.home}/venvs/{key}"
-        done = run(self.conn, f"test -e {venv}/.complete && echo yes || true", "probing")
+        done = run(self.conn, f"test -e {q(venv)}/.complete && echo yes || true", "probing")
         if done.strip() == "yes":
             return venv
         log(f"environment on {self.host.host}: building {venv} ({len(requirements)} packages)")
         files = [p for p in sorted(folder.iterdir()) if p.is_file()]
         wheelhouse = f"{self.home}/wheels/{key}"
         self.send((p, f"{wheelhouse}/{p.name}") for p in files)
+        built, house = q(venv), q(wheelhouse)
         build = (
-            f"test -e {venv}/.complete && exit 0\n"  # another run built it meanwhile
-            f"rm -rf {venv}\n"
-            f"python3 -m venv {venv}\n"
-            f"{venv}/bin/pip install --no-index --find-links {wheelhouse} --no-cache-dir "
+            f"test -e {built}/.complete && exit 0\n"  # another run built it meanwhile
+            f"rm -rf {built}\n"
+            f"python3 -m venv {built}\n"
+            f"{built}/bin/pip install --no-index --find-links {house} --no-cache-dir "
             "--disable-pip-version-check --no-input --progress-bar off "
-            f"--requirement {wheelhouse}/{wheels.REQUIREMENTS} 2>&1\n"
-            f"touch {venv}/.complete\n"
+            f"--requirement {house}/{wheels.REQUIREMENTS} 2>&1\n"
+            f"touch {built}/.complete\n"
         )
         self.script(
-            f"set -e\nmkdir -p {self.home}/venvs\n"
-            f"flock {self.home}/venvs/.{key}.lock sh -e -c {shlex.quote(build)}\n",
+            f"set -e\nmkdir -p {q(self.home)}/venvs\n"
+            f"flock {q(self.home)}/venvs/.{key}.lock sh -e -c {q(build)}\n",
             f"building the environment on {self.host.host}",
         )
         return venv
@@ -208,7 +211,9 @@ class SshHandle:
         self.checked = time.monotonic()
         with _said("following the run", self.remote.host):
             self._follow()
-            code = run(self.remote.conn, f"cat {self.folder}/.exit 2>/dev/null || true", "polling")
+            code = run(
+                self.remote.conn, f"cat {q(self.folder)}/.exit 2>/dev/null || true", "polling"
+            )
             if not code.strip():
                 return None
             return self._end(int(code.strip()))
@@ -229,8 +234,12 @@ class SshHandle:
                 break
             time.sleep(0.2)
         run(self.remote.conn, f"kill -KILL -- {group} 2>/dev/null || true", "stopping")
-        code = run(self.remote.conn, f"cat {self.folder}/.exit 2>/dev/null || true", "stopping")
+        code = self._exit_code("stopping")
         return self._end(int(code.strip()) if code.strip() else -15)
+
+    def _exit_code(self, what: str) -> str:
+        """What the command's shell wrote when it ended; empty while it runs."""
+        return run(self.remote.conn, f"cat {q(self.folder)}/.exit 2>/dev/null || true", what)
 
     def _follow(self) -> None:
         """Read what the log and the metrics gained since the last look."""
@@ -257,7 +266,7 @@ class SshHandle:
         with self.launch.log.open("ab") as out:
             out.write(self.masker.flush())
         self._bring_back()
-        run(self.remote.conn, f"rm -f {self.folder}/.secret-variables.sh", "cleaning up")
+        run(self.remote.conn, f"rm -f {q(self.folder)}/.secret-variables.sh", "cleaning up")
         self.remote.close()
         self._code = code
         return code
@@ -267,7 +276,7 @@ class SshHandle:
         local = self.launch.log.parent.parent
         listing = run(
             self.remote.conn,
-            f"cd {self.folder} && find . -type f "
+            f"cd {q(self.folder)} && find . -type f "
             + " ".join(f"-not -path './{s}/*'" for s in _SENT)
             + " -not -name '.exit' -not -name '.secret-variables.sh'",
             "listing the run's files",
@@ -342,22 +351,25 @@ class SshTarget:
         exports = "".join(
             f"export {k}={shlex.quote(v)}\n" for k, v in env.items() if k not in hidden
         )
-        secrets = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in hidden.items())
-        if secrets:  # a file only its user reads, removed when the run ends
-            remote.conn.sftp().putfo(io.BytesIO(secrets.encode()), f"{folder}/.secret-variables.sh")
-            run(remote.conn, f"chmod 600 {folder}/.secret-variables.sh", "sending secrets")
+        kept = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in hidden.items())
+        if kept:  # a file only its user reads (before it holds anything), removed at the end
+            with remote.conn.sftp().open(f"{folder}/.secret-variables.sh", "wb") as held:
+                held.chmod(0o600)
+                held.write(kept.encode())
+        venv = launch.image
+        assert venv is not None
         inner = (
-            f"cd {shlex.quote(moved(str(launch.cwd)))} && "
-            + (f". {folder}/.secret-variables.sh && " if secrets else "")
-            + f"export PATH={launch.image}/bin:$PATH VIRTUAL_ENV={launch.image} && "
+            f"cd {q(moved(str(launch.cwd)))} && "
+            + (f". {q(folder)}/.secret-variables.sh && " if kept else "")
+            + f'export PATH={q(venv + "/bin")}:"$PATH" VIRTUAL_ENV={q(venv)} && '
             + moved(launch.command)
         )
         wrapper = (
             f"{exports}"
-            f"mkdir -p {folder}/{protocol.LOGS}\n"
-            f"rm -f {folder}/.exit\n"
-            f"setsid nohup sh -c {shlex.quote(f'({inner}); echo $? > {folder}/.exit')} "
-            f"> {folder}/{protocol.LOGS}/std_log.txt 2>&1 < /dev/null &\n"
+            f"mkdir -p {q(folder)}/{protocol.LOGS}\n"
+            f"rm -f {q(folder)}/.exit\n"
+            f"setsid nohup sh -c {q(f'({inner}); echo $? > {q(folder)}/.exit')} "
+            f"> {q(folder)}/{protocol.LOGS}/std_log.txt 2>&1 < /dev/null &\n"
             "echo $!\n"
         )
         pid = int(remote.script(wrapper, "starting the run").strip().splitlines()[-1])

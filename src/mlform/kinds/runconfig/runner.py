@@ -192,20 +192,20 @@ class _Run:
             self.row, git_commit=git.commit, branch=git.branch, remote=git.remote, dirty=git.dirty
         )
         compute = self.compute()
-        container = compute is not None and compute.type in ELSEWHERE
+        elsewhere = compute is not None and compute.type in ELSEWHERE
         # a container or another machine sees only what the run is given, never this
         # machine's environment
-        env = {} if container else dict(os.environ)
+        env = {} if elsewhere else dict(os.environ)
         versions: dict[str, str] = {}
         image: str | None = None
         # Without an environment, `python` is the interpreter running mlform.
         path_prefix = f"{Path(sys.executable).parent}{os.pathsep}"
-        if container and spec.environment is None:
+        if elsewhere and spec.environment is None:
             raise ApplyError(
                 f"{self.change.address}: compute {spec.compute} runs a job in its "
                 "environment, built there: name the job's environment"
             )
-        if container:
+        if elsewhere:
             assert compute is not None
             version, image, variables = self.environment_elsewhere(compute)
             assert spec.environment is not None
@@ -230,7 +230,7 @@ class _Run:
         env.update(variables)
         values: dict[str, str] = {}
         inputs: dict[str, str] = {}
-        data: list[str] = []  # the data inputs' paths, which a container mounts
+        data: list[str] = []  # the data inputs' paths, which a run elsewhere is given
         for name, value in spec.inputs.items():
             if not isinstance(value, DataInput):
                 values[f"inputs.{name}"] = inputs[name] = value
@@ -259,17 +259,17 @@ class _Run:
                 ),
             }
         )
-        if not container:  # a container's image puts its environment first
+        if not elsewhere:  # elsewhere, the target puts the environment first
             env["PATH"] = path_prefix + env.get("PATH", os.defpath)
         cwd = self.dir / "snapshot"
         _working_folders(cwd, self.dir)
-        if not container:
+        if not elsewhere:
             env.update(self.mlflow_run(env, cwd))
         self.row = replace(self.row, command=command)
         log = self.dir / protocol.LOGS / "std_log.txt"
-        if not container:
+        if not elsewhere:
             return Launch(command, cwd, env, log, secret_values), versions, inputs
-        # start-up: the docker target only for a run on one
+        # start-up: the docker target only for a run elsewhere
         from mlform.kinds.compute.docker import image_mounts
 
         assert compute is not None
