@@ -6,6 +6,7 @@ protocol (files in the run folder) is the same on every target.
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +49,20 @@ class Launch:
     cpus: float | None = None
     memory: str | None = None
     host: RemoteHost | None = None
+
+
+def secret_variables(
+    env: Mapping[str, str], secrets: tuple[str, ...]
+) -> tuple[dict[str, str], dict[str, str]]:
+    """The variables a target may show, and those holding a secret value, which a target
+    that runs elsewhere hands over in a file only the run reads."""
+    hidden = {k: v for k, v in env.items() if any(s and s in v for s in secrets)}
+    return {k: v for k, v in env.items() if k not in hidden}, hidden
+
+
+def shell_exports(variables: Mapping[str, str]) -> str:
+    """`variables` as lines a POSIX shell sources: `export NAME='value'`."""
+    return "".join(f"export {k}={shlex.quote(v)}\n" for k, v in variables.items())
 
 
 class Handle(Protocol):

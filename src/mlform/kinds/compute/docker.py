@@ -20,16 +20,15 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shlex
 import shutil
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mlform import private
 from mlform.cachedir import cache_dir
-from mlform.compute import Launch
+from mlform.compute import Launch, secret_variables, shell_exports
 from mlform.config.refs import AssetRef
 from mlform.context import Context
 from mlform.errors import EngineUnavailable
@@ -98,7 +97,7 @@ class DockerRunTarget:
 
         assert launch.image is not None, "a docker run needs its image"
         run_id = launch.env.get("MLFORM_RUN_ID", "run")
-        env, hidden = _split_secret_variables(launch.env, launch.secrets)
+        env, hidden = secret_variables(launch.env, launch.secrets)
         mounts = {
             path: {"bind": path, "mode": "rw" if w else "ro"} for path, w in launch.mounts.items()
         }
@@ -107,8 +106,7 @@ class DockerRunTarget:
         if hidden:  # a file mounted read-only, which the shell reads before the command
             folder = launch.log.parent.parent / ".secret-variables"
             private.folder(folder)
-            lines = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in hidden.items())
-            private.write(folder / "variables.sh", lines.encode())
+            private.write(folder / "variables.sh", shell_exports(hidden).encode())
             mounts[str(folder)] = {"bind": _SECRETS, "mode": "ro"}
             command = f". {_SECRETS}/variables.sh && {command}"
         client = engine.connect()
@@ -172,14 +170,6 @@ def _pump(container: Container, write: int) -> None:
         pass
     finally:
         os.close(write)
-
-
-def _split_secret_variables(
-    env: Mapping[str, str], secrets: tuple[str, ...]
-) -> tuple[dict[str, str], dict[str, str]]:
-    """The variables a container may show, and those holding a secret value."""
-    hidden = {k: v for k, v in env.items() if any(s and s in v for s in secrets)}
-    return {k: v for k, v in env.items() if k not in hidden}, hidden
 
 
 def image_mounts(run_dir: Path, snapshot: Path, inputs: list[str]) -> dict[str, bool]:

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mlform.cachedir import cache_dir
-from mlform.compute import Launch, RemoteHost
+from mlform.compute import Launch, RemoteHost, secret_variables, shell_exports
 from mlform.config.refs import AssetRef
 from mlform.context import Context
 from mlform.errors import ApplyError
@@ -211,9 +211,7 @@ class SshHandle:
         self.checked = time.monotonic()
         with _said("following the run", self.remote.host):
             self._follow()
-            code = run(
-                self.remote.conn, f"cat {q(self.folder)}/.exit 2>/dev/null || true", "polling"
-            )
+            code = self._exit_code("polling")
             if not code.strip():
                 return None
             return self._end(int(code.strip()))
@@ -346,12 +344,9 @@ class SshTarget:
         def moved(text: str) -> str:
             return roots.sub(lambda found: remote.mirrored(found[0]), text)
 
-        env = {k: moved(v) for k, v in launch.env.items()}
-        hidden = {k: v for k, v in env.items() if any(s and s in v for s in launch.secrets)}
-        exports = "".join(
-            f"export {k}={shlex.quote(v)}\n" for k, v in env.items() if k not in hidden
-        )
-        kept = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in hidden.items())
+        shown, hidden = secret_variables(launch.env, launch.secrets)
+        exports = shell_exports({k: moved(v) for k, v in shown.items()})
+        kept = shell_exports({k: moved(v) for k, v in hidden.items()})
         if kept:  # a file only its user reads (before it holds anything), removed at the end
             with remote.conn.sftp().open(f"{folder}/.secret-variables.sh", "wb") as held:
                 held.chmod(0o600)
