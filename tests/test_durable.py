@@ -4,6 +4,7 @@ import hashlib
 import io
 import json
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -140,7 +141,8 @@ def test_the_states_side_files_are_flushed_under_a_temporary_name_then_named(
     file_flushes = [path for path, folder in flushed if not folder]
     assert len(file_flushes) == 1
     assert Path(file_flushes[0]).parent == kept.parent
-    assert Path(file_flushes[0]).name == f".iris.json.{os.getpid()}.partial"
+    # a temporary name of its own beside it (not the pid's: threads share a pid)
+    assert re.fullmatch(r"\.iris\.json\.[0-9a-f]{8}\.partial", Path(file_flushes[0]).name)
     assert flushed[-1] == (str(kept.parent), True)
     assert sorted(p.name for p in kept.parent.iterdir()) == ["iris.json"]
 
@@ -166,3 +168,30 @@ def test_a_side_file_is_never_seen_half_written(tmp_path: Path) -> None:
         private.write(target, b'{"pid": 2}')
     assert seen == [b'{"pid": 1}', b'{"pid": 2}']  # old whole, then new whole
     assert target.read_bytes() == b'{"pid": 2}'
+
+
+def test_threads_writing_one_file_never_share_a_partial_file(tmp_path: Path) -> None:
+    """Two threads of one process caching the same file (two runs probing one base
+    image) each write their own partial file: neither replaces the other's mid-write."""
+    import threading
+
+    from mlform import private
+
+    target = tmp_path / "cached.json"
+    errors: list[BaseException] = []
+
+    def writer(n: int) -> None:
+        try:
+            for i in range(100):
+                private.write(target, f"{n}-{i}".encode(), durable=False)
+        except BaseException as err:  # a FileNotFoundError once shared names collided
+            errors.append(err)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert target.read_text().endswith("-99")
+    assert [p.name for p in tmp_path.iterdir()] == ["cached.json"]  # no partial left

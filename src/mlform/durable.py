@@ -12,7 +12,14 @@ rename(2)). A reader never sees a partial file under the final name.
 from __future__ import annotations
 
 import os
+import uuid
 from pathlib import Path
+
+
+def partial(target: Path) -> Path:
+    """A temporary name beside `target`, its own: two writers of one file, threads of one
+    process included, never write into each other's partial file."""
+    return target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.partial")
 
 
 def settle(partial: Path, target: Path) -> None:

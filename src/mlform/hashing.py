@@ -17,6 +17,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from mlform import durable
+
 _RACY_NS = 2_000_000_000
 _READ = os.O_RDONLY | getattr(os, "O_BINARY", 0)
 _BLOCK = 1 << 20
@@ -95,7 +97,7 @@ class Hasher:
         if not self._dirty or self.cache_path is None:
             return
         self.cache_path.parent.mkdir(parents=True, exist_ok=True)
-        partial = self.cache_path.with_name(f".{self.cache_path.name}.{os.getpid()}")
+        partial = durable.partial(self.cache_path)
         partial.write_text(json.dumps(self._entries, separators=(",", ":")), encoding="utf-8")
         os.replace(partial, self.cache_path)
         self._dirty = False

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TextIO
 
 from mlform.durable import fsync_path
+from mlform.durable import partial as partial_name
 
 FILE = 0o600
 FOLDER = 0o700
@@ -69,7 +70,7 @@ def write(path: Path, data: bytes, *, durable: bool = True) -> None:
     """Replace `path` with `data` at once (a reader sees the old file or the new), 0600;
     `durable`: on disk before it replaces the old (not worth it for a mere cache)."""
     folder(path.parent)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    partial = partial_name(path)
     try:
         fd = open_fd(partial, os.O_WRONLY | os.O_TRUNC)
         with os.fdopen(fd, "wb") as handle:

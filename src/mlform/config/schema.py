@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import fastjsonschema
 
+from mlform import durable
 from mlform._resources import resource_dir
 from mlform.cachedir import cache_dir
 from mlform.config.yamlfile import Document, Where
@@ -114,7 +115,7 @@ def _compiled(kind: str, schema: dict[str, Any]) -> tuple[str, CodeType]:
     code = compile(source, f"<mlform {kind} schema>", "exec")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(f".{os.getpid()}.partial")
+        partial = durable.partial(path)
         partial.write_bytes(marshal.dumps((root, code)))
         os.replace(partial, path)
     except OSError:

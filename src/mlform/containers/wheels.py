@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlform import durable
 from mlform.compute import groups
 from mlform.containers.engine import engine_errors
 from mlform.errors import ApplyError, BuildFailed
@@ -140,7 +141,7 @@ def probe(client: docker.DockerClient, image: str, *, cache: Path | None = None)
     target = target_of(image, facts)
     if remembered is not None:
         remembered.parent.mkdir(parents=True, exist_ok=True)
-        partial = remembered.with_suffix(f".{os.getpid()}.tmp")
+        partial = durable.partial(remembered)
         partial.write_text(json.dumps(target.to_json()), encoding="utf-8")
         os.replace(partial, remembered)
     return target

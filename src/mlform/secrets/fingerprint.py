@@ -22,7 +22,7 @@ import os
 import secrets
 from pathlib import Path
 
-from mlform import private
+from mlform import durable, private
 from mlform.errors import SecretError
 from mlform.plan.fingerprints import ENV
 
@@ -46,7 +46,7 @@ def load_key(state_dir: Path) -> bytes:
         pass
     private.folder(path.parent)
     private.restrict(path.parent, private.FOLDER)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    partial = durable.partial(path)
     private.write(partial, (secrets.token_bytes(_KEY_BYTES).hex() + "\n").encode())
     try:
         os.link(partial, path)  # fails if another process made it first: use theirs

@@ -12,7 +12,7 @@ import stat
 from pathlib import Path
 from typing import Protocol
 
-from mlform import private
+from mlform import durable, private
 from mlform.errors import SecretError
 from mlform.secrets import age
 from mlform.secrets.declared import Secret
@@ -107,7 +107,7 @@ class AgeSource:
         keys = age.recipients(listed, shown)
         data = age.encrypt(value, keys)
         path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+        partial = durable.partial(path)
         partial.write_bytes(data)
         os.replace(partial, path)
         count = len(keys)

@@ -13,11 +13,11 @@ import shutil
 import socket
 import urllib.error
 import urllib.request
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from mlform import durable
 from mlform.config import schemes
 from mlform.errors import DatastoreError
 
@@ -53,7 +53,7 @@ def stat(url: str) -> Remote:
 def download(url: str, target: Path) -> None:
     """`url`'s content into `target`, whole or not at all."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.partial")
+    partial = durable.partial(target)
     try:
         with _open(url, "GET") as response, partial.open("wb") as out:
             shutil.copyfileobj(response, out, 1 << 20)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import uuid
 from pathlib import Path
 from typing import BinaryIO
 
+from mlform import durable
 from mlform.durable import make_folders, settle
 from mlform.errors import DatastoreError
 
@@ -31,7 +31,7 @@ class LocalStorage:
 
     def put(self, source: Path, key: str) -> None:
         target = self.root / key
-        partial = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.partial")
+        partial = durable.partial(target)
         try:
             make_folders(target.parent)
             copy_file(source, partial)

@@ -49,6 +49,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from mlform import durable
+
 METRICS = "metrics.csv"
 PARAMS = "params.jsonl"
 TAGS = "tags.jsonl"
@@ -110,7 +112,7 @@ class RunInfo:
 
 def write_run_info(run_dir: Path, info: RunInfo) -> None:
     """Replace run.json atomically: a reader sees the old record or the new one."""
-    temp = run_dir / f".{RUN_INFO}.{os.getpid()}.tmp"
+    temp = durable.partial(run_dir / RUN_INFO)
     temp.write_text(json.dumps(asdict(info)) + "\n", encoding="utf-8")
     os.replace(temp, run_dir / RUN_INFO)
 
