@@ -109,9 +109,10 @@ def show(args: argparse.Namespace, out: Output) -> int:
         run = runs.find(store, args.ref)
         kids = runs.children(store, run.id)
         files = runs.artifacts(store, run.id)
+    target = _target(Path(run.run_dir))
     if args.json:
         artifacts = [{"path": path, "size": size} for path, size in files]
-        out.json({**json_object(run), "artifacts": artifacts, "children": kids})
+        out.json({**json_object(run), "target": target, "artifacts": artifacts, "children": kids})
         return 0
     out.line(f"{run.id}  ({run.status})")
     fields = [
@@ -126,7 +127,7 @@ def show(args: argparse.Namespace, out: Output) -> int:
         ("remote", run.remote),
         ("snapshot", run.snapshot_id and f"sha256:{run.snapshot_id[:16]}"),
         ("environment", run.environment),
-        ("compute", run.compute),
+        ("compute", run.compute and f"{run.compute} ({target})" if target else run.compute),
         ("command", run.command and run.command.replace(f"{ws.root}{os.sep}", "")),
         ("exit code", None if run.exit_code is None else str(run.exit_code)),
         ("run folder", shown(Path(run.run_dir), ws.root)),
@@ -156,6 +157,15 @@ def show(args: argparse.Namespace, out: Output) -> int:
         for line in run.log_tail.splitlines():
             out.line(f"    | {line}")
     return 0
+
+
+def _target(run_dir: Path) -> str | None:
+    """The compute target a run ran on (local, docker, virtualmachine, ray), as its
+    folder's `compute.json` records it."""
+    try:
+        return str(json.loads((run_dir / "compute.json").read_text(encoding="utf-8"))["target"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def metrics(args: argparse.Namespace, out: Output) -> int:

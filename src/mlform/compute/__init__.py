@@ -10,7 +10,7 @@ import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from mlform.compute.local import LocalTarget
 
@@ -35,6 +35,18 @@ class RemoteHost:
 
 
 @dataclass(frozen=True, slots=True)
+class RayCluster:
+    """A Ray cluster a run is submitted to, through its Job Submission API."""
+
+    address: str  # the dashboard's (job server's) http address
+    runtime_env: Mapping[str, Any] = field(default_factory=dict)  # defaults for every job
+    num_cpus: float | None = None  # entrypoint resources, per instance
+    num_gpus: float | None = None
+    memory: int | None = None  # bytes
+    exchange: Path | None = None  # a folder every node reaches: where a run's files come back
+
+
+@dataclass(frozen=True, slots=True)
 class Launch:
     command: str  # a shell command line, inputs and outputs already substituted
     cwd: Path  # the extracted code snapshot
@@ -49,6 +61,12 @@ class Launch:
     cpus: float | None = None
     memory: str | None = None
     host: RemoteHost | None = None
+    # a Ray cluster's: the cluster, the environment's pip list, and a distributed run's
+    # instances (each one process, PyTorch's variables set as `distribution` says)
+    cluster: RayCluster | None = None
+    pip: tuple[str, ...] = ()
+    instances: int = 1
+    distribution: str | None = None
 
 
 def secret_variables(

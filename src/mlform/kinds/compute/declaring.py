@@ -11,7 +11,7 @@ from mlform.config.specs import Source
 from mlform.config.unsupported import TODO
 from mlform.config.yamlfile import Document, JsonPath
 from mlform.errors import Problem
-from mlform.kinds.compute.spec import BUILT_IN, ELSEWHERE, TYPES, ComputeSpec, parse
+from mlform.kinds.compute.spec import BUILT_IN, BUILT_THERE, TYPES, ComputeSpec, parse
 
 
 class ComputeDeclaring(Declaring[ComputeSpec]):
@@ -33,6 +33,14 @@ class ComputeDeclaring(Declaring[ComputeSpec]):
                     "(Azure ML finds it from resource_id)",
                 )
             ]
+        if spec.type == "ray" and spec.cluster is None:
+            return [
+                spec.source.problem(
+                    ["type"],
+                    "a ray compute needs its cluster's job server: write address: "
+                    "http://HEAD:8265 (the dashboard's address, as `ray job submit` takes it)",
+                )
+            ]
         return []
 
     def misfiled(self, doc: Document) -> Problem | None:
@@ -41,7 +49,8 @@ class ComputeDeclaring(Declaring[ComputeSpec]):
             return doc.problem(
                 ["type"],
                 f"{TODO}: compute type '{written}' (in {doc.display}); mlform runs jobs on "
-                "this machine: use type: local, or type: docker for a container",
+                "this machine, a container, another machine over SSH or a Ray cluster: use type: "
+                "local, docker, virtualmachine or ray",
             )
         return None
 
@@ -53,7 +62,7 @@ def environment_problem(
     declared = refs.spec(compute) if compute else None
     if has_environment or not isinstance(declared, ComputeSpec):
         return
-    if declared.type not in ELSEWHERE:
+    if declared.type not in BUILT_THERE:
         return
     refs.problem(
         source.problem(
@@ -61,6 +70,26 @@ def environment_problem(
             f"compute {declared.name} is of type {declared.type}: it runs a job in the "
             "job's environment, built there; name an environment (environment: "
             "azureml:NAME@latest)",
+        )
+    )
+
+
+def instances_problem(refs: Resolver, compute: str | None, instances: int, source: Source) -> None:
+    """A distributed job (`resources.instance_count` > 1) on a compute that runs one
+    process: only a Ray cluster runs a job's instances."""
+    declared = refs.spec(compute) if compute else None
+    if instances <= 1 or (isinstance(declared, ComputeSpec) and declared.type == "ray"):
+        return
+    shown = (
+        f"compute {declared.name} is of type {declared.type}"
+        if isinstance(declared, ComputeSpec)
+        else "the job runs on this machine"
+    )
+    refs.problem(
+        source.problem(
+            ["resources", "instance_count"],
+            f"{TODO}: {instances} instances on one machine ({shown}); a ray compute runs a "
+            "job's instances: name one in compute:, or set instance_count: 1",
         )
     )
 

@@ -7,14 +7,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from mlform.compute import RemoteHost
+from mlform.compute import RayCluster, RemoteHost
 from mlform.config.specs import Source, Spec, common
 
 BUILT_IN = ("local",)  # targets a job may name without declaring them
 # a compute file's type: → the target that runs its jobs
-TYPES = ("local", "docker", "virtualmachine")
-# the types whose runs see only what they are given, in their environment built there
-ELSEWHERE = ("docker", "virtualmachine")
+TYPES = ("local", "docker", "virtualmachine", "ray")
+# the types whose runs see only what they are given, never this machine's environment
+ELSEWHERE = ("docker", "virtualmachine", "ray")
+# the types that run a job only in its environment, built there (Ray has a Python of its own)
+BUILT_THERE = ("docker", "virtualmachine")
+_UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +29,7 @@ class ComputeSpec(Spec):
     cpus: float | None = None  # docker: `resources.cpus`, the CPUs a run may use
     memory: str | None = None  # docker: `resources.memory`, as Docker writes it (2g)
     host: RemoteHost | None = None  # virtualmachine: `host` and Azure's `ssh_settings`
+    cluster: RayCluster | None = None  # ray: `address`, `runtime_env` and `resources`
 
 
 def parse(body: Mapping[str, Any], source: Source) -> ComputeSpec:
@@ -42,6 +46,15 @@ def parse(body: Mapping[str, Any], source: Source) -> ComputeSpec:
             user=str(ssh.get("admin_username", "azureuser")),
             key_file=key if key.is_absolute() else source.doc.path.parent / key,
         )
+    cluster = None
+    if body.get("type") == "ray" and body.get("address"):
+        cluster = RayCluster(
+            address=str(body["address"]),
+            runtime_env=dict(body.get("runtime_env") or {}),
+            num_cpus=_number(resources.get("num_cpus")),
+            num_gpus=_number(resources.get("num_gpus")),
+            memory=memory_bytes(memory) if memory is not None else None,
+        )
     return ComputeSpec(
         **common(body),
         source=source,
@@ -49,7 +62,19 @@ def parse(body: Mapping[str, Any], source: Source) -> ComputeSpec:
         cpus=float(cpus) if cpus is not None else None,
         memory=str(memory) if memory is not None else None,
         host=host,
+        cluster=cluster,
     )
+
+
+def memory_bytes(written: object) -> int:
+    """`2g`, `512m` or a number of bytes, as bytes (Ray counts memory in bytes)."""
+    text = str(written).strip().lower()
+    unit = text[-1] if text and text[-1] in _UNITS else ""
+    return int(float(text.removesuffix(unit) or 0) * _UNITS[unit])
+
+
+def _number(written: object) -> float | None:
+    return float(str(written)) if written is not None else None
 
 
 def where_it_runs(specs: Mapping[str, Spec], address: str, computes: Iterable[str]) -> str:

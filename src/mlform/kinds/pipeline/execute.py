@@ -28,6 +28,7 @@ from mlform.config.refs import LocalPath
 from mlform.config.specs import DataInput
 from mlform.context import Context, Outcome
 from mlform.errors import ApplyError, RunFailed
+from mlform.kinds.compute.spec import ComputeSpec
 from mlform.kinds.pipeline import steps as stepdb
 from mlform.kinds.pipeline.spec import Binding, PipelineSpec, StepSpec
 from mlform.kinds.runconfig import runner
@@ -100,10 +101,14 @@ class PipelineRun:
         self._report("running")
         order = [s.name for s in spec.steps]
         by_name = {s.name: s for s in spec.steps}
+        # Steps on this machine share its CPUs; steps on a cluster wait for room there,
+        # so as many start at once as the pipeline has (max_concurrency bounds both).
         workers = spec.max_concurrency or os.cpu_count() or 2
+        clustered = {s.name for s in spec.steps if _on_cluster(ctx, s.compute)}
+        pool_size = spec.max_concurrency or min(_MOST_AT_ONCE, max(workers, len(spec.steps)))
         running: dict[Future[StepResult], str] = {}
         stopping = False
-        with ThreadPoolExecutor(max_workers=workers) as pool:
+        with ThreadPoolExecutor(max_workers=pool_size) as pool:
             while True:
                 for name in order:
                     if name in self.results or name in running.values():
@@ -122,7 +127,8 @@ class PipelineRun:
                         continue
                     if stopping or not all(u in self.results for u in ups):
                         continue
-                    if len(running) < workers:
+                    here = sum(1 for n in running.values() if n not in clustered)
+                    if len(running) < pool_size and (name in clustered or here < workers):
                         running[pool.submit(self.step, step)] = name
                 if not running:
                     break
@@ -334,6 +340,15 @@ class PipelineRun:
             timeout=step.timeout,
             register_model=step.register_model,
         )
+
+
+_MOST_AT_ONCE = 32  # steps running at once on clusters, when max_concurrency does not say
+
+
+def _on_cluster(ctx: Context, compute: str) -> bool:
+    """Whether `compute` names a cluster, which runs a step on its own nodes."""
+    declared = ctx.config.specs.get(f"compute/{compute}")
+    return isinstance(declared, ComputeSpec) and declared.type == "ray"
 
 
 def outputs_of(

@@ -12,7 +12,7 @@ from mlform.config.refs import AssetRef
 from mlform.config.specs import DataInput, Source, Spec
 from mlform.config.yamlfile import JsonPath
 from mlform.errors import Problem
-from mlform.kinds.compute.declaring import environment_problem
+from mlform.kinds.compute.declaring import environment_problem, instances_problem
 from mlform.kinds.environment.references import environment_reference
 from mlform.kinds.runconfig import checks
 from mlform.kinds.runconfig.spec import RunconfigSpec, parse
@@ -56,6 +56,7 @@ class RunconfigDeclaring(Declaring[RunconfigSpec]):
         found.extend(refs.asset(kind, ref, spec.source, where) for kind, ref, where in named)
         compute = refs.named("compute", spec.compute, spec.source, ["compute"], "runs")
         environment_problem(refs, compute, spec.environment is not None, spec.source, ["compute"])
+        instances_problem(refs, compute, spec.instance_count, spec.source)
         found.append(compute)
         return [address for address in found if address]
 

@@ -20,13 +20,13 @@ from typing import Any
 import mlform
 from mlform import datasets, gitinfo
 from mlform import snapshot as snapshots
-from mlform.compute import TARGETS, Launch, Target
-from mlform.config.refs import LocalPath, Url
+from mlform.compute import TARGETS, Launch, RayCluster, Target
+from mlform.config.refs import AssetRef, LocalPath, Url
 from mlform.config.specs import DataInput, env_text
 from mlform.context import Context, Outcome
 from mlform.datasets import download
 from mlform.errors import ApplyError, DatastoreError, RunFailed, SecretError
-from mlform.kinds.compute.spec import ELSEWHERE, ComputeSpec
+from mlform.kinds.compute.spec import BUILT_THERE, ELSEWHERE, ComputeSpec
 from mlform.kinds.runconfig import gated
 from mlform.kinds.runconfig.payload import RunPayload
 from mlform.kinds.runconfig.spec import RunconfigSpec
@@ -193,6 +193,8 @@ class _Run:
         )
         compute = self.compute()
         elsewhere = compute is not None and compute.type in ELSEWHERE
+        if compute is not None and compute.type == "ray":
+            compute = replace(compute, cluster=self.cluster(compute))
         # a container or another machine sees only what the run is given, never this
         # machine's environment
         env = {} if elsewhere else dict(os.environ)
@@ -200,15 +202,19 @@ class _Run:
         image: str | None = None
         # Without an environment, `python` is the interpreter running mlform.
         path_prefix = f"{Path(sys.executable).parent}{os.pathsep}"
-        if elsewhere and spec.environment is None:
+        pip: tuple[str, ...] = ()
+        if compute is not None and compute.type in BUILT_THERE and spec.environment is None:
             raise ApplyError(
                 f"{self.change.address}: compute {spec.compute} runs a job in its "
                 "environment, built there: name the job's environment"
             )
-        if elsewhere:
-            assert compute is not None
+        if compute is not None and compute.type == "ray" and spec.environment is not None:
+            version, pip, variables = self.environment_pip()
+            versions[f"environment/{spec.environment.name}"] = version
+            env.update(variables)
+            self.row = replace(self.row, environment=f"{spec.environment.name}:{version}")
+        elif compute is not None and elsewhere and spec.environment is not None:
             version, image, variables = self.environment_elsewhere(compute)
-            assert spec.environment is not None
             versions[f"environment/{spec.environment.name}"] = version
             env.update(variables)
             self.row = replace(
@@ -284,6 +290,10 @@ class _Run:
             cpus=compute.cpus,
             memory=compute.memory,
             host=compute.host,
+            cluster=compute.cluster,
+            pip=pip,
+            instances=spec.instance_count,
+            distribution=spec.distribution,
         )
         return launch, versions, inputs
 
@@ -291,6 +301,35 @@ class _Run:
         """The declared compute the job names (None for `local`, which needs none)."""
         declared = self.ctx.config.specs.get(f"compute/{self.spec.compute}")
         return declared if isinstance(declared, ComputeSpec) else None
+
+    def cluster(self, compute: ComputeSpec) -> RayCluster:
+        """The Ray cluster of `compute`, with the folder its runs hand their files back
+        through: the default datastore's, which every node must reach."""
+        assert compute.cluster is not None
+        name = self.ctx.config.default_datastore
+        location = self.ctx.config.datastore(name).location
+        if not isinstance(location, LocalPath):
+            raise ApplyError(
+                f"{self.change.address}: compute {compute.name} is a Ray cluster: its runs "
+                f"hand their files back through the default datastore, which must be a "
+                f"folder every node reaches (a shared file system); datastore {name} is "
+                f"{location.url}. Make a shared folder the default datastore"
+            )
+        return replace(compute.cluster, exchange=location.path)
+
+    def environment_pip(self) -> tuple[str, tuple[str, ...], dict[str, str]]:
+        """The job's environment version, its pip list (which Ray installs on the node)
+        and its variables."""
+        # start-up: the image kind's reading of an environment only for a run elsewhere
+        from mlform.kinds.image.kind import environment_build
+
+        ref = self.spec.environment
+        assert ref is not None
+        version = ref.version or self._current_version(f"environment/{ref.name}")
+        _, requirements, _ = environment_build(
+            self.ctx, AssetRef(ref.name, version), self.change.address
+        )
+        return version, tuple(requirements), self.environment_variables(ref.name, version)
 
     def environment_elsewhere(self, compute: ComputeSpec) -> tuple[str, str, dict[str, str]]:
         """The job's environment version; its image (docker) or its virtual environment
@@ -517,6 +556,11 @@ def _target(name: str) -> Target:
         from mlform.kinds.compute import ssh
 
         return ssh.TARGET
+    if name == "ray":
+        # start-up: the ray target (Ray's SDK) only for a run on a cluster
+        from mlform.kinds.compute import ray
+
+        return ray.TARGET
     return TARGETS[name]
 
 

