@@ -282,7 +282,8 @@ class Workspace:
             # start-up: every command loads this module; the runner only for apply
             from mlform.kinds.runconfig.runner import abandon_stale_runs
 
-            outcome.abandoned = abandon_stale_runs(store, apply_id)
+            planned = {(c.address, c.after.digest) for c in plan.changes if c.after is not None}
+            outcome.abandoned = abandon_stale_runs(store, apply_id, planned)
             status = "interrupted"
             try:
                 outcome.results = execute(

@@ -8,14 +8,17 @@ distributed run sees PyTorch's variables; independent pipeline steps run side by
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
+import time
 import urllib.request
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import Ran
+from tests.conftest import Ran, mlform_process
 from tests.kinds.compute.conftest import RayCluster
 
 Cli = Callable[..., Ran]
@@ -143,3 +146,116 @@ def test_an_azure_job_runs_unchanged_on_a_ray_cluster(
 
     again = cli("plan", "--detailed-exitcode", cwd=root)
     assert "runconfig/job" not in again.out  # ran once: nothing to do for it
+
+
+def _interrupted_files(cluster: RayCluster) -> dict[str, str]:
+    def job(name: str, seconds: int) -> str:
+        return f"""
+            code: ../src
+            command: python tick.py {seconds} {name}
+            compute: azureml:cpu-cluster
+            """
+
+    return {
+        "workspace.yml": "name: interrupted\n",
+        "compute/cpu-cluster.yml": f"name: cpu-cluster\ntype: ray\naddress: {cluster.address}\n",
+        "src/tick.py": """
+            import sys, time
+
+            import mlform
+
+            seconds, name = int(sys.argv[1]), sys.argv[2]
+            run = mlform.get_run()
+            for second in range(seconds):
+                run.log("second", second, step=second)
+                print(name, "tick", second, flush=True)
+                time.sleep(1)
+            print(name, "done")
+            """,
+        "runconfigs/short.yml": job("short", 4),
+        "runconfigs/long.yml": job("long", 14),
+        "runconfigs/forever.yml": job("forever", 613),
+    }
+
+
+def _ray_jobs(cluster: RayCluster) -> list[dict[str, object]]:
+    with urllib.request.urlopen(f"{cluster.address}/api/jobs/") as answer:
+        return [dict(j) for j in json.load(answer)]
+
+
+def _wait_until(check: Callable[[], bool], what: str, seconds: float = 120) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.3)
+
+
+def _running(cluster: RayCluster, root: Path, *names: str) -> bool:
+    """Whether the Ray jobs of the runs of `names` in workspace `root` all run."""
+    runs = root / ".mlform" / "runs"
+    wanted = {f"mlform-{p.name}" for p in runs.glob("*_*") if p.name.split("_")[0] in names}
+    jobs = {j["submission_id"]: j["status"] for j in _ray_jobs(cluster)}
+    return len(wanted) == len(names) and all(jobs.get(w) == "RUNNING" for w in wanted)
+
+
+@pytest.mark.slow
+def test_an_apply_killed_during_ray_runs_is_reconciled_by_the_next(
+    cli: Cli, make_workspace: Callable[[Mapping[str, str]], Path], ray_cluster: RayCluster
+) -> None:
+    files = _interrupted_files(ray_cluster)
+    del files["runconfigs/forever.yml"]
+    root = make_workspace(files)
+    apply = mlform_process("apply", "--yes", cwd=root, start_new_session=True)
+    try:
+        _wait_until(lambda: _running(ray_cluster, root, "short", "long"), "both jobs run")
+    finally:
+        os.killpg(apply.pid, signal.SIGKILL)  # the apply dies; its runs go on on the cluster
+        apply.communicate()
+    started = {p.name for p in (root / ".mlform" / "runs").iterdir()}
+    short = next(name for name in started if name.startswith("short_"))
+    _wait_until(
+        lambda: (
+            {j["submission_id"]: j["status"] for j in _ray_jobs(ray_cluster)}.get(f"mlform-{short}")
+            == "SUCCEEDED"
+        ),
+        "the short job ends while no apply watches it",
+    )
+
+    again = cli("apply", "--yes", cwd=root)
+    assert again.code == 0, again.out + again.err
+    assert again.out.count("re-attached") == 2, again.out
+    runs = _runs(cli, root)
+    # the same runs, not new ones: the short one ingested, the long one followed to its end
+    assert {str(runs[f"runconfig/{n}"]["id"]) for n in ("short", "long")} == started
+    for name, seconds in (("short", 4), ("long", 14)):
+        run = runs[f"runconfig/{name}"]
+        assert run["status"] == "completed", run
+        log = cli("runs", "logs", str(run["id"]), cwd=root).out
+        assert [line for line in log.splitlines() if " tick " in line] == [
+            f"{name} tick {s}" for s in range(seconds)
+        ]  # every line once, though two applies followed it
+        history = json.loads(cli("runs", "metrics", str(run["id"]), "--json", cwd=root).out)
+        assert [p["value"] for p in history["metrics"]] == list(range(seconds))
+    submitted = [
+        j for j in _ray_jobs(ray_cluster) if str(j["submission_id"]).endswith(tuple(started))
+    ]
+    assert len(submitted) == 2  # nothing submitted twice
+    assert cli("plan", "--detailed-exitcode", cwd=root).code == 0
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_the_ray_job_and_everything_it_started(
+    cli: Cli, make_workspace: Callable[[Mapping[str, str]], Path], ray_cluster: RayCluster
+) -> None:
+    files = _interrupted_files(ray_cluster)
+    root = make_workspace({k: v for k, v in files.items() if "short" not in k and "long" not in k})
+    apply = mlform_process("apply", "--yes", cwd=root, start_new_session=True)
+    _wait_until(lambda: _running(ray_cluster, root, "forever"), "the job runs")
+    _wait_until(lambda: bool(_processes("tick.py 613")), "its process runs on a node")
+    os.killpg(apply.pid, signal.SIGINT)  # what a terminal sends its foreground group
+    out, err = apply.communicate(timeout=60)
+    assert apply.returncode != 0
+    run = _runs(cli, root)["runconfig/forever"]
+    assert run["status"] == "canceled", out + err
+    assert _job(ray_cluster, str(run["id"]))["status"] == "STOPPED"
+    assert _processes("tick.py 613") == []

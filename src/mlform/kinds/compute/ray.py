@@ -63,12 +63,17 @@ def job_id(run_id: str) -> str:
 
 
 class RayHandle:
-    def __init__(self, launch: Launch, address: str, submission: str, exchange: Path) -> None:
+    def __init__(
+        self, launch: Launch, address: str, submission: str, exchange: Path, base: int
+    ) -> None:
         self.launch = launch
         self.address = address
         self.submission = submission
         self.exchange = exchange
-        self.ident = json.dumps({"address": address, "job": submission, "exchange": str(exchange)})
+        # `base`: how much of the local log mlform wrote before the job's own lines
+        self.ident = json.dumps(
+            {"address": address, "job": submission, "exchange": str(exchange), "log": base}
+        )
         self.client = client(address)
         self.offsets = dict.fromkeys(_FOLLOWED, 0)
         self.masker = Masker(launch.secrets).stream()
@@ -240,7 +245,8 @@ class RayTarget:
             shutil.rmtree(staging, ignore_errors=True)  # uploaded: the cluster has it
         with launch.log.open("a", encoding="utf-8") as log:
             log.write(f"mlform: submitted as Ray job {submission} to {cluster.address}\n")
-        return RayHandle(launch, cluster.address, submission, exchange)
+        base = launch.log.stat().st_size
+        return RayHandle(launch, cluster.address, submission, exchange, base)
 
     def stop_orphan(self, ident: str) -> bool:
         try:
@@ -259,16 +265,15 @@ class RayTarget:
         try:
             found = json.loads(ident)
             address, submission = str(found["address"]), str(found["job"])
-            exchange = Path(str(found["exchange"]))
-            handle = RayHandle(launch, address, submission, exchange)
+            exchange, base = Path(str(found["exchange"])), int(found["log"])
+            handle = RayHandle(launch, address, submission, exchange, base)
             handle.client.get_job_info(submission)
         except Exception:  # no such job, or no such cluster any more
             return None
-        # what the log and metrics already hold locally was read from the exchange folder
-        local = launch.log.parent.parent
-        for name in _FOLLOWED:
-            with contextlib.suppress(OSError):
-                handle.offsets[name] = (local / name).stat().st_size
+        # what the dead apply had followed is followed again, from the start
+        with contextlib.suppress(OSError), launch.log.open("r+b") as log:
+            log.truncate(base)
+        (launch.log.parent.parent / "metrics.csv").unlink(missing_ok=True)
         return handle
 
 

@@ -12,15 +12,15 @@ import shlex
 import shutil
 import sys
 import time
-from collections.abc import Callable
-from dataclasses import replace
+from collections.abc import Callable, Collection
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 import mlform
 from mlform import datasets, gitinfo
 from mlform import snapshot as snapshots
-from mlform.compute import TARGETS, Launch, RayCluster, Target
+from mlform.compute import TARGETS, Handle, Launch, RayCluster, Target
 from mlform.config.refs import AssetRef, LocalPath, Url
 from mlform.config.specs import DataInput, env_text
 from mlform.context import Context, Outcome
@@ -42,6 +42,7 @@ _SUBSTITUTION = re.compile(r"\$\{\{\s*(inputs|outputs)\.([A-Za-z0-9_.-]+)\s*\}\}
 _LOG_TAIL = 30
 _METRICS_EVERY = 2.0
 _STATUS_EVERY = 0.5
+_LAUNCH = "launch.json"  # in a run's folder: how a later apply takes it over (`adopt`)
 
 
 # (ctx, owner address, environment name, version) → its virtual environment, built first
@@ -95,11 +96,9 @@ class _Run:
             digest=change.after.digest,
         )
 
-    def update(self, wait: bool = False, **fields: Any) -> None:
-        self.row = replace(self.row, **fields)
-        self.ctx.emit([self.row], wait=wait)
-
-    def execute(self) -> Outcome:
+    def launch(self) -> tuple[Launch, dict[str, str], dict[str, str]]:
+        """Prepare the run and say it runs (committed before it starts, so that a later
+        apply finds it if this one dies): its launch, versions and inputs."""
         self.ctx.emit([Experiment(self.spec.experiment), self.row])
         self.update(status="preparing")
         try:
@@ -107,12 +106,66 @@ class _Run:
         except ApplyError as err:
             self.update(status="failed", error=str(err), ended_at=time.time())
             raise RunFailed(str(err), self.id) from err
-        # committed before the process starts, so a later apply can find it if this dies
         self.update(status="running", started_at=time.time(), inputs=inputs, wait=True)
+        _save_launch(self.dir, self.row, launch, versions, inputs, self.values)
         # Paths inside the workspace as the user would type them from its folder.
         command = launch.command.replace(f"{self.ctx.config.root}{os.sep}", "")
         self.ctx.log(self.change.address, f"run {self.id} started: {command}")
-        status, code = self.watch(launch)
+        return launch, versions, inputs
+
+    def adopt(self) -> tuple[Launch, Handle, dict[str, str], dict[str, str]] | None:
+        """The run of exactly this job (the same digest) that an apply which died left
+        on a target that can re-attach (a Ray cluster): followed from where it is, as
+        this run, whether it still runs or has ended meanwhile; None when there is none."""
+        assert self.change.after is not None
+        rows = self.ctx.read(
+            "select id, run_dir from runs where runconfig = ? and digest = ? and "
+            "parent_id is null and status = 'running' order by created_at desc limit 1",
+            [self.change.address, self.change.after.digest],
+        )
+        if not rows:
+            return None
+        run_id, where = str(rows[0][0]), Path(rows[0][1])
+        try:
+            launched = json.loads((where / "compute.json").read_text(encoding="utf-8"))
+            saved = json.loads((where / _LAUNCH).read_text(encoding="utf-8"))
+            target = _target(str(launched["target"]))
+        except (OSError, ValueError, KeyError):
+            return None
+        reattach = getattr(target, "reattach", None)
+        try:
+            _, secret_values = self.ctx.config.vault.resolve(dict(self.spec.variables))
+        except SecretError:
+            secret_values = ()
+        launch = Launch(
+            saved["command"], Path(saved["cwd"]), {}, Path(saved["log"]), tuple(secret_values)
+        )
+        handle = reattach(str(launched["ident"]), launch) if reattach else None
+        if handle is None:  # the target has it no more: what it logged is kept
+            reason = "the apply running it was interrupted, and its compute has it no more"
+            self.ctx.emit([Abandoned(run_id, reason), TrackingRecord(run_id, where)])
+            return None
+        self.id, self.dir = run_id, where
+        self.row = RunRow(**saved["row"])
+        self.values = dict(saved["values"])
+        return launch, handle, dict(saved["versions"]), dict(saved["inputs"])
+
+    def update(self, wait: bool = False, **fields: Any) -> None:
+        self.row = replace(self.row, **fields)
+        self.ctx.emit([self.row], wait=wait)
+
+    def execute(self) -> Outcome:
+        adopted = self.adopt()
+        if adopted is not None:
+            launch, handle, versions, inputs = adopted
+            self.ctx.log(
+                self.change.address,
+                f"run {self.id}: re-attached to what an earlier apply left on its compute",
+            )
+            status, code = self.watch(launch, handle)
+        else:
+            launch, versions, inputs = self.launch()
+            status, code = self.watch(launch)
         # the state keeps the tail: a script that printed a secret leaves it out there
         tail = _tail(launch.log, launch.secrets) if status != "completed" else None
         final = replace(
@@ -446,14 +499,15 @@ class _Run:
 
     # -- running -------------------------------------------------------------------------
 
-    def watch(self, launch: Launch) -> tuple[str, int]:
-        # a declared compute runs on the target its type names; else `compute:` names one
-        declared = self.compute()
-        target = declared.type if declared else self.spec.compute
-        handle = _target(target).start(launch)
-        (self.dir / "compute.json").write_text(
-            json.dumps({"target": target, "ident": handle.ident}), encoding="utf-8"
-        )
+    def watch(self, launch: Launch, handle: Handle | None = None) -> tuple[str, int]:
+        if handle is None:
+            # a declared compute runs on the target its type names; else `compute:` does
+            declared = self.compute()
+            target = declared.type if declared else self.spec.compute
+            handle = _target(target).start(launch)
+            (self.dir / "compute.json").write_text(
+                json.dumps({"target": target, "ident": handle.ident}), encoding="utf-8"
+            )
         started = time.monotonic()
         shown = 0
         metrics = Tail(self.dir)
@@ -497,6 +551,28 @@ class _Run:
         for line in data[:end].decode(errors="replace").splitlines():
             self.ctx.log(self.change.address, line)
         return offset + end
+
+
+def _save_launch(
+    run_dir: Path,
+    row: RunRow,
+    launch: Launch,
+    versions: dict[str, str],
+    inputs: dict[str, str],
+    values: dict[str, str],
+) -> None:
+    """What a later apply needs to take the run over if this one dies (`adopt`): its
+    record, command and log, and what its outcome will say. No secret value is in it."""
+    data = {
+        "row": asdict(row),
+        "command": launch.command,
+        "cwd": str(launch.cwd),
+        "log": str(launch.log),
+        "versions": versions,
+        "inputs": inputs,
+        "values": values,
+    }
+    (run_dir / _LAUNCH).write_text(json.dumps(data), encoding="utf-8")
 
 
 def _write_manifest(path: Path, snap: snapshots.Snapshot) -> None:
@@ -564,23 +640,38 @@ def _target(name: str) -> Target:
     return TARGETS[name]
 
 
-def abandon_stale_runs(store: Store, apply_id: str) -> list[str]:
+def abandon_stale_runs(
+    store: Store, apply_id: str, planned: Collection[tuple[str, str]] = ()
+) -> list[str]:
     """Runs an interrupted apply left unfinished: stop what still runs, keep what they
-    logged, and record them as failed. Called as a new apply starts."""
+    logged, and record them as failed. Called as a new apply starts. A run of a job this
+    apply runs again, exactly (`planned`: its address and digest), on a target that can
+    re-attach (a Ray cluster), is left for the job's run to take over (`adopt`)."""
 
     stale = store.query(
-        "select id, run_dir from runs where status in ('queued', 'preparing', 'running')"
+        "select id, run_dir, runconfig, digest, parent_id from runs "
+        "where status in ('queued', 'preparing', 'running')"
     )
-    for run_id, run_dir in stale:
+    abandoned = []
+    for run_id, run_dir, runconfig, digest, parent in stale:
         where = Path(run_dir)
         try:
             launched = json.loads((where / "compute.json").read_text(encoding="utf-8"))
         except (OSError, ValueError):
             launched = None
-        if launched and launched.get("target") in (*TARGETS, *ELSEWHERE):
+        known = bool(launched) and launched.get("target") in (*TARGETS, *ELSEWHERE)
+        if (
+            known
+            and parent is None
+            and (runconfig, digest) in planned
+            and hasattr(_target(launched["target"]), "reattach")
+        ):
+            continue
+        abandoned.append(run_id)
+        if known:
             _target(launched["target"]).stop_orphan(str(launched["ident"]))
         records: list[Record] = [Abandoned(run_id, "the apply running it was interrupted")]
         if where.is_dir():
             records.append(TrackingRecord(run_id, where))
         store.write(apply_id, records)
-    return [run_id for run_id, _ in stale]
+    return abandoned
