@@ -153,7 +153,12 @@ def _popen(ray: Path, log: IO[bytes], args: tuple[str, ...]) -> subprocess.Popen
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
-        env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"},
+        # `python` on a node is the one Ray runs on, as where Ray is installed
+        env={
+            **os.environ,
+            "RAY_USAGE_STATS_ENABLED": "0",
+            "PATH": f"{ray.parent}{os.pathsep}{os.environ.get('PATH', os.defpath)}",
+        },
     )
 
 

@@ -259,3 +259,94 @@ def test_ctrl_c_stops_the_ray_job_and_everything_it_started(
     assert run["status"] == "canceled", out + err
     assert _job(ray_cluster, str(run["id"]))["status"] == "STOPPED"
     assert _processes("tick.py 613") == []
+
+
+RENDEZVOUS = """
+    import os, socket, time
+
+    import mlform
+
+    rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    master = (os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]))
+    print("rank", rank, "of", world, "local", os.environ["LOCAL_RANK"],
+          "node", os.environ["NODE_RANK"], flush=True)
+    if rank == 0:  # as torch.distributed's TCP store: rank 0 listens, the others report
+        with socket.create_server(master) as server:
+            seen = []
+            for _ in range(world - 1):
+                peer, _ = server.accept()
+                with peer:
+                    seen.append(int(peer.recv(16).decode()))
+        mlform.get_run().log("peers", len(seen))
+        mlform.get_run().log("rank_sum", sum(seen))
+        print("rank 0 met ranks", sorted(seen))
+    else:
+        for _ in range(100):
+            try:
+                with socket.create_connection(master, timeout=2) as peer:
+                    peer.sendall(str(rank).encode())
+                break
+            except OSError:
+                time.sleep(0.1)
+        print("rank", rank, "reported")
+"""
+
+
+@pytest.mark.slow
+def test_a_distributed_pytorch_job_gets_its_ranks_across_the_cluster(
+    cli: Cli, make_workspace: Callable[[Mapping[str, str]], Path], ray_cluster: RayCluster
+) -> None:
+    root = make_workspace(
+        {
+            "workspace.yml": "name: distributed\n",
+            "compute/gpu-cluster.yml": f"""
+                name: gpu-cluster
+                type: ray
+                address: {ray_cluster.address}
+                resources: {{num_cpus: 1}}
+                """,
+            "src/train.py": RENDEZVOUS,
+            # Azure ML's distributed command job keys
+            "runconfigs/ddp.yml": f"""
+                $schema: {JOB_SCHEMA}
+                code: ../src
+                command: python train.py
+                compute: azureml:gpu-cluster
+                resources: {{instance_count: 2}}
+                distribution: {{type: pytorch, process_count_per_instance: 1}}
+                """,
+        }
+    )
+    applied = cli("apply", "--yes", cwd=root)
+    assert applied.code == 0, applied.out + applied.err
+    run = _runs(cli, root)["runconfig/ddp"]
+    shown = json.loads(cli("runs", "show", str(run["id"]), "--json", cwd=root).out)
+    assert shown["metrics"] == {"peers": 1, "rank_sum": 1}
+    run_dir = Path(str(shown["run_dir"]))
+    first = (run_dir / "logs" / "user_logs" / "std_log_process_0.txt").read_text()
+    second = (run_dir / "logs" / "user_logs" / "std_log_process_1.txt").read_text()
+    assert "rank 0 of 2 local 0" in first and "rank 0 met ranks [1]" in first
+    assert "rank 1 of 2 local 0" in second and "rank 1 reported" in second
+    # one instance per node: the placement group spread them
+    nodes = {line.split()[-1] for line in (first + second).splitlines() if " node " in line}
+    assert nodes == {"0", "1"}
+    assert "rank 0 met ranks [1]" in cli("runs", "logs", str(run["id"]), cwd=root).out
+
+
+def test_instances_need_a_ray_compute(
+    cli: Cli, make_workspace: Callable[[Mapping[str, str]], Path]
+) -> None:
+    root = make_workspace(
+        {
+            "workspace.yml": "name: one-machine\n",
+            "runconfigs/ddp.yml": """
+                command: python train.py
+                resources: {instance_count: 2}
+                distribution: {type: pytorch}
+                """,
+        }
+    )
+    checked = cli("validate", cwd=root)
+    assert checked.code != 0
+    assert "runconfigs/ddp.yml:2:29" in checked.err and "instance_count" in checked.err
+    assert "a ray compute runs a job's instances" in checked.err

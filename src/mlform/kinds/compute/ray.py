@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import shutil
 import time
@@ -54,6 +55,8 @@ def client(address: str) -> JobSubmissionClient:
         raise ApplyError(
             f"a ray compute needs Ray's SDK on this machine: pip install 'mlform[ray]' ({err})"
         ) from None
+    # Ray's SDK says each package it uploads on stderr: the run's log says what matters
+    logging.getLogger("ray").setLevel(logging.WARNING)
     with _said("reaching the cluster", address):
         return JobSubmissionClient(address)
 

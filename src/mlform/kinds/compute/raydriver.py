@@ -21,6 +21,7 @@ the run's, and the others' output goes to `logs/user_logs/std_log_process_<rank>
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import re
@@ -30,6 +31,7 @@ import socket
 import subprocess
 import sys
 import threading
+import traceback
 
 JOB = "mlform-job.json"
 SECRETS = "mlform-secrets.json"
@@ -84,7 +86,15 @@ class Job:
 
 def working_folders(cwd: str, run_dir: str) -> None:
     """`./outputs` and `./logs` in the working directory are the run folder's own (the
-    links the archive may not have kept)."""
+    links the archive may not have kept). Instances on one node share the folder: one at
+    a time."""
+    os.makedirs(run_dir, exist_ok=True)
+    with open(os.path.join(run_dir, ".working-folders.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        _link_working_folders(cwd, run_dir)
+
+
+def _link_working_folders(cwd: str, run_dir: str) -> None:
     for name in ("outputs", "logs"):
         inside, kept = os.path.join(cwd, name), os.path.join(run_dir, name)
         os.makedirs(kept, exist_ok=True)
@@ -95,8 +105,7 @@ def working_folders(cwd: str, run_dir: str) -> None:
             shutil.rmtree(inside)
         elif os.path.exists(inside):
             os.remove(inside)
-        with contextlib.suppress(FileExistsError):  # another instance on this node made it
-            os.symlink(os.path.join("..", name), inside)
+        os.symlink(os.path.join("..", name), inside)
 
 
 def execute(job: Job, extra: dict[str, str], logs: list[str], keeper: bool) -> int:
@@ -219,8 +228,9 @@ def distributed(job: Job) -> int:
 
     @ray.remote
     class Instance:
-        def where(self) -> tuple[str, int]:
-            return ray.util.get_node_ip_address(), free_port()  # type: ignore[no-untyped-call]
+        def where(self) -> tuple[str, int, str]:
+            ip = ray.util.get_node_ip_address()  # type: ignore[no-untyped-call]
+            return ip, free_port(), ray.get_runtime_context().get_node_id()
 
         def run(self, extra: dict[str, str], logs: list[str], keeper: bool) -> int:
             return execute(Job(os.getcwd()), extra, logs, keeper)
@@ -235,21 +245,21 @@ def distributed(job: Job) -> int:
         ).remote()
         for rank in range(count)
     ]
-    places: list[tuple[str, int]] = ray.get([i.where.remote() for i in instances])
-    master, port = places[0]
-    nodes = list(dict.fromkeys(ip for ip, _ in places))
+    places: list[tuple[str, int, str]] = ray.get([i.where.remote() for i in instances])
+    master, port, _ = places[0]
+    nodes = list(dict.fromkeys(node for _, _, node in places))
     runs = []
     for rank, instance in enumerate(instances):
-        ip = places[rank][0]
-        local = [r for r, (other, _) in enumerate(places) if other == ip].index(rank)
+        node = places[rank][2]
+        here = [r for r, (_, _, other) in enumerate(places) if other == node]
         extra = {
             "MASTER_ADDR": master,
             "MASTER_PORT": str(port),
             "RANK": str(rank),
             "WORLD_SIZE": str(count),
-            "LOCAL_RANK": str(local),
-            "LOCAL_WORLD_SIZE": str(sum(1 for other, _ in places if other == ip)),
-            "NODE_RANK": str(nodes.index(ip)),
+            "LOCAL_RANK": str(here.index(rank)),
+            "LOCAL_WORLD_SIZE": str(len(here)),
+            "NODE_RANK": str(nodes.index(node)),
         }
         own = os.path.join(job.exchange, f"logs/user_logs/std_log_process_{rank}.txt")
         logs = [os.path.join(job.exchange, LOG), own] if rank == 0 else [own]
@@ -267,6 +277,12 @@ def main() -> int:
             code = distributed(job)
         else:
             code = execute(job, {}, [os.path.join(job.exchange, LOG)], keeper=True)
+    except Exception:
+        # the run's log says why the driver failed, as well as Ray's job log
+        said = f"mlform: the run's driver on the Ray cluster failed:\n{traceback.format_exc()}"
+        print(said, flush=True)
+        with open(os.path.join(job.exchange, LOG), "a", encoding="utf-8") as out:
+            out.write(said)
     finally:
         # written last: the apply reads everything else once it sees this
         with open(os.path.join(job.exchange, ".exit"), "w", encoding="utf-8") as out:
