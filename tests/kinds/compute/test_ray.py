@@ -14,6 +14,7 @@ import subprocess
 import time
 import urllib.request
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -350,3 +351,72 @@ def test_instances_need_a_ray_compute(
     assert checked.code != 0
     assert "runconfigs/ddp.yml:2:29" in checked.err and "instance_count" in checked.err
     assert "a ray compute runs a job's instances" in checked.err
+
+
+def _fan(name: str, settings: str) -> str:
+    steps = "".join(
+        f"""
+                  {name}{i}:
+                    code: ../src
+                    command: sleep 2 && echo {name} step {i}
+"""
+        for i in range(8)
+    )
+    return f"""
+                type: pipeline
+                settings:
+                  default_compute: azureml:cpu-cluster
+{settings}
+                jobs:{steps}"""
+
+
+@pytest.mark.slow
+def test_independent_pipeline_steps_run_side_by_side_across_the_cluster(
+    cli: Cli, make_workspace: Callable[[Mapping[str, str]], Path], ray_cluster: RayCluster
+) -> None:
+    root = make_workspace(
+        {
+            "workspace.yml": "name: fanned\n",
+            "compute/cpu-cluster.yml": f"""
+                name: cpu-cluster
+                type: ray
+                address: {ray_cluster.address}
+                resources: {{num_cpus: 1}}
+                """,
+            "src/empty.txt": "",
+            "pipelines/serial.yml": _fan("serial", "                  max_concurrency: 1"),
+            "pipelines/fan.yml": _fan("fan", ""),
+            # a step's output reaches the next step on whichever node runs it
+            "pipelines/chain.yml": """
+                type: pipeline
+                settings: {default_compute: azureml:cpu-cluster}
+                jobs:
+                  make:
+                    code: ../src
+                    command: echo 41 > ${{outputs.number}}
+                    outputs: {number: {type: uri_file}}
+                  use:
+                    code: ../src
+                    command: echo "got $(( $(cat ${{inputs.number}}) + 1 ))"
+                    inputs: {number: "${{parent.jobs.make.outputs.number}}"}
+                """,
+        }
+    )
+    applied = cli("apply", "--yes", "--parallelism", "1", cwd=root)
+    assert applied.code == 0, applied.out + applied.err
+    runs = _runs(cli, root)
+
+    def wall(address: str) -> float:
+        run = runs[address]
+        ended = datetime.fromisoformat(str(run["ended_at"]))
+        return (ended - datetime.fromisoformat(str(run["started_at"]))).total_seconds()
+
+    serial, fanned = wall("pipeline/serial"), wall("pipeline/fan")
+    assert fanned < serial * 2 / 3, (fanned, serial)
+    listed = json.loads(cli("runs", "list", "--json", cwd=root).out)
+    fan = [r for r in listed if r["parent_id"] and str(r["name"]).startswith("fan")]
+    assert len(fan) == 8, fan
+    nodes = {_job(ray_cluster, str(r["id"]))["driver_node_id"] for r in fan}
+    assert len(nodes) == 2  # both nodes ran steps
+    use = next(r for r in listed if r["name"] == "use")
+    assert "got 42" in cli("runs", "logs", str(use["id"]), cwd=root).out
