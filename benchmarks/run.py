@@ -31,6 +31,7 @@ BENCHMARKS = (
     "pipelines",
     "remote_state",
     "drift",
+    "compute",
 )
 
 

@@ -149,11 +149,12 @@ def test_registry_lists_print_an_array_of_objects(
 
 def test_runs_show_is_one_object(cli: Cli, applied: Path) -> None:
     run = as_json(cli, applied, "runs", "show", "train")
-    assert set(run) == RUN_KEYS | {"artifacts", "children"}
-    assert (run["runconfig"], run["status"], run["children"]) == (
+    assert set(run) == RUN_KEYS | {"artifacts", "children", "target"}
+    assert (run["runconfig"], run["status"], run["children"], run["target"]) == (
         "runconfig/train",
         "completed",
         [],
+        "local",
     )
     assert datetime.fromisoformat(run["started_at"]).utcoffset() is not None
     assert set(run["metrics"]) >= {"accuracy"}

@@ -23,6 +23,7 @@ def test_plan_apply_plan_on_the_example(cli: Cli, example: Path) -> None:
     first = cli("plan", "--detailed-exitcode", cwd=example)
     assert first.code == 2, first.err
     assert [" ".join(line.split()[:2]) for line in _changes(first.out)] == [
+        "+ compute/container",
         "+ datastore/workspaceblobstore",
         "+ data/iris",
         "+ environment/sklearn-env",
@@ -30,16 +31,16 @@ def test_plan_apply_plan_on_the_example(cli: Cli, example: Path) -> None:
     ]
     assert "+ data/iris                     (new: version 1 (1 file, 3.8 KiB))" in first.out
     assert "  > runconfig/train               (no run yet)" in first.out
-    assert first.out.rstrip().endswith("Plan: 3 to add, 0 to change, 0 to destroy, 1 to run.")
+    assert first.out.rstrip().endswith("Plan: 4 to add, 0 to change, 0 to destroy, 1 to run.")
 
     applied = cli("apply", "--yes", cwd=example)
     assert applied.code == 0, applied.out + applied.err
-    assert "Apply complete: 3 added, 0 changed, 0 destroyed, 1 ran." in applied.out
+    assert "Apply complete: 4 added, 0 changed, 0 destroyed, 1 ran." in applied.out
 
     again = cli("plan", "--detailed-exitcode", cwd=example)
     assert again.code == 0, again.out + again.err
     assert again.out.strip() == (
-        "No changes. The workspace matches its files (4 resources up to date)."
+        "No changes. The workspace matches its files (5 resources up to date)."
     )
 
     noop = cli("apply", "--yes", cwd=example)
@@ -142,11 +143,11 @@ def test_saved_plan_applies_exactly_and_stale_is_refused(
     made = cli("plan", "-o", str(saved), cwd=example)
     assert made.code == 0
     assert f"Saved the plan to {saved}" in made.out
-    assert json.loads(saved.read_text())["summary"]["add"] == 3
+    assert json.loads(saved.read_text())["summary"]["add"] == 4
 
     applied = cli("apply", str(saved), cwd=example)  # a saved plan needs no --yes
     assert applied.code == 0, applied.err
-    assert "Apply complete: 3 added" in applied.out
+    assert "Apply complete: 4 added" in applied.out
 
     again = cli("apply", str(saved), cwd=example)
     assert again.code == 1
@@ -189,25 +190,27 @@ def test_apply_needs_yes_without_a_terminal(cli: Cli, example: Path) -> None:
 def test_markdown_and_json_renderings(cli: Cli, example: Path) -> None:
     md = cli("plan", "--markdown", cwd=example)
     assert md.out.startswith(
-        "### mlform plan: Plan: 3 to add, 0 to change, 0 to destroy, 1 to run\n"
+        "### mlform plan: Plan: 4 to add, 0 to change, 0 to destroy, 1 to run\n"
     )
-    assert "```diff\n+ + datastore/workspaceblobstore" in md.out
+    assert "```diff\n+ + compute/container" in md.out
     data = json.loads(cli("plan", "--json", cwd=example).out)
-    assert data["summary"] == {"add": 3, "change": 0, "destroy": 0, "run": 1, "unchanged": 0}
+    assert data["summary"] == {"add": 4, "change": 0, "destroy": 0, "run": 1, "unchanged": 0}
     assert [c["address"] for c in data["changes"]] == [
+        "compute/container",
         "datastore/workspaceblobstore",
         "data/iris",
         "environment/sklearn-env",
         "runconfig/train",
     ]
-    assert data["changes"][1]["depends_on"] == ["datastore/workspaceblobstore"]
+    assert data["changes"][2]["depends_on"] == ["datastore/workspaceblobstore"]
     assert [[r["code"] for r in c["reason_details"]] for c in data["changes"]] == [
+        ["created"],
         ["created"],
         ["created"],
         ["created"],
         ["no_run_yet"],
     ]
-    assert data["changes"][1]["reason_details"] == [
+    assert data["changes"][2]["reason_details"] == [
         {
             "code": "created",
             "text": "new: version 1 (1 file, 3.8 KiB)",
@@ -215,9 +218,9 @@ def test_markdown_and_json_renderings(cli: Cli, example: Path) -> None:
             "summary": "1 file, 3.8 KiB",
         }
     ]
-    assert [c["reasons"] for c in data["changes"]][1:] == [
+    assert [c["reasons"] for c in data["changes"]][2:] == [
         ["new: version 1 (1 file, 3.8 KiB)"],
-        [data["changes"][2]["reason_details"][0]["text"]],
+        [data["changes"][3]["reason_details"][0]["text"]],
         ["no run yet"],
     ]
 
@@ -257,7 +260,7 @@ def test_a_plan_saved_without_reason_details_still_applies(
     saved.write_text(json.dumps(data))
     applied = cli("apply", str(saved), cwd=example)
     assert applied.code == 0, applied.err
-    assert "Apply complete: 3 added, 0 changed, 0 destroyed, 1 ran." in applied.out
+    assert "Apply complete: 4 added, 0 changed, 0 destroyed, 1 ran." in applied.out
 
 
 def test_data_head_reads_through_duckdb(cli: Cli, example: Path) -> None:

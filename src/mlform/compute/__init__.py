@@ -6,13 +6,15 @@ protocol (files in the run folder) is the same on every target.
 
 from __future__ import annotations
 
+import contextlib
 import shlex
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from mlform.compute.local import LocalTarget
+from mlform.errors import ApplyError
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +78,25 @@ def secret_variables(
     that runs elsewhere hands over in a file only the run reads."""
     hidden = {k: v for k, v in env.items() if any(s and s in v for s in secrets)}
     return {k: v for k, v in env.items() if k not in hidden}, hidden
+
+
+@contextlib.contextmanager
+def said(what: str, where: str) -> Iterator[None]:
+    """Any failure of a target's client library (paramiko's, Ray's SDK's, the socket's) as
+    an ApplyError that says what failed where, with the error's last line."""
+    try:
+        yield
+    except ApplyError:
+        raise
+    except Exception as err:
+        lines = str(err).strip().splitlines()
+        last = lines[-1] if lines else ""
+        shown = (
+            (last or type(err).__name__)
+            if isinstance(err, OSError | EOFError)
+            else (f"{type(err).__name__}: {last}" if last else type(err).__name__)
+        )
+        raise ApplyError(f"{what} on {where} failed: {shown}") from err
 
 
 def shell_exports(variables: Mapping[str, str]) -> str:

@@ -59,7 +59,7 @@ def test_a_local_compute_is_planned_and_runs_jobs(cli: Cli, make_workspace: Make
     listed = cli("runs", "list", cwd=root).out.splitlines()
     shown = [cli("runs", "show", line.split()[0], cwd=root).out for line in listed[1:]]
     # the job and the pipeline's step; the pipeline's own run runs nothing
-    assert sum("  compute:      cpu-cluster\n" in out for out in shown) == 2
+    assert sum("  compute:      cpu-cluster (local)\n" in out for out in shown) == 2
 
     # Its size is Azure's business: editing it changes the record, and runs nothing.
     (root / "compute/cpu-cluster.yml").write_text(
@@ -99,11 +99,11 @@ def test_compute_that_is_not_local_or_not_declared_is_an_error(
     ran = cli("validate", cwd=root)
     assert ran.err.splitlines() == [
         "compute/gpu.yml:3:7: error: not supported yet: compute type 'amlcompute' "
-        "(in compute/gpu.yml); mlform runs jobs on this machine: use type: local, or type: "
-        "docker for a container",
+        "(in compute/gpu.yml); mlform runs jobs on this machine, a container, another machine "
+        "over SSH or a Ray cluster: use type: local, docker, virtualmachine or ray",
         "compute/k8s.yml:3:7: error: not supported yet: compute type 'kubernetes' "
-        "(in compute/k8s.yml); mlform runs jobs on this machine: use type: local, or type: "
-        "docker for a container",
+        "(in compute/k8s.yml); mlform runs jobs on this machine, a container, another machine "
+        "over SSH or a Ray cluster: use type: local, docker, virtualmachine or ray",
         "runconfigs/train.yml:3:10: error: unknown compute 'cpu-cluster' (did you mean "
         "'gpu-cluster'?); declare it in compute/cpu-cluster.yml with type: local, "
         "or use compute: local",

@@ -6,15 +6,20 @@ timeout stops its whole process group there."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import subprocess
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import Ran
+from tests.conftest import Ran, mlform_process
 from tests.kinds.compute.conftest import Sshd
+from tests.kinds.compute.servers import USER, running_sshd
 
 Cli = Callable[..., Ran]
 SECRET = "vm-token-93b7a2"
@@ -129,3 +134,62 @@ def test_a_job_runs_on_another_machine_over_ssh(
     assert again["id"] != job["id"] and again["status"] == "completed"
     log = cli("runs", "logs", str(again["id"]), cwd=root).out
     assert ", 0 of them sent (the others were there)" in log.splitlines()[0], log
+
+
+@pytest.mark.slow
+def test_a_dropped_connection_fails_the_run_and_stops_it_there(
+    cli: Cli, make_workspace: Callable[[Mapping[str, str]], Path], tmp_path: Path
+) -> None:
+    """sshd killed mid-run, its sessions with it: the run fails at once with the reason,
+    and the machine stops it (a server of its own: the session's one lives on)."""
+    with running_sshd(tmp_path / "own-sshd") as own:
+        files = _files(own)
+        root = make_workspace(
+            {
+                **{k: v for k, v in files.items() if not k.startswith("runconfigs/")},
+                "runconfigs/long.yml": """
+                    code: ../src
+                    command: echo started && sleep 619
+                    environment: azureml:plain@latest
+                    compute: azureml:vm
+                    """,
+            }
+        )
+        apply = mlform_process("apply", "--yes", cwd=root, start_new_session=True)
+        deadline = time.monotonic() + 180
+        while not _remote("sleep 619"):
+            assert apply.poll() is None, apply.communicate()
+            assert time.monotonic() < deadline, "the run did not start there"
+            time.sleep(0.2)
+        # the listening sshd and every sshd process of every session: each connection drops
+        # as if the network had, and what the sessions ran is left to itself
+        for pid in [own.pid, *_descendants(own.pid, "sshd")]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        out, err = apply.communicate(timeout=120)
+    assert apply.returncode == 1, out + err
+    assert "lost the connection to mlform-ssh@127.0.0.1" in out, out
+    run = _runs(cli, root)["runconfig/long"]
+    assert run["status"] == "failed"
+    shown = json.loads(cli("runs", "show", str(run["id"]), "--json", cwd=root).out)
+    assert "lost the connection" in str(shown["error"])
+    deadline = time.monotonic() + 30  # SIGTERM, then SIGKILL after 5 s
+    while _remote("sleep 619"):
+        assert time.monotonic() < deadline, "the run still runs there"
+        time.sleep(0.2)
+
+
+def _remote(pattern: str) -> bool:
+    return subprocess.run(["pgrep", "-u", USER, "-f", pattern], capture_output=True).returncode == 0
+
+
+def _descendants(pid: int, named: str) -> list[int]:
+    """The processes under `pid` whose name starts with `named`."""
+    found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    found_named = []
+    for child in (int(p) for p in found.split()):
+        with contextlib.suppress(OSError):
+            if Path(f"/proc/{child}/comm").read_text().startswith(named):
+                found_named.append(child)
+        found_named.extend(_descendants(child, named))
+    return found_named

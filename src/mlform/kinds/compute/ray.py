@@ -24,12 +24,11 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlform import private
-from mlform.compute import Launch, RayCluster, secret_variables
+from mlform.compute import Launch, RayCluster, said, secret_variables
 from mlform.errors import ApplyError
 from mlform.masking import Masker
 from mlform.tracking import protocol
@@ -197,17 +196,9 @@ class RayHandle:
         return code
 
 
-@contextlib.contextmanager
-def _said(what: str, address: str) -> Iterator[None]:
+def _said(what: str, address: str) -> contextlib.AbstractContextManager[None]:
     """A failure of Ray's SDK as an ApplyError that says what failed where."""
-    try:
-        yield
-    except ApplyError:
-        raise
-    except Exception as err:  # Ray's SDK raises RuntimeError, ValueError, requests' errors
-        text = str(err).strip().splitlines()
-        shown = text[-1] if text else type(err).__name__
-        raise ApplyError(f"{what} on the Ray cluster at {address} failed: {shown}") from err
+    return said(what, f"the Ray cluster at {address}")
 
 
 class RayTarget:

@@ -10,11 +10,13 @@ On the machine, under the user's `~/.mlform/`:
 
 A run's folder (its snapshot, data inputs and the SDK's package) is mirrored there, each
 file hard-linked from its blob, so the command line and every path it was given are the
-local ones with `mirror/` in front. The command runs detached (`setsid nohup`), so a lost
-connection does not end it; its log and metrics are read back as they grow, and when it
-ends its outputs, logs and run-protocol files are brought back into the local run folder,
-which the run record then reads as a local run's. Stopping it signals its process group
-(SIGTERM, then SIGKILL after 5 s). Secret variables travel in a file only the remote user
+local ones with `mirror/` in front. The command runs detached (`setsid nohup`), in a
+process group of its own, and a session held open beside it (`_lifeline`) stops that
+group if the connection drops before it ends: nothing is left running that no one
+follows. Its log and metrics are read back as they grow, and when it ends its outputs,
+logs and run-protocol files are brought back into the local run folder, which the run
+record then reads as a local run's. Stopping it signals its process group (SIGTERM, then
+SIGKILL after 5 s). Secret variables travel in a file only the remote user
 reads, sourced by the command's shell and removed when the run ends; its log shows them
 as `***`.
 """
@@ -30,12 +32,12 @@ import secrets
 import shlex
 import stat
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mlform.cachedir import cache_dir
-from mlform.compute import Launch, RemoteHost, secret_variables, shell_exports
+from mlform.compute import Launch, RemoteHost, said, secret_variables, shell_exports
 from mlform.config.refs import AssetRef
 from mlform.context import Context
 from mlform.errors import ApplyError
@@ -44,6 +46,7 @@ from mlform.tracking import protocol
 
 if TYPE_CHECKING:
     from fabric import Connection
+    from paramiko import Channel
 
 _GRACE_SECONDS = 5
 q = shlex.quote  # every path in a command line: a workspace's path may hold spaces
@@ -197,6 +200,7 @@ class SshHandle:
         self.launch = launch
         self.pid = pid
         self.folder = folder  # the run folder on the machine
+        self.lifeline = _lifeline(remote, pid, folder)
         self.ident = json.dumps({**remote.host.to_json(), "pid": pid})
         self.offsets = dict.fromkeys(_FOLLOWED, 0)
         self.masker = Masker(launch.secrets).stream()
@@ -209,11 +213,19 @@ class SshHandle:
         if time.monotonic() - self.checked < _POLL_EVERY:
             return None
         self.checked = time.monotonic()
+        try:
+            with _said("following the run", self.remote.host):
+                self._follow()
+                code = self._exit_code("polling")
+        except ApplyError as err:
+            where = f"{self.remote.host.user}@{self.remote.host.host}:{self.remote.host.port}"
+            raise ApplyError(
+                f"lost the connection to {where} while the run ran ({err}); the machine "
+                "stopped the run as the connection dropped"
+            ) from err
+        if not code.strip():
+            return None
         with _said("following the run", self.remote.host):
-            self._follow()
-            code = self._exit_code("polling")
-            if not code.strip():
-                return None
             return self._end(int(code.strip()))
 
     def stop(self) -> int:
@@ -265,6 +277,7 @@ class SshHandle:
             out.write(self.masker.flush())
         self._bring_back()
         run(self.remote.conn, f"rm -f {q(self.folder)}/.secret-variables.sh", "cleaning up")
+        self.lifeline.close()  # the run has ended: its lifeline finds `.exit` and stops nothing
         self.remote.close()
         self._code = code
         return code
@@ -289,19 +302,23 @@ class SshHandle:
             sftp.get(f"{self.folder}/{relative}", str(target))
 
 
-@contextlib.contextmanager
-def _said(what: str, host: RemoteHost) -> Iterator[None]:
+def _lifeline(remote: Remote, pid: int, folder: str) -> Channel:
+    """A session held open while the run runs: when it closes without the run having
+    ended (the connection dropped, sshd died, the apply was killed), the machine stops
+    the run's process group, so that nothing is left running that no one follows."""
+    channel: Channel = remote.conn.client.get_transport().open_session()
+    group, done = f"-{pid}", f"{q(folder)}/.exit"
+    channel.exec_command(
+        "cat > /dev/null; "
+        f"test -e {done} || {{ kill -TERM -- {group}; sleep {_GRACE_SECONDS}; "
+        f"test -e {done} || kill -KILL -- {group}; }} 2>/dev/null"
+    )
+    return channel
+
+
+def _said(what: str, host: RemoteHost) -> contextlib.AbstractContextManager[None]:
     """An SFTP or SSH failure as an ApplyError that says what failed where."""
-    try:
-        yield
-    except ApplyError:
-        raise
-    except (OSError, EOFError) as err:
-        where = f"{host.user}@{host.host}:{host.port}"
-        raise ApplyError(f"{what} on {where} failed: {err or type(err).__name__}") from err
-    except Exception as err:  # paramiko's own (SSHException, …)
-        where = f"{host.user}@{host.host}:{host.port}"
-        raise ApplyError(f"{what} on {where} failed: {type(err).__name__}: {err}") from err
+    return said(what, f"{host.user}@{host.host}:{host.port}")
 
 
 class SshTarget:

@@ -82,6 +82,8 @@ class _Run:
         self.id = f"{self.spec.name}_{time.strftime('%Y%m%d_%H%M%S')}_{secrets.token_hex(2)}"
         self.dir = ctx.state_dir / "runs" / self.id
         self.values: dict[str, str] = {}  # inputs.x / outputs.x → what the command saw
+        self.lost: str | None = None  # why the target lost the run, when it did
+        self.saved: tuple[dict[str, str], dict[str, str]] = ({}, {})  # versions, inputs
         self.row = RunRow(
             id=self.id,
             experiment=self.spec.experiment,
@@ -107,7 +109,7 @@ class _Run:
             self.update(status="failed", error=str(err), ended_at=time.time())
             raise RunFailed(str(err), self.id) from err
         self.update(status="running", started_at=time.time(), inputs=inputs, wait=True)
-        _save_launch(self.dir, self.row, launch, versions, inputs, self.values)
+        self.saved = (versions, inputs)
         # Paths inside the workspace as the user would type them from its folder.
         command = launch.command.replace(f"{self.ctx.config.root}{os.sep}", "")
         self.ctx.log(self.change.address, f"run {self.id} started: {command}")
@@ -169,15 +171,19 @@ class _Run:
         # the state keeps the tail: a script that printed a secret leaves it out there
         tail = _tail(launch.log, launch.secrets) if status != "completed" else None
         final = replace(
-            self.row, status=status, exit_code=code, ended_at=time.time(), log_tail=tail
+            self.row,
+            status=status,
+            exit_code=code,
+            ended_at=time.time(),
+            log_tail=tail,
+            error=self.lost,
         )
         records: list[Record] = [final, TrackingRecord(self.id, self.dir)]
         records.extend(self.kept())
         if status != "completed":
             self.ctx.emit(records)
-            how = {"failed": f"failed (exit code {code})", "timed_out": "timed out"}.get(
-                status, status
-            )
+            failed = f"failed: {self.lost}" if self.lost else f"failed (exit code {code})"
+            how = {"failed": failed, "timed_out": "timed out"}.get(status, status)
             shown = "\n".join(f"  | {line}" for line in (tail or "").splitlines())
             raise RunFailed(
                 f"{self.change.address}: run {self.id} {how}"
@@ -508,6 +514,8 @@ class _Run:
             (self.dir / "compute.json").write_text(
                 json.dumps({"target": target, "ident": handle.ident}), encoding="utf-8"
             )
+            # after the start: what the target sends of the run's folder never holds it
+            _save_launch(self.dir, self.row, launch, *self.saved, self.values)
         started = time.monotonic()
         shown = 0
         metrics = Tail(self.dir)
@@ -516,7 +524,7 @@ class _Run:
         status = ""
         address = self.change.address
         progress = self.ctx.progress
-        while (code := handle.poll()) is None:
+        while (code := self._poll(handle)) is None:
             if self.ctx.cancelled.is_set():
                 code, status = handle.stop(), "canceled"
                 break
@@ -539,6 +547,17 @@ class _Run:
             progress(address, None)
         self._show_log(launch.log, shown)
         return status or ("completed" if code == 0 else "failed"), code
+
+    def _poll(self, handle: Handle) -> int | None:
+        """The handle's exit code; when the target cannot say any more (a connection lost,
+        a cluster gone), the run has failed, for the reason the target gives."""
+        try:
+            return handle.poll()
+        except ApplyError as err:
+            self.lost = str(err)
+            with contextlib.suppress(ApplyError, OSError):
+                handle.stop()  # what can still be reached is stopped
+            return -1
 
     def _show_log(self, log: Path, offset: int) -> int:
         try:
