@@ -25,6 +25,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from peers import WORK, WorkerFailed, at_most, duration, timed, times, verdict
@@ -67,6 +68,7 @@ def _workspace(folder: Path, cluster: RayCluster, sshd: Sshd) -> Path:
             f"  ssh_private_key_file: {sshd.key}\n"
         ),
         "runconfigs/noop-ray.yml": "code: ../src\ncommand: python noop.py\ncompute: cluster\n",
+        "runconfigs/noop-local.yml": "code: ../src\ncommand: python noop.py\n",
         "runconfigs/noop-vm.yml": (
             "code: ../src\ncommand: python noop.py\ncompute: vm\n"
             "environment: azureml:plain@latest\n"
@@ -173,14 +175,16 @@ def _compare(folder: Path, cluster: RayCluster, sshd: Sshd, rounds: int) -> bool
     timed([*MLFORM, "apply", "--yes"], cwd=root)  # untimed: environments, packages, blobs
     _ray_submit(cluster, snapshot)
     _ssh_rsync(sshd, snapshot)
-    ours_ray, theirs_ray, ours_ssh, theirs_ssh = [], [], [], []
+    ours_ray, theirs_ray, ours_ssh, theirs_ssh, local = [], [], [], [], []
     for _ in range(rounds):  # taking turns: a machine busier for a while slows both alike
         ours_ray.append(_mlform(root, "noop-ray"))
         theirs_ray.append(_ray_submit(cluster, snapshot))
         ours_ssh.append(_mlform(root, "noop-vm"))
         theirs_ssh.append(_ssh_rsync(sshd, snapshot))
+        local.append(_mlform(root, "noop-local"))
     unchanged = _sent(root)
-    (snapshot / "lib" / "module_3.py").write_text("VALUE = 'changed'\n")
+    # content the machine has never had (its blobs outlive a benchmark run)
+    (snapshot / "lib" / "module_3.py").write_text(f"VALUE = {time.time_ns()}\n")
     _mlform(root, "noop-vm")
     changed = _sent(root)
 
@@ -213,5 +217,9 @@ def _compare(folder: Path, cluster: RayCluster, sshd: Sshd, rounds: int) -> bool
     print(f"   unchanged rerun over SSH: {unchanged.removeprefix('mlform: ')}")
     print(f"   one file changed:         {changed.removeprefix('mlform: ')}  {verdict(one_file)}")
     startup = statistics.median(timed([*MLFORM, "--version"], cwd=root).seconds for _ in range(3))
-    print(f"   of which each mlform process spends {duration(startup)} starting (`--version`)")
+    print(
+        f"   the same apply of the job on this machine (compute: local) takes "
+        f"{duration(statistics.median(local))}, of which {duration(startup)} is starting "
+        "the process (`--version`)"
+    )
     return all(row[-1] for row in rows) and one_file

@@ -23,6 +23,7 @@ as `***`.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import hashlib
 import io
@@ -31,6 +32,7 @@ import re
 import secrets
 import shlex
 import stat
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -50,7 +52,8 @@ if TYPE_CHECKING:
 
 _GRACE_SECONDS = 5
 q = shlex.quote  # every path in a command line: a workspace's path may hold spaces
-_POLL_EVERY = 0.5  # seconds between two looks at a running remote command
+_POLL_EVERY = 0.25  # seconds between two looks at a running remote command
+_IDLE_FOR = 30.0  # seconds an open connection waits for the run that will use it
 _HOME = ".mlform"
 # what a run's folder does not bring back from the machine: what was sent to it
 _SENT = ("snapshot", "inputs", ".sdk")
@@ -194,6 +197,41 @@ class Remote:
         return venv
 
 
+class _Idle:
+    """Connections opened to build a run's environment, left open for the run's start
+    (one handshake, not two); one left unused for `_IDLE_FOR` seconds is closed."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.open: list[tuple[Remote, float]] = []
+        atexit.register(self.close_all)
+
+    def put(self, remote: Remote) -> None:
+        with self.lock:
+            self.open.append((remote, time.monotonic()))
+
+    def take(self, host: RemoteHost) -> Remote | None:
+        with self.lock:
+            fresh = time.monotonic() - _IDLE_FOR
+            stale = [r for r, at in self.open if at < fresh]
+            self.open = [(r, at) for r, at in self.open if at >= fresh]
+            found = next((i for i, (r, _) in enumerate(self.open) if r.host == host), None)
+            taken = self.open.pop(found)[0] if found is not None else None
+        for remote in stale:
+            remote.close()
+        return taken
+
+    def close_all(self) -> None:
+        with self.lock:
+            left, self.open = self.open, []
+        for remote, _ in left:
+            with contextlib.suppress(Exception):
+                remote.close()
+
+
+_IDLE = _Idle()
+
+
 class SshHandle:
     def __init__(self, remote: Remote, launch: Launch, pid: int, folder: str) -> None:
         self.remote = remote
@@ -325,7 +363,7 @@ class SshTarget:
     def start(self, launch: Launch) -> SshHandle:
         assert launch.host is not None and launch.image is not None
         with _said("starting the run", launch.host):
-            remote = Remote(launch.host)
+            remote = _IDLE.take(launch.host) or Remote(launch.host)
             try:
                 return self._start(remote, launch)
             except BaseException:
@@ -337,8 +375,13 @@ class SshTarget:
         files: list[tuple[Path, str]] = []
         links: dict[str, str] = {}
         folders: list[str] = []
+        # mlform's own record of the snapshot stays here: the command never reads it, and
+        # it changes with every file, which would be sent again each time one does
+        kept_here = {run_dir / protocol.LOGS / "snapshot.json"}
         for root in launch.mounts:
             for path in _files(Path(root)):
+                if path in kept_here:
+                    continue
                 if path.is_symlink():
                     links[remote.mirrored(path)] = _mirrored_link(remote, path)
                 elif path.is_dir():
@@ -445,9 +488,12 @@ def remote_environment(
     with _said(f"building environment {name}:{version}", host):
         remote = Remote(host)
         try:
-            return remote.environment(tuple(requirements), cache_dir() / "wheels", log)
-        finally:
+            venv = remote.environment(tuple(requirements), cache_dir() / "wheels", log)
+        except BaseException:
             remote.close()
+            raise
+    _IDLE.put(remote)  # the run starts next, on the same connection
+    return venv
 
 
 TARGET = SshTarget()
