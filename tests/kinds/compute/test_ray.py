@@ -420,3 +420,40 @@ def test_independent_pipeline_steps_run_side_by_side_across_the_cluster(
     assert len(nodes) == 2  # both nodes ran steps
     use = next(r for r in listed if r["name"] == "use")
     assert "got 42" in cli("runs", "logs", str(use["id"]), cwd=root).out
+
+
+@pytest.mark.slow
+def test_mlflow_logging_lands_in_the_run_from_a_ray_node(
+    cli: Cli, make_workspace: Callable[[Mapping[str, str]], Path], ray_cluster: RayCluster
+) -> None:
+    """A script that logs with MLflow, unchanged: the cluster's Python has mlflow (the
+    nodes run in the test's environment, which does)."""
+    root = make_workspace(
+        {
+            "workspace.yml": "name: tracked\n",
+            "compute/cpu-cluster.yml": f"""
+                name: cpu-cluster
+                type: ray
+                address: {ray_cluster.address}
+                """,
+            "src/train.py": """
+                import mlflow
+
+                with mlflow.start_run():
+                    mlflow.log_param("alpha", 0.5)
+                    for step in range(3):
+                        mlflow.log_metric("loss", 1.0 / (step + 1), step=step)
+                """,
+            "runconfigs/train.yml": """
+                code: ../src
+                command: python train.py
+                compute: azureml:cpu-cluster
+                """,
+        }
+    )
+    applied = cli("apply", "--yes", cwd=root)
+    assert applied.code == 0, applied.out + applied.err
+    run = _runs(cli, root)["runconfig/train"]
+    shown = json.loads(cli("runs", "show", str(run["id"]), "--json", cwd=root).out)
+    assert shown["params"] == {"alpha": "0.5"}
+    assert shown["metrics"]["loss"] == pytest.approx(1 / 3)
