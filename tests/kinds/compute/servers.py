@@ -76,7 +76,10 @@ def running_sshd(folder: Path) -> Iterator[Sshd]:
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
     ssh = home / ".ssh"
     ssh.mkdir(mode=0o700, exist_ok=True)
-    (ssh / "authorized_keys").write_text(key.with_suffix(".pub").read_text())
+    # added to the keys already there: another server of this session lets its own in
+    authorized = ssh / "authorized_keys"
+    known = authorized.read_text() if authorized.exists() else ""
+    authorized.write_text(known + key.with_suffix(".pub").read_text())
     user = pwd.getpwnam(USER)
     for path in (ssh, ssh / "authorized_keys"):
         os.chown(path, user.pw_uid, user.pw_gid)

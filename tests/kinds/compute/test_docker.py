@@ -6,13 +6,16 @@ compute's limits, and a timeout stops its container; nothing is left running."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import docker
 import pytest
 
-from tests.conftest import Ran
+from tests.conftest import Ran, mlform_process
 from tests.containers.conftest import BASE_IMAGE, client  # noqa: F401  (fixture)
 
 Cli = Callable[..., Ran]
@@ -174,3 +177,41 @@ def test_pipeline_steps_run_on_their_docker_compute(
     log = cli("runs", "logs", str(show["id"]), cwd=root).out
     assert "total is 6 in /opt/mlform/venv/bin/python" in log  # in the environment's image
     assert not client.containers.list(all=True, filters={"label": "mlform.run"})
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_and_removes_the_container(
+    cli: Cli,
+    make_workspace: Callable[[Mapping[str, str]], Path],
+    client: docker.DockerClient,  # noqa: F811
+) -> None:
+    root = make_workspace(
+        {
+            **{k: v for k, v in FILES.items() if not k.startswith("runconfigs/")},
+            "runconfigs/forever.yml": """
+                code: ../src
+                command: sleep 614
+                environment: azureml:plain@latest
+                compute: azureml:box
+                """,
+        }
+    )
+    apply = mlform_process("apply", "--yes", cwd=root, start_new_session=True)
+
+    def containers() -> list[str]:
+        """The containers of this workspace's runs."""
+        runs = {p.name for p in (root / ".mlform" / "runs").glob("forever_*")}
+        found = client.containers.list(all=True, filters={"label": "mlform.run"})
+        return [c.name for c in found if c.labels.get("mlform.run") in runs]
+
+    deadline = time.monotonic() + 300  # the environment's image is built first
+    while not containers():
+        assert apply.poll() is None, apply.communicate()
+        assert time.monotonic() < deadline, "the container did not start"
+        time.sleep(0.2)
+    time.sleep(0.5)
+    os.killpg(apply.pid, signal.SIGINT)  # what a terminal sends its foreground group
+    out, err = apply.communicate(timeout=60)
+    assert apply.returncode != 0
+    assert _runs(cli, root)["runconfig/forever"]["status"] == "canceled", out + err
+    assert containers() == []  # stopped and removed, on the engine

@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Callable, Mapping
@@ -271,14 +272,26 @@ RENDEZVOUS = """
     master = (os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]))
     print("rank", rank, "of", world, "local", os.environ["LOCAL_RANK"],
           "node", os.environ["NODE_RANK"], flush=True)
-    if rank == 0:  # as torch.distributed's TCP store: rank 0 listens, the others report
+    try:
+        import torch
+        import torch.distributed as dist
+    except ImportError:
+        torch = None
+    if torch is not None:  # PyTorch's own rendezvous (env://) and a gloo all-reduce
+        dist.init_process_group("gloo")
+        total = torch.tensor([float(rank + 1)])
+        dist.all_reduce(total)
+        print("rank", rank, "all-reduced", total.item(), flush=True)
+        if rank == 0:
+            mlform.get_run().log("all_reduce_sum", total.item())
+        dist.destroy_process_group()
+    elif rank == 0:  # as torch.distributed's TCP store: rank 0 listens, the others report
         with socket.create_server(master) as server:
             seen = []
             for _ in range(world - 1):
                 peer, _ = server.accept()
                 with peer:
                     seen.append(int(peer.recv(16).decode()))
-        mlform.get_run().log("peers", len(seen))
         mlform.get_run().log("rank_sum", sum(seen))
         print("rank 0 met ranks", sorted(seen))
     else:
@@ -293,10 +306,30 @@ RENDEZVOUS = """
 """
 
 
+def _cpu_torch() -> str | None:
+    """`torch==VERSION+cpu` when pip's configured find-links folders hold a CPU-only
+    wheel of PyTorch for this Python (the index's own wheel carries CUDA: gigabytes)."""
+    listed = subprocess.run(
+        [sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True
+    ).stdout
+    folders = [
+        folder
+        for line in listed.splitlines()
+        if line.split("=", 1)[0].endswith("find-links")
+        for folder in line.split("=", 1)[1].strip("'\"").split()
+    ]
+    tag = f"cp{sys.version_info.major}{sys.version_info.minor}"
+    for folder in folders:
+        for wheel in sorted(Path(folder).glob(f"torch-*+cpu-{tag}-*.whl")):
+            return f"torch=={wheel.name.split('-')[1]}"
+    return None
+
+
 @pytest.mark.slow
 def test_a_distributed_pytorch_job_gets_its_ranks_across_the_cluster(
     cli: Cli, make_workspace: Callable[[Mapping[str, str]], Path], ray_cluster: RayCluster
 ) -> None:
+    torch = _cpu_torch()
     root = make_workspace(
         {
             "workspace.yml": "name: distributed\n",
@@ -306,12 +339,14 @@ def test_a_distributed_pytorch_job_gets_its_ranks_across_the_cluster(
                 address: {ray_cluster.address}
                 resources: {{num_cpus: 1}}
                 """,
+            "environments/torch.yml": f"name: torch\npip: [{torch or ''}]\n",
             "src/train.py": RENDEZVOUS,
             # Azure ML's distributed command job keys
             "runconfigs/ddp.yml": f"""
                 $schema: {JOB_SCHEMA}
                 code: ../src
                 command: python train.py
+                environment: azureml:torch@latest
                 compute: azureml:gpu-cluster
                 resources: {{instance_count: 2}}
                 distribution: {{type: pytorch, process_count_per_instance: 1}}
@@ -322,16 +357,20 @@ def test_a_distributed_pytorch_job_gets_its_ranks_across_the_cluster(
     assert applied.code == 0, applied.out + applied.err
     run = _runs(cli, root)["runconfig/ddp"]
     shown = json.loads(cli("runs", "show", str(run["id"]), "--json", cwd=root).out)
-    assert shown["metrics"] == {"peers": 1, "rank_sum": 1}
     run_dir = Path(str(shown["run_dir"]))
     first = (run_dir / "logs" / "user_logs" / "std_log_process_0.txt").read_text()
     second = (run_dir / "logs" / "user_logs" / "std_log_process_1.txt").read_text()
-    assert "rank 0 of 2 local 0" in first and "rank 0 met ranks [1]" in first
-    assert "rank 1 of 2 local 0" in second and "rank 1 reported" in second
+    assert "rank 0 of 2 local 0" in first and "rank 1 of 2 local 0" in second
+    if torch:  # gloo's all-reduce of 1 and 2, across the two nodes
+        assert shown["metrics"] == {"all_reduce_sum": 3}
+        assert "rank 1 all-reduced 3.0" in second
+    else:
+        assert shown["metrics"] == {"rank_sum": 1}
+        assert "rank 0 met ranks [1]" in first and "rank 1 reported" in second
     # one instance per node: the placement group spread them
     nodes = {line.split()[-1] for line in (first + second).splitlines() if " node " in line}
     assert nodes == {"0", "1"}
-    assert "rank 0 met ranks [1]" in cli("runs", "logs", str(run["id"]), cwd=root).out
+    assert "rank 0 of 2" in cli("runs", "logs", str(run["id"]), cwd=root).out
 
 
 def test_instances_need_a_ray_compute(

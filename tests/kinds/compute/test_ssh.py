@@ -157,7 +157,8 @@ def test_a_dropped_connection_fails_the_run_and_stops_it_there(
         )
         apply = mlform_process("apply", "--yes", cwd=root, start_new_session=True)
         deadline = time.monotonic() + 180
-        while not _remote("sleep 619"):
+        # running there, and followed from here: its first line came back
+        while not (_remote("sleep 619") and _followed(root, "started")):
             assert apply.poll() is None, apply.communicate()
             assert time.monotonic() < deadline, "the run did not start there"
             time.sleep(0.2)
@@ -179,6 +180,11 @@ def test_a_dropped_connection_fails_the_run_and_stops_it_there(
         time.sleep(0.2)
 
 
+def _followed(root: Path, line: str) -> bool:
+    logs = (root / ".mlform" / "runs").glob("*/logs/std_log.txt")
+    return any(line in log.read_text().splitlines() for log in logs)
+
+
 def _remote(pattern: str) -> bool:
     return subprocess.run(["pgrep", "-u", USER, "-f", pattern], capture_output=True).returncode == 0
 
@@ -193,3 +199,32 @@ def _descendants(pid: int, named: str) -> list[int]:
                 found_named.append(child)
         found_named.extend(_descendants(child, named))
     return found_named
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_the_run_there(
+    cli: Cli, make_workspace: Callable[[Mapping[str, str]], Path], sshd: Sshd
+) -> None:
+    files = _files(sshd)
+    root = make_workspace(
+        {
+            **{k: v for k, v in files.items() if not k.startswith("runconfigs/")},
+            "runconfigs/forever.yml": """
+                code: ../src
+                command: sleep 615 & sleep 616
+                environment: azureml:plain@latest
+                compute: azureml:vm
+                """,
+        }
+    )
+    apply = mlform_process("apply", "--yes", cwd=root, start_new_session=True)
+    deadline = time.monotonic() + 180
+    while not (_remote("sleep 615") and _remote("sleep 616")):
+        assert apply.poll() is None, [line for line in apply.communicate()[0].splitlines()[-8:]]
+        assert time.monotonic() < deadline, "the run did not start there"
+        time.sleep(0.2)
+    os.killpg(apply.pid, signal.SIGINT)  # what a terminal sends its foreground group
+    out, err = apply.communicate(timeout=60)
+    assert apply.returncode != 0
+    assert _runs(cli, root)["runconfig/forever"]["status"] == "canceled", out + err
+    assert not _remote("sleep 61[56]")  # the whole process group, on the machine

@@ -11,8 +11,8 @@ On the machine, under the user's `~/.mlform/`:
 A run's folder (its snapshot, data inputs and the SDK's package) is mirrored there, each
 file hard-linked from its blob, so the command line and every path it was given are the
 local ones with `mirror/` in front. The command runs detached (`setsid nohup`), in a
-process group of its own, and a session held open beside it (`_lifeline`) stops that
-group if the connection drops before it ends: nothing is left running that no one
+process group of its own, from a session held open while it runs (`_started`), which
+stops that group if the connection drops before it ends: nothing is left running that no one
 follows. Its log and metrics are read back as they grow, and when it ends its outputs,
 logs and run-protocol files are brought back into the local run folder, which the run
 record then reads as a local run's. Stopping it signals its process group (SIGTERM, then
@@ -233,12 +233,14 @@ _IDLE = _Idle()
 
 
 class SshHandle:
-    def __init__(self, remote: Remote, launch: Launch, pid: int, folder: str) -> None:
+    def __init__(
+        self, remote: Remote, launch: Launch, pid: int, folder: str, lifeline: Channel
+    ) -> None:
         self.remote = remote
         self.launch = launch
         self.pid = pid
         self.folder = folder  # the run folder on the machine
-        self.lifeline = _lifeline(remote, pid, folder)
+        self.lifeline = lifeline  # `_started`: the run lives as long as it is open
         self.ident = json.dumps({**remote.host.to_json(), "pid": pid})
         self.offsets = dict.fromkeys(_FOLLOWED, 0)
         self.masker = Masker(launch.secrets).stream()
@@ -340,18 +342,28 @@ class SshHandle:
             sftp.get(f"{self.folder}/{relative}", str(target))
 
 
-def _lifeline(remote: Remote, pid: int, folder: str) -> Channel:
-    """A session held open while the run runs: when it closes without the run having
-    ended (the connection dropped, sshd died, the apply was killed), the machine stops
-    the run's process group, so that nothing is left running that no one follows."""
+def _started(remote: Remote, wrapper: str, folder: str) -> tuple[int, Channel]:
+    """Start the run from a session that stays open while it runs (its lifeline): when
+    the session closes before the run has ended (the connection dropped, sshd died, the
+    apply was killed), the machine stops the run's process group, so nothing is left
+    running that no one follows. Started from that session, the run has no moment
+    without it. Return the group's id and the session."""
+    script = f"{remote.home}/.start-{secrets.token_hex(8)}.sh"
+    remote.conn.sftp().putfo(io.BytesIO(wrapper.encode()), script)
+    done = f"{q(folder)}/.exit"
     channel: Channel = remote.conn.client.get_transport().open_session()
-    group, done = f"-{pid}", f"{q(folder)}/.exit"
     channel.exec_command(
-        "cat > /dev/null; "
-        f"test -e {done} || {{ kill -TERM -- {group}; sleep {_GRACE_SECONDS}; "
-        f"test -e {done} || kill -KILL -- {group}; }} 2>/dev/null"
+        f'pid=$(sh {q(script)}); rm -f {q(script)}; echo "$pid"; '
+        'test -n "$pid" || exit 1; cat > /dev/null; '
+        f'test -e {done} || {{ kill -TERM -- "-$pid"; sleep {_GRACE_SECONDS}; '
+        f'test -e {done} || kill -KILL -- "-$pid"; }} 2>/dev/null'
     )
-    return channel
+    said = channel.makefile("rb").readline().decode().strip()
+    if not said.isdigit():
+        channel.close()
+        error = channel.makefile_stderr("rb").read().decode(errors="replace").strip()
+        raise ApplyError(f"starting the run on {remote.host.host} failed: {error or said}")
+    return int(said), channel
 
 
 def _said(what: str, host: RemoteHost) -> contextlib.AbstractContextManager[None]:
@@ -427,8 +439,8 @@ class SshTarget:
             f"> {q(folder)}/{protocol.LOGS}/std_log.txt 2>&1 < /dev/null &\n"
             "echo $!\n"
         )
-        pid = int(remote.script(wrapper, "starting the run").strip().splitlines()[-1])
-        return SshHandle(remote, launch, pid, folder)
+        pid, lifeline = _started(remote, wrapper, folder)
+        return SshHandle(remote, launch, pid, folder, lifeline)
 
     def stop_orphan(self, ident: str) -> bool:
         try:
