@@ -346,3 +346,51 @@ def test_an_apply_killed_at_random_moments_loses_and_duplicates_nothing(
         assert len(runs) == trial + 1, (trial, runs)
     print(f"{TRIALS} trials: {held} left the lock held, {recovered} left a commit to persist")
     assert held >= TRIALS // 2, "too few kills landed inside an apply to prove anything"
+
+
+def test_a_write_landing_between_the_look_and_the_persist_is_never_written_over(
+    remote: Remote, tmp_path: Path, cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An apply killed mid-upload, its lock broken: its write may land after the next
+    apply looked at the state and before it persists what this machine committed. The
+    next apply sets its commits aside, as for a state that moved before the look."""
+    root = clone(tmp_path, remote, "ws")
+    assert cli("apply", "--yes", cwd=root).code == 0
+    state = RemoteState(remote.spec, root / ".mlform")
+    before = state.backend.head()
+    assert before is not None
+    # a commit of an apply killed before it persisted it
+    con = duckdb.connect(str(state.work))
+    con.execute("insert into experiments values ('killed-before-persisting', now())")
+    con.close()
+    late = tmp_path / "late.duckdb"  # what the killed apply was uploading
+    with late.open("wb") as handle:
+        state.backend.download(handle)
+    con = duckdb.connect(str(late))
+    con.execute("update meta set serial = serial + 1")
+    con.close()
+    catch_up = RemoteState._catch_up
+
+    def landing_late(self: RemoteState, log: Callable[[str], None]) -> bool:
+        ahead = catch_up(self, log)
+        if not getattr(landing_late, "landed", False):
+            landing_late.landed = True  # type: ignore[attr-defined]
+            self.backend.upload(
+                late, if_match=before.etag, lineage=str(before.lineage), serial=before.serial
+            )
+        return ahead
+
+    monkeypatch.setattr(RemoteState, "_catch_up", landing_late)
+    said: list[str] = []
+    store = RemoteState(remote.spec, root / ".mlform").open(
+        "tokens create", write=True, log=said.append
+    )
+    with store.transaction() as con:  # a write of its own, persisted over the late one
+        con.execute("update meta set workspace = workspace")
+    store.close()
+    assert any("did not persist" in line for line in said), said
+    assert any("held changes never persisted" in line for line in said), said
+    assert list((root / ".mlform" / "remote").glob("*/unpersisted-*.duckdb"))
+    after = state.backend.head()
+    assert after is not None and after.serial > before.serial  # its write, after the late one
+    assert cli("plan", "--detailed-exitcode", cwd=root).code == 0

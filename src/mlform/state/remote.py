@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from mlform import private
-from mlform.errors import StateError
+from mlform.errors import StateConflict, StateError
 from mlform.hashing import sha256_file
 from mlform.state.backends import Backend, Held, RemoteSpec, Version, connect
 from mlform.state.backends.peek import peek
@@ -120,6 +120,20 @@ class RemoteState:
         if unpersisted:
             try:
                 store.keeper.persist(store)
+            except StateConflict:
+                # The state moved on between the look and the write: the upload of a writer
+                # killed mid-way landed late (its lock broken meanwhile), or another
+                # writer's. As when it had moved on before the look, this machine's
+                # commits are kept aside and the state as persisted is used.
+                store.keeper = None  # closed without persisting, the lock still held
+                store.close()
+                try:
+                    self._catch_up(log)
+                    store = Store.open(self.work, operation, write=True, wait=wait)
+                except BaseException:
+                    held.release()
+                    raise
+                store.keeper = _Keeper(self, held)
             except BaseException:
                 store.close()
                 raise
