@@ -10,39 +10,44 @@ On the machine, under the user's `~/.mlform/`:
 
 A run's folder (its snapshot, data inputs and the SDK's package) is mirrored there, each
 file hard-linked from its blob, so the command line and every path it was given are the
-local ones with `mirror/` in front. The command runs detached (`setsid nohup`), in a
-process group of its own, from a session held open while it runs (`_started`), which
-stops that group if the connection drops before it ends: nothing is left running that no one
-follows. Its log and metrics are read back as they grow, and when it ends its outputs,
-logs and run-protocol files are brought back into the local run folder, which the run
-record then reads as a local run's. Stopping it signals its process group (SIGTERM, then
-SIGKILL after 5 s). Secret variables travel in a file only the remote user
-reads, sourced by the command's shell and removed when the run ends; its log shows them
-as `***`.
+local ones with `mirror/` in front.
+
+One connection and one command serve a run: the run's agent (`sshagent`, the machine's
+python3 running a file of the standard library only), which first says what the machine
+is (its home, its Python for the environment's wheels, the environments built there),
+and whose session then carries everything else both ways: the blobs the machine lacks,
+the command, the log and metrics as they grow, the run's files and exit code when it
+ends, and a stop. The run lives as long as that session: when it ends first (the
+connection dropped, sshd died, the apply was killed), the agent stops the run's process
+group, so nothing is left running that no one follows. Secret variables travel in that session into a file only the remote
+user reads, sourced by the command's shell and removed when the run ends; the log shows
+them as `***`.
 """
 
 from __future__ import annotations
 
 import atexit
+import collections
 import contextlib
 import hashlib
-import io
 import json
+import os
 import re
-import secrets
 import shlex
+import socket
 import stat
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 from mlform.cachedir import cache_dir
 from mlform.compute import Launch, RemoteHost, said, secret_variables, shell_exports
 from mlform.config.refs import AssetRef
 from mlform.context import Context
 from mlform.errors import ApplyError
+from mlform.kinds.compute import sshagent
 from mlform.masking import Masker
 from mlform.tracking import protocol
 
@@ -50,14 +55,18 @@ if TYPE_CHECKING:
     from fabric import Connection
     from paramiko import Channel
 
-_GRACE_SECONDS = 5
+_GRACE_SECONDS = sshagent.GRACE
+_STOP_SLACK = 25.0  # seconds past the grace a stopped run's agent has to report
+_ANSWER_SECONDS = 120.0  # the longest the agent may take to answer at start-up
+_PUMP_BYTES = 8 << 20  # the most a look at a running run takes in
 q = shlex.quote  # every path in a command line: a workspace's path may hold spaces
-_POLL_EVERY = 0.25  # seconds between two looks at a running remote command
 _IDLE_FOR = 30.0  # seconds an open connection waits for the run that will use it
 _HOME = ".mlform"
 # what a run's folder does not bring back from the machine: what was sent to it
 _SENT = ("snapshot", "inputs", ".sdk")
 _FOLLOWED = (f"{protocol.LOGS}/std_log.txt", "metrics.csv")  # read back as they grow
+_SECRETS = sshagent.SECRETS
+_AGENT = Path(sshagent.__file__).read_text(encoding="utf-8")
 
 
 def connect(host: RemoteHost) -> Connection:
@@ -85,27 +94,79 @@ def connect(host: RemoteHost) -> Connection:
 def run(conn: Connection, command: str, what: str) -> str:
     """`command` in the remote user's shell; its output, or an ApplyError that says `what`
     failed, with the last lines it printed."""
+    # a session of paramiko's own: fabric's `run` adds invoke's runner threads, a tenth
+    # of a second a command, which nothing here needs
+    out, err = bytearray(), bytearray()
     try:
-        done = conn.run(command, hide=True, warn=True, in_stream=False)
-    except Exception as err:  # paramiko's and the socket's, as they come
+        if not conn.is_connected:
+            conn.open()
+        channel = conn.client.get_transport().open_session()
+        with channel:
+            channel.exec_command(command)
+            while True:  # both streams, as they come: a full one would stall the other
+                got = False
+                while channel.recv_ready():
+                    out += channel.recv(1 << 16)
+                    got = True
+                while channel.recv_stderr_ready():
+                    err += channel.recv_stderr(1 << 16)
+                    got = True
+                if not got and channel.exit_status_ready():
+                    break
+                if not got:
+                    time.sleep(0.002)
+            code = channel.recv_exit_status()
+    except Exception as error:  # paramiko's and the socket's, as they come
         where = f"{conn.user}@{conn.host}:{conn.port}"
-        raise ApplyError(f"{what}: cannot reach {where}: {err}") from err
-    if done.failed:
-        tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-10:])
-        raise ApplyError(f"{what} on {conn.host} failed (exit code {done.exited}):\n{tail}")
-    return str(done.stdout)
+        raise ApplyError(f"{what}: cannot reach {where}: {error}") from error
+    if code != 0:
+        said = (err or out).decode(errors="replace").strip()
+        tail = "\n".join(said.splitlines()[-10:])
+        raise ApplyError(f"{what} on {conn.host} failed (exit code {code}):\n{tail}")
+    return out.decode(errors="replace")
 
 
 class Remote:
-    """One machine over one connection: files sent by content, environments built."""
+    """One machine over one connection, and its agent (`sshagent`) in a session of its
+    own, which puts files in place by content and runs one command."""
 
     def __init__(self, host: RemoteHost) -> None:
+        # start-up: the wheel downloader's probe only for a run on another machine
+        from mlform.containers import wheels
+
         self.host = host
         self.conn = connect(host)
-        found = run(self.conn, f"mkdir -p ~/{_HOME}/blobs && cd ~/{_HOME} && pwd", "opening")
-        self.home = found.strip()
+        try:
+            self.conn.open()
+            # each frame at once: a small one otherwise waits for the last one's
+            # acknowledgement, which the other side delays (40 ms on Linux)
+            sock = self.conn.client.get_transport().sock
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except Exception as err:  # paramiko's and the socket's, as they come
+            where = f"{host.user}@{host.host}:{host.port}"
+            raise ApplyError(f"cannot reach {where}: {err}") from err
+        channel: Channel = self.conn.client.get_transport().open_session()
+        channel.exec_command(f"python3 -c {q(_AGENT)} {q(wheels.PROBE)}")
+        self.agent = _Frames(channel)
+        # its first word: its home, its Python (what the wheels are for), its environments
+        try:
+            said = self.agent.expect("home")
+        except EOFError as err:
+            channel.close()
+            raise ApplyError(
+                f"looking at {host.host} failed: {err}; mlform needs python3 with its venv "
+                "module there"
+            ) from err
+        self.home = str(said["home"])
+        python = said["python"]
+        assert isinstance(python, dict)
+        self.python: dict[str, object] = python
+        built = said["built"]
+        assert isinstance(built, list)
+        self.built = {str(name) for name in built}
 
     def close(self) -> None:
+        self.agent.close()
         self.conn.close()
 
     def mirrored(self, local: str | Path) -> str:
@@ -115,49 +176,25 @@ class Remote:
     def send(
         self,
         files: Iterable[tuple[Path, str]],
-        links: Mapping[str, str] | None = None,
+        links: Iterable[tuple[str, str]] = (),
         folders: Iterable[str] = (),
-    ) -> int:
-        """Put each (local file, remote path) in place, each (remote path → target)
-        symlink, and each folder; a file's content goes over only when the machine has no
-        blob of it. Return how many blobs were sent."""
-        links = links or {}
-        placed = [(local, remote, _sha256(local)) for local, remote in files]
-        have = set(run(self.conn, f"ls {q(self.home)}/blobs", "listing blobs").split())
-        sftp = self.conn.sftp()
-        sent = 0
-        for local, _, sha in placed:
-            if sha in have:
-                continue
-            partial = f"{self.home}/blobs/.{sha}.{secrets.token_hex(4)}.partial"
-            sftp.put(str(local), partial)
-            sftp.chmod(partial, stat.S_IMODE(local.stat().st_mode) | 0o400)
-            # over a blob another run sent meanwhile: the same content
-            sftp.posix_rename(partial, f"{self.home}/blobs/{sha}")
-            have.add(sha)
-            sent += 1
-        script = ["set -e"]
-        made = {str(Path(remote).parent) for _, remote, _ in placed}
-        made |= {str(Path(remote).parent) for remote in links} | set(folders)
-        if made:
-            script.append("mkdir -p " + " ".join(q(f) for f in sorted(made)))
-        for _, remote, sha in placed:
-            script.append(f"ln -f {q(self.home)}/blobs/{sha} {q(remote)}")
-        for remote, target in links.items():
-            script.append(f"ln -sfn {q(target)} {q(remote)}")
-        self.script("\n".join(script), "placing the run's files")
-        return sent
-
-    def script(self, text: str, what: str) -> str:
-        """Run a shell script on the machine (sent as a file: no command-line limit)."""
-        # a name of its own: another run may send a script of the same text meanwhile
-        name = f"{self.home}/.script-{secrets.token_hex(8)}.sh"
-        self.conn.sftp().putfo(io.BytesIO(text.encode()), name)
-        try:
-            return run(self.conn, f"sh {q(name)}", what)
-        finally:
-            with contextlib.suppress(Exception):
-                self.conn.sftp().remove(name)
+    ) -> tuple[int, int]:
+        """Put each (local file, path there) in place, each (path there, target) symlink
+        and each folder; a file's content goes over only when the machine has no blob of
+        it. Return how many files were placed and how many blobs sent."""
+        blobs: dict[str, Path] = {}
+        placed: list[tuple[str, str]] = []
+        for local, there in files:
+            sha = _sha256(local)
+            blobs[sha] = local
+            placed.append((sha, there))
+        self.agent.send({"files": placed, "links": list(links), "folders": list(folders)})
+        missing = self.agent.expect("missing")["missing"]
+        assert isinstance(missing, list)
+        for sha in missing:
+            _send_blob(self.agent, str(sha), blobs[str(sha)])
+        self.agent.expect("placed")
+        return len(placed), len(missing)
 
     def environment(
         self, requirements: tuple[str, ...], cache: Path, log: Callable[[str], None]
@@ -167,18 +204,15 @@ class Remote:
         # start-up: the wheel downloader only for a run on another machine
         from mlform.containers import wheels
 
-        facts = json.loads(run(self.conn, f"python3 -c {shlex.quote(wheels.PROBE)}", "probing"))
-        target = wheels.target_of(f"{self.host.host}'s python3", facts)
+        target = wheels.target_of(f"{self.host.host}'s python3", self.python)
         folder = wheels.download(requirements, target, cache, log)
         key = folder.name
         venv = f"{self.home}/venvs/{key}"
-        done = run(self.conn, f"test -e {q(venv)}/.complete && echo yes || true", "probing")
-        if done.strip() == "yes":
+        if key in self.built:
             return venv
         log(f"environment on {self.host.host}: building {venv} ({len(requirements)} packages)")
-        files = [p for p in sorted(folder.iterdir()) if p.is_file()]
         wheelhouse = f"{self.home}/wheels/{key}"
-        self.send((p, f"{wheelhouse}/{p.name}") for p in files)
+        self.send((p, f"{wheelhouse}/{p.name}") for p in sorted(folder.iterdir()) if p.is_file())
         built, house = q(venv), q(wheelhouse)
         build = (
             f"test -e {built}/.complete && exit 0\n"  # another run built it meanwhile
@@ -189,11 +223,13 @@ class Remote:
             f"--requirement {house}/{wheels.REQUIREMENTS} 2>&1\n"
             f"touch {built}/.complete\n"
         )
-        self.script(
-            f"set -e\nmkdir -p {q(self.home)}/venvs\n"
-            f"flock {q(self.home)}/venvs/.{key}.lock sh -e -c {q(build)}\n",
+        run(
+            self.conn,
+            f"mkdir -p {q(self.home)}/venvs && "
+            f"flock {q(self.home)}/venvs/.{key}.lock sh -e -c {q(build)}",
             f"building the environment on {self.host.host}",
         )
+        self.built.add(key)
         return venv
 
 
@@ -233,137 +269,190 @@ _IDLE = _Idle()
 
 
 class SshHandle:
-    def __init__(
-        self, remote: Remote, launch: Launch, pid: int, folder: str, lifeline: Channel
-    ) -> None:
+    """A run the machine's agent (`sshagent`) started and reports on, over its session."""
+
+    def __init__(self, remote: Remote, pid: int) -> None:
         self.remote = remote
-        self.launch = launch
+        self.frames = remote.agent
         self.pid = pid
-        self.folder = folder  # the run folder on the machine
-        self.lifeline = lifeline  # `_started`: the run lives as long as it is open
         self.ident = json.dumps({**remote.host.to_json(), "pid": pid})
-        self.offsets = dict.fromkeys(_FOLLOWED, 0)
-        self.masker = Masker(launch.secrets).stream()
-        self.checked = 0.0
         self._code: int | None = None
 
     def poll(self) -> int | None:
         if self._code is not None:
             return self._code
-        if time.monotonic() - self.checked < _POLL_EVERY:
-            return None
-        self.checked = time.monotonic()
-        try:
-            with _said("following the run", self.remote.host):
-                self._follow()
-                code = self._exit_code("polling")
-        except ApplyError as err:
-            where = f"{self.remote.host.user}@{self.remote.host.host}:{self.remote.host.port}"
-            raise ApplyError(
-                f"lost the connection to {where} while the run ran ({err}); the machine "
-                "stopped the run as the connection dropped"
-            ) from err
-        if not code.strip():
-            return None
-        with _said("following the run", self.remote.host):
-            return self._end(int(code.strip()))
+        code = self._pump(0.0)
+        return None if code is None else self._end(code)
 
     def stop(self) -> int:
         if self._code is not None:
             return self._code
         with _said("stopping the run", self.remote.host):
-            return self._stop()
+            self.frames.channel.sendall(b'{"stop": true}\n')
+        # the agent stops the group (SIGTERM, SIGKILL after the grace), then reports
+        deadline = time.monotonic() + _GRACE_SECONDS + _STOP_SLACK
+        while (code := self._pump(0.25)) is None:
+            if time.monotonic() > deadline:
+                raise ApplyError(
+                    f"stopping the run on {self.remote.host.host}: no answer in "
+                    f"{_GRACE_SECONDS + _STOP_SLACK:.0f} s"
+                )
+        return self._end(code)
 
-    def _stop(self) -> int:
-        group = f"-{self.pid}"
-        run(self.remote.conn, f"kill -TERM -- {group} 2>/dev/null || true", "stopping")
-        deadline = time.monotonic() + _GRACE_SECONDS
-        while time.monotonic() < deadline:
-            alive = run(self.remote.conn, f"kill -0 -- {group} 2>/dev/null && echo y || true", "")
-            if not alive.strip():
-                break
-            time.sleep(0.2)
-        run(self.remote.conn, f"kill -KILL -- {group} 2>/dev/null || true", "stopping")
-        code = self._exit_code("stopping")
-        return self._end(int(code.strip()) if code.strip() else -15)
-
-    def _exit_code(self, what: str) -> str:
-        """What the command's shell wrote when it ended; empty while it runs."""
-        return run(self.remote.conn, f"cat {q(self.folder)}/.exit 2>/dev/null || true", what)
-
-    def _follow(self) -> None:
-        """Read what the log and the metrics gained since the last look."""
-        sftp = self.remote.conn.sftp()
-        local = self.launch.log.parent.parent
-        for name, offset in self.offsets.items():
-            try:
-                with sftp.open(f"{self.folder}/{name}", "rb") as handle:
-                    handle.seek(offset)
-                    new = handle.read()
-            except OSError:
-                continue
-            if not new:
-                continue
-            self.offsets[name] = offset + len(new)
-            target = local / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shown = self.masker.feed(new) if name.startswith(protocol.LOGS) else new
-            with target.open("ab") as out:
-                out.write(shown)
+    def _pump(self, wait: float) -> int | None:
+        try:
+            with _said("following the run", self.remote.host):
+                return self.frames.pump(wait)
+        except ApplyError as err:
+            where = f"{self.remote.host.user}@{self.remote.host.host}:{self.remote.host.port}"
+            raise ApplyError(
+                f"lost the connection to {where} while the run ran ({err}); the machine "
+                "stops the run as the connection drops"
+            ) from err
 
     def _end(self, code: int) -> int:
-        self._follow()
-        with self.launch.log.open("ab") as out:
-            out.write(self.masker.flush())
-        self._bring_back()
-        run(self.remote.conn, f"rm -f {q(self.folder)}/.secret-variables.sh", "cleaning up")
-        self.lifeline.close()  # the run has ended: its lifeline finds `.exit` and stops nothing
         self.remote.close()
         self._code = code
         return code
 
-    def _bring_back(self) -> None:
-        """Copy what the run wrote on the machine into the local run folder."""
-        local = self.launch.log.parent.parent
-        listing = run(
-            self.remote.conn,
-            f"cd {q(self.folder)} && find . -type f "
-            + " ".join(f"-not -path './{s}/*'" for s in _SENT)
-            + " -not -name '.exit' -not -name '.secret-variables.sh'",
-            "listing the run's files",
-        )
-        sftp = self.remote.conn.sftp()
-        for line in listing.splitlines():
-            relative = line.strip().removeprefix("./")
-            if not relative or relative in _FOLLOWED:
-                continue
-            target = local / relative
+
+class _Frames:
+    """The agent's frames as they arrive (`sshagent`'s docstring): the log (masked) and
+    the metrics appended to the local run folder as they grow, the run's files written
+    there when it ends, its exit code last; the start-up dialogue's answers kept for
+    `expect`."""
+
+    def __init__(self, channel: Channel) -> None:
+        self.channel = channel
+        self.buffer = bytearray()
+        self.answers: collections.deque[dict[str, object]] = collections.deque()
+        self.header: dict[str, object] | None = None  # the frame whose body is arriving
+        self.left = 0  # bytes of that body still to come
+        self.sink: BinaryIO | None = None  # where they go
+        self.code: int | None = None
+        self.run_dir = Path()
+        self.log = Path()
+        self.masker = Masker(()).stream()
+
+    def follow(self, launch: Launch) -> None:
+        """Where the run's log, metrics and files go, and what its log shows as `***`."""
+        self.run_dir = launch.log.parent.parent
+        self.log = launch.log
+        self.masker = Masker(launch.secrets).stream()
+
+    def send(self, frame: Mapping[str, object]) -> None:
+        self.channel.sendall(json.dumps(frame).encode() + b"\n")
+
+    def expect(self, key: str, wait: float = _ANSWER_SECONDS) -> dict[str, object]:
+        """The agent's next answer, which must hold `key`."""
+        deadline = time.monotonic() + wait
+        while not self.answers:
+            if time.monotonic() > deadline:
+                raise ApplyError(f"the machine's agent said nothing in {wait:.0f} s")
+            self._take(deadline - time.monotonic())
+        frame = self.answers.popleft()
+        if key not in frame:
+            raise ApplyError(f"the machine's agent answered {frame!r}, not {key!r}")
+        return frame
+
+    def pump(self, wait: float) -> int | None:
+        """Take in what has arrived, waiting up to `wait` seconds for the first of it (at
+        most `_PUMP_BYTES` a call: a run that logs fast does not hold up a Ctrl-C); the
+        run's exit code once the agent has sent it."""
+        deadline = time.monotonic() + wait
+        taken = 0
+        while self.code is None and taken < _PUMP_BYTES:
+            got = self._take(max(deadline - time.monotonic(), 0.0))
+            if not got:
+                break
+            taken += got
+        return self.code
+
+    def _take(self, wait: float) -> int:
+        """Read what the session has (0 bytes when nothing came in `wait` seconds) and
+        handle the whole frames it completes."""
+        self.channel.settimeout(wait)
+        try:
+            data = self.channel.recv(1 << 16)
+        except TimeoutError:
+            return 0
+        if not data:
+            said = self.channel.recv_stderr(1 << 16).decode(errors="replace").strip()
+            raise EOFError("\n".join(said.splitlines()[-5:]) or "the session ended")
+        self.buffer += data
+        self._feed()
+        return len(data)
+
+    def _feed(self) -> None:
+        while self.code is None:
+            if self.header is None:
+                line_end = self.buffer.find(b"\n")
+                if line_end < 0:
+                    return
+                frame = json.loads(bytes(self.buffer[:line_end]))
+                del self.buffer[: line_end + 1]
+                if not {"grew", "file", "exit"} & frame.keys():
+                    self.answers.append(frame)
+                    continue
+                self.header, self.left = frame, int(frame.get("size", 0))
+                self.sink = self._sink(frame)
+            body = bytes(self.buffer[: self.left])
+            del self.buffer[: len(body)]
+            self.left -= len(body)
+            if self.sink is not None and body:
+                grew_log = self.header.get("grew") == f"{protocol.LOGS}/std_log.txt"
+                self.sink.write(self.masker.feed(body) if grew_log else body)
+            if self.left:
+                return
+            self._done(self.header)
+
+    def _sink(self, frame: Mapping[str, object]) -> BinaryIO | None:
+        if "grew" in frame:
+            return (self.run_dir / str(frame["grew"])).open("ab")
+        if "file" in frame:
+            target = (self.run_dir / str(frame["file"])).resolve()
+            if not target.is_relative_to(self.run_dir.resolve()):
+                raise ApplyError(f"the machine sent a file outside the run: {frame['file']}")
             target.parent.mkdir(parents=True, exist_ok=True)
-            sftp.get(f"{self.folder}/{relative}", str(target))
+            return target.open("wb")
+        return None
+
+    def _done(self, frame: Mapping[str, object]) -> None:
+        if self.sink is not None:
+            self.sink.close()
+            self.sink = None
+        self.header = None
+        if "exit" in frame:
+            with self.log.open("ab") as out:
+                out.write(self.masker.flush())
+            self.code = int(str(frame["exit"]))
+
+    def close(self) -> None:
+        if self.sink is not None:
+            self.sink.close()
+        self.channel.close()
 
 
-def _started(remote: Remote, wrapper: str, folder: str) -> tuple[int, Channel]:
-    """Start the run from a session that stays open while it runs (its lifeline): when
-    the session closes before the run has ended (the connection dropped, sshd died, the
-    apply was killed), the machine stops the run's process group, so nothing is left
-    running that no one follows. Started from that session, the run has no moment
-    without it. Return the group's id and the session."""
-    script = f"{remote.home}/.start-{secrets.token_hex(8)}.sh"
-    remote.conn.sftp().putfo(io.BytesIO(wrapper.encode()), script)
-    done = f"{q(folder)}/.exit"
-    channel: Channel = remote.conn.client.get_transport().open_session()
-    channel.exec_command(
-        f'pid=$(sh {q(script)}); rm -f {q(script)}; echo "$pid"; '
-        'test -n "$pid" || exit 1; cat > /dev/null; '
-        f'test -e {done} || {{ kill -TERM -- "-$pid"; sleep {_GRACE_SECONDS}; '
-        f'test -e {done} || kill -KILL -- "-$pid"; }} 2>/dev/null'
-    )
-    said = channel.makefile("rb").readline().decode().strip()
-    if not said.isdigit():
-        channel.close()
-        error = channel.makefile_stderr("rb").read().decode(errors="replace").strip()
-        raise ApplyError(f"starting the run on {remote.host.host} failed: {error or said}")
-    return int(said), channel
+def _started(remote: Remote, launch: Launch, start: Mapping[str, object]) -> int:
+    """Start the run through the machine's agent, whose session the run lives as long
+    as; return the run's process group."""
+    frames = remote.agent
+    frames.follow(launch)
+    frames.send({"start": start})
+    return int(str(frames.expect("started")["started"]))
+
+
+def _send_blob(frames: _Frames, sha: str, path: Path) -> None:
+    """A file's content as a blob frame: exactly the size announced, however the file
+    changes meanwhile (its digest then no longer matches, which the next run finds)."""
+    with path.open("rb") as handle:
+        facts = os.fstat(handle.fileno())
+        left = facts.st_size
+        frames.send({"blob": sha, "size": left, "mode": stat.S_IMODE(facts.st_mode)})
+        while left:
+            chunk = handle.read(min(1 << 16, left)) or bytes(min(1 << 16, left))
+            frames.channel.sendall(chunk)
+            left -= len(chunk)
 
 
 def _said(what: str, host: RemoteHost) -> contextlib.AbstractContextManager[None]:
@@ -385,7 +474,7 @@ class SshTarget:
     def _start(self, remote: Remote, launch: Launch) -> SshHandle:
         run_dir = launch.log.parent.parent
         files: list[tuple[Path, str]] = []
-        links: dict[str, str] = {}
+        links: list[tuple[str, str]] = []
         folders: list[str] = []
         # mlform's own record of the snapshot stays here: the command never reads it, and
         # it changes with every file, which would be sent again each time one does
@@ -395,17 +484,16 @@ class SshTarget:
                 if path in kept_here:
                     continue
                 if path.is_symlink():
-                    links[remote.mirrored(path)] = _mirrored_link(remote, path)
+                    links.append((remote.mirrored(path), _mirrored_link(remote, path)))
                 elif path.is_dir():
                     folders.append(remote.mirrored(path))
                 else:
                     files.append((path, remote.mirrored(path)))
-        sent = remote.send(files, links, folders)
-        folder = remote.mirrored(run_dir)
+        placed, sent = remote.send(files, links, folders)
         launch.log.parent.mkdir(parents=True, exist_ok=True)
         with launch.log.open("a", encoding="utf-8") as log:
             log.write(
-                f"mlform: {len(files)} files on {remote.host.host}, {sent} of them sent (the "
+                f"mlform: {placed} files on {remote.host.host}, {sent} of them sent (the "
                 "others were there)\n"
             )
 
@@ -416,31 +504,27 @@ class SshTarget:
         def moved(text: str) -> str:
             return roots.sub(lambda found: remote.mirrored(found[0]), text)
 
+        folder = remote.mirrored(run_dir)
         shown, hidden = secret_variables(launch.env, launch.secrets)
         exports = shell_exports({k: moved(v) for k, v in shown.items()})
         kept = shell_exports({k: moved(v) for k, v in hidden.items()})
-        if kept:  # a file only its user reads (before it holds anything), removed at the end
-            with remote.conn.sftp().open(f"{folder}/.secret-variables.sh", "wb") as held:
-                held.chmod(0o600)
-                held.write(kept.encode())
         venv = launch.image
         assert venv is not None
-        inner = (
+        command = (
+            f"{exports}"
             f"cd {q(moved(str(launch.cwd)))} && "
-            + (f". {q(folder)}/.secret-variables.sh && " if kept else "")
+            + (f". {q(folder)}/{_SECRETS} && " if kept else "")
             + f'export PATH={q(venv + "/bin")}:"$PATH" VIRTUAL_ENV={q(venv)} && '
             + moved(launch.command)
         )
-        wrapper = (
-            f"{exports}"
-            f"mkdir -p {q(folder)}/{protocol.LOGS}\n"
-            f"rm -f {q(folder)}/.exit\n"
-            f"setsid nohup sh -c {q(f'({inner}); echo $? > {q(folder)}/.exit')} "
-            f"> {q(folder)}/{protocol.LOGS}/std_log.txt 2>&1 < /dev/null &\n"
-            "echo $!\n"
-        )
-        pid, lifeline = _started(remote, wrapper, folder)
-        return SshHandle(remote, launch, pid, folder, lifeline)
+        start = {
+            "folder": folder,
+            "command": command,
+            "secrets": kept,  # a file only its user reads, removed when the run ends
+            "followed": list(_FOLLOWED),
+            "sent": list(_SENT),
+        }
+        return SshHandle(remote, _started(remote, launch, start))
 
     def stop_orphan(self, ident: str) -> bool:
         try:

@@ -524,6 +524,7 @@ class _Run:
         status = ""
         address = self.change.address
         progress = self.ctx.progress
+        nap = 0.0025
         while (code := self._poll(handle)) is None:
             if self.ctx.cancelled.is_set():
                 code, status = handle.stop(), "canceled"
@@ -542,7 +543,10 @@ class _Run:
                     progress(address, f"running {now - started:.0f}s  {text}".rstrip())
                 elif new:  # plain output: a line whenever the metrics moved
                     self.ctx.log(address, f"metrics: {text}")
-            time.sleep(0.1)
+            # looks close together at first, a tenth of a second apart from then on: a
+            # short run is not held up, a long one costs no more
+            nap = min(nap * 2, 0.1)
+            time.sleep(nap)
         if progress is not None:
             progress(address, None)
         self._show_log(launch.log, shown)
