@@ -66,7 +66,13 @@ def job_id(run_id: str) -> str:
 
 class RayHandle:
     def __init__(
-        self, launch: Launch, address: str, submission: str, exchange: Path, base: int
+        self,
+        launch: Launch,
+        address: str,
+        submission: str,
+        exchange: Path,
+        base: int,
+        ray_client: JobSubmissionClient,
     ) -> None:
         self.launch = launch
         self.address = address
@@ -76,7 +82,7 @@ class RayHandle:
         self.ident = json.dumps(
             {"address": address, "job": submission, "exchange": str(exchange), "log": base}
         )
-        self.client = client(address)
+        self.client = ray_client
         self.offsets = dict.fromkeys(_FOLLOWED, 0)
         self.masker = Masker(launch.secrets).stream()
         self.looked = self.asked = 0.0
@@ -115,12 +121,8 @@ class RayHandle:
                 if self._status()[0] in _TERMINAL:
                     break
             time.sleep(0.2)
-        if (self.exchange / ".exit").exists():
-            self._end(self._exit_code())
-        else:
-            self._end(-15)
-        self._code = -15
-        return -15
+        # what the driver said, when it could say it before it was stopped
+        return self._end(self._exit_code() if (self.exchange / ".exit").exists() else -15)
 
     def _status(self) -> tuple[str, str]:
         """The job's status on the cluster and Ray's message; an ApplyError once the
@@ -215,9 +217,10 @@ class RayTarget:
                 f"the exchange folder {exchange} of the Ray cluster's runs cannot be made: {err}"
             ) from None
         staging = run_dir / ".ray-job"
-        _stage(launch, staging, exchange, cluster)
+        package = _package()
+        _stage(launch, staging, exchange, cluster, package)
         submission = job_id(run_id)
-        runtime_env = _runtime_env(cluster, launch, staging)
+        runtime_env = _runtime_env(cluster, launch, staging, package)
         distributed = launch.instances > 1
         ray_client = client(cluster.address)
         # Ray reads a .gitignore of the working_dir as excludes: the snapshot already
@@ -240,7 +243,7 @@ class RayTarget:
         with launch.log.open("a", encoding="utf-8") as log:
             log.write(f"mlform: submitted as Ray job {submission} to {cluster.address}\n")
         base = launch.log.stat().st_size
-        return RayHandle(launch, cluster.address, submission, exchange, base)
+        return RayHandle(launch, cluster.address, submission, exchange, base, ray_client)
 
     def stop_orphan(self, ident: str) -> bool:
         try:
@@ -260,7 +263,7 @@ class RayTarget:
             found = json.loads(ident)
             address, submission = str(found["address"]), str(found["job"])
             exchange, base = Path(str(found["exchange"])), int(found["log"])
-            handle = RayHandle(launch, address, submission, exchange, base)
+            handle = RayHandle(launch, address, submission, exchange, base, client(address))
             handle.client.get_job_info(submission)
         except Exception:  # no such job, or no such cluster any more
             return None
@@ -271,13 +274,20 @@ class RayTarget:
         return handle
 
 
-def _stage(launch: Launch, staging: Path, exchange: Path, cluster: RayCluster) -> None:
-    """The job's working_dir: the run's files at `mirror/<local path>`, hard-linked where
-    the file system lets, the job's description and the driver."""
-    # start-up: the package's own folder, which the job gets as a py_module
+def _package() -> str:
+    """The folder of mlform's own package, which the job gets as a py_module (the SDK)."""
+    # start-up: the package's own folder only for a run on a Ray cluster
     import mlform
 
-    package = str(Path(mlform.__file__).resolve().parent)
+    return str(Path(mlform.__file__).resolve().parent)
+
+
+def _stage(
+    launch: Launch, staging: Path, exchange: Path, cluster: RayCluster, package: str
+) -> None:
+    """The job's working_dir: the run's files at `mirror/<local path>`, hard-linked where
+    the file system lets (not the SDK's `package`: a py_module), the job's description
+    and the driver."""
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     given = [Path(root) for root in launch.mounts if root != package]
@@ -319,15 +329,14 @@ def _stage(launch: Launch, staging: Path, exchange: Path, cluster: RayCluster) -
         private.write(staging / "mlform-secrets.json", json.dumps(hidden).encode())
 
 
-def _runtime_env(cluster: RayCluster, launch: Launch, staging: Path) -> dict[str, Any]:
+def _runtime_env(
+    cluster: RayCluster, launch: Launch, staging: Path, package: str
+) -> dict[str, Any]:
     """The compute's runtime_env defaults, with the run's working_dir, the SDK's package
     and the environment's pip list."""
-    # start-up: the package's own folder, for the SDK the job imports
-    import mlform
-
     env: dict[str, Any] = json.loads(json.dumps(cluster.runtime_env))  # a copy
     env["working_dir"] = str(staging)
-    env["py_modules"] = [*env.get("py_modules", ()), str(Path(mlform.__file__).resolve().parent)]
+    env["py_modules"] = [*env.get("py_modules", ()), package]
     env["excludes"] = [*env.get("excludes", ()), "__pycache__"]
     if launch.pip:
         given = env.get("pip") or []

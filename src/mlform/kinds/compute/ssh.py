@@ -19,9 +19,9 @@ and whose session then carries everything else both ways: the blobs the machine 
 the command, the log and metrics as they grow, the run's files and exit code when it
 ends, and a stop. The run lives as long as that session: when it ends first (the
 connection dropped, sshd died, the apply was killed), the agent stops the run's process
-group, so nothing is left running that no one follows. Secret variables travel in that session into a file only the remote
-user reads, sourced by the command's shell and removed when the run ends; the log shows
-them as `***`.
+group, so nothing is left running that no one follows. Secret variables travel in that
+session into a file only the remote user reads, sourced by the command's shell and
+removed when the run ends; the log shows them as `***`.
 """
 
 from __future__ import annotations
