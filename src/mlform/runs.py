@@ -10,7 +10,7 @@ from typing import Any, cast
 from mlform.errors import MlformError, NotFound
 from mlform.state.store import Store
 
-_COLUMNS = (
+COLUMNS = (
     "id, experiment, runconfig, parent_id, name, display_name, status, "
     "epoch(created_at), epoch(started_at), epoch(ended_at), duration, git_commit, branch, "
     "remote, dirty, snapshot_id, inputs, environment, compute, command, exit_code, error, "
@@ -65,7 +65,7 @@ def list_runs(
     limit: int | None = None,
 ) -> list[Run]:
     """Runs, newest first, filtered; each with its params, tags and final metrics."""
-    sql = f"select {_COLUMNS} from runs where true"
+    sql = f"select {COLUMNS} from runs where true"
     params: list[Any] = []
     if experiment:
         sql += " and experiment = ?"
@@ -84,6 +84,12 @@ def list_runs(
         sql += f" limit {int(limit)}"
     runs = [_run(row) for row in store.query(sql, params)]
     return _with_details(store, runs)
+
+
+def from_rows(store: Store, rows: Sequence[Sequence[Any]]) -> list[Run]:
+    """Runs from rows of `select COLUMNS from runs …`, each with its params, tags and
+    final metrics."""
+    return _with_details(store, [_run(row) for row in rows])
 
 
 def _with_details(store: Store, runs: list[Run]) -> list[Run]:
@@ -118,16 +124,16 @@ def _with_details(store: Store, runs: list[Run]) -> list[Run]:
 
 def find(store: Store, ref: str) -> Run:
     """A run by id, a runconfig or pipeline name (its latest run), or a unique id prefix."""
-    rows = store.query(f"select {_COLUMNS} from runs where id = ?", [ref])
+    rows = store.query(f"select {COLUMNS} from runs where id = ?", [ref])
     if not rows:
         rows = store.query(
-            f"select {_COLUMNS} from runs where runconfig in (?, ?) and parent_id is null "
+            f"select {COLUMNS} from runs where runconfig in (?, ?) and parent_id is null "
             "order by created_at desc, seq desc limit 1",
             [f"runconfig/{ref}", f"pipeline/{ref}"],
         )
     if not rows:
         rows = store.query(
-            f"select {_COLUMNS} from runs where starts_with(id, ?) "
+            f"select {COLUMNS} from runs where starts_with(id, ?) "
             "order by created_at desc, seq desc",
             [ref],
         )
@@ -141,7 +147,7 @@ def find(store: Store, ref: str) -> Run:
 
 def children(store: Store, run_id: str) -> list[Run]:
     rows = store.query(
-        f"select {_COLUMNS} from runs where parent_id = ? order by created_at, seq", [run_id]
+        f"select {COLUMNS} from runs where parent_id = ? order by created_at, seq", [run_id]
     )
     return _with_details(store, [_run(r) for r in rows])
 

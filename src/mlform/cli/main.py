@@ -40,6 +40,7 @@ COMMANDS = {
     "force-unlock": "state",
     "agent": "agent",
     "schema": "schemas",
+    "studio": "studio",
 }
 
 

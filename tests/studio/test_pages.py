@@ -1,0 +1,110 @@
+"""The studio's pages and feeds over HTTP, on the applied example: what each answers,
+the runs search, a metric's points reduced for a chart, and pages that answer while an
+apply runs."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+from tests.studio.conftest import Studio
+
+
+def _get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=30) as answer:
+            return answer.status, answer.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode()
+
+
+def _listed(studio: Studio, **query: str) -> list[str]:
+    """The run names the runs page lists for `query`."""
+    code, body = _get(f"{studio.url}/runs?{urllib.parse.urlencode(query)}")
+    assert code == 200, body
+    return re.findall(r'<td><a href="/runs/[^"]+">([^<]+)</a></td>', body)
+
+
+def test_every_page_answers(studio: Studio) -> None:
+    code, overview = _get(studio.url + "/")
+    assert code == 200
+    assert "runconfig/train" in overview and "data/iris" in overview
+    assert "No changes. The workspace matches its files" in overview
+    code, runs = _get(studio.url + "/runs")
+    assert code == 200 and "Train the iris classifier" in runs
+    code, run = _get(studio.url + "/runs/train")
+    assert code == 200
+    assert "learning_curve_accuracy" in run and "logistic-regression" in run  # a tag
+    assert _get(studio.url + "/runs/no-such-run")[0] == 404
+    assert _get(studio.url + "/nowhere")[0] == 404
+
+
+def test_the_runs_search_finds_what_mlflow_would(studio: Studio) -> None:
+    every = _listed(studio)
+    assert len(every) == 3  # train and the two curves; the manual one never ran
+    fast = _listed(studio, search="params.lr = '0.01'")
+    assert len(fast) == 1 and fast[0].startswith("curve-fast")
+    assert len(_listed(studio, search="metrics.final_score > 0.9")) == 2
+    assert _listed(studio, search="metrics.final_score > 0.9 and params.lr = '0.002'")[
+        0
+    ].startswith("curve-slow")
+    assert _listed(studio, search="tags.team = 'vision'", experiment="curves") == _listed(
+        studio, experiment="curves"
+    )
+    assert _listed(studio, search="metrics.accuracy >= 0.9")[0].startswith("Train the iris")
+    code, body = _get(f"{studio.url}/runs?search=" + urllib.parse.quote("metrics.accuracy >"))
+    assert code == 200 and "the filter ends too soon" in body  # the page says what to mend
+
+
+def test_a_long_history_reaches_the_chart_reduced_with_its_extremes(studio: Studio) -> None:
+    code, body = _get(f"{studio.url}/runs/curve-fast/points?key=loss&points=100")
+    assert code == 200
+    data = json.loads(body)
+    assert data["total"] == 2000 and data["reduced"]
+    assert len(data["x"]) <= 100
+    assert data["x"][0] == 0 and data["y"][0] == 1.0  # where it starts
+    assert data["x"][-1] == 1999  # and where it ends
+    assert (1234, 5.0) in zip(data["x"], data["y"], strict=True)  # a spike is kept
+    assert data["x"] == sorted(data["x"])
+    code, body = _get(f"{studio.url}/runs/curve-fast/points?key=loss&points=5000")
+    assert len(json.loads(body)["x"]) == 2000  # fewer points than asked for: every one
+    code, body = _get(f"{studio.url}/runs/curve-fast/metrics.csv?key=loss")
+    assert code == 200 and len(body.splitlines()) == 2001
+
+
+def test_pages_answer_while_an_apply_runs(studio: Studio) -> None:
+    apply = subprocess.Popen(
+        [sys.executable, "-m", "mlform.cli.main", "apply", "--yes", "--rerun", "runconfig/ticking"],
+        cwd=studio.root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while "ticking" not in _get(studio.url + "/runs?status=running")[1]:
+            assert apply.poll() is None, apply.communicate()[0]
+            assert time.monotonic() < deadline, "the run did not start"
+            time.sleep(0.3)
+        for _ in range(3):  # while it runs, every page answers, each within seconds
+            for path in (
+                "/",
+                "/runs",
+                "/runs/ticking",
+                "/runs/train",
+                "/runs/curve-fast/points?key=loss",
+            ):
+                started = time.monotonic()
+                code, body = _get(studio.url + path)
+                assert code == 200, (path, body[:500])
+                assert time.monotonic() - started < 10, path
+            assert apply.poll() is None, "the run ended before the pages were all asked for"
+    finally:
+        out, _ = apply.communicate(timeout=120)
+    assert apply.returncode == 0, out
