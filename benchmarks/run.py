@@ -32,6 +32,7 @@ BENCHMARKS = (
     "remote_state",
     "drift",
     "compute",
+    "studio",
 )
 
 
