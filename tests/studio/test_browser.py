@@ -20,7 +20,15 @@ import pytest
 from tests.studio.conftest import Studio
 
 SHOTS = Path(__file__).with_name("screenshots")
-PAGES = {"overview": "/", "runs": "/runs", "run": "/runs/train", "curve": "/runs/curve-fast"}
+PAGES = {
+    "overview": "/",
+    "runs": "/runs",
+    "run": "/runs/train",
+    "curve": "/runs/curve-fast",
+    "compare": "/compare?run=curve-fast&run=curve-slow&run=train",
+    "models": "/models",
+    "model": "/models/iris-classifier/1",
+}
 
 
 class Watched:
@@ -60,7 +68,7 @@ def watched(browser: Any) -> Iterator[Watched]:
 def _open(watched: Watched, studio: Studio, path: str) -> Any:
     page = watched.page
     page.goto(studio.url + path, wait_until="load")
-    if path.startswith("/runs/"):
+    if path.startswith(("/runs/", "/compare")):
         page.wait_for_selector("body[data-charts]", timeout=20_000)
     return page
 
@@ -126,12 +134,12 @@ def test_a_chart_draws_its_points_and_shows_a_value_under_the_pointer(
 def test_the_search_form_finds_the_runs(studio: Studio, watched: Watched) -> None:
     page = _open(watched, studio, "/runs")
     page.fill("#search", "metrics.final_score > 0.9 and params.lr = '0.01'")
-    page.click("button[type=submit]")
+    page.click("form[role=search] button")
     page.wait_for_url("**/runs?**")
-    names = page.locator("table.runs tbody tr td:first-child a").all_inner_texts()
+    names = page.locator("table.runs tbody tr td:nth-child(2) a").all_inner_texts()
     assert len(names) == 1 and names[0].startswith("curve-fast"), names
     page.fill("#search", "metrics.final_score >")
-    page.click("button[type=submit]")
+    page.click("form[role=search] button")
     assert "the filter ends too soon" in page.locator("[role=alert]").inner_text()
     assert watched.problems == []
 
@@ -155,7 +163,7 @@ def test_a_running_runs_log_grows_while_its_page_is_open(studio: Studio, watched
             assert apply.poll() is None, apply.communicate()[0]
             assert time.monotonic() < deadline, "the run did not start"
             time.sleep(0.3)
-        page.click("table.runs tbody tr td:first-child a")
+        page.click("table.runs tbody tr td:nth-child(2) a")
         page.wait_for_function("document.getElementById('log').textContent.includes('tick 2')")
         first = page.locator("#log").inner_text().count("tick")
         page.wait_for_function(
@@ -167,4 +175,36 @@ def test_a_running_runs_log_grows_while_its_page_is_open(studio: Studio, watched
     finally:
         os.killpg(apply.pid, signal.SIGINT)  # Ctrl-C: the run is canceled
         apply.communicate(timeout=60)
+    assert watched.problems == []
+
+
+def test_compared_runs_overlay_their_curves_and_lines_cross_params_to_a_metric(
+    studio: Studio, watched: Watched
+) -> None:
+    page = _open(watched, studio, "/runs")
+    page.fill("#search", "params.optimizer = 'sgd'")
+    page.click("form[role=search] button")
+    page.wait_for_url("**/runs?**")
+    for box in page.locator("table.runs tbody input[type=checkbox]").all():
+        box.check()
+    page.click("form#compare button")
+    page.wait_for_selector("body[data-charts=drawn]")
+    loss = page.locator('.chart[data-key="loss"] .u-legend .u-series')
+    assert loss.count() == 3  # the x axis and one series a run
+    page.select_option("#target", "final_score")
+    lines = page.locator("#parallel polyline.run-line")
+    assert lines.count() == 2  # lr → final_score, one line a run
+    assert page.locator("#parallel text").all_text_contents() == ["lr", "final_score"]
+    assert watched.problems == []
+
+
+def test_a_model_leads_to_its_run_and_its_data_version(studio: Studio, watched: Watched) -> None:
+    page = _open(watched, studio, "/models")
+    page.click("text=iris-classifier:1")
+    page.wait_for_selector("#lineage-run")
+    assert "iris:1" in page.locator("ol.lineage").inner_text()
+    page.click("#lineage-run")
+    page.wait_for_selector("body[data-charts=drawn]")
+    assert page.url.startswith(studio.url + "/runs/train_")
+    assert "iris:1" in page.locator("table").first.inner_text()  # its inputs, versioned
     assert watched.problems == []

@@ -4,6 +4,7 @@ apply runs."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import subprocess
@@ -108,3 +109,54 @@ def test_pages_answer_while_an_apply_runs(studio: Studio) -> None:
     finally:
         out, _ = apply.communicate(timeout=120)
     assert apply.returncode == 0, out
+
+
+def test_runs_compare_side_by_side(studio: Studio) -> None:
+    ids = [name for name in _listed(studio, experiment="curves")]
+    assert len(ids) == 2
+    code, body = _get(f"{studio.url}/compare?" + urllib.parse.urlencode([("run", i) for i in ids]))
+    assert code == 200
+    differs = re.search(r'<tr class="differs"><th scope="row">lr', body)
+    same = re.search(r'<tr class="same"><th scope="row">optimizer', body)
+    assert differs and same  # lr differs between the two, the optimizer does not
+    assert "final_score" in body
+    code, body = _get(f"{studio.url}/compare?run={ids[0]}")
+    assert code == 400 and "Pick 2 to 10 runs" in body
+    assert _get(f"{studio.url}/compare?run={ids[0]}&run=nope")[0] == 404
+
+
+def test_a_models_lineage_and_its_files(studio: Studio) -> None:
+    code, body = _get(studio.url + "/models")
+    assert code == 200 and "iris-classifier:1" in body
+    code, body = _get(studio.url + "/models/iris-classifier/1")
+    assert code == 200
+    run = re.search(r'<a href="/runs/([^"]+)" id="lineage-run">', body)
+    assert run and run.group(1).startswith("train_")
+    assert "data <code>iris:1</code>" in body  # the data version it was trained on
+    assert "environment <code>sklearn-env:1</code>" in body
+    files = re.findall(r'<a href="(/models/iris-classifier/1/files/[^"]+)" download>', body)
+    assert files
+    registered = json.loads(
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "mlform.cli.main",
+                "models",
+                "show",
+                "iris-classifier:1",
+                "--json",
+            ],
+            cwd=studio.root,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
+    first = registered["files"][0]
+    with urllib.request.urlopen(
+        studio.url + f"/models/iris-classifier/1/files/{first['path']}"
+    ) as got:
+        content = got.read()
+    assert hashlib.sha256(content).hexdigest() == first["sha256"]
+    assert _get(studio.url + "/models/iris-classifier/9")[0] == 404

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from mlform.config.containment import Boundary, link_outside
 from mlform.config.names import name_problem
@@ -19,6 +19,7 @@ from mlform.registry import content, models
 from mlform.registry.models import ModelVersion
 from mlform.state.records import Event
 from mlform.state.store import Store
+from mlform.storage.blobs import blob_key
 
 if TYPE_CHECKING:
     from mlform.hashing import Hasher
@@ -60,6 +61,17 @@ def download(ws: OpenWorkspace, ref: str, target: Path) -> tuple[ModelVersion, l
         model = models.resolve(store.read, ref)
     storage = Context(ws.config, _no_hasher()).storage(model.datastore)
     return model, models.download(storage, model, target)
+
+
+def open_file(ws: OpenWorkspace, ref: str, path: str) -> tuple[ModelVersion, int, BinaryIO]:
+    """One file of a model version, open for reading from its datastore, and its size."""
+    with ws.store("models download") as store:
+        model = models.resolve(store.read, ref)
+    entry = next((f for f in model.files if f["path"] == path), None)
+    if entry is None:
+        raise NotFound(f"{model.ref} has no file {path}")
+    storage = Context(ws.config, _no_hasher()).storage(model.datastore)
+    return model, int(entry["size"]), storage.open(blob_key(entry["sha256"]))
 
 
 def register(

@@ -8,6 +8,9 @@ charts, the plan, what was applied); git stays the way to change the system.
     /runs/{id}/metrics.csv       its full metric history
     /runs/{id}/log               its log as server-sent events
     /runs/{id}/outputs/{path}    one of its output files
+    /compare?run=A&run=B…        2 to 10 runs side by side
+    /models                      every registered version
+    /models/{name}/{version}     one version's lineage, and its files
     /static/…                    the studio's own assets, uPlot among them (its licence
                                  beside it); nothing is fetched from elsewhere
 """
@@ -23,7 +26,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from mlform.listening import listen
-from mlform.studio import feeds, pages
+from mlform.studio import compare, feeds, lineage, pages
 from mlform.studio.auth import TokenGate
 from mlform.workspace import Workspace
 
@@ -39,6 +42,10 @@ def create_app(workspace: Workspace, token: str | None = None) -> Starlette:
         Route("/runs/{run_id}/metrics.csv", feeds.metric_csv),
         Route("/runs/{run_id}/log", feeds.log_events),
         Route("/runs/{run_id}/outputs/{path:path}", feeds.output_file),
+        Route("/compare", compare.compare),
+        Route("/models", lineage.models_list),
+        Route("/models/{name}/{version}", lineage.model_page),
+        Route("/models/{name}/{version}/files/{path:path}", lineage.model_file),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
     middleware = [Middleware(TokenGate, token=token)] if token is not None else []
