@@ -62,11 +62,10 @@ def _apply(root: Path, *args: str) -> str:
 
 @pytest.fixture(scope="session")
 def studio_root(tmp_path_factory: pytest.TempPathFactory, env_cache: Path) -> Path:
-    """The example, applied, beside two runs of a known curve (lr 0.01 and 0.002)."""
+    """The example (its training and its pipeline), applied, beside two runs of a known
+    curve (lr 0.01 and 0.002)."""
     root = tmp_path_factory.mktemp("studio") / "iris"
-    ignored = shutil.ignore_patterns(
-        ".mlform", "monitors", "schedules", "images", "endpoints", "pipelines"
-    )
+    ignored = shutil.ignore_patterns(".mlform", "monitors", "schedules", "images", "endpoints")
     shutil.copytree(EXAMPLE, root, ignore=ignored)
     (root / "curve").mkdir()
     (root / "curve" / "curve.py").write_text(CURVE)

@@ -28,6 +28,8 @@ PAGES = {
     "compare": "/compare?run=curve-fast&run=curve-slow&run=train",
     "models": "/models",
     "model": "/models/iris-classifier/1",
+    "pipelines": "/pipelines",
+    "pipeline": "/pipelines/retrain",
 }
 
 

@@ -48,7 +48,7 @@ def test_every_page_answers(studio: Studio) -> None:
 
 def test_the_runs_search_finds_what_mlflow_would(studio: Studio) -> None:
     every = _listed(studio)
-    assert len(every) == 3  # train and the two curves; the manual one never ran
+    assert len(every) >= 4  # train, the pipeline, the two curves; the manual one never ran
     fast = _listed(studio, search="params.lr = '0.01'")
     assert len(fast) == 1 and fast[0].startswith("curve-fast")
     assert len(_listed(studio, search="metrics.final_score > 0.9")) == 2
@@ -160,3 +160,25 @@ def test_a_models_lineage_and_its_files(studio: Studio) -> None:
         content = got.read()
     assert hashlib.sha256(content).hexdigest() == first["sha256"]
     assert _get(studio.url + "/models/iris-classifier/9")[0] == 404
+
+
+def test_a_pipeline_run_is_drawn_as_its_steps(studio: Studio) -> None:
+    code, body = _get(studio.url + "/pipelines")
+    assert code == 200 and '<a href="/pipelines/retrain">retrain</a>' in body
+    again = subprocess.run(
+        [sys.executable, "-m", "mlform.cli.main", "apply", "--yes", "--rerun", "pipeline/retrain"],
+        cwd=studio.root,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert again.returncode == 0, again.stdout + again.stderr
+    code, body = _get(studio.url + "/pipelines/retrain")
+    assert code == 200
+    steps = re.findall(r'<g class="step ([a-z_ ]+)" data-step="([a-z]+)">', body)
+    assert sorted(name for _, name in steps) == ["evaluate", "prepare", "register", "train"]
+    assert all(kind == "completed reused" for kind, _ in steps), steps  # nothing changed
+    assert body.count("reused from ") == 4
+    assert body.count('class="edge"') == 5  # prepare→train, prepare→evaluate, train→evaluate,
+    # train→register, evaluate→register
+    assert _get(studio.url + "/pipelines/nope")[0] == 404

@@ -11,6 +11,8 @@ charts, the plan, what was applied); git stays the way to change the system.
     /compare?run=A&run=B…        2 to 10 runs side by side
     /models                      every registered version
     /models/{name}/{version}     one version's lineage, and its files
+    /pipelines                   each pipeline and its latest run
+    /pipelines/{name}[?run=ID]   a run of it as its graph of steps
     /static/…                    the studio's own assets, uPlot among them (its licence
                                  beside it); nothing is fetched from elsewhere
 """
@@ -26,7 +28,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from mlform.listening import listen
-from mlform.studio import compare, feeds, lineage, pages
+from mlform.studio import compare, feeds, lineage, pages, pipelines
 from mlform.studio.auth import TokenGate
 from mlform.workspace import Workspace
 
@@ -44,6 +46,8 @@ def create_app(workspace: Workspace, token: str | None = None) -> Starlette:
         Route("/runs/{run_id}/outputs/{path:path}", feeds.output_file),
         Route("/compare", compare.compare),
         Route("/models", lineage.models_list),
+        Route("/pipelines", pipelines.pipelines_list),
+        Route("/pipelines/{name}", pipelines.pipeline_page),
         Route("/models/{name}/{version}", lineage.model_page),
         Route("/models/{name}/{version}/files/{path:path}", lineage.model_file),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
