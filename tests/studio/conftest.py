@@ -134,3 +134,16 @@ def browser(chromium_path: str) -> Iterator[object]:
         )
         yield launched
         launched.close()
+
+
+def apply_ticking(studio: Studio) -> subprocess.Popen[str]:
+    """`mlform apply --rerun runconfig/ticking` (a run of 30 s) started in the background,
+    in a process group of its own (a Ctrl-C for it alone)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "mlform.cli.main", "apply", "--yes", "--rerun", "runconfig/ticking"],
+        cwd=studio.root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.studio.conftest import Studio
+from tests.studio.conftest import Studio, apply_ticking
 
 SHOTS = Path(__file__).with_name("screenshots")
 PAGES = {
@@ -147,14 +145,7 @@ def test_the_search_form_finds_the_runs(studio: Studio, watched: Watched) -> Non
 
 
 def test_a_running_runs_log_grows_while_its_page_is_open(studio: Studio, watched: Watched) -> None:
-    apply = subprocess.Popen(
-        [sys.executable, "-m", "mlform.cli.main", "apply", "--yes", "--rerun", "runconfig/ticking"],
-        cwd=studio.root,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
+    apply = apply_ticking(studio)
     try:
         page = watched.page
         deadline = time.monotonic() + 120

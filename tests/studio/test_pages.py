@@ -14,7 +14,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-from tests.studio.conftest import Studio
+from tests.studio.conftest import Studio, apply_ticking
 
 
 def _get(url: str) -> tuple[int, str]:
@@ -59,6 +59,10 @@ def test_the_runs_search_finds_what_mlflow_would(studio: Studio) -> None:
         studio, experiment="curves"
     )
     assert _listed(studio, search="metrics.accuracy >= 0.9")[0].startswith("Train the iris")
+    by_score = _listed(studio, experiment="curves", sort="metrics.final_score", order="asc")
+    assert [name.split("_")[0] for name in by_score] == ["curve-slow", "curve-fast"]
+    by_rate = _listed(studio, experiment="curves", sort="params.lr", order="desc")
+    assert [name.split("_")[0] for name in by_rate] == ["curve-fast", "curve-slow"]
     code, body = _get(f"{studio.url}/runs?search=" + urllib.parse.quote("metrics.accuracy >"))
     assert code == 200 and "the filter ends too soon" in body  # the page says what to mend
 
@@ -82,13 +86,7 @@ def test_a_long_history_reaches_the_chart_reduced_with_its_extremes(studio: Stud
 def test_pages_answer_while_an_apply_runs(studio: Studio) -> None:
     """A run of 30 s in an apply that holds the state: every page keeps answering, in
     seconds, from its start to its end."""
-    apply = subprocess.Popen(
-        [sys.executable, "-m", "mlform.cli.main", "apply", "--yes", "--rerun", "runconfig/ticking"],
-        cwd=studio.root,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    apply = apply_ticking(studio)
     paths = (
         "/",
         "/runs",

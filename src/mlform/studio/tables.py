@@ -98,21 +98,18 @@ def _where(query: Query) -> tuple[str, list[Any]]:
     return " and ".join(parts), params
 
 
+_BY_KEY = {  # a column of a metric's last value, or of a param's value
+    "metrics.": "(select arg_max(value, (step, ts)) from metrics "
+    "where run_id = runs.id and key = ?)",
+    "params.": "(select any_value(value) from params where run_id = runs.id and key = ?)",
+}
+
+
 def _order(query: Query) -> tuple[str, list[Any]]:
     way = "desc" if query.descending else "asc"
-    if query.sort.startswith("metrics."):
-        key = query.sort.removeprefix("metrics.")
-        return (
-            "(select arg_max(value, (step, ts)) from metrics "
-            f"where run_id = runs.id and key = ?) {way} nulls last, created_at desc, seq desc",
-            [key],
-        )
-    if query.sort.startswith("params."):
-        key = query.sort.removeprefix("params.")
-        return (
-            "(select any_value(value) from params where run_id = runs.id and key = ?) "
-            f"{way} nulls last, created_at desc, seq desc",
-            [key],
-        )
+    for prefix, column in _BY_KEY.items():
+        if query.sort.startswith(prefix):
+            key = query.sort.removeprefix(prefix)
+            return f"{column} {way} nulls last, created_at desc, seq desc", [key]
     column = _SORTS.get(query.sort, "created_at")
     return f"{column} {way} nulls last, seq {way}", []
