@@ -37,6 +37,16 @@ def test_every_page_answers(studio: Studio) -> None:
     assert code == 200
     assert "runconfig/train" in overview and "data/iris" in overview
     assert "No changes. The workspace matches its files" in overview
+    # an edit of the files while the studio runs shows in its plan at once
+    train = studio.root / "runconfigs" / "curve-fast.yml"
+    declared = train.read_text()
+    train.write_text(declared.replace("curve.py 0.01", "curve.py 0.011"))
+    try:
+        code, overview = _get(studio.url + "/")
+        assert code == 200 and "runconfig/curve-fast" in overview
+        assert "1 to run" in overview
+    finally:
+        train.write_text(declared)
     code, runs = _get(studio.url + "/runs")
     assert code == 200 and "Train the iris classifier" in runs
     code, run = _get(studio.url + "/runs/train")

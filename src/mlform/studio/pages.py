@@ -36,7 +36,9 @@ def overview(request: Request) -> Response:
     plan: Plan | None = None
     plan_error = ""
     try:
-        plan = ws.plan()
+        # the files as they are now: a workspace reads them once, and they change while
+        # the studio runs
+        plan = Workspace(ws.root).plan()
     except MlformError as err:
         plan_error = str(err)
     resources: list[dict[str, Any]] = []
