@@ -28,6 +28,7 @@ PAGES = {
     "model": "/models/iris-classifier/1",
     "pipelines": "/pipelines",
     "pipeline": "/pipelines/retrain",
+    "code": "/runs/train/code/train.py",
 }
 
 
@@ -68,7 +69,7 @@ def watched(browser: Any) -> Iterator[Watched]:
 def _open(watched: Watched, studio: Studio, path: str) -> Any:
     page = watched.page
     page.goto(studio.url + path, wait_until="load")
-    if path.startswith(("/runs/", "/compare")):
+    if path.startswith(("/runs/", "/compare")) and "/code/" not in path:
         page.wait_for_selector("body[data-charts]", timeout=20_000)
     return page
 

@@ -5,6 +5,7 @@ apply runs."""
 from __future__ import annotations
 
 import hashlib
+import html
 import json
 import re
 import subprocess
@@ -52,6 +53,12 @@ def test_every_page_answers(studio: Studio) -> None:
     code, run = _get(studio.url + "/runs/train")
     assert code == 200
     assert "learning_curve_accuracy" in run and "logistic-regression" in run  # a tag
+    assert "/code/train.py" in run  # the code snapshot's tree
+    code, shown = _get(studio.url + "/runs/train/code/train.py")
+    assert code == 200 and "run.log_params(" in shown  # the snapshot's own text
+    assert (studio.root / "src" / "train.py").read_text() in html.unescape(shown)
+    for wrong in ("../launch.json", "%2E%2E/launch.json", "nothere.py"):
+        assert _get(studio.url + f"/runs/train/code/{wrong}")[0] == 404, wrong
     assert _get(studio.url + "/runs/no-such-run")[0] == 404
     assert _get(studio.url + "/nowhere")[0] == 404
 

@@ -8,6 +8,7 @@ charts, the plan, what was applied); git stays the way to change the system.
     /runs/{id}/metrics.csv       its full metric history
     /runs/{id}/log               its log as server-sent events
     /runs/{id}/outputs/{path}    one of its output files
+    /runs/{id}/code/{path}       a file of its code snapshot
     /compare?run=A&run=B…        2 to 10 runs side by side
     /models                      every registered version
     /models/{name}/{version}     one version's lineage, and its files
@@ -44,6 +45,7 @@ def create_app(workspace: Workspace, token: str | None = None) -> Starlette:
         Route("/runs/{run_id}/metrics.csv", feeds.metric_csv),
         Route("/runs/{run_id}/log", feeds.log_events),
         Route("/runs/{run_id}/outputs/{path:path}", feeds.output_file),
+        Route("/runs/{run_id}/code/{path:path}", pages.code_file),
         Route("/compare", compare.compare),
         Route("/models", lineage.models_list),
         Route("/pipelines", pipelines.pipelines_list),

@@ -29,6 +29,7 @@ from mlform.studio.search import SearchError
 from mlform.workspace import Workspace
 
 _RECENT_APPLIES = 15
+_SHOWN_BYTES = 1 << 20  # of a code file shown in the page
 
 
 def overview(request: Request) -> Response:
@@ -163,6 +164,7 @@ def run_page(request: Request) -> Response:
     return page(
         request,
         "run.html",
+        code=_tree(_snapshot_files(run_dir)),
         title=f"Run {run.id}",
         run=run,
         children=kids,
@@ -172,6 +174,61 @@ def run_page(request: Request) -> Response:
         when=_epoch,
         finished=run.status not in ("running", "queued"),
     )
+
+
+def code_file(request: Request) -> Response:
+    """One file of a run's code snapshot, shown as text (or said to be binary)."""
+    ws: Workspace = request.app.state.workspace
+    with ws.store("studio") as store:
+        try:
+            run = runs.find(store, request.path_params["run_id"])
+        except NotFound as err:
+            return page(request, "missing.html", title="No such run", message=str(err), status=404)
+    path = request.path_params["path"]
+    run_dir = Path(run.run_dir)
+    listed = {entry["path"]: entry["size"] for entry in _snapshot_files(run_dir)}
+    folder = (run_dir / "snapshot").resolve()
+    target = (folder / path).resolve()
+    if path not in listed or not target.is_relative_to(folder) or not target.is_file():
+        message = f"{path} is not a file of run {run.id}'s code snapshot"
+        return page(request, "missing.html", title="No such file", message=message, status=404)
+    data = target.read_bytes()[:_SHOWN_BYTES]
+    try:
+        text: str | None = data.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    return page(
+        request,
+        "code.html",
+        title=f"{path} · {run.id}",
+        run=run,
+        path=path,
+        size=listed[path],
+        text=text,
+        cut=listed[path] > _SHOWN_BYTES,
+    )
+
+
+def _snapshot_files(run_dir: Path) -> list[dict[str, Any]]:
+    """The files of a run's code snapshot, as its manifest lists them."""
+    manifest = run_dir / "logs" / "snapshot.json"
+    try:
+        files: list[dict[str, Any]] = json.loads(manifest.read_text(encoding="utf-8"))["files"]
+    except (OSError, ValueError, KeyError):
+        return []
+    return files
+
+
+def _tree(files: list[dict[str, Any]]) -> dict[str, Any]:
+    """Paths as nested folders: a folder is a dict, a file its size."""
+    root: dict[str, Any] = {}
+    for entry in files:
+        *folders, name = str(entry["path"]).split("/")
+        here = root
+        for folder in folders:
+            here = here.setdefault(folder + "/", {})
+        here[name] = int(entry["size"])
+    return root
 
 
 def _files(folder: Path) -> list[tuple[str, int]]:
