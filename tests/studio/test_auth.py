@@ -56,6 +56,10 @@ def test_every_request_needs_the_token(studio: Studio) -> None:
         assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
         kept = cookie.split(";", 1)[0]
         assert _status(url + "/runs/train", {"Cookie": kept})[0] == 200
+        # a cookie an earlier studio's token left does not hide the token in the address
+        stale = {"Cookie": "mlform_studio=an-earlier-token-0000"}
+        assert _status(url + "/runs", stale)[0] == 401
+        assert _status(f"{url}/runs?token={TOKEN}", stale)[0] == 200
     finally:
         process.terminate()
         out, _ = process.communicate(timeout=20)

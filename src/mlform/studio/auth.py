@@ -70,17 +70,22 @@ class TokenGate:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        presented, from_query = _presented(scope)
-        if presented is None or not self._matches(presented):
+        # any of the ways a request carries it: a cookie left by an earlier studio's
+        # token does not hide the one in the address
+        matched = next(
+            ((given, how) for given, how in _presented(scope) if self._matches(given)), None
+        )
+        if matched is None:
             await _refuse(send)
             return
-        if not from_query:
+        given, how = matched
+        if how != "query":
             await self.app(scope, receive, send)
             return
 
         async def keep(message: MutableMapping[str, Any]) -> None:
             if message["type"] == "http.response.start":
-                cookie = f"{COOKIE}={presented}; Path=/; HttpOnly; SameSite=Strict".encode()
+                cookie = f"{COOKIE}={given}; Path=/; HttpOnly; SameSite=Strict".encode()
                 message["headers"] = [*message.get("headers", []), (b"set-cookie", cookie)]
             await send(message)
 
@@ -90,26 +95,25 @@ class TokenGate:
         return hmac.compare_digest(hashlib.sha256(presented.encode()).digest(), self.digest)
 
 
-def _presented(scope: Scope) -> tuple[str | None, bool]:
-    """The token a request carries, and whether it came in the query string."""
+def _presented(scope: Scope) -> list[tuple[str, str]]:
+    """Each token a request carries, and how: `header`, `cookie` or `query`."""
+    found: list[tuple[str, str]] = []
     for name, value in scope.get("headers", []):
         if name == b"authorization":
             scheme, _, given = value.decode("latin-1").partition(" ")
-            if scheme.lower() == "bearer" and given:
-                return given.strip(), False
-    for name, value in scope.get("headers", []):
-        if name == b"cookie":
+            if scheme.lower() == "bearer" and given.strip():
+                found.append((given.strip(), "header"))
+        elif name == b"cookie":
             jar: SimpleCookie = SimpleCookie()
             try:
                 jar.load(value.decode("latin-1"))
             except Exception:  # a malformed cookie header carries no token
                 continue
             if COOKIE in jar:
-                return jar[COOKIE].value, False
+                found.append((jar[COOKIE].value, "cookie"))
     query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-    if query.get("token"):
-        return query["token"][0], True
-    return None, False
+    found.extend((given, "query") for given in query.get("token", [])[:1])
+    return found
 
 
 async def _refuse(send: Send) -> None:

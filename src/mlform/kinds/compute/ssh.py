@@ -152,11 +152,14 @@ class Remote:
         try:
             said = self.agent.expect("home")
         except EOFError as err:
-            channel.close()
+            self.close()
             raise ApplyError(
                 f"looking at {host.host} failed: {err}; mlform needs python3 with its venv "
                 "module there"
             ) from err
+        except BaseException:
+            self.close()
+            raise
         self.home = str(said["home"])
         python = said["python"]
         assert isinstance(python, dict)
@@ -287,16 +290,20 @@ class SshHandle:
     def stop(self) -> int:
         if self._code is not None:
             return self._code
-        with _said("stopping the run", self.remote.host):
-            self.frames.channel.sendall(b'{"stop": true}\n')
-        # the agent stops the group (SIGTERM, SIGKILL after the grace), then reports
-        deadline = time.monotonic() + _GRACE_SECONDS + _STOP_SLACK
-        while (code := self._pump(0.25)) is None:
-            if time.monotonic() > deadline:
-                raise ApplyError(
-                    f"stopping the run on {self.remote.host.host}: no answer in "
-                    f"{_GRACE_SECONDS + _STOP_SLACK:.0f} s"
-                )
+        try:
+            with _said("stopping the run", self.remote.host):
+                self.frames.send({"stop": True})
+            # the agent stops the group (SIGTERM, SIGKILL after the grace), then reports
+            deadline = time.monotonic() + _GRACE_SECONDS + _STOP_SLACK
+            while (code := self._pump(0.25)) is None:
+                if time.monotonic() > deadline:
+                    raise ApplyError(
+                        f"stopping the run on {self.remote.host.host}: no answer in "
+                        f"{_GRACE_SECONDS + _STOP_SLACK:.0f} s"
+                    )
+        except BaseException:
+            self.remote.close()  # the session's end stops the run there, if it still runs
+            raise
         return self._end(code)
 
     def _pump(self, wait: float) -> int | None:
