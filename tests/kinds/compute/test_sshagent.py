@@ -180,7 +180,11 @@ def test_a_stop_ends_the_group_even_when_it_ignores_sigterm(
     frames, _, _ = agent
     frames.expect("home")
     folder = tmp_path / "there"
-    pid = _start(frames, _launch(tmp_path), folder, "trap '' TERM; sleep 620 & wait")
+    launch = _launch(tmp_path)
+    pid = _start(frames, launch, folder, "trap '' TERM; sleep 620 & echo ready; wait")
+    deadline = time.monotonic() + 30
+    while not (launch.log.exists() and "ready" in launch.log.read_text()):  # SIGTERM ignored
+        assert frames.pump(0.2) is None and time.monotonic() < deadline
     frames.send({"stop": True})
     started = time.monotonic()
     while (code := frames.pump(0.5)) is None:
