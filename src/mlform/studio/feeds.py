@@ -22,13 +22,13 @@ from starlette.responses import (
 
 from mlform import runs
 from mlform.errors import NotFound
+from mlform.state.runs import FINISHED
 from mlform.studio import series
 from mlform.workspace import Workspace
 
 _LOG_EVERY = 0.25  # seconds between two looks at a running run's log
 _STATUS_EVERY = 2.0  # … and at whether it still runs
 _LOG_CHUNK = 1 << 16
-_ENDED = ("completed", "failed", "canceled", "timed_out", "skipped")
 
 
 def _run(ws: Workspace, ref: str) -> runs.Run:
@@ -113,7 +113,7 @@ async def log_events(request: Request) -> Response:
             if lines:
                 text = json.dumps([line.decode(errors="replace") for line in lines])
                 yield f"event: lines\ndata: {text}\n\n"
-            if status in _ENDED and not data:
+            if status in FINISHED and not data:
                 if pending:
                     last = json.dumps([pending.decode(errors="replace")])
                     yield f"event: lines\ndata: {last}\n\n"

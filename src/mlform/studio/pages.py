@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from mlform.errors import MlformError, NotFound
 from mlform.plan.model import Plan
 from mlform.plan.reasons import texts
 from mlform.state import syncs
+from mlform.state.runs import FINISHED
 from mlform.studio import tables
 from mlform.studio.render import page
 from mlform.studio.search import SearchError
@@ -135,7 +136,6 @@ def runs_list(request: Request) -> Response:
         table=found,
         query=query,
         error=error,
-        asdict=asdict,
         pages=found.pages(query.size),
         sizes=tables.PAGE_SIZES,
         when=_epoch,
@@ -172,7 +172,7 @@ def run_page(request: Request) -> Response:
         artifacts=artifacts,
         outputs=_files(run_dir / "outputs"),
         when=_epoch,
-        finished=run.status not in ("running", "queued"),
+        finished=run.status in FINISHED,
     )
 
 
