@@ -1,9 +1,14 @@
-"""The studio over a real workspace: the example applied (its training, with its params,
-tags and learning curve), a job whose metric is a known curve, and the studio serving it
+"""The studio over a real workspace: the whole example applied as `./dev demo` applies it
+(its training with its params, tags and learning curve, its pipeline, its image, its
+endpoint and its monitor), the endpoint asked to score the iris rows and the monitor run
+over what it captured, beside a job whose metric is a known curve; the studio serving it
 as a user starts it (`mlform studio`, its own process); a real Chromium to look at it."""
 
 from __future__ import annotations
 
+import csv
+import http.client
+import json
 import os
 import shutil
 import subprocess
@@ -17,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import EXAMPLE, free_port
+from tests.conftest import EXAMPLE, free_port, stop_endpoints
 
 CURVE = """
 import math, sys, time
@@ -48,9 +53,9 @@ class Studio:
     process: subprocess.Popen[str]
 
 
-def _apply(root: Path, *args: str) -> str:
+def mlform(root: Path, *args: str) -> str:
     done = subprocess.run(
-        [sys.executable, "-m", "mlform.cli.main", "apply", "--yes", *args],
+        [sys.executable, "-m", "mlform.cli.main", *args],
         cwd=root,
         capture_output=True,
         text=True,
@@ -60,13 +65,48 @@ def _apply(root: Path, *args: str) -> str:
     return done.stdout
 
 
+def score(root: Path, rows: list[list[float]]) -> None:
+    """POST `rows` to the example's endpoint, 25 a request, as a client would."""
+    shown = json.loads(mlform(root, "endpoints", "show", "iris", "--json"))
+    port = int(str(shown["url"]).rsplit(":", 1)[1])
+    key = mlform(root, "endpoints", "keys", "iris").splitlines()[0].removeprefix("primary: ")
+    for start in range(0, len(rows), 25):
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        body = json.dumps({"data": rows[start : start + 25]})
+        headers = {"Content-Type": "application/json", "Authorization": f"Bearer {key}"}
+        connection.request("POST", "/score", body=body, headers=headers)
+        answer = connection.getresponse()
+        assert answer.status == 200, answer.read()
+        connection.close()
+
+
+def captured_rows(root: Path) -> int:
+    """How many scored rows the deployment's capture has written (every second)."""
+    import duckdb
+
+    folder = root / ".mlform" / "datastore" / "captures" / "iris" / "blue"
+    if not list(folder.glob("*/*.parquet")):
+        return 0
+    found = duckdb.sql(
+        f"select sum(json_array_length(inputs)) from read_parquet('{folder}/*/*.parquet')"
+    ).fetchall()
+    return int(found[0][0] or 0)
+
+
+def flowers(root: Path) -> list[list[float]]:
+    with (root / "data" / "iris.csv").open() as rows:
+        return [[float(v) for v in row[:4]] for row in list(csv.reader(rows))[1:]]
+
+
 @pytest.fixture(scope="session")
-def studio_root(tmp_path_factory: pytest.TempPathFactory, env_cache: Path) -> Path:
-    """The example (its training and its pipeline), applied, beside two runs of a known
-    curve (lr 0.01 and 0.002)."""
+def studio_root(tmp_path_factory: pytest.TempPathFactory, env_cache: Path) -> Iterator[Path]:
+    """The example, all of it, applied (its endpoint on a free port), its endpoint asked
+    to score the iris rows twice with its monitor run after each, beside two runs of a
+    known curve (lr 0.01 and 0.002). Its servers are stopped after."""
     root = tmp_path_factory.mktemp("studio") / "iris"
-    ignored = shutil.ignore_patterns(".mlform", "monitors", "schedules", "images", "endpoints")
-    shutil.copytree(EXAMPLE, root, ignore=ignored)
+    shutil.copytree(EXAMPLE, root, ignore=shutil.ignore_patterns(".mlform"))
+    endpoint = root / "endpoints" / "iris.yml"
+    endpoint.write_text(endpoint.read_text().replace("port: 5080", f"port: {free_port()}"))
     (root / "curve").mkdir()
     (root / "curve" / "curve.py").write_text(CURVE)
     (root / "curve" / "slow.py").write_text(SLOW)
@@ -78,8 +118,19 @@ def studio_root(tmp_path_factory: pytest.TempPathFactory, env_cache: Path) -> Pa
         "code: ../curve\ncommand: python slow.py 150\nexperiment_name: ticking\ntrigger: manual\n"
     )
     os.environ["MLFORM_CACHE_DIR"] = str(env_cache)  # the session's: environments build once
-    _apply(root)
-    return root
+    try:
+        mlform(root, "apply", "--yes")
+        rows = flowers(root)
+        for times in (1, 2):
+            score(root, rows)
+            deadline = time.monotonic() + 30
+            while captured_rows(root) < times * len(rows):
+                assert time.monotonic() < deadline, "the endpoint did not capture its requests"
+                time.sleep(0.2)
+            mlform(root, "monitors", "run", "iris-drift")
+        yield root
+    finally:
+        stop_endpoints(root)
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,7 @@ each page is saved in tests/studio/screenshots/ for people to look at."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -29,6 +30,10 @@ PAGES = {
     "pipelines": "/pipelines",
     "pipeline": "/pipelines/retrain",
     "code": "/runs/train/code/train.py",
+    "endpoints": "/endpoints",
+    "endpoint": "/endpoints/iris",
+    "monitors": "/monitors",
+    "monitor": "/monitors/iris-drift",
 }
 
 
@@ -202,3 +207,32 @@ def test_a_model_leads_to_its_run_and_its_data_version(studio: Studio, watched: 
     assert page.url.startswith(studio.url + "/runs/train_")
     assert "iris:1" in page.locator("table").first.inner_text()  # its inputs, versioned
     assert watched.problems == []
+
+
+def test_a_test_request_sent_from_the_endpoints_page_is_answered_and_counted(
+    studio: Studio, watched: Watched
+) -> None:
+    page = _open(watched, studio, "/endpoints/iris")
+    requests = page.locator('tr[data-deployment="blue"] [data-field="requests"]')
+    counted = int(requests.inner_text())
+    page.fill("#try-body", (studio.root / "request.json").read_text())
+    page.select_option("#try-deployment", "blue")
+    page.click("#try button[type=submit]")
+    page.wait_for_function("document.getElementById('try-status').textContent.startsWith('HTTP')")
+    assert page.locator("#try-status").inner_text().startswith("HTTP 200 in ")
+    assert json.loads(page.locator("#try-answer").inner_text()) == ["setosa", "virginica"]
+    # the page looks at the servers again by itself: the request is counted there
+    page.wait_for_function(
+        "(before) => Number(document.querySelector("
+        '\'tr[data-deployment="blue"] [data-field="requests"]\').textContent) > before',
+        arg=counted,
+        timeout=15_000,
+    )
+    assert (
+        page.locator('tr[data-deployment="blue"] [data-field="rate"]').inner_text().endswith("/s")
+    )
+    page.fill("#try-body", "{not json")
+    page.click("#try button[type=submit]")
+    page.wait_for_function("document.getElementById('try-status').textContent.includes('not JSON')")
+    assert "The request is not JSON" in page.locator("#try-status").inner_text()
+    assert watched.problems == []  # the page said so itself, and sent nothing

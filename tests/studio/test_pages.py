@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import html
+import http.client
 import json
 import re
 import subprocess
@@ -26,6 +27,25 @@ def _get(url: str) -> tuple[int, str]:
         return err.code, err.read().decode()
 
 
+def _post(
+    studio: Studio, path: str, body: bytes, headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, object]]:
+    sent = {"Content-Type": "application/json", **(headers or {})}
+    asked = urllib.request.Request(studio.url + path, data=body, headers=sent, method="POST")
+    try:
+        with urllib.request.urlopen(asked, timeout=60) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+def _live(studio: Studio) -> dict[str, object]:
+    code, body = _get(studio.url + "/endpoints/iris/live")
+    assert code == 200, body
+    found: dict[str, object] = json.loads(body)["deployments"]["blue"]
+    return found
+
+
 def _listed(studio: Studio, **query: str) -> list[str]:
     """The run names the runs page lists for `query`."""
     code, body = _get(f"{studio.url}/runs?{urllib.parse.urlencode(query)}")
@@ -38,6 +58,9 @@ def test_every_page_answers(studio: Studio) -> None:
     assert code == 200
     assert "runconfig/train" in overview and "data/iris" in overview
     assert "No changes. The workspace matches its files" in overview
+    monitor = re.search(r"<tr><td><code>monitor/iris-drift</code>.*?</tr>", overview)
+    assert monitor and '<span class="muted">none</span>' in monitor[0]  # found no drift
+    assert "The workspace is not in a git repository." in overview
     # an edit of the files while the studio runs shows in its plan at once
     train = studio.root / "runconfigs" / "curve-fast.yml"
     declared = train.read_text()
@@ -46,6 +69,9 @@ def test_every_page_answers(studio: Studio) -> None:
         code, overview = _get(studio.url + "/")
         assert code == 200 and "runconfig/curve-fast" in overview
         assert "1 to run" in overview
+        # and in its resource's row: it has drifted from its file, the plan says why
+        row = re.search(r"<tr><td><code>runconfig/curve-fast</code>.*?</tr>", overview)
+        assert row and '<span class="warn">&gt; command changed' in row[0], overview
     finally:
         train.write_text(declared)
     code, runs = _get(studio.url + "/runs")
@@ -112,6 +138,8 @@ def test_pages_answer_while_an_apply_runs(studio: Studio) -> None:
         "/runs/curve-fast/points?key=loss",
         "/models",
         "/pipelines/retrain",
+        "/endpoints/iris",
+        "/monitors/iris-drift",
     )
     try:
         deadline = time.monotonic() + 120
@@ -205,3 +233,91 @@ def test_a_pipeline_run_is_drawn_as_its_steps(studio: Studio) -> None:
     assert body.count('class="edge"') == 5  # prepare→train, prepare→evaluate, train→evaluate,
     # train→register, evaluate→register
     assert _get(studio.url + "/pipelines/nope")[0] == 404
+
+
+def test_an_endpoint_shows_its_traffic_its_counters_and_what_it_captured(studio: Studio) -> None:
+    code, body = _get(studio.url + "/endpoints")
+    assert code == 200
+    assert '<a href="/endpoints/iris">iris</a>' in body and "blue 100%" in body
+    code, body = _get(studio.url + "/endpoints/iris")
+    assert code == 200
+    assert '<a href="/models/iris-classifier/1">iris-classifier:1</a>' in body
+    # the latest 20 of the requests the fixture sent (two rounds of 150 rows, 25 a request)
+    captured = re.findall(r'<tr><td class="when">[^<]+</td><td>blue</td>', body)
+    assert 12 <= len(captured) <= 20, body  # other tests may have sent some since
+    assert "[[" in body.split('class="captured"')[1]  # rows as they were sent
+    assert _get(studio.url + "/endpoints/nope")[0] == 404
+
+    before = _live(studio)
+    assert before["answering"] and before["ready"]
+    assert before["requests"] >= 12  # the fixture's, through the endpoint's router
+    request = (studio.root / "request.json").read_text()
+    code, answer = _post(
+        studio, "/endpoints/iris/invoke", json.dumps({"body": request, "deployment": None}).encode()
+    )
+    assert code == 200 and answer["status"] == 200, answer
+    assert json.loads(str(answer["body"])) == ["setosa", "virginica"]
+    code, answer = _post(
+        studio,
+        "/endpoints/iris/invoke",
+        json.dumps({"body": request, "deployment": "blue"}).encode(),
+    )
+    assert code == 200 and answer["status"] == 200, answer
+    after = _live(studio)
+    assert after["requests"] == before["requests"] + 2  # counted by the server itself
+    assert isinstance(after["rate"], float) and after["rate"] > 0  # two since the last look
+    latency = after["latency_ms"]
+    assert isinstance(latency, list) and 0 < latency[0] <= latency[1] <= latency[2]
+    assert after["latency_of"] == "since the previous look"
+    assert after["errors"] == 0
+
+
+def test_a_test_request_is_taken_only_as_json_from_the_studios_own_page(studio: Studio) -> None:
+    asked = json.dumps({"body": '{"data": [[5.1, 3.5, 1.4, 0.2]]}', "deployment": None}).encode()
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    assert _post(studio, "/endpoints/iris/invoke", asked, form)[0] == 403
+    elsewhere = {"Origin": "http://elsewhere.example"}
+    code, answer = _post(studio, "/endpoints/iris/invoke", asked, elsewhere)
+    assert code == 403 and "elsewhere.example" in str(answer["error"])
+    own = {"Origin": studio.url}
+    assert _post(studio, "/endpoints/iris/invoke", asked, own)[0] == 200
+    # a body said to be too long is refused before it is sent
+    host, port = studio.url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=30)
+    connection.putrequest("POST", "/endpoints/iris/invoke")
+    connection.putheader("Content-Type", "application/json")
+    connection.putheader("Content-Length", str((1 << 20) + 1))
+    connection.endheaders()
+    refused = connection.getresponse()
+    assert refused.status == 413 and b"at most 1048576 bytes" in refused.read()
+    connection.close()
+    code, answer = _post(studio, "/endpoints/iris/invoke", json.dumps({"body": "{nope"}).encode())
+    assert code == 400 and "not JSON" in str(answer["error"])
+    code, answer = _post(studio, "/endpoints/nope/invoke", asked)
+    assert code == 404 and "no endpoint named 'nope'" in str(answer["error"])
+    code, answer = _post(
+        studio, "/endpoints/iris/invoke", json.dumps({"body": "{}", "deployment": "green"}).encode()
+    )
+    assert code == 404 and "no deployment 'green'" in str(answer["error"])
+
+
+def test_a_monitors_history_is_a_heat_map_per_signal(studio: Studio) -> None:
+    code, body = _get(studio.url + "/monitors")
+    assert code == 200
+    assert '<a href="/monitors/iris-drift">iris-drift</a>' in body and "iris:blue" in body
+    code, body = _get(studio.url + "/monitors/iris-drift")
+    assert code == 200
+    assert re.findall(r'<table class="heat" data-signal="([a-z_]+)">', body) == [
+        "drift",
+        "quality",
+    ]
+    drift = body.split('data-signal="drift"')[1].split("</table>")[0]
+    rows = re.findall(r'<th scope="row">([a-z_]+)</th>\s*<td>([a-z ]+)</td>', drift)
+    features = {"sepal_length", "sepal_width", "petal_length", "petal_width"}
+    assert {f for f, m in rows if m == "normalized wasserstein distance"} == features
+    # two runs, a column each, every cell coloured against its threshold (0.1)
+    assert len(re.findall(r'<th scope="col" class="num"><a href="/runs/iris-drift_', drift)) == 2
+    cells = re.findall(r'class="num cell( breached)?" style="background:#([0-9a-f]{6})', drift)
+    assert len(cells) == 2 * len(rows)
+    assert not any(breached for breached, _ in cells)  # the iris rows are the training data
+    assert _get(studio.url + "/monitors/nope")[0] == 404

@@ -12,6 +12,12 @@ charts, the plan, what was applied); git stays the way to change the system.
     /compare?run=A&run=B…        2 to 10 runs side by side
     /models                      every registered version
     /models/{name}/{version}     one version's lineage, and its files
+    /endpoints                   every endpoint, its deployments and traffic split
+    /endpoints/{name}            one: its servers' counters (refreshed from …/live), a
+                                 sample of its captured requests, a test-request form
+                                 (POST …/invoke, the studio's one write)
+    /monitors                    every monitor and what its latest run found
+    /monitors/{name}             its history as a heat map per signal
     /pipelines                   each pipeline and its latest run
     /pipelines/{name}[?run=ID]   a run of it as its graph of steps
     /static/…                    the studio's own assets, uPlot among them (its licence
@@ -29,7 +35,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from mlform.listening import listen
-from mlform.studio import compare, feeds, lineage, pages, pipelines
+from mlform.studio import compare, endpoints, feeds, lineage, monitors, pages, pipelines, serving
 from mlform.studio.auth import TokenGate
 from mlform.workspace import Workspace
 
@@ -48,6 +54,12 @@ def create_app(workspace: Workspace, token: str | None = None) -> Starlette:
         Route("/runs/{run_id}/code/{path:path}", pages.code_file),
         Route("/compare", compare.compare),
         Route("/models", lineage.models_list),
+        Route("/endpoints", endpoints.endpoints_list),
+        Route("/endpoints/{name}", endpoints.endpoint_page),
+        Route("/endpoints/{name}/live", endpoints.endpoint_live),
+        Route("/endpoints/{name}/invoke", endpoints.endpoint_invoke, methods=["POST"]),
+        Route("/monitors", monitors.monitors_list),
+        Route("/monitors/{name}", monitors.monitor_page),
         Route("/pipelines", pipelines.pipelines_list),
         Route("/pipelines/{name}", pipelines.pipeline_page),
         Route("/models/{name}/{version}", lineage.model_page),
@@ -57,6 +69,7 @@ def create_app(workspace: Workspace, token: str | None = None) -> Starlette:
     middleware = [Middleware(TokenGate, token=token)] if token is not None else []
     app = Starlette(routes=routes, middleware=middleware, exception_handlers={404: pages.not_found})
     app.state.workspace = workspace
+    app.state.looks = serving.Looks()
     return app
 
 

@@ -18,13 +18,14 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
-from mlform import runs
+from mlform import gitinfo, runs
 from mlform.errors import MlformError, NotFound
 from mlform.plan.model import Plan
 from mlform.plan.reasons import texts
 from mlform.state import syncs
 from mlform.state.runs import FINISHED
 from mlform.studio import tables
+from mlform.studio.monitors import latest_breaches
 from mlform.studio.render import page
 from mlform.studio.search import SearchError
 from mlform.workspace import Workspace
@@ -43,6 +44,11 @@ def overview(request: Request) -> Response:
         plan = Workspace(ws.root).plan()
     except MlformError as err:
         plan_error = str(err)
+    # a resource the plan would change has drifted from its files: the plan says why
+    pending = {
+        change.address: f"{change.symbol} {texts(change.reasons)}"
+        for change in (plan.changes if plan is not None else ())
+    }
     resources: list[dict[str, Any]] = []
     applies: list[dict[str, Any]] = []
     synced = None
@@ -61,6 +67,8 @@ def overview(request: Request) -> Response:
                         "version": shown.get("version", ""),
                         "applied_at": _when(applied_at),
                         "error": error or "",
+                        "drift": pending.get(address, ""),
+                        "breached": latest_breaches(store, address) if kind == "monitor" else [],
                     }
                 )
             for apply_id, started, ended, status, host, summary in store.query(
@@ -102,6 +110,7 @@ def overview(request: Request) -> Response:
         unchanged=plan.unchanged if plan is not None else 0,
         plan_error=plan_error,
         synced=synced,
+        checkout=gitinfo.describe(ws.root, ignore=[ws.home]),
     )
 
 
