@@ -98,8 +98,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def entry() -> None:  # pragma: no cover - the console script
-    sys.exit(main())
+    _exit(main())
+
+
+def _exit(code: int) -> None:
+    """End the process with `code`. The objects it made are frozen out of the cyclic
+    garbage collector first: the interpreter's teardown otherwise searches the whole heap
+    for cycles (paramiko, DuckDB, the state's records…), 60–80 ms after an apply's last
+    word that change nothing. Every object is still freed, and the atexit handlers
+    (connections, caches) still run; cycles among them are left to the kernel."""
+    import gc
+
+    gc.freeze()
+    sys.exit(code)
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    _exit(main())
