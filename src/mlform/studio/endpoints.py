@@ -163,7 +163,6 @@ def _grouped(found: operations.Endpoint, live: dict[str, serving.Live]) -> list[
     by_name: dict[str, list[operations.Deployed]] = {}
     for deployed in found.deployments:
         by_name.setdefault(deployed.deployment, []).append(deployed)
-    total_weight = sum(d[0].weight for d in by_name.values()) or 0
     grouped = []
     for name, instances in sorted(by_name.items()):
         counted = [live[_key(i)] for i in instances if _key(i) in live]
@@ -173,7 +172,6 @@ def _grouped(found: operations.Endpoint, live: dict[str, serving.Live]) -> list[
                 "model": instances[0].model,
                 "compute": instances[0].compute,
                 "weight": instances[0].weight,
-                "share": instances[0].weight / total_weight if total_weight else 0.0,
                 "instances": [(i, live.get(_key(i))) for i in instances],
                 "total": _sum(counted),
             }
