@@ -48,5 +48,8 @@ def test_a_rate_and_recent_percentiles_need_two_looks_and_a_restart_begins_again
     restarted = looks.live("a", parse(_served([0.002]).render(True).decode(), at=20.0))
     assert restarted.rate is None and restarted.requests == 1
     assert not looks.live("a", None).answering
-    looks.keep_only([])
-    assert looks.live("a", parse(slower, at=30.0)).rate is None  # forgotten
+    looks.live("e1 a", parse(slower, at=30.0))
+    looks.live("e2 b", parse(slower, at=30.0))
+    looks.forget_others("e1 ", ["e1 c"])  # endpoint e1 has another instance now
+    assert looks.live("e1 a", parse(slower, at=31.0)).rate is None  # forgotten
+    assert looks.live("e2 b", parse(slower, at=31.0)).rate == 0.0  # another endpoint's: kept

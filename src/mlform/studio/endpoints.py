@@ -151,11 +151,15 @@ def _refused(request: Request) -> str:
 
 def _live(request: Request, found: operations.Endpoint) -> dict[str, serving.Live]:
     looks: serving.Looks = request.app.state.looks
-    return {_key(d): looks.live(_key(d), serving.scrape(d.url)) for d in found.deployments}
+    live = {
+        _key(found, d): looks.live(_key(found, d), serving.scrape(d.url)) for d in found.deployments
+    }
+    looks.forget_others(f"{found.name} ", live)
+    return live
 
 
-def _key(deployed: operations.Deployed) -> str:
-    return f"{deployed.url} {deployed.handle}"
+def _key(found: operations.Endpoint, deployed: operations.Deployed) -> str:
+    return f"{found.name} {deployed.url} {deployed.handle}"
 
 
 def _grouped(found: operations.Endpoint, live: dict[str, serving.Live]) -> list[dict[str, Any]]:
@@ -165,14 +169,14 @@ def _grouped(found: operations.Endpoint, live: dict[str, serving.Live]) -> list[
         by_name.setdefault(deployed.deployment, []).append(deployed)
     grouped = []
     for name, instances in sorted(by_name.items()):
-        counted = [live[_key(i)] for i in instances if _key(i) in live]
+        counted = [live[_key(found, i)] for i in instances if _key(found, i) in live]
         grouped.append(
             {
                 "name": name,
                 "model": instances[0].model,
                 "compute": instances[0].compute,
                 "weight": instances[0].weight,
-                "instances": [(i, live.get(_key(i))) for i in instances],
+                "instances": [(i, live.get(_key(found, i))) for i in instances],
                 "total": _sum(counted),
             }
         )

@@ -4,7 +4,8 @@ it) turned into a request rate, latency percentiles and error counts, and a samp
 the requests they captured (`mlform.serving.capture`'s Parquet files).
 
 A rate needs two looks: the studio keeps each instance's previous counters (`Looks`,
-one entry per instance, dropped with the instance) and reports the change since then;
+one entry per instance, forgotten once its endpoint no longer has it) and reports the
+change since then;
 percentiles are of the requests between the two looks when there were any, else of all
 the server has answered.
 """
@@ -176,11 +177,12 @@ class Looks:
             latency_of,
         )
 
-    def keep_only(self, keys: Iterable[str]) -> None:
-        """Forget the instances not in `keys` (ended, replaced)."""
+    def forget_others(self, prefix: str, keys: Iterable[str]) -> None:
+        """Forget the instances whose key starts with `prefix` (one endpoint's) but is not
+        in `keys` (those it has now): ended or replaced, they are never looked at again."""
         kept = set(keys)
         with self._lock:
-            for key in [k for k in self._previous if k not in kept]:
+            for key in [k for k in self._previous if k.startswith(prefix) and k not in kept]:
                 del self._previous[key]
 
 
