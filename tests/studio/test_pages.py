@@ -130,15 +130,22 @@ def test_pages_answer_while_an_apply_runs(studio: Studio) -> None:
     """A run of 30 s in an apply that holds the state: every page keeps answering, in
     seconds, from its start to its end."""
     apply = apply_ticking(studio)
-    paths = (
+    paths = (  # every page, and the feeds its charts and tables read
         "/",
         "/runs",
         "/runs/ticking",
         "/runs/train",
+        "/runs/train/code/train.py",
         "/runs/curve-fast/points?key=loss",
+        "/compare?run=curve-fast&run=curve-slow",
         "/models",
+        "/models/iris-classifier/1",
+        "/pipelines",
         "/pipelines/retrain",
+        "/endpoints",
         "/endpoints/iris",
+        "/endpoints/iris/live",
+        "/monitors",
         "/monitors/iris-drift",
     )
     try:
