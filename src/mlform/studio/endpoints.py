@@ -23,11 +23,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from mlform.context import Context
 from mlform.errors import MlformError, NotFound
-from mlform.hashing import Hasher
 from mlform.kinds.endpoint import operations
-from mlform.storage import captures
+from mlform.storage import captures, open_storage
 from mlform.studio import serving
 from mlform.studio.render import page
 from mlform.workspace import Workspace
@@ -212,7 +210,8 @@ def _captures(ws: Workspace) -> tuple[Path | None, str]:
     """Where this machine finds the deployments' captured requests, and what to say of it."""
     try:
         config = ws.config
-        storage = Context(config, Hasher(None)).storage(config.default_datastore)
+        spec = config.datastore(config.default_datastore)
+        storage = open_storage(spec, config.storage_options(spec))
     except MlformError as err:
         return None, f"the datastore of captured requests is not readable: {err}"
     root = storage.local_path("")
