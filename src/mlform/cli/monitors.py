@@ -62,8 +62,7 @@ def list_(args: argparse.Namespace, out: Output) -> int:
             rows.append((name, "-", "-"))
             continue
         latest = runs[0]
-        breached = sorted({_where(v) for v in latest.values if v.breached})
-        rows.append((name, _when(latest.end), ", ".join(breached) or "none"))
+        rows.append((name, _when(latest.end), ", ".join(latest.breaches()) or "none"))
     out.table(("NAME", "LAST RUN", "BREACHED"), rows)
     return 0
 
@@ -166,10 +165,6 @@ def sparkline(values: Sequence[float | None], threshold: float | None = None) ->
 
 def _number(value: float | None) -> str:
     return "-" if value is None else f"{value:.4g}"
-
-
-def _where(value: Value) -> str:
-    return f"{value.signal}.{value.feature}" if value.feature else value.signal
 
 
 def _when(at: datetime) -> str:

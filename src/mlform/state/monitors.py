@@ -32,6 +32,11 @@ class Value:
         """Its metric key in the run: `drift.sepal_length.jensen_shannon_distance`."""
         return ".".join(p for p in (self.signal, self.feature, self.metric) if p)
 
+    @property
+    def where(self) -> str:
+        """What it is a value of: `drift.sepal_length`, or the signal for the whole one."""
+        return f"{self.signal}.{self.feature}" if self.feature else self.signal
+
 
 @dataclass(frozen=True, slots=True)
 class MonitorRun:
@@ -79,6 +84,10 @@ class Recorded:
     run_id: str
     end: datetime
     values: list[Value]
+
+    def breaches(self) -> list[str]:
+        """Where the run found drift (or another breach): `drift.petal_length`, …"""
+        return sorted({v.where for v in self.values if v.breached})
 
 
 def history(store: Store, monitor: str, limit: int = 20) -> list[Recorded]:

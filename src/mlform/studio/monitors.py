@@ -67,7 +67,7 @@ def monitors_list(request: Request) -> Response:
                         "target": str(record.outputs.get("target", "")),
                         "trigger": str(record.outputs.get("trigger", "")),
                         "run": latest[0] if latest else None,
-                        "breached": breached(latest[0]) if latest else [],
+                        "breached": latest[0].breaches() if latest else [],
                     }
                 )
     return page(request, "monitors.html", title="Monitors", monitors=found, when=_when)
@@ -105,6 +105,8 @@ def heat_maps(history: Sequence[Recorded]) -> list[HeatMap]:
     for recorded in history:
         for value in recorded.values:
             signals.setdefault(value.signal, value.signal_type)
+    # each run's values by what they measure, looked up once a cell
+    measured = [{(v.signal, v.feature, v.metric): v for v in r.values} for r in history]
     maps = []
     for signal, signal_type in signals.items():
         keys: dict[tuple[str, str], float | None] = {}
@@ -120,17 +122,7 @@ def heat_maps(history: Sequence[Recorded]) -> list[HeatMap]:
                 keys[(v.feature, v.metric)] = v.threshold  # the latest run's threshold
         rows = []
         for (feature, metric), threshold in sorted(keys.items()):
-            values = [
-                next(
-                    (
-                        v
-                        for v in recorded.values
-                        if v.signal == signal and v.feature == feature and v.metric == metric
-                    ),
-                    None,
-                )
-                for recorded in history
-            ]
+            values = [run.get((signal, feature, metric)) for run in measured]
             largest = max(
                 (abs(v.value) for v in values if v is not None and v.value is not None),
                 default=0.0,
@@ -184,17 +176,10 @@ def _text_on(rgb: Sequence[int]) -> str:
     return "#000000" if (light + 0.05) / 0.05 >= 1.05 / (light + 0.05) else "#ffffff"
 
 
-def breached(recorded: Recorded) -> list[str]:
-    """Where a run found drift (or another breach): `drift.petal_length`, …"""
-    return sorted(
-        {".".join(p for p in (v.signal, v.feature) if p) for v in recorded.values if v.breached}
-    )
-
-
 def latest_breaches(store: Store, monitor: str) -> list[str]:
     """Where the monitor's latest run found a breach; none before it has run."""
     latest = monitors.history(store, monitor, 1)
-    return breached(latest[0]) if latest else []
+    return latest[0].breaches() if latest else []
 
 
 def _when(moment: datetime | None) -> str:
