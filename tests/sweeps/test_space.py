@@ -108,3 +108,18 @@ def test_a_sweep_without_a_space_is_told_how_to_write_one() -> None:
     with pytest.raises(Invalid) as caught:
         parse(None)
     assert caught.value.where == ("search_space",) and "type: uniform" in caught.value.message
+
+
+def test_what_a_trial_records_is_the_distribution_a_resumed_study_is_told() -> None:
+    space = parse(
+        {
+            "a": {"type": "choice", "values": [1, 2]},
+            "b": {"type": "randint", "upper": 5},
+            "c": {"type": "qnormal", "mu": 0, "sigma": 1, "q": 1},
+            "d": {"type": "loguniform", "min_value": -2, "max_value": 0},
+        }
+    )
+    trial = optuna.create_study().ask()
+    for parameter in space:
+        parameter.suggest(trial)
+    assert trial.distributions == {p.name: p.distribution() for p in space}

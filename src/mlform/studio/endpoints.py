@@ -79,7 +79,6 @@ def endpoint_live(request: Request) -> Response:
     return JSONResponse(
         {
             "router_up": found.router_up,
-            "instances": {key: value.as_json() for key, value in live.items()},
             "deployments": {
                 d["name"]: d["total"].as_json() for d in _grouped(found, live) if d["total"]
             },
