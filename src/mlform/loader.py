@@ -294,7 +294,7 @@ class _Loader:
         """Build the spec of `kind` a document in `reader`'s folder declares (`kind` is
         the reader's own, or one of its parts)."""
         body = usable(doc.data, (), bad)
-        needed = [key for key in schema.required(kind) if key != "name"]
+        needed = [key for key in schema.required(kind, body) if key != "name"]
         if body is None or any(key not in body for key in needed):
             self.broken.add(f"{kind}/{_guess_name(doc)}")
             return

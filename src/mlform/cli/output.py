@@ -95,10 +95,11 @@ class Output:
         """`value` as JSON (see `to_json`): what every `--json` prints."""
         self.write(json.dumps(to_json(value), indent=2, ensure_ascii=False) + "\n")
 
-    def table(self, header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    def table(self, header: Sequence[str], rows: Sequence[Sequence[str]], indent: int = 0) -> None:
         widths = [max(len(str(c)) for c in col) for col in zip(header, *rows, strict=True)]
         for row in (header, *rows):
-            self.line("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+            cells = "  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True))
+            self.line(" " * indent + cells.rstrip())
 
     @property
     def interactive(self) -> bool:

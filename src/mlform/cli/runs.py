@@ -12,6 +12,7 @@ import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from mlform import runs
 from mlform.cli.output import Output, add_json_flag, json_object
@@ -19,6 +20,7 @@ from mlform.config.names import cli_name
 from mlform.errors import MlformError, NotFound, StateLocked
 from mlform.shownpath import shown
 from mlform.storage import open_storage
+from mlform.sweeps.job import SUMMARY as SWEEP_SUMMARY
 from mlform.workspace import Workspace
 
 
@@ -110,9 +112,11 @@ def show(args: argparse.Namespace, out: Output) -> int:
         kids = runs.children(store, run.id)
         files = runs.artifacts(store, run.id)
     target = _target(Path(run.run_dir))
+    sweep = _sweep(Path(run.run_dir)) if run.compute == "sweep" else None
     if args.json:
         artifacts = [{"path": path, "size": size} for path, size in files]
-        out.json({**json_object(run), "target": target, "artifacts": artifacts, "children": kids})
+        found = {**json_object(run), "target": target, "artifacts": artifacts, "children": kids}
+        out.json({**found, "sweep": sweep} if sweep is not None else found)
         return 0
     out.line(f"{run.id}  ({run.status})")
     fields = [
@@ -148,7 +152,9 @@ def show(args: argparse.Namespace, out: Output) -> int:
         out.line("  artifacts:")
         for path, size in files:
             out.line(f"    {path}  ({size} B)")
-    if kids:
+    if sweep is not None:
+        _trials(sweep, out)
+    elif kids:
         out.line("  child runs:")
         for kid in kids:
             out.line(f"    {kid.id}  {kid.name}  {kid.status}  {_finals(kid.metrics)}")
@@ -157,6 +163,49 @@ def show(args: argparse.Namespace, out: Output) -> int:
         for line in run.log_tail.splitlines():
             out.line(f"    | {line}")
     return 0
+
+
+def _sweep(run_dir: Path) -> dict[str, Any] | None:
+    """A sweep run's trials, as the sweep wrote them down (`kinds.runconfig.sweep`)."""
+    try:
+        found = json.loads((run_dir / SWEEP_SUMMARY).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return found if isinstance(found, dict) else None
+
+
+def _trials(sweep: Mapping[str, Any], out: Output) -> None:
+    """A sweep's trials ranked by its objective, the best marked; then those that did not
+    finish with a value (terminated early, failed), in the order they ran."""
+    objective = sweep.get("objective") or {}
+    metric = str(objective.get("primary_metric", "value"))
+    trials = list(sweep.get("trials") or [])
+    trials.sort(key=lambda t: (t.get("rank") is None, t.get("rank") or 0, t.get("number", 0)))
+    out.line(f"  trials, by {metric} ({objective.get('goal', '')}):")
+    rows = []
+    for trial in trials:
+        value = trial.get("value")
+        status = str(trial.get("status"))
+        rows.append(
+            (
+                "best"
+                if trial.get("run_id") == sweep.get("best")
+                else str(trial.get("rank") or ""),
+                str(trial.get("number")),
+                _trial_value(value, trial.get("last"), trial.get("intervals")),
+                " ".join(f"{k}={v}" for k, v in (trial.get("params") or {}).items()),
+                status,
+                str(trial.get("reused_from") or trial.get("run_id") or ""),
+            )
+        )
+    out.table(("RANK", "TRIAL", metric.upper(), "PARAMETERS", "STATUS", "RUN"), rows, indent=4)
+
+
+def _trial_value(value: float | None, last: float | None, intervals: int | None) -> str:
+    """A trial's value; for one stopped early, the last it logged and when."""
+    if value is not None:
+        return f"{value:g}"
+    return "" if last is None else f"({last:g} at {intervals})"
 
 
 def _target(run_dir: Path) -> str | None:

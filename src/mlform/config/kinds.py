@@ -47,7 +47,12 @@ class Registered:
 REGISTERED = (
     Registered("data", "data", "mlform.kinds.data"),
     Registered("environment", "environments", "mlform.kinds.environment"),
-    Registered("runconfig", "runconfigs", "mlform.kinds.runconfig", {"commandJob": "runconfig"}),
+    Registered(
+        "runconfig",
+        "runconfigs",
+        "mlform.kinds.runconfig",
+        {"commandJob": "runconfig", "sweepJob": "runconfig"},
+    ),
     Registered("pipeline", "pipelines", "mlform.kinds.pipeline", {"pipelineJob": "pipeline"}),
     Registered("model", "models", "mlform.kinds.model"),
     Registered("image", "images", "mlform.kinds.image"),

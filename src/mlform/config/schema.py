@@ -162,10 +162,34 @@ def check(doc: Document, kind: str) -> Findings:
     return Findings(problems, frozenset(bad))
 
 
+def required(kind: str, body: Mapping[str, Any] | None = None) -> tuple[str, ...]:
+    """The keys a document of `kind` must have: every one's, and those its schema's
+    `if`/`then`/`else` asks of this `body` (a sweep job's `trial:`; none given: the
+    `else` branch, what a plain document of the kind needs)."""
+    always, condition, then, otherwise = _required(kind)
+    if condition is None:
+        return always
+    matches = body is not None and condition.is_valid(body)
+    return always + (then if matches else otherwise)
+
+
 @cache
-def required(kind: str) -> tuple[str, ...]:
-    """The keys every document of `kind` must have."""
-    return tuple(load_schema(kind).get("required", ()))
+def _required(
+    kind: str,
+) -> tuple[tuple[str, ...], jsonschema.Draft7Validator | None, tuple[str, ...], tuple[str, ...]]:
+    schema = load_schema(kind)
+    always = tuple(schema.get("required", ()))
+    if "if" not in schema:
+        return always, None, (), ()
+    # start-up: jsonschema only for a kind whose required keys depend on the document
+    import jsonschema
+
+    return (
+        always,
+        jsonschema.Draft7Validator(schema["if"]),
+        tuple(schema.get("then", {}).get("required", ())),
+        tuple(schema.get("else", {}).get("required", ())),
+    )
 
 
 def _shape(doc: Document, kind: str) -> Problem:

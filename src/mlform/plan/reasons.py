@@ -37,6 +37,7 @@ class ReasonCode(StrEnum):
     RUNS_FIRST = "runs_first"
     STEP_CHANGED = "step_changed"
     STEP_REUSED = "step_reused"
+    TRIALS_LIMIT = "trials_limit"
     CHANGED = "changed"
 
 
@@ -201,6 +202,19 @@ def runs_first(address: str) -> Reason:
         f"{address} runs first and may register a new model version",
         {"address": address},
     )
+
+
+def trials_limit(before: int, after: int) -> Reason:
+    """A sweep whose only change is its max_total_trials: the trials it ran are reused,
+    so `10 more trials: max_total_trials 20 → 30` (or none, for a lower limit)."""
+    details = {"before": before, "after": after}
+    change = f"max_total_trials {before} → {after}"
+    if after > before:
+        more = after - before
+        text = f"{more} more trial{'' if more == 1 else 's'}: {change}"
+    else:
+        text = f"{change}: its first {after} trials are reused"
+    return Reason(ReasonCode.TRIALS_LIMIT, text, details)
 
 
 def step(name: str, why: str) -> Reason:

@@ -35,20 +35,42 @@ def register_model(spec: RunconfigSpec) -> list[Problem]:
     return problems
 
 
+# What a sweep job writes under `trial:`, as Azure ML's sweep job YAML does.
+_TRIAL_KEYS = ("command", "code", "environment", "environment_variables", "distribution")
 _BINDING = re.compile(r"\$\{\{\s*([A-Za-z_]+)\.([A-Za-z0-9_.-]+)\s*\}\}")
 
 
 def check(spec: RunconfigSpec, root: Path) -> list[Problem]:
     problems = []
+    job, body = spec.job
+    if spec.sweep_problem is not None:
+        problems.append(spec.source.problem(spec.sweep_problem.where, spec.sweep_problem.message))
+    if spec.is_sweep:
+        problems.extend(
+            spec.source.problem(
+                [key], f"a sweep job's {key} is its trial's: move it under trial:", key=True
+            )
+            for key in _TRIAL_KEYS
+            if key in spec.body
+        )
+    space = {p.name for p in spec.sweep.space} if spec.sweep is not None else set()
     for match in _BINDING.finditer(spec.command):
         group, name = match[1], match[2]
         declared = {"inputs": spec.inputs, "outputs": spec.outputs}.get(group)
         if group == "secrets":
             continue  # said where every secret reference is checked (`mlform.secrets`)
-        if declared is None:
+        if group == "search_space" and spec.is_sweep:
+            if name in space or spec.sweep is None:
+                continue
             message = (
-                f"command uses {match[0]}, but only ${{{{inputs.NAME}}}} and "
-                "${{outputs.NAME}} are replaced in a command"
+                f"command uses {match[0]}, but the search space has no parameter '{name}' "
+                f"({', '.join(sorted(space))}); declare it under search_space:"
+            )
+        elif declared is None:
+            message = (
+                f"command uses {match[0]}, but only ${{{{inputs.NAME}}}}"
+                + (", ${{search_space.NAME}}" if spec.is_sweep else "")
+                + " and ${{outputs.NAME}} are replaced in a command"
             )
         elif name not in declared and name not in declared_in_file(spec.source, group):
             known = ", ".join(sorted(declared)) or "none"
@@ -58,14 +80,14 @@ def check(spec: RunconfigSpec, root: Path) -> list[Problem]:
             )
         else:
             continue
-        problems.append(spec.source.problem(["command"], message))
+        problems.append(job.problem(["command"], message))
     if spec.code is not None and not os.path.isdir(spec.code):
-        written = str(spec.body["code"])
+        written = str(body["code"])
         if os.path.exists(spec.code):
             message = f"code '{written}' is a file; point code: at the folder that holds it"
         else:
-            message = missing(spec.source, "code folder", written, spec.code, root)
-        problems.append(spec.source.problem(["code"], message))
+            message = missing(job, "code folder", written, spec.code, root)
+        problems.append(job.problem(["code"], message))
     for key, value in spec.inputs.items():
         if isinstance(value, DataInput) and isinstance(value.location, LocalPath):
             if not os.path.exists(value.location.path):

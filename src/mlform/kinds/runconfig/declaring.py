@@ -35,7 +35,8 @@ class RunconfigDeclaring(Declaring[RunconfigSpec]):
 
     def paths(self, spec: Spec) -> Iterable[Found]:
         if isinstance(spec, RunconfigSpec):
-            yield from code_path(spec.source, spec.body, ("code",), spec.code)
+            job, body = spec.job
+            yield from code_path(job, body, ("code",), spec.code)
             yield from input_paths(spec.source, spec.body, (), spec.inputs)
 
     def secret_uses(self, spec: Spec) -> tuple[str, ...]:
@@ -49,7 +50,7 @@ class RunconfigDeclaring(Declaring[RunconfigSpec]):
     def references(self, spec: RunconfigSpec, refs: Resolver) -> list[str]:
         """The environment, data and compute a runconfig names, each declared here."""
         named: list[tuple[str, AssetRef, JsonPath]] = []
-        found = [environment_reference(refs, spec.environment, spec.source, spec.body)]
+        found = [environment_reference(refs, spec.environment, *spec.job)]
         for key, value in spec.inputs.items():
             if isinstance(value, DataInput) and value.asset is not None:
                 named.append(("data", value.asset, ["inputs", key, "path"]))

@@ -9,12 +9,13 @@ editing them never retrains.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
 
 from mlform import snapshot as snapshots
-from mlform.components import canonical
+from mlform.components import canonical, digest_of
 from mlform.config.refs import LocalPath
 from mlform.config.specs import DataInput
 from mlform.context import Context, Outcome
@@ -28,8 +29,11 @@ from mlform.kinds.runconfig.declaring import RunconfigDeclaring
 from mlform.kinds.runconfig.payload import RunPayload
 from mlform.kinds.runconfig.spec import RunconfigSpec
 from mlform.plan import keys
+from mlform.plan import reasons as why
 from mlform.plan.model import Change, Desired
+from mlform.plan.reasons import Reason
 from mlform.state.records import Recorded
+from mlform.sweeps.job import STEERING
 
 _LISTED_FILES = 1000
 # How a run is triggered, and what is done with its model afterwards, is not what it
@@ -42,6 +46,7 @@ class RunconfigKind(RunconfigDeclaring, Kind[RunconfigSpec, RunPayload]):
 
     def desire(self, spec: RunconfigSpec, ctx: Context, upstream: Mapping[str, Desired]) -> Desired:
         body = {k: v for k, v in content_spec(spec.body).items() if k not in _NOT_DIGESTED}
+        steering = {k: body.pop(k) for k in STEERING if k in body} if spec.is_sweep else {}
         components = {str(keys.Spec()): sha256_text(canonical(body))}
         refs: dict[str, str] = {}
         snap = None
@@ -70,7 +75,21 @@ class RunconfigKind(RunconfigDeclaring, Kind[RunconfigSpec, RunPayload]):
                 _reference(components, refs, key, address, value.asset.version, upstream)
             elif isinstance(value.location, LocalPath):
                 components[str(key)] = _local_digest(value.location.path, ctx)
+        explain: tuple[Reason, ...] = ()
+        trial_job = None
+        if spec.sweep is not None:
+            # A trial computes the same whatever picked it: its job's digest leaves out
+            # what steers the search, which the sweep's own digest holds.
+            trial_job = digest_of(components)
+            limits = dict(steering.get("limits") or {})
+            limits.pop("max_total_trials", None)
+            components[str(keys.Setting("sweep"))] = sha256_text(
+                canonical({**steering, "limits": limits})
+            )
+            components[str(_TOTAL)] = str(spec.sweep.total)
         components.update(secret_components(ctx, spec))
+        if spec.sweep is not None:
+            explain = _limit_only(ctx, spec.address, components)
         files = len(snap.files) if snap else 0
         notes = [where_it_runs(ctx.config.specs, spec.address, [spec.compute])]
         if spec.register_model is not None:
@@ -84,7 +103,8 @@ class RunconfigKind(RunconfigDeclaring, Kind[RunconfigSpec, RunPayload]):
             refs=refs,
             summary=f"{files} code files" if snap else "",
             note=note,
-            payload=RunPayload(spec, snap),
+            explain=explain,
+            payload=RunPayload(spec, snap, trial_job),
         )
 
     def refresh(self, recorded: Recorded, ctx: Context) -> str | None:
@@ -94,6 +114,10 @@ class RunconfigKind(RunconfigDeclaring, Kind[RunconfigSpec, RunPayload]):
         # start-up: plan loads this kind; the runner (tracking, MLflow store) only for apply
         from mlform.kinds.runconfig import runner
 
+        if payload.spec.sweep is not None:
+            from mlform.kinds.runconfig import sweep
+
+            return sweep.SweepRun(change, payload, ctx, ensure_built).execute()
         return runner.run(change, payload, ctx, ensure_built)
 
     def destroy(self, change: Change, ctx: Context) -> Outcome:
@@ -118,6 +142,25 @@ def _reference(
     elif address in upstream:
         components[str(key)] = str(upstream[address].version_key)
         refs[str(key)] = address
+
+
+_TOTAL = keys.Setting("max_total_trials")
+
+
+def _limit_only(ctx: Context, address: str, components: Mapping[str, str]) -> tuple[Reason, ...]:
+    """A sweep that changed nothing but how many trials it runs: that, as its reason."""
+    rows = ctx.read("select components from resources where address = ?", [address])
+    if not rows:
+        return ()
+    before = json.loads(rows[0][0])
+    key = str(_TOTAL)
+    if key not in before or before[key] == components[key]:
+        return ()
+    if {k: v for k, v in before.items() if k != key} != {
+        k: v for k, v in components.items() if k != key
+    }:
+        return ()
+    return (why.trials_limit(int(before[key]), int(components[key])),)
 
 
 def _relative(folder: Path, root: Path) -> str:

@@ -15,3 +15,4 @@ class RunPayload(Payload):
 
     spec: RunconfigSpec
     snap: snapshots.Snapshot | None  # its code, as planned; None: it has no code
+    trial_job: str | None = None  # a sweep's: the digest of the job its trials run

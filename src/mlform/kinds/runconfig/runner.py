@@ -36,7 +36,7 @@ from mlform.state.runs import Abandoned, Experiment, RunFiles, RunRow, SnapshotR
 from mlform.state.store import Store
 from mlform.tracking import mlflow_job, protocol
 from mlform.tracking.record import TrackingRecord
-from mlform.tracking.tail import Tail
+from mlform.tracking.tail import MetricPoint, Tail
 
 _SUBSTITUTION = re.compile(r"\$\{\{\s*(inputs|outputs)\.([A-Za-z0-9_.-]+)\s*\}\}")
 _LOG_TAIL = 30
@@ -48,6 +48,9 @@ _LAUNCH = "launch.json"  # in a run's folder: how a later apply takes it over (`
 # (ctx, owner address, environment name, version) → its virtual environment, built first
 # when this machine has none (`mlform.kinds.environment.kind.ensure_built`)
 Build = Callable[[Context, str, str, str], Path]
+# Asked with each batch of metric points a running run logs: why to stop it now (a
+# sweep's early termination), or None to let it go on.
+Stop = Callable[[list[MetricPoint]], str | None]
 
 
 def run(
@@ -56,10 +59,12 @@ def run(
     ctx: Context,
     build: Build,
     parent_id: str | None = None,
+    stop: Stop | None = None,
 ) -> Outcome:
-    """Run `change`'s runconfig (or a pipeline step made into one, under `parent_id`),
-    in the environment `build` makes ready."""
-    return _Run(change, payload, ctx, build, parent_id).execute()
+    """Run `change`'s runconfig (or a pipeline step or a sweep's trial made into one,
+    under `parent_id`), in the environment `build` makes ready; `stop` may end it early
+    as its metrics come in (its run then says `canceled` and why)."""
+    return _Run(change, payload, ctx, build, parent_id, stop).execute()
 
 
 class _Run:
@@ -72,9 +77,11 @@ class _Run:
         ctx: Context,
         build: Build,
         parent_id: str | None = None,
+        stop: Stop | None = None,
     ) -> None:
         assert change.after is not None
         self.change = change
+        self.stop = stop
         self.ctx = ctx
         self.build = build
         self.spec: RunconfigSpec = payload.spec
@@ -183,7 +190,10 @@ class _Run:
         if status != "completed":
             self.ctx.emit(records)
             failed = f"failed: {self.lost}" if self.lost else f"failed (exit code {code})"
-            how = {"failed": failed, "timed_out": "timed out"}.get(status, status)
+            canceled = f"canceled ({self.lost})" if self.lost else "canceled"
+            how = {"failed": failed, "timed_out": "timed out", "canceled": canceled}.get(
+                status, status
+            )
             shown = "\n".join(f"  | {line}" for line in (tail or "").splitlines())
             raise RunFailed(
                 f"{self.change.address}: run {self.id} {how}"
@@ -521,6 +531,7 @@ class _Run:
         metrics = Tail(self.dir)
         last_metrics = started
         latest: dict[str, float] = {}
+        fresh: dict[str, float] = {}  # read since the progress line was last drawn
         status = ""
         address = self.change.address
         progress = self.ctx.progress
@@ -534,10 +545,18 @@ class _Run:
                 break
             shown = self._show_log(launch.log, shown)
             now = time.monotonic()
+            if self.stop is not None:  # asked as soon as points come in
+                points = metrics.points()
+                fresh.update({point.key: point.value for point in points})
+                why = self.stop(points)
+                if why is not None:
+                    code, status, self.lost = handle.stop(), "canceled", why
+                    break
             if now - last_metrics >= (_STATUS_EVERY if progress else _METRICS_EVERY):
                 last_metrics = now
-                new = metrics.latest()
+                new = fresh if self.stop is not None else metrics.latest()
                 latest.update(new)
+                fresh = {}
                 text = ", ".join(f"{k}={v:.4g}" for k, v in sorted(latest.items())[:6])
                 if progress is not None:  # a terminal: one status line, redrawn in place
                     progress(address, f"running {now - started:.0f}s  {text}".rstrip())

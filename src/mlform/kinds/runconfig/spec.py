@@ -1,4 +1,5 @@
-"""A job as `runconfigs/*.yml` declares it (Azure ML's command job YAML)."""
+"""A job as `runconfigs/*.yml` declares it: Azure ML's command job YAML, or its sweep
+job's (`type: sweep`), whose `trial:` holds the command job each trial runs."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ from mlform.config.specs import (
     parse_register,
 )
 from mlform.kinds.environment.spec import environment_ref
+from mlform.sweeps import Invalid
+from mlform.sweeps import job as sweeps
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +42,24 @@ class RunconfigSpec(Spec):
     instance_count: int = 1  # `resources.instance_count`: a distributed run's processes
     distribution: str | None = None  # `distribution.type`: pytorch, as Azure ML's
     inline: tuple[Spec, ...] = field(default=(), compare=False)  # defined in place
+    # A sweep job's: its search and limits, or what is wrong with them (said by `check`).
+    sweep: sweeps.Sweep | None = None
+    sweep_problem: Invalid | None = field(default=None, compare=False)
+
+    @property
+    def is_sweep(self) -> bool:
+        return self.body.get("type") == "sweep"
+
+    @property
+    def job(self) -> tuple[Source, Mapping[str, Any]]:
+        """Where the command job a run runs is written, and its keys: the file's own, or
+        a sweep's `trial:`."""
+        if self.is_sweep:
+            trial = self.body.get("trial")
+            return Source(self.source.doc, (*self.source.where, "trial")), (
+                trial if isinstance(trial, Mapping) else {}
+            )
+        return self.source, self.body
 
 
 def parse(body: Mapping[str, Any], source: Source) -> RunconfigSpec:
@@ -49,13 +70,23 @@ def parse(body: Mapping[str, Any], source: Source) -> RunconfigSpec:
         str(k): str((v or {}).get("type", "uri_folder"))
         for k, v in (body.get("outputs") or {}).items()
     }
-    env, inline = environment_ref(body.get("environment"), source)
-    code = body.get("code")
+    sweep, problem, job = None, None, body
+    if body.get("type") == "sweep":
+        trial = body.get("trial")
+        job = trial if isinstance(trial, Mapping) else {}
+        try:
+            sweep = sweeps.parse(body)
+        except Invalid as err:
+            problem = err
+    at = ("trial", "environment") if body.get("type") == "sweep" else ("environment",)
+    env, inline = environment_ref(job.get("environment"), source, at)
+    code = job.get("code")
     limits = body.get("limits") or {}
+    timeout = limits.get("trial_timeout") if sweep is not None else limits.get("timeout")
     return RunconfigSpec(
         **fields,
         source=source,
-        command=str(body["command"]),
+        command=str(job.get("command", "")),
         code=local_path(base, code) if code else None,
         environment=env,
         compute=str(body.get("compute", "local")).removeprefix("azureml:"),
@@ -64,12 +95,14 @@ def parse(body: Mapping[str, Any], source: Source) -> RunconfigSpec:
         experiment=str(body.get("experiment_name") or fields["name"]),
         display_name=body.get("display_name"),
         variables={
-            str(k): env_text(v) for k, v in (body.get("environment_variables") or {}).items()
+            str(k): env_text(v) for k, v in (job.get("environment_variables") or {}).items()
         },
-        timeout=float(limits["timeout"]) if limits.get("timeout") else None,
+        timeout=float(timeout) if timeout else None,
         trigger=str(body.get("trigger", "on_change")),
         register_model=parse_register(body.get("register_model")),
-        instance_count=int((body.get("resources") or {}).get("instance_count") or 1),
-        distribution=(body.get("distribution") or {}).get("type"),
+        instance_count=int((job.get("resources") or {}).get("instance_count") or 1),
+        distribution=(job.get("distribution") or {}).get("type"),
         inline=inline,
+        sweep=sweep,
+        sweep_problem=problem,
     )
