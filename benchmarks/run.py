@@ -33,6 +33,7 @@ BENCHMARKS = (
     "drift",
     "compute",
     "studio",
+    "sweep",
 )
 
 

@@ -19,6 +19,7 @@ from tests.stores import azurite, s3_server  # noqa: F401 - fixtures every packa
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "iris"
+SWEEP = "tune.yml"  # the example's sweep job (runconfigs/): left out where it is no subject
 
 
 @dataclass(frozen=True)
@@ -134,11 +135,19 @@ def example_with_endpoint(tmp_path: Path) -> Iterator[Path]:
     stop_endpoints(root)
 
 
-def _copy_example(tmp_path: Path, *left_out: str) -> Path:
+@pytest.fixture
+def example_with_sweep(tmp_path: Path) -> Iterator[Path]:
+    """The example with its sweep (and without its image, endpoint and pipeline)."""
+    yield _copy_example(tmp_path, "images", "endpoints", "pipelines", sweep=True)
+
+
+def _copy_example(tmp_path: Path, *left_out: str, sweep: bool = False) -> Path:
     """The example less `left_out`, and less its monitor and schedule (which name its
-    endpoint and pipeline): the tests of those kinds write their own."""
+    endpoint and pipeline): the tests of those kinds write their own. Its sweep only
+    when asked for: eight trials are seconds every other test has no use for."""
     target = tmp_path / "iris"
-    ignored = shutil.ignore_patterns(".mlform", "monitors", "schedules", *left_out)
+    skipped = () if sweep else (SWEEP,)
+    ignored = shutil.ignore_patterns(".mlform", "monitors", "schedules", *left_out, *skipped)
     shutil.copytree(EXAMPLE, target, ignore=ignored)
     return target
 

@@ -94,6 +94,10 @@ class StateIncompatible(StateError):
     pass
 
 
+class StateUnreadable(StateIncompatible):
+    """The state file is not one DuckDB can read (damaged, or not a database)."""
+
+
 class StateConflict(StateError):
     """A remote state changed since it was read: it is never written over."""
 

@@ -14,7 +14,7 @@ import pytest
 
 from tests.agent.conftest import AgentProcess, Remote
 from tests.cli.test_endpoints import primary_key
-from tests.conftest import EXAMPLE, Ran, free_port, stop_endpoints
+from tests.conftest import EXAMPLE, SWEEP, Ran, free_port, stop_endpoints
 
 Cli = Callable[..., Ran]
 Start = Callable[..., AgentProcess]
@@ -30,7 +30,7 @@ def example_files(port: int) -> dict[str, str]:
     files = {}
     for path in EXAMPLE.rglob("*"):
         rel = path.relative_to(EXAMPLE)
-        if path.is_file() and rel.parts[0] not in EXCLUDED:
+        if path.is_file() and rel.parts[0] not in EXCLUDED and rel.name != SWEEP:
             files[rel.as_posix()] = path.read_text()
     files["endpoints/iris.yml"] = files["endpoints/iris.yml"].replace("port: 5080", f"port: {port}")
     files[".gitignore"] = ".mlform/\n"

@@ -32,7 +32,7 @@ from pathlib import Path
 import pytest
 
 from mlform.state.store import Store
-from tests.conftest import EXAMPLE, free_port, mlform_process, stop_endpoints
+from tests.conftest import EXAMPLE, SWEEP, free_port, mlform_process, stop_endpoints
 
 KILLS = int(os.environ.get("MLFORM_CRASH_KILLS", "20"))
 ONLY = int(os.environ.get("MLFORM_CRASH_ONLY", "0"))
@@ -243,7 +243,7 @@ def wait_for(proc: subprocess.Popen[str], line: str) -> bool:
 
 def copy_example(folder: Path) -> Path:
     root = folder / "iris"
-    shutil.copytree(EXAMPLE, root, ignore=shutil.ignore_patterns(".mlform"))
+    shutil.copytree(EXAMPLE, root, ignore=shutil.ignore_patterns(".mlform", SWEEP))
     spec = root / "endpoints" / "iris.yml"
     spec.write_text(spec.read_text().replace("port: 5080", f"port: {free_port()}"))
     return root

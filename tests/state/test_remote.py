@@ -23,7 +23,7 @@ from mlform.state import backends
 from mlform.state.backends import RemoteSpec
 from mlform.state.backends.leases import LEASE
 from mlform.state.remote import RemoteState, lock_info
-from tests.conftest import EXAMPLE, Ran, mlform_process
+from tests.conftest import EXAMPLE, SWEEP, Ran, mlform_process
 from tests.stores import Azurite, S3Server
 
 Cli = Callable[..., Ran]
@@ -71,7 +71,7 @@ def clone(tmp_path: Path, remote: Remote, name: str) -> Path:
         EXAMPLE,
         root,
         ignore=shutil.ignore_patterns(
-            ".mlform", "images", "endpoints", "pipelines", "monitors", "schedules"
+            ".mlform", "images", "endpoints", "pipelines", "monitors", "schedules", SWEEP
         ),
     )
     ws = root / "workspace.yml"
@@ -394,3 +394,33 @@ def test_a_write_landing_between_the_look_and_the_persist_is_never_written_over(
     after = state.backend.head()
     assert after is not None and after.serial > before.serial  # its write, after the late one
     assert cli("plan", "--detailed-exitcode", cwd=root).code == 0
+
+
+def test_a_working_copy_duckdb_cannot_read_is_set_aside_for_the_persisted_state(
+    remote: Remote, tmp_path: Path, cli: Cli
+) -> None:
+    """An apply killed as DuckDB wrote this machine's working copy may leave it damaged
+    (a block whose checksum no longer matches). The persisted state is the state: the
+    next apply keeps the damaged copy aside, says so, and goes on from what was
+    persisted; a plan then shows what still differs."""
+    root = clone(tmp_path, remote, "ws")
+    assert cli("apply", "--yes", cwd=root).code == 0
+    state = RemoteState(remote.spec, root / ".mlform")
+    # a commit not yet persisted, then the first data block torn
+    con = duckdb.connect(str(state.work))
+    con.execute("insert into experiments values ('killed-before-persisting', now())")
+    con.close()
+    with state.work.open("r+b") as handle:
+        handle.seek(12288 + 100)
+        handle.write(b"\xff" * 512)
+    applied = cli("apply", "--yes", cwd=root)
+    assert applied.code == 0, applied
+    said = applied.out + applied.err
+    assert f"this machine's copy of {remote.spec.url} could not be read" in said, said
+    assert "checksum" in said and "Traceback" not in said
+    kept = list((root / ".mlform" / "remote").glob("*/unreadable-*.duckdb"))
+    assert len(kept) == 1 and kept[0].stat().st_size > 0
+    plan = cli("plan", "--detailed-exitcode", cwd=root)
+    assert plan.code == 0 and "No changes" in plan.out, plan
+    listed = json.loads(cli("experiments", "list", "--json", cwd=root).out)
+    assert "killed-before-persisting" not in json.dumps(listed)  # never persisted: lost

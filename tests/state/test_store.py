@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -9,6 +10,8 @@ import socket
 import stat
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -354,10 +357,24 @@ def test_a_writer_lets_readers_in_between_its_writes(
         assert writer.connected
         with pytest.raises(StateLocked, match=r"is being written by `mlform apply` \(lock ID"):
             Store.open(path, "plan", write=False)
-        writer.idle(after=0.0)  # quiet: the file is closed until the next write
-        assert not writer.connected
-        with Store.open(path, "plan", write=False) as reader:
-            assert reader.workspace() == "first"  # what was committed
+        writer.idle(after=0.0)  # quiet, but nobody waits: a pause would cost a reopen
+        assert writer.connected
+        # A reader that waits knocks; the quiet writer sees it, and closes the file until
+        # its next write.
+        read: list[str | None] = []
+
+        def reader() -> None:
+            with Store.open(path, "plan", write=False, wait=10.0) as store:
+                read.append(store.workspace())  # what was committed
+
+        waiting = threading.Thread(target=reader)
+        waiting.start()
+        deadline = time.monotonic() + 10.0
+        while waiting.is_alive() and time.monotonic() < deadline:
+            writer.idle(after=0.0)
+            time.sleep(0.01)
+        waiting.join()
+        assert read == ["first"] and not writer.connected
         with writer.transaction() as con:
             con.execute("update meta set workspace = 'second'")
         assert writer.connected and writer.workspace() == "second"
@@ -377,6 +394,13 @@ def test_a_busy_writer_still_pauses_for_readers_after_holding_the_file_a_while(
         assert writer.connected  # used just now
         monkeypatch.setattr(stores, "HOLD", 0.0)
         writer.idle()
+        assert writer.connected  # held long enough, but no reader waits
+        knock = os.open(f"{path}.waiting", os.O_RDWR)  # as a waiting reader knocks
+        try:
+            fcntl.flock(knock, fcntl.LOCK_SH)
+            writer.idle()
+        finally:
+            os.close(knock)
         assert not writer.connected  # held long enough: readers' turn
         assert writer.query("select 1") == [(1,)]  # and open again on use
         assert writer.connected

@@ -80,9 +80,17 @@ def test_policies_read_as_azure_writes_them() -> None:
         {"type": "bandit", "slack_factor": 0.1, "evaluation_interval": 0, "delay_evaluation": 3}
     )
     assert bandit == Policy("bandit", 1, 3, slack_factor=0.1)  # 0: every interval
-    assert bandit is not None and bandit.describe() == "bandit (slack_factor 0.1)"
+    assert bandit is not None and bandit.describe() == (
+        "bandit (slack_factor 0.1, evaluation_interval 1, delay_evaluation 3)"
+    )
     truncation = policies.parse({"type": "truncation_selection", "truncation_percentage": 25})
     assert truncation == Policy("truncation_selection", truncation_percentage=25)
+    assert truncation.describe() == (
+        "truncation_selection (truncation_percentage 25, evaluation_interval 1, delay_evaluation 0)"
+    )
+    median = policies.parse({"type": "median_stopping", "evaluation_interval": 2})
+    assert median is not None
+    assert median.describe() == "median_stopping (evaluation_interval 2, delay_evaluation 0)"
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ import time
 import traceback
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import StrEnum
 from types import FrameType
@@ -68,10 +68,14 @@ def execute(
     running: dict[Future[Outcome], tuple[Change, float]] = {}
     emitted: queue.SimpleQueue[tuple[Sequence[Record], threading.Event | None]]
     emitted = queue.SimpleQueue()
+    # Set when records are emitted or a change ends: the main thread has work at once (a
+    # worker waiting for its records to be committed waits for no poll).
+    work = threading.Event()
 
     def emit(records: Sequence[Record], wait: bool = False) -> None:
         done = threading.Event() if wait else None
         emitted.put((records, done))
+        work.set()
         if done is not None:
             done.wait(timeout=_EMIT_WAIT)
 
@@ -79,11 +83,19 @@ def execute(
     ctx.read = store.read
 
     def drain() -> None:
+        """Commit what was emitted since the last look, in the order it was: in one
+        transaction (runs side by side emit many small batches), cut after the last batch
+        a worker waits for, so that it goes on without waiting for what came after."""
+        batch: list[Record] = []
         while not emitted.empty():
             records, done = emitted.get()
-            store.write(apply_id, records)
+            batch.extend(records)
             if done is not None:
+                store.write(apply_id, batch)
+                batch = []
                 done.set()
+        if batch:
+            store.write(apply_id, batch)
 
     def settle(result: Result) -> None:
         """Record an outcome, then release its users, or skip them (and theirs) if it
@@ -113,10 +125,14 @@ def execute(
                 while ready and len(running) < parallelism:
                     change = ready.popleft()
                     if change.address not in results:
-                        running[pool.submit(apply_change, change, ctx)] = (change, time.monotonic())
+                        future = pool.submit(apply_change, change, ctx)
+                        future.add_done_callback(lambda _: work.set())
+                        running[future] = (change, time.monotonic())
                 if not running:
                     break
-                finished, _ = wait(running, timeout=0.05, return_when=FIRST_COMPLETED)
+                work.wait(timeout=0.05)
+                work.clear()  # what comes after this is seen on the next round
+                finished = [future for future in running if future.done()]
                 drain()
                 for future in finished:
                     change, started = running.pop(future)

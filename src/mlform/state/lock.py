@@ -110,12 +110,19 @@ class Access:
     all. So a writer (which also holds `StateLock` for its whole run) closes its
     connection between writes and lets readers in: `plan`, `runs list` and a pipeline
     endpoint read what has been committed so far while an apply trains for hours.
+
+    A reader kept out knocks: it holds a shared flock on `<state>.waiting` while it
+    waits, which the writer sees (`waiting`) and pauses for. A writer that nobody waits
+    for keeps its connection: closing it costs a checkpoint and a reopen, each time.
+    The kernel lets go of a dead reader's knock with its process.
     """
 
     def __init__(self, state_path: Path) -> None:
         self.state = state_path
         self.path = state_path.with_name(state_path.name + ".access")
+        self.knock = state_path.with_name(state_path.name + ".waiting")
         self._fd: int | None = None
+        self._knock_fd: int | None = None  # a writer's, to look for knocks
 
     @property
     def held(self) -> bool:
@@ -129,19 +136,41 @@ class Access:
         mode = (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB
         deadline = time.monotonic() + wait
         fd = private.open_fd(self.path, os.O_RDWR)
-        while True:
-            try:
-                fcntl.flock(fd, mode)
-            except BlockingIOError:
-                if time.monotonic() < deadline:
-                    time.sleep(0.01)
-                    continue
-                os.close(fd)
-                raise StateLocked(self._refusal(exclusive, wait)) from None
-            self._fd = fd
-            return
+        knocking: int | None = None
+        try:
+            while True:
+                try:
+                    fcntl.flock(fd, mode)
+                except BlockingIOError:
+                    if time.monotonic() < deadline:
+                        if knocking is None and not exclusive:
+                            knocking = private.open_fd(self.knock, os.O_RDWR)
+                            fcntl.flock(knocking, fcntl.LOCK_SH)
+                        time.sleep(0.01)
+                        continue
+                    os.close(fd)
+                    raise StateLocked(self._refusal(exclusive, wait)) from None
+                self._fd = fd
+                return
+        finally:
+            if knocking is not None:
+                os.close(knocking)  # and its flock with it
+
+    def waiting(self) -> bool:
+        """(A writer's question) whether a reader is waiting to open the state."""
+        if self._knock_fd is None:
+            self._knock_fd = private.open_fd(self.knock, os.O_RDWR)
+        try:
+            fcntl.flock(self._knock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(self._knock_fd, fcntl.LOCK_UN)
+        return False
 
     def release(self) -> None:
+        if self._knock_fd is not None:
+            os.close(self._knock_fd)
+            self._knock_fd = None
         if self._fd is None:
             return
         with contextlib.suppress(OSError):

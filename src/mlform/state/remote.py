@@ -12,6 +12,9 @@ serial, SHA-256 of the file). A working copy whose file no longer matches its di
 holds commits never persisted: an apply killed between a commit and its upload. The
 next writer on this machine persists them first if the state has not moved since; if it
 has, they are set aside (`unpersisted-<time>.duckdb`), never merged or pushed blindly.
+A working copy DuckDB cannot read (an apply killed as it wrote the file) is set aside
+too (`unreadable-<time>.duckdb`), and the persisted state used: the store holds the
+state, this machine a copy of it.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from mlform import private
-from mlform.errors import StateConflict, StateError
+from mlform.errors import StateConflict, StateError, StateUnreadable
 from mlform.hashing import sha256_file
 from mlform.state.backends import Backend, Held, RemoteSpec, Version, connect
 from mlform.state.backends.peek import peek
@@ -112,7 +115,8 @@ class RemoteState:
         try:
             private.folder(self.folder)
             unpersisted = self._catch_up(log)
-            store = Store.open(self.work, operation, write=True, wait=wait)
+            store, recovered = self._open_work(operation, wait, log)
+            unpersisted = unpersisted and not recovered
         except BaseException:
             held.release()
             raise
@@ -138,6 +142,30 @@ class RemoteState:
                 store.close()
                 raise
         return store
+
+    def _open_work(self, operation: str, wait: float, log: Log) -> tuple[Store, bool]:
+        """The working copy, opened to write; True with it when it was unreadable and
+        has been replaced by the persisted state. The persisted state is the state, this
+        copy a cache of it plus what an interrupted apply had not persisted yet: one
+        that DuckDB cannot read (an apply killed as it wrote it) is set aside, never
+        deleted, and the state as persisted is used."""
+        try:
+            return Store.open(self.work, operation, write=True, wait=wait), False
+        except StateUnreadable as err:
+            if self.backend.head() is None:
+                raise  # nothing persisted to start from: the copy is all there is
+            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+            aside = self.folder / f"unreadable-{stamp}.duckdb"
+            _move(self.work, aside)
+            log(
+                f"this machine's copy of {self.url} could not be read "
+                f"({str(err).partition('(')[2].partition(')')[0] or err}): it is kept in "
+                f"{aside}, and the state as persisted is used. What an interrupted apply "
+                "on this machine committed after its last upload is not in it; "
+                "`mlform plan` shows what still differs"
+            )
+        self._download(self.work)
+        return Store.open(self.work, operation, write=True, wait=wait), True
 
     def _catch_up(self, log: Log) -> bool:
         """Make the working copy the latest persisted version; True if it holds commits

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from mlform import __version__, private
-from mlform.errors import StateError, StateIncompatible, StateLocked
+from mlform.errors import StateError, StateIncompatible, StateLocked, StateUnreadable
 from mlform.state.lock import Access, LockInfo, StateLock
 from mlform.state.migrations import MIGRATIONS
 from mlform.state.reads import ReadCache
@@ -176,9 +176,10 @@ class Store:
             yield self.path
 
     def idle(self, after: float = IDLE) -> None:
-        """A writer's pause: close the connection, letting readers open the file, if it
-        has not been used for `after` seconds, or has been open for HOLD; the next use
-        opens it again. Called between writes (the executor does, each time round)."""
+        """A writer's pause for a reader that waits: close the connection, letting it
+        open the file, once it has not been used for `after` seconds, or has been open
+        for HOLD; the next use opens it again. Called between writes (the executor does,
+        each time round). With no reader waiting, the connection stays open."""
         if not self._write or self._con is None or self._access is None:
             return
         with self._guard:
@@ -186,6 +187,8 @@ class Store:
             if self._users or self._in_transaction or self._con is None:
                 return
             if now - self._used < after and now - self._opened < HOLD:
+                return
+            if not self._access.waiting():
                 return
             self._con.close()
             self._con = None
@@ -444,9 +447,9 @@ def _connect(path: Path, *, read_only: bool) -> duckdb.DuckDBPyConnection:
                 f"the state {path} is open in another process ({text.splitlines()[0]}); "
                 "wait for it to finish"
             ) from err
-        raise StateIncompatible(_unreadable(path, text)) from err
+        raise StateUnreadable(_unreadable(path, text)) from err
     except duckdb.Error as err:
-        raise StateIncompatible(_unreadable(path, str(err))) from err
+        raise StateUnreadable(_unreadable(path, str(err))) from err
     _restrict(path)
     return con
 

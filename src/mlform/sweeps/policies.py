@@ -56,17 +56,22 @@ class Policy:
         return interval >= self.delay_evaluation and interval % self.evaluation_interval == 0
 
     def describe(self) -> str:
-        """What a stopped trial's run says: `bandit (slack_factor 0.1)`."""
+        """What a stopped trial's run says, the whole policy (a trial it stopped is reused
+        only while the policy is the same): `bandit (slack_factor 0.1, evaluation_interval
+        1, delay_evaluation 2)`."""
         if self.type == "bandit":
-            slack = (
+            said = (
                 f"slack_factor {self.slack_factor:g}"
                 if self.slack_factor is not None
                 else f"slack_amount {self.slack_amount:g}"
             )
-            return f"bandit ({slack})"
-        if self.type == "truncation_selection":
-            return f"truncation_selection ({self.truncation_percentage}%)"
-        return "median_stopping"
+        elif self.type == "truncation_selection":
+            said = f"truncation_percentage {self.truncation_percentage}"
+        else:
+            said = ""
+        timing = f"evaluation_interval {self.evaluation_interval}, "
+        timing += f"delay_evaluation {self.delay_evaluation}"
+        return f"{self.type} ({said + ', ' if said else ''}{timing})"
 
 
 def within_slack(policy: Policy, value: float, best: float, maximize: bool) -> bool:

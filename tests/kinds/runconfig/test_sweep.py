@@ -64,14 +64,19 @@ def trials(root: Path, sweep: str = "runconfig/sweep") -> list[tuple[str, str, s
     with Store.open(root / ".mlform" / "state.duckdb", "test", write=False) as store:
         rows = store.query(
             "select digest, status, coalesce(error, ''), reused_from from runs "
-            "where runconfig = ? order by created_at",
+            "where starts_with(runconfig, ?) order by created_at",
             [f"{sweep}/trial"],
         )
     return [(str(a), str(b), str(c), d) for a, b, c, d in rows]
 
 
 def summary(root: Path, cli: Cli) -> dict[str, object]:
-    shown = cli("runs", "show", "sweep", "--json", cwd=root)
+    return summary_of(root, cli, "sweep")
+
+
+def summary_of(root: Path, cli: Cli, name: str) -> dict[str, object]:
+    """The trials of the latest run of sweep `name`, as `runs show --json` gives them."""
+    shown = cli("runs", "show", name, "--json", cwd=root)
     assert shown.code == 0, shown.err
     found = json.loads(shown.out)["sweep"]
     assert isinstance(found, dict)
@@ -123,7 +128,7 @@ def test_a_bayesian_sweep_finds_the_optimum_and_registers_the_best_model(
     # two at a time, never more: when any trial started, at most one other was running
     with Store.open(root / ".mlform" / "state.duckdb", "test", write=False) as store:
         spans = store.query(
-            "select epoch(started_at), epoch(ended_at) from runs where runconfig = ?",
+            "select epoch(started_at), epoch(ended_at) from runs where starts_with(runconfig, ?)",
             ["runconfig/sweep/trial"],
         )
     assert len(spans) == 12
@@ -176,7 +181,10 @@ early_termination:
         assert not _alive(pid), f"trial lr={behind} still runs"
     runs = {r[1]: r[2] for r in trials(root) if r[1] == "canceled"}
     assert runs and all(
-        e.startswith("early termination: bandit (slack_factor 0.2) at interval ")
+        e.startswith(
+            "early termination: bandit (slack_factor 0.2, evaluation_interval 1, "
+            "delay_evaluation 2) at interval "
+        )
         for e in runs.values()
     )
     listed = cli("runs", "show", "sweep", cwd=root).out
@@ -302,3 +310,20 @@ def _alive(pid: int) -> bool:
         return "zombie" not in Path(f"/proc/{pid}/status").read_text().lower()
     except OSError:
         return False
+
+
+def test_the_example_sweep_tunes_the_classifier_and_registers_the_best(
+    cli: Cli, example_with_sweep: Path
+) -> None:
+    root = example_with_sweep
+    applied = cli("apply", "--yes", cwd=root)
+    assert applied.code == 0, applied.err
+    found = summary_of(root, cli, "tune")
+    statuses = [t["status"] for t in found["trials"]]  # type: ignore[attr-defined]
+    assert len(statuses) == 8 and set(statuses) <= {"completed", "terminated"}
+    best = next(t for t in found["trials"] if t["run_id"] == found["best"])  # type: ignore[attr-defined]
+    assert best["status"] == "completed" and best["value"] >= 0.9
+    model = json.loads(cli("models", "show", "iris-tuned", "--json", cwd=root).out)
+    assert model["run_id"] == best["run_id"]
+    # the same trials again, found done: nothing to run
+    assert "No changes" in cli("plan", cwd=root).out

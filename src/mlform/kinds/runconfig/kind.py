@@ -19,6 +19,7 @@ from mlform.components import canonical, digest_of
 from mlform.config.refs import LocalPath
 from mlform.config.specs import DataInput
 from mlform.context import Context, Outcome
+from mlform.errors import ApplyError
 from mlform.hashing import sha256_text, tree_digest
 from mlform.kind import Kind
 from mlform.kinds.base import content_spec, declared, secret_components
@@ -115,8 +116,13 @@ class RunconfigKind(RunconfigDeclaring, Kind[RunconfigSpec, RunPayload]):
         from mlform.kinds.runconfig import runner
 
         if payload.spec.sweep is not None:
-            from mlform.kinds.runconfig import sweep
-
+            try:
+                from mlform.kinds.runconfig import sweep
+            except ImportError as err:
+                raise ApplyError(
+                    f"{change.address}: a sweep job needs Optuna on this machine: "
+                    f"pip install 'mlform[sweep]' ({err})"
+                ) from None
             return sweep.SweepRun(change, payload, ctx, ensure_built).execute()
         return runner.run(change, payload, ctx, ensure_built)
 

@@ -42,6 +42,7 @@ _SUBSTITUTION = re.compile(r"\$\{\{\s*(inputs|outputs)\.([A-Za-z0-9_.-]+)\s*\}\}
 _LOG_TAIL = 30
 _METRICS_EVERY = 2.0
 _STATUS_EVERY = 0.5
+_BRISK = 30.0  # seconds of a run during which its end is looked for every 20 ms
 _LAUNCH = "launch.json"  # in a run's folder: how a later apply takes it over (`adopt`)
 
 
@@ -86,6 +87,7 @@ class _Run:
         self.build = build
         self.spec: RunconfigSpec = payload.spec
         self.snap: snapshots.Snapshot | None = payload.snap
+        self.git = payload.git
         self.id = f"{self.spec.name}_{time.strftime('%Y%m%d_%H%M%S')}_{secrets.token_hex(2)}"
         self.dir = ctx.state_dir / "runs" / self.id
         self.values: dict[str, str] = {}  # inputs.x / outputs.x → what the command saw
@@ -256,7 +258,9 @@ class _Run:
             ctx.emit([SnapshotRow(self.snap.digest, key, len(self.snap.files), self.snap.size)])
             _write_manifest(self.dir / "logs" / "snapshot.json", self.snap)
             self.row = replace(self.row, snapshot_id=self.snap.digest)
-        git = gitinfo.describe(spec.code or ctx.config.root, ignore=(ctx.state_dir, ctx.cache))
+        git = self.git or gitinfo.describe(
+            spec.code or ctx.config.root, ignore=(ctx.state_dir, ctx.cache)
+        )
         self.row = replace(
             self.row, git_commit=git.commit, branch=git.branch, remote=git.remote, dirty=git.dirty
         )
@@ -562,12 +566,15 @@ class _Run:
                     progress(address, f"running {now - started:.0f}s  {text}".rstrip())
                 elif new:  # plain output: a line whenever the metrics moved
                     self.ctx.log(address, f"metrics: {text}")
-            # looks close together at first, a tenth of a second apart from then on: a
-            # short run is not held up, a long one costs no more
-            nap = min(nap * 2, 0.1)
+            # looks close together at first, a tenth of a second apart once the run has
+            # lasted a while: a short run (a sweep's trial) is not held up by the look
+            # that finds it ended, a long one costs no more
+            nap = min(nap * 2, 0.02 if now - started < _BRISK else 0.1)
             time.sleep(nap)
         if progress is not None:
             progress(address, None)
+        if self.stop is not None and not status:
+            self.stop(metrics.points())  # what it logged as it ended: too late to stop it
         self._show_log(launch.log, shown)
         return status or ("completed" if code == 0 else "failed"), code
 

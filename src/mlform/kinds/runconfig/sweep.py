@@ -30,8 +30,10 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlform import gitinfo
 from mlform.context import Context, Outcome
 from mlform.errors import ApplyError, RunFailed
+from mlform.gitinfo import GitInfo
 from mlform.kinds.runconfig import gated, runner
 from mlform.kinds.runconfig.payload import RunPayload
 from mlform.plan.model import Action, Change, Desired
@@ -74,7 +76,7 @@ class SweepRun:
         self.spec = payload.spec
         self.sweep: Sweep = payload.spec.sweep
         self.address = change.address
-        self.trials_at = f"{change.address}/trial"  # what the trials' runs ran for
+        self.trials_at = f"{change.address}/trial"  # its trials' runs: …/trial0, …/trial1
         self.id = f"{self.spec.name}_{time.strftime('%Y%m%d_%H%M%S')}_{secrets.token_hex(2)}"
         self.dir = ctx.state_dir / "runs" / self.id
         self.trials: list[Trial] = []
@@ -83,6 +85,16 @@ class SweepRun:
         self.values: dict[int, dict[str, str]] = {}  # a trial's outputs.x → its path
         self.lock = threading.Lock()
         self.deadline: float | None = None
+        self.git: GitInfo | None = None
+
+    def _git(self) -> GitInfo:
+        """The code's git state, looked up once for all the sweep's trials."""
+        with self.lock:
+            if self.git is None:
+                ctx = self.ctx
+                where = self.spec.code or ctx.config.root
+                self.git = gitinfo.describe(where, ignore=(ctx.state_dir, ctx.cache))
+            return self.git
 
     def log(self, message: str) -> None:
         self.ctx.log(self.address, message)
@@ -178,11 +190,16 @@ class SweepRun:
     def _reuse(self, trial: Trial) -> bool:
         """Take over the run on record for the trial's digest, if it completed or was
         terminated early; False when the trial has to run."""
+        # A trial stopped early is reused only while the policy that stopped it is the
+        # one declared: under another, it might have run to its end.
+        policy = self.sweep.policy
+        stopped = f"{_TERMINATED}: {policy.describe()} at " if policy else None
         rows = self.ctx.read(
             "select id, status, error, run_dir, reused_from from runs "
-            "where runconfig = ? and digest = ? and (status = 'completed' or "
-            "(status = 'canceled' and error like ?)) order by created_at desc limit 1",
-            [self.trials_at, trial.digest, f"{_TERMINATED}%"],
+            "where starts_with(runconfig, ?) and digest = ? and (status = 'completed' or "
+            "(status = 'canceled' and ? is not null and starts_with(error, ?))) "
+            "order by created_at desc limit 1",
+            [self.trials_at, trial.digest, stopped, stopped],
         )
         if not rows:
             return False
@@ -194,9 +211,10 @@ class SweepRun:
             [source, metric],
         )
         trial.intervals = [float(v) for (v,) in points if v is not None]
-        trial.value = trial.intervals[-1] if trial.intervals else None
+        completed = status == "completed"
+        trial.value = trial.intervals[-1] if trial.intervals and completed else None
         trial.reused_from, trial.run_dir = source, str(run_dir)
-        trial.status = "reused" if status == "completed" else "terminated"
+        trial.status = "reused" if completed else "terminated"
         trial.error = error
         trial.run_id = f"{self.spec.name}_trial{trial.number}_{secrets.token_hex(3)}"
         now = time.time()
@@ -209,7 +227,7 @@ class SweepRun:
                     status=str(status),
                     compute=self.spec.compute,
                     run_dir=str(run_dir),
-                    runconfig=self.trials_at,
+                    runconfig=f"{self.trials_at}{trial.number}",
                     parent_id=self.id,
                     created_at=now,
                     started_at=now,
@@ -247,9 +265,10 @@ class SweepRun:
             register_model=None,
             sweep=None,
         )
-        payload = RunPayload(trial_spec, self.payload.snap)
+        payload = RunPayload(trial_spec, self.payload.snap, git=self._git())
+        address = f"{self.trials_at}{trial.number}"
         desired = Desired(
-            address=self.trials_at,
+            address=address,
             kind="runconfig",
             name=trial_spec.name,
             digest=trial.digest,
@@ -259,7 +278,7 @@ class SweepRun:
             source=str(spec.source),
             payload=payload,
         )
-        change = Change(Action.RUN, self.trials_at, "runconfig", trial_spec.name, (), None, desired)
+        change = Change(Action.RUN, address, "runconfig", trial_spec.name, (), None, desired)
         self.log(f"trial {trial.number} {_shown(trial.params)}: running")
         metric = self.sweep.objective.primary_metric
         policy = self.sweep.policy
@@ -308,10 +327,7 @@ class SweepRun:
             f"outputs.{name}": str(Path(trial.run_dir) / OUTPUTS / name)
             for name in self.spec.outputs
         }
-        # start-up: metric ingestion only once a trial has ended
-        from mlform.tracking.ingest import final_metrics
-
-        final = final_metrics(trial.run_id, Path(trial.run_dir)).get(metric)
+        final = self._final(trial, metric)
         trial.value = final
         trial.status = "completed"
         if final is None:
@@ -319,6 +335,19 @@ class SweepRun:
             self.log(f"trial {trial.number}: completed, but logged no {metric}")
         else:
             self.log(f"trial {trial.number}: completed, {metric} {final:.6g}")
+
+    def _final(self, trial: Trial, metric: str) -> float | None:
+        """A trial's value: the last it logged of the primary metric, as the policy saw
+        it come; else (logged some other way) as recorded, once its records are."""
+        if trial.intervals:
+            return trial.intervals[-1]
+        self.ctx.emit([], wait=True)  # its records, emitted before, are committed now
+        rows = self.ctx.read(
+            "select value from metrics where run_id = ? and key = ? "
+            "order by step desc, ts desc limit 1",
+            [trial.run_id, metric],
+        )
+        return float(rows[0][0]) if rows and rows[0][0] is not None else None
 
     # -- the result ----------------------------------------------------------------------
 
