@@ -327,3 +327,46 @@ def test_the_example_sweep_tunes_the_classifier_and_registers_the_best(
     assert model["run_id"] == best["run_id"]
     # the same trials again, found done: nothing to run
     assert "No changes" in cli("plan", cwd=root).out
+
+
+def test_an_mlflow_logging_trial_is_stopped_as_its_metric_comes_in(
+    cli: Cli, make_workspace: Make
+) -> None:
+    """Trials that log with MLflow, as Azure ML's sweep examples do: the policy reads
+    each value as MLflow writes it, and stops the trial behind while it runs."""
+    root = make_workspace(
+        {
+            "workspace.yml": "name: mlflow-sweep\n",
+            "src/train.py": """
+                import argparse, time
+                import mlflow
+                p = argparse.ArgumentParser()
+                p.add_argument("--lr", type=float)
+                a = p.parse_args()
+                for i in range(1, 9):
+                    mlflow.log_metric("accuracy", a.lr * i / 8, step=i)
+                    time.sleep(0.3)
+                """,
+            "runconfigs/sweep.yml": sweep_file(
+                """
+                trial:
+                  code: ../src
+                  command: python train.py --lr ${{search_space.lr}}
+                sampling_algorithm: grid
+                search_space:
+                  lr: {type: choice, values: [1.0, 0.1]}
+                objective: {goal: maximize, primary_metric: accuracy}
+                early_termination:
+                  type: bandit
+                  slack_amount: 0.2
+                  delay_evaluation: 2
+                """
+            ),
+        }
+    )
+    applied = cli("apply", "--yes", cwd=root)
+    assert applied.code == 0, applied.err
+    found = summary(root, cli)
+    by_lr = {t["params"]["lr"]: t for t in found["trials"]}  # type: ignore[attr-defined]
+    assert by_lr[1.0]["status"] == "completed" and by_lr[1.0]["value"] == 1.0
+    assert by_lr[0.1]["status"] == "terminated" and by_lr[0.1]["intervals"] < 8
