@@ -370,3 +370,45 @@ def test_an_mlflow_logging_trial_is_stopped_as_its_metric_comes_in(
     by_lr = {t["params"]["lr"]: t for t in found["trials"]}  # type: ignore[attr-defined]
     assert by_lr[1.0]["status"] == "completed" and by_lr[1.0]["value"] == 1.0
     assert by_lr[0.1]["status"] == "terminated" and by_lr[0.1]["intervals"] < 8
+
+
+def test_a_failed_trial_does_not_stop_the_sweep_and_no_metric_fails_it(
+    cli: Cli, make_workspace: Make
+) -> None:
+    files = {
+        "workspace.yml": "name: failing\n",
+        "src/train.py": """
+            import sys, mlform
+            n = int(sys.argv[1])
+            if n == 2:
+                sys.exit("diverged")
+            mlform.get_run().log("loss", abs(n - 3))
+            """,
+        "runconfigs/sweep.yml": sweep_file(
+            """
+            trial:
+              code: ../src
+              command: python train.py ${{search_space.n}}
+            sampling_algorithm: grid
+            search_space:
+              n: {type: choice, values: [1, 2, 3]}
+            objective: {goal: minimize, primary_metric: loss}
+            limits: {max_concurrent_trials: 1}
+            """
+        ),
+    }
+    root = make_workspace(files)
+    applied = cli("apply", "--yes", cwd=root)
+    assert applied.code == 0, applied.err
+    assert "3 trials (2 completed, 1 failed); best trial" in applied.out, applied.out
+    found = summary(root, cli)
+    by_n = {t["params"]["n"]: t for t in found["trials"]}  # type: ignore[attr-defined]
+    assert by_n[2]["status"] == "failed" and by_n[3]["run_id"] == found["best"]
+    # a metric nobody logs: the sweep fails, saying which and why
+    sweep = root / "runconfigs" / "sweep.yml"
+    sweep.write_text(sweep.read_text().replace("primary_metric: loss", "primary_metric: acc"))
+    failed = cli("apply", "--yes", cwd=root)
+    assert failed.code == 1
+    said = failed.out + failed.err
+    assert "no trial logged its primary metric acc (2 reused, 1 failed)" in said, said
+    assert "Each trial must log acc" in said and "Traceback" not in said

@@ -367,6 +367,11 @@ class SweepRun:
             for status in ("completed", "reused", "terminated", "failed")
         }
         said = ", ".join(f"{n} {status}" for status, n in counts.items() if n) or "no trial"
+        if self.ctx.cancelled.is_set():  # Ctrl-C: its trials were stopped, nothing chosen
+            ended = replace(parent, status="canceled", ended_at=time.time(), error="canceled")
+            self.ctx.emit([ended])
+            self._report("canceled")
+            raise RunFailed(f"{self.address}: run {self.id} canceled ({said})", self.id)
         if not ranked:
             why = next((t.error for t in self.trials if t.error), None)
             error = f"no trial logged its primary metric {metric} ({said})" + (
@@ -399,6 +404,8 @@ class SweepRun:
             "versions": self.versions or before.get("versions") or {},
             "inputs": self.inputs or before.get("inputs") or {},
         }
+        if self.deadline is not None and self._out_of_time():
+            said += f"; stopped by its timeout of {self.sweep.limits.timeout:g} s"
         message = (
             f"run {self.id} completed: {len(self.trials)} trials ({said}); best trial "
             f"{best.number} {_shown(best.params)}, {metric} {best.value:.6g}"
