@@ -154,9 +154,7 @@ class RemoteState:
         except StateUnreadable as err:
             if self.backend.head() is None:
                 raise  # nothing persisted to start from: the copy is all there is
-            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-            aside = self.folder / f"unreadable-{stamp}.duckdb"
-            _move(self.work, aside)
+            aside = self._set_aside("unreadable")
             log(
                 f"this machine's copy of {self.url} could not be read "
                 f"({str(err).partition('(')[2].partition(')')[0] or err}): it is kept in "
@@ -191,9 +189,7 @@ class RemoteState:
                 )
             return ahead
         if ahead and self.work.exists():
-            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-            aside = self.folder / f"unpersisted-{stamp}.duckdb"
-            _move(self.work, aside)
+            aside = self._set_aside("unpersisted")
             log(
                 f"this machine's copy of {self.url} held changes never persisted, and the "
                 f"state has moved on since: they are kept in {aside}, not merged. The state "
@@ -201,6 +197,13 @@ class RemoteState:
             )
         self._download(self.work)
         return False
+
+    def _set_aside(self, why: str) -> Path:
+        """Move the working copy (and its WAL) to `<why>-<time>.duckdb` beside it, kept."""
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+        aside = self.folder / f"{why}-{stamp}.duckdb"
+        _move(self.work, aside)
+        return aside
 
     def _ahead(self, copied: Copied | None) -> bool:
         """Whether the working copy holds commits its `.remote` file does not account for."""

@@ -10,6 +10,7 @@ import textwrap
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 from mlform.state.store import Store
 from tests.cli.test_runs import changes
@@ -68,6 +69,14 @@ def trials(root: Path, sweep: str = "runconfig/sweep") -> list[tuple[str, str, s
             [f"{sweep}/trial"],
         )
     return [(str(a), str(b), str(c), d) for a, b, c, d in rows]
+
+
+def applied_trials(root: Path, cli: Cli, param: str) -> tuple[dict[str, Any], dict[Any, Any]]:
+    """Apply, then the sweep's summary and its trials by the value of `param`."""
+    applied = cli("apply", "--yes", cwd=root)
+    assert applied.code == 0, applied.err
+    found: dict[str, Any] = summary(root, cli)
+    return found, {t["params"][param]: t for t in found["trials"]}
 
 
 def summary(root: Path, cli: Cli) -> dict[str, object]:
@@ -167,10 +176,7 @@ early_termination:
             ),
         }
     )
-    applied = cli("apply", "--yes", cwd=root)
-    assert applied.code == 0, applied.err
-    found = summary(root, cli)
-    by_lr = {t["params"]["lr"]: t for t in found["trials"]}  # type: ignore[attr-defined]
+    found, by_lr = applied_trials(root, cli, "lr")
     assert by_lr[1.0]["status"] == "completed" and found["best"] == by_lr[1.0]["run_id"]
     assert by_lr[0.9]["status"] == "completed"  # within the slack of the best: not stopped
     for behind in (0.2, 0.1):
@@ -364,10 +370,7 @@ def test_an_mlflow_logging_trial_is_stopped_as_its_metric_comes_in(
             ),
         }
     )
-    applied = cli("apply", "--yes", cwd=root)
-    assert applied.code == 0, applied.err
-    found = summary(root, cli)
-    by_lr = {t["params"]["lr"]: t for t in found["trials"]}  # type: ignore[attr-defined]
+    _, by_lr = applied_trials(root, cli, "lr")
     assert by_lr[1.0]["status"] == "completed" and by_lr[1.0]["value"] == 1.0
     assert by_lr[0.1]["status"] == "terminated" and by_lr[0.1]["intervals"] < 8
 
