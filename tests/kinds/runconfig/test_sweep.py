@@ -258,7 +258,7 @@ def test_more_trials_run_only_the_new_ones_and_a_killed_sweep_resumes(
 trial:
   code: ../src
   command: python train.py --lr ${{search_space.lr}}
-sampling_algorithm: {type: random, seed: 7}
+sampling_algorithm: random          # its seed derived from the sweep's declaration
 search_space:
   lr: {type: loguniform, min_value: -6, max_value: 0}
 objective: {goal: minimize, primary_metric: loss}
@@ -285,8 +285,10 @@ limits: {max_total_trials: 8, max_concurrent_trials: 1}
     # no trial completed twice, and eight in all
     completed = [t[0] for t in trials(root) if t[1] == "completed" and t[3] is None]
     assert len(completed) == len(set(completed)) == 8
-    # raising the limit plans, and runs, only the new trials
-    sweep.write_text(sweep.read_text().replace("max_total_trials: 8", "max_total_trials: 11"))
+    # raising the limit plans, and runs, only the new trials (a description edited
+    # meanwhile changes nothing the trials are picked by)
+    raised = sweep.read_text().replace("max_total_trials: 8", "max_total_trials: 11")
+    sweep.write_text(raised + "description: more trials\n")
     planned = cli("plan", cwd=root)
     assert changes(planned.out) == ["> runconfig/sweep (3 more trials: max_total_trials 8 → 11)"], (
         planned.out

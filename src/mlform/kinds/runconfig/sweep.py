@@ -39,7 +39,7 @@ from mlform.kinds.runconfig.payload import RunPayload
 from mlform.plan.model import Action, Change, Desired
 from mlform.state.runs import Experiment, RunRow
 from mlform.sweeps import engine
-from mlform.sweeps.job import SUMMARY, Sweep, shown, substitute, trial_digest
+from mlform.sweeps.job import STEERING, SUMMARY, Sweep, shown, substitute, trial_digest
 from mlform.sweeps.job import seed as derived_seed
 from mlform.tracking.protocol import OUTPUTS
 
@@ -122,7 +122,8 @@ class SweepRun:
         ctx.emit([Experiment(self.spec.experiment), parent], wait=True)
         if sweep.limits.timeout is not None:
             self.deadline = time.monotonic() + sweep.limits.timeout
-        steering = {k: self.spec.body[k] for k in self.spec.body if k != "trial"}
+        # what steers the search, and only that: a description edited never changes it
+        steering = {k: self.spec.body[k] for k in STEERING if k in self.spec.body}
         study = optuna.create_study(
             direction="maximize" if sweep.objective.maximize else "minimize",
             sampler=engine.sampler(
