@@ -82,7 +82,6 @@ class SweepRun:
         self.trials: list[Trial] = []
         self.versions: dict[str, str] = {}
         self.inputs: dict[str, str] = {}
-        self.values: dict[int, dict[str, str]] = {}  # a trial's outputs.x → its path
         self.lock = threading.Lock()
         self.deadline: float | None = None
         self.git: GitInfo | None = None
@@ -240,9 +239,6 @@ class SweepRun:
                 )
             ]
         )
-        self.values[trial.number] = {
-            f"outputs.{name}": str(Path(run_dir) / OUTPUTS / name) for name in self.spec.outputs
-        }
         said = "" if trial.value is None else f" ({metric} {trial.value:.6g})"
         self.log(f"trial {trial.number} {_shown(trial.params)}: reused run {source}{said}")
         return True
@@ -324,10 +320,6 @@ class SweepRun:
                     if not k.startswith("search_space.")
                 }
             )
-        self.values[trial.number] = {
-            f"outputs.{name}": str(Path(trial.run_dir) / OUTPUTS / name)
-            for name in self.spec.outputs
-        }
         final = self._final(trial, metric)
         trial.value = final
         trial.status = "completed"
@@ -413,9 +405,9 @@ class SweepRun:
         )
         if self.spec.register_model is None:
             return Outcome(outputs, message=message)
-        registered = gated.register_output(
-            self.ctx, self.spec, best.run_id, Path(best.run_dir), self.values.get(best.number)
-        )
+        folder = Path(best.run_dir)
+        values = {f"outputs.{name}": str(folder / OUTPUTS / name) for name in self.spec.outputs}
+        registered = gated.register_output(self.ctx, self.spec, best.run_id, folder, values)
         outputs.update(registered.outputs)
         self.log(registered.message)
         return Outcome(outputs, list(registered.records), f"{message}; {registered.message}")
