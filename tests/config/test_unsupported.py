@@ -18,12 +18,11 @@ def test_each_unsupported_azure_file_is_one_problem(cli: Cli, make_workspace: Ma
             "workspace.yml": "name: later\n",
             "src/train.py": "print('hi')\n",
             # no $schema: told by its type
-            "runconfigs/automl.yml": """
-                type: automl
-                task: classification
-                primary_metric: accuracy
-                target_column_name: y
-                training_data: {type: mltable, path: ../data}
+            "runconfigs/parallel.yml": """
+                type: parallel
+                compute: azureml:cpu-cluster
+                inputs: {images: {type: uri_folder, path: ../data}}
+                task: {type: run_function, code: ../src, entry_script: score.py}
                 """,
             "runconfigs/spark.yml": """
                 $schema: https://azuremlschemas.azureedge.net/latest/sparkJob.schema.json
@@ -75,8 +74,8 @@ def test_each_unsupported_azure_file_is_one_problem(cli: Cli, make_workspace: Ma
         "read endpoints/batch.yml (remove the file or keep it outside this workspace)",
         "pipelines/nightly.yml:1:10: error: $schema says this is a schedule file, but "
         "pipelines/ holds pipeline declarations; move it to schedules/ or correct $schema",
-        "runconfigs/automl.yml:1:7: error: not supported yet: AutoML jobs; mlform does not "
-        "read runconfigs/automl.yml (remove the file or keep it outside this workspace)",
+        "runconfigs/parallel.yml:1:7: error: not supported yet: parallel jobs; mlform does "
+        "not read runconfigs/parallel.yml (remove the file or keep it outside this workspace)",
         "runconfigs/spark.yml:1:10: error: not supported yet: Spark jobs; mlform does not "
         "read runconfigs/spark.yml (remove the file or keep it outside this workspace)",
         "validation failed: 6 errors",

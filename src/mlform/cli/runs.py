@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from mlform import runs
+from mlform.automl import job as automl
 from mlform.cli.output import Output, add_json_flag, json_object
 from mlform.config.names import cli_name
 from mlform.errors import MlformError, NotFound, StateLocked
@@ -154,6 +155,8 @@ def show(args: argparse.Namespace, out: Output) -> int:
             out.line(f"    {path}  ({size} B)")
     if sweep is not None:
         _trials(sweep, out)
+    elif kids and automl.PRIMARY_TAG in run.tags:
+        _configurations(run, kids, out)
     elif kids:
         out.line("  child runs:")
         for kid in kids:
@@ -199,6 +202,38 @@ def _trials(sweep: Mapping[str, Any], out: Output) -> None:
             )
         )
     out.table(("RANK", "TRIAL", metric.upper(), "PARAMETERS", "STATUS", "RUN"), rows, indent=4)
+
+
+_SHOWN_CONFIGURATIONS = 20
+
+
+def _configurations(run: runs.Run, kids: list[runs.Run], out: Output) -> None:
+    """An AutoML run's configurations ranked by its primary metric, the best first; the
+    rest counted (`runs show --json` gives them all)."""
+    metric = run.tags[automl.PRIMARY_TAG]
+    maximize = run.tags.get(automl.GOAL_TAG) != "minimize"
+    scored = [k for k in kids if metric in k.metrics]
+    scored.sort(key=lambda k: -k.metrics[metric] if maximize else k.metrics[metric])
+    goal = "maximize" if maximize else "minimize"
+    out.line(f"  configurations, by {metric} ({goal}):")
+    rows = []
+    for rank, kid in enumerate(scored[:_SHOWN_CONFIGURATIONS], start=1):
+        params = {k: v for k, v in kid.params.items() if k not in ("algorithm", "learner")}
+        rows.append(
+            (
+                "best" if rank == 1 else str(rank),
+                kid.name,
+                f"{kid.metrics[metric]:g}",
+                kid.params.get("algorithm", ""),
+                " ".join(f"{k}={v}" for k, v in sorted(params.items())),
+                kid.id,
+            )
+        )
+    header = ("RANK", "RUN NAME", metric.upper(), "ALGORITHM", "PARAMETERS", "RUN")
+    out.table(header, rows, indent=4)
+    if len(kids) > len(rows):
+        more = len(kids) - len(rows)
+        out.line(f"    … and {more} more: `mlform runs show {run.id} --json` has them all")
 
 
 def _trial_value(value: float | None, last: float | None, intervals: int | None) -> str:

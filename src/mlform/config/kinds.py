@@ -51,7 +51,7 @@ REGISTERED = (
         "runconfig",
         "runconfigs",
         "mlform.kinds.runconfig",
-        {"commandJob": "runconfig", "sweepJob": "runconfig"},
+        {"commandJob": "runconfig", "sweepJob": "runconfig", "autoMLJob": "runconfig"},
     ),
     Registered("pipeline", "pipelines", "mlform.kinds.pipeline", {"pipelineJob": "pipeline"}),
     Registered("model", "models", "mlform.kinds.model"),

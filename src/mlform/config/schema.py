@@ -164,32 +164,35 @@ def check(doc: Document, kind: str) -> Findings:
 
 def required(kind: str, body: Mapping[str, Any] | None = None) -> tuple[str, ...]:
     """The keys a document of `kind` must have: every one's, and those its schema's
-    `if`/`then`/`else` asks of this `body` (a sweep job's `trial:`; none given: the
-    `else` branch, what a plain document of the kind needs)."""
-    always, condition, then, otherwise = _required(kind)
-    if condition is None:
-        return always
-    matches = body is not None and condition.is_valid(body)
-    return always + (then if matches else otherwise)
+    `if`/`then`/`else` (an `else` may hold another `if`) asks of this `body` (a sweep
+    job's `trial:`, an AutoML job's `task:`; none given: the last `else`, what a plain
+    document of the kind needs)."""
+    always, branches, otherwise = _required(kind)
+    for condition, then in branches:
+        if body is not None and condition.is_valid(body):
+            return always + then
+    return always + otherwise
 
 
 @cache
 def _required(
     kind: str,
-) -> tuple[tuple[str, ...], jsonschema.Draft7Validator | None, tuple[str, ...], tuple[str, ...]]:
-    schema = load_schema(kind)
+) -> tuple[
+    tuple[str, ...], tuple[tuple[jsonschema.Draft7Validator, tuple[str, ...]], ...], tuple[str, ...]
+]:
+    schema: Mapping[str, Any] = load_schema(kind)
     always = tuple(schema.get("required", ()))
     if "if" not in schema:
-        return always, None, (), ()
+        return always, (), ()
     # start-up: jsonschema only for a kind whose required keys depend on the document
     import jsonschema
 
-    return (
-        always,
-        jsonschema.Draft7Validator(schema["if"]),
-        tuple(schema.get("then", {}).get("required", ())),
-        tuple(schema.get("else", {}).get("required", ())),
-    )
+    branches = []
+    while "if" in schema:
+        then = tuple(schema.get("then", {}).get("required", ()))
+        branches.append((jsonschema.Draft7Validator(schema["if"]), then))
+        schema = schema.get("else", {})
+    return always, tuple(branches), tuple(schema.get("required", ()))
 
 
 def _shape(doc: Document, kind: str) -> Problem:

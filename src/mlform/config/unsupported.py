@@ -1,6 +1,6 @@
 """Azure ML files that are valid for Azure but that mlform does not run yet.
 
-Such a file is one problem, at the key that says what it is (`type: automl`, `$schema`),
+Such a file is one problem, at the key that says what it is (`type: spark`, `$schema`),
 naming what it is and what to do, instead of a list of keys the schema of
 the folder it sits in does not know.
 """
@@ -16,7 +16,6 @@ from mlform.errors import Problem
 TODO = "not supported yet"  # how a problem says mlform does not do something yet
 # Azure ML's schema file names (…/latest/<name>.schema.json) of files mlform does not run.
 _SCHEMAS = {
-    "autoMLJob": "AutoML jobs",
     "sparkJob": "Spark jobs",
     "parallelJob": "parallel jobs",
     "dataImport": "data imports",
@@ -30,9 +29,9 @@ _SCHEMAS = {
     "registry": "registries",
     "connection": "workspace connections",
 }
-# A job's `type:` → what it is (Azure ML's job types other than command, sweep and pipeline).
+# A job's `type:` → what it is (Azure ML's job types other than command, sweep, automl
+# and pipeline).
 _JOB_TYPES = {
-    "automl": "AutoML jobs",
     "spark": "Spark jobs",
     "parallel": "parallel jobs",
     "import": "data import jobs",

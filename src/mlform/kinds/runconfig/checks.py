@@ -43,8 +43,8 @@ _BINDING = re.compile(r"\$\{\{\s*([A-Za-z_]+)\.([A-Za-z0-9_.-]+)\s*\}\}")
 def check(spec: RunconfigSpec, root: Path) -> list[Problem]:
     problems = []
     job, body = spec.job
-    if spec.sweep_problem is not None:
-        problems.append(spec.source.problem(spec.sweep_problem.where, spec.sweep_problem.message))
+    if spec.problem is not None:
+        problems.append(spec.source.problem(spec.problem.where, spec.problem.message))
     if spec.is_sweep:
         problems.extend(
             spec.source.problem(
@@ -89,11 +89,13 @@ def check(spec: RunconfigSpec, root: Path) -> list[Problem]:
             message = missing(job, "code folder", written, spec.code, root)
         problems.append(job.problem(["code"], message))
     for key, value in spec.inputs.items():
+        at: list[str | int] = [*spec.data_at(key), "path"]
         if isinstance(value, DataInput) and isinstance(value.location, LocalPath):
             if not os.path.exists(value.location.path):
-                written = str(spec.body["inputs"][key]["path"])
+                holder = spec.body if spec.is_automl else spec.body["inputs"]
+                written = str(holder[key]["path"])
                 message = missing(spec.source, "input path", written, value.location.path, root)
-                problems.append(spec.source.problem(["inputs", key, "path"], message))
+                problems.append(spec.source.problem(at, message))
         elif isinstance(value, DataInput) and isinstance(value.location, Url):
-            problems.extend(url_problems(spec.source, value.location, ["inputs", key, "path"]))
+            problems.extend(url_problems(spec.source, value.location, at))
     return problems

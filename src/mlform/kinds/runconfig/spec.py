@@ -1,13 +1,17 @@
-"""A job as `runconfigs/*.yml` declares it: Azure ML's command job YAML, or its sweep
-job's (`type: sweep`), whose `trial:` holds the command job each trial runs."""
+"""A job as `runconfigs/*.yml` declares it: Azure ML's command job YAML, its sweep job's
+(`type: sweep`), whose `trial:` holds the command job each trial runs, or its AutoML
+job's (`type: automl`), which runs mlform's AutoML driver on the job's data."""
 
 from __future__ import annotations
 
+import json
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from mlform.automl import job as automls
 from mlform.config.refs import AssetRef, local_path
 from mlform.config.specs import (
     DataInput,
@@ -42,9 +46,21 @@ class RunconfigSpec(Spec):
     instance_count: int = 1  # `resources.instance_count`: a distributed run's processes
     distribution: str | None = None  # `distribution.type`: pytorch, as Azure ML's
     inline: tuple[Spec, ...] = field(default=(), compare=False)  # defined in place
-    # A sweep job's: its search and limits, or what is wrong with them (said by `check`).
+    # A sweep job's search and limits; what is wrong in a sweep or AutoML job's keys (said
+    # by `check`).
     sweep: sweeps.Sweep | None = None
-    sweep_problem: Invalid | None = field(default=None, compare=False)
+    problem: Invalid | None = field(default=None, compare=False)
+    # An AutoML job's: what it searches and within which limits.
+    automl: automls.Automl | None = None
+
+    @property
+    def is_automl(self) -> bool:
+        return self.body.get("type") == "automl"
+
+    def data_at(self, name: str) -> tuple[str, ...]:
+        """Where input `name` is written: under `inputs:`, or (an AutoML job's
+        training_data and validation_data) at the top."""
+        return (name,) if self.is_automl else ("inputs", name)
 
     @property
     def is_sweep(self) -> bool:
@@ -70,8 +86,15 @@ def parse(body: Mapping[str, Any], source: Source) -> RunconfigSpec:
         str(k): str((v or {}).get("type", "uri_folder"))
         for k, v in (body.get("outputs") or {}).items()
     }
-    sweep, problem, job = None, None, body
-    if body.get("type") == "sweep":
+    sweep, problem, job, automl = None, None, body, None
+    if body.get("type") == "automl":
+        try:
+            automl = automls.parse(body)
+        except Invalid as err:
+            problem = err
+        inputs = parse_inputs({"inputs": {k: body[k] for k in automls.DATA if k in body}}, base)
+        outputs = {"best_model": "mlflow_model"}
+    elif body.get("type") == "sweep":
         trial = body.get("trial")
         job = trial if isinstance(trial, Mapping) else {}
         try:
@@ -83,10 +106,13 @@ def parse(body: Mapping[str, Any], source: Source) -> RunconfigSpec:
     code = job.get("code")
     limits = body.get("limits") or {}
     timeout = limits.get("trial_timeout") if sweep is not None else limits.get("timeout")
+    command = str(job.get("command", ""))
+    if automl is not None:
+        timeout, command = automl.timeout, _driver(automl, inputs)
     return RunconfigSpec(
         **fields,
         source=source,
-        command=str(job.get("command", "")),
+        command=command,
         code=local_path(base, code) if code else None,
         environment=env,
         compute=str(body.get("compute", "local")).removeprefix("azureml:"),
@@ -104,5 +130,20 @@ def parse(body: Mapping[str, Any], source: Source) -> RunconfigSpec:
         distribution=(job.get("distribution") or {}).get("type"),
         inline=inline,
         sweep=sweep,
-        sweep_problem=problem,
+        problem=problem,
+        automl=automl,
     )
+
+
+def _driver(automl: automls.Automl, inputs: Mapping[str, object]) -> str:
+    """The command an AutoML job runs: mlform's driver, on the job's data."""
+    settings = json.dumps(automl.settings(), sort_keys=True, separators=(",", ":"))
+    parts = [
+        "python -m mlform.automl.driver",
+        f"--settings {shlex.quote(settings)}",
+        "--training-data ${{inputs.training_data}}",
+    ]
+    if "validation_data" in inputs:
+        parts.append("--validation-data ${{inputs.validation_data}}")
+    parts.append("--best-model ${{outputs.best_model}}")
+    return " ".join(parts)
