@@ -103,14 +103,14 @@ def _automl(args: argparse.Namespace, settings: Mapping[str, Any], started: floa
     if settings.get("trial_timeout"):
         fit["train_time_limit"] = float(settings["trial_timeout"])
     concurrent = int(settings.get("max_concurrent_trials") or 1)
-    if concurrent > 1 and not _importable("ray.tune"):
+    if concurrent > 1:
+        # FLAML evaluates side by side only on Ray Tune, which costs more than it gives on
+        # one machine (see the README's AutoML section): one at a time, on every core
         print(
-            f"automl: max_concurrent_trials {concurrent}: configurations are evaluated one at "
-            "a time, each on every core (FLAML evaluates them side by side on Ray Tune: add "
-            "ray[tune] to the job's environment)",
+            f"automl: max_concurrent_trials {concurrent}: configurations are evaluated one "
+            "at a time, each training on every core",
             flush=True,
         )
-        concurrent = 1
     primary = str(settings["primary_metric"])
     maximize = METRICS[task][primary]
     run = get_run()
@@ -135,7 +135,8 @@ def _automl(args: argparse.Namespace, settings: Mapping[str, Any], started: floa
             estimator_list=learners,
             time_budget=budget,
             max_iter=int(settings["max_trials"]),
-            n_concurrent_trials=concurrent,
+            n_concurrent_trials=1,
+            n_jobs=-1,
             early_stop=bool(settings.get("early_termination", True)),
             retrain_full="budget",
             log_file_name=str(log),

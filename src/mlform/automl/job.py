@@ -9,8 +9,9 @@
                           validation_data_size; none: FLAML picks (as Azure does, by size)
     weight_column_name    each row's sample weight
     limits                timeout_minutes (default 360, as Azure's), max_trials (1000),
-                          max_concurrent_trials (1), trial_timeout_minutes,
-                          enable_early_termination
+                          trial_timeout_minutes, enable_early_termination;
+                          max_concurrent_trials is accepted, and configurations are
+                          evaluated one at a time on every core (the README says why)
     training              allowed_training_algorithms, blocked_training_algorithms
 
 Azure's algorithm names map onto FLAML's learners (`ALGORITHMS`); one FLAML has no
