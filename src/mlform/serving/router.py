@@ -62,6 +62,7 @@ from mlform.serving.keyring import logger as keyring_logger
 from mlform.serving.openapi import MAX_BODY
 from mlform.serving.options import port, positive
 from mlform.serving.routes import Auth, Deployment, Routes, RoutesFile, RoutesInvalid, logger
+from mlform.serving.runtime import INSTANCE_HEADER
 
 PROG = "mlform.serving.router"
 DEFAULT_TIMEOUT = 60.0
@@ -270,6 +271,10 @@ class Router:
         self._pooled_for = routes.routes
         self._checked_for: Routes | None = None
         self._check: KeyCheck | None = None
+        self._instance = (
+            INSTANCE_HEADER.encode(),
+            os.environ.get("MLFORM_INSTANCE", "").encode("ascii", "replace"),
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -280,7 +285,7 @@ class Router:
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         method: str = scope["method"]
         if scope["path"] == "/health" and method in ("GET", "HEAD"):
-            await _send(send, 200, [_JSON], b'{"status":"alive"}')
+            await _send(send, 200, [_JSON, self._instance], b'{"status":"alive"}')
             return
         self.routes.refresh()
         routes = self.routes.routes

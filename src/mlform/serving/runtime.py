@@ -18,6 +18,11 @@ from mlform.compute import groups
 from mlform.errors import BuildFailed
 from mlform.hashing import sha256_text
 
+# The router's `GET /health` names the process that answers (MLFORM_INSTANCE, which
+# mlform gives the router it starts), so mlform never takes another program on the
+# endpoint's port for its router.
+INSTANCE_HEADER = "x-mlform-instance"
+
 # httptools and uvloop: uvicorn's C parser and loop, which it picks when they are there.
 PACKAGES = ("starlette", "uvicorn", "httptools", "uvloop")
 CAPTURE = ("pyarrow",)  # data capture writes Parquet

@@ -63,20 +63,22 @@ def test_a_router_another_mlform_started_is_restarted(tmp_path: Path) -> None:
 
 
 def test_a_router_that_exits_is_told_with_its_exit_code_and_log(tmp_path: Path) -> None:
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
-        with pytest.raises(ApplyError) as caught:
-            routing.ensure(tmp_path, "iris", port)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    home = routing.folder(tmp_path, "iris")
+    home.mkdir(parents=True)
+    (home / "routes.json").write_text("{not json")  # what the router cannot start from
+    with pytest.raises(ApplyError) as caught:
+        routing.ensure(tmp_path, "iris", port)
     message = str(caught.value)
-    log = routing.folder(tmp_path, "iris") / "router.log"
+    log = home / "router.log"
     assert re.match(
-        rf"endpoint/iris: its router \(pid \d+\) exited with code 3 before it listened on "
+        rf"endpoint/iris: its router \(pid \d+\) exited with code \d+ before it listened on "
         rf"port {port}; the last lines of {re.escape(str(log))}:\n  \| ",
         message,
     ), message
-    assert "address already in use" in message
+    assert "routes.json" in message
 
 
 def test_the_router_checks_the_endpoints_keys_before_forwarding(tmp_path: Path) -> None:
@@ -111,3 +113,46 @@ def post(port: int, headers: dict[str, str]) -> tuple[int, str | None]:
         return response.status, response.getheader("www-authenticate")
     finally:
         connection.close()
+
+
+def test_a_port_another_program_holds_is_refused_not_taken_for_the_router(
+    tmp_path: Path,
+) -> None:
+    # Another web server on the endpoint's port, answering GET /health with 200 as any
+    # might: the apply says whose port it is, and starts no router that could not listen.
+    import http.server
+    import threading
+
+    class Healthy(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Healthy)
+    port = server.server_address[1]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        with pytest.raises(ApplyError) as refused:
+            routing.ensure(tmp_path, "iris", port)
+        assert str(refused.value) == (
+            f"endpoint/iris: port {port} on 127.0.0.1 is in use by another process, so its "
+            "router cannot listen there; stop that process, or give the endpoint another "
+            "port: (or none, for any free one), then apply again"
+        )
+        assert routing.current(tmp_path, "iris") is None
+        assert probes.status(port, "/health", 5.0) == 200  # the other server, untouched
+    finally:
+        server.shutdown()
+        server.server_close()
+    # the router's own /health names it, which is how its start is told from another's
+    routing.ensure(tmp_path, "iris", port)
+    try:
+        record = json.loads((routing.folder(tmp_path, "iris") / "router.json").read_text())
+        named = probes.answering(port, "/health", "x-mlform-instance", 5.0)
+        assert named == record["instance"]
+    finally:
+        routing.stop(tmp_path, "iris")

@@ -23,6 +23,20 @@ def status(port: int, path: str, timeout: float) -> int | None:
         connection.close()
 
 
+def answering(port: int, path: str, header: str, timeout: float) -> str | None:
+    """The value of `header` in a 200 answer to GET `path` on 127.0.0.1:`port`; None
+    when nothing answers, or not with 200."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        connection.request("GET", path)
+        response = connection.getresponse()
+        return response.getheader(header, "") if response.status == 200 else None
+    except OSError:
+        return None
+    finally:
+        connection.close()
+
+
 def wait_ready(
     port: int,
     probe: Probe,

@@ -11,6 +11,7 @@ import functools
 import json
 import os
 import secrets
+import socket
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -22,6 +23,7 @@ from mlform.errors import ApplyError
 from mlform.hashing import sha256_file, sha256_text
 from mlform.kinds.endpoint import local, probes
 from mlform.serving import runtime
+from mlform.serving.runtime import INSTANCE_HEADER
 
 _START_WITHIN = 60.0  # seconds; a loaded machine can take many to start Python and uvicorn
 
@@ -95,6 +97,12 @@ def ensure(state_dir: Path, endpoint: str, port: int) -> Router:
         return running
     if running is not None:
         local.terminate(running.process)
+    if _taken(port):
+        raise ApplyError(
+            f"endpoint/{endpoint}: port {port} on 127.0.0.1 is in use by another process, "
+            "so its router cannot listen there; stop that process, or give the endpoint "
+            "another port: (or none, for any free one), then apply again"
+        )
     home = folder(state_dir, endpoint)
     routes = home / "routes.json"
     if not routes.exists():
@@ -132,12 +140,25 @@ def ensure(state_dir: Path, endpoint: str, port: int) -> Router:
     local.recorded(process.pid)
     deadline = time.monotonic() + _START_WITHIN
     while time.monotonic() < deadline:
-        if probes.status(port, "/health", 1.0) == 200:
+        # the router this started, not whatever else may answer on the port
+        if probes.answering(port, "/health", INSTANCE_HEADER, 1.0) == instance:
             return router
         if not router.alive():
             break
         time.sleep(0.05)
     raise ApplyError(_not_started(endpoint, router, home / "router.log"))
+
+
+def _taken(port: int) -> bool:
+    """Whether another process listens on `port`: a bind as uvicorn's (SO_REUSEADDR, so
+    a connection of an earlier router's still closing does not count) fails."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
 
 
 @functools.cache
