@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import time
 from collections.abc import Callable, Mapping
@@ -176,6 +177,59 @@ def test_pipeline_steps_run_on_their_docker_compute(
     show = next(r for r in steps if r["name"] == "show")
     log = cli("runs", "logs", str(show["id"]), cwd=root).out
     assert "total is 6 in /opt/mlform/venv/bin/python" in log  # in the environment's image
+    assert not client.containers.list(all=True, filters={"label": "mlform.run"})
+
+
+@pytest.mark.slow
+def test_a_sweeps_trials_run_in_containers_of_its_compute(
+    cli: Cli,
+    make_workspace: Callable[[Mapping[str, str]], Path],
+    client: docker.DockerClient,  # noqa: F811
+) -> None:
+    root = make_workspace(
+        {
+            **{k: v for k, v in FILES.items() if not k.startswith("runconfigs/")},
+            "workspace.yml": "name: boxed\n",
+            "src/trial.py": """
+                import sys
+                import mlform
+
+                x = float(sys.argv[1])
+                mlform.get_run().log("score", -((x - 2) ** 2))
+                print("trial", x, "in", sys.executable)
+                """,
+            "runconfigs/sweep.yml": """
+                $schema: https://azuremlschemas.azureedge.net/latest/sweepJob.schema.json
+                type: sweep
+                trial:
+                  code: ../src
+                  command: python trial.py ${{search_space.x}}
+                  environment: azureml:plain@latest
+                compute: azureml:box
+                sampling_algorithm: grid
+                search_space:
+                  x: {type: choice, values: [1, 2, 3]}
+                objective: {goal: maximize, primary_metric: score}
+                limits: {max_total_trials: 3, max_concurrent_trials: 2}
+                """,
+        }
+    )
+    planned = cli("plan", cwd=root).out.splitlines()
+    assert "note: runconfig/sweep runs on compute box (docker)" in planned
+    applied = cli("apply", "--yes", cwd=root)
+    assert applied.code == 0, applied.out + applied.err
+    assert re.search(r"3 trials \(3 completed\); best trial \d \(x=2\)", applied.out), applied.out
+    trials = [
+        r
+        for r in json.loads(cli("runs", "list", "--json", cwd=root).out)
+        if str(r["runconfig"]).startswith("runconfig/sweep/trial")
+    ]
+    assert len(trials) == 3 and {r["status"] for r in trials} == {"completed"}
+    for trial in trials:
+        shown = json.loads(cli("runs", "show", str(trial["id"]), "--json", cwd=root).out)
+        assert shown["compute"] == "box" and shown["target"] == "docker", shown
+        log = cli("runs", "logs", str(trial["id"]), cwd=root).out
+        assert "in /opt/mlform/venv/bin/python" in log  # in the environment's image
     assert not client.containers.list(all=True, filters={"label": "mlform.run"})
 
 
