@@ -27,7 +27,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mlform.sweeps import Invalid
+from mlform.sweeps import Invalid, above_zero, whole
 
 TASKS = ("classification", "regression")
 # Azure's primary metrics of each task → whether more is better. Azure's default first.
@@ -293,19 +293,13 @@ def _limits(body: Any) -> dict[str, Any]:
         raise Invalid(where, f"limits takes {', '.join(_LIMITS)}")
     found: dict[str, Any] = {"timeout": _TIMEOUT_MINUTES * 60}
     for key in ("max_trials", "max_concurrent_trials"):
-        value = body.get(key)
-        if value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise Invalid([*where, key], f"{key} is a whole number of 1 or more, not {value!r}")
-        found[key] = value
+        count = whole(body, where, key)
+        if count is not None:
+            found[key] = count
     for key, field in (("timeout_minutes", "timeout"), ("trial_timeout_minutes", "trial_timeout")):
-        value = body.get(key)
-        if value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-            raise Invalid([*where, key], f"{key} is a number of minutes above 0, not {value!r}")
-        found[field] = float(value) * 60
+        minutes = above_zero(body, where, key, "minutes")
+        if minutes is not None:
+            found[field] = minutes * 60
     early = body.get("enable_early_termination")
     if early is not None:
         if not isinstance(early, bool):

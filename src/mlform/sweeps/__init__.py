@@ -15,7 +15,8 @@ below the job's body), for the job's spec to place in its file.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 
 class Invalid(ValueError):
@@ -25,3 +26,25 @@ class Invalid(ValueError):
         super().__init__(message)
         self.where = tuple(where)
         self.message = message
+
+
+def whole(body: Mapping[str, Any], where: Sequence[str | int], key: str) -> int | None:
+    """`body[key]`, a whole number of 1 or more (a limit's count), or None if not written."""
+    value = body.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise Invalid([*where, key], f"{key} is a whole number of 1 or more, not {value!r}")
+    return value
+
+
+def above_zero(
+    body: Mapping[str, Any], where: Sequence[str | int], key: str, unit: str
+) -> float | None:
+    """`body[key]`, a number of `unit` above 0 (a limit's time), or None if not written."""
+    value = body.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise Invalid([*where, key], f"{key} is a number of {unit} above 0, not {value!r}")
+    return float(value)

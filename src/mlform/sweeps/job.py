@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mlform.hashing import sha256_text
-from mlform.sweeps import Invalid, policies, sampling, space
+from mlform.sweeps import Invalid, above_zero, policies, sampling, space, whole
 from mlform.sweeps.policies import Policy
 from mlform.sweeps.sampling import Sampling
 from mlform.sweeps.space import Parameter, Value
@@ -117,19 +117,13 @@ def _limits(body: Any) -> Limits:
         raise Invalid(where, f"limits takes {', '.join(_LIMITS)}")
     found: dict[str, Any] = {}
     for key in ("max_total_trials", "max_concurrent_trials"):
-        value = body.get(key)
-        if value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise Invalid([*where, key], f"{key} is a whole number of 1 or more, not {value!r}")
-        found[key] = value
+        count = whole(body, where, key)
+        if count is not None:
+            found[key] = count
     for key in ("timeout", "trial_timeout"):
-        value = body.get(key)
-        if value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-            raise Invalid([*where, key], f"{key} is a number of seconds above 0, not {value!r}")
-        found[key] = float(value)
+        seconds = above_zero(body, where, key, "seconds")
+        if seconds is not None:
+            found[key] = seconds
     return Limits(**found)
 
 

@@ -87,6 +87,13 @@ FILES = {
 }
 
 
+# The compute, environment and data of FILES, without its jobs or secrets.
+BOX = {
+    **{k: v for k, v in FILES.items() if not k.startswith("runconfigs/")},
+    "workspace.yml": "name: boxed\n",
+}
+
+
 def _runs(cli: Cli, root: Path) -> Mapping[str, dict[str, object]]:
     listed = json.loads(cli("runs", "list", "--json", cwd=root).out)
     return {str(r["runconfig"]): r for r in listed}
@@ -141,8 +148,7 @@ def test_pipeline_steps_run_on_their_docker_compute(
 ) -> None:
     root = make_workspace(
         {
-            **{k: v for k, v in FILES.items() if not k.startswith("runconfigs/")},
-            "workspace.yml": "name: boxed\n",
+            **BOX,
             "pipelines/p.yml": """
                 type: pipeline
                 settings:
@@ -188,8 +194,7 @@ def test_a_sweeps_trials_run_in_containers_of_its_compute(
 ) -> None:
     root = make_workspace(
         {
-            **{k: v for k, v in FILES.items() if not k.startswith("runconfigs/")},
-            "workspace.yml": "name: boxed\n",
+            **BOX,
             "src/trial.py": """
                 import sys
                 import mlform
