@@ -6,8 +6,10 @@ version is lost or recorded twice, nor any stored file recorded half-written.
 
 Each kill is a fresh copy of the example sharing the session's caches (environment
 builds, Docker layers, downloaded wheels), so a cycle costs about one warm apply and a
-plan; two of the kills remove the environment build first, to kill it half-way. The
-moments are drawn from a seed, printed, so a failure reproduces:
+plan; two of the kills remove the environment build first, to kill it half-way. Twelve
+kills by default: the build twice and each other moment twice, in a new random order
+with new delays each run (a longer run: MLFORM_CRASH_KILLS). The moments are drawn from
+a seed, printed, so a failure reproduces:
 
     MLFORM_CRASH_SEED=1234 MLFORM_CRASH_KILLS=20 pytest tests/apply/test_crash.py -s
 
@@ -34,7 +36,7 @@ import pytest
 from mlform.state.store import Store
 from tests.conftest import EXAMPLE, SWEEP, free_port, mlform_process, stop_endpoints
 
-KILLS = int(os.environ.get("MLFORM_CRASH_KILLS", "20"))
+KILLS = int(os.environ.get("MLFORM_CRASH_KILLS", "12"))
 ONLY = int(os.environ.get("MLFORM_CRASH_ONLY", "0"))
 MARK = "MLFORM_CRASH_MARK"  # in the killed apply's environment, and so its children's
 PACKAGE = "scikit-learn==1.5.2"  # how the example's environment build is recognised
