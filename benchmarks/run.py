@@ -34,6 +34,7 @@ BENCHMARKS = (
     "compute",
     "studio",
     "sweep",
+    "automl",
 )
 
 
