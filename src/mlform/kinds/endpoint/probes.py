@@ -13,24 +13,25 @@ from mlform.kinds.endpoint.spec import Probe
 
 def status(port: int, path: str, timeout: float) -> int | None:
     """The HTTP status of GET `path` on 127.0.0.1:`port`, or None if nothing answers."""
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        connection.request("GET", path)
-        return connection.getresponse().status
-    except OSError:
-        return None
-    finally:
-        connection.close()
+    answer = _get(port, path, timeout)
+    return None if answer is None else answer[0]
 
 
 def answering(port: int, path: str, header: str, timeout: float) -> str | None:
     """The value of `header` in a 200 answer to GET `path` on 127.0.0.1:`port`; None
     when nothing answers, or not with 200."""
+    answer = _get(port, path, timeout)
+    return answer[1].get(header.lower(), "") if answer is not None and answer[0] == 200 else None
+
+
+def _get(port: int, path: str, timeout: float) -> tuple[int, dict[str, str]] | None:
+    """GET `path` on 127.0.0.1:`port`: the status and headers (names lowercased), or None
+    if nothing answers."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
         connection.request("GET", path)
         response = connection.getresponse()
-        return response.getheader(header, "") if response.status == 200 else None
+        return response.status, {k.lower(): v for k, v in response.getheaders()}
     except OSError:
         return None
     finally:

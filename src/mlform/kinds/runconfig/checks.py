@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 from mlform.config import conditions
 from mlform.config.checks import declared_in_file, missing, url_problems
@@ -92,9 +93,11 @@ def check(spec: RunconfigSpec, root: Path) -> list[Problem]:
         at: list[str | int] = [*spec.data_at(key), "path"]
         if isinstance(value, DataInput) and isinstance(value.location, LocalPath):
             if not os.path.exists(value.location.path):
-                holder = spec.body if spec.is_automl else spec.body["inputs"]
-                written = str(holder[key]["path"])
-                message = missing(spec.source, "input path", written, value.location.path, root)
+                given: Any = spec.body
+                for part in at:  # where data_at says it is written
+                    given = given[part]
+                path = value.location.path
+                message = missing(spec.source, "input path", str(given), path, root)
                 problems.append(spec.source.problem(at, message))
         elif isinstance(value, DataInput) and isinstance(value.location, Url):
             problems.extend(url_problems(spec.source, value.location, at))
