@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from mlform.cli.main import main
+from tests.ports import free_port
 from tests.stores import azurite, s3_server  # noqa: F401 - fixtures every package may use
 
 REPO = Path(__file__).resolve().parents[1]
@@ -75,12 +77,15 @@ def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., Ran]:
     return run
 
 
+_started: list[subprocess.Popen[str]] = []
+
+
 def mlform_process(
     *args: str, cwd: Path, env: Mapping[str, str] | None = None, **kwargs: object
 ) -> subprocess.Popen[str]:
     """Start `mlform ARGS…` as its own process, as a user's shell would."""
     full_env = {**os.environ, **(env or {})}
-    return subprocess.Popen(  # type: ignore[call-overload,no-any-return]
+    process: subprocess.Popen[str] = subprocess.Popen(  # type: ignore[call-overload]
         [sys.executable, "-m", "mlform.cli.main", *args],
         cwd=cwd,
         env=full_env,
@@ -89,6 +94,30 @@ def mlform_process(
         text=True,
         **kwargs,
     )
+    _started.append(process)
+    return process
+
+
+@pytest.fixture(autouse=True)
+def _no_mlform_left() -> Iterator[None]:
+    """A test that fails half way leaves no mlform it started running (its process group,
+    where it has one of its own, killed) and none of its pipes open."""
+    yield
+    while _started:
+        process = _started.pop()
+        if process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                if os.getpgid(process.pid) == process.pid:
+                    os.killpg(process.pid, signal.SIGKILL)
+                else:
+                    process.kill()
+        try:
+            process.communicate(timeout=10)
+        except subprocess.TimeoutExpired:  # a process it started holds the pipes
+            for pipe in (process.stdout, process.stderr):
+                if pipe is not None:
+                    pipe.close()
+            process.wait(10)
 
 
 @pytest.fixture
@@ -150,14 +179,6 @@ def _copy_example(tmp_path: Path, *left_out: str, sweep: bool = False) -> Path:
     ignored = shutil.ignore_patterns(".mlform", "monitors", "schedules", *left_out, *skipped)
     shutil.copytree(EXAMPLE, target, ignore=ignored)
     return target
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def stop_endpoints(root: Path) -> None:

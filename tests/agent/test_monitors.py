@@ -12,7 +12,8 @@ from pathlib import Path
 
 from tests.agent.conftest import AgentProcess, Remote
 from tests.agent.test_loop import applied
-from tests.conftest import Ran, free_port, stop_endpoints
+from tests.conftest import Ran, stop_endpoints
+from tests.ports import free_port
 
 Cli = Callable[..., Ran]
 Start = Callable[..., AgentProcess]

@@ -14,7 +14,8 @@ import pytest
 
 from tests.agent.conftest import AgentProcess, Remote
 from tests.cli.test_endpoints import primary_key
-from tests.conftest import EXAMPLE, SWEEP, Ran, free_port, stop_endpoints
+from tests.conftest import EXAMPLE, SWEEP, Ran, stop_endpoints
+from tests.ports import free_port
 
 Cli = Callable[..., Ran]
 Start = Callable[..., AgentProcess]

@@ -34,7 +34,8 @@ from pathlib import Path
 import pytest
 
 from mlform.state.store import Store
-from tests.conftest import EXAMPLE, SWEEP, free_port, mlform_process, stop_endpoints
+from tests.conftest import EXAMPLE, SWEEP, mlform_process, stop_endpoints
+from tests.ports import free_port
 
 KILLS = int(os.environ.get("MLFORM_CRASH_KILLS", "12"))
 ONLY = int(os.environ.get("MLFORM_CRASH_ONLY", "0"))

@@ -15,8 +15,9 @@ import pytest
 from mlform.cli.output import iso_time, to_json
 from mlform.containers.engine import connect
 from mlform.errors import EngineUnavailable
-from tests.conftest import EXAMPLE, Ran, free_port, mlform_process, stop_endpoints
+from tests.conftest import EXAMPLE, Ran, mlform_process, stop_endpoints
 from tests.containers.conftest import unavailable
+from tests.ports import free_port
 from tests.storage.conftest import Served, served  # noqa: F401  (fixture)
 
 

@@ -5,7 +5,6 @@ import importlib.metadata
 import json
 import re
 import shutil
-import socket
 import threading
 import urllib.request
 from pathlib import Path
@@ -27,6 +26,7 @@ from tests.containers.conftest import (
     scorer_request,
     write_folders,
 )
+from tests.ports import free_port
 
 STARLETTE = importlib.metadata.version("starlette")
 IDNA = f"idna=={importlib.metadata.version('idna')}"
@@ -281,9 +281,7 @@ def test_push_sends_the_image_to_the_registry_its_tag_names(
 def test_push_to_a_registry_that_is_not_there_says_so(
     client: docker.DockerClient, scorer: Built, unique: str
 ) -> None:
-    with socket.socket() as probe:  # a port nothing listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()  # nothing listens on it
     repository = f"127.0.0.1:{port}/mlform-test/scorer"
     client.images.get(scorer.request.tag).tag(repository, unique)
     try:

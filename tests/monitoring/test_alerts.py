@@ -37,7 +37,7 @@ from mlform.monitoring.alerts import (
     signature,
     verify,
 )
-from tests.conftest import free_port
+from tests.ports import free_port
 
 aiosmtpd = pytest.importorskip("aiosmtpd")
 from aiosmtpd.controller import Controller  # noqa: E402

@@ -5,7 +5,6 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import socket
 import subprocess
 import sys
 import textwrap
@@ -21,6 +20,7 @@ import uvicorn
 from starlette.applications import Starlette
 
 from mlform.serving.scoring import SCRIPT_MODULE
+from tests.ports import free_port
 
 # init() loads a JSON "model" from MLFORM_MODEL_DIR; run() doubles numbers, or raises
 # when given a string (with a message that must never reach a client). It asks for the
@@ -86,13 +86,6 @@ def write_deployment(folder: Path, code: str = SCORE_PY) -> tuple[Path, Path]:
     model.mkdir(exist_ok=True)
     (model / "model.json").write_text('{"factor": 2}', encoding="utf-8")
     return script, model
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def call(

@@ -14,9 +14,9 @@ from unittest.mock import ANY
 
 import pytest
 
+from tests.ports import free_port
 from tests.serving.conftest import (
     call,
-    free_port,
     server_env,
     serving,
     start_server,

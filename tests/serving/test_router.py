@@ -25,15 +25,9 @@ import uvicorn
 from mlform.serving.auth import mint
 from mlform.serving.keyring import KeyRing, TokenKey, dump
 from mlform.serving.router import main
+from tests.ports import free_port
 
 STARTUP_TIMEOUT = 30.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class Upstream:

@@ -7,14 +7,16 @@ import http.client
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from tests.ports import free_port
+
 SCRIPT = """\
 import os
+
 
 def init():
     pass
@@ -27,9 +29,7 @@ def run(data):
 def test_workers_share_the_port_and_keep_the_options(tmp_path: Path) -> None:
     (tmp_path / "score.py").write_text(SCRIPT)
     (tmp_path / "model").mkdir()
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     server = subprocess.Popen(
         [
             sys.executable,

@@ -39,14 +39,5 @@ def served(tmp_path: Path) -> Iterator[Served]:
         thread.join()
 
 
-def closed_port() -> int:
-    """A port nothing listens on: bound, then released."""
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 # Azurite lives with the other storage servers the whole suite shares.
 from tests.stores import AZURITE_ACCOUNT, AZURITE_KEY, Azurite  # noqa: E402, F401

@@ -8,7 +8,8 @@ import pytest
 
 from mlform.errors import DatastoreError
 from mlform.storage import http
-from tests.storage.conftest import Served, closed_port
+from tests.ports import free_port
+from tests.storage.conftest import Served
 
 
 def test_a_file_is_fingerprinted_without_downloading_and_downloaded_whole(
@@ -30,7 +31,7 @@ def test_a_missing_file_is_not_there(served: Served) -> None:
 
 
 def test_an_unreachable_host_says_so() -> None:
-    port = closed_port()
+    port = free_port()  # nothing listens on it
     with pytest.raises(DatastoreError) as caught:
         http.stat(f"http://127.0.0.1:{port}/x.csv")
     assert str(caught.value) == (

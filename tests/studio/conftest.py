@@ -22,7 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import EXAMPLE, free_port, stop_endpoints
+from tests.conftest import EXAMPLE, stop_endpoints
+from tests.ports import free_port
 
 CURVE = """
 import math, sys, time

@@ -10,7 +10,8 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.conftest import Ran, free_port
+from tests.conftest import Ran
+from tests.ports import free_port
 from tests.studio.conftest import Studio
 
 TOKEN = "studio-token-5e1f0c2a9b"

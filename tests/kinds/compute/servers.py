@@ -15,11 +15,14 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
+
+from tests.ports import free_port
 
 USER = "mlform-ssh"
 SSHD = Path("/usr/sbin/sshd")
@@ -120,12 +123,6 @@ class RayCluster:
     nodes: int
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _ray_node(ray: Path, folder: Path, *args: str) -> subprocess.Popen[bytes]:
     """One Ray node in the foreground (`--block`), in a process group of its own: ending
     the group ends the node and every process it started, and no other Ray on this
@@ -188,6 +185,7 @@ def running_ray(nodes: int = 2) -> Iterator[RayCluster]:
         for _ in range(nodes - 1):
             started.append(_ray_node(ray, folder, f"--address=127.0.0.1:{port}"))
         _wait_for_nodes(address, nodes, started, folder)
+        _wait_for_agent(address, started, folder)
         yield RayCluster(address, nodes)
     finally:
         for node in reversed(started):
@@ -206,7 +204,8 @@ def running_ray(nodes: int = 2) -> Iterator[RayCluster]:
 
 
 def _logs(folder: Path) -> str:
-    return "\n".join(p.read_text(errors="replace")[-3000:] for p in folder.glob("node-*.log"))
+    logs = [*folder.glob("node-*.log"), *folder.glob("session_latest/logs/dashboard_agent.log")]
+    return "\n".join(f"{p}:\n{p.read_text(errors='replace')[-3000:]}" for p in logs)
 
 
 def _wait_for_jobs(address: str, nodes: list[subprocess.Popen[bytes]], folder: Path) -> None:
@@ -239,3 +238,27 @@ def _wait_for_nodes(
         if any(n.poll() is not None for n in nodes) or time.monotonic() > deadline:
             raise RuntimeError(f"{count} Ray nodes did not join\n" + _logs(folder))
         time.sleep(0.3)
+
+
+def _wait_for_agent(address: str, nodes: list[subprocess.Popen[bytes]], folder: Path) -> None:
+    """Ray's job server hands each job to the head's job agent and answers 500 ("No
+    available agent to submit job") until that agent has said where it listens; an agent
+    that could not listen never does. A no-op job taken shows that it has."""
+    submit = urllib.request.Request(
+        f"{address}/api/jobs/",
+        data=json.dumps({"entrypoint": "true"}).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(submit, timeout=30):
+                return
+        except urllib.error.HTTPError as err:
+            last = f"{err.code} {err.read(500).decode(errors='replace')}"
+        except OSError as err:
+            last = str(err)
+        if any(n.poll() is not None for n in nodes) or time.monotonic() > deadline:
+            raise RuntimeError(f"Ray's head took no job ({last})\n" + _logs(folder))
+        time.sleep(0.5)

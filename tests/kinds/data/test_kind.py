@@ -11,7 +11,8 @@ import fsspec
 import pytest
 
 from tests.conftest import Ran
-from tests.storage.conftest import Served, closed_port, served  # noqa: F401  (fixture)
+from tests.ports import free_port
+from tests.storage.conftest import Served, served  # noqa: F401  (fixture)
 
 Cli = Callable[..., Ran]
 Make = Callable[[Mapping[str, str]], Path]
@@ -238,7 +239,7 @@ def test_an_unreachable_or_missing_url_says_which(
     make_workspace: Make,
     served: Served,  # noqa: F811
 ) -> None:
-    port = closed_port()
+    port = free_port()  # nothing listens on it
     root = make_workspace(
         {
             "workspace.yml": "name: web\n",
@@ -263,7 +264,7 @@ def test_an_unreachable_datastore_host_is_not_a_missing_file(
     cli: Cli, make_workspace: Make
 ) -> None:
     # fsspec's HTTP driver reports a refused connection as FileNotFoundError
-    port = closed_port()
+    port = free_port()  # nothing listens on it
     root = make_workspace(
         {
             "workspace.yml": f"""

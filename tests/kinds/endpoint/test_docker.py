@@ -18,7 +18,8 @@ from mlform.kinds.endpoint.instances import Launch
 from mlform.kinds.image.kind import runtime_folder
 from tests.containers.conftest import BASE_IMAGE, client  # noqa: F401  (fixture)
 from tests.kinds.endpoint.test_local import SCORE_PY, SECRET, ready
-from tests.serving.conftest import call, free_port
+from tests.ports import free_port
+from tests.serving.conftest import call
 
 
 @pytest.mark.slow

@@ -18,7 +18,8 @@ from mlform.kinds.endpoint import local
 from mlform.kinds.endpoint.instances import Launch
 from mlform.kinds.endpoint.local import Process
 from mlform.kinds.image.kind import runtime_folder
-from tests.serving.conftest import call, free_port
+from tests.ports import free_port
+from tests.serving.conftest import call
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(60)"]
 TALKING_SLEEPER = [

@@ -6,7 +6,6 @@ from __future__ import annotations
 import http.client
 import json
 import re
-import socket
 import stat
 from pathlib import Path
 
@@ -15,12 +14,11 @@ import pytest
 from mlform.errors import ApplyError
 from mlform.kinds.endpoint import probes, routing
 from mlform.kinds.endpoint.keys import hashed
+from tests.ports import free_port
 
 
 def test_a_router_starts_is_recorded_and_stops(tmp_path: Path) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     started = routing.ensure(tmp_path, "iris", port)
     try:
         assert started.alive()
@@ -44,9 +42,7 @@ def test_a_router_starts_is_recorded_and_stops(tmp_path: Path) -> None:
 def test_a_router_another_mlform_started_is_restarted(tmp_path: Path) -> None:
     # After an upgrade the router still runs the old code: the next apply that touches
     # its endpoint starts this mlform's router in its place, on the same port.
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     old = routing.ensure(tmp_path, "iris", port)
     try:
         path = routing.folder(tmp_path, "iris") / "router.json"
@@ -63,9 +59,7 @@ def test_a_router_another_mlform_started_is_restarted(tmp_path: Path) -> None:
 
 
 def test_a_router_that_exits_is_told_with_its_exit_code_and_log(tmp_path: Path) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     home = routing.folder(tmp_path, "iris")
     home.mkdir(parents=True)
     (home / "routes.json").write_text("{not json")  # what the router cannot start from
@@ -82,12 +76,10 @@ def test_a_router_that_exits_is_told_with_its_exit_code_and_log(tmp_path: Path) 
 
 
 def test_the_router_checks_the_endpoints_keys_before_forwarding(tmp_path: Path) -> None:
-    ports = []
-    for _ in range(2):
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            ports.append(sock.getsockname()[1])
-    port, nobody = ports  # nothing listens on `nobody`: a forwarded request is a 502
+    port, nobody = (
+        free_port(),
+        free_port(),
+    )  # nothing listens on `nobody`: a forwarded request is a 502
     key = "k" * 43
     routes = routing.write_routes(
         tmp_path, "iris", {"blue": (f"http://127.0.0.1:{nobody}", 1)}, ("key", [hashed(key)])

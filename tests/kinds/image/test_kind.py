@@ -6,7 +6,6 @@ no image."""
 from __future__ import annotations
 
 import json
-import socket
 import time
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping
@@ -20,15 +19,10 @@ from mlform.state.store import Store
 from tests.cli.test_runs import changes
 from tests.conftest import Ran
 from tests.containers.conftest import client, registry  # noqa: F401  (fixtures)
+from tests.ports import free_port
 
 Cli = Callable[..., Ran]
 Make = Callable[[Mapping[str, str]], Path]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def post(url: str, payload: object) -> object:

@@ -19,7 +19,8 @@ import pytest
 
 from mlform.kinds.endpoint import keys
 from mlform.workspace import Workspace
-from tests.conftest import Ran, free_port
+from tests.conftest import Ran
+from tests.ports import free_port
 
 Cli = Callable[..., Ran]
 Make = Callable[[Mapping[str, str]], Path]
