@@ -1,19 +1,18 @@
 """Where a run's code came from in git: commit, branch, remote and whether it was dirty.
 
-The only module that imports gitpython, and only when asked: the import costs a fraction of
-a second and fails outright when git itself is not installed.
+The only module that imports gitpython, and only to clone, fetch and compare (the agent's
+checkout): the import costs a fraction of a second and fails outright when git itself is
+not installed. What a run records is asked of git directly.
 """
 
 from __future__ import annotations
 
+import os
+import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
-
-if TYPE_CHECKING:
-    import git
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,50 +33,72 @@ def describe(path: Path, ignore: Sequence[Path] = ()) -> GitInfo:
 
     Changes under the `ignore` folders (mlform's own state and caches, written by every
     apply) do not make the work tree dirty, whether or not the user's .gitignore lists them.
+    Asked of git itself, in three short commands (every apply asks, and gitpython alone
+    takes longer to import).
     """
-    try:
-        # start-up: gitpython, only when a run records its commit
-        import git
-    except ImportError:  # gitpython refuses to import when no git executable is found
-        return NOT_IN_GIT
     folder = path if path.is_dir() else path.parent
-    try:
-        repo = git.Repo(folder, search_parent_directories=True)
-    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+    if not _in_work_tree(folder):
         return NOT_IN_GIT
-    with repo:
-        if repo.bare or repo.working_tree_dir is None:
-            return NOT_IN_GIT
-        try:
-            head = repo.head.commit
-            commit: str | None = head.hexsha
-            author: str | None = f"{head.author.name} <{head.author.email}>"
-        except ValueError:  # no commit yet
-            commit = author = None
-        except git.GitError:  # git went missing after the import
-            return NOT_IN_GIT
-        branch = None if repo.head.is_detached else repo.head.reference.name
-        try:
-            # One `git status` covers index, working tree and untracked files; no index
-            # refresh, so that a concurrent git command never meets our lock.
-            status = repo.git(no_optional_locks=True).status(
-                "--porcelain",
-                "--untracked-files=normal",
-                "--",
-                ":/",
-                *_excluded(Path(repo.working_tree_dir), ignore),
-            )
-            dirty: bool | None = bool(status.strip())
-        except git.GitError:
-            dirty = None
-        return GitInfo(
-            commit=commit,
-            branch=branch,
-            remote=_remote(repo),
-            dirty=dirty,
-            root=str(repo.working_tree_dir),
-            author=author,
+    top = _git(folder, "rev-parse", "--show-toplevel")  # fails in a bare repository
+    if not top:
+        return NOT_IN_GIT
+    root = Path(top.strip())
+    commit = author = None
+    last = _git(
+        root, "log", "-1", "--no-show-signature", "--format=%H%x00%an%x00%ae"
+    )  # fails before a commit
+    if last and last.count("\0") == 2:
+        commit, name, email = last.strip("\n").split("\0")
+        author = f"{name} <{email}>"
+    # One `git status` covers index, working tree and untracked files, and names the
+    # branch; no index refresh, so that a concurrent git command never meets our lock.
+    status = _git(
+        root,
+        "--no-optional-locks",
+        "status",
+        "--porcelain=v2",
+        "--branch",
+        "--untracked-files=normal",
+        "--",
+        ":/",
+        *_excluded(root, ignore),
+    )
+    branch = dirty = None
+    if status is not None:
+        lines = status.splitlines()
+        head = next((ln.split(" ", 2)[2] for ln in lines if ln.startswith("# branch.head ")), None)
+        branch = None if head in (None, "(detached)") else head
+        dirty = any(not ln.startswith("#") for ln in lines)
+    return GitInfo(
+        commit=commit,
+        branch=branch,
+        remote=_remote(root),
+        dirty=dirty,
+        root=str(root),
+        author=author,
+    )
+
+
+def _git(folder: Path, *args: str) -> str | None:
+    """What `git ARGS` in `folder` prints; None if it fails or git is not installed."""
+    try:
+        done = subprocess.run(
+            ["git", *args], cwd=folder, capture_output=True, text=True, timeout=60, check=False
         )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout if done.returncode == 0 else None
+
+
+def _in_work_tree(folder: Path) -> bool:
+    """Whether `folder` may be in a work tree: a `.git` (folder, or file of a worktree or
+    submodule) in it or above, or GIT_DIR set, as git looks for one. Saves importing
+    gitpython (a twentieth of a second) where there is none."""
+    if os.environ.get("GIT_DIR"):
+        return True
+    return any(
+        (parent / ".git").exists() for parent in (folder.absolute(), *folder.absolute().parents)
+    )
 
 
 def _excluded(root: Path, ignore: Sequence[Path]) -> list[str]:
@@ -93,16 +114,16 @@ def _excluded(root: Path, ignore: Sequence[Path]) -> list[str]:
     return specs
 
 
-def _remote(repo: git.Repo) -> str | None:
-    remotes = list(repo.remotes)
-    if not remotes:
-        return None
-    chosen = next((r for r in remotes if r.name == "origin"), remotes[0])
-    try:
-        url = chosen.url  # read from the config: no git process
-    except AttributeError:  # a remote section without a url
-        return None
-    return without_credentials(url)
+def _remote(root: Path) -> str | None:
+    """origin's URL, else the first remote's (in the order of the config), credentials
+    left out."""
+    listed = _git(root, "config", "--get-regexp", r"^remote\..*\.url$") or ""
+    urls: dict[str, str] = {}
+    for line in listed.splitlines():
+        key, _, url = line.partition(" ")
+        urls.setdefault(key.removeprefix("remote.").removesuffix(".url"), url)
+    chosen = urls.get("origin", next(iter(urls.values()), None))
+    return without_credentials(chosen) if chosen else None
 
 
 def without_credentials(url: str) -> str:

@@ -417,9 +417,6 @@ class Workspace:
         return leftovers.find(self.config).describe(self.root)
 
     def _leftovers(self, reinit: bool) -> Leftovers | None:
-        # start-up: every command loads this module; leftovers only for apply
-        from mlform import leftovers
-
         if self.state_exists():
             if reinit:
                 raise StateError(
@@ -427,6 +424,10 @@ class Workspace:
                     "exists: apply without --reinit"
                 )
             return None
+        # start-up: every command loads this module; leftovers only for an apply without
+        # a state (they start the endpoint modules)
+        from mlform import leftovers
+
         found = leftovers.find(self.config)
         if found and not reinit:
             raise StateError(leftovers.refusal(self.state_name, found, self.root))

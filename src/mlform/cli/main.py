@@ -62,7 +62,10 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--no-color", action="store_true", help="plain output, no colours")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     wanted = _command(argv)
-    modules = [COMMANDS[wanted]] if wanted else list(dict.fromkeys(COMMANDS.values()))
+    if wanted == "--version":
+        modules = []  # argparse prints it and exits before a command is looked for
+    else:
+        modules = [COMMANDS[wanted]] if wanted else list(dict.fromkeys(COMMANDS.values()))
     for name in modules:
         importlib.import_module(f"mlform.cli.{name}").register(commands)
     return parser
@@ -74,6 +77,8 @@ def _command(argv: Sequence[str] | None) -> str | None:
     args = list(sys.argv[1:] if argv is None else argv)
     while args[:1] == ["-C"] or args[:1] == ["--no-color"]:
         args = args[2:] if args[0] == "-C" else args[1:]
+    if args[:1] == ["--version"]:
+        return "--version"
     return args[0] if args and args[0] in COMMANDS else None
 
 

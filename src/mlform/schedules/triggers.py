@@ -49,8 +49,6 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import TypeAlias
 from zoneinfo import ZoneInfo
 
-from croniter import CroniterBadDateError, croniter
-
 from mlform.schedules.zones import zone
 
 FREQUENCIES = ("minute", "hour", "day", "week", "month")
@@ -233,6 +231,9 @@ def _skipped(instant: datetime, tz: ZoneInfo) -> timedelta:
 
 def _cron(expression: str, tz: ZoneInfo, lower: datetime) -> Iterator[datetime]:
     """The instants of `expression`'s wall-clock matches, from about `lower` on."""
+    # start-up: croniter only where a cron trigger is read (every apply loads this module)
+    from croniter import CroniterBadDateError, croniter
+
     begin = _wall(lower, tz) - _skipped(lower, tz)
     # croniter gives the matches strictly after its start: start a second before the minute
     matches = croniter(expression, begin.replace(second=0, microsecond=0) - timedelta(seconds=1))
@@ -322,6 +323,9 @@ def _month_days(trigger: Recurrence, origin: date, year: int, month: int) -> lis
 
 
 def _cron_problems(expression: str) -> list[tuple[str, str]]:
+    # start-up: croniter only where a cron trigger is read (every apply loads this module)
+    from croniter import CroniterBadDateError, croniter
+
     where = "trigger.expression"
     fields = len(expression.split())
     if fields != 5:
