@@ -99,6 +99,14 @@ def test_a_repository_without_commits(tmp_path: Path) -> None:
     assert info.root == str(tmp_path)
 
 
+def test_a_folder_reached_through_a_symlink(repo: Path, tmp_path: Path) -> None:
+    """git looks for `.git` above the real path, so does describe()."""
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "code").symlink_to(repo / "src")
+    info = describe(tmp_path / "elsewhere" / "code")
+    assert (info.commit, info.root) == (git(repo, "rev-parse", "HEAD"), str(repo))
+
+
 def test_not_a_repository(tmp_path: Path) -> None:
     (tmp_path / "code").mkdir()
     assert describe(tmp_path / "code") == NOT_IN_GIT

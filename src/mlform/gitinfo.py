@@ -92,13 +92,12 @@ def _git(folder: Path, *args: str) -> str | None:
 
 def _in_work_tree(folder: Path) -> bool:
     """Whether `folder` may be in a work tree: a `.git` (folder, or file of a worktree or
-    submodule) in it or above, or GIT_DIR set, as git looks for one. Saves importing
-    gitpython (a twentieth of a second) where there is none."""
+    submodule) in it or above, or GIT_DIR set, as git looks for one: from the folder's
+    real path, symlinks followed. Saves starting git where there is none."""
     if os.environ.get("GIT_DIR"):
         return True
-    return any(
-        (parent / ".git").exists() for parent in (folder.absolute(), *folder.absolute().parents)
-    )
+    real = folder.resolve()
+    return any((parent / ".git").exists() for parent in (real, *real.parents))
 
 
 def _excluded(root: Path, ignore: Sequence[Path]) -> list[str]:
