@@ -33,7 +33,7 @@ def describe(path: Path, ignore: Sequence[Path] = ()) -> GitInfo:
 
     Changes under the `ignore` folders (mlform's own state and caches, written by every
     apply) do not make the work tree dirty, whether or not the user's .gitignore lists them.
-    Asked of git itself, in three short commands (every apply asks, and gitpython alone
+    Asked of git itself, in four short commands (every apply asks, and gitpython alone
     takes longer to import).
     """
     folder = path if path.is_dir() else path.parent
