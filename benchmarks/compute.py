@@ -31,7 +31,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from peers import WORK, WorkerFailed, at_most, duration, timed, times, verdict
+from peers import BYTECODE, WORK, WorkerFailed, at_most, duration, timed, times, verdict
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -98,7 +98,7 @@ def _write(root: Path, files: dict[str, str]) -> None:
 
 
 def _mlform(root: Path, job: str) -> float:
-    done = timed([*MLFORM, "apply", "--yes", "--rerun", f"runconfig/{job}"], cwd=root)
+    done = timed([*MLFORM, "apply", "--yes", "--rerun", f"runconfig/{job}"], cwd=root, env=BYTECODE)
     if f"runconfig/{job} ran" not in done.out:
         raise WorkerFailed(f"runconfig/{job} did not run:\n{done.out[-2000:]}")
     return done.seconds
@@ -170,9 +170,8 @@ def run(*, quick: bool = False) -> bool:
     with contextlib.ExitStack() as servers:
         try:
             _install_rsync()
-            sshd = servers.enter_context(
-                running_sshd(Path(tempfile.mkdtemp(prefix="sshd-", dir=folder)))
-            )
+            home = servers.enter_context(tempfile.TemporaryDirectory(prefix="sshd-", dir=folder))
+            sshd = servers.enter_context(running_sshd(Path(home)))
             root = _workspace(folder, sshd)
             ssh = _compare_ssh(root, sshd, rounds)
             cluster = servers.enter_context(running_ray(nodes=1))
@@ -199,7 +198,9 @@ class _Ssh:
 
 def _compare_ssh(root: Path, sshd: Sshd, rounds: int) -> _Ssh:
     snapshot = root / "src"
-    timed([*MLFORM, "apply", "--yes"], cwd=root)  # untimed: the environment, the blobs
+    timed(
+        [*MLFORM, "apply", "--yes"], cwd=root, env=BYTECODE
+    )  # untimed: the environment, the blobs
     _ssh_rsync(sshd, snapshot)
     ours, theirs, local = [], [], []
     for _ in range(rounds):  # taking turns: a machine busier for a while slows both alike
@@ -211,13 +212,15 @@ def _compare_ssh(root: Path, sshd: Sshd, rounds: int) -> _Ssh:
     (snapshot / "lib" / "module_3.py").write_text(f"VALUE = {time.time_ns()}\n")
     _mlform(root, "noop-vm")
     changed = _sent(root)
-    startup = statistics.median(timed([*MLFORM, "--version"], cwd=root).seconds for _ in range(3))
+    startup = statistics.median(
+        timed([*MLFORM, "--version"], cwd=root, env=BYTECODE).seconds for _ in range(3)
+    )
     return _Ssh(ours, theirs, local, unchanged, changed, startup)
 
 
 def _compare_ray(root: Path, cluster: RayCluster, rounds: int) -> tuple[list[float], list[float]]:
     snapshot = root / "src"
-    timed([*MLFORM, "apply", "--yes"], cwd=root)  # untimed: the packages Ray keeps
+    timed([*MLFORM, "apply", "--yes"], cwd=root, env=BYTECODE)  # untimed: the packages Ray keeps
     _ray_submit(cluster, snapshot)
     ours, theirs = [], []
     for _ in range(rounds):
