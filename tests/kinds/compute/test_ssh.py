@@ -20,6 +20,7 @@ import pytest
 from tests.conftest import Ran, mlform_process
 from tests.kinds.compute.conftest import Sshd
 from tests.kinds.compute.servers import USER, running_sshd
+from tests.ports import free_port
 
 Cli = Callable[..., Ran]
 SECRET = "vm-token-93b7a2"
@@ -228,3 +229,44 @@ def test_ctrl_c_stops_the_run_there(
     assert apply.returncode != 0
     assert _runs(cli, root)["runconfig/forever"]["status"] == "canceled", out + err
     assert not _remote("sleep 61[56]")  # the whole process group, on the machine
+
+
+def test_a_machine_that_refuses_the_connection_fails_the_run_saying_where_and_why(
+    cli: Cli, make_workspace: Callable[[Mapping[str, str]], Path], tmp_path: Path
+) -> None:
+    """Nothing listens at the compute's ssh_port: the run fails at once, naming the
+    machine and what to check, and the next apply tries again."""
+    port = free_port()
+    key = tmp_path / "key"
+    key.write_text("not used: the connection is refused first\n")
+    root = make_workspace(
+        {
+            "workspace.yml": "name: refused\n",
+            "compute/vm.yml": f"""
+                name: vm
+                type: virtualmachine
+                host: 127.0.0.1
+                ssh_settings:
+                  admin_username: {USER}
+                  ssh_port: {port}
+                  ssh_private_key_file: {key}
+                """,
+            "src/job.py": "print('never')\n",
+            "environments/plain.yml": "name: plain\npip: []\n",
+            "runconfigs/job.yml": """
+                code: ../src
+                command: python job.py
+                environment: azureml:plain@latest
+                compute: azureml:vm
+                """,
+        }
+    )
+    applied = cli("apply", "--yes", cwd=root)
+    assert applied.code == 1, applied.out + applied.err
+    assert (
+        f"cannot reach {USER}@127.0.0.1:{port}: connection refused; check the compute's "
+        "ssh_port and that sshd runs there"
+    ) in applied.out, applied.out
+    assert "Traceback" not in applied.out + applied.err
+    assert _runs(cli, root)["runconfig/job"]["status"] == "failed"
+    assert "runconfig/job" in cli("plan", cwd=root).out  # not recorded as done

@@ -58,6 +58,7 @@ if TYPE_CHECKING:
 _GRACE_SECONDS = sshagent.GRACE
 _STOP_SLACK = 25.0  # seconds past the grace a stopped run's agent has to report
 _ANSWER_SECONDS = 120.0  # the longest the agent may take to answer at start-up
+_CONNECT_SECONDS = 15.0  # the longest a machine may take to accept the connection
 _PUMP_BYTES = 8 << 20  # the most a look at a running run takes in
 q = shlex.quote  # every path in a command line: a workspace's path may hold spaces
 _IDLE_FOR = 30.0  # seconds an open connection waits for the run that will use it
@@ -70,25 +71,77 @@ _AGENT = Path(sshagent.__file__).read_text(encoding="utf-8")
 
 
 def connect(host: RemoteHost) -> Connection:
+    """An open connection to `host`, or an ApplyError that says why there is none."""
     # start-up: fabric (and paramiko) only for a run on another machine
     from fabric import Connection
 
+    where = f"{host.user}@{host.host}:{host.port}"
+    try:
+        sock = _dial(host)
+    except OSError as err:
+        raise ApplyError(f"cannot reach {where}: {_unreachable(err)}") from err
     conn = Connection(
         host.host,
         user=host.user,
         port=host.port,
-        connect_timeout=15,
         connect_kwargs={
+            "sock": sock,
             "key_filename": str(host.key_file),
             "look_for_keys": False,
             "allow_agent": False,
         },
     )
-    # a host the user's known_hosts records must show that key (paramiko refuses another)
-    known = Path("~/.ssh/known_hosts").expanduser()
-    if known.is_file():
-        conn.client.load_system_host_keys(str(known))  # read, never written back
+    try:
+        # a host the user's known_hosts records must show that key (paramiko refuses another)
+        known = Path("~/.ssh/known_hosts").expanduser()
+        if known.is_file():
+            conn.client.load_system_host_keys(str(known))  # read, never written back
+        conn.open()
+    except Exception as err:  # paramiko's and the socket's, as they come
+        conn.close()
+        sock.close()
+        raise ApplyError(f"cannot reach {where}: {err}") from err
     return conn
+
+
+_QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)  # Linux's
+
+
+class _Socket(socket.socket):
+    """The connection's TCP socket: each write sent at once, each read acknowledged at once.
+
+    An SSH server writes with Nagle's algorithm on (OpenSSH turns it off only for a session
+    with a terminal), so a small packet that follows one not yet acknowledged waits for the
+    acknowledgement, which Linux delays up to 40 ms when it has nothing to send back: 40 ms
+    before the first session opens, and again at any step of a conversation like the
+    agent's. Acknowledging every read at once (TCP_QUICKACK, which the kernel clears as it
+    goes, so it is set again after each read) ends those stalls."""
+
+    __slots__ = ()
+
+    def recv(self, bufsize: int, flags: int = 0) -> bytes:
+        data = super().recv(bufsize, flags)
+        if _QUICKACK is not None:
+            self.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
+        return data
+
+
+def _dial(host: RemoteHost) -> _Socket:
+    plain = socket.create_connection((host.host, host.port), timeout=_CONNECT_SECONDS)
+    sock = _Socket(fileno=plain.detach())
+    sock.settimeout(_CONNECT_SECONDS)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
+def _unreachable(err: OSError) -> str:
+    if isinstance(err, socket.gaierror):
+        return "no such host; check the compute's host"
+    if isinstance(err, ConnectionRefusedError):
+        return "connection refused; check the compute's ssh_port and that sshd runs there"
+    if isinstance(err, TimeoutError):
+        return f"no answer in {_CONNECT_SECONDS:.0f} s; check the compute's host and your network"
+    return str(err)
 
 
 def run(conn: Connection, command: str, what: str) -> str:
@@ -98,8 +151,6 @@ def run(conn: Connection, command: str, what: str) -> str:
     # of a second a command, which nothing here needs
     out, err = bytearray(), bytearray()
     try:
-        if not conn.is_connected:
-            conn.open()
         channel = conn.client.get_transport().open_session()
         with channel:
             channel.exec_command(command)
@@ -136,15 +187,6 @@ class Remote:
 
         self.host = host
         self.conn = connect(host)
-        try:
-            self.conn.open()
-            # each frame at once: a small one otherwise waits for the last one's
-            # acknowledgement, which the other side delays (40 ms on Linux)
-            sock = self.conn.client.get_transport().sock
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except Exception as err:  # paramiko's and the socket's, as they come
-            where = f"{host.user}@{host.host}:{host.port}"
-            raise ApplyError(f"cannot reach {where}: {err}") from err
         channel: Channel = self.conn.client.get_transport().open_session()
         channel.exec_command(f"python3 -c {q(_AGENT)} {q(wheels.PROBE)}")
         self.agent = _Frames(channel)
