@@ -301,6 +301,8 @@ class Workspace:
 
     def _variants(self, store: Store, inputs: Mapping[str, Mapping[str, str]]) -> dict[str, Spec]:
         """The jobs `inputs` names, each with those inputs in place of its declared ones."""
+        if not any(inputs.values()):
+            return {}
         # start-up: every command loads this module; variants only for on_breach
         from mlform.kinds.monitor import invoking
 

@@ -19,8 +19,6 @@ import re
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from packaging.requirements import InvalidRequirement, Requirement
-
 from mlform.config.containment import Boundary
 
 _HASH = re.compile(r"\s+--hash[= ]\w+:[0-9a-fA-F]+")
@@ -39,6 +37,9 @@ def requirement_problem(entry: str, root: Path) -> str | None:
         )
     if text[:1] in ("/", ".", "~"):
         return _local(entry, text, root)
+    # start-up: packaging's parser, only where there is a requirement to read
+    from packaging.requirements import InvalidRequirement, Requirement
+
     try:
         requirement = Requirement(text)
     except InvalidRequirement as err:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from mlform.config.checks import missing, shown_path
 from mlform.config.containment import Boundary
+from mlform.config.packages import requirement_problem
 from mlform.config.refs import local_path
 from mlform.config.specs import env_text
 from mlform.config.yamlfile import read_document
@@ -54,9 +55,6 @@ def check(spec: EnvironmentSpec, root: Path) -> list[Problem]:
 
 def packages(spec: EnvironmentSpec, root: Path) -> list[Problem]:
     """An entry of any package list that is not a requirement, at its own line."""
-    # start-up: packaging's requirement parser, only for an environment that lists packages
-    from mlform.config.packages import requirement_problem
-
     # A file outside is reported as such (containment), never read: its lines would be
     # quoted in the errors.
     inside = Boundary.of(root)
