@@ -17,7 +17,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -101,16 +101,16 @@ def running_sshd(folder: Path) -> Iterator[Sshd]:
         stdin=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 20
-        while True:
+
+        def listens() -> bool:
             with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            if server.poll() is not None:
-                raise RuntimeError((folder / "sshd.log").read_text())
-            if time.monotonic() > deadline:
-                raise RuntimeError("sshd did not start listening")
-            time.sleep(0.1)
+                return probe.connect_ex(("127.0.0.1", port)) == 0
+
+        def failed() -> str:
+            exited = server.poll() is not None
+            return (folder / "sshd.log").read_text() if exited else "sshd did not start listening"
+
+        _until(listens, [server], 20, 0.1, failed)
         yield Sshd(port, USER, key, home, server.pid)
     finally:
         server.terminate()
@@ -208,36 +208,48 @@ def _logs(folder: Path) -> str:
     return "\n".join(f"{p}:\n{p.read_text(errors='replace')[-3000:]}" for p in logs)
 
 
+def _until(
+    ready: Callable[[], bool],
+    nodes: list[subprocess.Popen[bytes]],
+    seconds: float,
+    every: float,
+    failed: Callable[[], str],
+) -> None:
+    """Ask `ready` every `every` seconds until it says yes; a node that exited or
+    `seconds` gone by raise RuntimeError(failed())."""
+    deadline = time.monotonic() + seconds
+    while not ready():
+        if any(n.poll() is not None for n in nodes) or time.monotonic() > deadline:
+            raise RuntimeError(failed())
+        time.sleep(every)
+
+
 def _wait_for_jobs(address: str, nodes: list[subprocess.Popen[bytes]], folder: Path) -> None:
-    deadline = time.monotonic() + 90
-    while True:
+    def answers() -> bool:
         with (
             contextlib.suppress(OSError),
             urllib.request.urlopen(f"{address}/api/version", timeout=2) as answer,
         ):
-            if answer.status == 200:
-                return
-        if any(n.poll() is not None for n in nodes) or time.monotonic() > deadline:
-            raise RuntimeError("Ray's job server did not answer\n" + _logs(folder))
-        time.sleep(0.3)
+            return bool(answer.status == 200)
+        return False
+
+    _until(answers, nodes, 90, 0.3, lambda: "Ray's job server did not answer\n" + _logs(folder))
 
 
 def _wait_for_nodes(
     address: str, count: int, nodes: list[subprocess.Popen[bytes]], folder: Path
 ) -> None:
-    deadline = time.monotonic() + 90
-    while True:
+    def joined() -> bool:
         with (
             contextlib.suppress(OSError, ValueError),
             urllib.request.urlopen(f"{address}/nodes?view=summary", timeout=2) as answer,
         ):
             summary = json.load(answer)["data"]["summary"]
             alive = [n for n in summary if n.get("raylet", {}).get("state") == "ALIVE"]
-            if len(alive) >= count:
-                return
-        if any(n.poll() is not None for n in nodes) or time.monotonic() > deadline:
-            raise RuntimeError(f"{count} Ray nodes did not join\n" + _logs(folder))
-        time.sleep(0.3)
+            return len(alive) >= count
+        return False
+
+    _until(joined, nodes, 90, 0.3, lambda: f"{count} Ray nodes did not join\n" + _logs(folder))
 
 
 def _wait_for_agent(address: str, nodes: list[subprocess.Popen[bytes]], folder: Path) -> None:
@@ -250,15 +262,17 @@ def _wait_for_agent(address: str, nodes: list[subprocess.Popen[bytes]], folder: 
         headers={"Content-Type": "application/json"},
         method="POST",
     )
-    deadline = time.monotonic() + 60
-    while True:
+    last = ""
+
+    def takes() -> bool:
+        nonlocal last
         try:
             with urllib.request.urlopen(submit, timeout=30):
-                return
+                return True
         except urllib.error.HTTPError as err:
             last = f"{err.code} {err.read(500).decode(errors='replace')}"
         except OSError as err:
             last = str(err)
-        if any(n.poll() is not None for n in nodes) or time.monotonic() > deadline:
-            raise RuntimeError(f"Ray's head took no job ({last})\n" + _logs(folder))
-        time.sleep(0.5)
+        return False
+
+    _until(takes, nodes, 60, 0.5, lambda: f"Ray's head took no job ({last})\n" + _logs(folder))
