@@ -24,6 +24,7 @@ The CLI maps these to exit codes in one place (`mlform.cli.main`).
 from __future__ import annotations
 
 import re
+import socket
 from dataclasses import dataclass
 
 
@@ -142,3 +143,17 @@ class InUse(MlformError):
 
 class NotFound(MlformError):
     pass
+
+
+def why_unreachable(reason: object) -> str:
+    """Why a connection to a host failed, in the words a user would use: no such host,
+    connection refused, timed out, or what the system said."""
+    if isinstance(reason, socket.gaierror):
+        return "no such host"
+    if isinstance(reason, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(reason, TimeoutError | socket.timeout):
+        return "timed out"
+    if isinstance(reason, OSError) and reason.strerror:
+        return str(reason.strerror)
+    return str(reason)

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from mlform.config.refs import LocalPath
 from mlform.config.specs import DatastoreSpec
+from mlform.errors import why_unreachable
 
 if TYPE_CHECKING:
     from fsspec import AbstractFileSystem
@@ -65,12 +66,8 @@ def unreachable(url: str, err: BaseException) -> str | None:
     host = urlsplit(url).hostname or url
     seen: BaseException | None = err
     while seen is not None:
-        if isinstance(seen, socket.gaierror):
-            return f"cannot reach {host}: no such host; check the URL or your network"
-        if isinstance(seen, ConnectionRefusedError):
-            return f"cannot reach {host}: connection refused; check the URL or your network"
-        if isinstance(seen, TimeoutError):
-            return f"cannot reach {host}: timed out; check the URL or your network"
+        if isinstance(seen, socket.gaierror | ConnectionRefusedError | TimeoutError):
+            return f"cannot reach {host}: {why_unreachable(seen)}; check the URL or your network"
         seen = seen.__cause__ or seen.__context__
     return None
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import http.client
 import os
 import shutil
-import socket
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from urllib.parse import unquote, urlsplit
 
 from mlform import durable
 from mlform.config import schemes
-from mlform.errors import DatastoreError
+from mlform.errors import DatastoreError, why_unreachable
 
 SCHEMES = schemes.HTTP
 _TIMEOUT = 30.0
@@ -79,22 +78,10 @@ def _open(url: str, method: str) -> http.client.HTTPResponse:
         ) from None
     except urllib.error.URLError as err:
         raise DatastoreError(
-            f"cannot reach {host}: {_reason(err.reason)}; check the URL or your network"
+            f"cannot reach {host}: {why_unreachable(err.reason)}; check the URL or your network"
         ) from None
     except (TimeoutError, ConnectionError) as err:
         raise DatastoreError(
-            f"cannot reach {host}: {_reason(err)}; check the URL or your network"
+            f"cannot reach {host}: {why_unreachable(err)}; check the URL or your network"
         ) from None
     return response
-
-
-def _reason(reason: object) -> str:
-    if isinstance(reason, socket.gaierror):
-        return "no such host"
-    if isinstance(reason, ConnectionRefusedError):
-        return "connection refused"
-    if isinstance(reason, TimeoutError | socket.timeout):
-        return "timed out"
-    if isinstance(reason, OSError) and reason.strerror:
-        return str(reason.strerror)
-    return str(reason)

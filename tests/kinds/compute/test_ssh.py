@@ -265,7 +265,7 @@ def test_a_machine_that_refuses_the_connection_fails_the_run_saying_where_and_wh
     assert applied.code == 1, applied.out + applied.err
     assert (
         f"cannot reach {USER}@127.0.0.1:{port}: connection refused; check the compute's "
-        "ssh_port and that sshd runs there"
+        "host and ssh_port, and that sshd runs there"
     ) in applied.out, applied.out
     assert "Traceback" not in applied.out + applied.err
     assert _runs(cli, root)["runconfig/job"]["status"] == "failed"

@@ -46,7 +46,7 @@ from mlform.cachedir import cache_dir
 from mlform.compute import Launch, RemoteHost, said, secret_variables, shell_exports
 from mlform.config.refs import AssetRef
 from mlform.context import Context
-from mlform.errors import ApplyError
+from mlform.errors import ApplyError, why_unreachable
 from mlform.kinds.compute import sshagent
 from mlform.masking import Masker
 from mlform.tracking import protocol
@@ -79,7 +79,10 @@ def connect(host: RemoteHost) -> Connection:
     try:
         sock = _dial(host)
     except OSError as err:
-        raise ApplyError(f"cannot reach {where}: {_unreachable(err)}") from err
+        raise ApplyError(
+            f"cannot reach {where}: {why_unreachable(err)}; check the compute's host and "
+            "ssh_port, and that sshd runs there"
+        ) from err
     conn = Connection(
         host.host,
         user=host.user,
@@ -132,16 +135,6 @@ def _dial(host: RemoteHost) -> _Socket:
     sock.settimeout(_CONNECT_SECONDS)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return sock
-
-
-def _unreachable(err: OSError) -> str:
-    if isinstance(err, socket.gaierror):
-        return "no such host; check the compute's host"
-    if isinstance(err, ConnectionRefusedError):
-        return "connection refused; check the compute's ssh_port and that sshd runs there"
-    if isinstance(err, TimeoutError):
-        return f"no answer in {_CONNECT_SECONDS:.0f} s; check the compute's host and your network"
-    return str(err)
 
 
 def run(conn: Connection, command: str, what: str) -> str:
